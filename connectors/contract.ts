@@ -1,0 +1,167 @@
+// The contract between the engine (channels/) and the connectors: a connector only moves bytes.
+// The engine owns journaling, acknowledgement timing, retry, metrics and shutdown (Benthos' split),
+// so a connector never retries on its own and never decides whether a message is durable.
+/** A JSON Schema (draft 2020-12 subset understood by ajv): drives validation, editor hints and docs. */
+export type JsonSchema = { [keyword: string]: unknown };
+
+export type MetaValue = string | number | boolean | null;
+export type Meta = Record<string, MetaValue>;
+
+/** What a source hands to the engine. */
+export interface Inbound {
+  content: Buffer;
+  /** MIME type as far as the source knows it (`application/hl7-v2`, `application/xml`, …). */
+  contentType?: string;
+  /** Free metadata shown in the message browser (file name, remote address, account, MSH-10 …). */
+  meta?: Meta;
+  /** Who sent it: an account login, a remote address or a mailbox. Scopes de-duplication and access. */
+  sender?: string;
+  /** Establishment or lab FINESS owning the message, used to scope what an account may see. */
+  owner?: string;
+  /** Stable key for duplicate detection (sender + MSH-10 for HL7, content digest for files). */
+  dedupKey?: string;
+  /** Set when the source already knows the input is unusable: journaled as ERROR, never processed. */
+  rejected?: string;
+}
+
+export interface Receipt {
+  messageId: number;
+  /** Present when the same dedupKey was already journaled: the sender's retry, recorded, not filed again. */
+  duplicateOf?: number;
+}
+
+/** Processing outcome of a message, for sources that answer after the transform stage (ACK files). */
+export interface Outcome {
+  messageId: number;
+  status: 'FILTERED' | 'TRANSFORMED' | 'ERROR' | 'DUPLICATE' | 'REJECTED';
+  error?: string;
+  /** Response produced by processing (an HL7 ACK, for instance), if any. */
+  response?: Buffer;
+}
+
+export interface Logger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface Account {
+  login: string;
+  role: 'admin' | 'operator' | 'viewer' | 'establishment' | 'lab';
+  finess: string | null;
+}
+
+/** Authentication provided by the engine from the store; connectors never read the users table. */
+export interface Accounts {
+  verifyPassword(login: string, password: string): Promise<Account | null>;
+  /** `key` is the OpenSSH wire form of the offered public key (algorithm + blob). */
+  verifyPublicKey(login: string, algorithm: string, key: Buffer): Promise<Account | null>;
+  /** Login of the account without checking credentials, for key-based flows that verify a signature later. */
+  find(login: string): Promise<Account | null>;
+}
+
+export interface ConnectorState {
+  connected?: boolean;
+  lastError?: string | null;
+  detail?: string;
+}
+
+/** Everything a connector may use. Nothing else of the engine is visible to it. */
+export interface ConnectorContext {
+  channelId: string;
+  /** Absolute data directory of the appliance; relative paths in options resolve against it. */
+  dataDir: string;
+  log: Logger;
+  accounts: Accounts;
+  /** Report connection state for /api/health and the dashboard. */
+  report(state: ConnectorState): void;
+  /**
+   * One instance per key for the whole engine (the built-in SFTP server, the SMTP server), started
+   * on first use and closed when its last user releases it.
+   */
+  shared<T extends SharedService>(key: string, create: () => T): Promise<SharedHandle<T>>;
+}
+
+export interface SharedService {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface SharedHandle<T> {
+  service: T;
+  release(): Promise<void>;
+}
+
+export interface SourceContext extends ConnectorContext {
+  /**
+   * Journal the message durably. Resolves only after the commit (group commit: other messages may
+   * share the fsync), so the caller may acknowledge to its peer exactly then. Waits while the
+   * channel's queue is above its bound: that wait is the back-pressure a source passes on.
+   */
+  receive(msg: Inbound): Promise<Receipt>;
+  /** Resolves once the message has left the processing stage (filtered, transformed or failed). */
+  outcome(messageId: number): Promise<Outcome>;
+}
+
+export interface Source {
+  start(): Promise<void>;
+  /** Stop taking new input; resolve once every receive() already begun has settled. */
+  stop(): Promise<void>;
+}
+
+/** What the engine hands to a destination for one delivery attempt. */
+export interface Outbound {
+  messageId: number;
+  deliveryId: number;
+  /** Stable across retries and replays: use it as file name, Message-ID or MSH-10 so resends are harmless. */
+  idempotencyKey: string;
+  content: Buffer;
+  contentType: string;
+  meta: Meta;
+  attempt: number;
+}
+
+export interface SendResult {
+  response?: Buffer;
+  responseType?: string;
+  /** Shown in the message browser (remote file name, relay's queue id …). */
+  detail?: string;
+}
+
+export interface Destination {
+  start?(): Promise<void>;
+  send(msg: Outbound): Promise<SendResult>;
+  stop?(): Promise<void>;
+}
+
+/**
+ * A failed send. `retryable: false` means retrying cannot help (the peer refused the content):
+ * the delivery goes straight to ERROR instead of burning its retries.
+ */
+export class SendError extends Error {
+  readonly retryable: boolean;
+  readonly code: string;
+  constructor(code: string, message: string, options: { retryable: boolean; cause?: unknown }) {
+    super(message, { cause: options.cause });
+    this.name = 'SendError';
+    this.code = code;
+    this.retryable = options.retryable;
+  }
+}
+
+export interface SourceSpec<O = Record<string, unknown>> {
+  kind: 'source';
+  type: string;
+  summary: string;
+  schema: JsonSchema;
+  create(options: O, ctx: SourceContext): Source;
+}
+
+export interface DestinationSpec<O = Record<string, unknown>> {
+  kind: 'destination';
+  type: string;
+  summary: string;
+  schema: JsonSchema;
+  create(options: O, ctx: ConnectorContext): Destination;
+}

@@ -1,0 +1,32 @@
+// Lint rules: the type-aware basics plus the layering of DESIGN.md (imports point down).
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+const layer = (from, forbidden) => ({
+  files: [`${from}/**/*.ts`],
+  rules: {
+    'no-restricted-imports': [
+      'error',
+      { patterns: forbidden.map((f) => ({ group: [`**/${f}/*`, `../${f}/*`], message: `${from}/ must not import ${f}/ (DESIGN.md: imports point down)` })) },
+    ],
+  },
+});
+
+export default tseslint.config(
+  { ignores: ['node_modules/**', 'data/**', 'coverage/**', 'test-artifacts/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    languageOptions: { globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setImmediate: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', URL: 'readonly' } },
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/consistent-type-imports': 'error',
+    },
+  },
+  layer('transformers', ['channels', 'connectors', 'store', 'config', 'dashboard', 'bin']),
+  layer('store', ['channels', 'connectors', 'transformers', 'config', 'dashboard', 'bin']),
+  layer('config', ['channels', 'connectors', 'transformers', 'store', 'dashboard', 'bin']),
+  layer('connectors', ['channels', 'config', 'dashboard', 'bin']),
+  layer('channels', ['dashboard', 'bin']),
+  layer('dashboard', ['bin', 'connectors', 'transformers']),
+);

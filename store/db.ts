@@ -1,0 +1,59 @@
+// Opening the SQLite database: one connection per process, the single writer of the appliance.
+import Database from 'better-sqlite3';
+import fs from 'node:fs';
+import path from 'node:path';
+
+export type Db = Database.Database;
+
+export interface Migration {
+  /** Global order. Ranges per module keep them apart: journal 100-199, accounts 200-299, audit 300-399, patients 400-499, documents 500-599, RCP/PPS 600-699. */
+  version: number;
+  name: string;
+  up: string;
+}
+
+export interface OpenOptions {
+  /** `FULL` survives power loss; this better-sqlite3 build defaults WAL to NORMAL, so we set it explicitly. */
+  synchronous?: 'FULL' | 'NORMAL' | 'OFF';
+}
+
+export function openDatabase(file: string, options: OpenOptions = {}): Db {
+  if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
+  const db = new Database(file);
+  // auto_vacuum must be chosen before the first table exists; INCREMENTAL lets pruning give disk back.
+  db.pragma('auto_vacuum = INCREMENTAL');
+  db.pragma('journal_mode = WAL');
+  db.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`);
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+  return db;
+}
+
+/** Applies the migrations not yet applied, in version order, each in its own transaction. */
+export function migrate(db: Db, migrations: readonly Migration[]): number[] {
+  db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`);
+  const done = new Set(
+    db
+      .prepare('SELECT version FROM schema_migrations')
+      .pluck()
+      .all()
+      .map((v) => Number(v)),
+  );
+  const seen = new Set<number>();
+  for (const m of migrations) {
+    if (seen.has(m.version)) throw new Error(`two migrations share version ${m.version} (${m.name})`);
+    seen.add(m.version);
+  }
+  const applied: number[] = [];
+  const record = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
+  for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
+    if (done.has(m.version)) continue;
+    db.transaction(() => {
+      db.exec(m.up);
+      record.run(m.version, m.name, new Date().toISOString());
+    })();
+    applied.push(m.version);
+  }
+  return applied;
+}
