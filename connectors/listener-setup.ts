@@ -1,0 +1,79 @@
+// What every socket connector does before its first byte: read TLS material and bind a port,
+// failing with an error that names the file or the port and what to change.
+import fs from 'node:fs';
+import type { Server } from 'node:net';
+import path from 'node:path';
+
+export class ConnectorSetupError extends Error {
+  readonly code: string;
+  readonly hint: string;
+  constructor(code: string, message: string, hint: string, cause?: unknown) {
+    super(message, { cause });
+    this.name = 'ConnectorSetupError';
+    this.code = code;
+    this.hint = hint;
+  }
+}
+
+/** PEM file paths as written in the channel configuration; relative ones resolve against the data directory. */
+export interface TlsFiles {
+  cert?: string;
+  key?: string;
+  ca?: string;
+}
+
+export interface TlsMaterial {
+  cert?: Buffer;
+  key?: Buffer;
+  ca?: Buffer;
+}
+
+export function readTlsFiles(dataDir: string, files: TlsFiles): TlsMaterial {
+  const material: TlsMaterial = {};
+  for (const name of ['cert', 'key', 'ca'] as const) {
+    const file = files[name];
+    if (file === undefined) continue;
+    const full = path.resolve(dataDir, file);
+    try {
+      material[name] = fs.readFileSync(full);
+    } catch (cause) {
+      throw new ConnectorSetupError(
+        'TLS_FILE_UNREADABLE',
+        `cannot read TLS ${name} file ${full}`,
+        `check option tls.${name}: a PEM file path, relative paths resolve against ${dataDir}`,
+        cause,
+      );
+    }
+  }
+  return material;
+}
+
+/** The bind address of listeners: option, else ONCO_BIND, else loopback only. */
+export function defaultBind(): string {
+  return process.env['ONCO_BIND'] ?? '127.0.0.1';
+}
+
+/** Binds and resolves with the port actually used (the option may be 0 for tests). */
+export function listen(server: Server, port: number, bind: string, what: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (cause: NodeJS.ErrnoException): void => {
+      const inUse = cause.code === 'EADDRINUSE';
+      reject(
+        new ConnectorSetupError(
+          inUse ? 'PORT_IN_USE' : 'LISTEN_FAILED',
+          `${what} cannot listen on ${bind}:${port}: ${cause.code ?? cause.message}`,
+          inUse
+            ? 'another process or channel holds this port: choose another port in the channel options'
+            : 'check the bind address (option bind or ONCO_BIND) and the port',
+          cause,
+        ),
+      );
+    };
+    server.once('error', onError);
+    server.listen(port, bind, () => {
+      server.off('error', onError);
+      const address = server.address();
+      resolve(typeof address === 'object' && address !== null ? address.port : port);
+    });
+  });
+}

@@ -1,0 +1,236 @@
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Account, Inbound, Outbound, Receipt, SourceContext } from '../../connectors/contract.ts';
+import { SendError } from '../../connectors/contract.ts';
+import { createHttpListener, createHttpSender, type HttpListener } from '../../connectors/http.ts';
+
+/** Journal stand-in: numbers messages, recognises a repeated dedupKey, can be made to fail. */
+function fakeContext(): SourceContext & { received: Inbound[]; failing: boolean } {
+  const byKey = new Map<string, number>();
+  const ctx = {
+    channelId: 'test',
+    dataDir: '/tmp',
+    received: [] as Inbound[],
+    failing: false,
+    log: { debug() {}, info() {}, warn() {}, error() {} },
+    accounts: {
+      async verifyPassword(login: string, password: string): Promise<Account | null> {
+        return login === 'lab1' && password === 's3cret' ? { login, role: 'lab', finess: '330000001' } : null;
+      },
+      async verifyPublicKey() {
+        return null;
+      },
+      async find() {
+        return null;
+      },
+    },
+    report() {},
+    async shared(): Promise<never> {
+      throw new Error('not in this test');
+    },
+    async receive(msg: Inbound): Promise<Receipt> {
+      if (ctx.failing) throw new Error('disk full');
+      ctx.received.push(msg);
+      const messageId = ctx.received.length;
+      const first = msg.dedupKey === undefined ? undefined : byKey.get(msg.dedupKey);
+      if (msg.dedupKey !== undefined && first === undefined) byKey.set(msg.dedupKey, messageId);
+      return first === undefined ? { messageId } : { messageId, duplicateOf: first };
+    },
+    async outcome(): Promise<never> {
+      throw new Error('not in this test');
+    },
+  };
+  return ctx;
+}
+
+function outbound(content: string, idempotencyKey = 'key-1'): Outbound {
+  return {
+    messageId: 1,
+    deliveryId: 1,
+    idempotencyKey,
+    content: Buffer.from(content),
+    contentType: 'text/plain',
+    meta: {},
+    attempt: 1,
+  };
+}
+
+describe('HTTP listener', () => {
+  let ctx: ReturnType<typeof fakeContext>;
+  let listener: HttpListener;
+  let base: string;
+
+  async function start(options: Partial<Parameters<typeof createHttpListener>[0]> = {}): Promise<void> {
+    ctx = fakeContext();
+    listener = createHttpListener({ port: 0, bind: '127.0.0.1', path: '/in', ...options }, ctx);
+    await listener.start();
+    base = `http://127.0.0.1:${listener.port}`;
+  }
+  afterEach(() => listener.stop());
+
+  it('journals a POST body and answers 200 with the message id after the commit', async () => {
+    await start();
+    const res = await fetch(`${base}/in`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/xml' },
+      body: '<doc>é</doc>',
+    });
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { messageId: 1, duplicateOf: null });
+    assert.equal(ctx.received[0]!.content.toString('utf8'), '<doc>é</doc>');
+    assert.equal(ctx.received[0]!.contentType, 'application/xml');
+  });
+
+  it("answers a retry carrying the same Idempotency-Key with the first message's id", async () => {
+    await start();
+    const post = () =>
+      fetch(`${base}/in`, { method: 'POST', headers: { 'idempotency-key': 'abc' }, body: 'x' });
+    await (await post()).json();
+    assert.deepEqual(await (await post()).json(), { messageId: 2, duplicateOf: 1 });
+  });
+
+  it('refuses an oversized body with 413 without journaling it', async () => {
+    await start({ maxBodyBytes: 10 });
+    const res = await fetch(`${base}/in`, { method: 'POST', body: 'x'.repeat(11) });
+    assert.equal(res.status, 413);
+    assert.equal(((await res.json()) as { error: string }).error, 'BODY_TOO_LARGE');
+    assert.equal(ctx.received.length, 0);
+  });
+
+  it('asks for credentials (401) when basic auth is on, and files the message under the account', async () => {
+    await start({ auth: 'basic' });
+    const anonymous = await fetch(`${base}/in`, { method: 'POST', body: 'x' });
+    assert.equal(anonymous.status, 401);
+    assert.match(anonymous.headers.get('www-authenticate') ?? '', /^Basic/);
+    const wrong = await fetch(`${base}/in`, {
+      method: 'POST',
+      body: 'x',
+      headers: { authorization: `Basic ${Buffer.from('lab1:nope').toString('base64')}` },
+    });
+    assert.equal(wrong.status, 401);
+    const good = await fetch(`${base}/in`, {
+      method: 'POST',
+      body: 'x',
+      headers: { authorization: `Basic ${Buffer.from('lab1:s3cret').toString('base64')}` },
+    });
+    assert.equal(good.status, 200);
+    assert.equal(ctx.received.length, 1);
+    assert.equal(ctx.received[0]!.sender, 'lab1');
+    assert.equal(ctx.received[0]!.owner, '330000001');
+  });
+
+  it('answers 503 when the message cannot be journaled, so that the client resends', async () => {
+    await start();
+    ctx.failing = true;
+    const res = await fetch(`${base}/in`, { method: 'POST', body: 'x' });
+    assert.equal(res.status, 503);
+    assert.equal(res.headers.get('retry-after'), '5');
+  });
+
+  it('answers 404 on another path and 405 on another method', async () => {
+    await start();
+    assert.equal((await fetch(`${base}/other`, { method: 'POST', body: 'x' })).status, 404);
+    assert.equal((await fetch(`${base}/in`)).status, 405);
+    assert.equal(ctx.received.length, 0);
+  });
+});
+
+describe('HTTP sender', () => {
+  let server: http.Server;
+  let url: string;
+  let seen: { headers: http.IncomingHttpHeaders; body: string }[];
+  let answer: (res: http.ServerResponse) => void;
+
+  beforeEach(async () => {
+    seen = [];
+    server = http.createServer((req, res) => {
+      const parts: Buffer[] = [];
+      req.on('data', (c: Buffer) => parts.push(c));
+      req.on('end', () => {
+        seen.push({ headers: req.headers, body: Buffer.concat(parts).toString() });
+        answer(res);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/receive`;
+  });
+  afterEach(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  async function sendOnce(content: string, timeoutMs = 5000) {
+    const sender = createHttpSender({ url, timeoutMs, headers: { 'x-tenant': 'dcc' } }, fakeContext());
+    try {
+      return await sender.send(outbound(content));
+    } finally {
+      await sender.stop?.();
+    }
+  }
+
+  async function sendError(content: string, timeoutMs?: number): Promise<SendError> {
+    const err = await sendOnce(content, timeoutMs).then(
+      () => assert.fail('the send should fail'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof SendError);
+    return err;
+  }
+
+  it('sends the content with its Idempotency-Key and returns the 2xx body as the response', async () => {
+    answer = (res) => res.writeHead(201, { 'content-type': 'application/json' }).end('{"id":7}');
+    const result = await sendOnce('hello');
+    assert.equal(result.response?.toString(), '{"id":7}');
+    assert.equal(result.responseType, 'application/json');
+    assert.equal(seen[0]!.body, 'hello');
+    assert.equal(seen[0]!.headers['idempotency-key'], 'key-1');
+    assert.equal(seen[0]!.headers['x-tenant'], 'dcc');
+    assert.equal(seen[0]!.headers['content-type'], 'text/plain');
+  });
+
+  it('fails retryably on a 5xx', async () => {
+    answer = (res) => res.writeHead(503).end();
+    const err = await sendError('x');
+    assert.equal(err.retryable, true);
+    assert.match(err.message, /503/);
+  });
+
+  it("fails for good on a 4xx, quoting the peer's explanation", async () => {
+    answer = (res) => res.writeHead(422, { 'content-type': 'text/plain' }).end('missing INS');
+    const err = await sendError('x');
+    assert.equal(err.retryable, false);
+    assert.match(err.message, /422.*missing INS/);
+  });
+
+  it('fails retryably when the peer does not answer in time', async () => {
+    answer = () => {};
+    const err = await sendError('x', 200);
+    assert.equal(err.code, 'HTTP_TIMEOUT');
+    assert.equal(err.retryable, true);
+  });
+
+  it('fails retryably when nobody listens', async () => {
+    await new Promise((resolve) => server.close(resolve));
+    const err = await sendError('x');
+    assert.equal(err.code, 'HTTP_CONNECTION_FAILED');
+    assert.equal(err.retryable, true);
+    server = http.createServer();
+  });
+
+  it('delivers to our own listener exactly once across a resend', async () => {
+    const ctx = fakeContext();
+    const listener = createHttpListener({ port: 0, bind: '127.0.0.1' }, ctx);
+    await listener.start();
+    const sender = createHttpSender({ url: `http://127.0.0.1:${listener.port}/` }, fakeContext());
+    try {
+      const first = await sender.send(outbound('doc', 'delivery-42'));
+      const again = await sender.send(outbound('doc', 'delivery-42'));
+      assert.deepEqual(JSON.parse(first.response!.toString()), { messageId: 1, duplicateOf: null });
+      assert.deepEqual(JSON.parse(again.response!.toString()), { messageId: 2, duplicateOf: 1 });
+    } finally {
+      await sender.stop?.();
+      await listener.stop();
+    }
+  });
+});
