@@ -210,7 +210,12 @@ interface HttpResponse {
   truncated: boolean;
 }
 
-export function createHttpSender(options: HttpSenderOptions, ctx: ConnectorContext): Destination {
+export interface HttpSender extends Destination {
+  send(msg: Outbound): Promise<SendResult>;
+  stop(): Promise<void>;
+}
+
+export function createHttpSender(options: HttpSenderOptions, ctx: ConnectorContext): HttpSender {
   const url = new URL(options.url);
   const secure = url.protocol === 'https:';
   // Never show credentials embedded in the URL.

@@ -165,7 +165,7 @@ describe('HTTP sender', () => {
     try {
       return await sender.send(outbound(content));
     } finally {
-      await sender.stop?.();
+      await sender.stop();
     }
   }
 
@@ -229,7 +229,7 @@ describe('HTTP sender', () => {
       assert.deepEqual(JSON.parse(first.response!.toString()), { messageId: 1, duplicateOf: null });
       assert.deepEqual(JSON.parse(again.response!.toString()), { messageId: 2, duplicateOf: 1 });
     } finally {
-      await sender.stop?.();
+      await sender.stop();
       await listener.stop();
     }
   });
