@@ -131,8 +131,19 @@ export interface SendResult {
 
 export interface Destination {
   start?(): Promise<void>;
-  send(msg: Outbound): Promise<SendResult>;
+  /** Sends outside the appliance: at-least-once, made harmless by `idempotencyKey`. */
+  send?(msg: Outbound): Promise<SendResult>;
+  /**
+   * Files into the core store instead of sending: runs synchronously inside the very transaction that
+   * marks the delivery SENT, which is what makes store filing exactly-once (DESIGN.md, rule 4).
+   */
+  apply?(msg: Outbound): SendResult;
   stop?(): Promise<void>;
+}
+
+export interface DestinationContext extends ConnectorContext {
+  /** Hands a message to another deployed channel, as its source would (the channel writer). */
+  dispatch(channelId: string, msg: Inbound): Promise<Receipt>;
 }
 
 /**
@@ -163,5 +174,5 @@ export interface DestinationSpec<O = Record<string, unknown>> {
   type: string;
   summary: string;
   schema: JsonSchema;
-  create(options: O, ctx: ConnectorContext): Destination;
+  create(options: O, ctx: DestinationContext): Destination;
 }

@@ -1,0 +1,244 @@
+// `onco-relay`: start, validate, user add, status, docs, schema. Each command returns an exit code.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import pino from 'pino';
+import { loadConfig, type LoadedConfig } from '../config/config.ts';
+import { formatProblem } from '../config/loader.ts';
+import { builtinRegistry } from '../channels/builtins.ts';
+import { validateConfig } from '../channels/validate.ts';
+import { Engine } from '../channels/engine.ts';
+import { Store } from '../store/store.ts';
+import { AccountError, roles, type Role } from '../store/accounts.ts';
+import { buildServer } from '../dashboard/server.ts';
+
+const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+const usage = `Usage: onco-relay <command> [options]
+
+  start      [--config DIR] [--data DIR]     run the appliance (SIGTERM stops it cleanly)
+  validate   [--config DIR]                  check a configuration without starting
+  user add LOGIN --role ROLE [--finess FINESS] [--ssh-key FILE] --password-stdin [--data DIR]
+             roles: ${roles.join(', ')}
+  status     [--url URL]                     channel states of the running appliance
+  docs                                       print the component reference (Markdown)
+  schema                                     print the JSON Schema of a channel file (for editors)
+
+Environment: ONCO_DATA_DIR, ONCO_BIND, ONCO_HTTP_PORT, ONCO_SFTP_PORT, ONCO_SMTP_PORT, ONCO_MLLP_PORT, ONCO_LOG_LEVEL.`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'start':
+        return await start(rest);
+      case 'validate':
+        return validate(rest);
+      case 'user':
+        return await user(rest);
+      case 'status':
+        return await status(rest);
+      case 'docs':
+        process.stdout.write(`${builtinRegistry().docs()}\n`);
+        return 0;
+      case 'schema':
+        process.stdout.write(`${JSON.stringify(builtinRegistry().channelJsonSchema(), null, 2)}\n`);
+        return 0;
+      case undefined:
+      case 'help':
+      case '--help':
+        process.stdout.write(`${usage}\n`);
+        return command ? 0 : 2;
+      default:
+        process.stderr.write(`unknown command "${command}"\n\n${usage}\n`);
+        return 2;
+    }
+  } catch (error) {
+    process.stderr.write(`onco-relay ${command}: ${(error as Error).message}\n`);
+    return 1;
+  }
+}
+
+function dirs(values: { config?: string; data?: string }): { configDir: string; dataDir: string } {
+  const dataDir = path.resolve(values.data ?? process.env.ONCO_DATA_DIR ?? 'data');
+  // Config files refer to the data directory as ${ONCO_DATA_DIR}: make it the one actually used.
+  process.env.ONCO_DATA_DIR = dataDir;
+  return { configDir: path.resolve(values.config ?? path.join(packageRoot, 'config')), dataDir };
+}
+
+function loadValid(configDir: string): { config: LoadedConfig; problems: string[] } {
+  const config = loadConfig(configDir);
+  const problems = validateConfig(config, builtinRegistry()).map(formatProblem);
+  return { config, problems };
+}
+
+function validate(args: string[]): number {
+  const { values } = parseArgs({ args, options: { config: { type: 'string' }, data: { type: 'string' } } });
+  const { configDir } = dirs(values);
+  const { config, problems } = loadValid(configDir);
+  if (problems.length) {
+    process.stderr.write(`${problems.join('\n')}\n${problems.length} problem(s) in ${configDir}\n`);
+    return 1;
+  }
+  process.stdout.write(`${configDir}: valid (${config.channels.length} channels)\n`);
+  return 0;
+}
+
+async function start(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string' }, data: { type: 'string' } } });
+  const { configDir, dataDir } = dirs(values);
+  const { config, problems } = loadValid(configDir);
+  if (problems.length) {
+    process.stderr.write(
+      `${problems.join('\n')}\nnot started: fix the configuration (onco-relay validate)\n`,
+    );
+    return 1;
+  }
+  fs.mkdirSync(dataDir, { recursive: true, mode: 0o750 });
+  const log = pino({ level: process.env.ONCO_LOG_LEVEL ?? 'info', base: { app: 'onco-relay' } });
+  const engine = new Engine({ config, dataDir, registry: builtinRegistry(), log });
+  firstAdmin(engine.store);
+  await engine.start();
+  const http = buildServer(engine, config.engine.http);
+  await http.listen({ host: config.engine.http.bind, port: config.engine.http.port });
+  const address = http.server.address();
+  log.info({ dataDir, configDir, http: address }, 'onco-relay started');
+
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string): void => {
+      log.info({ signal }, 'stopping: sources first, then processing, destinations, store');
+      resolve();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  await http.close();
+  await engine.stop();
+  log.info('onco-relay stopped');
+  return 0;
+}
+
+/** On a store with no admin, creates `admin` with a random password and prints it once. */
+function firstAdmin(store: Store): void {
+  if (store.accounts.adminCount() > 0) return;
+  const password = crypto.randomBytes(12).toString('base64url');
+  store.accounts.add({ login: 'admin', role: 'admin', password });
+  process.stdout.write(
+    `\n  First start: created the account "admin" with the one-time password\n\n      ${password}\n\n` +
+      `  It is shown only this once. Log in and change it, or create your own admin with\n` +
+      `  onco-relay user add LOGIN --role admin --password-stdin\n\n`,
+  );
+}
+
+async function user(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      role: { type: 'string' },
+      finess: { type: 'string' },
+      'ssh-key': { type: 'string' },
+      'password-stdin': { type: 'boolean' },
+      data: { type: 'string' },
+      config: { type: 'string' },
+    },
+  });
+  const [sub, login] = positionals;
+  if (sub !== 'add' || !login) {
+    process.stderr.write(`${usage}\n`);
+    return 2;
+  }
+  if (!values.role || !(roles as readonly string[]).includes(values.role)) {
+    process.stderr.write(`--role must be one of ${roles.join(', ')}\n`);
+    return 2;
+  }
+  const password = values['password-stdin'] ? (await readStdin()).replace(/\r?\n$/, '') : null;
+  if (values['password-stdin'] && !password) {
+    process.stderr.write('--password-stdin: no password on standard input\n');
+    return 2;
+  }
+  const publicKeys = values['ssh-key']
+    ? [parseOpenSshPublicKey(fs.readFileSync(values['ssh-key'], 'utf8'))]
+    : [];
+  const { dataDir } = dirs(values);
+  const store = new Store({ dataDir });
+  try {
+    const a = store.accounts.add({
+      login,
+      role: values.role as Role,
+      finess: values.finess ?? null,
+      password,
+      publicKeys,
+    });
+    process.stdout.write(
+      `account "${a.login}" created (role ${a.role}${a.finess ? `, FINESS ${a.finess}` : ''})\n`,
+    );
+    return 0;
+  } catch (error) {
+    if (error instanceof AccountError) {
+      process.stderr.write(`${error.message}\n`);
+      return 1;
+    }
+    throw error;
+  } finally {
+    store.close();
+  }
+}
+
+/** `ssh-ed25519 AAAA… comment` → the algorithm and the wire-format key blob that SSH clients offer. */
+export function parseOpenSshPublicKey(text: string): { algorithm: string; key: Buffer; comment?: string } {
+  const [algorithm, b64, ...comment] = text.trim().split(/\s+/);
+  const key = Buffer.from(b64 ?? '', 'base64');
+  if (
+    !algorithm ||
+    key.length < 16 ||
+    key.readUInt32BE(0) !== algorithm.length ||
+    key.subarray(4, 4 + algorithm.length).toString() !== algorithm
+  ) {
+    throw new Error(
+      '--ssh-key: not an OpenSSH public key file (expected "ssh-ed25519 AAAA… comment", as in id_ed25519.pub)',
+    );
+  }
+  return { algorithm, key, comment: comment.join(' ') || undefined };
+}
+
+async function status(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { url: { type: 'string' } } });
+  const base =
+    values.url ?? `http://${process.env.ONCO_BIND ?? '127.0.0.1'}:${process.env.ONCO_HTTP_PORT ?? '8080'}`;
+  let res: Response;
+  try {
+    res = await fetch(`${base}/api/health`);
+  } catch (error) {
+    process.stderr.write(`no appliance answers at ${base} (${(error as Error).message}); is it started?\n`);
+    return 1;
+  }
+  const health = (await res.json()) as {
+    status: string;
+    channels: Array<{
+      id: string;
+      state: string;
+      backlog: number;
+      queued: Record<string, number>;
+      lastError: string | null;
+    }>;
+  };
+  process.stdout.write(`${health.status}\n`);
+  for (const c of health.channels) {
+    const queued = Object.entries(c.queued)
+      .map(([d, n]) => `${d}=${n}`)
+      .join(' ');
+    process.stdout.write(
+      `${c.id.padEnd(24)} ${c.state.padEnd(10)} backlog=${c.backlog} ${queued}${c.lastError ? `  last error: ${c.lastError}` : ''}\n`,
+    );
+  }
+  return health.status === 'ok' ? 0 : 1;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}

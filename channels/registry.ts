@@ -1,0 +1,170 @@
+// The registry maps a config `type` to the spec of a source, destination or step. One spec per
+// component drives option validation, the editor JSON Schema and the generated docs (Benthos' way).
+// A registry is a value built by the caller, never a module singleton: tests build their own.
+import type { DestinationSpec, JsonSchema, SourceSpec } from '../connectors/contract.ts';
+import type { StepSpec } from '../transformers/contract.ts';
+import { ajv, checkAgainst, type ConfigFile, type ConfigProblem } from '../config/loader.ts';
+import { channelSchema, destinationFrameKeys, engineSchema, directorySchema } from '../config/schema.ts';
+import type { ValidateFunction } from 'ajv';
+
+// The specs' option types differ per component; the registry only sees their common face.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnySpec = SourceSpec<any> | DestinationSpec<any> | StepSpec<any>;
+type Kind = AnySpec['kind'];
+
+export class Registry {
+  private readonly specs = new Map<string, AnySpec>();
+  private readonly validators = new Map<string, ValidateFunction>();
+
+  register(...specs: AnySpec[]): this {
+    for (const spec of specs) {
+      const key = `${spec.kind}:${spec.type}`;
+      if (this.specs.has(key)) throw new Error(`${spec.kind} type "${spec.type}" is registered twice`);
+      this.specs.set(key, spec);
+    }
+    return this;
+  }
+
+  source(type: string): SourceSpec<Record<string, unknown>> {
+    return this.get('source', type) as SourceSpec<Record<string, unknown>>;
+  }
+
+  destination(type: string): DestinationSpec<Record<string, unknown>> {
+    return this.get('destination', type) as DestinationSpec<Record<string, unknown>>;
+  }
+
+  step(type: string): StepSpec<Record<string, unknown>> {
+    return this.get('step', type) as StepSpec<Record<string, unknown>>;
+  }
+
+  types(kind: Kind): string[] {
+    return [...this.specs.values()]
+      .filter((s) => s.kind === kind)
+      .map((s) => s.type)
+      .sort();
+  }
+
+  private get(kind: Kind, type: string): AnySpec {
+    const spec = this.specs.get(`${kind}:${type}`);
+    if (!spec) throw new Error(`unknown ${kind} type "${type}"; known: ${this.types(kind).join(', ')}`);
+    return spec;
+  }
+
+  /**
+   * Validates one component's options (filling defaults in place). `frameKeys` are the engine's own
+   * keys in the same YAML object, which the component's schema does not know.
+   */
+  validate(
+    kind: Kind,
+    options: Record<string, unknown>,
+    file: ConfigFile,
+    pointer: string,
+    problems: ConfigProblem[],
+    frameKeys: readonly string[] = ['type'],
+  ): boolean {
+    const type = String(options.type);
+    const spec = this.specs.get(`${kind}:${type}`);
+    if (!spec) {
+      problems.push({
+        file: file.file,
+        line: file.lineOf(`${pointer}/type`),
+        path: `${pointer}/type`,
+        message: `unknown ${kind} type "${type}"`,
+        hint: `use one of ${this.types(kind).join(', ')}`,
+      });
+      return false;
+    }
+    const own = Object.fromEntries(Object.entries(options).filter(([k]) => !frameKeys.includes(k)));
+    const ok = checkAgainst(this.validator(spec), own, file, pointer, problems);
+    Object.assign(options, own);
+    return ok;
+  }
+
+  private validator(spec: AnySpec): ValidateFunction {
+    const key = `${spec.kind}:${spec.type}`;
+    let v = this.validators.get(key);
+    if (!v) {
+      v = ajv.compile({ type: 'object', additionalProperties: false, ...spec.schema });
+      this.validators.set(key, v);
+    }
+    return v;
+  }
+
+  /** A JSON Schema of a channel file with every registered component, for editors (YAML language server). */
+  channelJsonSchema(): JsonSchema {
+    const variants = (kind: Kind, extra: Record<string, unknown> = {}): JsonSchema[] =>
+      [...this.specs.values()]
+        .filter((s) => s.kind === kind)
+        .map((s) => {
+          const schema = s.schema as { properties?: Record<string, unknown>; required?: string[] };
+          return {
+            type: 'object',
+            description: s.summary,
+            required: ['type', ...(schema.required ?? [])],
+            properties: { type: { const: s.type }, ...extra, ...(schema.properties ?? {}) },
+            additionalProperties: false,
+          };
+        });
+    const frame = channelSchema.properties.destinations.items.properties;
+    const destinationExtra = Object.fromEntries(
+      destinationFrameKeys.filter((k) => k !== 'type').map((k) => [k, frame[k]]),
+    );
+    return {
+      $schema: 'https://json-schema.org/draft/2020-12/schema',
+      ...channelSchema,
+      $id: undefined,
+      properties: {
+        ...channelSchema.properties,
+        source: { oneOf: variants('source') },
+        steps: { type: 'array', items: { oneOf: variants('step') } },
+        destinations: {
+          type: 'array',
+          minItems: 1,
+          items: { oneOf: variants('destination', destinationExtra) },
+        },
+      },
+      $defs: { engine: engineSchema, directory: directorySchema },
+    };
+  }
+
+  /** Markdown reference of every component, generated from the specs so that docs never drift. */
+  docs(): string {
+    const out: string[] = [
+      '# Onco-Relay components',
+      '',
+      'Generated by `onco-relay docs` from the component specs.',
+      '',
+    ];
+    for (const kind of ['source', 'step', 'destination'] as const) {
+      out.push(
+        `## ${kind === 'step' ? 'Steps (filters and transformers)' : `${kind[0]!.toUpperCase()}${kind.slice(1)}s`}`,
+        '',
+      );
+      for (const s of [...this.specs.values()]
+        .filter((x) => x.kind === kind)
+        .sort((a, b) => a.type.localeCompare(b.type))) {
+        out.push(`### \`${s.type}\``, '', s.summary, '');
+        const schema = s.schema as {
+          properties?: Record<
+            string,
+            { description?: string; default?: unknown; type?: string; enum?: unknown[] }
+          >;
+          required?: string[];
+        };
+        const props = Object.entries(schema.properties ?? {});
+        if (props.length) {
+          out.push('| option | type | default | meaning |', '|---|---|---|---|');
+          for (const [name, p] of props) {
+            const type = p.enum ? p.enum.map((v) => JSON.stringify(v)).join(' \\| ') : (p.type ?? '');
+            const req = schema.required?.includes(name) ? ' (required)' : '';
+            out.push(
+              `| \`${name}\`${req} | ${type} | ${p.default === undefined ? '' : `\`${JSON.stringify(p.default)}\``} | ${p.description ?? ''} |`,
+            );
+          }
+          out.push('');
+        }
+      }
+    }
+    return out.join('\n');
+  }
+}

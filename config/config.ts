@@ -1,0 +1,135 @@
+// The appliance configuration directory: engine.yaml, directory.yaml and channels/*.yaml.
+import fs from 'node:fs';
+import path from 'node:path';
+import { ajv, checkAgainst, readConfigFile, type ConfigFile, type ConfigProblem } from './loader.ts';
+import { channelSchema, directorySchema, engineSchema } from './schema.ts';
+
+export interface RetryPolicy {
+  maxAttempts: number;
+  initialDelayMs: number;
+  maxDelayMs: number;
+  multiplier: number;
+  jitter: number;
+}
+
+export interface EngineConfig {
+  http: { bind: string; port: number; tls?: { cert: string; key: string } };
+  store: { synchronous: 'FULL' | 'NORMAL'; pruneAfterDays: number; pruneEveryMinutes: number };
+  defaults: { retry: RetryPolicy; queueLimit: number };
+  identity: Record<string, unknown>;
+}
+
+export interface Establishment {
+  finess: string;
+  name: string;
+  kind: 'hospital' | 'pathology-lab' | 'molecular-lab' | 'other';
+  [setting: string]: unknown;
+}
+
+export interface DirectoryConfig {
+  establishments: Establishment[];
+  professionals: Array<{ rpps: string; family: string; given: string; mssante?: string; finess?: string }>;
+}
+
+export interface ComponentConfig {
+  type: string;
+  [option: string]: unknown;
+}
+
+export interface DestinationConfig extends ComponentConfig {
+  name: string;
+  queue: 'ordered' | 'parallel';
+  concurrency: number;
+  retry?: Partial<RetryPolicy>;
+  steps: ComponentConfig[];
+}
+
+export interface ChannelConfig {
+  id: string;
+  name?: string;
+  description?: string;
+  enabled: boolean;
+  storage: 'all' | 'production' | 'metadata';
+  queueLimit?: number;
+  dedup: boolean;
+  source: ComponentConfig;
+  steps: ComponentConfig[];
+  destinations: DestinationConfig[];
+}
+
+export interface ChannelFile {
+  config: ChannelConfig;
+  file: ConfigFile;
+  /** The YAML text as written (before interpolation), for the dashboard's read-only view. */
+  text: string;
+}
+
+export interface LoadedConfig {
+  dir: string;
+  engine: EngineConfig;
+  directory: DirectoryConfig;
+  channels: ChannelFile[];
+  problems: ConfigProblem[];
+}
+
+const validateEngine = ajv.compile(engineSchema);
+const validateDirectory = ajv.compile(directorySchema);
+const validateChannel = ajv.compile(channelSchema);
+
+/** Loads everything it can and collects every problem rather than stopping at the first. */
+export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+  const problems: ConfigProblem[] = [];
+  const optional = (name: string, validate: typeof validateEngine): unknown => {
+    const file = path.join(dir, name);
+    if (!fs.existsSync(file)) {
+      const empty = {};
+      validate(empty);
+      return empty;
+    }
+    const f = readConfigFile(file, env, problems);
+    const data = f.data ?? {};
+    checkAgainst(validate, data, f, '', problems);
+    return data;
+  };
+  if (!fs.existsSync(dir)) {
+    problems.push({
+      file: dir,
+      path: '',
+      message: 'configuration directory does not exist',
+      hint: 'pass --config DIR',
+    });
+  }
+  const engine = optional('engine.yaml', validateEngine) as EngineConfig;
+  const directory = optional('directory.yaml', validateDirectory) as DirectoryConfig;
+
+  const channels: ChannelFile[] = [];
+  const channelDir = path.join(dir, 'channels');
+  const names = fs.existsSync(channelDir)
+    ? fs
+        .readdirSync(channelDir)
+        .filter((n) => n.endsWith('.yaml') || n.endsWith('.yml'))
+        .sort()
+    : [];
+  const seen = new Map<string, string>();
+  for (const name of names) {
+    const full = path.join(channelDir, name);
+    const file = readConfigFile(full, env, problems);
+    if (file.data === undefined) continue;
+    if (!checkAgainst(validateChannel, file.data, file, '', problems)) continue;
+    const config = file.data as ChannelConfig;
+    const previous = seen.get(config.id);
+    if (previous) {
+      problems.push({
+        file: file.file,
+        line: file.lineOf('/id'),
+        path: '/id',
+        message: `channel id "${config.id}" is already used by ${previous}`,
+        hint: 'give each channel its own id',
+      });
+      continue;
+    }
+    seen.set(config.id, file.file);
+    channels.push({ config, file, text: fs.readFileSync(full, 'utf8') });
+  }
+  return { dir, engine, directory, channels, problems };
+}

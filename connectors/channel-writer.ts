@@ -1,0 +1,41 @@
+// Channel writer destination: hands the message to another channel, which journals it as its own
+// input. The target's receipt is the response, so the journal links the two messages.
+import type { Destination, DestinationContext, DestinationSpec, Outbound, SendResult } from './contract.ts';
+
+export interface ChannelWriterOptions {
+  channel: string;
+}
+
+export class ChannelWriter implements Destination {
+  constructor(
+    private readonly o: ChannelWriterOptions,
+    private readonly ctx: DestinationContext,
+  ) {}
+
+  async send(msg: Outbound): Promise<SendResult> {
+    // The idempotency key doubles as the target's dedup key: a retry after a crash is recorded as a duplicate there.
+    const receipt = await this.ctx.dispatch(this.o.channel, {
+      content: msg.content,
+      contentType: msg.contentType,
+      meta: { ...msg.meta, fromChannel: this.ctx.channelId, fromMessage: msg.messageId },
+      sender: `channel:${this.ctx.channelId}`,
+      dedupKey: msg.idempotencyKey,
+    });
+    return {
+      response: Buffer.from(JSON.stringify(receipt)),
+      responseType: 'application/json',
+      detail: `${this.o.channel} message ${receipt.messageId}`,
+    };
+  }
+}
+
+export const channelWriterSpec: DestinationSpec<ChannelWriterOptions> = {
+  kind: 'destination',
+  type: 'channel-writer',
+  summary: 'Hands each message to another channel of this engine, as if its source had received it.',
+  schema: {
+    required: ['channel'],
+    properties: { channel: { type: 'string', description: 'Id of the target channel.' } },
+  },
+  create: (o, ctx) => new ChannelWriter(o, ctx),
+};

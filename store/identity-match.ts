@@ -1,0 +1,256 @@
+// Near-match scoring of two identities: pure functions, no database. It lives under store/
+// because it decides on stored data and store/ may import only store/.
+//
+// Two ideas keep it explainable: every difference found is a named reason (shown in the review
+// queue), and the score is a weighted sum of per-trait similarities so that a reviewer can see
+// why a pair was flagged. Weights favour the traits that a typo rarely changes by chance.
+
+export type Sex = 'M' | 'F' | 'U';
+
+/** The strict traits compared; names as received, birth date normalised (see `normaliseBirthDate`). */
+export interface MatchTraits {
+  birthName: string;
+  /** All birth given names, space-separated as the INS referential writes them. */
+  givenNames: string;
+  firstGivenName: string;
+  birthDate: string;
+  sex: Sex;
+  birthPlace: string | null;
+}
+
+export type MatchKind = 'exact' | 'near' | 'different';
+
+export interface MatchResult {
+  kind: MatchKind;
+  /** 0..1, the weighted similarity of the traits. */
+  score: number;
+  /** Stable codes naming each difference found, e.g. `birth-name-typo`, `given-names-swapped`. */
+  reasons: string[];
+}
+
+const WEIGHTS = { birthName: 0.3, firstGivenName: 0.25, birthDate: 0.3, sex: 0.1, birthPlace: 0.05 };
+
+/** Case and surrounding/double spaces are presentation only: the "exact" comparison ignores them, nothing else. */
+export function canonicalName(s: string): string {
+  return s.trim().replace(/\s+/g, ' ').toLocaleUpperCase('fr-FR');
+}
+
+/** Folds what keyboards and record systems disagree on: accents, ligatures, hyphens, apostrophes, case. */
+export function foldName(s: string): string {
+  return s
+    .normalize('NFD')
+    .replace(/\p{M}/gu, '')
+    .toUpperCase()
+    .replace(/Œ/g, 'OE')
+    .replace(/Æ/g, 'AE')
+    .replace(/ß/g, 'SS')
+    .replace(/[^A-Z]+/g, ' ')
+    .trim();
+}
+
+/** `YYYY-MM-DD`, `YYYYMMDD` (an HL7 TS with a time is cut to its date), or a partial `YYYY`/`YYYYMM`; null if not a date. */
+export function normaliseBirthDate(s: string): string | null {
+  const m = /^(\d{4})(?:-?(\d{2})(?:-?(\d{2}))?)?(?:\d{2,6}(?:\.\d+)?)?(?:[+-]\d{4})?$/.exec(s.trim());
+  if (!m) return null;
+  const [, y, mo, d] = m;
+  if (mo === undefined) return y!;
+  if (Number(mo) < 1 || Number(mo) > 12) return null;
+  if (d === undefined) return `${y}-${mo}`;
+  const date = new Date(Date.UTC(Number(y), Number(mo) - 1, Number(d)));
+  if (date.getUTCDate() !== Number(d)) return null;
+  return `${y}-${mo}-${d}`;
+}
+
+/**
+ * American Soundex of the folded name, spaces dropped so that particles (`D'ESTAING`) and compound
+ * names (`DUPONT-MARTIN` against `DUPONT`, four characters kept) still meet: a blocking key tolerant
+ * of most typos after the first letter.
+ */
+export function soundex(name: string): string {
+  const word = foldName(name).replace(/ /g, '');
+  if (word === '') return '0000';
+  const code = (c: string): string => {
+    if ('BFPV'.includes(c)) return '1';
+    if ('CGJKQSXZ'.includes(c)) return '2';
+    if ('DT'.includes(c)) return '3';
+    if (c === 'L') return '4';
+    if ('MN'.includes(c)) return '5';
+    if (c === 'R') return '6';
+    return c === 'H' || c === 'W' ? '' : '0';
+  };
+  let out = word[0]!;
+  let last = code(word[0]!);
+  for (const c of word.slice(1)) {
+    const k = code(c);
+    if (k === '') continue;
+    if (k !== '0' && k !== last) out += k;
+    last = k;
+    if (out.length === 4) break;
+  }
+  return out.padEnd(4, '0');
+}
+
+/**
+ * Key of the second candidate block: the birth-date block misses identities whose date was mistyped,
+ * this one catches them as long as both names keep their first letter.
+ */
+export function nameBlockKey(birthName: string, firstGivenName: string): string {
+  return `${soundex(birthName)}${soundex(firstGivenName)}`;
+}
+
+export function jaroWinkler(a: string, b: string): number {
+  if (a === b) return 1;
+  if (a.length === 0 || b.length === 0) return 0;
+  const window = Math.max(0, Math.floor(Math.max(a.length, b.length) / 2) - 1);
+  const aHit = new Array<boolean>(a.length).fill(false);
+  const bHit = new Array<boolean>(b.length).fill(false);
+  let matches = 0;
+  for (let i = 0; i < a.length; i++) {
+    for (let j = Math.max(0, i - window); j < Math.min(b.length, i + window + 1); j++) {
+      if (bHit[j] || a[i] !== b[j]) continue;
+      aHit[i] = bHit[j] = true;
+      matches++;
+      break;
+    }
+  }
+  if (matches === 0) return 0;
+  let k = 0;
+  let halfTranspositions = 0;
+  for (let i = 0; i < a.length; i++) {
+    if (!aHit[i]) continue;
+    while (!bHit[k]) k++;
+    if (a[i] !== b[k]) halfTranspositions++;
+    k++;
+  }
+  const m = matches;
+  const jaro = (m / a.length + m / b.length + (m - halfTranspositions / 2) / m) / 3;
+  let prefix = 0;
+  while (prefix < 4 && a[prefix] !== undefined && a[prefix] === b[prefix]) prefix++;
+  return jaro + prefix * 0.1 * (1 - jaro);
+}
+
+/** Optimal-string-alignment distance: insertions, deletions, substitutions and adjacent transpositions. */
+export function damerauLevenshtein(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+interface TraitSimilarity {
+  sim: number;
+  reason: string | null;
+}
+
+/** `prefix` names the trait in the reason codes (`birth-name`, `first-given-name`). */
+function compareNames(a: string, b: string, prefix: string): TraitSimilarity {
+  if (canonicalName(a) === canonicalName(b)) return { sim: 1, reason: null };
+  const fa = foldName(a);
+  const fb = foldName(b);
+  if (fa === fb) return { sim: 0.98, reason: `${prefix}-accents-or-punctuation` };
+  const ja = fa.replace(/ /g, '');
+  const jb = fb.replace(/ /g, '');
+  if (ja === jb) return { sim: 0.96, reason: `${prefix}-spacing` };
+  const ta = fa.split(' ');
+  const tb = fb.split(' ');
+  const [short, long] = ta.length <= tb.length ? [ta, tb] : [tb, ta];
+  if (short.length < long.length && short.every((t) => long.includes(t))) {
+    return { sim: 0.92, reason: `${prefix}-compound` };
+  }
+  const jw = jaroWinkler(ja, jb);
+  const oneEdit = Math.min(ja.length, jb.length) >= 4 && damerauLevenshtein(ja, jb) === 1;
+  const sim = oneEdit ? Math.max(jw, 0.9) : jw;
+  return { sim, reason: sim >= 0.8 ? `${prefix}-typo` : `${prefix}-differs` };
+}
+
+function compareFirstGivenNames(a: MatchTraits, b: MatchTraits): TraitSimilarity {
+  const direct = compareNames(a.firstGivenName, b.firstGivenName, 'first-given-name');
+  if (direct.sim >= 0.98) return direct;
+  const first = (t: MatchTraits): string => foldName(t.firstGivenName);
+  const all = (t: MatchTraits): string[] => foldName(`${t.givenNames} ${t.firstGivenName}`).split(' ');
+  const swapped = all(b).includes(first(a)) || all(a).includes(first(b));
+  return swapped && direct.sim < 0.95 ? { sim: 0.9, reason: 'given-names-swapped' } : direct;
+}
+
+function digitsOf(date: string): string {
+  return date.replace(/-/g, '');
+}
+
+function compareBirthDates(a: string, b: string): TraitSimilarity {
+  if (a === b) return { sim: 1, reason: null };
+  const da = digitsOf(a);
+  const db = digitsOf(b);
+  if (da.length !== db.length) return { sim: 0, reason: 'birth-date-differs' };
+  if (
+    da.length === 8 &&
+    da.slice(0, 4) === db.slice(0, 4) &&
+    da.slice(4, 6) === db.slice(6, 8) &&
+    da.slice(6, 8) === db.slice(4, 6)
+  ) {
+    return { sim: 0.9, reason: 'birth-date-day-month-swapped' };
+  }
+  const diff = [...da].flatMap((c, i) => (c === db[i] ? [] : [i]));
+  if (
+    diff.length === 2 &&
+    diff[1] === diff[0]! + 1 &&
+    da[diff[0]!] === db[diff[1]!] &&
+    da[diff[1]!] === db[diff[0]!]
+  ) {
+    return { sim: 0.9, reason: 'birth-date-digits-swapped' };
+  }
+  if (diff.length === 1) return { sim: 0.85, reason: 'birth-date-one-digit' };
+  return { sim: 0, reason: 'birth-date-differs' };
+}
+
+function compareSex(a: Sex, b: Sex): TraitSimilarity {
+  if (a === b) return { sim: 1, reason: null };
+  if (a === 'U' || b === 'U') return { sim: 0.8, reason: 'sex-unknown' };
+  return { sim: 0, reason: 'sex-differs' };
+}
+
+function compareBirthPlaces(a: string | null, b: string | null): TraitSimilarity {
+  if (a === null || b === null) return { sim: 0.9, reason: null };
+  return a === b ? { sim: 1, reason: null } : { sim: 0.5, reason: 'birth-place-differs' };
+}
+
+function sameGivenNameLists(a: MatchTraits, b: MatchTraits): boolean {
+  if (a.givenNames.trim() === '' || b.givenNames.trim() === '') return true;
+  return canonicalName(a.givenNames) === canonicalName(b.givenNames);
+}
+
+/**
+ * Compares two identities. `exact` means every strict trait is equal (up to case and spacing),
+ * a birth place or given-name list missing on one side aside; `near` means the score reaches
+ * `nearThreshold` without being exact.
+ */
+export function compareIdentities(a: MatchTraits, b: MatchTraits, nearThreshold: number): MatchResult {
+  const parts = {
+    birthName: compareNames(a.birthName, b.birthName, 'birth-name'),
+    firstGivenName: compareFirstGivenNames(a, b),
+    birthDate: compareBirthDates(a.birthDate, b.birthDate),
+    sex: compareSex(a.sex, b.sex),
+    birthPlace: compareBirthPlaces(a.birthPlace, b.birthPlace),
+  };
+  const reasons = Object.values(parts).flatMap((p) => (p.reason === null ? [] : [p.reason]));
+  const allEqual = Object.values(parts).every((p) => p.reason === null);
+  const sameLists = sameGivenNameLists(a, b);
+  if (!sameLists) reasons.push('given-names-differ');
+  const score =
+    Math.round(
+      (Object.keys(WEIGHTS) as Array<keyof typeof WEIGHTS>).reduce(
+        (s, k) => s + WEIGHTS[k] * parts[k].sim,
+        0,
+      ) * 1000,
+    ) / 1000;
+  if (allEqual && sameLists) return { kind: 'exact', score: 1, reasons: [] };
+  return { kind: score >= nearThreshold ? 'near' : 'different', score, reasons };
+}

@@ -1,0 +1,511 @@
+// The message journal: every message a source acknowledged, its content at each stage, and one
+// delivery row per destination. The engine's delivery guarantees rest on the order of writes here:
+// a message and its deliveries are committed before the source acknowledges (DESIGN.md, rule 1).
+import type { Db, Migration } from './db.ts';
+
+export const journalMigrations: Migration[] = [
+  {
+    version: 100,
+    name: 'journal',
+    up: `
+      CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        channel TEXT NOT NULL,
+        received_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        sender TEXT,
+        owner TEXT,
+        content_type TEXT,
+        meta TEXT NOT NULL DEFAULT '{}',
+        dedup_key TEXT,
+        duplicate_of INTEGER,
+        replay_of INTEGER,
+        error TEXT
+      );
+      CREATE INDEX messages_by_channel ON messages (channel, id);
+      CREATE INDEX messages_backlog ON messages (channel, id) WHERE status = 'RECEIVED';
+      CREATE INDEX messages_by_status ON messages (status, id);
+      CREATE INDEX messages_by_owner ON messages (owner, id);
+      CREATE INDEX messages_by_time ON messages (received_at);
+
+      CREATE TABLE contents (
+        message_id INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+        stage TEXT NOT NULL,
+        destination TEXT NOT NULL DEFAULT '',
+        content_type TEXT NOT NULL,
+        content BLOB NOT NULL,
+        PRIMARY KEY (message_id, stage, destination)
+      ) WITHOUT ROWID;
+
+      CREATE TABLE deliveries (
+        id INTEGER PRIMARY KEY,
+        message_id INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+        channel TEXT NOT NULL,
+        destination TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        detail TEXT,
+        sent_at INTEGER,
+        updated_at INTEGER NOT NULL
+      );
+      CREATE INDEX deliveries_of_message ON deliveries (message_id);
+      CREATE INDEX deliveries_queue ON deliveries (channel, destination, id) WHERE status = 'QUEUED';
+      CREATE INDEX deliveries_by_status ON deliveries (status, channel);
+
+      CREATE TABLE dedup (
+        channel TEXT NOT NULL,
+        key TEXT NOT NULL,
+        message_id INTEGER NOT NULL,
+        PRIMARY KEY (channel, key)
+      ) WITHOUT ROWID;
+    `,
+  },
+];
+
+export type MessageStatus =
+  'RECEIVED' | 'FILTERED' | 'TRANSFORMED' | 'SENT' | 'ERROR' | 'DUPLICATE' | 'REJECTED';
+export type DeliveryStatus = 'WAITING' | 'QUEUED' | 'SENT' | 'ERROR' | 'FILTERED';
+export type Stage = 'raw' | 'transformed' | 'sent' | 'response';
+
+/**
+ * What stays after a message is complete. Content still needed for recovery (raw until processed,
+ * transformed until delivered) is always written; the policy only decides what is kept afterwards.
+ */
+export type StoragePolicy = 'all' | 'production' | 'metadata';
+
+const keptAfterCompletion: Record<StoragePolicy, ReadonlySet<Stage>> = {
+  all: new Set(['raw', 'transformed', 'sent', 'response']),
+  production: new Set(['raw', 'sent', 'response']),
+  metadata: new Set(),
+};
+
+export interface NewMessage {
+  channel: string;
+  content: Buffer;
+  contentType: string;
+  meta: Record<string, unknown>;
+  sender: string | null;
+  owner: string | null;
+  dedupKey: string | null;
+  rejected: string | null;
+  replayOf?: number;
+  destinations: readonly string[];
+  now: number;
+}
+
+export interface ReceiveResult {
+  messageId: number;
+  duplicateOf?: number;
+}
+
+export interface StoredMessage {
+  id: number;
+  channel: string;
+  receivedAt: number;
+  updatedAt: number;
+  status: MessageStatus;
+  sender: string | null;
+  owner: string | null;
+  contentType: string | null;
+  meta: Record<string, unknown>;
+  duplicateOf: number | null;
+  replayOf: number | null;
+  error: string | null;
+}
+
+export interface StoredContent {
+  stage: Stage;
+  destination: string;
+  contentType: string;
+  content: Buffer;
+}
+
+export interface StoredDelivery {
+  id: number;
+  messageId: number;
+  channel: string;
+  destination: string;
+  status: DeliveryStatus;
+  attempts: number;
+  nextAttemptAt: number;
+  lastError: string | null;
+  detail: string | null;
+  sentAt: number | null;
+  updatedAt: number;
+}
+
+interface MessageRow {
+  id: number;
+  channel: string;
+  received_at: number;
+  updated_at: number;
+  status: MessageStatus;
+  sender: string | null;
+  owner: string | null;
+  content_type: string | null;
+  meta: string;
+  duplicate_of: number | null;
+  replay_of: number | null;
+  error: string | null;
+}
+
+interface DeliveryRow {
+  id: number;
+  message_id: number;
+  channel: string;
+  destination: string;
+  status: DeliveryStatus;
+  attempts: number;
+  next_attempt_at: number;
+  last_error: string | null;
+  detail: string | null;
+  sent_at: number | null;
+  updated_at: number;
+}
+
+const toMessage = (r: MessageRow): StoredMessage => ({
+  id: r.id,
+  channel: r.channel,
+  receivedAt: r.received_at,
+  updatedAt: r.updated_at,
+  status: r.status,
+  sender: r.sender,
+  owner: r.owner,
+  contentType: r.content_type,
+  meta: JSON.parse(r.meta) as Record<string, unknown>,
+  duplicateOf: r.duplicate_of,
+  replayOf: r.replay_of,
+  error: r.error,
+});
+
+const toDelivery = (r: DeliveryRow): StoredDelivery => ({
+  id: r.id,
+  messageId: r.message_id,
+  channel: r.channel,
+  destination: r.destination,
+  status: r.status,
+  attempts: r.attempts,
+  nextAttemptAt: r.next_attempt_at,
+  lastError: r.last_error,
+  detail: r.detail,
+  sentAt: r.sent_at,
+  updatedAt: r.updated_at,
+});
+
+export interface ProcessingResult {
+  messageId: number;
+  status: 'FILTERED' | 'TRANSFORMED' | 'ERROR';
+  transformed?: { content: Buffer; contentType: string; meta: Record<string, unknown> };
+  error?: string;
+  now: number;
+}
+
+export interface SentResult {
+  deliveryId: number;
+  sent?: { content: Buffer; contentType: string };
+  response?: { content: Buffer; contentType: string };
+  detail?: string;
+  policy: StoragePolicy;
+  now: number;
+}
+
+export interface FailedResult {
+  deliveryId: number;
+  error: string;
+  /** null: no retry left or not retryable; the delivery ends in ERROR. */
+  retryAt: number | null;
+  now: number;
+}
+
+/**
+ * Synchronous statements on the journal tables. Writes are meant to run inside GroupCommit.write so
+ * that they share a transaction with other messages' writes; reads run directly.
+ */
+export class Journal {
+  private readonly s;
+
+  constructor(private readonly db: Db) {
+    this.s = {
+      findDup: db.prepare<[string, string], { message_id: number }>(
+        'SELECT message_id FROM dedup WHERE channel = ? AND key = ?',
+      ),
+      insertDup: db.prepare('INSERT INTO dedup (channel, key, message_id) VALUES (?, ?, ?)'),
+      insertMessage: db.prepare(`INSERT INTO messages
+        (channel, received_at, updated_at, status, sender, owner, content_type, meta, dedup_key, duplicate_of, replay_of, error)
+        VALUES (@channel, @now, @now, @status, @sender, @owner, @contentType, @meta, @dedupKey, @duplicateOf, @replayOf, @error)`),
+      insertContent:
+        db.prepare(`INSERT OR REPLACE INTO contents (message_id, stage, destination, content_type, content)
+        VALUES (?, ?, ?, ?, ?)`),
+      insertDelivery:
+        db.prepare(`INSERT INTO deliveries (message_id, channel, destination, status, updated_at)
+        VALUES (?, ?, ?, 'WAITING', ?)`),
+      backlog: db.prepare<[string, number, number], MessageRow>(
+        `SELECT * FROM messages WHERE channel = ? AND status = 'RECEIVED' AND id > ? ORDER BY id LIMIT ?`,
+      ),
+      backlogCount: db
+        .prepare<[string], number>(`SELECT count(*) FROM messages WHERE channel = ? AND status = 'RECEIVED'`)
+        .pluck(),
+      content: db.prepare<[number, string, string], { content_type: string; content: Buffer }>(
+        'SELECT content_type, content FROM contents WHERE message_id = ? AND stage = ? AND destination = ?',
+      ),
+      contents: db.prepare<
+        [number],
+        { stage: Stage; destination: string; content_type: string; content: Buffer }
+      >(
+        `SELECT stage, destination, content_type, content FROM contents WHERE message_id = ? ORDER BY destination, CASE stage WHEN 'raw' THEN 0 WHEN 'transformed' THEN 1 WHEN 'sent' THEN 2 ELSE 3 END`,
+      ),
+      setMessageStatus: db.prepare(
+        'UPDATE messages SET status = ?, error = ?, meta = coalesce(?, meta), updated_at = ? WHERE id = ?',
+      ),
+      queueDeliveries: db.prepare(
+        `UPDATE deliveries SET status = ?, updated_at = ? WHERE message_id = ? AND status = 'WAITING'`,
+      ),
+      queueHead: db.prepare<[string, string, number], DeliveryRow>(
+        `SELECT * FROM deliveries WHERE channel = ? AND destination = ? AND status = 'QUEUED' ORDER BY id LIMIT ?`,
+      ),
+      queueDue: db.prepare<[string, string, number, number], DeliveryRow>(
+        `SELECT * FROM deliveries WHERE channel = ? AND destination = ? AND status = 'QUEUED' AND next_attempt_at <= ?
+         ORDER BY id LIMIT ?`,
+      ),
+      queueCount: db
+        .prepare<[string, string], number>(
+          `SELECT count(*) FROM deliveries WHERE channel = ? AND destination = ? AND status = 'QUEUED'`,
+        )
+        .pluck(),
+      nextAttempt: db
+        .prepare<[string, string], number | null>(
+          `SELECT min(next_attempt_at) FROM deliveries WHERE channel = ? AND destination = ? AND status = 'QUEUED'`,
+        )
+        .pluck(),
+      delivery: db.prepare<[number], DeliveryRow>('SELECT * FROM deliveries WHERE id = ?'),
+      deliveriesOf: db.prepare<[number], DeliveryRow>(
+        'SELECT * FROM deliveries WHERE message_id = ? ORDER BY id',
+      ),
+      markSent:
+        db.prepare(`UPDATE deliveries SET status = 'SENT', attempts = attempts + 1, sent_at = ?, detail = ?,
+        last_error = NULL, updated_at = ? WHERE id = ?`),
+      markFiltered: db.prepare(`UPDATE deliveries SET status = 'FILTERED', updated_at = ? WHERE id = ?`),
+      markFailed: db.prepare(`UPDATE deliveries SET status = ?, attempts = attempts + 1, next_attempt_at = ?,
+        last_error = ?, updated_at = ? WHERE id = ?`),
+      openDeliveries: db
+        .prepare<[number], number>(
+          `SELECT count(*) FROM deliveries WHERE message_id = ? AND status IN ('WAITING', 'QUEUED')`,
+        )
+        .pluck(),
+      erroredDeliveries: db
+        .prepare<[number], number>(
+          `SELECT count(*) FROM deliveries WHERE message_id = ? AND status = 'ERROR'`,
+        )
+        .pluck(),
+      message: db.prepare<[number], MessageRow>('SELECT * FROM messages WHERE id = ?'),
+      dropStages: db.prepare('DELETE FROM contents WHERE message_id = ? AND stage = ?'),
+      requeue: db.prepare(`UPDATE deliveries SET status = 'QUEUED', attempts = 0, next_attempt_at = 0,
+        last_error = NULL, updated_at = ? WHERE id = ?`),
+      pruneBatch: db
+        .prepare<[number, number], number>(
+          `SELECT id FROM messages WHERE received_at < ?
+           AND status IN ('SENT', 'FILTERED', 'ERROR', 'DUPLICATE', 'REJECTED') ORDER BY id LIMIT ?`,
+        )
+        .pluck(),
+      deleteMessage: db.prepare('DELETE FROM messages WHERE id = ?'),
+      deleteDedupOf: db.prepare('DELETE FROM dedup WHERE message_id = ?'),
+    };
+  }
+
+  /** Journals a received message with its raw content and one WAITING delivery per destination. */
+  receive(m: NewMessage): ReceiveResult {
+    const dup = m.dedupKey ? this.s.findDup.get(m.channel, m.dedupKey) : undefined;
+    const status: MessageStatus = dup ? 'DUPLICATE' : m.rejected ? 'REJECTED' : 'RECEIVED';
+    const info = this.s.insertMessage.run({
+      channel: m.channel,
+      now: m.now,
+      status,
+      sender: m.sender,
+      owner: m.owner,
+      contentType: m.contentType,
+      meta: JSON.stringify(m.meta),
+      dedupKey: m.dedupKey,
+      duplicateOf: dup?.message_id ?? null,
+      replayOf: m.replayOf ?? null,
+      error: dup ? `duplicate of message ${dup.message_id}` : m.rejected,
+    });
+    const messageId = Number(info.lastInsertRowid);
+    this.s.insertContent.run(messageId, 'raw', '', m.contentType, m.content);
+    if (dup) return { messageId, duplicateOf: dup.message_id };
+    // A rejected message is recorded (with its content, for the admin) but never deduplicated:
+    // the sender's corrected resend must go through.
+    if (m.dedupKey && !m.rejected) this.s.insertDup.run(m.channel, m.dedupKey, messageId);
+    if (!m.rejected)
+      for (const d of m.destinations) this.s.insertDelivery.run(messageId, m.channel, d, m.now);
+    return { messageId };
+  }
+
+  /** Oldest messages of a channel not processed yet, for the processing stage and for recovery. */
+  backlog(channel: string, afterId: number, limit: number): StoredMessage[] {
+    return this.s.backlog.all(channel, afterId, limit).map(toMessage);
+  }
+
+  backlogCount(channel: string): number {
+    return this.s.backlogCount.get(channel) ?? 0;
+  }
+
+  content(messageId: number, stage: Stage, destination = ''): StoredContent | undefined {
+    const r = this.s.content.get(messageId, stage, destination);
+    return r && { stage, destination, contentType: r.content_type, content: r.content };
+  }
+
+  contents(messageId: number): StoredContent[] {
+    return this.s.contents.all(messageId).map((r) => ({
+      stage: r.stage,
+      destination: r.destination,
+      contentType: r.content_type,
+      content: r.content,
+    }));
+  }
+
+  message(id: number): StoredMessage | undefined {
+    const r = this.s.message.get(id);
+    return r && toMessage(r);
+  }
+
+  deliveries(messageId: number): StoredDelivery[] {
+    return this.s.deliveriesOf.all(messageId).map(toDelivery);
+  }
+
+  delivery(id: number): StoredDelivery | undefined {
+    const r = this.s.delivery.get(id);
+    return r && toDelivery(r);
+  }
+
+  /** Records the outcome of the processing stage and releases the deliveries to their queues. */
+  processed(r: ProcessingResult, policy: StoragePolicy): void {
+    const meta = r.transformed ? JSON.stringify(r.transformed.meta) : null;
+    this.s.setMessageStatus.run(r.status, r.error ?? null, meta, r.now, r.messageId);
+    if (r.transformed) {
+      this.s.insertContent.run(
+        r.messageId,
+        'transformed',
+        '',
+        r.transformed.contentType,
+        r.transformed.content,
+      );
+    }
+    const deliveryStatus: DeliveryStatus =
+      r.status === 'TRANSFORMED' ? 'QUEUED' : r.status === 'FILTERED' ? 'FILTERED' : 'ERROR';
+    this.s.queueDeliveries.run(deliveryStatus, r.now, r.messageId);
+    if (r.status !== 'TRANSFORMED') this.complete(r.messageId, policy, r.now);
+  }
+
+  /** Next deliveries of one destination queue, oldest first. Ordered queues pass `due = false`: the head blocks. */
+  queue(channel: string, destination: string, limit: number, dueBefore: number | null): StoredDelivery[] {
+    const rows =
+      dueBefore === null
+        ? this.s.queueHead.all(channel, destination, limit)
+        : this.s.queueDue.all(channel, destination, dueBefore, limit);
+    return rows.map(toDelivery);
+  }
+
+  queueCount(channel: string, destination: string): number {
+    return this.s.queueCount.get(channel, destination) ?? 0;
+  }
+
+  /** When the earliest retry of a queue falls due, or null when the queue is empty. */
+  nextAttemptAt(channel: string, destination: string): number | null {
+    return this.s.nextAttempt.get(channel, destination) ?? null;
+  }
+
+  sent(r: SentResult): void {
+    const d = this.s.delivery.get(r.deliveryId);
+    if (!d) throw new Error(`delivery ${r.deliveryId} no longer exists`);
+    this.s.markSent.run(r.now, r.detail ?? null, r.now, r.deliveryId);
+    if (r.sent)
+      this.s.insertContent.run(d.message_id, 'sent', d.destination, r.sent.contentType, r.sent.content);
+    if (r.response) {
+      this.s.insertContent.run(
+        d.message_id,
+        'response',
+        d.destination,
+        r.response.contentType,
+        r.response.content,
+      );
+    }
+    this.settle(d.message_id, r.policy, r.now);
+  }
+
+  filteredDelivery(deliveryId: number, policy: StoragePolicy, now: number): void {
+    const d = this.s.delivery.get(deliveryId);
+    if (!d) return;
+    this.s.markFiltered.run(now, deliveryId);
+    this.settle(d.message_id, policy, now);
+  }
+
+  failed(r: FailedResult, policy: StoragePolicy): void {
+    const d = this.s.delivery.get(r.deliveryId);
+    if (!d) throw new Error(`delivery ${r.deliveryId} no longer exists`);
+    this.s.markFailed.run(
+      r.retryAt === null ? 'ERROR' : 'QUEUED',
+      r.retryAt ?? 0,
+      r.error,
+      r.now,
+      r.deliveryId,
+    );
+    if (r.retryAt === null) this.settle(d.message_id, policy, r.now);
+  }
+
+  /** Puts a delivery back at the end of its queue with fresh attempts (the dashboard's replay). */
+  requeue(deliveryId: number, now: number): StoredDelivery {
+    const d = this.s.delivery.get(deliveryId);
+    if (!d) throw new Error(`delivery ${deliveryId} does not exist`);
+    const m = this.s.message.get(d.message_id)!;
+    if (
+      !this.s.content.get(d.message_id, 'transformed', '') &&
+      !this.s.content.get(d.message_id, 'raw', '')
+    ) {
+      throw new Error(
+        `message ${d.message_id} kept no content (storage policy metadata): it cannot be replayed`,
+      );
+    }
+    this.s.requeue.run(now, deliveryId);
+    if (m.status !== 'TRANSFORMED') this.s.setMessageStatus.run('TRANSFORMED', null, null, now, d.message_id);
+    return toDelivery(this.s.delivery.get(deliveryId)!);
+  }
+
+  private settle(messageId: number, policy: StoragePolicy, now: number): void {
+    if ((this.s.openDeliveries.get(messageId) ?? 0) > 0) return;
+    const errors = this.s.erroredDeliveries.get(messageId) ?? 0;
+    const m = this.s.message.get(messageId)!;
+    if (m.status === 'TRANSFORMED') {
+      this.s.setMessageStatus.run(
+        errors > 0 ? 'ERROR' : 'SENT',
+        errors > 0 ? 'a destination failed' : null,
+        null,
+        now,
+        messageId,
+      );
+    }
+    this.complete(messageId, policy, now);
+  }
+
+  private complete(messageId: number, policy: StoragePolicy, _now: number): void {
+    const keep = keptAfterCompletion[policy];
+    // Keep everything of a failed message: the admin needs it to understand and replay.
+    const m = this.s.message.get(messageId)!;
+    if (m.status === 'ERROR') return;
+    for (const stage of ['raw', 'transformed', 'sent', 'response'] as const) {
+      if (!keep.has(stage)) this.s.dropStages.run(messageId, stage);
+    }
+  }
+
+  /** Deletes up to `limit` finished messages received before `before`; returns how many went. */
+  prune(before: number, limit: number): number {
+    const ids = this.s.pruneBatch.all(before, limit);
+    for (const id of ids) {
+      this.s.deleteDedupOf.run(id);
+      this.s.deleteMessage.run(id);
+    }
+    return ids.length;
+  }
+}

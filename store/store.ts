@@ -1,0 +1,40 @@
+// The store facade: one database file, every module's migrations, one group-commit writer.
+import path from 'node:path';
+import { openDatabase, migrate, type Db, type Migration, type OpenOptions } from './db.ts';
+import { GroupCommit } from './group-commit.ts';
+import { Journal, journalMigrations } from './journal.ts';
+import { Accounts, accountMigrations } from './accounts.ts';
+
+export const allMigrations: readonly Migration[] = [...journalMigrations, ...accountMigrations];
+
+export interface StoreOptions extends OpenOptions {
+  /** Directory holding `onco-relay.db`, or `:memory:` for tests of pure store logic. */
+  dataDir: string;
+}
+
+export class Store {
+  readonly db: Db;
+  readonly writer: GroupCommit;
+  readonly journal: Journal;
+  readonly accounts: Accounts;
+
+  constructor(options: StoreOptions) {
+    const file = options.dataDir === ':memory:' ? ':memory:' : path.join(options.dataDir, 'onco-relay.db');
+    this.db = openDatabase(file, options);
+    migrate(this.db, allMigrations);
+    this.writer = new GroupCommit(this.db);
+    this.journal = new Journal(this.db);
+    this.accounts = new Accounts(this.db);
+  }
+
+  /** Returns the pages freed by deletions to the file system (auto_vacuum = INCREMENTAL). */
+  reclaimSpace(): void {
+    this.db.pragma('incremental_vacuum');
+    this.db.pragma('wal_checkpoint(TRUNCATE)');
+  }
+
+  close(): void {
+    this.writer.close();
+    this.db.close();
+  }
+}
