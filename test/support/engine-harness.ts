@@ -1,0 +1,59 @@
+// Builds a real engine (real SQLite, real files) in a temporary directory from plain objects.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import YAML from 'yaml';
+import { loadConfig } from '../../config/config.ts';
+import { builtinRegistry } from '../../channels/builtins.ts';
+import { validateConfig } from '../../channels/validate.ts';
+import { Engine } from '../../channels/engine.ts';
+import type { Registry } from '../../channels/registry.ts';
+import { formatProblem } from '../../config/loader.ts';
+
+export function tempDir(prefix = 'onco-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export interface Harness {
+  engine: Engine;
+  dataDir: string;
+  configDir: string;
+  stop(): Promise<void>;
+}
+
+/** Writes engine.yaml and one file per channel, validates, and starts an engine on them. */
+export async function startEngine(options: {
+  channels: object[];
+  engine?: object;
+  registry?: Registry;
+  dataDir?: string;
+  configDir?: string;
+  start?: boolean;
+}): Promise<Harness> {
+  const configDir = options.configDir ?? tempDir('onco-config-');
+  const dataDir = options.dataDir ?? tempDir('onco-data-');
+  fs.mkdirSync(path.join(configDir, 'channels'), { recursive: true });
+  fs.writeFileSync(path.join(configDir, 'engine.yaml'), YAML.stringify(options.engine ?? {}));
+  for (const ch of options.channels as Array<{ id: string }>) {
+    fs.writeFileSync(path.join(configDir, 'channels', `${ch.id}.yaml`), YAML.stringify(ch));
+  }
+  const registry = options.registry ?? builtinRegistry();
+  const config = loadConfig(configDir, { ...process.env, ONCO_DATA_DIR: dataDir });
+  const problems = validateConfig(config, registry);
+  if (problems.length) throw new Error(problems.map(formatProblem).join('\n'));
+  const engine = new Engine({ config, dataDir, registry, log: pino({ level: 'silent' }) });
+  if (options.start !== false) await engine.start();
+  return { engine, dataDir, configDir, stop: () => engine.stop() };
+}
+
+/** Polls `check` until it returns a truthy value; fails with `what` after `ms`. */
+export async function until<T>(check: () => T | Promise<T>, what: string, ms = 10000): Promise<NonNullable<T>> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await check();
+    if (v) return v as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
