@@ -169,7 +169,8 @@ function compareNames(a: string, b: string, prefix: string): TraitSimilarity {
   const jw = jaroWinkler(ja, jb);
   const oneEdit = Math.min(ja.length, jb.length) >= 4 && damerauLevenshtein(ja, jb) === 1;
   const sim = oneEdit ? Math.max(jw, 0.9) : jw;
-  return { sim, reason: sim >= 0.8 ? `${prefix}-typo` : `${prefix}-differs` };
+  // Below 0.8 Jaro-Winkler still rewards shared letters (GARCIA/MARTIN ≈ 0.67): that is not a typo, it is another name.
+  return sim >= 0.8 ? { sim, reason: `${prefix}-typo` } : { sim: 0, reason: `${prefix}-differs` };
 }
 
 function compareFirstGivenNames(a: MatchTraits, b: MatchTraits): TraitSimilarity {

@@ -221,7 +221,7 @@ export function parseIdentity(input: IdentityInput): Identity {
   const birthDate = normaliseBirthDate(input.birthDate ?? '');
   if (birthDate === null) throw invalid('birthDate', `is not a date (YYYY-MM-DD or YYYYMMDD)`);
   const sex = (['M', 'F'] as const).find((s) => s === (input.sex ?? '').trim().toUpperCase()) ?? 'U';
-  const reliability = parseReliability(input.reliability);
+  const reliability = parseReliability(input.reliability ?? input.ins?.status);
   const matricule = tidy(input.ins?.matricule)?.replace(/ /g, '') ?? null;
   const oid = tidy(input.ins?.oid);
   if (matricule !== null && !/^\d{13}(\d{2})?$/.test(matricule))
@@ -555,11 +555,8 @@ export class PatientStore {
       deleteSearch: p('DELETE FROM patient_search WHERE patient_id = ?'),
       insertSearch: p('INSERT OR IGNORE INTO patient_search (name, patient_id, given) VALUES (?, ?, ?)'),
       identifier: p('SELECT * FROM patient_identifiers WHERE finess = ? AND ipp = ?'),
-      identifiersOf: (() => {
-        const s = p(`SELECT * FROM patient_identifiers WHERE patient_id IN (SELECT value FROM json_each(?))
-                     ORDER BY finess, ipp`);
-        return s;
-      })(),
+      identifiersOf: p(`SELECT * FROM patient_identifiers WHERE patient_id IN (SELECT value FROM json_each(?))
+                        ORDER BY finess, ipp`),
       insertIdentifier:
         p(`INSERT INTO patient_identifiers (finess, ipp, namespace, patient_id, identity, created_at,
                    updated_at, source_message_id) VALUES (@finess, @ipp, @namespace, @patient_id, @identity, @at, @at, @message_id)`),
@@ -667,6 +664,11 @@ export class PatientStore {
   /** The patient and every patient merged into it, transitively: what documents reads must cover. */
   family(id: number): number[] {
     return this.sql.family.all(id) as number[];
+  }
+
+  /** Every IPP designating this patient, its merged patients' included. */
+  identifiers(id: number): IdentifierRecord[] {
+    return (this.sql.identifiersOf.all(JSON.stringify(this.family(id))) as IdentifierRow[]).map(toIdentifier);
   }
 
   findIdentifier(finess: string, ipp: string): IdentifierRecord | null {
@@ -1074,7 +1076,7 @@ export class PatientStore {
       patient: this.get(resolved)!,
       requestedId: id,
       family,
-      identifiers: (this.sql.identifiersOf.all(ids) as IdentifierRow[]).map(toIdentifier),
+      identifiers: this.identifiers(resolved),
       links,
       merges,
       history: (this.sql.history.all(ids, ids) as DecisionRow[]).map(toDecision),
