@@ -1,48 +1,13 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Account, Inbound, Outbound, Receipt, SourceContext } from '../../connectors/contract.ts';
+import type { Outbound } from '../../connectors/contract.ts';
 import { SendError } from '../../connectors/contract.ts';
 import { createHttpListener, createHttpSender, type HttpListener } from '../../connectors/http.ts';
+import { fakeSourceContext, type FakeSourceContext } from '../support/fake-source-context.ts';
 
-/** Journal stand-in: numbers messages, recognises a repeated dedupKey, can be made to fail. */
-function fakeContext(): SourceContext & { received: Inbound[]; failing: boolean } {
-  const byKey = new Map<string, number>();
-  const ctx = {
-    channelId: 'test',
-    dataDir: '/tmp',
-    received: [] as Inbound[],
-    failing: false,
-    log: { debug() {}, info() {}, warn() {}, error() {} },
-    accounts: {
-      async verifyPassword(login: string, password: string): Promise<Account | null> {
-        return login === 'lab1' && password === 's3cret' ? { login, role: 'lab', finess: '330000001' } : null;
-      },
-      async verifyPublicKey() {
-        return null;
-      },
-      async find() {
-        return null;
-      },
-    },
-    report() {},
-    async shared(): Promise<never> {
-      throw new Error('not in this test');
-    },
-    async receive(msg: Inbound): Promise<Receipt> {
-      if (ctx.failing) throw new Error('disk full');
-      ctx.received.push(msg);
-      const messageId = ctx.received.length;
-      const first = msg.dedupKey === undefined ? undefined : byKey.get(msg.dedupKey);
-      if (msg.dedupKey !== undefined && first === undefined) byKey.set(msg.dedupKey, messageId);
-      return first === undefined ? { messageId } : { messageId, duplicateOf: first };
-    },
-    async outcome(): Promise<never> {
-      throw new Error('not in this test');
-    },
-  };
-  return ctx;
-}
+const accounts = { lab1: { login: 'lab1', password: 's3cret', role: 'lab' as const, finess: '330000001' } };
+const fakeContext = () => fakeSourceContext(accounts);
 
 function outbound(content: string, idempotencyKey = 'key-1'): Outbound {
   return {
@@ -57,7 +22,7 @@ function outbound(content: string, idempotencyKey = 'key-1'): Outbound {
 }
 
 describe('HTTP listener', () => {
-  let ctx: ReturnType<typeof fakeContext>;
+  let ctx: FakeSourceContext;
   let listener: HttpListener;
   let base: string;
 
@@ -122,7 +87,7 @@ describe('HTTP listener', () => {
 
   it('answers 503 when the message cannot be journaled, so that the client resends', async () => {
     await start();
-    ctx.failing = true;
+    ctx.failure = new Error('disk full');
     const res = await fetch(`${base}/in`, { method: 'POST', body: 'x' });
     assert.equal(res.status, 503);
     assert.equal(res.headers.get('retry-after'), '5');

@@ -1,0 +1,593 @@
+// HL7 v2 over MLLP, both ways.
+//
+// Listener: frames of one connection are handled strictly one after the other and the socket is
+// not read while one is being journaled, so a slow journal slows the sender down instead of filling
+// memory. Each message is answered by exactly one ACK, in order, and only after ctx.receive() has
+// resolved, that is after the commit: an AA means "durably stored". A resend of a message already
+// stored (same MSH-4 sending facility and MSH-10 control id: the sender never saw our ACK because we
+// crashed) is journaled as a duplicate and answered AA, so the sender moves on.
+//
+// Sender: one message at a time on a kept-alive connection; the ACK decides the outcome.
+// | ACK / event          | outcome                  | why                                                   |
+// |----------------------|--------------------------|-------------------------------------------------------|
+// | AA, CA               | success                  |                                                       |
+// | AE                   | SendError, not retryable | the receiver found an error in this content           |
+// | CR                   | SendError, not retryable | message type, version or processing id refused        |
+// | AR, CE               | SendError, retryable     | HL7 v2.5 §2.9: refused for reasons unrelated to the   |
+// |                      |                          | content (receiver down, internal error)               |
+// | timeout, socket error, unreadable ACK, ACK for       | SendError, retryable | the message may or may not   |
+// | another control id                                   |                      | have arrived: resending is   |
+// |                                                      |                      | what at-least-once means     |
+// The retry limit of the channel bounds how long a permanently refusing peer (an AR for bad syntax)
+// is retried before the delivery goes to ERROR.
+import net from 'node:net';
+import tls from 'node:tls';
+import {
+  SendError,
+  type ConnectorContext,
+  type Destination,
+  type DestinationSpec,
+  type Outbound,
+  type SendResult,
+  type Source,
+  type SourceContext,
+  type SourceSpec,
+} from './contract.ts';
+import { buildAck, parseAck, type AckCode, type AckError } from '../transformers/hl7v2-ack.ts';
+import { Hl7Error, get, parse, summarize, type Hl7Charset, type Hl7Message } from '../transformers/hl7v2.ts';
+import { defaultBind, listen, readTlsFiles, type TlsFiles } from './listener-setup.ts';
+import { DEFAULT_MAX_FRAME_BYTES, MllpFramer, frame, type FramerEvent } from './mllp-framer.ts';
+
+export interface MllpListenerOptions {
+  /** Default ONCO_MLLP_PORT, else 2575. */
+  port?: number;
+  bind?: string;
+  /** Largest message accepted; a longer frame closes the connection. Default 10 MB. */
+  maxFrameBytes?: number;
+  tls?: { cert: string; key: string };
+  /**
+   * `on-commit` (default): ACK once the message is journaled. `on-outcome`: ACK once it has been
+   * processed, with AE when processing failed (or the ACK the processing produced, if any).
+   */
+  respond?: 'on-commit' | 'on-outcome';
+  /** Charset of messages whose MSH-18 is empty. Default UNICODE UTF-8. */
+  defaultCharset?: Hl7Charset;
+}
+
+export interface MllpListener extends Source {
+  /** The bound port, once started (useful when the option is 0). */
+  readonly port: number;
+}
+
+export function createMllpListener(options: MllpListenerOptions, ctx: SourceContext): MllpListener {
+  const port = options.port ?? defaultMllpPort();
+  const bind = options.bind ?? defaultBind();
+  const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+  const answer = { respond: options.respond ?? 'on-commit', defaultCharset: options.defaultCharset } as const;
+  const connections = new Set<Connection>();
+  let boundPort = 0;
+
+  const accept = (socket: net.Socket): void => {
+    const connection = new Connection(
+      socket,
+      new MllpFramer({ maxFrameBytes }),
+      (payload, remote) => answerFrame(payload, remote, ctx, answer),
+      ctx,
+    );
+    connections.add(connection);
+    socket.on('close', () => connections.delete(connection));
+  };
+  // Half-open: a sender may send its last message and shut its side; its ACK is still owed.
+  const server = options.tls
+    ? tls.createServer({ ...readTlsFiles(ctx.dataDir, options.tls), allowHalfOpen: true }, accept)
+    : net.createServer({ allowHalfOpen: true }, accept);
+
+  return {
+    get port() {
+      return boundPort;
+    },
+    async start() {
+      boundPort = await listen(server, port, bind, `MLLP listener of channel ${ctx.channelId}`);
+      ctx.report({ connected: true, detail: `listening on ${bind}:${boundPort}` });
+    },
+    async stop() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      await Promise.all([...connections].map((c) => c.finish()));
+      await closed;
+      ctx.report({ connected: false, detail: 'stopped' });
+    },
+  };
+}
+
+function defaultMllpPort(): number {
+  const env = process.env['ONCO_MLLP_PORT'];
+  return env === undefined || env === '' ? 2575 : Number(env);
+}
+
+/**
+ * One peer: framer events are queued and handled one at a time; the socket is paused while the queue
+ * is not empty, which is the back-pressure a sender feels (TCP window) when the journal is slow.
+ */
+class Connection {
+  private readonly queue: FramerEvent[] = [];
+  private draining: Promise<void> | null = null;
+  private stopping = false;
+  private readonly remote: string;
+
+  constructor(
+    private readonly socket: net.Socket,
+    private readonly framer: MllpFramer,
+    /** The ACK to send, or null when the sender asked for none (enhanced mode, MSH-15 NE/ER/SU). */
+    private readonly onFrame: (payload: Buffer, remote: string) => Promise<Buffer | null>,
+    private readonly ctx: SourceContext,
+  ) {
+    this.remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.take(this.framer.push(chunk)));
+    socket.on('end', () => {
+      this.take(this.framer.end());
+      void this.idle().then(() => socket.end());
+    });
+    socket.on('error', (err) => this.ctx.log.warn({ err, remote: this.remote }, 'MLLP connection failed'));
+  }
+
+  /** Stop reading; the message being journaled still gets its ACK, queued ones will be resent by the peer. */
+  async finish(): Promise<void> {
+    this.stopping = true;
+    this.socket.pause();
+    this.queue.length = 0;
+    await this.idle();
+    this.socket.end();
+  }
+
+  private async idle(): Promise<void> {
+    while (this.draining) await this.draining;
+  }
+
+  private take(events: FramerEvent[]): void {
+    if (this.stopping) return;
+    this.queue.push(...events);
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.draining || this.queue.length === 0) return;
+    this.socket.pause();
+    this.draining = this.drain()
+      .catch((err: unknown) => {
+        // No ACK was sent for the frame at hand: closing makes the sender resend it.
+        this.ctx.log.error(
+          { err, remote: this.remote },
+          'MLLP listener failed on a message; connection closed',
+        );
+        this.stop();
+      })
+      .finally(() => {
+        this.draining = null;
+        if (this.stopping || this.socket.destroyed) return;
+        if (this.queue.length > 0) this.kick();
+        else this.socket.resume();
+      });
+  }
+
+  private stop(): void {
+    this.stopping = true;
+    this.queue.length = 0;
+    this.socket.destroy();
+  }
+
+  private async drain(): Promise<void> {
+    for (let event = this.queue.shift(); event; event = this.queue.shift()) {
+      if (event.type === 'frame') {
+        const ack = await this.onFrame(event.payload, this.remote);
+        if (!this.socket.writable) return;
+        if (ack) this.socket.write(frame(ack));
+      } else if (event.type === 'stray') {
+        this.reportStray(event.reason, event.bytes);
+      } else {
+        this.ctx.log.warn(
+          { err: event.error, remote: this.remote, hint: event.error.hint },
+          event.error.message,
+        );
+        this.ctx.report({ lastError: `${this.remote}: ${event.error.message}` });
+        this.stop();
+        return;
+      }
+    }
+  }
+
+  private reportStray(reason: 'outside-frame' | 'unterminated-frame', bytes: Buffer): void {
+    // Line ends between frames are a common sender habit, not an incident.
+    const harmless = reason === 'outside-frame' && /^[\r\n\s]*$/.test(bytes.toString('latin1'));
+    // Only sizes are logged: the bytes may be part of a message about a patient.
+    const entry = { remote: this.remote, reason, bytes: bytes.length };
+    if (harmless) this.ctx.log.debug(entry, 'MLLP bytes outside any frame ignored');
+    else
+      this.ctx.log.warn(
+        entry,
+        reason === 'outside-frame'
+          ? 'MLLP bytes outside any frame ignored: the sender does not frame with VT ... FS CR'
+          : 'MLLP frame left unterminated: it was not acknowledged, the sender must resend it',
+      );
+  }
+}
+
+interface AnswerOptions {
+  respond: 'on-commit' | 'on-outcome';
+  defaultCharset: Hl7Charset | undefined;
+}
+
+/** Journals one frame and returns its ACK. Never throws: every frame gets its answer. */
+async function answerFrame(
+  payload: Buffer,
+  remote: string,
+  ctx: SourceContext,
+  options: AnswerOptions,
+): Promise<Buffer | null> {
+  const parseOptions = options.defaultCharset ? { defaultCharset: options.defaultCharset } : {};
+  const ackOptions = options.defaultCharset ? { defaultCharset: options.defaultCharset } : {};
+  const respond = (original: Hl7Message | Buffer, code: AckCode, error?: AckError): Buffer | null => {
+    const ack = buildAck(original, { ...ackOptions, code, ...(error ? { error } : {}) });
+    return ack.send ? ack.bytes : null;
+  };
+  const address = remote.slice(0, remote.lastIndexOf(':'));
+  const read = readMessage(payload, parseOptions);
+  if (read instanceof Hl7Error) {
+    const error = { code: read.hl7Code, text: read.hint ? `${read.message}; ${read.hint}` : read.message };
+    try {
+      await ctx.receive({
+        content: payload,
+        contentType: 'application/hl7-v2',
+        meta: { remote },
+        sender: address,
+        rejected: `${read.code}: ${read.message}`,
+      });
+    } catch (err) {
+      ctx.log.error({ err, remote }, 'MLLP listener could not journal a rejected message');
+    }
+    ctx.log.warn({ remote, code: read.code, location: read.location ?? null }, 'MLLP message rejected (AR)');
+    return respond(payload, 'AR', { ...error, ...(read.location ? { location: read.location } : {}) });
+  }
+  const header = summarize(read);
+  const sender = header.sendingFacility || address;
+  // Enhanced mode has its own code for "could not take it now" (CE); AR is its original-mode twin.
+  const enhanced = get(read, 'MSH-15') !== '' || get(read, 'MSH-16') !== '';
+  let messageId: number;
+  try {
+    const receipt = await ctx.receive({
+      content: payload,
+      contentType: 'application/hl7-v2',
+      meta: { remote, controlId: header.controlId, messageType: header.messageType },
+      sender,
+      // What a resend after our crash carries unchanged: the sender's facility and its control id.
+      dedupKey: `${sender}|${header.controlId}`,
+    });
+    if (receipt.duplicateOf !== undefined || options.respond === 'on-commit') return respond(read, 'AA');
+    messageId = receipt.messageId;
+  } catch (err) {
+    ctx.log.error({ err, remote, controlId: header.controlId }, 'MLLP listener could not journal a message');
+    return respond(read, enhanced ? 'AE' : 'AR', {
+      code: '207',
+      text: 'the message could not be stored and is not accepted: send it again later',
+    });
+  }
+  return respondOnOutcome(read, messageId, ctx, respond);
+}
+
+async function respondOnOutcome(
+  read: Hl7Message,
+  messageId: number,
+  ctx: SourceContext,
+  respond: (original: Hl7Message, code: AckCode, error?: AckError) => Buffer | null,
+): Promise<Buffer | null> {
+  const outcome = await ctx.outcome(messageId);
+  if (outcome.response) return outcome.response;
+  if (outcome.status === 'ERROR' || outcome.status === 'REJECTED') {
+    return respond(read, 'AE', { code: '207', text: outcome.error ?? 'processing failed' });
+  }
+  return respond(read, 'AA');
+}
+
+/** The parsed message, or why it cannot be taken. A message without MSH-10 cannot be acknowledged. */
+function readMessage(payload: Buffer, options: { defaultCharset?: Hl7Charset }): Hl7Message | Hl7Error {
+  let message: Hl7Message;
+  try {
+    message = parse(payload, options);
+  } catch (err) {
+    if (err instanceof Hl7Error) return err;
+    return new Hl7Error('HL7_UNREADABLE', 'the message cannot be read', { cause: err, hl7Code: '100' });
+  }
+  if (get(message, 'MSH-10') === '') {
+    return new Hl7Error('HL7_NO_CONTROL_ID', 'MSH-10 (message control id) is empty', {
+      hint: 'give every message a unique MSH-10: it is how its ACK and a resend are recognised',
+      location: 'MSH-10',
+      hl7Code: '101',
+    });
+  }
+  return message;
+}
+
+export interface MllpSenderOptions {
+  host: string;
+  port: number;
+  /** Connect with TLS; `ca` trusts a private authority, `cert`/`key` authenticate us (mutual TLS). */
+  tls?: TlsFiles & { rejectUnauthorized?: boolean; servername?: string };
+  /** From writing the message to reading its ACK (connection included). Default 30 s. */
+  ackTimeoutMs?: number;
+  /** Largest ACK accepted. Default 1 MB. */
+  maxFrameBytes?: number;
+}
+
+export interface MllpSender extends Destination {
+  send(msg: Outbound): Promise<SendResult>;
+  stop(): Promise<void>;
+}
+
+export function createMllpSender(options: MllpSenderOptions, ctx: ConnectorContext): MllpSender {
+  const where = `${options.host}:${options.port}`;
+  const ackTimeoutMs = options.ackTimeoutMs ?? 30_000;
+  const tlsOptions = options.tls
+    ? {
+        ...readTlsFiles(ctx.dataDir, options.tls),
+        rejectUnauthorized: options.tls.rejectUnauthorized ?? true,
+        ...(options.tls.servername ? { servername: options.tls.servername } : {}),
+      }
+    : null;
+  let link: Link | null = null;
+  // Sends are serialised: MLLP has no correlation but order, one ACK answers the message before it.
+  let tail: Promise<unknown> = Promise.resolve();
+
+  async function exchange(msg: Outbound): Promise<SendResult> {
+    const expectedId = controlIdOf(msg.content);
+    const deadline = new Deadline(ackTimeoutMs);
+    try {
+      // The peer may have closed the idle connection since the last send.
+      if (!link?.usable) link = new Link(options, tlsOptions, options.maxFrameBytes ?? 1024 * 1024, ctx);
+      const ack = await deadline.race(link.request(msg.content));
+      ctx.report({ connected: true, lastError: null });
+      return judge(ack, expectedId, where);
+    } catch (err) {
+      const failure = toSendError(err, where, ackTimeoutMs);
+      const refused = REFUSALS.has(failure.code);
+      // A refusal leaves the stream in step. After a timeout or an unexpected reply it is not: a late
+      // ACK would be taken for the next message's, and a fresh connection is the only safe state.
+      if (!refused) {
+        link?.close();
+        link = null;
+      }
+      ctx.report({ connected: refused, lastError: failure.message });
+      throw failure;
+    } finally {
+      deadline.clear();
+    }
+  }
+
+  return {
+    send(msg) {
+      const result = tail.then(() => exchange(msg));
+      tail = result.catch(() => undefined);
+      return result;
+    },
+    async stop() {
+      await tail;
+      link?.close();
+      link = null;
+    },
+  };
+}
+
+/** Codes of a negative ACK: the peer answered in step, the connection stays usable. */
+const REFUSALS = new Set(['MLLP_ACK_AE', 'MLLP_ACK_AR', 'MLLP_ACK_CE', 'MLLP_ACK_CR']);
+
+/** MSH-10 of what we send, to check the ACK's MSA-2 against; null when the content is not parseable HL7. */
+function controlIdOf(content: Buffer): string | null {
+  try {
+    return get(parse(content), 'MSH-10');
+  } catch {
+    return null;
+  }
+}
+
+/** The peer's ACK decides: success, or a SendError coded MLLP_ACK_<code> (see the table at the top). */
+function judge(bytes: Buffer, expectedId: string | null, where: string): SendResult {
+  let ack: ReturnType<typeof parseAck>;
+  try {
+    ack = parseAck(bytes);
+  } catch (cause) {
+    const why = cause instanceof Error ? cause.message : String(cause);
+    throw new SendError('MLLP_BAD_ACK', `the answer of ${where} is not a readable ACK: ${why}`, {
+      retryable: true,
+      cause,
+    });
+  }
+  if (expectedId !== null && ack.controlId !== expectedId) {
+    throw new SendError(
+      'MLLP_WRONG_ACK',
+      `${where} acknowledged control id "${ack.controlId}" while "${expectedId}" was sent`,
+      { retryable: true },
+    );
+  }
+  const said = ack.text ? `: ${ack.text}` : '';
+  if (ack.accepted)
+    return { response: bytes, responseType: 'application/hl7-v2', detail: `${ack.code}${said}` };
+  throw new SendError(`MLLP_ACK_${ack.code}`, `${where} answered ${ack.code}${said}`, {
+    retryable: ack.code === 'AR' || ack.code === 'CE',
+  });
+}
+
+/** One kept-alive connection to the peer, carrying one request at a time. */
+class Link {
+  private readonly socket: net.Socket;
+  private readonly connected: Promise<void>;
+  private readonly framer: MllpFramer;
+  private waiter: { resolve: (ack: Buffer) => void; reject: (err: Error) => void } | null = null;
+  private failure: Error | null = null;
+
+  constructor(
+    options: MllpSenderOptions,
+    tlsOptions: tls.ConnectionOptions | null,
+    maxFrameBytes: number,
+    private readonly ctx: ConnectorContext,
+  ) {
+    this.framer = new MllpFramer({ maxFrameBytes });
+    const target = { host: options.host, port: options.port };
+    this.socket = tlsOptions ? tls.connect({ ...target, ...tlsOptions }) : net.connect(target);
+    this.socket.setNoDelay(true);
+    this.socket.setKeepAlive(true, 60_000);
+    this.connected = new Promise((resolve, reject) => {
+      this.socket.once(tlsOptions ? 'secureConnect' : 'connect', resolve);
+      this.socket.once('error', reject);
+    });
+    // An unhandled rejection if nobody sends before a connection error; the error is kept in `failure`.
+    this.connected.catch(() => undefined);
+    this.socket.on('data', (chunk: Buffer) => this.take(this.framer.push(chunk)));
+    this.socket.on('error', (err) => this.fail(err));
+    this.socket.on('close', () => this.fail(new LinkClosed()));
+  }
+
+  get usable(): boolean {
+    return this.failure === null;
+  }
+
+  async request(payload: Buffer): Promise<Buffer> {
+    if (this.failure) throw this.failure;
+    await this.connected;
+    return new Promise((resolve, reject) => {
+      this.waiter = { resolve, reject };
+      this.socket.write(frame(payload));
+    });
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  private take(events: FramerEvent[]): void {
+    for (const event of events) {
+      if (event.type === 'frame') {
+        const waiter = this.waiter;
+        this.waiter = null;
+        if (waiter) waiter.resolve(event.payload);
+        else this.fail(new UnexpectedReply());
+      } else if (event.type === 'error') {
+        this.fail(event.error);
+      } else {
+        this.ctx.log.warn(
+          { reason: event.reason, bytes: event.bytes.length },
+          'MLLP peer sent bytes outside a frame',
+        );
+      }
+    }
+  }
+
+  private fail(err: Error): void {
+    this.failure ??= err;
+    const waiter = this.waiter;
+    this.waiter = null;
+    waiter?.reject(err);
+    this.socket.destroy();
+  }
+}
+
+class LinkClosed extends Error {
+  constructor() {
+    super('connection closed by the peer before its ACK');
+  }
+}
+
+class UnexpectedReply extends Error {
+  constructor() {
+    super('the peer sent a frame nobody asked for');
+  }
+}
+
+class AckTimeout extends Error {}
+
+class Deadline {
+  private timer: NodeJS.Timeout | undefined;
+  private readonly expired: Promise<never>;
+  constructor(ms: number) {
+    this.expired = new Promise((_, reject) => {
+      this.timer = setTimeout(() => reject(new AckTimeout()), ms);
+    });
+    this.expired.catch(() => undefined);
+  }
+  race<T>(work: Promise<T>): Promise<T> {
+    return Promise.race([work, this.expired]);
+  }
+  clear(): void {
+    clearTimeout(this.timer);
+  }
+}
+
+function toSendError(err: unknown, where: string, ackTimeoutMs: number): SendError {
+  if (err instanceof SendError) return err;
+  if (err instanceof AckTimeout) {
+    return new SendError('MLLP_ACK_TIMEOUT', `no ACK from ${where} within ${ackTimeoutMs} ms`, {
+      retryable: true,
+    });
+  }
+  const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+  return new SendError('MLLP_CONNECTION_FAILED', `MLLP exchange with ${where} failed: ${reason}`, {
+    retryable: true,
+    cause: err,
+  });
+}
+
+const charsets = ['UNICODE UTF-8', '8859/1', '8859/15', 'ASCII'];
+
+export const mllpListenerSpec: SourceSpec<MllpListenerOptions> = {
+  kind: 'source',
+  type: 'mllp-listener',
+  summary: 'Receives HL7 v2 messages over MLLP; each ACK is sent once the message is journaled.',
+  schema: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      port: { type: 'integer', minimum: 0, maximum: 65535, description: 'default ONCO_MLLP_PORT, else 2575' },
+      bind: { type: 'string', description: 'address to bind; default ONCO_BIND or 127.0.0.1' },
+      maxFrameBytes: { type: 'integer', minimum: 1, default: DEFAULT_MAX_FRAME_BYTES },
+      respond: { enum: ['on-commit', 'on-outcome'], default: 'on-commit' },
+      defaultCharset: { enum: charsets, description: 'charset of messages with an empty MSH-18' },
+      tls: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['cert', 'key'],
+        properties: {
+          cert: { type: 'string', description: 'PEM certificate file (relative to the data directory)' },
+          key: { type: 'string', description: 'PEM private key file' },
+        },
+      },
+    },
+  },
+  create: createMllpListener,
+};
+
+export const mllpSenderSpec: DestinationSpec<MllpSenderOptions> = {
+  kind: 'destination',
+  type: 'mllp-sender',
+  summary: 'Sends HL7 v2 messages over MLLP on a kept-alive connection; only an AA/CA counts as delivered.',
+  schema: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['host', 'port'],
+    properties: {
+      host: { type: 'string', minLength: 1 },
+      port: { type: 'integer', minimum: 1, maximum: 65535 },
+      ackTimeoutMs: { type: 'integer', minimum: 1, default: 30_000 },
+      maxFrameBytes: { type: 'integer', minimum: 1, default: 1024 * 1024 },
+      tls: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          ca: { type: 'string', description: 'PEM CA bundle file trusted for the peer certificate' },
+          cert: { type: 'string', description: 'PEM client certificate file (mutual TLS)' },
+          key: { type: 'string', description: 'PEM client key file (mutual TLS)' },
+          rejectUnauthorized: { type: 'boolean', default: true },
+          servername: { type: 'string', description: 'name expected in the peer certificate (SNI)' },
+        },
+      },
+    },
+  },
+  create: createMllpSender,
+};
