@@ -54,13 +54,13 @@ export interface PatientIdentity {
   ins?: Ins;
   birthName: string;
   firstGivenName: string;
-  /** All birth given names, space-separated as sent in XPN-3 (the first given name when XPN-3 is empty). */
-  birthGivenNames: string;
+  /** All birth given names in order (XPN-3, space-separated on the wire); [first given name] when XPN-3 is empty. */
+  givenNames: string[];
   /** ISO date, possibly partial (YYYY or YYYY-MM) when the sender knows no more. */
   birthDate?: string;
   sex?: 'M' | 'F' | 'I';
   /** INSEE code of the birth place (PID-11 repetition of type BDL, XAD-9). */
-  birthPlaceInsee?: string;
+  birthPlace?: string;
   usedName?: string;
   usedGivenName?: string;
   reliability: Reliability;
@@ -366,7 +366,7 @@ function readPatient(message: Hl7Message, pid: Hl7Segment, n: number, options: P
     identifiers,
     birthName,
     firstGivenName,
-    birthGivenNames: component(birth, 3).trim() || firstGivenName,
+    givenNames: splitGivenNames(component(birth, 3), firstGivenName),
     reliability: readReliability(message, pid, at(32)),
   };
   if (ins !== undefined) patient.ins = ins;
@@ -375,12 +375,17 @@ function readPatient(message: Hl7Message, pid: Hl7Segment, n: number, options: P
   const sex = readSex(get(message, at(8)), at(8));
   if (sex !== undefined) patient.sex = sex;
   const place = readBirthPlace(repetitions(message, pid, 11), at(11));
-  if (place !== undefined) patient.birthPlaceInsee = place;
+  if (place !== undefined) patient.birthPlace = place;
   if (component(used, 1).trim() !== '') patient.usedName = component(used, 1).trim();
   if (component(used, 2).trim() !== '') patient.usedGivenName = component(used, 2).trim();
   const mode = readCollectionMode(message);
   if (mode !== undefined) patient.collectionMode = mode;
   return patient;
+}
+
+function splitGivenNames(list: string, first: string): string[] {
+  const names = list.split(' ').filter((n) => n !== '');
+  return names.length > 0 ? names : first === '' ? [] : [first];
 }
 
 function readIdentifiers(
@@ -547,10 +552,20 @@ function readBirthPlace(addresses: Hl7Repetition[], location: string): string | 
 }
 
 const STATUS_RANK: Record<IdentityStatus, number> = { PROV: 0, RECUP: 1, VALI: 1, QUAL: 2 };
-const RELIABILITY_CODES = new Set(['VIDE', 'PROV', 'RECUP', 'VALI', 'QUAL', 'DOUT', 'FICT']);
+const RELIABILITY_CODES = new Set([
+  'VIDE',
+  'PROV',
+  'RECUP',
+  'VALI',
+  'QUAL',
+  'DOUT',
+  'DOUTE',
+  'FICT',
+  'FICTI',
+]);
 
-// PAM FR 2.11 carries either the reliability codes (VIDE/PROV/VALI/DOUT/FICT) or the identity
-// status (RECUP/QUAL): we accept both. When several statuses are sent we keep the lowest, so that
+// PAM FR 2.11 carries either the reliability codes (VIDE/PROV/VALI/DOUT/FICT, also spelt DOUTE
+// and FICTI) or the identity status (RECUP/QUAL): we accept both. When several statuses are sent we keep the lowest, so that
 // a contradictory message can never raise an identity above what the sender is sure of.
 function readReliability(message: Hl7Message, pid: Hl7Segment, location: string): Reliability {
   const codes = repetitions(message, pid, 32)
@@ -572,7 +587,12 @@ function readReliability(message: Hl7Message, pid: Hl7Segment, location: string)
       (low, s) => (low === undefined || STATUS_RANK[s] < STATUS_RANK[low] ? s : low),
       undefined,
     ) ?? 'PROV';
-  return { status, codes, doubtful: codes.includes('DOUT'), fictitious: codes.includes('FICT') };
+  return {
+    status,
+    codes,
+    doubtful: codes.some((c) => c.startsWith('DOUT')),
+    fictitious: codes.some((c) => c.startsWith('FICT')),
+  };
 }
 
 const COLLECTION_MODES = new Set<string>(['SM', 'CV', 'INSI', 'CB', 'RFID', 'AV']);
