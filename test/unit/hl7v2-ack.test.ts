@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { buildAck, parseAck } from '../../transformers/hl7v2-ack.ts';
-import { parse, get, Hl7Error } from '../../transformers/hl7v2.ts';
+import { parse, get, type Hl7Error } from '../../transformers/hl7v2.ts';
 
 const fixture = (name: string): Buffer => readFileSync(new URL(`../fixtures/hl7/${name}`, import.meta.url));
 const now = new Date(2025, 0, 2, 10, 30, 5);
