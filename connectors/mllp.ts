@@ -35,7 +35,7 @@ import {
 } from './contract.ts';
 import { buildAck, parseAck, type AckCode, type AckError } from '../transformers/hl7v2-ack.ts';
 import { Hl7Error, get, parse, summarize, type Hl7Charset, type Hl7Message } from '../transformers/hl7v2.ts';
-import { defaultBind, listen, readTlsFiles, type TlsFiles } from './listener-setup.ts';
+import { ConnectorSetupError, defaultBind, listen, readTlsFiles, type TlsFiles } from './listener-setup.ts';
 import { DEFAULT_MAX_FRAME_BYTES, MllpFramer, frame, type FramerEvent } from './mllp-framer.ts';
 
 export interface MllpListenerOptions {
@@ -77,10 +77,16 @@ export function createMllpListener(options: MllpListenerOptions, ctx: SourceCont
     connections.add(connection);
     socket.on('close', () => connections.delete(connection));
   };
-  // Half-open: a sender may send its last message and shut its side; its ACK is still owed.
+  // Half-open: a sender may send its last message and shut its side; its ACK is still owed. Not with
+  // TLS: there, a peer leaving during the handshake would leave a half-open socket that blocks stop().
   const server = options.tls
-    ? tls.createServer({ ...readTlsFiles(ctx.dataDir, options.tls), allowHalfOpen: true }, accept)
+    ? tls.createServer(readTlsFiles(ctx.dataDir, options.tls), accept)
     : net.createServer({ allowHalfOpen: true }, accept);
+  server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
+    ctx.log.warn({ err, remote: socket.remoteAddress ?? null }, 'MLLP TLS handshake failed');
+    // With a listener for this event Node leaves the socket open: without this, stop() would hang.
+    socket.destroy();
+  });
 
   return {
     get port() {
@@ -101,7 +107,16 @@ export function createMllpListener(options: MllpListenerOptions, ctx: SourceCont
 
 function defaultMllpPort(): number {
   const env = process.env['ONCO_MLLP_PORT'];
-  return env === undefined || env === '' ? 2575 : Number(env);
+  if (env === undefined || env === '') return 2575;
+  const port = Number(env);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new ConnectorSetupError(
+      'BAD_PORT',
+      `ONCO_MLLP_PORT is "${env}", not a port number`,
+      'set ONCO_MLLP_PORT to an integer from 1 to 65535, or give the channel a port option',
+    );
+  }
+  return port;
 }
 
 /**
@@ -217,21 +232,23 @@ interface AnswerOptions {
   defaultCharset: Hl7Charset | undefined;
 }
 
-/** Journals one frame and returns its ACK. Never throws: every frame gets its answer. */
+/**
+ * Journals one frame and returns its ACK. Rejects only when, in `on-outcome` mode, the outcome cannot
+ * be had: the connection is then closed unanswered and the sender resends (a duplicate, answered AA).
+ */
 async function answerFrame(
   payload: Buffer,
   remote: string,
   ctx: SourceContext,
   options: AnswerOptions,
 ): Promise<Buffer | null> {
-  const parseOptions = options.defaultCharset ? { defaultCharset: options.defaultCharset } : {};
-  const ackOptions = options.defaultCharset ? { defaultCharset: options.defaultCharset } : {};
+  const charset = options.defaultCharset ? { defaultCharset: options.defaultCharset } : {};
   const respond = (original: Hl7Message | Buffer, code: AckCode, error?: AckError): Buffer | null => {
-    const ack = buildAck(original, { ...ackOptions, code, ...(error ? { error } : {}) });
+    const ack = buildAck(original, { ...charset, code, ...(error ? { error } : {}) });
     return ack.send ? ack.bytes : null;
   };
   const address = remote.slice(0, remote.lastIndexOf(':'));
-  const read = readMessage(payload, parseOptions);
+  const read = readMessage(payload, charset);
   if (read instanceof Hl7Error) {
     const error = { code: read.hl7Code, text: read.hint ? `${read.message}; ${read.hint}` : read.message };
     try {

@@ -5,6 +5,7 @@ import type { Outbound } from '../../connectors/contract.ts';
 import { SendError } from '../../connectors/contract.ts';
 import { createHttpListener, createHttpSender, type HttpListener } from '../../connectors/http.ts';
 import { fakeSourceContext, type FakeSourceContext } from '../support/fake-source-context.ts';
+import { selfSignedCert } from '../support/self-signed-cert.ts';
 
 const accounts = { lab1: { login: 'lab1', password: 's3cret', role: 'lab' as const, finess: '330000001' } };
 const fakeContext = () => fakeSourceContext(accounts);
@@ -196,6 +197,37 @@ describe('HTTP sender', () => {
     } finally {
       await sender.stop();
       await listener.stop();
+    }
+  });
+});
+
+describe('HTTP over TLS', () => {
+  it('delivers to an HTTPS listener when the sender trusts its certificate, and not otherwise', async () => {
+    const cert = selfSignedCert();
+    const target = fakeContext();
+    target.dataDir = cert.dir;
+    const listener = createHttpListener(
+      { port: 0, bind: '127.0.0.1', tls: { cert: cert.cert, key: cert.key } },
+      target,
+    );
+    await listener.start();
+    const ctx = fakeContext();
+    ctx.dataDir = cert.dir;
+    const url = `https://127.0.0.1:${listener.port}/`;
+    const trusting = createHttpSender({ url, tls: { ca: cert.cert } }, ctx);
+    const wary = createHttpSender({ url }, ctx);
+    try {
+      const result = await trusting.send(outbound('doc'));
+      assert.deepEqual(JSON.parse(result.response!.toString()), { messageId: 1, duplicateOf: null });
+      const err = await wary.send(outbound('doc')).catch((e: unknown) => e);
+      assert.ok(err instanceof SendError);
+      assert.equal(err.code, 'HTTP_CONNECTION_FAILED');
+      assert.equal(target.received.length, 1);
+    } finally {
+      await trusting.stop();
+      await wary.stop();
+      await listener.stop();
+      cert.remove();
     }
   });
 });

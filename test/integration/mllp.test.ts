@@ -7,6 +7,7 @@ import { MllpFramer, frame } from '../../connectors/mllp-framer.ts';
 import { buildAck, parseAck } from '../../transformers/hl7v2-ack.ts';
 import { get, parse } from '../../transformers/hl7v2.ts';
 import { fakeSourceContext, type FakeSourceContext } from '../support/fake-source-context.ts';
+import { selfSignedCert } from '../support/self-signed-cert.ts';
 
 function adt(controlId: string, extraMsh = ''): string {
   return (
@@ -388,5 +389,41 @@ describe('MLLP sender', () => {
     assert.ok(err instanceof SendError);
     assert.equal(err.code, 'MLLP_CONNECTION_FAILED');
     assert.equal(err.retryable, true);
+  });
+});
+
+describe('MLLP over TLS', () => {
+  it('delivers from our sender to our listener when the sender trusts the certificate, and not otherwise', async () => {
+    const cert = selfSignedCert();
+    const target = fakeSourceContext();
+    target.dataDir = cert.dir;
+    const listener = createMllpListener(
+      { port: 0, bind: '127.0.0.1', tls: { cert: cert.cert, key: cert.key } },
+      target,
+    );
+    await listener.start();
+    const ctx = fakeSourceContext();
+    ctx.dataDir = cert.dir;
+    const trusting = createMllpSender(
+      { host: '127.0.0.1', port: listener.port, tls: { ca: cert.cert } },
+      ctx,
+    );
+    const wary = createMllpSender({ host: '127.0.0.1', port: listener.port, tls: {} }, ctx);
+    try {
+      const result = await trusting.send(outbound(adt('TLS1')));
+      assert.equal(parseAck(result.response!).code, 'AA');
+      const err = await wary.send(outbound(adt('TLS2'))).catch((e: unknown) => e);
+      assert.ok(err instanceof SendError);
+      assert.equal(err.code, 'MLLP_CONNECTION_FAILED');
+      assert.deepEqual(
+        target.received.map((m) => m.meta?.['controlId']),
+        ['TLS1'],
+      );
+    } finally {
+      await trusting.stop();
+      await wary.stop();
+      await listener.stop();
+      cert.remove();
+    }
   });
 });
