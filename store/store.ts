@@ -4,8 +4,18 @@ import { openDatabase, migrate, type Db, type Migration, type OpenOptions } from
 import { GroupCommit } from './group-commit.ts';
 import { Journal, journalMigrations } from './journal.ts';
 import { Accounts, accountMigrations } from './accounts.ts';
+import { Audit, auditMigrations } from './audit.ts';
+import { Sessions, sessionMigrations } from './sessions.ts';
+import { MessageSearch, messageSearchMigrations } from './message-search.ts';
+import { Stats } from './stats.ts';
 
-export const allMigrations: readonly Migration[] = [...journalMigrations, ...accountMigrations];
+export const allMigrations: readonly Migration[] = [
+  ...journalMigrations,
+  ...accountMigrations,
+  ...sessionMigrations,
+  ...auditMigrations,
+  ...messageSearchMigrations,
+];
 
 export interface StoreOptions extends OpenOptions {
   /** Directory holding `onco-relay.db`, or `:memory:` for tests of pure store logic. */
@@ -17,6 +27,10 @@ export class Store {
   readonly writer: GroupCommit;
   readonly journal: Journal;
   readonly accounts: Accounts;
+  readonly audit: Audit;
+  readonly sessions: Sessions;
+  readonly messageSearch: MessageSearch;
+  readonly stats: Stats;
 
   constructor(options: StoreOptions) {
     const file = options.dataDir === ':memory:' ? ':memory:' : path.join(options.dataDir, 'onco-relay.db');
@@ -25,6 +39,10 @@ export class Store {
     this.writer = new GroupCommit(this.db);
     this.journal = new Journal(this.db);
     this.accounts = new Accounts(this.db);
+    this.audit = new Audit(this.db);
+    this.sessions = new Sessions(this.db);
+    this.messageSearch = new MessageSearch(this.db);
+    this.stats = new Stats(this.db);
   }
 
   /** Returns the pages freed by deletions to the file system (auto_vacuum = INCREMENTAL). */

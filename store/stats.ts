@@ -1,0 +1,129 @@
+// Figures for the region's yearly report and the overview's throughput charts. A figure whose
+// source table does not exist yet (RCP, PPS before their modules ship) is zero and flagged as not
+// available: the report must never show an invented number.
+import type { Db } from './db.ts';
+
+export const yearlyFigures = [
+  'rcpSessions',
+  'rcpForms',
+  'pps',
+  'activeUsers',
+  'newUsers',
+  'newPatients',
+  'patientsTotal',
+] as const;
+export type YearlyFigure = (typeof yearlyFigures)[number];
+
+export interface FigureValue {
+  total: number;
+  /** Twelve values, January first (for patientsTotal: the count at the end of each month). */
+  monthly: number[];
+  /** False when the data this figure comes from does not exist in this installation yet. */
+  available: boolean;
+}
+
+export interface YearlyStats {
+  year: number;
+  figures: Record<YearlyFigure, FigureValue>;
+}
+
+export interface ThroughputSeries {
+  since: number;
+  bucketMs: number;
+  /** Per channel, one count per bucket, oldest first. */
+  channels: Record<string, number[]>;
+}
+
+const monthStartsUtc = (year: number): number[] => Array.from({ length: 13 }, (_, m) => Date.UTC(year, m, 1));
+
+const unavailable = (): FigureValue => ({
+  total: 0,
+  monthly: Array(12).fill(0) as number[],
+  available: false,
+});
+
+export class Stats {
+  constructor(private readonly db: Db) {}
+
+  private hasTable(name: string): boolean {
+    return (
+      this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").pluck().get(name) !==
+      undefined
+    );
+  }
+
+  yearly(year: number): YearlyStats {
+    const bounds = monthStartsUtc(year);
+    const figures = Object.fromEntries(yearlyFigures.map((f) => [f, unavailable()])) as Record<
+      YearlyFigure,
+      FigureValue
+    >;
+    figures.newUsers = this.perMonth(
+      bounds,
+      'SELECT count(*) FROM accounts WHERE created_at >= ? AND created_at < ?',
+    );
+    // Active: logged in at least once in the period (the audit trail records every login).
+    if (this.hasTable('audit')) {
+      figures.activeUsers = this.perMonth(
+        bounds,
+        "SELECT count(DISTINCT actor) FROM audit WHERE action = 'login' AND at >= ? AND at < ?",
+      );
+    }
+    if (this.hasTable('patients')) {
+      // Patients created then merged into another were duplicates, not new patients.
+      const iso = bounds.map((t) => new Date(t).toISOString());
+      const count = this.db
+        .prepare<[string, string], number>(
+          'SELECT count(*) FROM patients WHERE merged_into IS NULL AND created_at >= ? AND created_at < ?',
+        )
+        .pluck();
+      const monthly = iso.slice(0, 12).map((from, m) => count.get(from, iso[m + 1]!) ?? 0);
+      figures.newPatients = { total: count.get(iso[0]!, iso[12]!) ?? 0, monthly, available: true };
+      const upTo = iso.slice(1).map((end) => count.get('', end) ?? 0);
+      figures.patientsTotal = { total: upTo[11]!, monthly: upTo, available: true };
+    }
+    for (const [figure, table] of [
+      ['rcpSessions', 'rcp_sessions'],
+      ['rcpForms', 'rcp_forms'],
+      ['pps', 'pps'],
+    ] as const) {
+      // The RCP and PPS modules keep created_at as ISO text like the patients table.
+      if (this.hasTable(table)) {
+        const iso = bounds.map((t) => new Date(t).toISOString());
+        const count = this.db
+          .prepare<[string, string], number>(
+            `SELECT count(*) FROM ${table} WHERE created_at >= ? AND created_at < ?`,
+          )
+          .pluck();
+        const monthly = iso.slice(0, 12).map((from, m) => count.get(from, iso[m + 1]!) ?? 0);
+        figures[figure] = { total: monthly.reduce((a, b) => a + b, 0), monthly, available: true };
+      }
+    }
+    return { year, figures };
+  }
+
+  private perMonth(bounds: number[], sql: string): FigureValue {
+    const count = this.db.prepare<[number, number], number>(sql).pluck();
+    const monthly = bounds.slice(0, 12).map((from, m) => count.get(from, bounds[m + 1]!) ?? 0);
+    // Distinct counts do not add up across months: the year is its own query.
+    return { total: count.get(bounds[0]!, bounds[12]!) ?? 0, monthly, available: true };
+  }
+
+  /** Messages received per channel per bucket since `since` (the overview's charts). */
+  throughput(since: number, bucketMs: number, now = Date.now()): ThroughputSeries {
+    const buckets = Math.max(1, Math.ceil((now - since) / bucketMs));
+    const rows = this.db
+      .prepare<[number, number, number], { channel: string; b: number; n: number }>(
+        `SELECT channel, (received_at - ?) / ? AS b, count(*) AS n FROM messages
+         WHERE received_at >= ? GROUP BY channel, b`,
+      )
+      .all(since, bucketMs, since);
+    const channels: Record<string, number[]> = {};
+    for (const r of rows) {
+      const series = (channels[r.channel] ??= Array(buckets).fill(0) as number[]);
+      const i = Math.min(buckets - 1, Math.floor(r.b));
+      series[i] = (series[i] ?? 0) + r.n;
+    }
+    return { since, bucketMs, channels };
+  }
+}
