@@ -8,6 +8,8 @@ import { Audit, auditMigrations } from './audit.ts';
 import { Sessions, sessionMigrations } from './sessions.ts';
 import { MessageSearch, messageSearchMigrations } from './message-search.ts';
 import { Stats } from './stats.ts';
+import { PatientStore, patientMigrations } from './patients.ts';
+import { Vigilance } from './vigilance.ts';
 
 export const allMigrations: readonly Migration[] = [
   ...journalMigrations,
@@ -15,6 +17,7 @@ export const allMigrations: readonly Migration[] = [
   ...sessionMigrations,
   ...auditMigrations,
   ...messageSearchMigrations,
+  ...patientMigrations,
 ];
 
 export interface StoreOptions extends OpenOptions {
@@ -31,6 +34,8 @@ export class Store {
   readonly sessions: Sessions;
   readonly messageSearch: MessageSearch;
   readonly stats: Stats;
+  readonly patients: PatientStore;
+  readonly vigilance: Vigilance;
 
   constructor(options: StoreOptions) {
     const file = options.dataDir === ':memory:' ? ':memory:' : path.join(options.dataDir, 'onco-relay.db');
@@ -43,6 +48,8 @@ export class Store {
     this.sessions = new Sessions(this.db);
     this.messageSearch = new MessageSearch(this.db);
     this.stats = new Stats(this.db);
+    this.patients = new PatientStore(this.db);
+    this.vigilance = new Vigilance(this.patients);
   }
 
   /** Returns the pages freed by deletions to the file system (auto_vacuum = INCREMENTAL). */
