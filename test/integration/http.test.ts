@@ -1,14 +1,19 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import os from 'node:os';
 import type { AddressInfo } from 'node:net';
 import type { Outbound } from '../../connectors/contract.ts';
 import { SendError } from '../../connectors/contract.ts';
 import { createHttpListener, createHttpSender, type HttpListener } from '../../connectors/http.ts';
-import { fakeSourceContext, type FakeSourceContext } from '../support/fake-source-context.ts';
+import { FakeSourceContext, type FakeContextOptions } from '../support/fake-context.ts';
 import { selfSignedCert } from '../support/self-signed-cert.ts';
 
-const accounts = { lab1: { login: 'lab1', password: 's3cret', role: 'lab' as const, finess: '330000001' } };
-const fakeContext = () => fakeSourceContext(accounts);
+const fakeContext = (options: Partial<FakeContextOptions> = {}) =>
+  new FakeSourceContext({
+    dataDir: os.tmpdir(),
+    accounts: [{ login: 'lab1', password: 's3cret', role: 'lab', finess: '330000001' }],
+    ...options,
+  });
 
 function outbound(content: string, idempotencyKey = 'key-1'): Outbound {
   return {
@@ -27,8 +32,11 @@ describe('HTTP listener', () => {
   let listener: HttpListener;
   let base: string;
 
-  async function start(options: Partial<Parameters<typeof createHttpListener>[0]> = {}): Promise<void> {
-    ctx = fakeContext();
+  async function start(
+    options: Partial<Parameters<typeof createHttpListener>[0]> = {},
+    context: Partial<FakeContextOptions> = {},
+  ): Promise<void> {
+    ctx = fakeContext(context);
     listener = createHttpListener({ port: 0, bind: '127.0.0.1', path: '/in', ...options }, ctx);
     await listener.start();
     base = `http://127.0.0.1:${listener.port}`;
@@ -44,8 +52,8 @@ describe('HTTP listener', () => {
     });
     assert.equal(res.status, 200);
     assert.deepEqual(await res.json(), { messageId: 1, duplicateOf: null });
-    assert.equal(ctx.received[0]!.content.toString('utf8'), '<doc>é</doc>');
-    assert.equal(ctx.received[0]!.contentType, 'application/xml');
+    assert.equal(ctx.journal[0]!.content.toString('utf8'), '<doc>é</doc>');
+    assert.equal(ctx.journal[0]!.contentType, 'application/xml');
   });
 
   it("answers a retry carrying the same Idempotency-Key with the first message's id", async () => {
@@ -61,7 +69,7 @@ describe('HTTP listener', () => {
     const res = await fetch(`${base}/in`, { method: 'POST', body: 'x'.repeat(11) });
     assert.equal(res.status, 413);
     assert.equal(((await res.json()) as { error: string }).error, 'BODY_TOO_LARGE');
-    assert.equal(ctx.received.length, 0);
+    assert.equal(ctx.journal.length, 0);
   });
 
   it('asks for credentials (401) when basic auth is on, and files the message under the account', async () => {
@@ -81,14 +89,20 @@ describe('HTTP listener', () => {
       headers: { authorization: `Basic ${Buffer.from('lab1:s3cret').toString('base64')}` },
     });
     assert.equal(good.status, 200);
-    assert.equal(ctx.received.length, 1);
-    assert.equal(ctx.received[0]!.sender, 'lab1');
-    assert.equal(ctx.received[0]!.owner, '330000001');
+    assert.equal(ctx.journal.length, 1);
+    assert.equal(ctx.journal[0]!.sender, 'lab1');
+    assert.equal(ctx.journal[0]!.owner, '330000001');
   });
 
   it('answers 503 when the message cannot be journaled, so that the client resends', async () => {
-    await start();
-    ctx.failure = new Error('disk full');
+    await start(
+      {},
+      {
+        beforeReceive: () => {
+          throw new Error('disk full');
+        },
+      },
+    );
     const res = await fetch(`${base}/in`, { method: 'POST', body: 'x' });
     assert.equal(res.status, 503);
     assert.equal(res.headers.get('retry-after'), '5');
@@ -98,7 +112,7 @@ describe('HTTP listener', () => {
     await start();
     assert.equal((await fetch(`${base}/other`, { method: 'POST', body: 'x' })).status, 404);
     assert.equal((await fetch(`${base}/in`)).status, 405);
-    assert.equal(ctx.received.length, 0);
+    assert.equal(ctx.journal.length, 0);
   });
 });
 
@@ -204,15 +218,13 @@ describe('HTTP sender', () => {
 describe('HTTP over TLS', () => {
   it('delivers to an HTTPS listener when the sender trusts its certificate, and not otherwise', async () => {
     const cert = selfSignedCert();
-    const target = fakeContext();
-    target.dataDir = cert.dir;
+    const target = fakeContext({ dataDir: cert.dir });
     const listener = createHttpListener(
       { port: 0, bind: '127.0.0.1', tls: { cert: cert.cert, key: cert.key } },
       target,
     );
     await listener.start();
-    const ctx = fakeContext();
-    ctx.dataDir = cert.dir;
+    const ctx = fakeContext({ dataDir: cert.dir });
     const url = `https://127.0.0.1:${listener.port}/`;
     const trusting = createHttpSender({ url, tls: { ca: cert.cert } }, ctx);
     const wary = createHttpSender({ url }, ctx);
@@ -222,7 +234,7 @@ describe('HTTP over TLS', () => {
       const err = await wary.send(outbound('doc')).catch((e: unknown) => e);
       assert.ok(err instanceof SendError);
       assert.equal(err.code, 'HTTP_CONNECTION_FAILED');
-      assert.equal(target.received.length, 1);
+      assert.equal(target.journal.length, 1);
     } finally {
       await trusting.stop();
       await wary.stop();

@@ -1,13 +1,17 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import os from 'node:os';
 import { Client, Message } from 'node-hl7-client';
 import { SendError, type Outbound } from '../../connectors/contract.ts';
 import { createMllpListener, createMllpSender, type MllpListener } from '../../connectors/mllp.ts';
 import { MllpFramer, frame } from '../../connectors/mllp-framer.ts';
 import { buildAck, parseAck } from '../../transformers/hl7v2-ack.ts';
 import { get, parse } from '../../transformers/hl7v2.ts';
-import { fakeSourceContext, type FakeSourceContext } from '../support/fake-source-context.ts';
+import { FakeSourceContext, type FakeContextOptions } from '../support/fake-context.ts';
 import { selfSignedCert } from '../support/self-signed-cert.ts';
+
+const fakeContext = (options: Partial<FakeContextOptions> = {}) =>
+  new FakeSourceContext({ dataDir: os.tmpdir(), accounts: [], ...options });
 
 function adt(controlId: string, extraMsh = ''): string {
   return (
@@ -46,8 +50,11 @@ describe('MLLP listener', () => {
   let ctx: FakeSourceContext;
   let listener: MllpListener;
 
-  async function start(options: Parameters<typeof createMllpListener>[0] = {}): Promise<void> {
-    ctx = fakeSourceContext();
+  async function start(
+    options: Parameters<typeof createMllpListener>[0] = {},
+    context: Partial<FakeContextOptions> = {},
+  ): Promise<void> {
+    ctx = fakeContext(context);
     listener = createMllpListener({ port: 0, bind: '127.0.0.1', ...options }, ctx);
     await listener.start();
   }
@@ -87,8 +94,8 @@ describe('MLLP listener', () => {
         /^MSH\|\^~\\&\|DCC\|ONCO\|GAM\|CHU-X\|/,
         'the ACK goes back to the sending application',
       );
-      assert.equal(ctx.received.length, 1);
-      const msg = ctx.received[0]!;
+      assert.equal(ctx.journal.length, 1);
+      const msg = ctx.journal[0]!;
       assert.equal(msg.content.toString('utf8'), adt('3975').trimEnd());
       assert.equal(msg.contentType, 'application/hl7-v2');
       assert.equal(msg.dedupKey, 'CHU-X|3975');
@@ -106,7 +113,7 @@ describe('MLLP listener', () => {
         ids.map((controlId) => ({ code: 'AA', controlId })),
       );
       assert.deepEqual(
-        ctx.received.map((m) => m.meta?.['controlId']),
+        ctx.journal.map((m) => m.meta?.['controlId']),
         ids,
       );
     });
@@ -116,8 +123,8 @@ describe('MLLP listener', () => {
       await sendAll([adt('77')]);
       const acks = await sendAll([adt('77')]);
       assert.deepEqual(msaOf(acks), [{ code: 'AA', controlId: '77' }]);
-      assert.equal(ctx.received.length, 2);
-      assert.equal(ctx.received[1]!.dedupKey, ctx.received[0]!.dedupKey);
+      assert.equal(ctx.journal.length, 2);
+      assert.equal(ctx.journal[1]!.dedupKey, ctx.journal[0]!.dedupKey);
     });
   });
 
@@ -130,16 +137,16 @@ describe('MLLP listener', () => {
     assert.equal(parsed.controlId, '42');
     assert.equal(parsed.errors[0]?.code, '100');
     assert.match(parsed.text, /segment 2/);
-    assert.equal(ctx.received.length, 1);
-    assert.match(ctx.received[0]!.rejected ?? '', /^HL7_BAD_SEGMENT/);
-    assert.equal(ctx.received[0]!.dedupKey, undefined);
+    assert.equal(ctx.journal.length, 1);
+    assert.match(ctx.journal[0]!.rejected ?? '', /^HL7_BAD_SEGMENT/);
+    assert.equal(ctx.journal[0]!.dedupKey, undefined);
   });
 
   it('rejects content that is not HL7 at all with AR', async () => {
     await start();
     const [ack] = await exchangeRaw(listener.port, frame(Buffer.from('hello')), 1);
     assert.equal(parseAck(ack!).code, 'AR');
-    assert.match(ctx.received[0]!.rejected ?? '', /^HL7_NO_MSH/);
+    assert.match(ctx.journal[0]!.rejected ?? '', /^HL7_NO_MSH/);
   });
 
   it('rejects a message without MSH-10 with AR naming the field', async () => {
@@ -151,8 +158,14 @@ describe('MLLP listener', () => {
   });
 
   it('answers AR, never AA, when the message cannot be journaled', async () => {
-    await start();
-    ctx.failure = new Error('disk full');
+    await start(
+      {},
+      {
+        beforeReceive: () => {
+          throw new Error('disk full');
+        },
+      },
+    );
     const [ack] = await exchangeRaw(listener.port, frame(Buffer.from(adt('9'))), 1);
     const parsed = parseAck(ack!);
     assert.equal(parsed.code, 'AR');
@@ -188,7 +201,7 @@ describe('MLLP listener', () => {
     const acks = await exchangeRaw(listener.port, wire, 1);
     const parsed = parseAck(acks[0]!);
     assert.deepEqual([parsed.code, parsed.controlId], ['CA', 'E2']);
-    assert.equal(ctx.received.length, 2);
+    assert.equal(ctx.journal.length, 2);
   });
 
   it('still answers a sender that half-closed its side after its last message', async () => {
@@ -197,25 +210,29 @@ describe('MLLP listener', () => {
     assert.equal(parseAck(acks[0]!).code, 'AA');
   });
 
-  it('reports bytes outside frames and still answers the frames', async () => {
+  it('ignores bytes outside frames and still answers the frames', async () => {
     await start();
     const wire = Buffer.concat([Buffer.from('junk'), frame(Buffer.from(adt('G1'))), Buffer.from('\r\n')]);
     const acks = await exchangeRaw(listener.port, wire, 1);
     assert.equal(parseAck(acks[0]!).controlId, 'G1');
-    assert.ok(ctx.warnings.some((w) => (w.obj as { bytes?: number }).bytes === 4));
+    assert.equal(ctx.journal.length, 1, 'the junk is not taken for a message');
   });
 
   it('closes a connection whose frame exceeds maxFrameBytes, journaling nothing', async () => {
     await start({ maxFrameBytes: 100 });
     const acks = await exchangeRaw(listener.port, frame(Buffer.from(adt('BIG'))), 1);
     assert.deepEqual(acks, []);
-    assert.equal(ctx.received.length, 0);
-    assert.ok(ctx.reports.some((r) => /exceeds 100 bytes/.test(r.lastError ?? '')));
+    assert.equal(ctx.journal.length, 0);
+    assert.ok(ctx.states.some((r) => /exceeds 100 bytes/.test(r.lastError ?? '')));
   });
 
   it('acknowledges on outcome when asked: AE with the processing error', async () => {
-    await start({ respond: 'on-outcome' });
-    ctx.outcomeOf = (messageId) => ({ messageId, status: 'ERROR', error: 'PID-7: birth date missing' });
+    await start(
+      { respond: 'on-outcome' },
+      {
+        outcome: (msg) => ({ messageId: msg.messageId, status: 'ERROR', error: 'PID-7: birth date missing' }),
+      },
+    );
     const [ack] = await exchangeRaw(listener.port, frame(Buffer.from(adt('O1'))), 1);
     const parsed = parseAck(ack!);
     assert.deepEqual([parsed.code, parsed.controlId], ['AE', 'O1']);
@@ -223,17 +240,27 @@ describe('MLLP listener', () => {
   });
 
   it('on stop, finishes the message being journaled and sends its ACK before closing', async () => {
-    await start();
     let open: () => void = () => {};
-    ctx.gate = new Promise((resolve) => (open = resolve));
+    let entered: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const receiving = new Promise<void>((resolve) => (entered = resolve));
+    await start(
+      {},
+      {
+        beforeReceive: () => {
+          entered();
+          return gate;
+        },
+      },
+    );
     const answered = exchangeRaw(listener.port, frame(Buffer.from(adt('S1'))), 1);
-    await ctx.nextReceive();
+    await receiving;
     const stopped = listener.stop();
     open();
     await stopped;
     const acks = await answered;
     assert.equal(parseAck(acks[0]!).code, 'AA');
-    assert.equal(ctx.received.length, 1);
+    assert.equal(ctx.journal.length, 1);
   });
 });
 
@@ -278,10 +305,10 @@ function outbound(content: string): Outbound {
 }
 
 describe('MLLP sender', () => {
-  const ctx = fakeSourceContext();
+  const ctx = fakeContext();
 
   it('delivers to our own listener, returns its ACK and reuses one connection', async () => {
-    const target = fakeSourceContext();
+    const target = fakeContext();
     const listener = createMllpListener({ port: 0, bind: '127.0.0.1' }, target);
     await listener.start();
     const sender = createMllpSender({ host: '127.0.0.1', port: listener.port }, ctx);
@@ -291,7 +318,7 @@ describe('MLLP sender', () => {
         const ack = parseAck(result.response!);
         assert.deepEqual([ack.code, ack.controlId], ['AA', id]);
       }
-      assert.equal(new Set(target.received.map((m) => m.meta?.['remote'])).size, 1);
+      assert.equal(new Set(target.journal.map((m) => m.meta?.['remote'])).size, 1);
     } finally {
       await sender.stop();
       await listener.stop();
@@ -395,15 +422,13 @@ describe('MLLP sender', () => {
 describe('MLLP over TLS', () => {
   it('delivers from our sender to our listener when the sender trusts the certificate, and not otherwise', async () => {
     const cert = selfSignedCert();
-    const target = fakeSourceContext();
-    target.dataDir = cert.dir;
+    const target = fakeContext({ dataDir: cert.dir });
     const listener = createMllpListener(
       { port: 0, bind: '127.0.0.1', tls: { cert: cert.cert, key: cert.key } },
       target,
     );
     await listener.start();
-    const ctx = fakeSourceContext();
-    ctx.dataDir = cert.dir;
+    const ctx = fakeContext({ dataDir: cert.dir });
     const trusting = createMllpSender(
       { host: '127.0.0.1', port: listener.port, tls: { ca: cert.cert } },
       ctx,
@@ -416,7 +441,7 @@ describe('MLLP over TLS', () => {
       assert.ok(err instanceof SendError);
       assert.equal(err.code, 'MLLP_CONNECTION_FAILED');
       assert.deepEqual(
-        target.received.map((m) => m.meta?.['controlId']),
+        target.journal.map((m) => m.meta?.['controlId']),
         ['TLS1'],
       );
     } finally {
