@@ -1,0 +1,226 @@
+// Source `sftp-drop`: the files establishments and labs drop into one folder of the built-in SFTP
+// server (`/in/identity`, `/in/pathology` or `/in/molecular`). A file is journaled before its upload
+// is acknowledged; an HL7 file then gets its ACK file in `/out/ack`, a failed one a note in `/error`.
+import { createHash } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { buildAck } from '../transformers/hl7v2-ack.ts';
+import type { Inbound, Outcome, Source, SourceContext, SourceSpec } from './contract.ts';
+import {
+  DROP_FOLDERS,
+  SftpServer,
+  SftpServerError,
+  type DropFolder,
+  type SftpServerSettings,
+  type TakeResult,
+  type Upload,
+} from './sftp-server.ts';
+
+export interface SftpDropOptions {
+  folder: DropFolder;
+  port?: number;
+  bind?: string;
+  maxFileBytes?: number;
+  hostKeyFile?: string;
+}
+
+/**
+ * Builds the ACK file of an HL7 file from the processing outcome, or null when there is nothing to
+ * acknowledge. Used when processing produced no response of its own.
+ */
+export type AckBuilder = (content: Buffer, outcome: Outcome) => Buffer | null;
+
+/** AA once processed (or recognised as a re-send), AE when processing failed, AR when refused. */
+export const hl7AckFile: AckBuilder = (content, outcome) => {
+  const failed = outcome.status === 'ERROR' || outcome.status === 'REJECTED';
+  const ack = buildAck(content, {
+    code: outcome.status === 'REJECTED' ? 'AR' : failed ? 'AE' : 'AA',
+    ...(failed
+      ? { error: { text: outcome.error ?? `message ${outcome.messageId} ${outcome.status.toLowerCase()}` } }
+      : {}),
+  });
+  // In enhanced mode MSH-15 may say the sender wants no accept acknowledgment.
+  return ack.send ? ack.bytes : null;
+};
+
+const MiB = 1024 * 1024;
+/** Each file is read whole into memory to be journaled: this bounds that. */
+const DEFAULT_MAX_FILE_BYTES = 50 * MiB;
+const MAX_FILE_BYTES = 1024 * MiB;
+const SHARED_KEY = 'sftp-server';
+
+const CONTENT_TYPES: Record<string, string> = {
+  '.hl7': 'application/hl7-v2',
+  '.xml': 'application/xml',
+  '.pdf': 'application/pdf',
+  '.json': 'application/json',
+};
+
+const schema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['folder'],
+  properties: {
+    folder: { enum: [...DROP_FOLDERS], description: 'the drop folder this channel takes: /in/<folder>' },
+    port: {
+      type: 'integer',
+      minimum: 0,
+      maximum: 65535,
+      description: 'SFTP port, shared by every sftp-drop source (default ONCO_SFTP_PORT or 2222)',
+    },
+    bind: { type: 'string', description: 'address to listen on (default ONCO_BIND or 127.0.0.1)' },
+    maxFileBytes: {
+      type: 'integer',
+      minimum: 1,
+      maximum: MAX_FILE_BYTES,
+      description:
+        'larger uploads are refused as they pass it; a file is held in memory while it is journaled',
+    },
+    hostKeyFile: {
+      type: 'string',
+      description:
+        'private host key, created on first start; relative to the data directory (default ssh_host_ed25519_key)',
+    },
+  },
+};
+
+export function sftpDropSpec(
+  deps: { buildAck: AckBuilder } = { buildAck: hl7AckFile },
+): SourceSpec<SftpDropOptions> {
+  return {
+    kind: 'source',
+    type: 'sftp-drop',
+    summary: 'Files dropped by establishments and labs into a folder of the built-in SFTP server',
+    schema,
+    create: (options, ctx) => new SftpDropSource(options, ctx, deps.buildAck),
+  };
+}
+
+/** Server settings from the options, environment overrides and defaults (CONTRACT.md). */
+export function serverSettings(options: SftpDropOptions, dataDir: string): SftpServerSettings {
+  return {
+    port: options.port ?? Number(process.env.ONCO_SFTP_PORT ?? 2222),
+    bind: options.bind ?? process.env.ONCO_BIND ?? '127.0.0.1',
+    hostKeyFile: path.resolve(dataDir, options.hostKeyFile ?? 'ssh_host_ed25519_key'),
+  };
+}
+
+class SftpDropSource implements Source {
+  private readonly options: SftpDropOptions;
+  private readonly ctx: SourceContext;
+  private readonly buildAck: AckBuilder;
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private release: (() => Promise<void>) | null = null;
+  private unroute: (() => void) | null = null;
+
+  constructor(options: SftpDropOptions, ctx: SourceContext, buildAck: AckBuilder) {
+    this.options = options;
+    this.ctx = ctx;
+    this.buildAck = buildAck;
+  }
+
+  async start(): Promise<void> {
+    const { ctx, options } = this;
+    const settings = serverSettings(options, ctx.dataDir);
+    const handle = await ctx.shared(
+      SHARED_KEY,
+      () => new SftpServer({ ...settings, dataDir: ctx.dataDir, accounts: ctx.accounts, log: ctx.log }),
+    );
+    this.release = () => handle.release();
+    const server = handle.service;
+    const clash = (['port', 'bind', 'hostKeyFile'] as const).find((k) => server.settings[k] !== settings[k]);
+    if (clash) {
+      await this.stop();
+      throw new SftpServerError(
+        'SFTP_SETTINGS_CLASH',
+        `channel ${ctx.channelId}: sftp-drop ${clash} ${settings[clash]} differs from the running SFTP server's ${server.settings[clash]}`,
+        {
+          hint: 'every sftp-drop source shares one SFTP server: give them the same port, bind and hostKeyFile',
+        },
+      );
+    }
+    this.unroute = server.route(options.folder, {
+      maxFileBytes: options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES,
+      take: (upload) => this.track(this.take(upload)),
+    });
+    const { port, bind } = server.address();
+    ctx.report({ connected: true, lastError: null, detail: `sftp://${bind}:${port}/in/${options.folder}` });
+  }
+
+  async stop(): Promise<void> {
+    this.unroute?.();
+    this.unroute = null;
+    await Promise.allSettled([...this.inFlight]);
+    const release = this.release;
+    this.release = null;
+    await release?.();
+    this.ctx.report({ connected: false });
+  }
+
+  private track<T>(work: Promise<T>): Promise<T> {
+    this.inFlight.add(work);
+    const forget = (): void => void this.inFlight.delete(work);
+    work.then(forget, forget);
+    return work;
+  }
+
+  private async take(upload: Upload): Promise<TakeResult> {
+    const content = await fs.readFile(upload.file);
+    const rejected =
+      content.length === 0 ? 'file refused: it is empty; send it again with its content' : undefined;
+    const hl7 = isHl7(upload.name, content);
+    const inbound: Inbound = {
+      content,
+      contentType: hl7 ? 'application/hl7-v2' : contentTypeOf(upload.name),
+      meta: {
+        fileName: upload.name,
+        account: upload.account.login,
+        folder: upload.folder,
+        size: content.length,
+      },
+      sender: upload.account.login,
+      dedupKey: `sftp:${upload.account.login}:${createHash('sha256').update(content).digest('hex')}`,
+      ...(upload.account.finess ? { owner: upload.account.finess } : {}),
+      ...(rejected ? { rejected } : {}),
+    };
+    const receipt = await this.ctx.receive(inbound);
+    if (rejected) return { rejected };
+    // Answered later, once processed: the upload is acknowledged now that the message is journaled.
+    void this.answer(upload, content, hl7, receipt.messageId);
+  }
+
+  /** The ACK file for an HL7 file, a note in `/error` for any file whose processing failed. */
+  private async answer(upload: Upload, content: Buffer, hl7: boolean, messageId: number): Promise<void> {
+    try {
+      const outcome = await this.ctx.outcome(messageId);
+      const ack = hl7 ? (outcome.response ?? this.buildAck(content, outcome)) : null;
+      if (ack) await upload.tree.place('out/ack', `${upload.name}.ack.hl7`, ack);
+      if (outcome.status === 'ERROR' || outcome.status === 'REJECTED') {
+        const why = outcome.error ?? outcome.status.toLowerCase();
+        await upload.tree.reject(
+          upload.name,
+          null,
+          `message ${messageId} failed: ${why}\nIts content is kept in the journal; correct the file and send it again.`,
+        );
+      }
+    } catch (err) {
+      this.ctx.log.warn(
+        { err, messageId, login: upload.account.login },
+        'sftp-drop could not answer an upload',
+      );
+    }
+  }
+}
+
+/** HL7 v2 by name or by its first segment (a UTF-8 BOM allowed); batches start with FHS or BHS. */
+function isHl7(name: string, content: Buffer): boolean {
+  const start = content
+    .subarray(0, 7)
+    .toString('latin1')
+    .replace(/^\xEF\xBB\xBF/, '');
+  return path.extname(name).toLowerCase() === '.hl7' || /^(MSH|FHS|BHS)\|/.test(start);
+}
+
+function contentTypeOf(name: string): string {
+  return CONTENT_TYPES[path.extname(name).toLowerCase()] ?? 'application/octet-stream';
+}

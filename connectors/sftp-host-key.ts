@@ -1,0 +1,33 @@
+// The SFTP server's host key: generated once, then kept, because clients pin it (known_hosts) and a new
+// key on every start would look like an attack to them.
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import ssh2 from 'ssh2';
+
+/** Loads the private host key, creating an ed25519 key (mode 0600) when the file does not exist. */
+export async function loadOrCreateHostKey(file: string): Promise<Buffer> {
+  try {
+    const key = await fs.readFile(file);
+    const mode = (await fs.stat(file)).mode & 0o777;
+    // A key others can read is a key others can impersonate the server with: tighten, do not refuse.
+    if (mode & 0o077) await fs.chmod(file, 0o600);
+    const parsed = ssh2.utils.parseKey(key);
+    if (parsed instanceof Error) {
+      throw new Error(
+        `host key ${file} is not a private key ssh2 can read (${parsed.message}); move it away to have a new one generated`,
+      );
+    }
+    return key;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  const pair = ssh2.utils.generateKeyPairSync('ed25519');
+  try {
+    // `wx`: when two processes race, the first key wins and both use it.
+    await fs.writeFile(file, pair.private, { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  return fs.readFile(file);
+}

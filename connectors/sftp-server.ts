@@ -1,0 +1,225 @@
+// The built-in SFTP server (ssh2): one per engine, shared by the channels that take its drop folders.
+// It authenticates establishment and lab accounts through the engine (never the store), gives each
+// its own chrooted tree and hands complete uploads to the route registered for the drop folder.
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import ssh2 from 'ssh2';
+import type { AuthContext, Connection, PublicKeyAuthContext } from 'ssh2';
+import type { Account, Accounts, Logger, SharedService } from './contract.ts';
+import { AccountTrees, loginUsableAsDirectory, type AccountTree } from './sftp-account-tree.ts';
+import { SftpFileSystem, type UploadSink } from './sftp-filesystem.ts';
+import { loadOrCreateHostKey } from './sftp-host-key.ts';
+import type { DropFolder } from './sftp-paths.ts';
+
+export { DROP_FOLDERS, type DropFolder } from './sftp-paths.ts';
+export type { AccountTree } from './sftp-account-tree.ts';
+
+/** A complete file in a drop folder, handed to the channel that takes the folder. */
+export interface Upload {
+  account: Account;
+  folder: DropFolder;
+  /** Final name as the client gave it (after the rename, for a `.part` upload). */
+  name: string;
+  /** Where the complete content is on disk; it is removed (or moved to `/error`) once the handler settles. */
+  file: string;
+  size: number;
+  /** The account's tree, to place answers later: `tree.place('out/ack', …)`, `tree.reject(…)`. */
+  tree: AccountTree;
+}
+
+/** `rejected`: the file goes to `/error` with `NAME.error.txt` giving this reason. */
+export type TakeResult = { rejected: string } | void;
+
+export interface Route {
+  maxFileBytes: number;
+  /**
+   * Resolves once the upload is journaled (the client's CLOSE or RENAME is answered OK then); a
+   * rejection means not taken: the client is told the upload failed and may send it again.
+   */
+  take(upload: Upload): Promise<TakeResult>;
+}
+
+export interface SftpServerSettings {
+  /** 0 picks a free port (tests); see address() for the one in use. */
+  port: number;
+  bind: string;
+  hostKeyFile: string;
+}
+
+export interface SftpServerOptions extends SftpServerSettings {
+  dataDir: string;
+  accounts: Accounts;
+  log: Logger;
+}
+
+/** Roles that may use SFTP; the others log into the dashboard only. */
+const SFTP_ROLES: ReadonlySet<Account['role']> = new Set(['establishment', 'lab']);
+/** Failed authentications tolerated on one connection before it is closed. */
+const MAX_AUTH_FAILURES = 6;
+
+export class SftpServerError extends Error {
+  readonly code: string;
+  readonly hint: string;
+  constructor(code: string, message: string, options: { hint: string; cause?: unknown }) {
+    super(message, { cause: options.cause });
+    this.name = 'SftpServerError';
+    this.code = code;
+    this.hint = options.hint;
+  }
+}
+
+export class SftpServer implements SharedService {
+  readonly settings: SftpServerSettings;
+  private readonly accounts: Accounts;
+  private readonly log: Logger;
+  private readonly trees: AccountTrees;
+  private readonly routes = new Map<DropFolder, Route>();
+  private readonly clients = new Set<Connection>();
+  private server: ssh2.Server | null = null;
+
+  constructor(options: SftpServerOptions) {
+    this.settings = { port: options.port, bind: options.bind, hostKeyFile: options.hostKeyFile };
+    this.accounts = options.accounts;
+    this.log = options.log;
+    this.trees = new AccountTrees(path.join(options.dataDir, 'sftp'));
+  }
+
+  /** Registers the channel taking a drop folder; returns the function that unregisters it. */
+  route(folder: DropFolder, route: Route): () => void {
+    if (this.routes.has(folder)) {
+      throw new SftpServerError('SFTP_FOLDER_TAKEN', `two channels take /in/${folder}`, {
+        hint: 'give each drop folder to one sftp-drop source only',
+      });
+    }
+    this.routes.set(folder, route);
+    return () => {
+      if (this.routes.get(folder) === route) this.routes.delete(folder);
+    };
+  }
+
+  /** The address actually listened on (the port differs from settings when settings.port is 0). */
+  address(): { port: number; bind: string } {
+    const addr = this.server?.address();
+    return {
+      port: typeof addr === 'object' && addr ? addr.port : this.settings.port,
+      bind: this.settings.bind,
+    };
+  }
+
+  async start(): Promise<void> {
+    await this.trees.prepare();
+    const hostKey = await loadOrCreateHostKey(this.settings.hostKeyFile);
+    const server = new ssh2.Server({ hostKeys: [hostKey], ident: 'OncoRelay' }, (client) =>
+      this.accept(client),
+    );
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) =>
+        reject(
+          new SftpServerError(
+            'SFTP_LISTEN',
+            `SFTP server cannot listen on ${this.settings.bind}:${this.settings.port}`,
+            {
+              hint:
+                err.code === 'EADDRINUSE'
+                  ? 'another program uses this port: stop it or set ONCO_SFTP_PORT'
+                  : 'check ONCO_BIND and ONCO_SFTP_PORT',
+              cause: err,
+            },
+          ),
+        ),
+      );
+      server.listen(this.settings.port, this.settings.bind, () => resolve());
+    });
+    server.on('error', (err: Error) => this.log.error({ err }, 'sftp server error'));
+    this.server = server;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    this.server = null;
+    if (!server) return;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const client of this.clients) client.end();
+    await closed;
+  }
+
+  /** The sink one account's sessions hand their uploads to. */
+  private sinkFor(account: Account): UploadSink {
+    return {
+      limitFor: (folder) => this.routes.get(folder)?.maxFileBytes ?? null,
+      take: async (tree, folder, name, file, size) => {
+        const route = this.routes.get(folder);
+        if (!route) throw new Error(`no channel takes /in/${folder}`);
+        const result = await route.take({ account, folder, name, file, size, tree });
+        if (result?.rejected) await tree.reject(name, file, result.rejected);
+        else await fs.rm(file, { force: true });
+      },
+    };
+  }
+
+  private accept(client: Connection): void {
+    this.clients.add(client);
+    client.on('close', () => this.clients.delete(client));
+    client.on('error', (err: Error) => this.log.debug({ err }, 'sftp client connection error'));
+    let session: { tree: AccountTree; sink: UploadSink } | null = null;
+    let failures = 0;
+    client.on('authentication', (ctx: AuthContext) => {
+      this.authenticate(ctx)
+        .then(async (account) => {
+          if (!account) {
+            // OpenSSH clients always try `none` first: that is a question, not a failed attempt.
+            if (ctx.method !== 'none' && ++failures >= MAX_AUTH_FAILURES) client.end();
+            else ctx.reject(['publickey', 'password']);
+            return;
+          }
+          if (account === 'key-acceptable') return ctx.accept();
+          session = { tree: await this.trees.open(account.login), sink: this.sinkFor(account) };
+          ctx.accept();
+        })
+        .catch((err: unknown) => {
+          this.log.error({ err }, 'sftp authentication failed on our side');
+          client.end();
+        });
+    });
+    client.on('ready', () => {
+      client.on('session', (acceptSession) => {
+        // No shell, exec or forwarding listeners: ssh2 refuses those requests by itself.
+        acceptSession().on('sftp', (acceptSftp) => {
+          if (session) new SftpFileSystem(acceptSftp(), session.tree, session.sink, this.log);
+        });
+      });
+    });
+  }
+
+  /**
+   * The account when the credentials are good, 'key-acceptable' when a client only asks whether a key
+   * would do (it then signs), null otherwise. The comparison itself (constant time) is the engine's.
+   */
+  private async authenticate(ctx: AuthContext): Promise<Account | 'key-acceptable' | null> {
+    if (!loginUsableAsDirectory(ctx.username)) return null;
+    let account: Account | null = null;
+    if (ctx.method === 'password') {
+      account = await this.accounts.verifyPassword(ctx.username, ctx.password);
+    } else if (ctx.method === 'publickey') {
+      account = await this.accounts.verifyPublicKey(ctx.username, ctx.key.algo, ctx.key.data);
+      if (account && SFTP_ROLES.has(account.role) && !ctx.signature) return 'key-acceptable';
+      if (account && !signatureValid(ctx)) account = null;
+    }
+    if (account && !SFTP_ROLES.has(account.role)) {
+      this.log.info(
+        { login: account.login, role: account.role },
+        'sftp login refused: role has no SFTP access',
+      );
+      return null;
+    }
+    return account;
+  }
+}
+
+/** Proves the client holds the private half of the offered key. */
+function signatureValid(ctx: PublicKeyAuthContext): boolean {
+  if (!ctx.signature || !ctx.blob) return false;
+  const key = ssh2.utils.parseKey(ctx.key.data);
+  if (key instanceof Error) return false;
+  return key.verify(ctx.blob, ctx.signature, ctx.hashAlgo) === true;
+}
