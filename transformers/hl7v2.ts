@@ -400,13 +400,18 @@ export function repetitions(message: Hl7Message, segment: Hl7Segment, field: num
   const raw = segment.fields[field] ?? '';
   if (raw === '') return [];
   const d = message.delimiters;
-  return raw
-    .split(d.repetition)
-    .map((rep) =>
-      rep
-        .split(d.component)
-        .map((comp) => comp.split(d.subcomponent).map((sub) => unescape(sub, d, message.charset))),
-    );
+  // Plain loops: this runs for every identity field of every message (see the PAM FR mapping).
+  const reps: Hl7Repetition[] = [];
+  for (const rep of raw.split(d.repetition)) {
+    const components: string[][] = [];
+    for (const comp of rep.split(d.component)) {
+      const subs = comp.split(d.subcomponent);
+      for (let i = 0; i < subs.length; i++) subs[i] = unescape(subs[i] as string, d, message.charset);
+      components.push(subs);
+    }
+    reps.push(components);
+  }
+  return reps;
 }
 
 /** Component `c`, sub-component `s` (1-based) of a repetition; '' when absent. */
