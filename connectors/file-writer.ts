@@ -43,6 +43,11 @@ export class FileWriter implements Destination {
 
   async start(): Promise<void> {
     await fs.mkdir(this.dir, { recursive: true });
+    // Temporary files of writes cut short by a crash: their delivery was not marked SENT, so it runs again.
+    for (const name of await fs.readdir(this.dir)) {
+      if (name.startsWith('.') && name.endsWith('.tmp'))
+        await fs.rm(path.join(this.dir, name), { force: true });
+    }
   }
 
   async send(msg: Outbound): Promise<{ detail: string }> {
