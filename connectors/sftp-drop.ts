@@ -128,21 +128,27 @@ class SftpDropSource implements Source {
     );
     this.release = () => handle.release();
     const server = handle.service;
-    const clash = (['port', 'bind', 'hostKeyFile'] as const).find((k) => server.settings[k] !== settings[k]);
-    if (clash) {
-      await this.stop();
-      throw new SftpServerError(
-        'SFTP_SETTINGS_CLASH',
-        `channel ${ctx.channelId}: sftp-drop ${clash} ${settings[clash]} differs from the running SFTP server's ${server.settings[clash]}`,
-        {
-          hint: 'every sftp-drop source shares one SFTP server: give them the same port, bind and hostKeyFile',
-        },
+    try {
+      const clash = (['port', 'bind', 'hostKeyFile'] as const).find(
+        (k) => server.settings[k] !== settings[k],
       );
+      if (clash) {
+        throw new SftpServerError(
+          'SFTP_SETTINGS_CLASH',
+          `channel ${ctx.channelId}: sftp-drop ${clash} ${settings[clash]} differs from the running SFTP server's ${server.settings[clash]}`,
+          {
+            hint: 'every sftp-drop source shares one SFTP server: give them the same port, bind and hostKeyFile',
+          },
+        );
+      }
+      this.unroute = server.route(options.folder, {
+        maxFileBytes: options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES,
+        take: (upload) => this.track(this.take(upload)),
+      });
+    } catch (err) {
+      await this.stop();
+      throw err;
     }
-    this.unroute = server.route(options.folder, {
-      maxFileBytes: options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES,
-      take: (upload) => this.track(this.take(upload)),
-    });
     const { port, bind } = server.address();
     ctx.report({ connected: true, lastError: null, detail: `sftp://${bind}:${port}/in/${options.folder}` });
   }

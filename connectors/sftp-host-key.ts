@@ -3,6 +3,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import ssh2 from 'ssh2';
+import { SftpServerError } from './sftp-error.ts';
 
 /** Loads the private host key, creating an ed25519 key (mode 0600) when the file does not exist. */
 export async function loadOrCreateHostKey(file: string): Promise<Buffer> {
@@ -13,9 +14,10 @@ export async function loadOrCreateHostKey(file: string): Promise<Buffer> {
     if (mode & 0o077) await fs.chmod(file, 0o600);
     const parsed = ssh2.utils.parseKey(key);
     if (parsed instanceof Error) {
-      throw new Error(
-        `host key ${file} is not a private key ssh2 can read (${parsed.message}); move it away to have a new one generated`,
-      );
+      throw new SftpServerError('SFTP_HOST_KEY', `host key ${file} is not a private key ssh2 can read`, {
+        hint: 'move it away to have a new one generated (clients will then see a new host key)',
+        cause: parsed,
+      });
     }
     return key;
   } catch (err) {

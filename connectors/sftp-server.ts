@@ -8,11 +8,13 @@ import type { AuthContext, Connection, PublicKeyAuthContext } from 'ssh2';
 import type { Account, Accounts, Logger, SharedService } from './contract.ts';
 import { AccountTrees, loginUsableAsDirectory, type AccountTree } from './sftp-account-tree.ts';
 import { SftpFileSystem, type UploadSink } from './sftp-filesystem.ts';
+import { SftpServerError } from './sftp-error.ts';
 import { loadOrCreateHostKey } from './sftp-host-key.ts';
-import type { DropFolder } from './sftp-paths.ts';
+import { SftpRefusal, STATUS, type DropFolder } from './sftp-paths.ts';
 
 export { DROP_FOLDERS, type DropFolder } from './sftp-paths.ts';
 export type { AccountTree } from './sftp-account-tree.ts';
+export { SftpServerError } from './sftp-error.ts';
 
 /** A complete file in a drop folder, handed to the channel that takes the folder. */
 export interface Upload {
@@ -56,17 +58,6 @@ export interface SftpServerOptions extends SftpServerSettings {
 const SFTP_ROLES: ReadonlySet<Account['role']> = new Set(['establishment', 'lab']);
 /** Failed authentications tolerated on one connection before it is closed. */
 const MAX_AUTH_FAILURES = 6;
-
-export class SftpServerError extends Error {
-  readonly code: string;
-  readonly hint: string;
-  constructor(code: string, message: string, options: { hint: string; cause?: unknown }) {
-    super(message, { cause: options.cause });
-    this.name = 'SftpServerError';
-    this.code = code;
-    this.hint = options.hint;
-  }
-}
 
 export class SftpServer implements SharedService {
   readonly settings: SftpServerSettings;
@@ -149,7 +140,13 @@ export class SftpServer implements SharedService {
       limitFor: (folder) => this.routes.get(folder)?.maxFileBytes ?? null,
       take: async (tree, folder, name, file, size) => {
         const route = this.routes.get(folder);
-        if (!route) throw new Error(`no channel takes /in/${folder}`);
+        if (!route) {
+          throw new SftpRefusal(
+            STATUS.FAILURE,
+            'SFTP_NO_CHANNEL',
+            `no channel takes /in/${folder} now; send the file later`,
+          );
+        }
         const result = await route.take({ account, folder, name, file, size, tree });
         if (result?.rejected) await tree.reject(name, file, result.rejected);
         else await fs.rm(file, { force: true });

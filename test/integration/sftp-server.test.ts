@@ -88,6 +88,7 @@ describe('sftp-drop: built-in SFTP server', function () {
   let identity: FakeSourceContext;
   let pathology: FakeSourceContext;
   let sources: Source[];
+  let shared: FakeSharedRegistry;
   const clients: SftpClient[] = [];
 
   const tree = (login: string, ...p: string[]): string => path.join(dataDir, 'sftp', login, ...p);
@@ -120,7 +121,7 @@ describe('sftp-drop: built-in SFTP server', function () {
       { login: 'lab2', role: 'lab', finess: '750000001', password: 'lab2-secret' },
       { login: 'admin', role: 'admin', finess: null, password: 'admin-secret' },
     ];
-    const shared = new FakeSharedRegistry();
+    shared = new FakeSharedRegistry();
     identity = new FakeSourceContext({
       dataDir,
       accounts,
@@ -351,6 +352,24 @@ describe('sftp-drop: built-in SFTP server', function () {
     assert.equal(identity.journal.length, before);
     assert.deepEqual(fs.readdirSync(tree('chu', 'in', 'identity')), []);
     assert.ok(!fs.existsSync(tree('chu', 'error', 'later.hl7')));
+  });
+
+  it('refuses a second channel on the same drop folder or with other server settings', async function () {
+    const spec = sftpDropSpec();
+    const other = (): FakeSourceContext => new FakeSourceContext({ dataDir, accounts: [], shared });
+    await assert.rejects(spec.create({ folder: 'identity', port: 0 }, other()).start(), {
+      code: 'SFTP_FOLDER_TAKEN',
+    });
+    await assert.rejects(spec.create({ folder: 'molecular', port: 2 }, other()).start(), {
+      code: 'SFTP_SETTINGS_CLASH',
+    });
+    // Both failed starts gave the shared server back: it still serves the two running channels.
+    const client = await connect('chu', 'chu-secret');
+    assert.deepEqual((await client.list('/in')).map((e) => e.name).sort(), [
+      'identity',
+      'molecular',
+      'pathology',
+    ]);
   });
 
   it('keeps its host key across restarts, readable by the owner only', async function () {

@@ -1,0 +1,118 @@
+// A 200 MiB upload through the built-in SFTP server must stream to disk: the server process never
+// holds the file. OpenSSH's sftp (a separate process) sends it; we watch our own RSS meanwhile.
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { SftpServer, type Upload } from '../../connectors/sftp-server.ts';
+import { FakeAccounts, silentLog } from '../support/fake-context.ts';
+
+const MiB = 1024 * 1024;
+const SIZE = 200 * MiB;
+
+/** Writes `size` pseudo-random bytes chunk by chunk (never all in memory); returns their SHA-256. */
+async function generate(file: string, size: number): Promise<string> {
+  const hash = createHash('sha256');
+  async function* chunks(): AsyncGenerator<Buffer> {
+    for (let left = size; left > 0; left -= MiB) {
+      const chunk = randomBytes(Math.min(MiB, left));
+      hash.update(chunk);
+      yield chunk;
+    }
+  }
+  await pipeline(chunks(), fs.createWriteStream(file));
+  return hash.digest('hex');
+}
+
+async function sha256Of(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(fs.createReadStream(file), hash);
+  return hash.digest('hex');
+}
+
+describe('sftp server: large uploads', function () {
+  this.timeout(180_000);
+  let dir: string;
+  let server: SftpServer;
+
+  before(async function () {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sftp-large-'));
+  });
+
+  after(async function () {
+    await server?.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('streams a 200 MiB upload to disk without holding it in memory', async function () {
+    const key = path.join(dir, 'key');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', '', '-f', key]);
+    const accounts = new FakeAccounts([
+      { login: 'lab', role: 'lab', finess: '750000001', publicKeys: [fs.readFileSync(`${key}.pub`, 'utf8')] },
+    ]);
+    server = new SftpServer({
+      port: 0,
+      bind: '127.0.0.1',
+      hostKeyFile: path.join(dir, 'host_key'),
+      dataDir: path.join(dir, 'data'),
+      accounts,
+      log: silentLog,
+    });
+    await server.start();
+    const taken: Array<{ size: number; sha256: string }> = [];
+    server.route('molecular', {
+      maxFileBytes: 300 * MiB,
+      take: async (upload: Upload) =>
+        void taken.push({ size: upload.size, sha256: await sha256Of(upload.file) }),
+    });
+    const local = path.join(dir, 'wgs.vcf');
+    const expected = await generate(local, SIZE);
+
+    global.gc?.();
+    const baseline = process.memoryUsage().rss;
+    let peak = baseline;
+    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 10);
+    const run = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+      const child = spawn(
+        'sftp',
+        [
+          '-b',
+          '-',
+          '-P',
+          String(server.address().port),
+          '-i',
+          key,
+          '-o',
+          'StrictHostKeyChecking=no',
+          '-o',
+          'UserKnownHostsFile=/dev/null',
+          '-o',
+          'BatchMode=yes',
+          '-o',
+          'IdentitiesOnly=yes',
+          '-o',
+          'LogLevel=ERROR',
+          'lab@127.0.0.1',
+        ],
+        { stdio: ['pipe', 'ignore', 'pipe'] },
+      );
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, stderr }));
+      child.stdin.end(`put ${local} /in/molecular/wgs.vcf\n`);
+    });
+    clearInterval(sampler);
+
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(taken, [{ size: SIZE, sha256: expected }]);
+    const growth = peak - baseline;
+    assert.ok(
+      growth < SIZE / 4,
+      `RSS grew by ${Math.round(growth / MiB)} MiB for a ${SIZE / MiB} MiB upload`,
+    );
+  });
+});

@@ -1,0 +1,35 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import ssh2 from 'ssh2';
+import { loadOrCreateHostKey } from '../../connectors/sftp-host-key.ts';
+
+describe('sftp host key', function () {
+  let dir: string;
+  beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), 'host-key-'))));
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('is generated once as an ed25519 key readable by the owner only, then reused', async function () {
+    const file = path.join(dir, 'keys', 'ssh_host_ed25519_key');
+    const first = await loadOrCreateHostKey(file);
+    assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+    const parsed = ssh2.utils.parseKey(first);
+    assert.ok(!(parsed instanceof Error));
+    assert.equal(parsed.type, 'ssh-ed25519');
+    assert.ok((await loadOrCreateHostKey(file)).equals(first));
+  });
+
+  it('tightens a key file others could read', async function () {
+    const file = path.join(dir, 'key');
+    fs.writeFileSync(file, ssh2.utils.generateKeyPairSync('ed25519').private, { mode: 0o644 });
+    await loadOrCreateHostKey(file);
+    assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+  });
+
+  it('refuses a file that is not a private key, saying what to do', async function () {
+    const file = path.join(dir, 'key');
+    fs.writeFileSync(file, 'not a key', { mode: 0o600 });
+    await assert.rejects(loadOrCreateHostKey(file), /move it away to have a new one generated/);
+  });
+});
