@@ -152,7 +152,8 @@ class Connection {
     this.socket.pause();
     this.queue.length = 0;
     await this.idle();
-    this.socket.end();
+    // Once the last ACK is flushed, close both ways: a sender that keeps its side open must not hold stop().
+    this.socket.end(() => this.socket.destroy());
   }
 
   private async idle(): Promise<void> {

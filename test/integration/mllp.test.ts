@@ -239,6 +239,20 @@ describe('MLLP listener', () => {
     assert.match(parsed.text, /birth date missing/);
   });
 
+  it('stops even while a sender keeps its connection open', async () => {
+    await start();
+    // allowHalfOpen: the peer does not close its side when ours ends, as some senders do not.
+    const socket = net.connect({ port: listener.port, host: '127.0.0.1', allowHalfOpen: true });
+    const ended = new Promise((resolve) => socket.on('end', resolve));
+    await new Promise((resolve) => socket.on('connect', resolve));
+    socket.write(frame(Buffer.from(adt('K1'))));
+    await new Promise((resolve) => socket.once('data', resolve));
+    await listener.stop();
+    await ended;
+    socket.destroy();
+    assert.equal(ctx.journal.length, 1);
+  });
+
   it('on stop, finishes the message being journaled and sends its ACK before closing', async () => {
     let open: () => void = () => {};
     let entered: () => void = () => {};
