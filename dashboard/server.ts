@@ -1,41 +1,136 @@
-// The HTTP face of the appliance (fastify). This file holds the server and the unauthenticated
-// health route; the admin API and pages register their routes on the same instance.
+// The HTTP face of the appliance (fastify): the unauthenticated health route, then the login
+// gate every other route passes through, the JSON API, metrics and the pages.
 import fs from 'node:fs';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Engine } from '../channels/engine.ts';
+import { PatientStoreError } from '../store/patients.ts';
+import { ActionError } from './actions.ts';
+import { Authenticator, defaultAuthOptions, type AuthOptions } from './auth.ts';
+import { registerAuditApi } from './api/audit.ts';
+import { registerChannelApi } from './api/channels.ts';
+import { registerMessageApi } from './api/messages.ts';
+import { registerPatientApi } from './api/patients.ts';
+import { registerStatsApi } from './api/stats.ts';
+import { registerMetrics } from './metrics.ts';
+import { collectRoutes, registerOpenApi } from './openapi.ts';
+import { registerPages } from './pages/index.ts';
+import { sendError } from './pages/layout.ts';
 
 export interface HttpOptions {
   bind: string;
   port: number;
   tls?: { cert: string; key: string };
+  /** Session and lockout settings; defaults: 30 min idle, 12 h at most, 5 failures lock 15 min. */
+  auth?: Partial<AuthOptions>;
+}
+
+const securityHeaders = {
+  'content-security-policy':
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+  'cache-control': 'no-store',
+};
+
+const isPageRequest = (req: FastifyRequest): boolean =>
+  !req.url.startsWith('/api/') && req.url !== '/metrics' && (req.headers.accept ?? '').includes('text/html');
+
+function errorAnswer(error: FastifyError | Error): {
+  status: number;
+  code: string;
+  message: string;
+  hint?: string;
+} {
+  if (error instanceof ActionError) return { status: error.status, code: error.code, message: error.message };
+  if (error instanceof PatientStoreError)
+    return { status: 400, code: error.code, message: error.message, hint: error.hint };
+  const fe = error as FastifyError;
+  if (fe.validation) return { status: 400, code: 'REQUEST_INVALID', message: fe.message };
+  const status = fe.statusCode && fe.statusCode < 500 ? fe.statusCode : 500;
+  return {
+    status,
+    code: fe.code ?? 'INTERNAL',
+    message: status === 500 ? 'internal error: see the server log' : fe.message,
+  };
 }
 
 export function buildServer(engine: Engine, options: HttpOptions): FastifyInstance {
   const app = Fastify({
     logger: false,
+    trustProxy: false,
+    // Live pages hold connections open: close must not wait for them.
+    forceCloseConnections: true,
     https: options.tls
       ? { cert: fs.readFileSync(options.tls.cert), key: fs.readFileSync(options.tls.key) }
       : null,
   });
+  const routes = collectRoutes(app);
+  const auth = new Authenticator(engine, {
+    ...defaultAuthOptions,
+    secureCookies: Boolean(options.tls),
+    ...options.auth,
+  });
+  auth.install(app);
 
-  app.get('/api/health', async (_req, reply) => {
-    const channels = engine.status().map((c) => ({
-      id: c.id,
-      name: c.name,
-      state: c.state,
-      source: c.source,
-      backlog: c.backlog,
-      queued: c.queued,
-      lastError: c.lastError,
-    }));
-    const failed = channels.some((c) => c.state === 'FAILED');
-    reply.code(failed ? 503 : 200);
-    return {
-      status: failed ? 'degraded' : 'ok',
-      uptimeSeconds: Math.round((Date.now() - engine.startedAt) / 1000),
-      channels,
-    };
+  app.addContentTypeParser(
+    'application/x-www-form-urlencoded',
+    { parseAs: 'string', bodyLimit: 65536 },
+    (_req, body, done) => done(null, Object.fromEntries(new URLSearchParams(body as string))),
+  );
+  app.addHook('onSend', async (_req, reply) => {
+    reply.headers(securityHeaders);
+  });
+  app.setErrorHandler((error: FastifyError, req, reply) => {
+    const a = errorAnswer(error);
+    if (a.status >= 500)
+      engine.log.error({ err: error.message, url: req.routeOptions.url }, 'request failed');
+    if (isPageRequest(req))
+      return sendError(req, reply, a.status, a.hint ? `${a.message} (${a.hint})` : a.message);
+    return reply
+      .code(a.status)
+      .send({ error: a.code, message: a.message, ...(a.hint ? { hint: a.hint } : {}) });
   });
 
+  app.get(
+    '/api/health',
+    {
+      config: { public: true },
+      schema: { summary: "Each channel's state; no login needed", tags: ['monitoring'] },
+    },
+    async (_req, reply) => {
+      const channels = engine.status().map((c) => ({
+        id: c.id,
+        name: c.name,
+        state: c.state,
+        source: c.source,
+        backlog: c.backlog,
+        queued: c.queued,
+        lastError: c.lastError,
+      }));
+      const failed = channels.some((c) => c.state === 'FAILED');
+      reply.code(failed ? 503 : 200);
+      return {
+        status: failed ? 'degraded' : 'ok',
+        uptimeSeconds: Math.round((Date.now() - engine.startedAt) / 1000),
+        channels,
+      };
+    },
+  );
+
+  registerChannelApi(app, engine);
+  registerMessageApi(app, engine);
+  registerPatientApi(app, engine);
+  registerAuditApi(app, engine);
+  registerStatsApi(app, engine);
+  registerMetrics(app, engine);
+  registerPages(app, engine, auth);
+  registerOpenApi(app, routes);
+  app.decorate('registeredRoutes', routes);
   return app;
 }
+
+/** Every route of a server built by buildServer (for the security test that tries each one). */
+export const registeredRoutes = (app: FastifyInstance): Array<{ method: string | string[]; url: string }> =>
+  (app as unknown as { registeredRoutes: Array<{ method: string | string[]; url: string }> })
+    .registeredRoutes;

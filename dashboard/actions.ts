@@ -1,0 +1,149 @@
+// The state-changing acts of the dashboard, shared by the JSON API and the pages: each checks what
+// the account may see, does the act, and writes the audit row with the acting user.
+import type { FastifyRequest } from 'fastify';
+import type { Engine } from '../channels/engine.ts';
+import type { StoredMessage } from '../store/journal.ts';
+import { audit } from './audit-log.ts';
+import { scopeOf } from './auth.ts';
+
+export class ActionError extends Error {
+  constructor(
+    readonly status: 404 | 409 | 400,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ActionError';
+  }
+}
+
+export const channelActions = ['deploy', 'undeploy', 'pause', 'resume'] as const;
+export type ChannelAction = (typeof channelActions)[number];
+
+/** The message if this account may see it; another establishment's message is "not found", not "forbidden". */
+export function visibleMessage(engine: Engine, req: FastifyRequest, id: number): StoredMessage {
+  const m = Number.isSafeInteger(id) ? engine.store.journal.message(id) : undefined;
+  const scope = req.user ? scopeOf(req.user) : '-';
+  if (!m || (scope !== undefined && m.owner !== scope)) {
+    throw new ActionError(404, 'MESSAGE_UNKNOWN', `no message ${id}`);
+  }
+  return m;
+}
+
+function knownChannel(engine: Engine, id: string) {
+  const c = engine.channels.get(id);
+  if (!c) throw new ActionError(404, 'CHANNEL_UNKNOWN', `no channel "${id}"`);
+  return c;
+}
+
+export async function controlChannel(
+  engine: Engine,
+  req: FastifyRequest,
+  id: string,
+  action: ChannelAction,
+): Promise<void> {
+  const c = knownChannel(engine, id);
+  try {
+    await c[action]();
+  } catch (error) {
+    await audit(engine.store, req, {
+      action: `channel-${action}`,
+      object: `channel:${id}`,
+      outcome: 'failed',
+    });
+    throw new ActionError(
+      409,
+      'CHANNEL_ACTION_FAILED',
+      `${action} of channel "${id}" failed: ${(error as Error).message}`,
+    );
+  }
+  await audit(engine.store, req, {
+    action: `channel-${action}`,
+    object: `channel:${id}`,
+    detail: { state: c.state },
+  });
+}
+
+export async function replayMessage(engine: Engine, req: FastifyRequest, id: number): Promise<number> {
+  const m = visibleMessage(engine, req, id);
+  const c = knownChannel(engine, m.channel);
+  if (c.state === 'UNDEPLOYED' || c.state === 'FAILED') {
+    throw new ActionError(
+      409,
+      'CHANNEL_STATE',
+      `channel "${m.channel}" is ${c.state}: deploy it before replaying`,
+    );
+  }
+  let receipt;
+  try {
+    receipt = await c.replayMessage(id);
+  } catch (error) {
+    throw new ActionError(409, 'REPLAY_IMPOSSIBLE', (error as Error).message);
+  }
+  await audit(engine.store, req, {
+    action: 'message-replay',
+    object: `message:${id}`,
+    establishment: m.owner,
+    detail: { newMessageId: receipt.messageId },
+  });
+  return receipt.messageId;
+}
+
+export async function replayDelivery(
+  engine: Engine,
+  req: FastifyRequest,
+  messageId: number,
+  deliveryId: number,
+): Promise<void> {
+  const m = visibleMessage(engine, req, messageId);
+  const d = engine.store.journal.delivery(deliveryId);
+  if (!d || d.messageId !== m.id)
+    throw new ActionError(404, 'DELIVERY_UNKNOWN', `no delivery ${deliveryId} in message ${messageId}`);
+  const c = knownChannel(engine, m.channel);
+  try {
+    await c.replayDelivery(deliveryId);
+  } catch (error) {
+    throw new ActionError(409, 'REPLAY_IMPOSSIBLE', (error as Error).message);
+  }
+  await audit(engine.store, req, {
+    action: 'delivery-replay',
+    object: `delivery:${deliveryId}`,
+    establishment: m.owner,
+    detail: { messageId, destination: d.destination },
+  });
+}
+
+export type ReviewDecision = 'merge' | 'link' | 'reject';
+
+export async function resolveReview(
+  engine: Engine,
+  req: FastifyRequest,
+  id: number,
+  decision: ReviewDecision,
+  note?: string,
+): Promise<void> {
+  const { vigilance } = engine.store;
+  const author = req.user!.login;
+  const item = vigilance.getReview(id);
+  if (!item) throw new ActionError(404, 'REVIEW_UNKNOWN', `no review item ${id}`);
+  let result;
+  try {
+    result = await engine.store.writer.write(() =>
+      decision === 'reject'
+        ? vigilance.reject(id, { author, note })
+        : vigilance.confirm(id, { author, as: decision }),
+    );
+  } catch (error) {
+    throw new ActionError(
+      409,
+      (error as { code?: string }).code ?? 'REVIEW_FAILED',
+      (error as Error).message,
+    );
+  }
+  await audit(engine.store, req, {
+    action: decision === 'reject' ? 'review-reject' : `patient-${decision}`,
+    object: `review:${id}`,
+    patientId: result.patientId,
+    detail: { candidateId: item.candidateId, otherId: item.patientId, decisionId: result.decisionId },
+  });
+}

@@ -1,0 +1,167 @@
+// /api/messages: search (scoped to the account's FINESS for establishments and labs), a message's
+// every stage and delivery (an audited read: content carries patient data), replays.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Engine } from '../../channels/engine.ts';
+import type { MessageFilter } from '../../store/message-search.ts';
+import type { MessageStatus } from '../../store/journal.ts';
+import { ActionError, replayDelivery, replayMessage, visibleMessage } from '../actions.ts';
+import { audit } from '../audit-log.ts';
+import { everyone, operators, scopeOf } from '../auth.ts';
+import { contentText } from '../content-view.ts';
+
+export const messageStatuses: MessageStatus[] = [
+  'RECEIVED',
+  'FILTERED',
+  'TRANSFORMED',
+  'SENT',
+  'ERROR',
+  'DUPLICATE',
+  'REJECTED',
+];
+
+export const messageQuerySchema = {
+  type: 'object',
+  properties: {
+    channel: { type: 'string' },
+    status: { type: 'string', enum: ['', ...messageStatuses] },
+    from: { type: 'string', description: 'ISO date-time or ms since epoch' },
+    to: { type: 'string', description: 'ISO date-time or ms since epoch' },
+    text: { type: 'string', description: 'words of the file name, sender, MSH-10, IPP, error …' },
+    after: { type: 'string', description: 'the "next" cursor of the previous page' },
+    limit: { type: 'integer', minimum: 1, maximum: 500 },
+  },
+} as const;
+
+export interface MessageQuery {
+  channel?: string;
+  status?: string;
+  from?: string;
+  to?: string;
+  text?: string;
+  after?: string;
+  limit?: number;
+}
+
+function parseTime(value: string | undefined, name: string): number | undefined {
+  if (!value) return undefined;
+  const t = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
+  if (Number.isNaN(t))
+    throw new ActionError(
+      400,
+      'QUERY_INVALID',
+      `${name}="${value}" is not a date: use 2025-03-01T08:00 or ms since epoch`,
+    );
+  return t;
+}
+
+/** The search of a request, with the account's scope forced in. */
+export function messageFilter(req: FastifyRequest, q: MessageQuery): MessageFilter {
+  return {
+    channel: q.channel || undefined,
+    status: (q.status || undefined) as MessageStatus | undefined,
+    from: parseTime(q.from, 'from'),
+    to: parseTime(q.to, 'to'),
+    text: q.text || undefined,
+    owner: scopeOf(req.user!),
+  };
+}
+
+export function parseCursor(after: string | undefined): number | null {
+  if (!after) return null;
+  const n = Number(after);
+  if (!Number.isSafeInteger(n))
+    throw new ActionError(400, 'CURSOR_INVALID', 'the page cursor is not one this search returned');
+  return n;
+}
+
+/** A message with its stages and deliveries, after checking scope; writes the audit row of the read. */
+export async function readMessage(engine: Engine, req: FastifyRequest, id: number) {
+  const message = visibleMessage(engine, req, id);
+  const { journal } = engine.store;
+  await audit(engine.store, req, {
+    action: 'message-read',
+    object: `message:${id}`,
+    establishment: message.owner,
+  });
+  return {
+    message,
+    contents: journal.contents(id).map((c) => {
+      const text = contentText(c.content);
+      return {
+        stage: c.stage,
+        destination: c.destination,
+        contentType: c.contentType,
+        size: c.content.length,
+        ...(text === null ? { base64: c.content.toString('base64') } : { text }),
+      };
+    }),
+    deliveries: journal.deliveries(id),
+  };
+}
+
+const idParam = { type: 'object', required: ['id'], properties: { id: { type: 'integer' } } } as const;
+
+export function registerMessageApi(app: FastifyInstance, engine: Engine): void {
+  app.get(
+    '/api/messages',
+    {
+      config: { roles: everyone },
+      schema: {
+        summary: 'Search messages, newest first, in keyset pages',
+        tags: ['messages'],
+        querystring: messageQuerySchema,
+      },
+    },
+    async (req) => {
+      const q = req.query as MessageQuery;
+      const page = engine.store.messageSearch.search(messageFilter(req, q), {
+        limit: q.limit,
+        after: parseCursor(q.after),
+      });
+      return { items: page.items, next: page.next === null ? null : String(page.next) };
+    },
+  );
+
+  app.get(
+    '/api/messages/:id',
+    {
+      config: { roles: everyone },
+      schema: {
+        summary: "A message's every stage, deliveries and errors (audited)",
+        tags: ['messages'],
+        params: idParam,
+      },
+    },
+    async (req) => readMessage(engine, req, (req.params as { id: number }).id),
+  );
+
+  app.post(
+    '/api/messages/:id/replay',
+    {
+      config: { roles: operators },
+      schema: { summary: 'Replay a message as a new one (audited)', tags: ['messages'], params: idParam },
+    },
+    async (req) => ({ messageId: await replayMessage(engine, req, (req.params as { id: number }).id) }),
+  );
+
+  app.post(
+    '/api/messages/:id/deliveries/:deliveryId/replay',
+    {
+      config: { roles: operators },
+      schema: {
+        summary: 'Put one delivery back in its queue with fresh attempts (audited)',
+        tags: ['messages'],
+        params: {
+          type: 'object',
+          required: ['id', 'deliveryId'],
+          properties: { id: { type: 'integer' }, deliveryId: { type: 'integer' } },
+        },
+      },
+    },
+    async (req, reply) => {
+      const { id, deliveryId } = req.params as { id: number; deliveryId: number };
+      await replayDelivery(engine, req, id, deliveryId);
+      return reply.code(202).send({ deliveryId, status: 'QUEUED' });
+    },
+  );
+}

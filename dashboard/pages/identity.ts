@@ -1,0 +1,177 @@
+// Patients (search, the record — each view audited) and the identity-vigilance review queue.
+import type { FastifyInstance } from 'fastify';
+import type { Engine } from '../../channels/engine.ts';
+import type { PatientRecord } from '../../store/patients.ts';
+import { resolveReview, type ReviewDecision } from '../actions.ts';
+import { readPatient, searchPatients } from '../api/patients.ts';
+import { operators, staff } from '../auth.ts';
+import { html, query } from '../html.ts';
+import { actionButton, sendError, sendPage } from './layout.ts';
+
+const identityLine = (p: PatientRecord | null) =>
+  p
+    ? html`<a href="/patients/${p.id}"
+          >${p.birthName}${p.usedName ? html` (${p.usedName})` : ''}, ${p.firstGivenName}</a
+        >
+        · ${p.birthDate} · ${p.sex} · ${p.reliability}${p.ins ? html` · INS ${p.ins.matricule}` : ''}`
+    : html`<span class="muted">unknown patient</span>`;
+
+export function registerIdentityPages(app: FastifyInstance, engine: Engine): void {
+  app.get('/patients', { config: { roles: staff } }, async (req, reply) => {
+    const { q, after } = req.query as { q?: string; after?: string };
+    const page = q ? await searchPatients(engine, req, q, after ?? null) : null;
+    return sendPage(
+      req,
+      reply,
+      'Patients',
+      html`<form method="get" action="/patients" class="card">
+          <label>Name (dupont, jean), INS or IPP <input name="q" value="${q ?? ''}" required /></label>
+          <button type="submit">Search</button>
+        </form>
+        ${
+          page
+            ? html`<table id="patients">
+                  <thead>
+                    <tr>
+                      <th>Patient</th>
+                    </tr>
+                  </thead>
+                  <tbody>
+                    ${page.items.map(
+                      (p) =>
+                        html`<tr>
+                          <td>${identityLine(p as PatientRecord)}</td>
+                        </tr>`,
+                    )}
+                  </tbody>
+                </table>
+                ${page.next ? html`<p><a href="/patients${query({ q, after: page.next })}">More →</a></p>` : ''}`
+            : ''
+        }`,
+    );
+  });
+
+  app.get('/patients/:id', { config: { roles: staff } }, async (req, reply) => {
+    const v = await readPatient(engine, req, Number((req.params as { id: string }).id));
+    const p = v.patient;
+    return sendPage(
+      req,
+      reply,
+      `Patient ${p.id}`,
+      html`${v.requestedId !== p.id ? html`<p class="muted">Patient ${v.requestedId} was merged into this one.</p>` : ''}
+        <table id="identity">
+          <tbody>
+            <tr>
+              <th>Birth name</th>
+              <td>${p.birthName}</td>
+            </tr>
+            <tr>
+              <th>Used name</th>
+              <td>${p.usedName}</td>
+            </tr>
+            <tr>
+              <th>Given names</th>
+              <td>${p.givenNames}</td>
+            </tr>
+            <tr>
+              <th>Birth date</th>
+              <td>${p.birthDate}</td>
+            </tr>
+            <tr>
+              <th>Sex</th>
+              <td>${p.sex}</td>
+            </tr>
+            <tr>
+              <th>Birth place</th>
+              <td>${p.birthPlace}</td>
+            </tr>
+            <tr>
+              <th>INS</th>
+              <td>${p.ins ? `${p.ins.matricule} (${p.ins.oid}, ${p.ins.status})` : ''}</td>
+            </tr>
+            <tr>
+              <th>Identity status</th>
+              <td>${p.reliability}</td>
+            </tr>
+          </tbody>
+        </table>
+        <h2>Identifiers per establishment</h2>
+        <table id="identifiers">
+          <thead>
+            <tr>
+              <th>FINESS</th>
+              <th>IPP</th>
+              <th>Status</th>
+              <th>Identity sent</th>
+            </tr>
+          </thead>
+          <tbody>
+            ${v.identifiers.map(
+              (i) =>
+                html`<tr>
+                  <td>${i.finess}</td>
+                  <td>${i.ipp}</td>
+                  <td>${i.status}${i.mergedIntoIpp ? ` → ${i.mergedIntoIpp}` : ''}</td>
+                  <td>${i.identity.birthName}, ${i.identity.firstGivenName}, ${i.identity.birthDate}</td>
+                </tr>`,
+            )}
+          </tbody>
+        </table>
+        <h2>Documents</h2>
+        <p class="muted">No document module in this installation yet.</p>
+        <h2>Identity history</h2>
+        <table>
+          <thead>
+            <tr>
+              <th>When</th>
+              <th>Decision</th>
+              <th>Rule</th>
+              <th>By</th>
+            </tr>
+          </thead>
+          <tbody>
+            ${v.history.map(
+              (d) =>
+                html`<tr>
+                  <td>${d.at}</td>
+                  <td>${d.action}</td>
+                  <td>${d.rule}</td>
+                  <td>${d.author ?? (d.messageId ? `message ${d.messageId}` : '')}</td>
+                </tr>`,
+            )}
+          </tbody>
+        </table>`,
+    );
+  });
+
+  app.get('/vigilance', { config: { roles: staff } }, async (req, reply) => {
+    const { after } = req.query as { after?: string };
+    const { patients, vigilance } = engine.store;
+    const page = vigilance.listOpen({ after: after ?? null });
+    const canAct = operators.includes(req.user!.role);
+    const items = page.items.map(
+      (r) =>
+        html`<div class="card review" id="review-${r.id}">
+          <p><strong>Review ${r.id}</strong> · score ${r.score.toFixed(2)} · ${r.reasons.join(', ')}</p>
+          <p>New: ${identityLine(patients.get(r.patientId))}</p>
+          <p>Existing: ${identityLine(patients.get(r.candidateId))}</p>
+          ${canAct ? (['merge', 'link', 'reject'] as const).map((d) => actionButton(req.user, `/vigilance/${r.id}/${d}`, d === 'reject' ? 'Two people (reject)' : d === 'merge' ? 'Same person: merge' : 'Same person: link', d)) : ''}
+        </div>`,
+    );
+    return sendPage(
+      req,
+      reply,
+      'Identity vigilance',
+      html`${items.length ? items : html`<p id="no-reviews">No open review item.</p>`}
+      ${page.next ? html`<p><a href="/vigilance?after=${page.next}">More →</a></p>` : ''}`,
+    );
+  });
+
+  app.post('/vigilance/:id/:decision', { config: { roles: operators } }, async (req, reply) => {
+    const { id, decision } = req.params as { id: string; decision: string };
+    if (!['merge', 'link', 'reject'].includes(decision))
+      return sendError(req, reply, 404, `no decision "${decision}"`);
+    await resolveReview(engine, req, Number(id), decision as ReviewDecision);
+    return reply.redirect('/vigilance', 303);
+  });
+}

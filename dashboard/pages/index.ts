@@ -1,0 +1,21 @@
+// Every page of the dashboard.
+import type { FastifyInstance } from 'fastify';
+import type { Engine } from '../../channels/engine.ts';
+import type { Authenticator } from '../auth.ts';
+import { registerLive } from '../sse.ts';
+import { registerAuditPage } from './audit.ts';
+import { registerIdentityPages } from './identity.ts';
+import { registerLogin } from './login.ts';
+import { registerMessagePages } from './messages.ts';
+import { registerOverviewPages } from './overview.ts';
+import { registerStatsPage } from './stats.ts';
+
+export function registerPages(app: FastifyInstance, engine: Engine, auth: Authenticator): void {
+  registerLogin(app, engine, auth);
+  registerLive(app, engine);
+  registerOverviewPages(app, engine);
+  registerMessagePages(app, engine);
+  registerIdentityPages(app, engine);
+  registerAuditPage(app, engine);
+  registerStatsPage(app, engine);
+}

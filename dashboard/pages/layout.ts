@@ -1,0 +1,91 @@
+// The frame of every page: navigation for the account's role, the CSRF field for forms, the style.
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { AuthUser } from '../auth.ts';
+import { html, type Html } from '../html.ts';
+
+const style = `
+body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#1d2430;background:#f5f6f8}
+header{background:#17324d;color:#fff;padding:.5em 1em;display:flex;gap:1em;align-items:center;flex-wrap:wrap}
+header a{color:#dfe9f5;text-decoration:none}header a:hover{text-decoration:underline}
+header form{margin-left:auto}main{padding:1em}
+table{border-collapse:collapse;background:#fff;width:100%}th,td{border:1px solid #d6dbe2;padding:.3em .5em;text-align:left;vertical-align:top}
+th{background:#eef1f5}pre{background:#fff;border:1px solid #d6dbe2;padding:.5em;overflow:auto;max-height:30em}
+.state-STARTED{color:#17803d}.state-PAUSED{color:#b26b00}.state-FAILED,.status-ERROR,.status-REJECTED{color:#b3261e}
+.error{color:#b3261e}.muted{color:#6b7480}form.inline{display:inline}
+.card{background:#fff;border:1px solid #d6dbe2;padding:.7em;margin:.5em 0}
+.seg{display:block;white-space:pre-wrap}.seg b{color:#17324d}
+input,select,button{font:inherit}svg{background:#fff;border:1px solid #d6dbe2}
+`;
+
+function nav(user: AuthUser): Html {
+  const links: Array<[string, string]> =
+    user.role === 'establishment' || user.role === 'lab'
+      ? [
+          ['/my-files', 'My files'],
+          ['/messages', 'Messages'],
+        ]
+      : [
+          ['/', 'Overview'],
+          ['/messages', 'Messages'],
+          ['/patients', 'Patients'],
+          ['/vigilance', 'Identity vigilance'],
+          ['/stats', 'Statistics'],
+          ...(user.role === 'admin' ? ([['/audit', 'Audit trail']] as Array<[string, string]>) : []),
+        ];
+  return html`<header>
+    <strong>Onco-Relay</strong>
+    ${links.map(([href, label]) => html`<a href="${href}">${label}</a>`)}
+    <form method="post" action="/logout">
+      ${csrfField(user)}<span class="muted">${user.login} (${user.role})</span>
+      <button type="submit">Log out</button>
+    </form>
+  </header>`;
+}
+
+export const csrfField = (user: AuthUser | null): Html =>
+  html`<input type="hidden" name="_csrf" value="${user?.csrf ?? ''}" />`;
+
+/** A POST button (state changes are never links: they need the CSRF token). */
+export const actionButton = (user: AuthUser | null, action: string, label: string, name = label): Html =>
+  html`<form class="inline" method="post" action="${action}">
+    ${csrfField(user)}<button type="submit" name="do" value="${name}">${label}</button>
+  </form>`;
+
+export function sendPage(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  title: string,
+  body: Html,
+  options: { live?: boolean } = {},
+): FastifyReply {
+  const page = html`<!doctype html>
+    <html lang="en">
+      <head>
+        <meta charset="utf-8" />
+        <title>${title} · Onco-Relay</title>
+        <meta name="viewport" content="width=device-width, initial-scale=1" />
+        <style>
+          ${style}
+        </style>
+        ${options.live ? html`<script src="/assets/live.js" defer></script>` : ''}
+      </head>
+      <body>
+        ${req.user ? nav(req.user) : ''}
+        <main>
+          <h1>${title}</h1>
+          ${body}
+        </main>
+      </body>
+    </html>`;
+  return reply.type('text/html; charset=utf-8').send(page.value);
+}
+
+export function sendError(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  code: number,
+  message: string,
+): FastifyReply {
+  reply.code(code);
+  return sendPage(req, reply, code === 404 ? 'Not found' : 'Refused', html`<p class="error">${message}</p>`);
+}

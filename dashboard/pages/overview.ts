@@ -1,0 +1,114 @@
+// The overview (every channel, live counters, throughput) and the channel page (YAML, controls).
+import type { FastifyInstance } from 'fastify';
+import type { Engine } from '../../channels/engine.ts';
+import type { ThroughputSeries } from '../../store/stats.ts';
+import { channelActions, controlChannel, type ChannelAction } from '../actions.ts';
+import { channelSummary, channelYaml } from '../api/channels.ts';
+import { operators, staff } from '../auth.ts';
+import { barChart } from '../charts.ts';
+import { html } from '../html.ts';
+import { actionButton, sendError, sendPage } from './layout.ts';
+
+const liveCell = (id: string, field: string, value: unknown) =>
+  html`<td data-ch="${id}" data-f="${field}">${value}</td>`;
+
+/** Throughput is a scan of the time index: computed at most once a minute per window. */
+function cachedThroughput(engine: Engine) {
+  const cache = new Map<number, { at: number; series: ThroughputSeries }>();
+  return (windowMs: number, bucketMs: number): number[] => {
+    const now = Date.now();
+    let hit = cache.get(windowMs);
+    if (!hit || now - hit.at > 60_000) {
+      hit = { at: now, series: engine.store.stats.throughput(now - windowMs, bucketMs, now) };
+      cache.set(windowMs, hit);
+    }
+    const total = Array(Math.ceil(windowMs / bucketMs)).fill(0) as number[];
+    for (const s of Object.values(hit.series.channels)) s.forEach((n, i) => (total[i] = (total[i] ?? 0) + n));
+    return total;
+  };
+}
+
+export function registerOverviewPages(app: FastifyInstance, engine: Engine): void {
+  const throughput = cachedThroughput(engine);
+
+  app.get('/', { config: { roles: [...staff, 'establishment', 'lab'] } }, async (req, reply) => {
+    if (req.user!.role === 'establishment' || req.user!.role === 'lab')
+      return reply.redirect('/my-files', 303);
+    const rows = engine
+      .status()
+      .map(channelSummary)
+      .map(
+        (c) =>
+          html`<tr>
+            <td><a href="/channels/${encodeURIComponent(c.id)}">${c.name}</a></td>
+            <td data-ch="${c.id}" data-f="state" class="state-${c.state}">${c.state}</td>
+            ${liveCell(c.id, 'received', c.counters.received)}${liveCell(c.id, 'sent', c.counters.sent)}
+            ${liveCell(c.id, 'filtered', c.counters.filtered)}${liveCell(c.id, 'errored', c.counters.errored)}
+            ${liveCell(c.id, 'queueDepth', c.queueDepth)}
+            <td class="error" data-ch="${c.id}" data-f="lastError">${c.lastError}</td>
+          </tr>`,
+      );
+    const hour = throughput(3600_000, 60_000);
+    const day = throughput(86_400_000, 900_000);
+    return sendPage(
+      req,
+      reply,
+      'Overview',
+      html`<table id="channels">
+          <thead>
+            <tr>
+              <th>Channel</th>
+              <th>State</th>
+              <th>Received</th>
+              <th>Sent</th>
+              <th>Filtered</th>
+              <th>Errors</th>
+              <th>Queued</th>
+              <th>Last error</th>
+            </tr>
+          </thead>
+          <tbody>
+            ${rows}
+          </tbody>
+        </table>
+        <p class="muted">Counters since the engine started; live.</p>
+        ${barChart(hour, { title: 'Messages per minute, last hour', id: 'chart-hour' })}
+        ${barChart(day, { title: 'Messages per 15 minutes, last day', id: 'chart-day' })}`,
+      { live: true },
+    );
+  });
+
+  app.get('/channels/:id', { config: { roles: staff } }, async (req, reply) => {
+    const { id } = req.params as { id: string };
+    const ch = engine.channels.get(id);
+    if (!ch) return sendError(req, reply, 404, `no channel "${id}"`);
+    const c = channelSummary(ch.status());
+    const canAct = operators.includes(req.user!.role);
+    return sendPage(
+      req,
+      reply,
+      `Channel ${c.name}`,
+      html`<p>
+          State: <strong data-ch="${c.id}" data-f="state" class="state-${c.state}">${c.state}</strong> ·
+          received <span data-ch="${c.id}" data-f="received">${c.counters.received}</span> · sent
+          <span data-ch="${c.id}" data-f="sent">${c.counters.sent}</span> · errors
+          <span data-ch="${c.id}" data-f="errored">${c.counters.errored}</span> · queued
+          <span data-ch="${c.id}" data-f="queueDepth">${c.queueDepth}</span>
+        </p>
+        ${c.lastError ? html`<p class="error">Last error: ${c.lastError}</p>` : ''}
+        ${canAct ? html`<p>${channelActions.map((a) => actionButton(req.user, `/channels/${encodeURIComponent(id)}/${a}`, a))}</p>` : ''}
+        <p><a href="/messages?channel=${encodeURIComponent(id)}">Messages of this channel</a></p>
+        <h2>Configuration (read-only)</h2>
+        <pre id="yaml">${channelYaml(engine, id) ?? '(no file)'}</pre>`,
+      { live: true },
+    );
+  });
+
+  app.post('/channels/:id/:action', { config: { roles: operators } }, async (req, reply) => {
+    const { id, action } = req.params as { id: string; action: string };
+    if (!(channelActions as readonly string[]).includes(action))
+      return sendError(req, reply, 404, `no action "${action}"`);
+    await controlChannel(engine, req, id, action as ChannelAction);
+    return reply.redirect(`/channels/${encodeURIComponent(id)}`, 303);
+  });
+}

@@ -1,0 +1,58 @@
+// Statistics for a chosen year, as in the region's yearly report: figures and monthly charts.
+import type { FastifyInstance } from 'fastify';
+import type { Engine } from '../../channels/engine.ts';
+import { yearlyFigures, type YearlyFigure } from '../../store/stats.ts';
+import { staff } from '../auth.ts';
+import { barChart } from '../charts.ts';
+import { html } from '../html.ts';
+import { sendPage } from './layout.ts';
+
+const titles: Record<YearlyFigure, string> = {
+  rcpSessions: 'RCP sessions',
+  rcpForms: 'RCP forms',
+  pps: 'PPS (personalised care plans)',
+  activeUsers: 'Active users',
+  newUsers: 'New users',
+  newPatients: 'New patients',
+  patientsTotal: 'Patients in all',
+};
+
+const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+export function registerStatsPage(app: FastifyInstance, engine: Engine): void {
+  app.get('/stats', { config: { roles: staff } }, async (req, reply) => {
+    const asked = Number((req.query as { year?: string }).year);
+    const year =
+      Number.isInteger(asked) && asked >= 2000 && asked <= 2100 ? asked : new Date().getUTCFullYear();
+    const s = engine.store.stats.yearly(year);
+    return sendPage(
+      req,
+      reply,
+      `Statistics ${year}`,
+      html`<form method="get" action="/stats" class="card">
+          <label>Year <input type="number" name="year" value="${year}" min="2000" max="2100" /></label>
+          <button type="submit">Show</button>
+        </form>
+        <table id="figures">
+          <thead>
+            <tr>
+              <th>Figure</th>
+              <th>${year}</th>
+            </tr>
+          </thead>
+          <tbody>
+            ${yearlyFigures.map(
+              (f) =>
+                html`<tr>
+                  <th>${titles[f]}</th>
+                  <td data-figure="${f}">
+                    ${s.figures[f].total}${s.figures[f].available ? '' : html` <span class="muted">(not recorded by this installation yet)</span>`}
+                  </td>
+                </tr>`,
+            )}
+          </tbody>
+        </table>
+        ${yearlyFigures.filter((f) => s.figures[f].available).map((f) => barChart(s.figures[f].monthly, { title: `${titles[f]} per month`, labels: months, width: 360, height: 90 }))}`,
+    );
+  });
+}
