@@ -295,15 +295,32 @@ describe('remote SFTP against OpenSSH sshd', function () {
       assert.ok(error.message.includes(`hostKeySha256: '${sshd.hostKeySha256}'`), error.message);
     });
 
-    it('accepts a server listed in a hashed known_hosts file, as OpenSSH writes it', async () => {
+    it('a refused login says so without echoing the key', async () => {
+      const other = path.join(sshd.dir, 'stranger_key');
+      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', '', '-f', other]);
+      const strangerKey = fs.readFileSync(other, 'utf8');
+      const error = await makeWriter(remoteDir(), { privateKey: strangerKey })
+        .send(outbound('MSH|x'))
+        .catch((e: unknown) => e);
+      assert.ok(error instanceof SendError, String(error));
+      assert.equal(error.retryable, true);
+      assert.match(error.message, /SFTP_AUTH_FAILED/);
+      const body = strangerKey.split('\n')[1]!;
+      assert.ok(!error.message.includes(body) && !JSON.stringify(ctx.reports).includes(body));
+    });
+
+    it('accepts a server listed in a hashed known_hosts file, as OpenSSH writes it, with a key file', async () => {
       const dir = remoteDir();
       const knownHosts = path.join(sshd.dir, 'known_hosts');
       fs.writeFileSync(knownHosts, `[127.0.0.1]:${sshd.port} ${sshd.hostPublicKey}\n`);
       execFileSync('ssh-keygen', ['-q', '-H', '-f', knownHosts], { stdio: 'ignore' });
       assert.match(fs.readFileSync(knownHosts, 'utf8'), /^\|1\|/);
-      await makeWriter(dir, { hostKeySha256: undefined, knownHostsFile: knownHosts }).send(
-        outbound('MSH|kh'),
-      );
+      await makeWriter(dir, {
+        hostKeySha256: undefined,
+        knownHostsFile: knownHosts,
+        privateKey: undefined,
+        privateKeyFile: path.join(sshd.dir, 'client_key'),
+      }).send(outbound('MSH|kh'));
       assert.deepEqual(fs.readdirSync(dir), ['d9.hl7']);
     });
   });
