@@ -92,7 +92,32 @@ async function benchSender(): Promise<void> {
   await listener.stop();
 }
 
+/** With the journal stalled, how much does the listener take in? Paused sockets should cap it near the kernel buffers. */
+async function benchStall(): Promise<void> {
+  let release: () => void = () => {};
+  const stalled = new Promise<void>((resolve) => (release = resolve));
+  const ctx = new FakeSourceContext({ dataDir: os.tmpdir(), accounts: [], beforeReceive: () => stalled });
+  const listener = createMllpListener({ port: 0, bind: '127.0.0.1' }, ctx);
+  await listener.start();
+  const socket = net.connect(listener.port, '127.0.0.1');
+  await new Promise((resolve) => socket.on('connect', resolve));
+  const wire = Buffer.concat(Array.from({ length: 50_000 }, (_, i) => frame(adt(i))));
+  let flushed = 0;
+  for (let at = 0; at < wire.length; at += 65536) {
+    const chunk = wire.subarray(at, at + 65536);
+    socket.write(chunk, () => (flushed += chunk.length));
+  }
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  console.log(
+    `stalled journal: ${(wire.length / 1e6).toFixed(0)} MB offered, ${(flushed / 1e6).toFixed(1)} MB accepted by the connection (kernel buffers included) after 1 s`,
+  );
+  release();
+  socket.destroy();
+  await listener.stop();
+}
+
 benchFramer();
+await benchStall();
 await benchListener(1);
 await benchListener(100);
 await benchSender();

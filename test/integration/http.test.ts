@@ -72,6 +72,21 @@ describe('HTTP listener', () => {
     assert.equal(ctx.journal.length, 0);
   });
 
+  it('refuses with 413 a chunked body that grows past the limit', async () => {
+    await start({ maxBodyBytes: 10 });
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = http.request(`${base}/in`, { method: 'POST' }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.write('x'.repeat(6));
+      req.end('x'.repeat(6));
+    });
+    assert.equal(status, 413);
+    assert.equal(ctx.journal.length, 0);
+  });
+
   it('asks for credentials (401) when basic auth is on, and files the message under the account', async () => {
     await start({ auth: 'basic' });
     const anonymous = await fetch(`${base}/in`, { method: 'POST', body: 'x' });
