@@ -22,6 +22,7 @@ const usage = `Usage: onco-relay <command> [options]
   validate   [--config DIR]                  check a configuration without starting
   user add LOGIN --role ROLE [--finess FINESS] [--ssh-key FILE] --password-stdin [--data DIR]
              roles: ${roles.join(', ')}
+  audit verify [--data DIR]                  check the audit trail's hash chain (exit 1 when broken)
   status     [--url URL]                     channel states of the running appliance
   docs                                       print the component reference (Markdown)
   schema                                     print the JSON Schema of a channel file (for editors)
@@ -38,6 +39,8 @@ export async function main(argv: string[]): Promise<number> {
         return validate(rest);
       case 'user':
         return await user(rest);
+      case 'audit':
+        return auditCommand(rest);
       case 'status':
         return await status(rest);
       case 'docs':
@@ -202,6 +205,32 @@ export function parseOpenSshPublicKey(text: string): { algorithm: string; key: B
     );
   }
   return { algorithm, key, comment: comment.join(' ') || undefined };
+}
+
+function auditCommand(args: string[]): number {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { data: { type: 'string' } },
+  });
+  if (positionals[0] !== 'verify') {
+    process.stderr.write(`${usage}\n`);
+    return 2;
+  }
+  const store = new Store({ dataDir: dirs(values).dataDir });
+  try {
+    const v = store.audit.verify();
+    if (v.ok) {
+      process.stdout.write(`audit trail intact: ${v.rows} rows, head ${v.head}\n`);
+      return 0;
+    }
+    process.stderr.write(
+      `audit trail BROKEN at row ${v.firstBadId}: ${v.reason} (${v.rows} rows before it verified)\n`,
+    );
+    return 1;
+  } finally {
+    store.close();
+  }
 }
 
 async function status(args: string[]): Promise<number> {

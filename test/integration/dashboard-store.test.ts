@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { Store } from '../../store/store.ts';
+import { main } from '../../bin/cli.ts';
 import { tempDir } from '../support/engine-harness.ts';
 
 describe('dashboard store: audit chain, sessions, message search, stats', () => {
@@ -34,7 +35,7 @@ describe('dashboard store: audit chain, sessions, message search, stats', () => 
       now: extra.now ?? Date.now(),
     }).messageId;
 
-  it('refuses UPDATE and DELETE of audit rows, and verify() names an edited row', () => {
+  it('refuses UPDATE and DELETE of audit rows, and verify() names an edited row', async () => {
     for (let i = 0; i < 5; i++) store.audit.record({ actor: 'alice', action: 'patient-read', patientId: i });
     assert.deepEqual({ ...store.audit.verify(), head: undefined }, { ok: true, rows: 5, head: undefined });
     assert.throws(
@@ -53,6 +54,9 @@ describe('dashboard store: audit chain, sessions, message search, stats', () => 
     assert.equal(v.ok, false);
     assert.equal(v.ok === false && v.firstBadId, 3);
     assert.match(v.ok === false ? v.reason : '', /changed/);
+    store.close();
+    assert.equal(await main(['audit', 'verify', '--data', dir]), 1, 'onco-relay audit verify exits 1');
+    store = new Store({ dataDir: dir });
   });
 
   it('verify() names the first row after a deleted one', () => {
