@@ -3,8 +3,29 @@ import { Registry } from './registry.ts';
 import { folderSourceSpec } from '../connectors/folder.ts';
 import { fileWriterSpec } from '../connectors/file-writer.ts';
 import { channelWriterSpec } from '../connectors/channel-writer.ts';
+import { sftpDropSpec } from '../connectors/sftp-drop.ts';
+import { sftpPollSpec } from '../connectors/sftp-poller.ts';
+import { sftpPushSpec } from '../connectors/sftp-writer.ts';
+import { mllpListenerSpec, mllpSenderSpec } from '../connectors/mllp.ts';
+import { httpListenerSpec, httpSenderSpec } from '../connectors/http.ts';
 import { matchStepSpec } from '../transformers/match.ts';
+import { hl7v2ValidateStep } from '../transformers/hl7v2.ts';
+import { pamFrStep } from '../transformers/pam-fr.ts';
 
 export function builtinRegistry(): Registry {
-  return new Registry().register(folderSourceSpec, fileWriterSpec, channelWriterSpec, matchStepSpec);
+  return new Registry().register(
+    folderSourceSpec,
+    fileWriterSpec,
+    channelWriterSpec,
+    sftpDropSpec(),
+    sftpPollSpec,
+    sftpPushSpec,
+    mllpListenerSpec,
+    mllpSenderSpec,
+    httpListenerSpec,
+    httpSenderSpec,
+    matchStepSpec,
+    hl7v2ValidateStep,
+    pamFrStep,
+  );
 }

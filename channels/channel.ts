@@ -97,8 +97,12 @@ export class Channel {
     };
   }
 
-  /** Builds every component, resumes journaled work (recovery), then opens the source last. */
-  async deploy(): Promise<void> {
+  /**
+   * Builds every component, resumes journaled work (recovery), then opens the source last. With
+   * `paused`, the source stays closed: the engine opens every source only once every channel can
+   * take messages, so a channel writer never meets a target that is still starting.
+   */
+  async deploy(options: { paused?: boolean } = {}): Promise<void> {
     if (this.state !== 'UNDEPLOYED' && this.state !== 'FAILED') return;
     this.state = 'STARTING';
     try {
@@ -131,6 +135,10 @@ export class Channel {
       for (const d of this.destinations) await d.start?.();
       for (const w of this.workers) w.start();
       this.startProcessing();
+      if (options.paused) {
+        this.state = 'PAUSED';
+        return;
+      }
       await this.openSource();
       this.state = 'STARTED';
     } catch (error) {
@@ -159,7 +167,13 @@ export class Channel {
 
   async resume(): Promise<void> {
     if (this.state !== 'PAUSED') return;
-    await this.openSource();
+    try {
+      await this.openSource();
+    } catch (error) {
+      this.lastError = describeError(error);
+      this.source = undefined;
+      throw error;
+    }
     this.state = 'STARTED';
   }
 
