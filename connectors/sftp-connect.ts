@@ -197,10 +197,7 @@ function readPrivateKey(o: SftpServerOptions, dataDir: string): string | undefin
 export class SftpSession {
   private lost = false;
 
-  private constructor(
-    readonly client: SftpClient,
-    readonly where: string,
-  ) {}
+  private constructor(readonly client: SftpClient) {}
 
   get alive(): boolean {
     return !this.lost;
@@ -220,7 +217,21 @@ export class SftpSession {
     const client = new SftpClient('onco-relay', { error: () => undefined, end: markLost, close: markLost });
     client.on('end', markLost);
     client.on('close', markLost);
-    const session = new SftpSession(client, where);
+    const session = new SftpSession(client);
+    // Servers that take passwords through PAM ask for them as keyboard-interactive prompts.
+    if (o.password !== undefined) {
+      const password = o.password;
+      client.on('keyboard-interactive', (...args: unknown[]) => {
+        const [, , , prompts, finish] = args as [
+          string,
+          string,
+          string,
+          unknown[],
+          (answers: string[]) => void,
+        ];
+        finish(prompts.map(() => password));
+      });
+    }
     const config: ConnectConfig = {
       host: o.host,
       port: o.port,
@@ -228,6 +239,7 @@ export class SftpSession {
       password: o.password,
       privateKey: readPrivateKey(o, dataDir),
       passphrase: o.passphrase,
+      tryKeyboard: o.password !== undefined,
       readyTimeout: o.connectTimeoutMs,
       // A dead peer is noticed within ~30 s even when no FIN ever arrives.
       keepaliveInterval: 10000,
