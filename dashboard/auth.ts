@@ -213,7 +213,8 @@ export class Authenticator {
   }
 
   private unauthenticated(req: FastifyRequest, reply: FastifyReply): FastifyReply {
-    if (wantsJson(req) || req.method !== 'GET') {
+    // Only a page view is sent to the login form: a favicon or script fetch gets a plain 401.
+    if (wantsJson(req) || req.method !== 'GET' || !(req.headers.accept ?? '').includes('text/html')) {
       return reply
         .code(401)
         .header('www-authenticate', 'Basic realm="onco-relay", charset="UTF-8"')

@@ -24,7 +24,9 @@ export function registerLogin(app: FastifyInstance, engine: Engine, auth: Authen
   const secure = auth.options.secureCookies;
 
   const form = (req: FastifyRequest, reply: FastifyReply, next: string, failed: boolean): FastifyReply => {
-    const token = crypto.randomBytes(24).toString('base64url');
+    // Reuse a live token: two tabs (or a stray second load of the form) must not invalidate each other.
+    const token =
+      parseCookies(req.headers.cookie)[LOGIN_CSRF_COOKIE] || crypto.randomBytes(24).toString('base64url');
     reply.header('set-cookie', cookie(LOGIN_CSRF_COOKIE, token, { secure, maxAgeS: 3600 }));
     if (failed) reply.code(401);
     return sendPage(
