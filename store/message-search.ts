@@ -18,7 +18,7 @@ export const messageSearchMigrations: Migration[] = [
     name: 'message browser full-text index',
     up: `
       CREATE VIRTUAL TABLE message_text USING fts5 (
-        text, content = '', contentless_delete = 1, tokenize = 'unicode61 remove_diacritics 2'
+        text, content = '', contentless_delete = 1, tokenize = 'unicode61 remove_diacritics 2', prefix = '3'
       );
       INSERT INTO message_text (rowid, text) SELECT new.id, ${indexedText('new')} FROM messages AS new;
       CREATE TRIGGER message_text_insert AFTER INSERT ON messages
@@ -96,10 +96,14 @@ const toSummary = (r: Row): MessageSummary => ({
 /** Receive times come from the writers' clocks a little before their commit: ids and times may disagree by this much. */
 const CLOCK_MARGIN_MS = 1000;
 
-/** `Dupont ADT_A28` → `"dupont"* "adt"* "a28"*`: every word must start a token; quotes neutralise FTS syntax. */
+/**
+ * `Dupont ADT_A28` → `"dupont" "adt" "a28"*`: whole words, the last one as typed so far (a prefix).
+ * Only the last word is a prefix because FTS5 materialises a prefix's whole doclist, while a plain
+ * word is walked lazily newest first: a common first word then costs nothing. Quotes neutralise FTS syntax.
+ */
 export function ftsQuery(text: string): string | null {
   const words = text.split(/[^\p{L}\p{N}]+/u).filter(Boolean);
-  return words.length ? words.map((w) => `"${w}"*`).join(' ') : null;
+  return words.length ? words.map((w, i) => `"${w}"${i === words.length - 1 ? '*' : ''}`).join(' ') : null;
 }
 
 export class MessageSearch {
