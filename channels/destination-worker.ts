@@ -150,7 +150,8 @@ export class DestinationWorker {
     const record = (r: SendResult): void =>
       journal.sent({
         deliveryId: d.id,
-        sent: { content: input.content, contentType: input.contentType },
+        // Without destination steps, what was sent is the message's content already journaled: no second copy.
+        sent: this.o.steps.length ? { content: input.content, contentType: input.contentType } : undefined,
         response: r.response && { content: r.response, contentType: r.responseType ?? 'text/plain' },
         detail: r.detail,
         policy,

@@ -18,7 +18,10 @@ function channel(extra: object = {}, destination: object = {}): object {
 describe('channel runtime', () => {
   let h: Harness | undefined;
   let sink: Sink;
-  const start = async (ch: object, more: Partial<Parameters<typeof startEngine>[0]> = {}): Promise<Harness> => {
+  const start = async (
+    ch: object,
+    more: Partial<Parameters<typeof startEngine>[0]> = {},
+  ): Promise<Harness> => {
     sink = makeSink();
     const registry = builtinRegistry().register(sink.spec, upperStep, idleSource);
     h = await startEngine({ channels: [ch], registry, ...more });
@@ -39,7 +42,7 @@ describe('channel runtime', () => {
     const { journal } = h!.engine.store;
     await until(() => journal.message(messageId)?.status === 'SENT', 'SENT status');
     const stages = journal.contents(messageId).map((c) => `${c.stage}:${c.destination}:${c.content}`);
-    assert.deepEqual(stages.sort(), ['raw::hello', 'response:out:ok c1-1-out', 'sent:out:HELLO', 'transformed::HELLO'].sort());
+    assert.deepEqual(stages.sort(), ['raw::hello', 'response:out:ok c1-1-out', 'transformed::HELLO'].sort());
     assert.equal(sink.received[0]!.idempotencyKey, `c1-${messageId}-out`);
   });
 
@@ -149,7 +152,11 @@ describe('channel runtime', () => {
     const registry = builtinRegistry().register(sink.spec, upperStep, idleSource);
     sink.behaviour = () => undefined;
     h = await startEngine({ channels: [channel()], registry, dataDir, configDir });
-    await until(() => h!.engine.store.journal.message(messageId)?.status === 'SENT', 'SENT after restart', 5000);
+    await until(
+      () => h!.engine.store.journal.message(messageId)?.status === 'SENT',
+      'SENT after restart',
+      5000,
+    );
     assert.ok(sink.received.some((m) => m.content.toString() === 'SURVIVOR'));
   });
 

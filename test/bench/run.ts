@@ -1,0 +1,26 @@
+// `npm run bench`: every benchmark of the project, each beside the baseline measured in the same run.
+// Prints one JSON document. Timings live here, never in pass/fail tests.
+//   npm run bench [-- section ...]   sections: journal
+import os from 'node:os';
+import { benchJournalIngest } from './journal-ingest.ts';
+
+const sections: Record<string, () => Promise<unknown>> = {
+  journal: benchJournalIngest,
+};
+
+const wanted = process.argv.slice(2).filter((a) => a in sections);
+const out: Record<string, unknown> = {
+  machine: {
+    cpus: os.cpus().length,
+    cpu: os.cpus()[0]?.model,
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    loadAverage: os.loadavg().map((l) => Number(l.toFixed(2))),
+  },
+};
+for (const [name, run] of Object.entries(sections)) {
+  if (wanted.length && !wanted.includes(name)) continue;
+  process.stderr.write(`bench: ${name}…\n`);
+  out[name] = await run();
+}
+process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
