@@ -76,10 +76,7 @@ describe('dashboard in a browser', function () {
       'MSH|^~\\&|SEND|FAC|DCC|DCC|20250101||ADT^A28|B0001|P|2.5\rPID|1||IPP7^^^FAC',
     );
     // The counter moves without a reload: the page listens to server-sent events.
-    await page.waitForFunction(
-      (n) => Number(document.querySelector('td[data-ch="drop"][data-f="received"]')?.textContent) > n,
-      before,
-    );
+    await received.filter({ hasNotText: String(before) }).waitFor();
     await shot('overview');
 
     await page.goto(`${d.base}/messages`);
@@ -108,11 +105,11 @@ describe('dashboard in a browser', function () {
     await page.goto(`${d.base}/channels/drop`);
     assert.match((await page.locator('#yaml').textContent()) ?? '', /type: folder/);
     await Promise.all([page.waitForLoadState('load'), page.click('button[value=pause]')]);
-    await page.waitForFunction(() => document.querySelector('[data-f="state"]')?.textContent === 'PAUSED');
+    await page.locator('[data-f="state"]', { hasText: 'PAUSED' }).waitFor();
     assert.equal(d.h.engine.channel('drop').state, 'PAUSED');
     await shot('channel-paused');
     await Promise.all([page.waitForLoadState('load'), page.click('button[value=resume]')]);
-    await page.waitForFunction(() => document.querySelector('[data-f="state"]')?.textContent === 'STARTED');
+    await page.locator('[data-f="state"]', { hasText: 'STARTED' }).waitFor();
     assert.equal(d.h.engine.channel('drop').state, 'STARTED');
   });
 
