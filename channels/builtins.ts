@@ -3,6 +3,7 @@ import { Registry } from './registry.ts';
 import { folderSourceSpec } from '../connectors/folder.ts';
 import { fileWriterSpec } from '../connectors/file-writer.ts';
 import { channelWriterSpec } from '../connectors/channel-writer.ts';
+import { identityWriterSpec } from '../connectors/identity-writer.ts';
 import { sftpDropSpec } from '../connectors/sftp-drop.ts';
 import { sftpPollSpec } from '../connectors/sftp-poller.ts';
 import { sftpPushSpec } from '../connectors/sftp-writer.ts';
@@ -17,6 +18,7 @@ export function builtinRegistry(): Registry {
     folderSourceSpec,
     fileWriterSpec,
     channelWriterSpec,
+    identityWriterSpec,
     sftpDropSpec(),
     sftpPollSpec,
     sftpPushSpec,

@@ -112,6 +112,7 @@ export class Channel {
       const destCtx: DestinationContext = {
         ...this.deps.connectorContext(this.id, () => undefined),
         dispatch: this.deps.dispatch,
+        store,
       };
       this.workers = this.config.destinations.map((d) => {
         const destination = registry.destination(d.type).create(d, destCtx);

@@ -1,6 +1,8 @@
 // The contract between the engine (channels/) and the connectors: a connector only moves bytes.
 // The engine owns journaling, acknowledgement timing, retry, metrics and shutdown (Benthos' split),
 // so a connector never retries on its own and never decides whether a message is durable.
+import type { Store } from '../store/store.ts';
+
 /** A JSON Schema (draft 2020-12 subset understood by ajv): drives validation, editor hints and docs. */
 export type JsonSchema = { [keyword: string]: unknown };
 
@@ -144,6 +146,8 @@ export interface Destination {
 export interface DestinationContext extends ConnectorContext {
   /** Hands a message to another deployed channel, as its source would (the channel writer). */
   dispatch(channelId: string, msg: Inbound): Promise<Receipt>;
+  /** The core store, for store writers only: they file inside the delivery's own transaction (`apply`). */
+  store: Store;
 }
 
 /**

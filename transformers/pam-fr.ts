@@ -5,7 +5,8 @@
 // Patient-identity events (ITI-30) and movement events (ITI-31) both carry PID: we take the identity
 // from every one of them and ignore the movement. A40 merges (PID + MRG pairs), A47 corrects an
 // identifier (MRG-1 → PID-3), A24/A37 link and unlink two PIDs.
-import { parseForStep, get, repetitions, component, segmentsNamed } from './hl7v2.ts';
+import { parseForStep, get, repetitions, component, segmentsNamed, splitBatch } from './hl7v2.ts';
+import { Hl7Error } from './hl7v2-error.ts';
 import type { Hl7Message, Hl7Segment, Hl7Repetition, Hl7Charset } from './hl7v2.ts';
 import type { Hl7ErrorCode } from './hl7v2-error.ts';
 import { StepError } from './contract.ts';
@@ -640,24 +641,48 @@ export const pamFrStep: StepSpec<PamStepOptions> = {
     },
   },
   create(options: PamStepOptions): Step {
+    const parseOptions =
+      options.defaultCharset === undefined ? {} : { defaultCharset: options.defaultCharset };
+    // A file may hold several messages (or an FHS/BHS batch): all are mapped, in order, or none is —
+    // the sender gets one ACK for the file, so the file is accepted or refused whole.
     return (input) => {
-      const message = parseForStep(
-        input,
-        options.defaultCharset === undefined ? {} : { defaultCharset: options.defaultCharset },
-      );
-      let events: IdentityEvent[];
-      try {
-        events = mapPamFr(message, options);
-      } catch (error) {
-        if (!(error instanceof PamError)) throw error;
-        const where = error.location === undefined ? '' : ` (at ${error.location})`;
-        throw new StepError(error.code, `${error.message}${where}`, { hint: error.hint, cause: error });
-      }
+      const messages = splitForStep(input.content);
+      const events: IdentityEvent[] = [];
+      messages.forEach((content, i) => {
+        const at = messages.length > 1 ? `message ${i + 1} of ${messages.length}: ` : '';
+        try {
+          events.push(...mapPamFr(parseForStep({ ...input, content }, parseOptions), options));
+        } catch (error) {
+          if (error instanceof StepError && at) {
+            throw new StepError(error.code, `${at}${error.message}`, { hint: error.hint, cause: error });
+          }
+          if (!(error instanceof PamError)) throw error;
+          const where = error.location === undefined ? '' : ` (at ${error.location})`;
+          throw new StepError(error.code, `${at}${error.message}${where}`, {
+            hint: error.hint,
+            cause: error,
+          });
+        }
+      });
       return {
         content: Buffer.from(JSON.stringify(events)),
         contentType: IDENTITY_CONTENT_TYPE,
-        meta: { ...input.meta, pamEvent: events[0]?.source.event ?? '', identityEvents: events.length },
+        meta: {
+          ...input.meta,
+          pamEvent: [...new Set(events.map((e) => e.source.event))].join(','),
+          identityEvents: events.length,
+          hl7Messages: messages.length,
+        },
       };
     };
   },
 };
+
+function splitForStep(content: Buffer): Buffer[] {
+  try {
+    return splitBatch(content).messages;
+  } catch (error) {
+    if (!(error instanceof Hl7Error)) throw error;
+    throw new StepError(error.code, error.message, { hint: error.hint, cause: error });
+  }
+}

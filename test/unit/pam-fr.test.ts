@@ -254,11 +254,32 @@ describe('pam-fr step', () => {
     });
     assert.ok(out);
     assert.equal(out.contentType, IDENTITY_CONTENT_TYPE);
-    assert.deepEqual(out.meta, { file: 'm.hl7', pamEvent: 'A40', identityEvents: 2 });
+    assert.deepEqual(out.meta, { file: 'm.hl7', pamEvent: 'A40', identityEvents: 2, hl7Messages: 1 });
     const events = JSON.parse(out.content.toString('utf8')) as IdentityEvent[];
     assert.deepEqual(
       events.map((e) => e.kind),
       ['merge', 'merge'],
+    );
+  });
+
+  it('maps every message of a file with several, in order, and refuses the whole file naming the bad one', async () => {
+    const step = pamFrStep.create({ acceptTestIns: true });
+    const two = Buffer.concat([fixture('a28-utf8.hl7'), fixture('a40-merge.hl7')]);
+    const out = await step({ content: two, contentType: 'application/hl7-v2', meta: {} });
+    assert.ok(out);
+    const events = JSON.parse(out.content.toString('utf8')) as IdentityEvent[];
+    assert.deepEqual(
+      events.map((e) => e.kind),
+      ['upsert', 'merge', 'merge'],
+    );
+    assert.equal(out.meta.hl7Messages, 2);
+    const broken = Buffer.concat([
+      fixture('a28-utf8.hl7'),
+      Buffer.from('MSH|^~\\&|X|Y|||20240101||ADT^A99|1|P|2.5\r'),
+    ]);
+    await assert.rejects(
+      async () => step({ content: broken, contentType: 'application/hl7-v2', meta: {} }),
+      (e: unknown) => e instanceof StepError && /^message 2 of 2: /.test(e.message),
     );
   });
 

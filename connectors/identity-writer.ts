@@ -1,0 +1,168 @@
+// Identity store writer: files the identity events of the PAM FR step into the core store through the
+// identity-vigilance rules. It runs inside the delivery's own transaction (`apply`), so an event is
+// filed exactly once even across a crash, and a failure leaves no half-filed identity.
+import type { Destination, DestinationContext, DestinationSpec, Outbound, SendResult } from './contract.ts';
+import { SendError } from './contract.ts';
+import type { Identifier, IdentityEvent, PatientIdentity } from '../transformers/pam-fr.ts';
+import type { IdentifierRef, IdentityInput } from '../store/patients.ts';
+import type { VigilanceRules } from '../store/vigilance.ts';
+import type { Store } from '../store/store.ts';
+
+export interface IdentityWriterOptions {
+  rules: Partial<VigilanceRules>;
+  /** The most this feed is trusted with (PROV, RECUP, VALI, QUAL). */
+  sourceReliability: string | null;
+}
+
+const refused = (code: string, message: string): SendError =>
+  new SendError(code, message, { retryable: false });
+
+/** IPPs of PID-3 (type PI) under their FINESS; other identifiers do not identify a patient here. */
+export function ippRefs(identifiers: readonly Identifier[]): IdentifierRef[] {
+  return identifiers
+    .filter((i) => i.type === 'PI' && i.value)
+    .map((i) => {
+      if (!/^\d{9}$/.test(i.authority)) {
+        throw refused(
+          'IDENTITY_IPP_WITHOUT_FINESS',
+          `IPP ${i.value} (namespace ${i.namespace || 'empty'}) carries no FINESS in PID-3.4.2: the DCC cannot tell which establishment it belongs to`,
+        );
+      }
+      return { finess: i.authority, ipp: i.value, namespace: i.namespace || null };
+    });
+}
+
+export function toIdentityInput(p: PatientIdentity): IdentityInput {
+  if (!p.birthDate)
+    throw refused('IDENTITY_NO_BIRTH_DATE', 'PID-7 (birth date) is empty: a strict trait is missing');
+  const r = p.reliability;
+  return {
+    birthName: p.birthName,
+    givenNames: p.givenNames,
+    firstGivenName: p.firstGivenName,
+    birthDate: p.birthDate,
+    sex: p.sex ?? 'U',
+    birthPlace: p.birthPlace ?? null,
+    usedName: p.usedName ?? null,
+    usedGivenName: p.usedGivenName ?? null,
+    ins: p.ins ? { matricule: p.ins.matricule, oid: p.ins.oid, status: r.status } : null,
+    reliability: r.fictitious ? 'FICT' : r.doubtful ? 'DOUT' : r.status,
+    identifiers: ippRefs(p.identifiers),
+    collectionMode: p.collectionMode ?? null,
+  };
+}
+
+export class IdentityWriter implements Destination {
+  constructor(
+    private readonly o: IdentityWriterOptions,
+    private readonly store: Store,
+  ) {}
+
+  apply(msg: Outbound): SendResult {
+    let events: IdentityEvent[];
+    try {
+      events = JSON.parse(msg.content.toString('utf8')) as IdentityEvent[];
+    } catch (error) {
+      throw new SendError('IDENTITY_NOT_JSON', 'expected the JSON output of the pam-fr step', {
+        retryable: false,
+        cause: error,
+      });
+    }
+    const decisions = events.map((e, i) => {
+      try {
+        return this.file(e, msg.messageId);
+      } catch (error) {
+        if (error instanceof SendError) throw error;
+        // The store refuses deterministically (a conflicting IPP, an unknown patient): retrying cannot help.
+        const at = events.length > 1 ? `event ${i + 1} of ${events.length} (${e.source.event}): ` : '';
+        throw new SendError('IDENTITY_REFUSED', `${at}${(error as Error).message}`, {
+          retryable: false,
+          cause: error,
+        });
+      }
+    });
+    return {
+      response: Buffer.from(JSON.stringify(decisions)),
+      responseType: 'application/json',
+      detail: decisions.map((d) => `${d.action} patient ${d.patientId} (${d.rule})`).join('; '),
+    };
+  }
+
+  private file(e: IdentityEvent, messageId: number): { action: string; patientId: number; rule: string } {
+    const { vigilance, patients } = this.store;
+    const ctx = { messageId };
+    switch (e.kind) {
+      case 'upsert':
+        return vigilance.applyIdentity(toIdentityInput(e.patient), {
+          ...ctx,
+          rules: this.o.rules,
+          sourceReliability: this.o.sourceReliability,
+        });
+      case 'merge':
+        return patients.mergeIdentifiers(
+          this.single(e.survivor.identifiers, 'PID-3'),
+          this.single(e.merged.identifiers, 'MRG-1'),
+          ctx,
+        );
+      case 'change-identifier': {
+        const [from, to] = [ippRefs([e.from])[0], ippRefs([e.to])[0]];
+        if (!from || !to) throw refused('IDENTITY_NO_IPP', 'A47 needs an IPP in MRG-1 and in PID-3');
+        return patients.changeIdentifier(from.finess, from.ipp, to.ipp, ctx);
+      }
+      case 'link':
+      case 'unlink': {
+        const a = this.patientOf(e.a);
+        const b = this.patientOf(e.b);
+        return e.kind === 'link'
+          ? patients.link(a, b, ctx, 'pam-a24')
+          : patients.unlink(a, b, ctx, 'pam-a37');
+      }
+    }
+  }
+
+  private single(identifiers: readonly Identifier[], where: string): IdentifierRef {
+    const [ref] = ippRefs(identifiers);
+    if (!ref) throw refused('IDENTITY_NO_IPP', `${where} carries no IPP (identifier of type PI)`);
+    return ref;
+  }
+
+  private patientOf(p: PatientIdentity): number {
+    const ref = this.single(p.identifiers, 'PID-3');
+    const id = this.store.patients.resolveIdentifier(ref);
+    if (id === null)
+      throw refused('IDENTITY_UNKNOWN_IPP', `IPP ${ref.ipp} of FINESS ${ref.finess} is not known to the DCC`);
+    return id;
+  }
+}
+
+export const identityWriterSpec: DestinationSpec<IdentityWriterOptions> = {
+  kind: 'destination',
+  type: 'identity-store',
+  summary:
+    'Files PAM FR identity events (output of the `pam-fr` step) into the core store through the identity-vigilance rules, in the same transaction as the delivery: exactly once.',
+  schema: {
+    properties: {
+      rules: {
+        type: 'object',
+        default: {},
+        additionalProperties: false,
+        properties: {
+          acceptTestIns: {
+            type: 'boolean',
+            description: 'Accept the INS test and demo OIDs. Never in production.',
+          },
+          strictTraitsMatch: { enum: ['link', 'create-and-review'] },
+          nearMatchThreshold: { type: 'number', minimum: 0, maximum: 1 },
+          maxReviewsPerIdentity: { type: 'integer', minimum: 0 },
+        },
+      },
+      sourceReliability: {
+        type: ['string', 'null'],
+        enum: ['PROV', 'RECUP', 'VALI', 'QUAL', null],
+        default: null,
+        description: 'Cap on the identity status this feed may claim.',
+      },
+    },
+  },
+  create: (o, ctx: DestinationContext) => new IdentityWriter(o, ctx.store),
+};

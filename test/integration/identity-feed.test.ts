@@ -1,0 +1,136 @@
+// The identity feed as an establishment uses it: PAM FR files over SFTP, messages over MLLP,
+// ACKs back, and one DCC patient per person whatever the hospital.
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import SftpClient from 'ssh2-sftp-client';
+import { startEngine, until, type Harness } from '../support/engine-harness.ts';
+import { freePort } from '../support/ports.ts';
+import { a28, insOf, type PamPatient } from '../support/pam.ts';
+import { frame, MllpFramer } from '../../connectors/mllp-framer.ts';
+import { parseAck } from '../../transformers/hl7v2-ack.ts';
+
+const steps = [{ type: 'pam-fr', acceptTestIns: true }];
+const destinations = [{ name: 'identities', type: 'identity-store', rules: { acceptTestIns: true } }];
+
+describe('identity feed (SFTP and MLLP into the patient store)', function () {
+  this.timeout(60_000);
+  let h: Harness;
+  let sftpPort: number;
+  let mllpPort: number;
+
+  before(async () => {
+    sftpPort = await freePort();
+    mllpPort = await freePort();
+    h = await startEngine({
+      channels: [
+        {
+          id: 'identity-sftp',
+          source: { type: 'sftp-drop', folder: 'identity', port: sftpPort },
+          steps,
+          destinations,
+        },
+        {
+          id: 'identity-mllp',
+          source: { type: 'mllp-listener', port: mllpPort, respond: 'on-outcome' },
+          steps,
+          destinations,
+        },
+      ],
+      start: false,
+    });
+    for (const [login, finess] of [
+      ['chu-a', '310000001'],
+      ['chu-b', '310000004'],
+      ['chu-c', '310000005'],
+    ]) {
+      h.engine.store.accounts.add({ login: login!, role: 'establishment', finess, password: `pw-${login}` });
+    }
+    await h.engine.start();
+  });
+  after(() => h.stop());
+
+  async function upload(login: string, name: string, content: string): Promise<string> {
+    const sftp = new SftpClient();
+    await sftp.connect({ host: '127.0.0.1', port: sftpPort, username: login, password: `pw-${login}` });
+    try {
+      await sftp.put(Buffer.from(content, 'utf8'), `/in/identity/${name}`);
+      const ackPath = `/out/ack/${name}.ack.hl7`;
+      await until(async () => (await sftp.exists(ackPath)) !== false, `ACK file ${ackPath}`);
+      return (await sftp.get(ackPath)).toString('utf8');
+    } finally {
+      await sftp.end();
+    }
+  }
+
+  const person = {
+    birthName: 'TESTPATIENT',
+    given: 'CAMILLE',
+    birthDate: '19720415',
+    sex: 'F',
+    birthPlace: '31555',
+  } as const;
+
+  it('files the same person from three hospitals (one with a qualified INS) as one patient', async () => {
+    const withIns: PamPatient = {
+      ...person,
+      ipp: 'A-100',
+      finess: '310000001',
+      insBase: '2720431555123',
+      status: 'QUAL',
+    };
+    const ackA = parseAck(await upload('chu-a', 'a.hl7', a28(withIns, 'A1')));
+    const ackB = parseAck(
+      await upload('chu-b', 'b.hl7', a28({ ...person, ipp: 'B-7', finess: '310000004' }, 'B1')),
+    );
+    const ackC = parseAck(
+      await upload('chu-c', 'c.hl7', a28({ ...person, ipp: 'C-42', finess: '310000005' }, 'C1')),
+    );
+    assert.deepEqual([ackA.code, ackB.code, ackC.code], ['AA', 'AA', 'AA']);
+    const { patients } = h.engine.store;
+    const id = await until(
+      () => patients.resolveIdentifier({ finess: '310000005', ipp: 'C-42' }),
+      'third filing',
+    );
+    assert.equal(patients.resolveIdentifier({ finess: '310000001', ipp: 'A-100' }), id);
+    assert.equal(patients.resolveIdentifier({ finess: '310000004', ipp: 'B-7' }), id);
+    assert.deepEqual(patients.findByIns(insOf('2720431555123'), '1.2.250.1.213.1.4.10'), [id]);
+  });
+
+  it('answers a refused file with an AE ACK file that says why, and files nothing', async () => {
+    const bad = a28({ ...person, ipp: 'A-101', finess: '310000001', birthDate: '19721345' }, 'A2');
+    const ack = parseAck(await upload('chu-a', 'bad.hl7', bad));
+    assert.equal(ack.code, 'AE');
+    assert.match(ack.text, /PID-7/);
+    assert.equal(h.engine.store.patients.resolveIdentifier({ finess: '310000001', ipp: 'A-101' }), null);
+  });
+
+  async function mllp(message: string): Promise<ReturnType<typeof parseAck>> {
+    const socket = net.connect(mllpPort, '127.0.0.1');
+    const framer = new MllpFramer();
+    const ack = new Promise<Buffer>((resolve, reject) => {
+      socket.on('data', (chunk) => {
+        for (const e of framer.push(chunk)) if (e.type === 'frame') resolve(e.payload);
+      });
+      socket.on('error', reject);
+    });
+    socket.write(frame(Buffer.from(message, 'utf8')));
+    const bytes = await ack;
+    socket.end();
+    return parseAck(bytes);
+  }
+
+  it('takes identities over MLLP: AA once journaled and mapped, AE with the reason for an unknown event or bad content', async () => {
+    const p = { ...person, birthName: 'MLLPTEST', ipp: 'M-1', finess: '310000001' };
+    assert.equal((await mllp(a28(p, 'M1'))).code, 'AA');
+    const unknown = await mllp(a28({ ...p, ipp: 'M-2' }, 'M2', 'A99'));
+    assert.equal(unknown.code, 'AE');
+    assert.match(unknown.text, /A99/);
+    const badDate = await mllp(a28({ ...p, ipp: 'M-3', birthDate: '19721345' }, 'M3'));
+    assert.equal(badDate.code, 'AE');
+    assert.match(badDate.text, /PID-7/);
+    await until(
+      () => h.engine.store.patients.resolveIdentifier({ finess: '310000001', ipp: 'M-1' }),
+      'MLLP filing',
+    );
+  });
+});
