@@ -48,7 +48,11 @@ export async function startEngine(options: {
 }
 
 /** Polls `check` until it returns a truthy value; fails with `what` after `ms`. */
-export async function until<T>(check: () => T | Promise<T>, what: string, ms = 10000): Promise<NonNullable<T>> {
+export async function until<T>(
+  check: () => T | Promise<T>,
+  what: string,
+  ms = 10000,
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + ms;
   for (;;) {
     const v = await check();

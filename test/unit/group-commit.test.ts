@@ -19,8 +19,14 @@ describe('group commit', () => {
 
   it('commits concurrent writes together and resolves each only after the commit', async () => {
     const { db, gc } = open();
-    const writes = Array.from({ length: 50 }, (_, i) => gc.write((d) => d.prepare('INSERT INTO t VALUES (?)').run(`v${i}`)));
-    assert.deepEqual(db.prepare('SELECT count(*) AS n FROM t').get(), { n: 0 }, 'nothing is written before the batch flushes');
+    const writes = Array.from({ length: 50 }, (_, i) =>
+      gc.write((d) => d.prepare('INSERT INTO t VALUES (?)').run(`v${i}`)),
+    );
+    assert.deepEqual(
+      db.prepare('SELECT count(*) AS n FROM t').get(),
+      { n: 0 },
+      'nothing is written before the batch flushes',
+    );
     await Promise.all(writes);
     assert.equal(gc.stats.commits, 1);
     assert.equal(gc.stats.writes, 50);
@@ -43,7 +49,10 @@ describe('group commit', () => {
     const pending = gc.write((d) => d.prepare('INSERT INTO t VALUES (?)').run('last'));
     gc.close();
     await pending;
-    await assert.rejects(gc.write(() => 1), /store is closed/);
+    await assert.rejects(
+      gc.write(() => 1),
+      /store is closed/,
+    );
     assert.deepEqual(db.prepare('SELECT v FROM t').pluck().all(), ['last']);
   });
 });

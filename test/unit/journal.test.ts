@@ -57,7 +57,7 @@ describe('journal', () => {
     const file = path.join(dir, 'onco-relay.db');
     const before = fs.statSync(file).size;
     let pruned = 0;
-    for (let n; (n = s.journal.prune(Date.now() - 90 * 86_400_000, 50)) > 0; ) pruned += n;
+    for (let n; (n = s.journal.prune(Date.now() - 90 * 86_400_000, 50)) > 0;) pruned += n;
     s.reclaimSpace();
     const after = fs.statSync(file).size;
     assert.equal(pruned, 200);
