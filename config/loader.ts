@@ -49,7 +49,8 @@ export function interpolate(text: string, env: NodeJS.ProcessEnv, onMissing: (na
 }
 
 export function readConfigFile(file: string, env: NodeJS.ProcessEnv, problems: ConfigProblem[]): ConfigFile {
-  const rel = path.relative(process.cwd(), file) || file;
+  const relative = path.relative(process.cwd(), file);
+  const rel = relative && !relative.startsWith('..') ? relative : file;
   const lineCounter = new LineCounter();
   let doc: Document;
   try {

@@ -1,0 +1,126 @@
+// The appliance as a new user meets it: the shipped configuration, the CLI, first start, SIGTERM.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { tempDir, until } from '../support/engine-harness.ts';
+import { freePort } from '../support/ports.ts';
+import { Store } from '../../store/store.ts';
+
+const bin = path.resolve('bin/onco-relay.mjs');
+const run = (args: string[], input?: string) =>
+  spawnSync(process.execPath, [bin, ...args], { input, encoding: 'utf8', timeout: 30_000 });
+
+describe('onco-relay command line', function () {
+  this.timeout(60_000);
+
+  it('validate: exit 0 on the shipped config, 1 naming file and line on a broken one', () => {
+    assert.equal(run(['validate']).status, 0);
+    const dir = tempDir();
+    fs.mkdirSync(path.join(dir, 'channels'));
+    fs.writeFileSync(
+      path.join(dir, 'channels', 'x.yaml'),
+      'id: x\nsource: { type: folder }\ndestinations: []\n',
+    );
+    fs.writeFileSync(
+      path.join(dir, 'channels', 'y.yaml'),
+      'id: y\nsource: { type: folder }\ndestinations: [{ name: d, type: file-writer, path: out }]\n',
+    );
+    const r = run(['validate', '--config', dir]);
+    assert.equal(r.status, 1);
+    assert.match(
+      r.stderr,
+      /\/channels\/y\.yaml:2: \/source: missing required setting "path" \(fix: add path: …\)/,
+    );
+    assert.match(r.stderr, /channels\/x\.yaml:3: \/destinations: must NOT have fewer than 1 items/);
+  });
+
+  it('user add: creates an account from a password on stdin, refuses a duplicate and a bad role', () => {
+    const data = tempDir();
+    const ok = run(
+      [
+        'user',
+        'add',
+        'chu-x',
+        '--role',
+        'establishment',
+        '--finess',
+        '310000001',
+        '--password-stdin',
+        '--data',
+        data,
+      ],
+      'secret pw\n',
+    );
+    assert.equal(ok.status, 0, ok.stderr);
+    const again = run(
+      [
+        'user',
+        'add',
+        'chu-x',
+        '--role',
+        'establishment',
+        '--finess',
+        '310000001',
+        '--password-stdin',
+        '--data',
+        data,
+      ],
+      'x\n',
+    );
+    assert.equal(again.status, 1);
+    assert.match(again.stderr, /already exists/);
+    assert.equal(
+      run(['user', 'add', 'y', '--role', 'root', '--password-stdin', '--data', data], 'x\n').status,
+      2,
+    );
+    const store = new Store({ dataDir: data });
+    assert.equal(store.accounts.get('chu-x')?.finess, '310000001');
+    store.close();
+  });
+
+  it('start: first-start admin password once, a dropped file journaled and written out, SIGTERM exits 0', async () => {
+    const data = tempDir();
+    const env = {
+      ...process.env,
+      ONCO_DATA_DIR: data,
+      ONCO_HTTP_PORT: String(await freePort()),
+      ONCO_SFTP_PORT: String(await freePort()),
+      ONCO_MLLP_PORT: String(await freePort()),
+    };
+    const start = async (): Promise<{ out: () => string; stop: () => Promise<number | null> }> => {
+      const child = spawn(process.execPath, [bin, 'start'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+      child.stderr.on('data', (b: Buffer) => (out += b.toString()));
+      await until(() => out.includes('onco-relay started'), 'start', 30_000);
+      return {
+        out: () => out,
+        stop: () => {
+          child.kill('SIGTERM');
+          return new Promise((r) => child.once('exit', (code) => r(code)));
+        },
+      };
+    };
+    const first = await start();
+    assert.match(first.out(), /one-time password\s+(\S{12,})/);
+    fs.writeFileSync(path.join(data, 'inbox', 'files', 'hello.txt'), 'hello DCC');
+    const written = await until(
+      () => fs.readdirSync(path.join(data, 'outbox', 'files')).find((n) => n.endsWith('hello.txt')),
+      'the file written out',
+    );
+    assert.equal(fs.readFileSync(path.join(data, 'outbox', 'files', written), 'utf8'), 'hello DCC');
+    const health = (await (await fetch(`http://127.0.0.1:${env.ONCO_HTTP_PORT}/api/health`)).json()) as {
+      channels: Array<{ id: string; state: string }>;
+    };
+    assert.deepEqual(health.channels.map((c) => [c.id, c.state]).sort(), [
+      ['file-drop', 'STARTED'],
+      ['identity-feed-mllp', 'STARTED'],
+      ['identity-feed-sftp', 'STARTED'],
+    ]);
+    assert.equal(await first.stop(), 0);
+    const second = await start();
+    assert.doesNotMatch(second.out(), /one-time password/);
+    assert.equal(await second.stop(), 0);
+  });
+});
