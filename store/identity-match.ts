@@ -90,12 +90,25 @@ export function soundex(name: string): string {
   return out.padEnd(4, '0');
 }
 
+export interface BlockingKeys {
+  /** Names with the birth year: finds identities whose day or month was mistyped or swapped. */
+  nameYear: string;
+  /** Names with the day and month: finds identities whose birth year was mistyped. */
+  nameDay: string;
+}
+
 /**
- * Key of the second candidate block: the birth-date block misses identities whose date was mistyped,
- * this one catches them as long as both names keep their first letter.
+ * Keys of the candidate blocks besides the birth date itself. A birth-date typo changes the year or
+ * the day and month, rarely both, so one of these keys survives it as long as both names keep their
+ * first letter; adding a date part keeps blocks of common names (MARTIN JEAN) small.
  */
-export function nameBlockKey(birthName: string, firstGivenName: string): string {
-  return `${soundex(birthName)}${soundex(firstGivenName)}`;
+export function blockingKeys(t: {
+  birthName: string;
+  firstGivenName: string;
+  birthDate: string;
+}): BlockingKeys {
+  const names = `${soundex(t.birthName)}${soundex(t.firstGivenName)}`;
+  return { nameYear: `${names}${t.birthDate.slice(0, 4)}`, nameDay: `${names}${t.birthDate.slice(5)}` };
 }
 
 export function jaroWinkler(a: string, b: string): number {

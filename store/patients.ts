@@ -9,7 +9,7 @@
 // message named, which is the provenance an identity-vigilance audit asks for. The documents
 // module must therefore select `WHERE patient_id IN (family(id))`, never `= id`.
 import type { Db, Migration } from './db.ts';
-import { foldName, nameBlockKey, normaliseBirthDate, type Sex } from './identity-match.ts';
+import { blockingKeys, foldName, normaliseBirthDate, type Sex } from './identity-match.ts';
 
 /** Identity status (national identity-vigilance reference) plus the PAM FR reliability codes worth keeping. */
 export type Reliability = 'PROV' | 'RECUP' | 'VALI' | 'QUAL' | 'DOUT' | 'FICT';
@@ -269,7 +269,8 @@ export const patientMigrations: Migration[] = [
         ins_status TEXT,
         reliability TEXT NOT NULL CHECK (reliability IN ('PROV', 'RECUP', 'VALI', 'QUAL', 'DOUT', 'FICT')),
         collection_mode TEXT,
-        name_block TEXT NOT NULL,
+        name_year_block TEXT NOT NULL,
+        name_day_block TEXT NOT NULL,
         merged_into INTEGER REFERENCES patients (id),
         created_at TEXT NOT NULL,
         updated_at TEXT NOT NULL,
@@ -277,7 +278,8 @@ export const patientMigrations: Migration[] = [
       );
       -- Candidate blocks for identity matching: only live patients, so both indexes stay lean.
       CREATE INDEX patients_birth_date ON patients (birth_date) WHERE merged_into IS NULL;
-      CREATE INDEX patients_name_block ON patients (name_block) WHERE merged_into IS NULL;
+      CREATE INDEX patients_name_year_block ON patients (name_year_block) WHERE merged_into IS NULL;
+      CREATE INDEX patients_name_day_block ON patients (name_day_block) WHERE merged_into IS NULL;
       CREATE INDEX patients_ins ON patients (ins_matricule) WHERE ins_matricule IS NOT NULL;
       CREATE INDEX patients_merged_into ON patients (merged_into) WHERE merged_into IS NOT NULL;
 
@@ -470,6 +472,7 @@ function toDecision(r: DecisionRow): DecisionRecord {
 }
 
 function traitParams(i: Identity): Record<string, string | null> {
+  const keys = blockingKeys(i);
   return {
     birth_name: i.birthName,
     given_names: i.givenNames,
@@ -482,7 +485,8 @@ function traitParams(i: Identity): Record<string, string | null> {
     ins_status: i.ins?.status ?? null,
     reliability: i.reliability,
     collection_mode: i.collectionMode,
-    name_block: nameBlockKey(i.birthName, i.firstGivenName),
+    name_year_block: keys.nameYear,
+    name_day_block: keys.nameDay,
   };
 }
 
@@ -534,19 +538,21 @@ export class PatientStore {
         `SELECT id FROM patients WHERE ins_matricule = ? AND ins_oid = ? AND merged_into IS NULL ORDER BY id`,
       ).pluck(),
       candidates: p(`SELECT * FROM patients WHERE birth_date = @birth_date AND merged_into IS NULL
-                     UNION SELECT * FROM patients WHERE name_block = @name_block AND merged_into IS NULL
+                     UNION SELECT * FROM patients WHERE name_year_block = @name_year_block AND merged_into IS NULL
+                     UNION SELECT * FROM patients WHERE name_day_block = @name_day_block AND merged_into IS NULL
                      LIMIT ${MAX_CANDIDATES}`),
       insert:
         p(`INSERT INTO patients (birth_name, given_names, first_given_name, birth_date, sex, birth_place,
                    used_name, used_given_name, ins_matricule, ins_oid, ins_status, reliability, collection_mode,
-                   name_block, created_at, updated_at, source_message_id)
+                   name_year_block, name_day_block, created_at, updated_at, source_message_id)
                  VALUES (@birth_name, @given_names, @first_given_name, @birth_date, @sex, @birth_place,
                    @used_name, @used_given_name, @ins_matricule, @ins_oid, @ins_status, @reliability, @collection_mode,
-                   @name_block, @at, @at, @message_id)`),
+                   @name_year_block, @name_day_block, @at, @at, @message_id)`),
       updateTraits: p(`UPDATE patients SET birth_name = @birth_name, given_names = @given_names,
                    first_given_name = @first_given_name, birth_date = @birth_date, sex = @sex, birth_place = @birth_place,
                    ins_matricule = @ins_matricule, ins_oid = @ins_oid, ins_status = @ins_status,
-                   reliability = @reliability, collection_mode = @collection_mode, name_block = @name_block,
+                   reliability = @reliability, collection_mode = @collection_mode,
+                   name_year_block = @name_year_block, name_day_block = @name_day_block,
                    updated_at = @at, source_message_id = @message_id WHERE id = @id`),
       updateUsed:
         p(`UPDATE patients SET used_name = @used_name, used_given_name = @used_given_name, updated_at = @at,
@@ -689,8 +695,10 @@ export class PatientStore {
 
   /** Live patients sharing the birth date or the name block: the only rows a match looks at. */
   candidates(identity: Identity): PatientRecord[] {
-    const { birth_date, name_block } = traitParams(identity);
-    return (this.sql.candidates.all({ birth_date, name_block }) as PatientRow[]).map(toPatient);
+    const { birth_date, name_year_block, name_day_block } = traitParams(identity);
+    return (this.sql.candidates.all({ birth_date, name_year_block, name_day_block }) as PatientRow[]).map(
+      toPatient,
+    );
   }
 
   create(identity: Identity, ctx: ActionContext): number {

@@ -30,8 +30,8 @@ const word = (length: number): string =>
 const skewed = <T>(xs: readonly T[], power: number): T => xs[Math.floor(xs.length * random() ** power)]!;
 const surnamePool = Array.from({ length: 120_000 }, () => word(4 + Math.floor(random() * 6)));
 const givenPool = Array.from({ length: 1500 }, () => word(4 + Math.floor(random() * 4)));
-const surname = () => skewed(surnamePool, 3);
-const given = () => skewed(givenPool, 2.5);
+const surname = () => skewed(surnamePool, 2);
+const given = () => skewed(givenPool, 1.7);
 const finesses = ['310781406', '310000002', '820000016', '340780477', '660780180'];
 
 function person(i: number): IdentityInput {

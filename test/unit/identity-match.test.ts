@@ -4,7 +4,7 @@ import {
   damerauLevenshtein,
   foldName,
   jaroWinkler,
-  nameBlockKey,
+  blockingKeys,
   soundex,
   type MatchTraits,
 } from '../../store/identity-match.ts';
@@ -27,9 +27,13 @@ describe('identity matching', () => {
     assert.equal(foldName("Lœtitia-Hélène d'Arc"), 'LOETITIA HELENE D ARC');
   });
 
-  it('keeps particles and compound names in the same name block', () => {
-    assert.equal(nameBlockKey("d'Estaing", 'Valéry'), nameBlockKey('DESTAING', 'VALERY'));
-    assert.equal(nameBlockKey('DUPONT-MARTIN', 'JEAN'), nameBlockKey('DUPONT', 'JEAN'));
+  it('keeps particles and compound names in the same blocks, and a date typo in one of them', () => {
+    const key = (birthName: string, firstGivenName: string, birthDate = '1958-03-14') =>
+      blockingKeys({ birthName, firstGivenName, birthDate });
+    assert.deepEqual(key("d'Estaing", 'Valéry'), key('DESTAING', 'VALERY'));
+    assert.deepEqual(key('DUPONT-MARTIN', 'JEAN'), key('DUPONT', 'JEAN'));
+    assert.equal(key('DUPONT', 'JEAN', '1985-03-14').nameDay, key('DUPONT', 'JEAN').nameDay);
+    assert.equal(key('DUPONT', 'JEAN', '1958-04-13').nameYear, key('DUPONT', 'JEAN').nameYear);
   });
 
   const base: MatchTraits = {
