@@ -1,11 +1,13 @@
 // `npm run bench`: every benchmark of the project, each beside the baseline measured in the same run.
 // Prints one JSON document. Timings live here, never in pass/fail tests.
-//   npm run bench [-- section ...]   sections: journal
+//   npm run bench [-- section ...]   sections: journal, search
 import os from 'node:os';
 import { benchJournalIngest } from './journal-ingest.ts';
+import { benchMessageSearch } from './message-search.ts';
 
 const sections: Record<string, () => Promise<unknown>> = {
   journal: benchJournalIngest,
+  search: benchMessageSearch,
 };
 
 const wanted = process.argv.slice(2).filter((a) => a in sections);
