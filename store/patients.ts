@@ -2,12 +2,14 @@
 // of every identity decision. Matching rules live in vigilance.ts; this module only records.
 //
 // Merges redirect, they never move rows: the merged patient keeps its identifiers (and, later,
-// its documents) and gets `merged_into` = survivor. Reads go through `resolve()` (to the
-// survivor) and `family()` (the survivor and everything merged into it, for "all documents of
-// this patient"). Why: undoing a wrong merge is then exact (clear one column), a merge costs one
-// UPDATE however many documents the patient has, and each document keeps the patient its
-// message named, which is the provenance an identity-vigilance audit asks for. The documents
-// module must therefore select `WHERE patient_id IN (family(id))`, never `= id`.
+// its documents) and gets `merged_into` = survivor. Reads go through `resolvePatient()` (to the
+// survivor) and `family()` (the survivor and everything merged into it). Why: undoing a wrong
+// merge is then exact (clear one column), a merge costs one UPDATE however many documents the
+// patient has, and each document keeps the patient its message named, which is the provenance an
+// identity-vigilance audit asks for.
+// Hook for the documents module: file a new document under `resolvePatient(id)`, and list a
+// patient's documents with `WHERE patient_id IN (SELECT value FROM json_each(?))` bound to
+// `JSON.stringify(family(resolvePatient(id)))`, never `= id`.
 import type { Db, Migration } from './db.ts';
 import { blockingKeys, foldName, normaliseBirthDate, type Sex } from './identity-match.ts';
 
@@ -610,6 +612,11 @@ export class PatientStore {
     };
   }
 
+  /** Own transaction when called alone, a savepoint inside the caller's: each action is all or nothing. */
+  private atomic<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
   private at(): string {
     return this.now().toISOString();
   }
@@ -645,7 +652,7 @@ export class PatientStore {
   }
 
   /** Follows merges to the surviving patient; null when the id is unknown. */
-  resolve(id: number): number | null {
+  resolvePatient(id: number): number | null {
     let current = id;
     for (let hops = 0; hops < 100; hops++) {
       const next = this.sql.mergedInto.get(current) as number | null | undefined;
@@ -661,7 +668,7 @@ export class PatientStore {
   }
 
   private mustResolve(id: number): number {
-    const r = this.resolve(id);
+    const r = this.resolvePatient(id);
     if (r === null)
       throw new PatientStoreError('PATIENT_UNKNOWN', `no patient ${id}`, 'check the patient id');
     return r;
@@ -685,7 +692,7 @@ export class PatientStore {
   /** The surviving patient an establishment's IPP designates, or null. */
   resolveIdentifier(ref: IdentifierRef): number | null {
     const found = this.findIdentifier(ref.finess, ref.ipp);
-    return found === null ? null : this.resolve(found.patientId);
+    return found === null ? null : this.resolvePatient(found.patientId);
   }
 
   /** Live patients carrying this INS. */
@@ -776,7 +783,7 @@ export class PatientStore {
       });
       return 'attached';
     }
-    if (this.resolve(found.patientId) !== this.resolve(patientId)) return 'elsewhere';
+    if (this.resolvePatient(found.patientId) !== this.resolvePatient(patientId)) return 'elsewhere';
     this.sql.refreshIdentifier.run({ ...params, id: found.id, namespace: ref.namespace ?? null });
     return 'refreshed';
   }
@@ -786,12 +793,17 @@ export class PatientStore {
    * more reliable, the survivor takes its traits and INS; the survivor's old traits are kept so that
    * `unmerge` restores them. Already the same patient: journaled as `unchanged`.
    */
-  merge(
+  merge(survivorId: number, mergedId: number, ctx: ActionContext, rule = 'manual'): Decision {
+    return this.atomic(() => this.absorb(survivorId, mergedId, ctx, rule, null));
+  }
+
+  /** `identifierId`: the IPP a PAM merge marked `merged`, reactivated by `unmerge`. */
+  private absorb(
     survivorId: number,
     mergedId: number,
     ctx: ActionContext,
-    rule = 'manual',
-    identifierId: number | null = null,
+    rule: string,
+    identifierId: number | null,
   ): Decision {
     const survivor = this.get(this.mustResolve(survivorId))!;
     const merged = this.get(this.mustResolve(mergedId))!;
@@ -828,39 +840,41 @@ export class PatientStore {
 
   /**
    * Undoes a merge: the merged patient lives again with its own identifiers (and documents), the
-   * survivor gets back the traits it had if the merge replaced them. `mergeId` defaults to the last
-   * merge that absorbed `mergedId`.
+   * survivor gets back the traits it had if the merge replaced them. Undoes the last merge that
+   * absorbed `mergedId`.
    */
   unmerge(mergedId: number, ctx: ActionContext): Decision {
-    const mergeId = this.sql.lastMergeOf.get(mergedId) as number | undefined;
-    if (mergeId === undefined) {
-      throw new PatientStoreError(
-        'MERGE_UNKNOWN',
-        `patient ${mergedId} is not merged into another`,
-        'open the surviving patient and undo the merge from the patient that was absorbed',
-      );
-    }
-    const m = this.sql.merge.get(mergeId) as {
-      survivor_id: number;
-      merged_id: number;
-      survivor_before: string | null;
-      identifier_id: number | null;
-    };
-    const decisionId = this.journal({
-      patientId: m.merged_id,
-      otherPatientId: m.survivor_id,
-      action: 'unmerged',
-      rule: 'manual',
-      ctx,
-      detail: { mergeId },
+    return this.atomic(() => {
+      const mergeId = this.sql.lastMergeOf.get(mergedId) as number | undefined;
+      if (mergeId === undefined) {
+        throw new PatientStoreError(
+          'MERGE_UNKNOWN',
+          `patient ${mergedId} is not merged into another`,
+          'open the surviving patient and undo the merge from the patient that was absorbed',
+        );
+      }
+      const m = this.sql.merge.get(mergeId) as {
+        survivor_id: number;
+        merged_id: number;
+        survivor_before: string | null;
+        identifier_id: number | null;
+      };
+      const decisionId = this.journal({
+        patientId: m.merged_id,
+        otherPatientId: m.survivor_id,
+        action: 'unmerged',
+        rule: 'manual',
+        ctx,
+        detail: { mergeId },
+      });
+      this.sql.setMergedInto.run(null, this.at(), m.merged_id);
+      if (m.survivor_before !== null)
+        this.writeTraits(m.survivor_id, JSON.parse(m.survivor_before) as Identity, ctx);
+      if (m.identifier_id !== null)
+        this.sql.setIdentifierStatus.run('active', null, this.at(), m.identifier_id);
+      this.sql.undoMerge.run(decisionId, mergeId);
+      return { decisionId, patientId: m.merged_id, action: 'unmerged', rule: 'manual' };
     });
-    this.sql.setMergedInto.run(null, this.at(), m.merged_id);
-    if (m.survivor_before !== null)
-      this.writeTraits(m.survivor_id, JSON.parse(m.survivor_before) as Identity, ctx);
-    if (m.identifier_id !== null)
-      this.sql.setIdentifierStatus.run('active', null, this.at(), m.identifier_id);
-    this.sql.undoMerge.run(decisionId, mergeId);
-    return { decisionId, patientId: m.merged_id, action: 'unmerged', rule: 'manual' };
   }
 
   /**
@@ -869,79 +883,83 @@ export class PatientStore {
    * when the two IPPs designate two DCC patients, those patients merge.
    */
   mergeIdentifiers(survivor: IdentifierRef, merged: IdentifierRef, ctx: ActionContext): Decision {
-    const s = this.findIdentifier(survivor.finess, survivor.ipp);
-    const m = this.findIdentifier(merged.finess, merged.ipp);
-    if (s === null && m === null) {
-      throw new PatientStoreError(
-        'IDENTIFIER_UNKNOWN',
-        `neither ${survivor.ipp}@${survivor.finess} nor ${merged.ipp}@${merged.finess} is known`,
-        'send the surviving identity (A28 or A31) before the merge, or replay the merge after it',
-      );
-    }
-    if (m === null) {
-      const patientId = this.resolve(s!.patientId)!;
+    return this.atomic(() => {
+      const s = this.findIdentifier(survivor.finess, survivor.ipp);
+      const m = this.findIdentifier(merged.finess, merged.ipp);
+      if (s === null && m === null) {
+        throw new PatientStoreError(
+          'IDENTIFIER_UNKNOWN',
+          `neither ${survivor.ipp}@${survivor.finess} nor ${merged.ipp}@${merged.finess} is known`,
+          'send the surviving identity (A28 or A31) before the merge, or replay the merge after it',
+        );
+      }
+      if (m === null) {
+        const patientId = this.resolvePatient(s!.patientId)!;
+        const decisionId = this.journal({
+          patientId,
+          action: 'unchanged',
+          rule: 'pam-merge',
+          ctx,
+          detail: { survivor, merged, note: 'merged identifier unknown' },
+        });
+        return { decisionId, patientId, action: 'unchanged', rule: 'pam-merge' };
+      }
+      if (s === null) {
+        this.sql.insertIdentifier.run({
+          finess: survivor.finess,
+          ipp: survivor.ipp,
+          namespace: survivor.namespace ?? null,
+          patient_id: m.patientId,
+          identity: JSON.stringify(m.identity),
+          at: this.at(),
+          message_id: ctx.messageId ?? null,
+        });
+      }
+      this.sql.setIdentifierStatus.run('merged', survivor.ipp, this.at(), m.id);
+      const survivorPatient = this.resolvePatient(s?.patientId ?? m.patientId)!;
+      const mergedPatient = this.resolvePatient(m.patientId)!;
+      if (survivorPatient !== mergedPatient)
+        return this.absorb(survivorPatient, mergedPatient, ctx, 'pam-merge', m.id);
       const decisionId = this.journal({
-        patientId,
-        action: 'unchanged',
+        patientId: survivorPatient,
+        action: 'identifier-merged',
         rule: 'pam-merge',
         ctx,
-        detail: { survivor, merged, note: 'merged identifier unknown' },
+        detail: { survivor, merged },
       });
-      return { decisionId, patientId, action: 'unchanged', rule: 'pam-merge' };
-    }
-    if (s === null) {
-      this.sql.insertIdentifier.run({
-        finess: survivor.finess,
-        ipp: survivor.ipp,
-        namespace: survivor.namespace ?? null,
-        patient_id: m.patientId,
-        identity: JSON.stringify(m.identity),
-        at: this.at(),
-        message_id: ctx.messageId ?? null,
-      });
-    }
-    this.sql.setIdentifierStatus.run('merged', survivor.ipp, this.at(), m.id);
-    const survivorPatient = this.resolve(s?.patientId ?? m.patientId)!;
-    const mergedPatient = this.resolve(m.patientId)!;
-    if (survivorPatient !== mergedPatient)
-      return this.merge(survivorPatient, mergedPatient, ctx, 'pam-merge', m.id);
-    const decisionId = this.journal({
-      patientId: survivorPatient,
-      action: 'identifier-merged',
-      rule: 'pam-merge',
-      ctx,
-      detail: { survivor, merged },
+      return { decisionId, patientId: survivorPatient, action: 'identifier-merged', rule: 'pam-merge' };
     });
-    return { decisionId, patientId: survivorPatient, action: 'identifier-merged', rule: 'pam-merge' };
   }
 
   /** A PAM identifier change (A47) within one establishment. */
   changeIdentifier(finess: string, oldIpp: string, newIpp: string, ctx: ActionContext): Decision {
-    const old = this.findIdentifier(finess, oldIpp);
-    if (old === null) {
-      throw new PatientStoreError(
-        'IDENTIFIER_UNKNOWN',
-        `IPP ${oldIpp}@${finess} is not known`,
-        'send the identity (A28) before changing its identifier',
-      );
-    }
-    if (this.findIdentifier(finess, newIpp) !== null) {
-      throw new PatientStoreError(
-        'IDENTIFIER_TAKEN',
-        `IPP ${newIpp}@${finess} already designates a patient`,
-        'two IPPs of one person are merged with an A40, not renamed with an A47',
-      );
-    }
-    this.sql.renameIdentifier.run(newIpp, this.at(), old.id);
-    const patientId = this.resolve(old.patientId)!;
-    const decisionId = this.journal({
-      patientId,
-      action: 'identifier-changed',
-      rule: 'pam-change-identifier',
-      ctx,
-      detail: { finess, oldIpp, newIpp },
+    return this.atomic(() => {
+      const old = this.findIdentifier(finess, oldIpp);
+      if (old === null) {
+        throw new PatientStoreError(
+          'IDENTIFIER_UNKNOWN',
+          `IPP ${oldIpp}@${finess} is not known`,
+          'send the identity (A28) before changing its identifier',
+        );
+      }
+      if (this.findIdentifier(finess, newIpp) !== null) {
+        throw new PatientStoreError(
+          'IDENTIFIER_TAKEN',
+          `IPP ${newIpp}@${finess} already designates a patient`,
+          'two IPPs of one person are merged with an A40, not renamed with an A47',
+        );
+      }
+      this.sql.renameIdentifier.run(newIpp, this.at(), old.id);
+      const patientId = this.resolvePatient(old.patientId)!;
+      const decisionId = this.journal({
+        patientId,
+        action: 'identifier-changed',
+        rule: 'pam-change-identifier',
+        ctx,
+        detail: { finess, oldIpp, newIpp },
+      });
+      return { decisionId, patientId, action: 'identifier-changed', rule: 'pam-change-identifier' };
     });
-    return { decisionId, patientId, action: 'identifier-changed', rule: 'pam-change-identifier' };
   }
 
   /**
@@ -949,68 +967,74 @@ export class PatientStore {
    * identity that establishment last sent.
    */
   detachIdentifier(ref: IdentifierRef, ctx: ActionContext): Decision {
-    const found = this.findIdentifier(ref.finess, ref.ipp);
-    if (found === null) {
-      throw new PatientStoreError(
-        'IDENTIFIER_UNKNOWN',
-        `IPP ${ref.ipp}@${ref.finess} is not known`,
-        'check the IPP and FINESS',
-      );
-    }
-    const from = this.resolve(found.patientId)!;
-    const patientId = this.create(found.identity, ctx);
-    this.sql.moveIdentifier.run(patientId, this.at(), found.id);
-    const decisionId = this.journal({
-      patientId,
-      otherPatientId: from,
-      action: 'identifier-detached',
-      rule: 'manual',
-      ctx,
-      detail: { finess: ref.finess, ipp: ref.ipp },
+    return this.atomic(() => {
+      const found = this.findIdentifier(ref.finess, ref.ipp);
+      if (found === null) {
+        throw new PatientStoreError(
+          'IDENTIFIER_UNKNOWN',
+          `IPP ${ref.ipp}@${ref.finess} is not known`,
+          'check the IPP and FINESS',
+        );
+      }
+      const from = this.resolvePatient(found.patientId)!;
+      const patientId = this.create(found.identity, ctx);
+      this.sql.moveIdentifier.run(patientId, this.at(), found.id);
+      const decisionId = this.journal({
+        patientId,
+        otherPatientId: from,
+        action: 'identifier-detached',
+        rule: 'manual',
+        ctx,
+        detail: { finess: ref.finess, ipp: ref.ipp },
+      });
+      return { decisionId, patientId, action: 'identifier-detached', rule: 'manual' };
     });
-    return { decisionId, patientId, action: 'identifier-detached', rule: 'manual' };
   }
 
   /** Records that two patients are the same person while keeping them apart (PAM A24, or a reviewer's choice). */
   link(aId: number, bId: number, ctx: ActionContext, rule = 'manual'): Decision {
-    const [a, b] = [this.mustResolve(aId), this.mustResolve(bId)].sort((x, y) => x - y) as [number, number];
-    if (a === b) {
-      throw new PatientStoreError(
-        'LINK_SELF',
-        `patients ${aId} and ${bId} are already one patient`,
-        'nothing to link',
-      );
-    }
-    const decisionId = this.journal({
-      patientId: a,
-      otherPatientId: b,
-      action: 'patients-linked',
-      rule,
-      ctx,
+    return this.atomic(() => {
+      const [a, b] = [this.mustResolve(aId), this.mustResolve(bId)].sort((x, y) => x - y) as [number, number];
+      if (a === b) {
+        throw new PatientStoreError(
+          'LINK_SELF',
+          `patients ${aId} and ${bId} are already one patient`,
+          'nothing to link',
+        );
+      }
+      const decisionId = this.journal({
+        patientId: a,
+        otherPatientId: b,
+        action: 'patients-linked',
+        rule,
+        ctx,
+      });
+      if (this.sql.activeLink.get(a, b) === undefined) this.sql.insertLink.run(a, b, decisionId);
+      return { decisionId, patientId: a, action: 'patients-linked', rule };
     });
-    if (this.sql.activeLink.get(a, b) === undefined) this.sql.insertLink.run(a, b, decisionId);
-    return { decisionId, patientId: a, action: 'patients-linked', rule };
   }
 
   unlink(aId: number, bId: number, ctx: ActionContext, rule = 'manual'): Decision {
-    const [a, b] = [this.mustResolve(aId), this.mustResolve(bId)].sort((x, y) => x - y) as [number, number];
-    const linkId = this.sql.activeLink.get(a, b) as number | undefined;
-    if (linkId === undefined) {
-      throw new PatientStoreError(
-        'LINK_UNKNOWN',
-        `patients ${aId} and ${bId} are not linked`,
-        'check the two patient ids',
-      );
-    }
-    const decisionId = this.journal({
-      patientId: a,
-      otherPatientId: b,
-      action: 'patients-unlinked',
-      rule,
-      ctx,
+    return this.atomic(() => {
+      const [a, b] = [this.mustResolve(aId), this.mustResolve(bId)].sort((x, y) => x - y) as [number, number];
+      const linkId = this.sql.activeLink.get(a, b) as number | undefined;
+      if (linkId === undefined) {
+        throw new PatientStoreError(
+          'LINK_UNKNOWN',
+          `patients ${aId} and ${bId} are not linked`,
+          'check the two patient ids',
+        );
+      }
+      const decisionId = this.journal({
+        patientId: a,
+        otherPatientId: b,
+        action: 'patients-unlinked',
+        rule,
+        ctx,
+      });
+      this.sql.unlink.run(decisionId, linkId);
+      return { decisionId, patientId: a, action: 'patients-unlinked', rule };
     });
-    this.sql.unlink.run(decisionId, linkId);
-    return { decisionId, patientId: a, action: 'patients-unlinked', rule };
   }
 
   /**
@@ -1024,7 +1048,8 @@ export class PatientStore {
     if (/\d/.test(compact)) {
       const ids = new Set<number>();
       for (const r of this.sql.searchIns.all(compact, limit) as PatientRow[]) ids.add(r.id);
-      for (const pid of this.sql.identifiersByIpp.all(compact) as number[]) ids.add(this.resolve(pid)!);
+      for (const pid of this.sql.identifiersByIpp.all(compact) as number[])
+        ids.add(this.resolvePatient(pid)!);
       return { items: [...ids].slice(0, limit).map((id) => summary(this.get(id)!)), next: null };
     }
     const [namePart, givenPart] = q.split(',', 2);
@@ -1055,7 +1080,7 @@ export class PatientStore {
 
   /** A patient with its identities per establishment, merges, links and decision history; follows merges. */
   view(id: number): PatientView | null {
-    const resolved = this.resolve(id);
+    const resolved = this.resolvePatient(id);
     if (resolved === null) return null;
     const family = this.family(resolved);
     const ids = JSON.stringify(family);

@@ -389,7 +389,7 @@ export class Vigilance {
 
   /** Review items touching this patient or those merged into it, any status. */
   reviewsOf(patientId: number): ReviewItem[] {
-    const ids = JSON.stringify(this.patients.family(this.patients.resolve(patientId) ?? patientId));
+    const ids = JSON.stringify(this.patients.family(this.patients.resolvePatient(patientId) ?? patientId));
     return (this.sql.ofPatient.all({ ids }) as ReviewRow[]).map(toReview);
   }
 
@@ -463,7 +463,7 @@ export class Vigilance {
       }
       return [survivorId, pair.find((p) => p !== survivorId)!];
     }
-    const [a, b] = pair.map((p) => this.patients.get(this.patients.resolve(p)!)!) as [
+    const [a, b] = pair.map((p) => this.patients.get(this.patients.resolvePatient(p)!)!) as [
       PatientRecord,
       PatientRecord,
     ];

@@ -23,7 +23,7 @@ describe('patient store', () => {
       const b = create({ birthName: 'GARCIA', identifiers: [ipp('B1', CLINIC)] });
       const d = f.patients.merge(a, b, by);
       assert.deepEqual([d.action, d.patientId], ['merged', a]);
-      assert.equal(f.patients.resolve(b), a);
+      assert.equal(f.patients.resolvePatient(b), a);
       assert.equal(f.patients.resolveIdentifier(ipp('B1', CLINIC)), a);
       assert.deepEqual(f.patients.family(a), [a, b]);
       const view = f.patients.view(b)!;
@@ -44,7 +44,7 @@ describe('patient store', () => {
       const undo = f.patients.unmerge(q, by);
       assert.deepEqual([undo.action, undo.patientId], ['unmerged', q]);
       assert.deepEqual([f.patients.get(a)!.birthName, f.patients.get(a)!.reliability], ['MARTAN', 'PROV']);
-      assert.equal(f.patients.resolve(q), q);
+      assert.equal(f.patients.resolvePatient(q), q);
       assert.equal(f.patients.resolveIdentifier(ipp('B1', CLINIC)), q);
       assert.deepEqual(
         f.patients.view(a)!.merges.map((m) => m.undone),
@@ -58,7 +58,7 @@ describe('patient store', () => {
       );
       f.patients.merge(b!, c!, by);
       f.patients.merge(a!, b!, by);
-      assert.equal(f.patients.resolve(c!), a);
+      assert.equal(f.patients.resolvePatient(c!), a);
       assert.deepEqual(f.patients.family(a!), [a, b, c]);
       assert.equal(
         f.patients.merge(c!, a!, by).action,

@@ -316,7 +316,7 @@ describe('identity vigilance', () => {
       );
       const d = f.vigilance.confirm(q.reviewItemId!, { author: 'iv.nurse' });
       assert.deepEqual([d.action, d.patientId], ['merged', q.patientId]);
-      assert.equal(f.patients.resolve(a.patientId), q.patientId);
+      assert.equal(f.patients.resolvePatient(a.patientId), q.patientId);
       assert.equal(f.patients.resolveIdentifier(ipp('A1', CHU)), q.patientId);
       const item = f.vigilance.getReview(q.reviewItemId!)!;
       assert.deepEqual([item.status, item.resolvedBy], ['confirmed', 'iv.nurse']);
