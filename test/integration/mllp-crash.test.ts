@@ -1,0 +1,216 @@
+// What an MLLP sender relies on: an ACK means "stored". node-hl7-client streams messages to a child
+// engine that is killed with SIGKILL at random moments, some of them between the commit and the ACK;
+// after each restart the sender resends everything it holds no ACK for, with the same MSH-10. At the
+// end each message is filed exactly once, every resend of a stored message is recorded as a
+// duplicate, and the destination has written every message.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { Client, Message } from 'node-hl7-client';
+import YAML from 'yaml';
+import { tempDir, until } from '../support/engine-harness.ts';
+import { freePort } from '../support/ports.ts';
+
+const bin = path.resolve('bin/onco-relay.mjs');
+const KILLS = 6;
+const MAX_KILLS = 15;
+/** Unacknowledged messages a sender keeps on the wire: the ones a kill can catch after their commit. */
+const WINDOW = 20;
+const CONNECTIONS = 4;
+
+function adt(controlId: string): string {
+  return (
+    `MSH|^~\\&|GAM|CHU-X|DCC|ONCO|20240306111154||ADT^A01^ADT_A01|${controlId}|P|2.5^FRA^2.11|||||FRA|UNICODE UTF-8\r` +
+    `PID|||${controlId}^^^CHU-X^PI||DUPONT^Zoé^^^^^L||19700101|F\r`
+  );
+}
+
+function writeConfig(dir: string, port: number): void {
+  fs.mkdirSync(path.join(dir, 'channels'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'engine.yaml'), YAML.stringify({ http: { port: 0 } }));
+  fs.writeFileSync(
+    path.join(dir, 'channels', 'hl7-in.yaml'),
+    YAML.stringify({
+      id: 'hl7-in',
+      source: { type: 'mllp-listener', port, respond: 'on-commit' },
+      destinations: [{ name: 'out', type: 'file-writer', path: 'out', fileName: '{key}' }],
+    }),
+  );
+}
+
+function startChild(configDir: string, dataDir: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [bin, 'start', '--config', configDir, '--data', dataDir], {
+    env: { ...process.env, ONCO_LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (b: Buffer) => {
+      out += b.toString();
+      if (out.includes('onco-relay started')) resolve(child);
+    });
+    child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
+    child.once('exit', (code) => reject(new Error(`engine exited (${code}) before it started:\n${out}`)));
+  });
+}
+
+/** Control ids of the MSA segments in an ACK text (node-hl7-client may hand over two ACKs as one). */
+const ackedIds = (text: string) => [...text.matchAll(/(?:^|\r)MSA\|(?:AA|CA)\|([^|\r]*)/g)].map((m) => m[1]!);
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A sender that remembers what it has not had an ACK for. Each session is a few connections to one
+ * engine life: they resend the unacknowledged messages first, then produce new ones.
+ */
+class ResendingSender {
+  readonly sends = new Map<string, number>();
+  readonly acked = new Set<string>();
+  produced = 0;
+  producing = true;
+
+  /** Opens CONNECTIONS connections to the engine at `port`; returns a function that ends them. */
+  session(port: number): () => Promise<void> {
+    const client = new Client({ host: '127.0.0.1' });
+    const resend = this.unacked();
+    let alive = true;
+    const worker = async (): Promise<void> => {
+      const connection = client.createConnection(
+        { port, waitAck: false, maxConnectionAttempts: 1, retryLow: 50, retryHigh: 200 },
+        (res) => {
+          for (const id of ackedIds(res.getMessage().toString())) this.acked.add(id);
+        },
+      );
+      // A killed engine closes the connections: the session ends, the next one resends.
+      connection.on('error', () => (alive = false));
+      connection.on('close', () => (alive = false));
+      const send = async (id: string): Promise<void> => {
+        this.sends.set(id, (this.sends.get(id) ?? 0) + 1);
+        await connection.sendMessage(new Message({ text: adt(id) }));
+      };
+      try {
+        while (alive && resend.length) await send(resend.shift()!);
+        while (alive && this.producing) {
+          if (this.sends.size - this.acked.size >= WINDOW * CONNECTIONS) await sleep(2);
+          else await send(`C${String(this.produced++).padStart(5, '0')}`);
+        }
+      } catch {
+        alive = false; // sending on a connection the kill has closed
+      }
+    };
+    const running = Promise.all(Array.from({ length: CONNECTIONS }, worker));
+    return async () => {
+      alive = false;
+      await running;
+      client.closeAll();
+    };
+  }
+
+  unacked(): string[] {
+    return [...this.sends.keys()].filter((id) => !this.acked.has(id));
+  }
+}
+
+describe('MLLP crash safety (kill -9 between receipt and ACK)', function () {
+  this.timeout(90_000);
+  const children = new Set<ChildProcess>();
+  after(() => {
+    for (const c of children) c.kill('SIGKILL');
+  });
+
+  it(`files every message exactly once across ${KILLS} or more kills, resends recorded as duplicates`, async () => {
+    const configDir = tempDir('onco-mllp-crash-config-');
+    const dataDir = tempDir('onco-mllp-crash-data-');
+    const port = await freePort();
+    writeConfig(configDir, port);
+    const sender = new ResendingSender();
+    const start = async () => {
+      const child = await startChild(configDir, dataDir);
+      children.add(child);
+      child.once('exit', () => children.delete(child));
+      return child;
+    };
+
+    const db = () => new Database(path.join(dataDir, 'onco-relay.db'), { readonly: true });
+    const duplicatesSoFar = () => {
+      const d = db();
+      const n = d.prepare(`SELECT count(*) FROM messages WHERE status = 'DUPLICATE'`).pluck().get();
+      d.close();
+      return n as number;
+    };
+
+    let child = await start();
+    let endSession = sender.session(port);
+    // A kill lands between a commit and its ACK only now and then: go on past KILLS until one has.
+    let kills = 0;
+    while (kills < KILLS || (kills < MAX_KILLS && duplicatesSoFar() === 0)) {
+      kills++;
+      await sleep(300 + Math.random() * 700);
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+      await endSession();
+      child = await start();
+      endSession = sender.session(port);
+    }
+    sender.producing = false;
+    await until(() => sender.unacked().length === 0, 'the last ACKs', 20_000);
+    await endSession();
+
+    await until(
+      () => {
+        const d = db();
+        const open = d
+          .prepare(
+            `SELECT (SELECT count(*) FROM deliveries WHERE status IN ('WAITING','QUEUED'))
+                  + (SELECT count(*) FROM messages WHERE status = 'RECEIVED')`,
+          )
+          .pluck()
+          .get() as number;
+        d.close();
+        return open === 0;
+      },
+      'the destination to drain',
+      20_000,
+    );
+    child.kill('SIGTERM');
+    assert.equal(await new Promise((r) => child.once('exit', r)), 0, 'SIGTERM stops the engine with 0');
+
+    const d = db();
+    const rows = d
+      .prepare(
+        `SELECT id, status, json_extract(meta, '$.controlId') AS controlId FROM messages
+         WHERE channel = 'hl7-in' ORDER BY id`,
+      )
+      .all() as Array<{ id: number; status: string; controlId: string }>;
+    d.close();
+    const byId = new Map<string, typeof rows>();
+    for (const r of rows) byId.set(r.controlId, [...(byId.get(r.controlId) ?? []), r]);
+
+    assert.deepEqual([...byId.keys()].sort(), [...sender.acked].sort(), 'every ACKed message is journaled');
+    let duplicates = 0;
+    for (const [id, copies] of byId) {
+      assert.notEqual(copies[0]!.status, 'DUPLICATE', `${id}: its first copy is filed`);
+      assert.deepEqual(
+        copies.slice(1).map((r) => r.status),
+        copies.slice(1).map(() => 'DUPLICATE'),
+        `${id}: every later copy is recorded as a duplicate, not filed again`,
+      );
+      assert.ok(copies.length <= sender.sends.get(id)!, `${id}: no copy the sender did not send`);
+      duplicates += copies.length - 1;
+    }
+    const out = new Set(fs.readdirSync(path.join(dataDir, 'out')).filter((n) => !n.startsWith('.')));
+    const filed = rows.filter((r) => r.status !== 'DUPLICATE');
+    assert.equal(out.size, filed.length, 'one written file per filed message');
+    for (const r of filed) {
+      const written = fs.readFileSync(path.join(dataDir, 'out', `hl7-in-${r.id}-out`), 'utf8');
+      assert.match(written, new RegExp(`\\|ADT\\^A01\\^ADT_A01\\|${r.controlId}\\|`));
+    }
+    const resent = [...sender.sends.values()].filter((n) => n > 1).length;
+    assert.ok(duplicates > 0, 'some kill fell between a commit and its ACK: the scenario was exercised');
+    console.log(
+      `      ${sender.produced} messages, ${kills} kills, ${resent} resent, ${duplicates} recorded as duplicates`,
+    );
+  });
+});
