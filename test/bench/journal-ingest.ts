@@ -14,7 +14,8 @@ import { idleSource } from '../support/sink.ts';
 import { tempDir } from '../support/engine-harness.ts';
 import type { DestinationSpec } from '../../connectors/contract.ts';
 
-const discard: DestinationSpec<Record<string, unknown>> = {
+/** A destination that drops every message: benches measure ingest, not a peer. */
+export const discard: DestinationSpec<Record<string, unknown>> = {
   kind: 'destination',
   type: 'discard',
   summary: 'bench: drops every message',
@@ -22,7 +23,8 @@ const discard: DestinationSpec<Record<string, unknown>> = {
   create: () => ({ send: async () => ({}) }),
 };
 
-function rawInserts(payload: Buffer, perTransaction: number, total: number): number {
+/** Rows per second of plain better-sqlite3 inserts (FULL sync) of `payload`, `perTransaction` rows a commit. */
+export function rawInserts(payload: Buffer, perTransaction: number, total: number): number {
   const db = openDatabase(path.join(tempDir('onco-bench-raw-'), 'raw.db'));
   db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, payload BLOB NOT NULL)');
   const insert = db.prepare('INSERT INTO t (payload) VALUES (?)');

@@ -1,0 +1,196 @@
+// Durable ingest through the transports, each beside a baseline measured in the same run: MLLP
+// messages per second into a real engine (FULL sync, group commit), each connection awaiting every
+// ACK as DPIs do, against raw better-sqlite3 inserts of the same message; and small files uploaded
+// over SFTP to the built-in server until each is journaled, against the same files written with fs.
+//   ONCO_BENCH_SFTP_FILES (default 10000) sets the number of files.
+import fs from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import SftpClient from 'ssh2-sftp-client';
+import { builtinRegistry } from '../../channels/builtins.ts';
+import { frame, MllpFramer } from '../../connectors/mllp-framer.ts';
+import { startEngine, tempDir, type Harness } from '../support/engine-harness.ts';
+import { freePort } from '../support/ports.ts';
+import { discard, rawInserts } from './journal-ingest.ts';
+
+const SFTP_FILES = Number(process.env.ONCO_BENCH_SFTP_FILES ?? 10_000);
+const SFTP_CONNECTIONS = 4;
+const UPLOADS_PER_CONNECTION = 8;
+
+/** About 1 KB, the size of a PAM FR ADT; `i` makes each control id, hence each message, distinct. */
+function adt(i: number): Buffer {
+  return Buffer.from(
+    `MSH|^~\\&|GAM|CHU-X|DCC|ONCO|20240306111154||ADT^A01^ADT_A01|B${i}|P|2.5^FRA^2.11|||||FRA|UNICODE UTF-8\r` +
+      `PID|||${i}^^^CHU-X^PI||TESTPATIENT^CAMILLE^^^^^L||19700101|F\rZBE|${'X'.repeat(800)}\r`,
+  );
+}
+
+const seconds = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e9;
+
+interface Ingest {
+  rate: number;
+  /** How well group commit shares fsyncs between the messages in flight. */
+  writesPerCommit: number;
+}
+
+function writesPerCommit(h: Harness): number {
+  const { writes, commits } = h.engine.store.writer.stats;
+  return Number((writes / commits).toFixed(1));
+}
+
+function benchEngine(source: object): Promise<Harness> {
+  return startEngine({
+    channels: [
+      {
+        id: 'bench',
+        queueLimit: 1_000_000,
+        source,
+        destinations: [{ name: 'out', type: 'discard', queue: 'parallel', concurrency: 16 }],
+      },
+    ],
+    registry: builtinRegistry().register(discard),
+    start: false,
+  });
+}
+
+/** One MLLP connection sending the messages `next()` hands out, one at a time, each after the last ACK. */
+function mllpConnection(port: number, next: () => number | null): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.setNoDelay(true);
+    const framer = new MllpFramer();
+    const sendNext = (): void => {
+      const i = next();
+      if (i === null) socket.end(resolve);
+      else socket.write(frame(adt(i)));
+    };
+    socket.on('connect', sendNext);
+    socket.on('data', (chunk: Buffer) => {
+      for (const e of framer.push(chunk)) {
+        if (e.type !== 'frame') continue;
+        if (!/\rMSA\|AA\|/.test(e.payload.toString('latin1'))) {
+          reject(new Error(`unexpected ACK: ${e.payload.toString('latin1')}`));
+          return;
+        }
+        sendNext();
+      }
+    });
+    socket.on('error', reject);
+  });
+}
+
+async function mllpIngest(connections: number, total: number): Promise<Ingest> {
+  const port = await freePort();
+  const h = await benchEngine({ type: 'mllp-listener', port, respond: 'on-commit' });
+  await h.engine.start();
+  let handed = 0;
+  const next = () => (handed < total ? handed++ : null);
+  const t0 = process.hrtime.bigint();
+  await Promise.all(Array.from({ length: connections }, () => mllpConnection(port, next)));
+  const rate = total / seconds(t0);
+  const result = { rate, writesPerCommit: writesPerCommit(h) };
+  await h.stop();
+  return result;
+}
+
+async function benchMllp(): Promise<Record<string, unknown>> {
+  const payload = adt(0);
+  const rawOnePerTx = rawInserts(payload, 1, 2000);
+  const raw100PerTx = rawInserts(payload, 100, 50_000);
+  const results: Record<string, unknown> = { messageBytes: payload.length };
+  for (const [connections, total] of [
+    [1, 3000],
+    [8, 20_000],
+  ] as const) {
+    const { rate, writesPerCommit } = await mllpIngest(connections, total);
+    results[`${connections}connection${connections > 1 ? 's' : ''}`] = {
+      messages: total,
+      ingestMsgsPerSec: Math.round(rate),
+      writesPerCommit,
+      rawFullOnePerTxRowsPerSec: Math.round(rawOnePerTx),
+      rawFull100PerTxRowsPerSec: Math.round(raw100PerTx),
+      ratioToRawOnePerTx: Number((rate / rawOnePerTx).toFixed(2)),
+      ratioToRaw100PerTx: Number((rate / raw100PerTx).toFixed(3)),
+    };
+  }
+  return results;
+}
+
+const smallFile = (i: number) => Buffer.from(`result ${i} ${'x'.repeat(180)}\n`);
+
+/** Uploads `files` over SFTP; every put resolves once the server has journaled the file (CLOSE answered). */
+async function sftpIngest(files: number): Promise<Ingest & { journaled: number }> {
+  const port = await freePort();
+  const h = await benchEngine({ type: 'sftp-drop', folder: 'pathology', port });
+  h.engine.store.accounts.add({ login: 'lab', role: 'lab', finess: '310000001', password: 'bench-pw' });
+  await h.engine.start();
+  const clients = await Promise.all(
+    Array.from({ length: SFTP_CONNECTIONS }, async () => {
+      const sftp = new SftpClient();
+      await sftp.connect({ host: '127.0.0.1', port, username: 'lab', password: 'bench-pw' });
+      return sftp;
+    }),
+  );
+  let handed = 0;
+  const t0 = process.hrtime.bigint();
+  await Promise.all(
+    clients.flatMap((sftp) =>
+      Array.from({ length: UPLOADS_PER_CONNECTION }, async () => {
+        while (handed < files) {
+          const i = handed++;
+          await sftp.put(smallFile(i), `/in/pathology/r${i}.txt`);
+        }
+      }),
+    ),
+  );
+  const rate = files / seconds(t0);
+  await Promise.all(clients.map((sftp) => sftp.end()));
+  const journaled = h.engine.channel('bench').metrics.received;
+  const result = { rate, journaled, writesPerCommit: writesPerCommit(h) };
+  await h.stop();
+  return result;
+}
+
+/** The same files written to a local directory with fs, as many at once as the SFTP clients have. */
+async function fsWrites(files: number): Promise<number> {
+  const dir = tempDir('onco-bench-fs-');
+  let handed = 0;
+  const t0 = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: SFTP_CONNECTIONS * UPLOADS_PER_CONNECTION }, async () => {
+      while (handed < files) {
+        const i = handed++;
+        await fs.writeFile(path.join(dir, `r${i}.txt`), smallFile(i));
+      }
+    }),
+  );
+  const rate = files / seconds(t0);
+  await fs.rm(dir, { recursive: true, force: true });
+  return rate;
+}
+
+async function benchSftp(): Promise<Record<string, unknown>> {
+  const { rate, journaled, writesPerCommit } = await sftpIngest(SFTP_FILES);
+  if (journaled !== SFTP_FILES) throw new Error(`SFTP bench: ${journaled} of ${SFTP_FILES} files journaled`);
+  const fsRate = await fsWrites(SFTP_FILES);
+  const payload = smallFile(0);
+  const rawOnePerTx = rawInserts(payload, 1, 2000);
+  const raw100PerTx = rawInserts(payload, 100, 50_000);
+  return {
+    files: SFTP_FILES,
+    fileBytes: payload.length,
+    connections: SFTP_CONNECTIONS,
+    uploadsPerConnection: UPLOADS_PER_CONNECTION,
+    journaledFilesPerSec: Math.round(rate),
+    writesPerCommit,
+    fsWriteFilesPerSec: Math.round(fsRate),
+    rawFullOnePerTxRowsPerSec: Math.round(rawOnePerTx),
+    rawFull100PerTxRowsPerSec: Math.round(raw100PerTx),
+    ratioToRawOnePerTx: Number((rate / rawOnePerTx).toFixed(2)),
+    ratioToFsWrite: Number((rate / fsRate).toFixed(3)),
+  };
+}
+
+export async function benchTransportIngest(): Promise<Record<string, unknown>> {
+  return { mllp: await benchMllp(), sftp: await benchSftp() };
+}
