@@ -260,6 +260,8 @@ export class Journal {
       setMessageStatus: db.prepare(
         'UPDATE messages SET status = ?, error = ?, meta = coalesce(?, meta), updated_at = ? WHERE id = ?',
       ),
+      // Status alone: leaves meta and error untouched, so the search index's update trigger does not fire.
+      setStatus: db.prepare('UPDATE messages SET status = ?, updated_at = ? WHERE id = ?'),
       queueDeliveries: db.prepare(
         `UPDATE deliveries SET status = ?, updated_at = ? WHERE message_id = ? AND status = 'WAITING'`,
       ),
@@ -383,7 +385,8 @@ export class Journal {
   /** Records the outcome of the processing stage and releases the deliveries to their queues. */
   processed(r: ProcessingResult, policy: StoragePolicy): void {
     const meta = r.transformed ? JSON.stringify(r.transformed.meta) : null;
-    this.s.setMessageStatus.run(r.status, r.error ?? null, meta, r.now, r.messageId);
+    if (meta === null && r.error === undefined) this.s.setStatus.run(r.status, r.now, r.messageId);
+    else this.s.setMessageStatus.run(r.status, r.error ?? null, meta, r.now, r.messageId);
     if (r.transformed) {
       this.s.insertContent.run(
         r.messageId,
@@ -478,13 +481,8 @@ export class Journal {
     const errors = this.s.erroredDeliveries.get(messageId) ?? 0;
     const m = this.s.message.get(messageId)!;
     if (m.status === 'TRANSFORMED') {
-      this.s.setMessageStatus.run(
-        errors > 0 ? 'ERROR' : 'SENT',
-        errors > 0 ? 'a destination failed' : null,
-        null,
-        now,
-        messageId,
-      );
+      if (errors > 0) this.s.setMessageStatus.run('ERROR', 'a destination failed', null, now, messageId);
+      else this.s.setStatus.run('SENT', now, messageId);
     }
     this.complete(messageId, policy, now);
   }
