@@ -40,8 +40,12 @@ describe('folder source', () => {
     await until(() => sink.received.length === 1, 'delivery');
     assert.equal(sink.received[0]!.content.toString(), 'content');
     assert.equal(sink.received[0]!.meta.fileName, 'report.txt');
-    await until(() => fs.existsSync(path.join(h.dataDir, 'archive', 'report.txt')), 'archived file');
-    assert.ok(!fs.existsSync(path.join(inbox, 'report.txt')));
+    await until(
+      () =>
+        fs.existsSync(path.join(h.dataDir, 'archive', 'report.txt')) &&
+        !fs.existsSync(path.join(inbox, 'report.txt')),
+      'file moved from the inbox to the archive',
+    );
   });
 
   it('leaves NAME.part and NAME.tmp alone until they are renamed', async () => {
