@@ -44,6 +44,7 @@ export class FolderSource implements Source {
   private readonly inbox: string;
   private readonly archiveDir: string | null;
   private readonly errorDir: string;
+  private readonly takingDir: string;
   private readonly include: RegExp;
 
   constructor(
@@ -54,13 +55,15 @@ export class FolderSource implements Source {
     this.inbox = resolve(o.path);
     this.archiveDir = o.archive === null ? null : resolve(o.archive);
     this.errorDir = resolve(o.error);
+    this.takingDir = path.join(this.inbox, '.taking');
     this.include = new RegExp(o.include);
   }
 
   async start(): Promise<void> {
-    for (const dir of [this.inbox, this.errorDir, this.archiveDir]) {
+    for (const dir of [this.inbox, this.takingDir, this.errorDir, this.archiveDir]) {
       if (dir) await fs.mkdir(dir, { recursive: true });
     }
+    await this.recoverClaimed();
     // An event only says a name changed; whether the file is complete is judged by our own size/mtime
     // looks, since write-finish heuristics fire mid-copy on large files.
     this.watcher = watch(this.inbox, { persistent: false }, (_event, name) => name && this.announce(name));
@@ -172,8 +175,17 @@ export class FolderSource implements Source {
     this.active.add(job);
   }
 
+  /**
+   * Claims the file by renaming it into `.taking/` first: whatever the client writes under the same
+   * name afterwards is a new file, never the one being journaled nor one deleted unread.
+   */
   private async file(name: string, size: number): Promise<void> {
-    const full = path.join(this.inbox, name);
+    const claimed = path.join(this.takingDir, name);
+    await fs.rename(path.join(this.inbox, name), claimed);
+    await this.journal(name, claimed, size);
+  }
+
+  private async journal(name: string, claimed: string, size: number): Promise<void> {
     const meta = { fileName: name, size };
     if (size > this.o.maxFileBytes) {
       const reason = `file is ${size} bytes, over the limit of ${this.o.maxFileBytes} bytes (maxFileBytes)`;
@@ -183,39 +195,41 @@ export class FolderSource implements Source {
         meta,
         rejected: reason,
       });
-      await this.refuse(name, reason);
+      const target = await moveAside(claimed, this.errorDir, name);
+      await fs.writeFile(`${target}.error.txt`, `${reason}\n`);
       return;
     }
-    const content = await fs.readFile(full);
+    const content = await fs.readFile(claimed);
     const receipt = await this.ctx.receive({ content, contentType: this.o.contentType, meta });
     // The journal holds the content now: moving the file is the acknowledgement.
-    if (this.archiveDir) await moveAside(full, this.archiveDir, name);
-    else await fs.rm(full, { force: true });
+    if (this.archiveDir) await moveAside(claimed, this.archiveDir, name);
+    else await fs.rm(claimed, { force: true });
     this.ctx.log.debug({ messageId: receipt.messageId, duplicateOf: receipt.duplicateOf }, 'file taken');
   }
 
-  private async refuse(name: string, reason: string): Promise<void> {
-    const target = await moveAside(path.join(this.inbox, name), this.errorDir, name);
-    await fs.writeFile(`${target}.error.txt`, `${reason}\n`);
+  /** Files claimed before a crash: journaled again (a duplicate if the commit had happened), then moved on. */
+  private async recoverClaimed(): Promise<void> {
+    for (const name of (await fs.readdir(this.takingDir)).sort()) {
+      const claimed = path.join(this.takingDir, name);
+      const st = await fs.stat(claimed);
+      await this.journal(name, claimed, st.size);
+    }
   }
 }
 
-/** Moves a file into `dir`, adding a counter if that name is taken there already (a re-sent file). */
+/** Moves one of our claimed files into `dir`, adding a counter if that name is taken there already. */
 async function moveAside(from: string, dir: string, name: string): Promise<string> {
   for (let n = 0; ; n++) {
     const target = path.join(dir, n === 0 ? name : `${name}.${n}`);
+    if (await fs.stat(target).catch(() => null)) continue;
     try {
-      await fs.link(from, target);
-      await fs.rm(from);
-      return target;
+      await fs.rename(from, target);
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'EEXIST') continue;
-      if (code !== 'EXDEV' && code !== 'EPERM') throw error;
+      if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
       await fs.copyFile(from, target, fs.constants.COPYFILE_EXCL);
       await fs.rm(from);
-      return target;
     }
+    return target;
   }
 }
 
