@@ -35,9 +35,15 @@ export function canonicalName(s: string): string {
   return s.trim().replace(/\s+/g, ' ').toLocaleUpperCase('fr-FR');
 }
 
+const folded = new Map<string, string>();
+/** Names repeat (MARTIN, MARIE): the region's load folds each of them once, not at every comparison. */
+const FOLD_CACHE_SIZE = 100_000;
+
 /** Folds what keyboards and record systems disagree on: accents, ligatures, hyphens, apostrophes, case. */
 export function foldName(s: string): string {
-  return s
+  const hit = folded.get(s);
+  if (hit !== undefined) return hit;
+  const out = s
     .normalize('NFD')
     .replace(/\p{M}/gu, '')
     .toUpperCase()
@@ -46,6 +52,9 @@ export function foldName(s: string): string {
     .replace(/ß/g, 'SS')
     .replace(/[^A-Z]+/g, ' ')
     .trim();
+  if (folded.size >= FOLD_CACHE_SIZE) folded.clear();
+  folded.set(s, out);
+  return out;
 }
 
 /** `YYYY-MM-DD`, `YYYYMMDD` (an HL7 TS with a time is cut to its date), or a partial `YYYY`/`YYYYMM`; null if not a date. */

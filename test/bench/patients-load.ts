@@ -66,6 +66,7 @@ function seenElsewhere(p: IdentityInput, i: number): IdentityInput {
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'onco-bench-patients-'));
 const db = openDatabase(path.join(dir, 'bench.db'), { synchronous: 'FULL' });
+db.pragma(`cache_size = -${Number(process.env.CACHE_MB ?? 2) * 1024}`);
 migrate(db, patientMigrations);
 const vigilance = new Vigilance(new PatientStore(db));
 const feed: IdentityInput[] = [];
