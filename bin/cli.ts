@@ -13,6 +13,7 @@ import { Engine } from '../channels/engine.ts';
 import { Store } from '../store/store.ts';
 import { AccountError, roles, type Role } from '../store/accounts.ts';
 import { buildServer } from '../dashboard/server.ts';
+import { identityFiles, importIdentities, type ImportProgress } from '../channels/identity-import.ts';
 
 const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -24,6 +25,8 @@ const usage = `Usage: onco-relay <command> [options]
              roles: ${roles.join(', ')}
   audit verify [--data DIR]                  check the audit trail's hash chain (exit 1 when broken)
   status     [--url URL]                     channel states of the running appliance
+  import identities FILE|DIR... [--data DIR] [--accept-test-ins] [--batch N]
+             load PAM FR identity files through the identity-vigilance rules (progress on stderr)
   docs                                       print the component reference (Markdown)
   schema                                     print the JSON Schema of a channel file (for editors)
 
@@ -43,6 +46,8 @@ export async function main(argv: string[]): Promise<number> {
         return auditCommand(rest);
       case 'status':
         return await status(rest);
+      case 'import':
+        return await importCommand(rest);
       case 'docs':
         process.stdout.write(`${builtinRegistry().docs()}\n`);
         return 0;
@@ -270,4 +275,60 @@ async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString('utf8');
+}
+
+async function importCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      data: { type: 'string' },
+      config: { type: 'string' },
+      'accept-test-ins': { type: 'boolean' },
+      batch: { type: 'string' },
+    },
+  });
+  const [what, ...paths] = positionals;
+  if (what !== 'identities' || paths.length === 0) {
+    process.stderr.write(`${usage}\n`);
+    return 2;
+  }
+  const files = await identityFiles(paths);
+  const { dataDir } = dirs(values);
+  const store = new Store({ dataDir });
+  const user = process.env.USER ?? 'cli';
+  try {
+    const report = await importIdentities(store, files, {
+      author: `import:${user}`,
+      batch: values.batch ? Number(values.batch) : undefined,
+      rules: { acceptTestIns: values['accept-test-ins'] ?? false },
+      onProgress: progressBar(Date.now()),
+    });
+    process.stderr.write('\n');
+    process.stdout.write(
+      `${report.filed} identities filed, ${report.refused} refused, from ${report.files} file(s) in ${report.seconds.toFixed(1)} s ` +
+        `(${Math.round(report.messages / report.seconds)}/s)\n${JSON.stringify(report.actions)}\n`,
+    );
+    for (const e of report.errors)
+      process.stdout.write(`refused: ${e.file} message ${e.message}: ${e.error}\n`);
+    return report.refused > 0 ? 1 : 0;
+  } finally {
+    store.close();
+  }
+}
+
+/** A one-line progress bar on a terminal; a line every few seconds otherwise (logs, CI). */
+function progressBar(started: number): (p: ImportProgress) => void {
+  let lastLine = 0;
+  return (p) => {
+    const width = 30;
+    const done = Math.round((p.filesDone / Math.max(1, p.files)) * width);
+    const rate = Math.round(p.messages / Math.max(0.001, (Date.now() - started) / 1000));
+    const line = `[${'#'.repeat(done)}${'.'.repeat(width - done)}] ${p.filesDone}/${p.files} files  ${p.messages.toLocaleString('en')} messages  ${rate.toLocaleString('en')}/s  ${p.refused} refused`;
+    if (process.stderr.isTTY) process.stderr.write(`\r${line}`);
+    else if (Date.now() - lastLine > 5000 || p.filesDone === p.files) {
+      lastLine = Date.now();
+      process.stderr.write(`${line}\n`);
+    }
+  };
 }

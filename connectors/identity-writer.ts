@@ -4,7 +4,7 @@
 import type { Destination, DestinationContext, DestinationSpec, Outbound, SendResult } from './contract.ts';
 import { SendError } from './contract.ts';
 import type { Identifier, IdentityEvent, PatientIdentity } from '../transformers/pam-fr.ts';
-import type { IdentifierRef, IdentityInput } from '../store/patients.ts';
+import type { ActionContext, Decision, IdentifierRef, IdentityInput } from '../store/patients.ts';
 import type { VigilanceRules } from '../store/vigilance.ts';
 import type { Store } from '../store/store.ts';
 
@@ -68,9 +68,22 @@ export class IdentityWriter implements Destination {
         cause: error,
       });
     }
-    const decisions = events.map((e, i) => {
+    const decisions = this.fileEvents(events, { messageId: msg.messageId });
+    return {
+      response: Buffer.from(JSON.stringify(decisions)),
+      responseType: 'application/json',
+      detail: decisions.map((d) => `${d.action} patient ${d.patientId} (${d.rule})`).join('; '),
+    };
+  }
+
+  /**
+   * Files events in order; the caller provides the transaction. Store refusals become non-retryable
+   * SendErrors naming the event. Also used by the bulk import, with an author instead of a message.
+   */
+  fileEvents(events: readonly IdentityEvent[], ctx: ActionContext): Decision[] {
+    return events.map((e, i) => {
       try {
-        return this.file(e, msg.messageId);
+        return this.file(e, ctx);
       } catch (error) {
         if (error instanceof SendError) throw error;
         // The store refuses deterministically (a conflicting IPP, an unknown patient): retrying cannot help.
@@ -81,16 +94,10 @@ export class IdentityWriter implements Destination {
         });
       }
     });
-    return {
-      response: Buffer.from(JSON.stringify(decisions)),
-      responseType: 'application/json',
-      detail: decisions.map((d) => `${d.action} patient ${d.patientId} (${d.rule})`).join('; '),
-    };
   }
 
-  private file(e: IdentityEvent, messageId: number): { action: string; patientId: number; rule: string } {
+  private file(e: IdentityEvent, ctx: ActionContext): Decision {
     const { vigilance, patients } = this.store;
-    const ctx = { messageId };
     switch (e.kind) {
       case 'upsert':
         return vigilance.applyIdentity(toIdentityInput(e.patient), {
