@@ -147,3 +147,51 @@ export async function resolveReview(
     detail: { candidateId: item.candidateId, otherId: item.patientId, decisionId: result.decisionId },
   });
 }
+
+export type IdentityAction = 'merge' | 'unmerge' | 'link' | 'unlink';
+
+/**
+ * An identity-vigilance act on two patients outside the review queue: merge `id` into `other`,
+ * undo the merge of `id`, link or unlink the pair. Audited with the author and both patients.
+ */
+export async function identityAction(
+  engine: Engine,
+  req: FastifyRequest,
+  action: IdentityAction,
+  id: number,
+  other: number | undefined,
+): Promise<{ decisionId: number; patientId: number }> {
+  const { patients, writer } = engine.store;
+  const ctx = { author: req.user!.login };
+  if (action !== 'unmerge' && other === undefined) {
+    throw new ActionError(400, 'PATIENT_MISSING', `${action} needs the other patient's id in "other"`);
+  }
+  let result;
+  try {
+    result = await writer.write(() => {
+      switch (action) {
+        case 'merge':
+          return patients.merge(other!, id, ctx);
+        case 'unmerge':
+          return patients.unmerge(id, ctx);
+        case 'link':
+          return patients.link(id, other!, ctx);
+        case 'unlink':
+          return patients.unlink(id, other!, ctx);
+      }
+    });
+  } catch (error) {
+    throw new ActionError(
+      409,
+      (error as { code?: string }).code ?? 'IDENTITY_ACTION_FAILED',
+      (error as Error).message,
+    );
+  }
+  await audit(engine.store, req, {
+    action: `patient-${action}`,
+    object: `patient:${id}`,
+    patientId: id,
+    detail: { other: other ?? null, decisionId: result.decisionId },
+  });
+  return result;
+}

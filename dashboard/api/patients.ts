@@ -2,7 +2,13 @@
 // review queue and its decisions (merge, link, reject — audited with the patient).
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Engine } from '../../channels/engine.ts';
-import { ActionError, resolveReview, type ReviewDecision } from '../actions.ts';
+import {
+  ActionError,
+  identityAction,
+  resolveReview,
+  type IdentityAction,
+  type ReviewDecision,
+} from '../actions.ts';
 import { audit } from '../audit-log.ts';
 import { operators, staff } from '../auth.ts';
 
@@ -93,6 +99,31 @@ export function registerPatientApi(app: FastifyInstance, engine: Engine): void {
       const { id, decision } = req.params as { id: number; decision: ReviewDecision };
       await resolveReview(engine, req, id, decision, (req.body as { note?: string } | null)?.note);
       return engine.store.vigilance.getReview(id);
+    },
+  );
+
+  app.post(
+    '/api/patients/:id/:action',
+    {
+      config: { roles: operators },
+      schema: {
+        summary:
+          'Identity acts: merge this patient into `other`, undo its merge, link or unlink it with `other` — audited',
+        tags: ['vigilance'],
+        params: {
+          type: 'object',
+          required: ['id', 'action'],
+          properties: { id: { type: 'integer' }, action: { enum: ['merge', 'unmerge', 'link', 'unlink'] } },
+        },
+        body: {
+          type: ['object', 'null'],
+          properties: { other: { type: 'integer' } },
+        },
+      },
+    },
+    async (req) => {
+      const { id, action } = req.params as { id: number; action: IdentityAction };
+      return identityAction(engine, req, action, id, (req.body as { other?: number } | null)?.other);
     },
   );
 }

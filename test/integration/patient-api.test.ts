@@ -1,0 +1,61 @@
+// Identity acts through the admin API: merge two patients, undo it, link and unlink — each audited.
+import assert from 'node:assert/strict';
+import { basic, startDashboard, type Dashboard, type UserKey } from './dashboard-harness.ts';
+
+describe('patient identity acts over the API', () => {
+  let d: Dashboard;
+  let a: number;
+  let b: number;
+
+  before(async () => {
+    d = await startDashboard();
+    const { vigilance } = d.h.engine.store;
+    const person = (ipp: string, birthName: string) =>
+      vigilance.applyIdentity(
+        {
+          birthName,
+          firstGivenName: 'LOUISE',
+          birthDate: '19500203',
+          sex: 'F',
+          identifiers: [{ finess: '330000001', ipp }],
+        },
+        { messageId: null },
+      ).patientId;
+    a = person('X1', 'DOUBLON');
+    b = person('X2', 'AUTRE');
+  });
+  after(() => d.stop());
+
+  const act = (who: UserKey, id: number, action: string, other?: number) =>
+    fetch(`${d.base}/api/patients/${id}/${action}`, {
+      method: 'POST',
+      headers: { authorization: basic(who), 'content-type': 'application/json' },
+      body: JSON.stringify(other === undefined ? {} : { other }),
+    });
+
+  it('merges a patient into another, redirects it, and undoes the merge', async () => {
+    const { patients, audit } = d.h.engine.store;
+    assert.equal((await act('operator', a, 'merge', b)).status, 200);
+    assert.equal(patients.resolvePatient(a), b);
+    assert.equal(patients.resolveIdentifier({ finess: '330000001', ipp: 'X1' }), b);
+    assert.equal((await act('operator', a, 'unmerge')).status, 200);
+    assert.equal(patients.resolvePatient(a), a);
+    const acts = audit.search({ actor: 'oper1' }, {}).items.map((r) => `${r.action}:${r.patientId}`);
+    assert.ok(acts.includes(`patient-merge:${a}`) && acts.includes(`patient-unmerge:${a}`), acts.join(' '));
+  });
+
+  it('links and unlinks two patients', async () => {
+    assert.equal((await act('operator', a, 'link', b)).status, 200);
+    assert.equal((await act('operator', a, 'unlink', b)).status, 200);
+  });
+
+  it('refuses a viewer, a missing other patient, and an impossible act with a reason', async () => {
+    assert.equal((await act('viewer', a, 'merge', b)).status, 403);
+    const missing = await act('operator', a, 'link');
+    assert.equal(missing.status, 400);
+    assert.match(await missing.text(), /other patient/);
+    const ghost = await act('operator', a, 'merge', 999_999);
+    assert.equal(ghost.status, 409);
+    assert.match(await ghost.text(), /999999/);
+  });
+});
