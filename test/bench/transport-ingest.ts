@@ -3,10 +3,12 @@
 // ACK as DPIs do, against raw better-sqlite3 inserts of the same message; and small files uploaded
 // over SFTP to the built-in server until each is journaled, against the same files written with fs.
 //   ONCO_BENCH_SFTP_FILES (default 10000) sets the number of files.
+import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import SftpClient from 'ssh2-sftp-client';
+import readline from 'node:readline';
 import { builtinRegistry } from '../../channels/builtins.ts';
 import { frame, MllpFramer } from '../../connectors/mllp-framer.ts';
 import { startEngine, tempDir, type Harness } from '../support/engine-harness.ts';
@@ -31,6 +33,21 @@ interface Ingest {
   rate: number;
   /** How well group commit shares fsyncs between the messages in flight. */
   writesPerCommit: number;
+  /** CPU time of this process over wall time (100 = one core busy; the SFTP clients run in a child). */
+  cpuPercent: number;
+}
+
+/** Times `work`: `count` items per second and the CPU it took. */
+async function timed(
+  count: number,
+  work: () => Promise<unknown>,
+): Promise<{ rate: number; cpuPercent: number }> {
+  const cpu0 = process.cpuUsage();
+  const t0 = process.hrtime.bigint();
+  await work();
+  const wall = seconds(t0);
+  const { user, system } = process.cpuUsage(cpu0);
+  return { rate: count / wall, cpuPercent: Math.round((user + system) / 1e4 / wall) };
 }
 
 function writesPerCommit(h: Harness): number {
@@ -85,10 +102,10 @@ async function mllpIngest(connections: number, total: number): Promise<Ingest> {
   await h.engine.start();
   let handed = 0;
   const next = () => (handed < total ? handed++ : null);
-  const t0 = process.hrtime.bigint();
-  await Promise.all(Array.from({ length: connections }, () => mllpConnection(port, next)));
-  const rate = total / seconds(t0);
-  const result = { rate, writesPerCommit: writesPerCommit(h) };
+  const { rate, cpuPercent } = await timed(total, () =>
+    Promise.all(Array.from({ length: connections }, () => mllpConnection(port, next))),
+  );
+  const result = { rate, cpuPercent, writesPerCommit: writesPerCommit(h) };
   await h.stop();
   return result;
 }
@@ -102,11 +119,12 @@ async function benchMllp(): Promise<Record<string, unknown>> {
     [1, 3000],
     [8, 20_000],
   ] as const) {
-    const { rate, writesPerCommit } = await mllpIngest(connections, total);
+    const { rate, cpuPercent, writesPerCommit } = await mllpIngest(connections, total);
     results[`${connections}connection${connections > 1 ? 's' : ''}`] = {
       messages: total,
       ingestMsgsPerSec: Math.round(rate),
       writesPerCommit,
+      cpuPercent,
       rawFullOnePerTxRowsPerSec: Math.round(rawOnePerTx),
       rawFull100PerTxRowsPerSec: Math.round(raw100PerTx),
       ratioToRawOnePerTx: Number((rate / rawOnePerTx).toFixed(2)),
@@ -116,37 +134,48 @@ async function benchMllp(): Promise<Record<string, unknown>> {
   return results;
 }
 
-const smallFile = (i: number) => Buffer.from(`result ${i} ${'x'.repeat(180)}\n`);
+/** A small result file; `i` makes each one distinct (no duplicate). */
+export const smallFile = (i: number) => Buffer.from(`result ${i} ${'x'.repeat(180)}\n`);
 
-/** Uploads `files` over SFTP; every put resolves once the server has journaled the file (CLOSE answered). */
+/**
+ * Uploads `files` over SFTP from a child process (sftp-uploader.ts), so that the clients' encryption
+ * runs on the other core; each put resolves once the server has journaled the file (CLOSE answered).
+ */
 async function sftpIngest(files: number): Promise<Ingest & { journaled: number }> {
   const port = await freePort();
   const h = await benchEngine({ type: 'sftp-drop', folder: 'pathology', port });
-  h.engine.store.accounts.add({ login: 'lab', role: 'lab', finess: '310000001', password: 'bench-pw' });
+  const password = crypto.randomBytes(12).toString('hex');
+  h.engine.store.accounts.add({ login: 'lab', role: 'lab', finess: '310000001', password });
   await h.engine.start();
-  const clients = await Promise.all(
-    Array.from({ length: SFTP_CONNECTIONS }, async () => {
-      const sftp = new SftpClient();
-      await sftp.connect({ host: '127.0.0.1', port, username: 'lab', password: 'bench-pw' });
-      return sftp;
-    }),
+  const uploader = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      path.join(import.meta.dirname, 'sftp-uploader.ts'),
+      String(port),
+      'lab',
+      String(files),
+      String(SFTP_CONNECTIONS),
+      String(UPLOADS_PER_CONNECTION),
+    ],
+    { env: { ...process.env, ONCO_BENCH_SFTP_PASSWORD: password }, stdio: ['pipe', 'pipe', 'inherit'] },
   );
-  let handed = 0;
-  const t0 = process.hrtime.bigint();
-  await Promise.all(
-    clients.flatMap((sftp) =>
-      Array.from({ length: UPLOADS_PER_CONNECTION }, async () => {
-        while (handed < files) {
-          const i = handed++;
-          await sftp.put(smallFile(i), `/in/pathology/r${i}.txt`);
-        }
-      }),
-    ),
-  );
-  const rate = files / seconds(t0);
-  await Promise.all(clients.map((sftp) => sftp.end()));
+  const exited = new Promise<number | null>((resolve) => uploader.once('exit', resolve));
+  const lines = readline.createInterface({ input: uploader.stdout });
+  const said = (word: string) =>
+    new Promise<void>((resolve, reject) => {
+      lines.on('line', (line) => line === word && resolve());
+      void exited.then((code) => reject(new Error(`sftp-uploader exited (${code}) before "${word}"`)));
+    });
+  await said('ready');
+  const { rate, cpuPercent } = await timed(files, () => {
+    uploader.stdin.end('go\n');
+    return said('done');
+  });
+  await exited;
   const journaled = h.engine.channel('bench').metrics.received;
-  const result = { rate, journaled, writesPerCommit: writesPerCommit(h) };
+  const result = { rate, cpuPercent, journaled, writesPerCommit: writesPerCommit(h) };
   await h.stop();
   return result;
 }
@@ -155,22 +184,22 @@ async function sftpIngest(files: number): Promise<Ingest & { journaled: number }
 async function fsWrites(files: number): Promise<number> {
   const dir = tempDir('onco-bench-fs-');
   let handed = 0;
-  const t0 = process.hrtime.bigint();
-  await Promise.all(
-    Array.from({ length: SFTP_CONNECTIONS * UPLOADS_PER_CONNECTION }, async () => {
-      while (handed < files) {
-        const i = handed++;
-        await fs.writeFile(path.join(dir, `r${i}.txt`), smallFile(i));
-      }
-    }),
+  const { rate } = await timed(files, () =>
+    Promise.all(
+      Array.from({ length: SFTP_CONNECTIONS * UPLOADS_PER_CONNECTION }, async () => {
+        while (handed < files) {
+          const i = handed++;
+          await fs.writeFile(path.join(dir, `r${i}.txt`), smallFile(i));
+        }
+      }),
+    ),
   );
-  const rate = files / seconds(t0);
   await fs.rm(dir, { recursive: true, force: true });
   return rate;
 }
 
 async function benchSftp(): Promise<Record<string, unknown>> {
-  const { rate, journaled, writesPerCommit } = await sftpIngest(SFTP_FILES);
+  const { rate, cpuPercent, journaled, writesPerCommit } = await sftpIngest(SFTP_FILES);
   if (journaled !== SFTP_FILES) throw new Error(`SFTP bench: ${journaled} of ${SFTP_FILES} files journaled`);
   const fsRate = await fsWrites(SFTP_FILES);
   const payload = smallFile(0);
@@ -183,6 +212,7 @@ async function benchSftp(): Promise<Record<string, unknown>> {
     uploadsPerConnection: UPLOADS_PER_CONNECTION,
     journaledFilesPerSec: Math.round(rate),
     writesPerCommit,
+    cpuPercent,
     fsWriteFilesPerSec: Math.round(fsRate),
     rawFullOnePerTxRowsPerSec: Math.round(rawOnePerTx),
     rawFull100PerTxRowsPerSec: Math.round(raw100PerTx),
