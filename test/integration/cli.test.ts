@@ -1,6 +1,6 @@
 // The appliance as a new user meets it: the shipped configuration, the CLI, first start, SIGTERM.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { tempDir, until } from '../support/engine-harness.ts';
@@ -13,6 +13,8 @@ const run = (args: string[], input?: string) =>
 
 describe('onco-relay command line', function () {
   this.timeout(60_000);
+  const children: ChildProcess[] = [];
+  after(() => children.forEach((c) => c.kill('SIGKILL')));
 
   it('validate: exit 0 on the shipped config, 1 naming file and line on a broken one', () => {
     assert.equal(run(['validate']).status, 0);
@@ -90,6 +92,7 @@ describe('onco-relay command line', function () {
     };
     const start = async (): Promise<{ out: () => string; stop: () => Promise<number | null> }> => {
       const child = spawn(process.execPath, [bin, 'start'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      children.push(child);
       let out = '';
       child.stdout.on('data', (b: Buffer) => (out += b.toString()));
       child.stderr.on('data', (b: Buffer) => (out += b.toString()));

@@ -59,6 +59,9 @@ const listFiles = (dir: string) =>
 
 describe('crash safety (kill -9 under load)', function () {
   this.timeout(180_000);
+  let child: ChildProcess | undefined;
+  // A failed assertion must not leave an engine running on the machine.
+  after(() => child?.kill('SIGKILL'));
 
   it(`loses nothing acknowledged and files nothing twice across ${KILLS} kills`, async () => {
     const configDir = tempDir('onco-crash-config-');
@@ -80,11 +83,12 @@ describe('crash safety (kill -9 under load)', function () {
       }
     })();
 
-    let child = await startChild(configDir, dataDir);
+    child = await startChild(configDir, dataDir);
     for (let k = 0; k < KILLS; k++) {
       await sleep(150 + Math.random() * 600);
-      child.kill('SIGKILL');
-      await new Promise((r) => child.once('exit', r));
+      const killed = child;
+      killed.kill('SIGKILL');
+      await new Promise((r) => killed.once('exit', r));
       child = await startChild(configDir, dataDir);
     }
     producing = false;
@@ -115,8 +119,10 @@ describe('crash safety (kill -9 under load)', function () {
       );
       await sleep(200);
     }
-    child.kill('SIGTERM');
-    const code = await new Promise((r) => child.once('exit', r));
+    const last = child;
+    last.kill('SIGTERM');
+    const code = await new Promise((r) => last.once('exit', r));
+    child = undefined;
     assert.equal(code, 0, 'SIGTERM must stop the engine cleanly with exit code 0');
 
     const d = db();
