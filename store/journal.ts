@@ -137,7 +137,8 @@ export interface StoredDelivery {
   updatedAt: number;
 }
 
-interface MessageRow {
+/** A `messages` row as SQLite returns it; `toMessage` is the one mapping of it. */
+export interface MessageRow {
   id: number;
   channel: string;
   received_at: number;
@@ -166,7 +167,7 @@ interface DeliveryRow {
   updated_at: number;
 }
 
-const toMessage = (r: MessageRow): StoredMessage => ({
+export const toMessage = (r: MessageRow): StoredMessage => ({
   id: r.id,
   channel: r.channel,
   receivedAt: r.received_at,

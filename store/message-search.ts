@@ -4,7 +4,7 @@
 // each message's sender, owner, error and metadata values (file name, MSH-10, IPP …), kept current
 // by triggers so that the journal's writers need not know it exists.
 import type { Db, Migration } from './db.ts';
-import type { MessageStatus } from './journal.ts';
+import { toMessage, type MessageRow, type MessageStatus, type StoredMessage } from './journal.ts';
 
 const indexedText = (
   row: 'new',
@@ -48,50 +48,8 @@ export interface MessageFilter {
   owner?: string;
 }
 
-export interface MessageSummary {
-  id: number;
-  channel: string;
-  receivedAt: number;
-  updatedAt: number;
-  status: MessageStatus;
-  sender: string | null;
-  owner: string | null;
-  contentType: string | null;
-  meta: Record<string, unknown>;
-  error: string | null;
-  replayOf: number | null;
-  duplicateOf: number | null;
-}
-
-interface Row {
-  id: number;
-  channel: string;
-  received_at: number;
-  updated_at: number;
-  status: MessageStatus;
-  sender: string | null;
-  owner: string | null;
-  content_type: string | null;
-  meta: string;
-  error: string | null;
-  replay_of: number | null;
-  duplicate_of: number | null;
-}
-
-const toSummary = (r: Row): MessageSummary => ({
-  id: r.id,
-  channel: r.channel,
-  receivedAt: r.received_at,
-  updatedAt: r.updated_at,
-  status: r.status,
-  sender: r.sender,
-  owner: r.owner,
-  contentType: r.content_type,
-  meta: JSON.parse(r.meta) as Record<string, unknown>,
-  error: r.error,
-  replayOf: r.replay_of,
-  duplicateOf: r.duplicate_of,
-});
+/** A message as the browser lists it: the journal's own view of a row. */
+export type MessageSummary = StoredMessage;
 
 /** Receive times come from the writers' clocks a little before their commit: ids and times may disagree by this much. */
 const CLOCK_MARGIN_MS = 1000;
@@ -165,8 +123,8 @@ export class MessageSearch {
       sql = `SELECT m.* FROM messages m WHERE m.id < @upper AND m.id > @lower
         ${where.map((w) => `AND ${w}`).join(' ')} ORDER BY m.id DESC LIMIT @limit`;
     }
-    const rows = this.statement(sql).all(params) as Row[];
-    const items = rows.slice(0, limit).map(toSummary);
+    const rows = this.statement(sql).all(params) as MessageRow[];
+    const items = rows.slice(0, limit).map(toMessage);
     return { items, next: rows.length > limit ? items.at(-1)!.id : null };
   }
 

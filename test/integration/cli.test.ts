@@ -1,6 +1,7 @@
 // The appliance as a new user meets it: the shipped configuration, the CLI, first start, SIGTERM.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { startChildEngine } from '../support/child-engine.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { tempDir, until } from '../support/engine-harness.ts';
@@ -91,14 +92,10 @@ describe('onco-relay command line', function () {
       ONCO_MLLP_PORT: String(await freePort()),
     };
     const start = async (): Promise<{ out: () => string; stop: () => Promise<number | null> }> => {
-      const child = spawn(process.execPath, [bin, 'start'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = await startChildEngine([], env);
       children.push(child);
-      let out = '';
-      child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-      child.stderr.on('data', (b: Buffer) => (out += b.toString()));
-      await until(() => out.includes('onco-relay started'), 'start', 30_000);
       return {
-        out: () => out,
+        out: child.output,
         stop: () => {
           child.kill('SIGTERM');
           return new Promise((r) => child.once('exit', (code) => r(code)));

@@ -1,14 +1,14 @@
 // The promise the whole engine rests on: kill -9 at random moments under a steady stream of input,
 // restart, and every acknowledged message is processed, none filed twice, every destination served.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { startChildEngine } from '../support/child-engine.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import YAML from 'yaml';
 import { tempDir } from '../support/engine-harness.ts';
 
-const bin = path.resolve('bin/onco-relay.mjs');
 const KILLS = 12;
 
 function writeConfig(dir: string): void {
@@ -37,21 +37,8 @@ function writeConfig(dir: string): void {
   );
 }
 
-function startChild(configDir: string, dataDir: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [bin, 'start', '--config', configDir, '--data', dataDir], {
-    env: { ...process.env, ONCO_LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (b: Buffer) => {
-      out += b.toString();
-      if (out.includes('onco-relay started')) resolve(child);
-    });
-    child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
-    child.once('exit', (code) => reject(new Error(`engine exited (${code}) before it started:\n${out}`)));
-  });
-}
+const startChild = (configDir: string, dataDir: string) =>
+  startChildEngine(['--config', configDir, '--data', dataDir]);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const listFiles = (dir: string) =>

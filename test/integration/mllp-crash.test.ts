@@ -4,7 +4,8 @@
 // end each message is filed exactly once, every resend of a stored message is recorded as a
 // duplicate, and the destination has written every message.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { startChildEngine } from '../support/child-engine.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -13,7 +14,6 @@ import YAML from 'yaml';
 import { tempDir, until } from '../support/engine-harness.ts';
 import { freePort } from '../support/ports.ts';
 
-const bin = path.resolve('bin/onco-relay.mjs');
 const KILLS = 6;
 const MAX_KILLS = 15;
 /** Unacknowledged messages a sender keeps on the wire: the ones a kill can catch after their commit. */
@@ -40,21 +40,8 @@ function writeConfig(dir: string, port: number): void {
   );
 }
 
-function startChild(configDir: string, dataDir: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [bin, 'start', '--config', configDir, '--data', dataDir], {
-    env: { ...process.env, ONCO_LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (b: Buffer) => {
-      out += b.toString();
-      if (out.includes('onco-relay started')) resolve(child);
-    });
-    child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
-    child.once('exit', (code) => reject(new Error(`engine exited (${code}) before it started:\n${out}`)));
-  });
-}
+const startChild = (configDir: string, dataDir: string) =>
+  startChildEngine(['--config', configDir, '--data', dataDir]);
 
 /** Control ids of the MSA segments in an ACK text (node-hl7-client may hand over two ACKs as one). */
 const ackedIds = (text: string) => [...text.matchAll(/(?:^|\r)MSA\|(?:AA|CA)\|([^|\r]*)/g)].map((m) => m[1]!);
