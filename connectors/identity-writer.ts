@@ -98,14 +98,19 @@ export class IdentityWriter implements Destination {
 
   private file(e: IdentityEvent, ctx: ActionContext): Decision {
     const { vigilance, patients } = this.store;
+    const upsert = (patient: PatientIdentity) =>
+      vigilance.applyIdentity(toIdentityInput(patient), {
+        ...ctx,
+        rules: this.o.rules,
+        sourceReliability: this.o.sourceReliability,
+      });
     switch (e.kind) {
       case 'upsert':
-        return vigilance.applyIdentity(toIdentityInput(e.patient), {
-          ...ctx,
-          rules: this.o.rules,
-          sourceReliability: this.o.sourceReliability,
-        });
+        return upsert(e.patient);
       case 'merge':
+        // The A40's PID is the survivor's current identity: file it first, so that a survivor the
+        // DCC has not seen yet exists before the merged IPP is folded into it.
+        upsert(e.survivor);
         return patients.mergeIdentifiers(
           this.single(e.survivor.identifiers, 'PID-3'),
           this.single(e.merged.identifiers, 'MRG-1'),

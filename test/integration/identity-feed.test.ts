@@ -5,7 +5,7 @@ import net from 'node:net';
 import SftpClient from 'ssh2-sftp-client';
 import { startEngine, until, type Harness } from '../support/engine-harness.ts';
 import { freePort } from '../support/ports.ts';
-import { a28, insOf, type PamPatient } from '../support/pam.ts';
+import { a28, a40, insOf, type PamPatient } from '../support/pam.ts';
 import { frame, MllpFramer } from '../../connectors/mllp-framer.ts';
 import { parseAck } from '../../transformers/hl7v2-ack.ts';
 
@@ -132,5 +132,21 @@ describe('identity feed (SFTP and MLLP into the patient store)', function () {
       () => h.engine.store.patients.resolveIdentifier({ finess: '310000001', ipp: 'M-1' }),
       'MLLP filing',
     );
+  });
+
+  it('merges two IPPs on an A40: both then designate the survivor', async () => {
+    const survivor = { ...person, birthName: 'FUSION', ipp: 'F-1', finess: '310000001' };
+    assert.equal((await mllp(a28(survivor, 'F1'))).code, 'AA');
+    assert.equal(
+      (await mllp(a28({ ...survivor, birthName: 'FUSIONN', given: 'CAMILE', ipp: 'F-2' }, 'F2'))).code,
+      'AA',
+    );
+    const merged = await mllp(a40(survivor, 'F-2', 'F3'));
+    assert.equal(merged.code, 'AA', merged.text);
+    const { patients } = h.engine.store;
+    await until(() => {
+      const a = patients.resolveIdentifier({ finess: '310000001', ipp: 'F-1' });
+      return a !== null && a === patients.resolveIdentifier({ finess: '310000001', ipp: 'F-2' });
+    }, 'both IPPs on the survivor');
   });
 });

@@ -18,6 +18,21 @@ export function insOf(base: string): string {
 }
 
 export function a28(p: PamPatient, controlId: string, event = 'A28'): string {
+  return message(event, 'ADT_A05', p, controlId, []);
+}
+
+/** A40: `mergedIpp` (same establishment) is folded into the surviving patient `p`. */
+export function a40(p: PamPatient, mergedIpp: string, controlId: string): string {
+  return message('A40', 'ADT_A39', p, controlId, [`MRG|${mergedIpp}^^^HOP&${p.finess}&M^PI`]);
+}
+
+function message(
+  event: string,
+  structure: string,
+  p: PamPatient,
+  controlId: string,
+  extra: string[],
+): string {
   const ids = [`${p.ipp}^^^HOP&${p.finess}&M^PI`];
   if (p.insBase) ids.push(`${insOf(p.insBase)}^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.10&ISO^INS`);
   const pid = [
@@ -38,9 +53,10 @@ export function a28(p: PamPatient, controlId: string, event = 'A28'): string {
   ];
   return (
     [
-      `MSH|^~\\&|GAM|HOP|ONCO|DCC|20250102103000||ADT^${event}^ADT_A05|${controlId}|P|2.5^FRA^2.11|||||FRA|UNICODE UTF-8|FR||2.11^IHE_FRANCE-2.11-PAM`,
+      `MSH|^~\\&|GAM|HOP|ONCO|DCC|20250102103000||ADT^${event}^${structure}|${controlId}|P|2.5^FRA^2.11|||||FRA|UNICODE UTF-8|FR||2.11^IHE_FRANCE-2.11-PAM`,
       'EVN||20250102103000',
       pid.join('|'),
+      ...extra,
     ].join('\r') + '\r'
   );
 }
