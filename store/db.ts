@@ -26,6 +26,9 @@ export function openDatabase(file: string, options: OpenOptions = {}): Db {
   db.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`);
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');
+  // 64 MiB of page cache (the default is 2 MiB): the identity base of a region (≈560k patients,
+  // ≈700 MB) is searched on every identity; measured 65 s → 50 s CPU for 100k identities.
+  db.pragma('cache_size = -65536');
   return db;
 }
 
