@@ -148,23 +148,39 @@ export async function resolveReview(
   });
 }
 
-export type IdentityAction = 'merge' | 'unmerge' | 'link' | 'unlink';
+export type IdentityAction = 'merge' | 'unmerge' | 'link' | 'unlink' | 'detach';
+
+/** What an identity act names besides the patient: the other patient, or the IPP to detach. */
+export interface IdentityActBody {
+  other?: number;
+  finess?: string;
+  ipp?: string;
+}
 
 /**
- * An identity-vigilance act on two patients outside the review queue: merge `id` into `other`,
- * undo the merge of `id`, link or unlink the pair. Audited with the author and both patients.
+ * An identity-vigilance act outside the review queue: merge patient `id` into `other`, undo the
+ * merge of `id`, link or unlink the pair, or detach a wrongly linked IPP from `id` (it becomes a
+ * patient of its own). Audited with the author and the patient.
  */
 export async function identityAction(
   engine: Engine,
   req: FastifyRequest,
   action: IdentityAction,
   id: number,
-  other: number | undefined,
+  body: IdentityActBody,
 ): Promise<{ decisionId: number; patientId: number }> {
   const { patients, writer } = engine.store;
   const ctx = { author: req.user!.login };
-  if (action !== 'unmerge' && other === undefined) {
+  const { other, finess, ipp } = body;
+  if ((action === 'merge' || action === 'link' || action === 'unlink') && other === undefined) {
     throw new ActionError(400, 'PATIENT_MISSING', `${action} needs the other patient's id in "other"`);
+  }
+  if (action === 'detach' && (!finess || !ipp)) {
+    throw new ActionError(
+      400,
+      'IDENTIFIER_MISSING',
+      'detach needs the "finess" and "ipp" of the identifier to detach',
+    );
   }
   let result;
   try {
@@ -178,6 +194,13 @@ export async function identityAction(
           return patients.link(id, other!, ctx);
         case 'unlink':
           return patients.unlink(id, other!, ctx);
+        case 'detach':
+          if (patients.resolveIdentifier({ finess: finess!, ipp: ipp! }) !== patients.resolvePatient(id)) {
+            throw Object.assign(new Error(`IPP ${ipp} of FINESS ${finess} is not one of patient ${id}'s`), {
+              code: 'IDENTIFIER_NOT_OF_PATIENT',
+            });
+          }
+          return patients.detachIdentifier({ finess: finess!, ipp: ipp! }, ctx);
       }
     });
   } catch (error) {
@@ -191,7 +214,7 @@ export async function identityAction(
     action: `patient-${action}`,
     object: `patient:${id}`,
     patientId: id,
-    detail: { other: other ?? null, decisionId: result.decisionId },
+    detail: { other: other ?? null, finess: finess ?? null, decisionId: result.decisionId },
   });
   return result;
 }

@@ -7,6 +7,7 @@ import {
   identityAction,
   resolveReview,
   type IdentityAction,
+  type IdentityActBody,
   type ReviewDecision,
 } from '../actions.ts';
 import { audit } from '../audit-log.ts';
@@ -108,22 +109,29 @@ export function registerPatientApi(app: FastifyInstance, engine: Engine): void {
       config: { roles: operators },
       schema: {
         summary:
-          'Identity acts: merge this patient into `other`, undo its merge, link or unlink it with `other` — audited',
+          'Identity acts: merge this patient into `other`, undo its merge, link or unlink it with `other`, detach a wrongly linked IPP (`finess`, `ipp`) — audited',
         tags: ['vigilance'],
         params: {
           type: 'object',
           required: ['id', 'action'],
-          properties: { id: { type: 'integer' }, action: { enum: ['merge', 'unmerge', 'link', 'unlink'] } },
+          properties: {
+            id: { type: 'integer' },
+            action: { enum: ['merge', 'unmerge', 'link', 'unlink', 'detach'] },
+          },
         },
         body: {
           type: ['object', 'null'],
-          properties: { other: { type: 'integer' } },
+          properties: {
+            other: { type: 'integer' },
+            finess: { type: 'string', pattern: '^\\d{9}$' },
+            ipp: { type: 'string', minLength: 1 },
+          },
         },
       },
     },
     async (req) => {
       const { id, action } = req.params as { id: number; action: IdentityAction };
-      return identityAction(engine, req, action, id, (req.body as { other?: number } | null)?.other);
+      return identityAction(engine, req, action, id, (req.body ?? {}) as IdentityActBody);
     },
   );
 }

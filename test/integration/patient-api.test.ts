@@ -26,11 +26,11 @@ describe('patient identity acts over the API', () => {
   });
   after(() => d.stop());
 
-  const act = (who: UserKey, id: number, action: string, other?: number) =>
+  const act = (who: UserKey, id: number, action: string, other?: number | object) =>
     fetch(`${d.base}/api/patients/${id}/${action}`, {
       method: 'POST',
       headers: { authorization: basic(who), 'content-type': 'application/json' },
-      body: JSON.stringify(other === undefined ? {} : { other }),
+      body: JSON.stringify(other === undefined ? {} : typeof other === 'number' ? { other } : other),
     });
 
   it('merges a patient into another, redirects it, and undoes the merge', async () => {
@@ -47,6 +47,27 @@ describe('patient identity acts over the API', () => {
   it('links and unlinks two patients', async () => {
     assert.equal((await act('operator', a, 'link', b)).status, 200);
     assert.equal((await act('operator', a, 'unlink', b)).status, 200);
+  });
+
+  it('detaches an IPP wrongly linked to a patient: it becomes a patient of its own', async () => {
+    const { patients, vigilance } = d.h.engine.store;
+    // Same strict traits from another hospital: linked by rule, and here that link is wrong.
+    const twin = vigilance.applyIdentity(
+      {
+        birthName: 'DOUBLON',
+        firstGivenName: 'LOUISE',
+        birthDate: '19500203',
+        sex: 'F',
+        identifiers: [{ finess: '330000002', ipp: 'Z9' }],
+      },
+      { messageId: null },
+    );
+    assert.equal(twin.patientId, a);
+    assert.equal((await act('operator', a, 'detach', { finess: '330000002', ipp: 'Z9' })).status, 200);
+    const own = patients.resolveIdentifier({ finess: '330000002', ipp: 'Z9' });
+    assert.ok(own !== null && own !== a);
+    assert.equal(patients.resolveIdentifier({ finess: '330000001', ipp: 'X1' }), a);
+    assert.equal((await act('operator', a, 'detach', { finess: '330000002', ipp: 'Z9' })).status, 409);
   });
 
   it('refuses a viewer, a missing other patient, and an impossible act with a reason', async () => {
