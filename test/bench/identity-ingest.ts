@@ -3,15 +3,11 @@
 // CLI shows. Synthetic, fictitious people; one in five also known to a second establishment.
 import fs from 'node:fs';
 import path from 'node:path';
-import pino from 'pino';
-import { loadConfig } from '../../config/config.ts';
-import { Engine } from '../../channels/engine.ts';
 import { builtinRegistry } from '../../channels/builtins.ts';
-import { validateConfig } from '../../channels/validate.ts';
 import { identityFiles, importIdentities } from '../../channels/identity-import.ts';
 import { Store } from '../../store/store.ts';
 import { idleSource } from '../support/sink.ts';
-import { tempDir } from '../support/engine-harness.ts';
+import { startEngine, tempDir } from '../support/engine-harness.ts';
 import { a28 } from '../support/pam.ts';
 
 const finesses = ['310000001', '310000002', '820000016', '340780477', '660780180'];
@@ -39,7 +35,10 @@ function message(i: number): string {
   const person = i % 5 === 4 ? i - 1 : i;
   const name = [0, 1, 2, 3].map((k) => syllables[(person >> (k * 4)) % 16]).join('') + syllables[person % 7];
   const finess = finesses[(person + (i === person ? 0 : 1)) % finesses.length]!;
-  const birthDate = `${1925 + (person % 86)}${String(1 + (person % 12)).padStart(2, '0')}${String(1 + (person % 28)).padStart(2, '0')}`;
+  // Spread over the 28,896 dates of 1925-2010 as a real base is (a modulo of the person number
+  // would give a few thousand dates, each shared by hundreds of people).
+  const h = Math.imul(person, 2654435761) >>> 0;
+  const birthDate = `${1925 + (h % 86)}${String(1 + ((h >>> 8) % 12)).padStart(2, '0')}${String(1 + ((h >>> 16) % 28)).padStart(2, '0')}`;
   return a28(
     {
       ipp: `P${i}`,
@@ -54,19 +53,18 @@ function message(i: number): string {
 }
 
 async function engineIngest(total: number, producers: number): Promise<number> {
-  const configDir = tempDir('onco-bench-config-');
-  const dataDir = tempDir('onco-bench-data-');
-  fs.mkdirSync(path.join(configDir, 'channels'));
-  fs.writeFileSync(
-    path.join(configDir, 'channels', 'identity.yaml'),
-    'id: identity\nqueueLimit: 1000000\nsource: { type: test-idle }\nsteps: [{ type: pam-fr }]\ndestinations: [{ name: identities, type: identity-store }]\n',
-  );
-  const registry = builtinRegistry().register(idleSource);
-  const config = loadConfig(configDir, { ...process.env, ONCO_DATA_DIR: dataDir });
-  const problems = validateConfig(config, registry);
-  if (problems.length) throw new Error(JSON.stringify(problems));
-  const engine = new Engine({ config, dataDir, registry, log: pino({ level: 'silent' }) });
-  await engine.start();
+  const { engine } = await startEngine({
+    registry: builtinRegistry().register(idleSource),
+    channels: [
+      {
+        id: 'identity',
+        queueLimit: 1_000_000,
+        source: { type: 'test-idle' },
+        steps: [{ type: 'pam-fr' }],
+        destinations: [{ name: 'identities', type: 'identity-store' }],
+      },
+    ],
+  });
   const channel = engine.channel('identity');
   let next = 0;
   const t0 = process.hrtime.bigint();

@@ -2,16 +2,11 @@
 // payload on the same disk in the same run. Producers await each receipt, as an MLLP sender awaits
 // its ACK: one producer is bound by fsync, several share commits.
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import path from 'node:path';
-import pino from 'pino';
 import { openDatabase } from '../../store/db.ts';
-import { loadConfig } from '../../config/config.ts';
-import { Engine } from '../../channels/engine.ts';
 import { builtinRegistry } from '../../channels/builtins.ts';
-import { validateConfig } from '../../channels/validate.ts';
 import { idleSource } from '../support/sink.ts';
-import { tempDir } from '../support/engine-harness.ts';
+import { startEngine, tempDir } from '../support/engine-harness.ts';
 import type { DestinationSpec } from '../../connectors/contract.ts';
 
 /** A destination that drops every message: benches measure ingest, not a peer. */
@@ -44,19 +39,17 @@ async function engineIngest(
   total: number,
   window = 1,
 ): Promise<{ ingest: number; delivered: number; rowsPerCommit: number }> {
-  const configDir = tempDir('onco-bench-config-');
-  const dataDir = tempDir('onco-bench-data-');
-  fs.mkdirSync(path.join(configDir, 'channels'));
-  fs.writeFileSync(
-    path.join(configDir, 'channels', 'bench.yaml'),
-    'id: bench\nqueueLimit: 1000000\nsource: { type: test-idle }\ndestinations: [{ name: out, type: discard, queue: parallel, concurrency: 16 }]\n',
-  );
-  const registry = builtinRegistry().register(discard, idleSource);
-  const config = loadConfig(configDir, { ...process.env, ONCO_DATA_DIR: dataDir });
-  const problems = validateConfig(config, registry);
-  if (problems.length) throw new Error(JSON.stringify(problems));
-  const engine = new Engine({ config, dataDir, registry, log: pino({ level: 'silent' }) });
-  await engine.start();
+  const { engine } = await startEngine({
+    registry: builtinRegistry().register(discard, idleSource),
+    channels: [
+      {
+        id: 'bench',
+        queueLimit: 1_000_000,
+        source: { type: 'test-idle' },
+        destinations: [{ name: 'out', type: 'discard', queue: 'parallel', concurrency: 16 }],
+      },
+    ],
+  });
   const channel = engine.channel('bench');
   const base = crypto.randomBytes(payloadBytes);
   let next = 0;
