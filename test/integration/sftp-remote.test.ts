@@ -1,4 +1,5 @@
 // The remote SFTP poller and writer against a real OpenSSH server, including the server dying mid-way.
+import os from 'node:os';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -7,7 +8,7 @@ import { SendError, type Outbound } from '../../connectors/contract.ts';
 import { SftpPoller, type SftpPollOptions } from '../../connectors/sftp-poller.ts';
 import { SftpWriter, type SftpPushOptions } from '../../connectors/sftp-writer.ts';
 import { until } from '../support/engine-harness.ts';
-import { fakeSourceContext, type FakeSourceContext } from '../support/fake-source-context.ts';
+import { FakeSourceContext } from '../support/fake-context.ts';
 import { startSshd, type Sshd } from '../support/sshd.ts';
 
 describe('remote SFTP against OpenSSH sshd', function () {
@@ -41,14 +42,14 @@ describe('remote SFTP against OpenSSH sshd', function () {
   });
 
   const lastErrors = (ctx: FakeSourceContext): string[] =>
-    ctx.reports.map((r) => r.lastError).filter((e): e is string => typeof e === 'string');
+    ctx.states.map((r) => r.lastError).filter((e): e is string => typeof e === 'string');
 
   describe('poller (sftp-poll)', () => {
     let ctx: FakeSourceContext;
     let poller: SftpPoller | undefined;
 
     function startPoller(dir: string, extra: Partial<SftpPollOptions> = {}): SftpPoller {
-      ctx = fakeSourceContext();
+      ctx = new FakeSourceContext({ dataDir: os.tmpdir(), accounts: [] });
       poller = new SftpPoller(
         {
           ...server(),
@@ -84,7 +85,7 @@ describe('remote SFTP against OpenSSH sshd', function () {
       assert.ok(fs.existsSync(path.join(dir, 'a.hl7')), 'file must stay until the commit');
       commit();
       await until(() => !fs.existsSync(path.join(dir, 'a.hl7')), 'a.hl7 deleted after commit');
-      assert.equal(ctx.received.length, 1);
+      assert.equal(ctx.journal.length, 1);
     });
 
     it('leaves the file on the server while receive() fails, and takes it once it succeeds', async () => {
@@ -97,11 +98,11 @@ describe('remote SFTP against OpenSSH sshd', function () {
         'receive failure reported',
       );
       assert.ok(fs.existsSync(path.join(dir, 'b.hl7')));
-      assert.equal(ctx.received.length, 0);
+      assert.equal(ctx.journal.length, 0);
       ctx.failure = null;
       await until(() => !fs.existsSync(path.join(dir, 'b.hl7')), 'b.hl7 taken');
       assert.deepEqual(
-        ctx.received.map((m) => m.content.toString()),
+        ctx.journal.map((m) => m.content.toString()),
         ['MSH|two'],
       );
     });
@@ -115,13 +116,13 @@ describe('remote SFTP against OpenSSH sshd', function () {
       await until(() => !fs.existsSync(path.join(dir, 'd.hl7')), 'd.hl7 taken');
       assert.ok(fs.existsSync(path.join(dir, 'c.hl7.part')));
       assert.deepEqual(
-        ctx.received.map((m) => m.meta?.fileName),
+        ctx.journal.map((m) => m.meta?.fileName),
         ['d.hl7'],
       );
       fs.renameSync(path.join(dir, 'c.hl7.part'), path.join(dir, 'c.hl7'));
       await until(() => !fs.existsSync(path.join(dir, 'c.hl7')), 'c.hl7 taken after rename');
       assert.deepEqual(
-        ctx.received.map((m) => m.meta?.fileName),
+        ctx.journal.map((m) => m.meta?.fileName),
         ['d.hl7', 'c.hl7'],
       );
     });
@@ -141,17 +142,17 @@ describe('remote SFTP against OpenSSH sshd', function () {
     it('survives the server dying while it polls: reconnects and takes the file after the restart', async () => {
       const dir = remoteDir();
       startPoller(dir);
-      await until(() => ctx.reports.some((r) => r.connected === true), 'connected');
+      await until(() => ctx.states.some((r) => r.connected === true), 'connected');
       await sshd.kill();
-      await until(() => ctx.reports.some((r) => r.connected === false), 'disconnection reported');
+      await until(() => ctx.states.some((r) => r.connected === false), 'disconnection reported');
       fs.writeFileSync(path.join(dir, 'f.hl7'), 'MSH|six');
       await sshd.restart();
       await until(() => !fs.existsSync(path.join(dir, 'f.hl7')), 'f.hl7 taken after restart');
       assert.deepEqual(
-        ctx.received.map((m) => m.content.toString()),
+        ctx.journal.map((m) => m.content.toString()),
         ['MSH|six'],
       );
-      assert.equal(ctx.reports.at(-1)?.connected, true);
+      assert.equal(ctx.states.at(-1)?.connected, true);
     });
 
     it('a server dying between the commit and the delete: the file is taken again as a recorded duplicate, never lost', async () => {
@@ -164,12 +165,12 @@ describe('remote SFTP against OpenSSH sshd', function () {
       await sshd.kill();
       ctx.gate = null;
       commit();
-      await until(() => ctx.reports.some((r) => r.connected === false), 'disconnection reported');
+      await until(() => ctx.states.some((r) => r.connected === false), 'disconnection reported');
       assert.ok(fs.existsSync(path.join(dir, 'g.hl7')), 'the delete could not happen');
       await sshd.restart();
       await until(() => !fs.existsSync(path.join(dir, 'g.hl7')), 'g.hl7 deleted after restart');
-      assert.equal(ctx.received.length, 2);
-      assert.equal(ctx.received[0]!.dedupKey, ctx.received[1]!.dedupKey, 'the second take is a duplicate');
+      assert.equal(ctx.journal.length, 2);
+      assert.equal(ctx.journal[0]!.dedupKey, ctx.journal[1]!.dedupKey, 'the second take is a duplicate');
     });
 
     it('refuses a server whose host key does not match the pin, printing the offered fingerprint', async () => {
@@ -182,12 +183,12 @@ describe('remote SFTP against OpenSSH sshd', function () {
       );
       assert.ok(error.includes(sshd.hostKeySha256), error);
       assert.ok(fs.existsSync(path.join(dir, 'h.hl7')));
-      assert.equal(ctx.received.length, 0);
+      assert.equal(ctx.journal.length, 0);
     });
   });
 
   describe('writer (sftp-push)', () => {
-    const ctx = fakeSourceContext();
+    const ctx = new FakeSourceContext({ dataDir: os.tmpdir(), accounts: [] });
     let writer: SftpWriter | undefined;
 
     function makeWriter(dir: string, extra: Partial<SftpPushOptions> = {}): SftpWriter {
@@ -306,7 +307,7 @@ describe('remote SFTP against OpenSSH sshd', function () {
       assert.equal(error.retryable, true);
       assert.match(error.message, /SFTP_AUTH_FAILED/);
       const body = strangerKey.split('\n')[1]!;
-      assert.ok(!error.message.includes(body) && !JSON.stringify(ctx.reports).includes(body));
+      assert.ok(!error.message.includes(body) && !JSON.stringify(ctx.states).includes(body));
     });
 
     it('accepts a server listed in a hashed known_hosts file, as OpenSSH writes it, with a key file', async () => {

@@ -124,6 +124,11 @@ export class FakeSourceContext implements SourceContext {
   private readonly options: FakeContextOptions;
   private readonly outcomes = new Map<number, Promise<Outcome>>();
   private readonly seen = new Map<string, number>();
+  private waiting: Array<(msg: Inbound) => void> = [];
+  /** When set, receive() waits for it before journaling (a slow journal). */
+  gate: Promise<void> | null = null;
+  /** When set, receive() throws it (the journal is down). */
+  failure: Error | null = null;
 
   constructor(options: FakeContextOptions) {
     this.options = options;
@@ -141,7 +146,17 @@ export class FakeSourceContext implements SourceContext {
     return this.registry.acquire(key, create);
   }
 
+  /** Resolves on the next call of receive(), before the gate. */
+  nextReceive(): Promise<Inbound> {
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
   async receive(msg: Inbound): Promise<Receipt> {
+    const callers = this.waiting;
+    this.waiting = [];
+    for (const resolve of callers) resolve(msg);
+    if (this.gate) await this.gate;
+    if (this.failure) throw this.failure;
     await this.options.beforeReceive?.(msg);
     const messageId = this.journal.length + 1;
     const duplicateOf = msg.dedupKey ? this.seen.get(msg.dedupKey) : undefined;
