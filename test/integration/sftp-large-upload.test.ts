@@ -2,13 +2,14 @@
 // holds the file. OpenSSH's sftp (a separate process) sends it; we watch our own RSS meanwhile.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { SftpServer, type Upload } from '../../connectors/sftp-server.ts';
 import { FakeAccounts, silentLog } from '../support/fake-context.ts';
+import { openssh } from '../support/openssh-sftp.ts';
 
 const MiB = 1024 * 1024;
 const SIZE = 200 * MiB;
@@ -75,36 +76,7 @@ describe('sftp server: large uploads', function () {
     const baseline = process.memoryUsage().rss;
     let peak = baseline;
     const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 10);
-    const run = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
-      const child = spawn(
-        'sftp',
-        [
-          '-b',
-          '-',
-          '-P',
-          String(server.address().port),
-          '-i',
-          key,
-          '-o',
-          'StrictHostKeyChecking=no',
-          '-o',
-          'UserKnownHostsFile=/dev/null',
-          '-o',
-          'BatchMode=yes',
-          '-o',
-          'IdentitiesOnly=yes',
-          '-o',
-          'LogLevel=ERROR',
-          'lab@127.0.0.1',
-        ],
-        { stdio: ['pipe', 'ignore', 'pipe'] },
-      );
-      let stderr = '';
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stderr }));
-      child.stdin.end(`put ${local} /in/molecular/wgs.vcf\n`);
-    });
+    const run = await openssh(server.address().port, 'lab', key, [`put ${local} /in/molecular/wgs.vcf`]);
     clearInterval(sampler);
 
     assert.equal(run.code, 0, run.stderr);

@@ -1,7 +1,7 @@
 // The built-in SFTP server against real clients: OpenSSH `sftp` in batch mode (key auth) and
 // ssh2-sftp-client (password auth, and its raw SFTP channel for requests OpenSSH will not send).
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,55 +10,10 @@ import type { SFTPWrapper } from 'ssh2';
 import type { Source } from '../../connectors/contract.ts';
 import { sftpDropSpec } from '../../connectors/sftp-drop.ts';
 import { FakeSharedRegistry, FakeSourceContext, type FakeAccount } from '../support/fake-context.ts';
+import { openssh } from '../support/openssh-sftp.ts';
 
 const HL7 =
   'MSH|^~\\&|GAM|CHU-X|DCC|ONCO|20240306111154||ADT^A28^ADT_A05|3975|P|2.5\rPID|1||000003^^^CHU-X&000897406&N^PI\r';
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** OpenSSH's sftp in batch mode, commands on stdin; a failing command ends the batch with exit 1. */
-function openssh(
-  port: number,
-  user: string,
-  key: string,
-  commands: string[],
-  extra: string[] = [],
-): Promise<Run> {
-  const args = [
-    '-b',
-    '-',
-    '-P',
-    String(port),
-    '-i',
-    key,
-    '-o',
-    'StrictHostKeyChecking=no',
-    '-o',
-    'UserKnownHostsFile=/dev/null',
-    '-o',
-    'BatchMode=yes',
-    '-o',
-    'IdentitiesOnly=yes',
-    '-o',
-    'LogLevel=ERROR',
-    ...extra,
-    `${user}@127.0.0.1`,
-  ];
-  return new Promise((resolve, reject) => {
-    const child = spawn('sftp', args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(commands.join('\n') + '\n');
-  });
-}
 
 function keyPair(dir: string, name: string): { key: string; pub: string } {
   const key = path.join(dir, name);
