@@ -104,6 +104,12 @@ async function start(args: string[]): Promise<number> {
     );
     return 1;
   }
+  // Listen for the stop signals before anything starts: without a listener the OS kills the
+  // process outright, so a SIGTERM sent as soon as "started" is read would skip the drain.
+  const stopSignal = new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o750 });
   const log = pino({ level: process.env.ONCO_LOG_LEVEL ?? 'info', base: { app: 'onco-relay' } });
   const engine = new Engine({ config, dataDir, registry: builtinRegistry(), log });
@@ -114,14 +120,8 @@ async function start(args: string[]): Promise<number> {
   const address = http.server.address();
   log.info({ dataDir, configDir, http: address }, 'onco-relay started');
 
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string): void => {
-      log.info({ signal }, 'stopping: sources first, then processing, destinations, store');
-      resolve();
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
+  const signal = await stopSignal;
+  log.info({ signal }, 'stopping: sources first, then processing, destinations, store');
   await http.close();
   await engine.stop();
   log.info('onco-relay stopped');

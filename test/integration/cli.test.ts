@@ -91,14 +91,14 @@ describe('onco-relay command line', function () {
       ONCO_SFTP_PORT: String(await freePort()),
       ONCO_MLLP_PORT: String(await freePort()),
     };
-    const start = async (): Promise<{ out: () => string; stop: () => Promise<number | null> }> => {
+    const start = async (): Promise<{ out: () => string; stop: () => Promise<number | string | null> }> => {
       const child = await startChildEngine([], env);
       children.push(child);
       return {
         out: child.output,
         stop: () => {
           child.kill('SIGTERM');
-          return new Promise((r) => child.once('exit', (code) => r(code)));
+          return new Promise((r) => child.once('exit', (code, signal) => r(code ?? signal)));
         },
       };
     };
@@ -118,9 +118,9 @@ describe('onco-relay command line', function () {
       ['identity-feed-mllp', 'STARTED'],
       ['identity-feed-sftp', 'STARTED'],
     ]);
-    assert.equal(await first.stop(), 0);
+    assert.equal(await first.stop(), 0, first.out());
     const second = await start();
     assert.doesNotMatch(second.out(), /one-time password/);
-    assert.equal(await second.stop(), 0);
+    assert.equal(await second.stop(), 0, second.out());
   });
 });
