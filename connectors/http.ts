@@ -140,8 +140,13 @@ async function authenticate(req: http.IncomingMessage, ctx: SourceContext): Prom
   const match = /^Basic ([A-Za-z0-9+/=]+)$/i.exec(req.headers.authorization ?? '');
   const decoded = match ? Buffer.from(match[1]!, 'base64').toString('utf8') : '';
   const colon = decoded.indexOf(':');
-  const account =
-    colon > 0 ? await ctx.accounts.verifyPassword(decoded.slice(0, colon), decoded.slice(colon + 1)) : null;
+  const peer = { address: req.socket.remoteAddress ?? '?', protocol: 'http-listener' } as const;
+  // An empty or malformed header is a failed attempt too: it is counted and throttled like a wrong password.
+  const account = await ctx.accounts.verifyPassword(
+    colon > 0 ? decoded.slice(0, colon) : '',
+    colon > 0 ? decoded.slice(colon + 1) : '',
+    peer,
+  );
   if (!account) {
     throw new RequestRefused(
       401,
