@@ -43,6 +43,12 @@ export const engineSchema = {
           required: ['cert', 'key'],
           properties: { cert: { type: 'string' }, key: { type: 'string' } },
         },
+        secureCookies: {
+          enum: ['auto', 'always', 'never'],
+          default: 'auto',
+          description:
+            'Secure flag of the session cookie; auto: when served over TLS or behind a proxy sending X-Forwarded-Proto: https',
+        },
       },
     },
     store: {

@@ -15,7 +15,15 @@ import {
   type SourceSpec,
   type Account,
 } from './contract.ts';
-import { defaultBind, listen, readTlsFiles, type TlsFiles } from './listener-setup.ts';
+import {
+  connectionLimitsSchema,
+  defaultBind,
+  defaultConnectionLimits,
+  listen,
+  pickLimits,
+  readTlsFiles,
+  type TlsFiles,
+} from './listener-setup.ts';
 
 const MB = 1024 * 1024;
 
@@ -30,6 +38,10 @@ export interface HttpListenerOptions {
   auth?: 'none' | 'basic';
   /** Serve HTTPS with these PEM files. */
   tls?: { cert: string; key: string };
+  /** Connections open at once; beyond, a new one is closed at once. Default 200. */
+  maxConnections?: number;
+  /** A connection silent this long (no request, or a request dripping in) is closed. Default 5 min. */
+  idleTimeoutMs?: number;
 }
 
 export interface HttpListener extends Source {
@@ -67,6 +79,11 @@ export function createHttpListener(options: HttpListenerOptions, ctx: SourceCont
   const server = options.tls
     ? https.createServer(readTlsFiles(ctx.dataDir, options.tls), handler)
     : http.createServer(handler);
+  const limits = { ...defaultConnectionLimits, ...pickLimits(options) };
+  server.maxConnections = limits.maxConnections;
+  // Without a 'timeout' listener Node destroys the idle socket; a body still being sent is activity.
+  server.setTimeout(limits.idleTimeoutMs);
+  server.requestTimeout = Math.max(limits.idleTimeoutMs, server.requestTimeout);
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
@@ -354,6 +371,7 @@ export const httpListenerSpec: SourceSpec<HttpListenerOptions> = {
       maxBodyBytes: { type: 'integer', minimum: 1, default: 10 * MB },
       auth: { enum: ['none', 'basic'], default: 'none' },
       tls: tlsSchema,
+      ...connectionLimitsSchema,
     },
   },
   create: createHttpListener,

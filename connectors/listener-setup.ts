@@ -105,3 +105,9 @@ export const connectionLimitsSchema = {
     description: 'a connection that sends nothing for this long is closed',
   },
 } as const;
+
+/** The limits a component's options set; the others keep their defaults. */
+export const pickLimits = (options: Partial<ConnectionLimits>): Partial<ConnectionLimits> => ({
+  ...(options.maxConnections !== undefined ? { maxConnections: options.maxConnections } : {}),
+  ...(options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
+});

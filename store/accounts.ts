@@ -94,6 +94,20 @@ export const toRecord = (r: AccountRow): AccountRecord => ({
  */
 export const SCRYPT = { N: 2 ** 17, r: 8, p: 1, keylen: 32, maxmem: 256 * 1024 * 1024 } as const;
 
+let costN: number = SCRYPT.N;
+
+/**
+ * Tests only (never called by the appliance): at full cost one hash takes seconds on a loaded
+ * two-core CI machine, and test suites create accounts by the dozen. Returns the undo.
+ */
+export function lowerScryptCostForTests(n: number): () => void {
+  const before = costN;
+  costN = n;
+  return () => {
+    costN = before;
+  };
+}
+
 const scryptOptions = (n: number, r: number, p: number): crypto.ScryptOptions => ({
   N: n,
   r,
@@ -102,24 +116,21 @@ const scryptOptions = (n: number, r: number, p: number): crypto.ScryptOptions =>
 });
 
 const encode = (salt: Buffer, hash: Buffer): string =>
-  `scrypt$${SCRYPT.N}$${SCRYPT.r}$${SCRYPT.p}$${salt.toString('base64')}$${hash.toString('base64')}`;
+  `scrypt$${costN}$${SCRYPT.r}$${SCRYPT.p}$${salt.toString('base64')}$${hash.toString('base64')}`;
 
 /** Synchronous, for the command line; a server uses hashPasswordAsync. */
 export function hashPassword(password: string): string {
   const salt = crypto.randomBytes(16);
   return encode(
     salt,
-    crypto.scryptSync(password, salt, SCRYPT.keylen, scryptOptions(SCRYPT.N, SCRYPT.r, SCRYPT.p)),
+    crypto.scryptSync(password, salt, SCRYPT.keylen, scryptOptions(costN, SCRYPT.r, SCRYPT.p)),
   );
 }
 
 /** Asynchronous: scrypt takes a large part of a second and must not stall the event loop (and every transfer). */
 export async function hashPasswordAsync(password: string): Promise<string> {
   const salt = crypto.randomBytes(16);
-  return encode(
-    salt,
-    await scrypt(password, salt, SCRYPT.keylen, scryptOptions(SCRYPT.N, SCRYPT.r, SCRYPT.p)),
-  );
+  return encode(salt, await scrypt(password, salt, SCRYPT.keylen, scryptOptions(costN, SCRYPT.r, SCRYPT.p)));
 }
 
 const scrypt = (
@@ -148,7 +159,7 @@ export async function verifyPasswordHash(password: string, stored: string): Prom
 /** True when a stored hash was made with a lower cost than today's. */
 export const hashIsWeak = (stored: string): boolean => {
   const [, n, r, p] = stored.split('$');
-  return Number(n) < SCRYPT.N || Number(r) < SCRYPT.r || Number(p) < SCRYPT.p;
+  return Number(n) < costN || Number(r) < SCRYPT.r || Number(p) < SCRYPT.p;
 };
 
 let decoy: Promise<string> | undefined;
