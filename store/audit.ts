@@ -61,7 +61,7 @@ export interface AuditEvent {
   /** What it was done to: `channel:file-drop`, `message:42`, `delivery:7`, `review:3`. */
   object?: string | null;
   outcome?: 'ok' | 'refused' | 'failed';
-  /** Small structured context; never patient names or secrets. */
+  /** Small structured context; never secrets. A patient search keeps its query (who looked for whom). */
   detail?: Record<string, unknown> | null;
 }
 
@@ -231,6 +231,7 @@ export class Audit {
         (id, at, actor, role, source, establishment, patient_id, action, object, outcome, detail, prev_hash, hash)
         VALUES (@id, @at, @actor, @role, @source, @establishment, @patient_id, @action, @object, @outcome, @detail, @prev_hash, @hash)`),
       all: db.prepare<[number, number], AuditRow>('SELECT * FROM audit WHERE id > ? ORDER BY id LIMIT ?'),
+      hashOf: db.prepare<[number], string>('SELECT hash FROM audit WHERE id = ?').pluck(),
       chain: db.prepare<[], string>("SELECT value FROM audit_meta WHERE name = 'chain'").pluck(),
     };
     if (this.s.chain.get() !== 'hmac-sha256') this.rekey();
@@ -287,16 +288,40 @@ export class Audit {
     })();
   }
 
-  /** Writes the newest row's id and hash, signed with the key, where a copy of the database does not reach. */
+  /**
+   * Writes the newest row's id and hash, signed with the key, where a copy of the database does not
+   * reach. Never over a head the trail no longer extends (rows deleted or rewritten since): that
+   * file is the evidence. After restoring a backup on purpose, remove audit-head.json.
+   */
   writeHead(now = Date.now()): void {
     const file = this.keying.headFile;
     const head = this.s.head.get();
     if (!file || !head || this.headWritten === head.hash) return;
+    const recorded = this.readHead();
+    if (recorded === 'forged') return;
+    if (recorded && (recorded.id > head.id || this.s.hashOf.get(recorded.id) !== recorded.hash)) return;
     const body: HeadFile = { id: head.id, hash: head.hash, at: now, mac: this.headMac(head.id, head.hash) };
     const tmp = `${file}.tmp`;
     fs.writeFileSync(tmp, `${JSON.stringify(body)}\n`, { mode: 0o600 });
     fs.renameSync(tmp, file);
     this.headWritten = head.hash;
+  }
+
+  /** The head file, null when there is none yet, 'forged' when its signature is not ours. */
+  private readHead(): HeadFile | null | 'forged' {
+    const file = this.keying.headFile;
+    if (!file || !fs.existsSync(file)) return null;
+    let head: HeadFile;
+    try {
+      head = JSON.parse(fs.readFileSync(file, 'utf8')) as HeadFile;
+    } catch {
+      return 'forged';
+    }
+    const ok =
+      typeof head.mac === 'string' &&
+      head.mac.length === 64 &&
+      crypto.timingSafeEqual(Buffer.from(head.mac), Buffer.from(this.headMac(head.id, head.hash)));
+    return ok ? head : 'forged';
   }
 
   /** At shutdown: the head must name the very last row. */
@@ -426,32 +451,22 @@ export class Audit {
       after = batch.at(-1)!.id;
     }
     closeRun();
-    this.checkHead(expectedId - 1, prev, breaks);
+    this.checkHead(expectedId - 1, breaks);
     if (breaks.length === 0) return { ok: true, rows, head: prev };
     const first = breaks[0]!;
     return { ok: false, rows, firstBadId: first.fromId, reason: first.message, breaks };
   }
 
   /** The end of the trail against the head file written at intervals and at shutdown. */
-  private checkHead(lastId: number, lastHash: string, breaks: AuditBreak[]): void {
-    const file = this.keying.headFile;
-    if (!file || !fs.existsSync(file)) return;
-    let head: HeadFile;
-    try {
-      head = JSON.parse(fs.readFileSync(file, 'utf8')) as HeadFile;
-    } catch {
-      head = { id: 0, hash: '', at: 0, mac: '' };
-    }
-    const macOk =
-      typeof head.mac === 'string' &&
-      head.mac.length === 64 &&
-      crypto.timingSafeEqual(Buffer.from(head.mac), Buffer.from(this.headMac(head.id, head.hash)));
-    if (!macOk) {
+  private checkHead(lastId: number, breaks: AuditBreak[]): void {
+    const head = this.readHead();
+    if (head === null) return;
+    if (head === 'forged') {
       breaks.push({
         kind: 'head-forged',
         fromId: lastId,
         toId: lastId,
-        message: `the head file ${file} is not signed with the audit key: it was written by someone else`,
+        message: `the head file ${this.keying.headFile} is not signed with the audit key: it was written by someone else`,
       });
       return;
     }
@@ -463,12 +478,12 @@ export class Audit {
         toId: head.id,
         message: `rows ${lastId + 1} to ${head.id} were deleted: the head file (${when}) names row ${head.id}, the trail ends at row ${lastId}`,
       });
-    } else if (head.id === lastId && head.hash !== lastHash) {
+    } else if (this.s.hashOf.get(head.id) !== head.hash) {
       breaks.push({
         kind: 'rewritten',
-        fromId: lastId,
+        fromId: head.id,
         toId: lastId,
-        message: `row ${lastId} differs from the head file (${when}): the end of the trail was rewritten`,
+        message: `row ${head.id} differs from the head file (${when}): the trail was rewritten from there`,
       });
     }
   }
