@@ -134,7 +134,8 @@ export class Authenticator {
     }
     const auth = req.headers.authorization;
     if (auth?.startsWith('Basic ')) {
-      const key = crypto.createHash('sha256').update(auth).digest('hex');
+      // Per address: a throttled address must not ride on credentials another address proved.
+      const key = crypto.createHash('sha256').update(`${req.ip} ${auth}`).digest('hex');
       const cached = this.basicCache.get(key);
       let account = cached && cached.until > Date.now() ? cached.account : null;
       // A password changed or an account disabled since: the cached answer is stale.

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import ssh2 from 'ssh2';
+import SftpClient from 'ssh2-sftp-client';
 import { main } from '../../bin/cli.ts';
 import { startEngine, type Harness } from '../support/engine-harness.ts';
 import { freePort } from '../support/ports.ts';
@@ -197,6 +198,26 @@ describe('authentication under brute force: SFTP and the HTTP listener', functio
     const logins = h.engine.store.audit.search({ actor: 'chu', action: 'login' }).items;
     assert.equal(logins[0]?.source, '127.0.0.22');
     assert.equal(logins[0]?.detail?.via, 'sftp');
+  });
+
+  it('SFTP: an upload is audited with its account, address and file', async () => {
+    const client = new SftpClient();
+    await client.connect({
+      host: '127.0.0.1',
+      port: sftpPort,
+      localAddress: '127.0.0.25',
+      username: 'chu',
+      password: 'chu-secret-pass',
+    });
+    try {
+      await client.put(Buffer.from('MSH|^~\\&|A|B\r'), '/in/pathology/report-1.hl7');
+    } finally {
+      await client.end();
+    }
+    const upload = h.engine.store.audit.search({ actor: 'chu', action: 'sftp-upload' }).items[0];
+    assert.equal(upload?.object, 'sftp:/in/pathology/report-1.hl7');
+    assert.equal(upload?.source, '127.0.0.25');
+    assert.equal(upload?.establishment, '310000001');
   });
 
   it('HTTP listener: wrong Basic credentials are counted, audited and throttle the address', async () => {
