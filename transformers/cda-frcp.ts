@@ -6,7 +6,7 @@
 import {
   SNOMED_CT,
   FUNCTION_CARE_TEAM,
-  addr,
+  facilityLocation,
   FUNCTION_CORRESPONDENT,
   FUNCTION_GP,
   assignedEntity,
@@ -30,18 +30,17 @@ import {
   simpleObservation,
   taAsip,
   time,
+  OTHER_TREATMENT,
+  treatmentLabel,
 } from './cda-header.ts';
 import type { Xml } from './cda-header.ts';
-import type { Coded, CodedOrText, Diagnosis, RcpForm, Treatment } from './rcp-model.ts';
+import type { Coded, CodedOrText, Diagnosis, RcpForm } from './rcp-model.ts';
 
 export const FRCP_TEMPLATE = { root: '1.2.250.1.213.1.1.1.8', extension: '2022.01' };
 export const FRCP_CODE = loinc('34794-8', 'CR de réunion de concertation pluridisciplinaire');
 
 const TNM_UICC = '2.16.840.1.113883.15.6';
 const ICD10 = '2.16.840.1.113883.6.3';
-
-/** A treatment the form did not code: "other treatment (to specify)" of JDV_TypeTraitement, specified in text. */
-export const OTHER_TREATMENT = taAsip('GEN-092.03.01', 'Autres traitements (à préciser)');
 
 export function writeFrcp(form: RcpForm): string {
   const nextId = entryIds(form.id);
@@ -121,18 +120,7 @@ export function writeFrcp(form: RcpForm): string {
           // An RCP discusses the file in the patient's absence: a "virtual" encounter.
           el('code', { code: 'VR', displayName: 'Virtuelle', codeSystem: '2.16.840.1.113883.5.4' }),
           el('effectiveTime', {}, el('low', { value: m.date })),
-          el(
-            'location',
-            {},
-            el(
-              'healthCareFacility',
-              {},
-              m.site.finess !== undefined &&
-                ii({ root: '1.2.250.1.71.4.2.2', extension: `1${m.site.finess}` }),
-              el('code', codeAttrs(m.site.facilityType)),
-              el('location', {}, el('name', {}, m.site.name), addr(m.site.addr)),
-            ),
-          ),
+          facilityLocation(m.site),
         ),
       ),
     },
@@ -479,14 +467,6 @@ function fileStatusSection(form: RcpForm, nextId: () => Xml): Xml {
 export function treatmentCode(type: CodedOrText, ref: string): Xml {
   const reference = el('originalText', {}, el('reference', { value: `#${ref}` }));
   return el('code', codeAttrs(isCoded(type) ? type : OTHER_TREATMENT), reference);
-}
-
-export function treatmentLabel(t: Treatment): string {
-  const period =
-    t.start === undefined
-      ? ''
-      : ` (à partir du ${displayDate(t.start)}${t.end === undefined ? '' : ` jusqu'au ${displayDate(t.end)}`})`;
-  return `${label(t.type)}${t.detail === undefined ? '' : ` : ${t.detail}`}${period}`;
 }
 
 function carePlanSection(form: RcpForm, nextId: () => Xml): Xml {

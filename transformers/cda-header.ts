@@ -14,6 +14,7 @@ import type {
   Patient,
   Professional,
   Telecom,
+  Treatment,
 } from './rcp-model.ts';
 
 /** A fragment of markup built by el(): the only way markup enters a document. */
@@ -249,6 +250,21 @@ export const FUNCTION_GP: Coded = {
   displayName: 'Médecin traitant',
   codeSystem: '2.16.840.1.113883.5.88',
 };
+
+/** The establishment where care happens (encompassingEncounter/location): FINESS, type, name, address. */
+export function facilityLocation(site: Organization & { facilityType: Coded }): Xml {
+  return el(
+    'location',
+    {},
+    el(
+      'healthCareFacility',
+      {},
+      site.finess !== undefined && ii({ root: FINESS_ROOT, extension: `1${site.finess}` }),
+      el('code', codeAttrs(site.facilityType)),
+      el('location', {}, el('name', {}, site.name), addr(site.addr)),
+    ),
+  );
+}
 
 // ---- Patient -----------------------------------------------------------------------------------
 
@@ -551,4 +567,25 @@ export function documentStatusSection(
 export function displayDate(ts: string): string {
   const m = /^(\d{4})(\d{2})(\d{2})/.exec(ts);
   return m === null ? ts : `${m[3]}/${m[2]}/${m[1]}`;
+}
+
+/** A treatment the form did not code: "other treatment (to specify)" of JDV_TypeTraitement, specified in text. */
+export const OTHER_TREATMENT = taAsip('GEN-092.03.01', 'Autres traitements (à préciser)');
+
+export function treatmentLabel(t: Treatment): string {
+  const period =
+    t.start === undefined
+      ? ''
+      : ` (à partir du ${displayDate(t.start)}${t.end === undefined ? '' : ` jusqu'au ${displayDate(t.end)}`})`;
+  return `${label(t.type)}${t.detail === undefined ? '' : ` : ${t.detail}`}${period}`;
+}
+
+/** FR-Commentaire-non-code: free narrative under a title of its own. */
+export function commentSection(title: string, content: Xml): Xml {
+  return section({
+    templates: ['2.16.840.1.113883.10.12.201', '1.3.6.1.4.1.19376.1.4.1.2.16', '1.2.250.1.213.1.1.2.73'],
+    code: loinc('55112-7', 'Commentaire'),
+    title,
+    text: narrative(content),
+  });
 }

@@ -205,6 +205,8 @@ export interface PpsDocument extends DocumentHeader {
   contacts: PpsContact[];
   /** JDV_SoinsOncoDeSupport (ORG-035 pain, ORG-036 nutrition, …). */
   supportiveCare: Array<{ type: CodedOrText; detail?: string; start?: string }>;
+  /** The establishment that runs the programme; facilityType from 1.2.250.1.71.4.2.4. */
+  site: Organization & { facilityType: Coded };
   /** The care team's referent, e.g. the oncologist (serviceEvent performer). */
   referent: Professional;
   status: DocumentStatus;
