@@ -4,6 +4,7 @@
 // (value sets JDV_NatureDiscussion, JDV_RCP_Appareil/Organe, JDV_Tumeur, JDV_Morphologie,
 // JDV_TypeTraitement_FRCP, JDV_StatutQuorum, JDV_StatutCasPresente, JDV_StatutDoc).
 import {
+  CARE_PLAN_TEMPLATES,
   SNOMED_CT,
   FUNCTION_CARE_TEAM,
   facilityLocation,
@@ -464,7 +465,7 @@ function fileStatusSection(form: RcpForm, nextId: () => Xml): Xml {
 }
 
 /** A proposed treatment: coded from JDV_TypeTraitement, or "other treatment" specified by its narrative. */
-export function treatmentCode(type: CodedOrText, ref: string): Xml {
+function treatmentCode(type: CodedOrText, ref: string): Xml {
   const reference = el('originalText', {}, el('reference', { value: `#${ref}` }));
   return el('code', codeAttrs(isCoded(type) ? type : OTHER_TREATMENT), reference);
 }
@@ -472,7 +473,7 @@ export function treatmentCode(type: CodedOrText, ref: string): Xml {
 function carePlanSection(form: RcpForm, nextId: () => Xml): Xml {
   const p = form.proposal;
   return section({
-    templates: ['2.16.840.1.113883.10.20.1.10', '1.3.6.1.4.1.19376.1.5.3.1.3.36', '1.2.250.1.213.1.1.2.158'],
+    templates: CARE_PLAN_TEMPLATES,
     code: loinc('18776-5', 'Plan de soins'),
     title: 'PROPOSITION DE LA RCP',
     text: narrative(

@@ -466,6 +466,13 @@ export function paragraphs(text: string, id?: string): Xml[] {
   );
 }
 
+/** FR-Plan-de-soins (CCD, IHE PCC Care Plan, CI-SIS). */
+export const CARE_PLAN_TEMPLATES = [
+  '2.16.840.1.113883.10.20.1.10',
+  '1.3.6.1.4.1.19376.1.5.3.1.3.36',
+  '1.2.250.1.213.1.1.2.158',
+];
+
 export const SIMPLE_OBSERVATION = ['1.3.6.1.4.1.19376.1.5.3.1.4.13', '1.2.250.1.213.1.1.3.48'];
 const COMMENT_TEMPLATES = [
   '2.16.840.1.113883.10.20.1.40',

@@ -5,6 +5,7 @@
 // checks without a nullFlavor: an act the source did not code takes the set's "other" value and
 // keeps its words in originalText.
 import {
+  CARE_PLAN_TEMPLATES,
   FUNCTION_GP,
   assignedEntity,
   clinicalDocument,
@@ -33,12 +34,6 @@ import type { Coded, CodedOrText, PpsDocument } from './rcp-model.ts';
 
 export const PPS_TEMPLATE = { root: '1.2.250.1.213.1.1.1.26', extension: '2022.01' };
 export const PPS_CODE = loinc('18776-5', 'Plan personnalisé de soins');
-
-const CARE_PLAN_TEMPLATES = [
-  '2.16.840.1.113883.10.20.1.10',
-  '1.3.6.1.4.1.19376.1.5.3.1.3.36',
-  '1.2.250.1.213.1.1.2.158',
-];
 
 interface ActKind {
   code: Coded;
