@@ -318,7 +318,6 @@ export interface DocumentKind {
 export interface HeaderParts {
   title: string;
   participants: Xml[];
-  inFulfillmentOf?: Xml;
   documentationOf: Xml[];
   componentOf: Xml;
 }
@@ -395,7 +394,6 @@ export function clinicalDocument(
       assignedEntity(h.legalAuthenticator),
     ),
     parts.participants,
-    parts.inFulfillmentOf,
     parts.documentationOf,
     h.replaces !== undefined &&
       el('relatedDocument', { typeCode: 'RPLC' }, el('parentDocument', {}, ii(h.replaces))),

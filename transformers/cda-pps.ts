@@ -100,7 +100,7 @@ export function writePps(pps: PpsDocument): string {
     {
       title: 'Programme personnalisé de soins en cancérologie',
       participants: pps.contacts.map((c) =>
-        c.role === 'Médecin traitant'
+        c.generalPractitioner === true
           ? participant('INF', FUNCTION_GP, c.person)
           : participant('CON', { text: c.role }, c.person),
       ),

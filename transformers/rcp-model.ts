@@ -192,8 +192,11 @@ export interface PpsAppointment {
 }
 
 export interface PpsContact {
+  /** What the patient calls them for, in words: "Infirmière de coordination". */
   role: string;
   person: Professional;
+  /** The patient's general practitioner (written as the médecin traitant participant). */
+  generalPractitioner?: boolean;
 }
 
 export interface PpsDocument extends DocumentHeader {
