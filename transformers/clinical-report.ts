@@ -291,7 +291,8 @@ export function readIns(
   return { matricule, oid, kind };
 }
 
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+// Padding may be missing (RFC 4648 §3.2): two of the agency's own MDM/ORU examples omit it.
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}(?:==)?|[A-Za-z0-9+/]{3}=?)?$/;
 
 /** Strict base64 (whitespace allowed between groups): Buffer.from() silently skips garbage. */
 export function decodeBase64(value: string, location: string): Buffer {
