@@ -5,6 +5,7 @@
 // identity feed.
 import { createHash } from 'node:crypto';
 import { INS_OIDS, validMatricule } from './pam-fr.ts';
+import { decodeBytes } from './hl7v2-charset.ts';
 import type { Identifier, Ins, PatientIdentity } from './pam-fr.ts';
 
 export const REPORT_CONTENT_TYPE = 'application/vnd.onco-relay.report+json';
@@ -306,4 +307,15 @@ export function decodeBase64(value: string, location: string): Buffer {
     );
   }
   return Buffer.from(compact, 'base64');
+}
+
+/** Legacy text formats (HPRIM) predate UTF-8 in most labs: UTF-8 when valid, ISO 8859-1 otherwise. */
+export function decodeLegacyText(content: Buffer): string {
+  let text: string;
+  try {
+    text = decodeBytes(content, 'UNICODE UTF-8');
+  } catch {
+    text = decodeBytes(content, '8859/1');
+  }
+  return text.replace(/^\uFEFF/, '');
 }
