@@ -72,7 +72,7 @@ export function readHl7Report(
   report.patient = readPatient(message, options);
   const documentType = codedAt(message, type === 'MDM' ? 'TXA-2' : 'OBR-4');
   if (documentType !== undefined) report.documentType = documentType;
-  const date = firstTimestamp(message, ['TXA-4', 'OBR-7', 'OBR-22', 'MSH-7']);
+  const date = firstTimestamp(message, ['TXA-4', 'OBR-22', 'OBR-7', 'MSH-7']);
   if (date !== undefined) report.reportDate = date;
   readAuthorAndLab(message, report);
   readOrder(message, report);

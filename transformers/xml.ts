@@ -73,7 +73,8 @@ const parser = (maxDepth: number): XMLParser =>
     ignoreDeclaration: true,
     ignorePiTags: true,
     removeNSPrefix: false,
-    maxNestedTags: maxDepth,
+    // The tokeniser does not count a self-closing leaf: its cap is one more, ours (toChild) is exact.
+    maxNestedTags: maxDepth + 1,
     transformTagName: (name) => MARK + name,
     transformAttributeName: (name) => MARK + name,
   });
@@ -105,17 +106,17 @@ export function parseXml(input: Uint8Array | string, limits: XmlLimits = {}): Xm
   try {
     nodes = parser(maxDepth).parse(text) as unknown[];
   } catch (error) {
-    const deep = error instanceof Error && /nested/i.test(error.message);
+    if (error instanceof Error && /nested/i.test(error.message)) throw tooDeep(maxDepth);
     throw new XmlError(
-      deep ? 'XML_TOO_DEEP' : 'XML_MALFORMED',
-      deep
-        ? `the XML document nests elements deeper than ${maxDepth} levels`
-        : `the content could not be read as XML: ${error instanceof Error ? error.message : String(error)}`,
-      deep ? 'flatten the document, or raise maxDepth for this channel' : 'send well-formed XML',
+      'XML_MALFORMED',
+      `the content could not be read as XML: ${error instanceof Error ? error.message : String(error)}`,
+      'send well-formed XML',
       error,
     );
   }
-  const roots = nodes.map(toChild).filter((c): c is XmlElement => typeof c !== 'string');
+  const roots = nodes
+    .map((n) => toChild(n, 1, maxDepth))
+    .filter((c): c is XmlElement => typeof c !== 'string');
   if (roots.length !== 1) {
     throw new XmlError(
       'XML_MALFORMED',
@@ -124,6 +125,14 @@ export function parseXml(input: Uint8Array | string, limits: XmlLimits = {}): Xm
     );
   }
   return roots[0] as XmlElement;
+}
+
+function tooDeep(maxDepth: number): XmlError {
+  return new XmlError(
+    'XML_TOO_DEEP',
+    `the XML document nests elements deeper than ${maxDepth} levels`,
+    'flatten the document, or raise maxDepth for this channel',
+  );
 }
 
 function decode(bytes: Uint8Array): string {
@@ -173,17 +182,18 @@ function refuseDtd(text: string): void {
   }
 }
 
-function toChild(node: unknown): XmlChild {
+function toChild(node: unknown, depth: number, maxDepth: number): XmlChild {
   const record = node as Record<string, unknown>;
   const key = Object.keys(record).find((k) => k !== ':@') as string;
   if (key === '#text') return decodeEntities(String(record[key]));
+  if (depth > maxDepth) throw tooDeep(maxDepth);
   const name = unmark(key);
   const attributes = new Map<string, string>();
   const raw = record[':@'] as Record<string, unknown> | undefined;
   for (const [attr, value] of Object.entries(raw ?? {})) {
     attributes.set(unmark(attr), decodeEntities(String(value)));
   }
-  const children = (record[key] as unknown[]).map(toChild);
+  const children = (record[key] as unknown[]).map((c) => toChild(c, depth + 1, maxDepth));
   return { name, local: localName(name), attributes, children };
 }
 
