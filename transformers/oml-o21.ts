@@ -87,17 +87,22 @@ export function writeOmlO21(order: MolecularOrder): string {
 }
 
 function hl7Timestamp(iso: string): string {
-  const m = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2}))?)?/.exec(iso);
+  const m = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2}))?(?:\.\d+)?(Z|[+-]\d{2}:?\d{2})?)?$/.exec(
+    iso,
+  );
   if (m === null) {
     throw new ReportError(
       'REPORT_BAD_DATE',
       `"${iso}" is not an ISO date`,
-      'write orderedAt as YYYY-MM-DDTHH:MM',
+      'write orderedAt as YYYY-MM-DDTHH:MM[:SS][+HH:MM]',
       'orderedAt',
     );
   }
-  return m
-    .slice(1)
-    .filter((p) => p !== undefined)
-    .join('');
+  const zone = m[7] === undefined ? '' : m[7] === 'Z' ? '+0000' : m[7].replace(':', '');
+  return (
+    m
+      .slice(1, 7)
+      .filter((p) => p !== undefined)
+      .join('') + zone
+  );
 }
