@@ -15,8 +15,10 @@ import {
   addFinding,
   findingKind,
   finessOfStructureId,
+  organization,
   isoTimestamp,
-  hgvsKind,
+  setVariantPart,
+  LOINC,
   readIns,
   decodeBase64,
 } from './clinical-report.ts';
@@ -32,13 +34,9 @@ import type {
 export const CR_ACP_TEMPLATE = '1.2.250.1.213.1.1.1.57';
 export const CR_GM_TEMPLATE = '1.2.250.1.213.1.1.1.32';
 
-const LOINC_GENE = '48018-6';
-const LOINC_REFERENCE_SEQUENCE = '48012-9';
-const LOINC_DNA_CHANGE = '69548-6';
-const LOINC_PROTEIN_CHANGE = '53045-1';
 const LOINC_DOCUMENT_STATUS = '33557-0';
 // Conclusion sections: "Conclusion - Diagnostic" (APSR, CR-GM) and "Conclusions".
-const CONCLUSION_SECTIONS = new Set(['22637-3', '55110-1']);
+const CONCLUSION_SECTIONS = new Set<string>([LOINC.conclusion, '55110-1']);
 
 export interface CdaReadOptions extends ReadOptions, XmlLimits {}
 
@@ -200,16 +198,16 @@ function readAuthorAndLab(cda: XmlElement, report: ClinicalReport): void {
     if (id !== undefined) report.author.rpps = id;
     if (person !== undefined && name !== '') report.author.name = name;
   }
-  const organization =
+  const lab =
     (author === undefined ? undefined : element(author, 'representedOrganization')) ??
     element(cda, 'custodian/assignedCustodian/representedCustodianOrganization');
-  if (organization !== undefined) {
-    report.lab = {};
-    const structure = elements(organization, 'id').find((id) => attr(id, 'root') === OID.structure);
-    const finess = finessOfStructureId(attr(structure, 'extension') ?? '');
-    if (finess !== undefined) report.lab.finess = finess;
-    const orgName = text(element(organization, 'name'));
-    if (orgName !== '') report.lab.name = orgName;
+  if (lab !== undefined) {
+    const structure = elements(lab, 'id').find((id) => attr(id, 'root') === OID.structure);
+    const found = organization(
+      finessOfStructureId(attr(structure, 'extension') ?? ''),
+      text(element(lab, 'name')),
+    );
+    if (found !== undefined) report.lab = found;
   }
 }
 
@@ -258,14 +256,14 @@ function readVariants(body: XmlElement, report: ClinicalReport): void {
     const classification = coded(element(organizer, 'code/qualifier/value'));
     if (classification === undefined) continue;
     for (const gene of elements(organizer, 'component/observation')) {
-      if (codeOf(gene) !== LOINC_GENE) continue;
+      if (codeOf(gene) !== LOINC.gene) continue;
       reported.add(gene);
       const variant = readVariant(gene);
       if (variant !== undefined) report.variants.push({ ...variant, classification });
     }
   }
   for (const gene of descendants(body, 'observation')) {
-    if (codeOf(gene) !== LOINC_GENE || reported.has(gene)) continue;
+    if (codeOf(gene) !== LOINC.gene || reported.has(gene)) continue;
     const symbol = geneSymbol(gene);
     if (symbol !== undefined && !report.genesAnalysed.includes(symbol)) report.genesAnalysed.push(symbol);
   }
@@ -287,13 +285,8 @@ function readVariant(gene: XmlElement): Variant | undefined {
     const value = element(sub, 'value');
     const valueText = text(value);
     const valueCode = coded(value);
-    if (code === LOINC_REFERENCE_SEQUENCE && valueText !== '') variant.referenceSequence = valueText;
-    else if ((code === LOINC_DNA_CHANGE || code === LOINC_PROTEIN_CHANGE) && valueText !== '') {
-      // The notation says what a change is; the code only where the sender wrote words ("Variant d'épissage").
-      const kind = hgvsKind(valueText) ?? (code === LOINC_DNA_CHANGE ? 'dna' : 'protein');
-      if (kind === 'dna') variant.dnaChange = valueText;
-      else variant.proteinChange = valueText;
-    } else if (valueCode !== undefined) interpretation.push(valueCode);
+    if (!setVariantPart(variant, code ?? '', valueText) && valueCode !== undefined)
+      interpretation.push(valueCode);
   }
   for (const i of elements(gene, 'interpretationCode')) {
     const c = coded(i);

@@ -227,6 +227,12 @@ export function addFinding(report: ClinicalReport, finding: Finding): void {
     report.findings.push(finding);
 }
 
+/** An organization from what the sender gave; undefined when it gave nothing. */
+export function organization(finess: string | undefined, name: string): Organization | undefined {
+  if (finess === undefined && name === '') return undefined;
+  return { ...(finess === undefined ? {} : { finess }), ...(name === '' ? {} : { name }) };
+}
+
 /** National structure id (root 1.2.250.1.71.4.2.2 or HL7 XON-10): type 1 + FINESS. */
 export function finessOfStructureId(id: string): string | undefined {
   return /^1\d{9}$/.test(id) ? id.slice(1) : /^\d{9}$/.test(id) ? id : undefined;
@@ -254,11 +260,33 @@ export function isoTimestamp(raw: string, location: string): string | undefined 
   return out;
 }
 
-/** HGVS notation decides whether a change is DNA/RNA (c. g. n. m. r.) or protein (p.). */
-export function hgvsKind(value: string): 'dna' | 'protein' | undefined {
-  if (/^p\./.test(value)) return 'protein';
-  if (/^[cgnmr]\./.test(value)) return 'dna';
-  return undefined;
+/** LOINC codes of the molecular genetics observations (CR-GM, and ORU results by the same codes). */
+export const LOINC = {
+  gene: '48018-6',
+  referenceSequence: '48012-9',
+  dnaChange: '69548-6',
+  proteinChange: '53045-1',
+  conclusion: '22637-3',
+} as const;
+
+/**
+ * Puts a subordinate observation of a gene (reference sequence, DNA or protein change) on its
+ * variant; false when the code is none of those. The HGVS notation decides whether a change is
+ * DNA/RNA (c. g. n. m. r.) or protein (p.): the agency's own CR-GM puts `p.L858R` under 69548-6.
+ * The code decides only for words ("Variant d'épissage").
+ */
+export function setVariantPart(variant: Variant, code: string, value: string): boolean {
+  if (value === '')
+    return code === LOINC.referenceSequence || code === LOINC.dnaChange || code === LOINC.proteinChange;
+  if (code === LOINC.referenceSequence) {
+    variant.referenceSequence = value;
+    return true;
+  }
+  if (code !== LOINC.dnaChange && code !== LOINC.proteinChange) return false;
+  const notation = /^p\./.test(value) ? 'protein' : /^[cgnmr]\./.test(value) ? 'dna' : undefined;
+  if ((notation ?? (code === LOINC.dnaChange ? 'dna' : 'protein')) === 'dna') variant.dnaChange = value;
+  else variant.proteinChange = value;
+  return true;
 }
 
 /**

@@ -21,8 +21,10 @@ import {
   addFinding,
   findingKind,
   finessOfStructureId,
+  organization,
   isoTimestamp,
-  hgvsKind,
+  setVariantPart,
+  LOINC,
   readIns,
   decodeBase64,
 } from './clinical-report.ts';
@@ -40,7 +42,6 @@ const TEXT_VALUE_TYPES = new Set(['TX', 'FT', 'ST']);
 const CODED_VALUE_TYPES = new Set(['CE', 'CWE', 'CNE']);
 // OBX lines carrying the DMP/MSSanté routing metadata of the CI-SIS profile, not the report.
 const METADATA_SYSTEMS = new Set(['MetaDMPMSS']);
-const LOINC_CONCLUSION = '22637-3';
 const MEDIA_TYPES: Readonly<Record<string, string>> = {
   XML: 'text/xml',
   PDF: 'application/pdf',
@@ -213,13 +214,8 @@ function readAuthorAndLab(message: Hl7Message, report: ClinicalReport): void {
     author.rpps = get(message, 'OBR-32.1.1');
   if (Object.keys(author).length > 0) report.author = author;
   const xon = sender === undefined ? undefined : repetitions(message, sender, 8)[0];
-  const finess = finessOfStructureId(component(xon, 10).trim());
-  const labName = component(xon, 1).trim();
-  if (finess !== undefined || labName !== '') {
-    report.lab = {};
-    if (finess !== undefined) report.lab.finess = finess;
-    if (labName !== '') report.lab.name = labName;
-  }
+  const lab = organization(finessOfStructureId(component(xon, 10).trim()), component(xon, 1).trim());
+  if (lab !== undefined) report.lab = lab;
 }
 
 function readOrder(message: Hl7Message, report: ClinicalReport): void {
@@ -321,11 +317,14 @@ function readResults(message: Hl7Message, observations: Hl7Segment[], report: Cl
     const values = repetitions(message, obx, 5);
     if (TEXT_VALUE_TYPES.has(valueType)) {
       const words = values.map((v) => component(v, 1)).join('\n');
-      if (code === LOINC_CONCLUSION) report.conclusion = words;
-      else if (!readVariantPart(code, words, genes.get(subId))) lines.push(words);
+      if (code === LOINC.conclusion) report.conclusion = words;
+      else {
+        const variant = genes.get(subId);
+        if (variant === undefined || !setVariantPart(variant, code, words)) lines.push(words);
+      }
     } else if (CODED_VALUE_TYPES.has(valueType)) {
       for (const v of values) {
-        if (code === '48018-6' && component(v, 1) !== '') {
+        if (code === LOINC.gene && component(v, 1) !== '') {
           const variant: Variant = { gene: component(v, 1) };
           genes.set(subId, variant);
           report.variants.push(variant);
@@ -339,16 +338,6 @@ function readResults(message: Hl7Message, observations: Hl7Segment[], report: Cl
     }
   }
   if (lines.length > 0) report.text = lines.join('\n');
-}
-
-function readVariantPart(code: string, words: string, variant: Variant | undefined): boolean {
-  if (variant === undefined || words === '') return false;
-  if (code === '48012-9') variant.referenceSequence = words;
-  else if (code === '69548-6' || code === '53045-1') {
-    if ((hgvsKind(words) ?? (code === '69548-6' ? 'dna' : 'protein')) === 'dna') variant.dnaChange = words;
-    else variant.proteinChange = words;
-  } else return false;
-  return true;
 }
 
 function readSpecimens(message: Hl7Message, report: ClinicalReport): void {

@@ -12,6 +12,7 @@ import {
   emptyReport,
   addFinding,
   findingKind,
+  organization,
   isoTimestamp,
   readIns,
   decodeLegacyText,
@@ -56,13 +57,14 @@ export function readHprimSante(content: Buffer, kind: ReportKind, options: ReadO
   };
   const report = emptyReport(kind, 'hprim-sante', attachment('application/x-hprim-sante', content));
   const records = lines.map((line, i) => ({ fields: line.split(s.field), line: i + 1 }));
+  // H-5 sender: id^name; the id is the lab's FINESS when it is nine digits.
   const sender = component(records[0]?.fields[4] ?? '', s, 1);
-  const senderName = component(records[0]?.fields[4] ?? '', s, 2);
-  if (sender !== '' || senderName !== '') {
-    report.lab = {};
-    if (/^\d{9}$/.test(sender)) report.lab.finess = sender;
-    if (senderName !== '' || !/^\d{9}$/.test(sender)) report.lab.name = senderName || sender;
-  }
+  const finess = /^\d{9}$/.test(sender) ? sender : undefined;
+  const lab = organization(
+    finess,
+    component(records[0]?.fields[4] ?? '', s, 2) || (finess === undefined ? sender : ''),
+  );
+  if (lab !== undefined) report.lab = lab;
   const textLines: string[] = [];
   let patients = 0;
   for (const { fields, line } of records) {

@@ -1,7 +1,7 @@
 // Clinical readers against the national agency's own examples, read where ONCO_ANS_KIT points
 // (CI: ../shared/ans). The kit is the oracle and is never copied into the repository.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { readCdaReport } from '../../transformers/cda-report.ts';
 import { readHl7Report } from '../../transformers/hl7v2-report.ts';
@@ -9,13 +9,6 @@ import { readReport } from '../../transformers/clinical-steps.ts';
 import type { ClinicalReport } from '../../transformers/clinical-report.ts';
 
 const kit = process.env.ONCO_ANS_KIT;
-
-function filesUnder(dir: string): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const full = path.join(dir, name);
-    return statSync(full).isDirectory() ? filesUnder(full) : [full];
-  });
-}
 
 describe('ANS kit: clinical documents (CR-GM, CDA over HL7 v2)', function () {
   before(function () {
@@ -128,7 +121,7 @@ describe('ANS kit: clinical documents (CR-GM, CDA over HL7 v2)', function () {
       path.join(kit as string, 'hl7v2-examples/Vague 2/Trans_Doc-CDA-HL7V2'),
       path.join(kit as string, 'hl7v2-examples/Volets/TRANS_DOC_CDA_HL7V2'),
     ]
-      .flatMap(filesUnder)
+      .flatMap((dir) => readdirSync(dir, { recursive: true, encoding: 'utf8' }).map((f) => path.join(dir, f)))
       .filter((f) => /message_/.test(path.basename(f)));
 
   it('reads every ORU and MDM example: document extracted, status from OBX-11', () => {
