@@ -5,18 +5,15 @@
 // queue), and the score is a weighted sum of per-trait similarities so that a reviewer can see
 // why a pair was flagged. Weights favour the traits that a typo rarely changes by chance.
 
+import type { Identity } from './patient-model.ts';
+
 export type Sex = 'M' | 'F' | 'U';
 
-/** The strict traits compared; names as received, birth date normalised (see `normaliseBirthDate`). */
-export interface MatchTraits {
-  birthName: string;
-  /** All birth given names, space-separated as the INS referential writes them. */
-  givenNames: string;
-  firstGivenName: string;
-  birthDate: string;
-  sex: Sex;
-  birthPlace: string | null;
-}
+/** The strict traits compared: the store's own model, names as received, birth date normalised. */
+export type MatchTraits = Pick<
+  Identity,
+  'birthName' | 'givenNames' | 'firstGivenName' | 'birthDate' | 'sex' | 'birthPlace'
+>;
 
 export type MatchKind = 'exact' | 'near' | 'different';
 
