@@ -1,7 +1,7 @@
 // The store's identity model: what a source may send about a patient (`IdentityInput`, defined
 // here once; each feed's writer maps its own format to it), what the store keeps (`Identity`,
 // `PatientRecord`), the decisions it journals, and the validation between input and record.
-import { foldName, normaliseBirthDate, type Sex } from './identity-match.ts';
+import { foldName, MAX_COMPARED_CHARS, normaliseBirthDate, type Sex } from './identity-match.ts';
 
 /** Identity status (national identity-vigilance reference) plus the PAM FR reliability codes worth keeping. */
 export type Reliability = 'PROV' | 'RECUP' | 'VALI' | 'QUAL' | 'DOUT' | 'FICT';
@@ -204,8 +204,38 @@ function tidy(s: string | null | undefined): string | null {
   return t === '' ? null : t;
 }
 
+/** An IPP longer than this is not an identifier an establishment prints on a wristband. */
+const MAX_IPP_CHARS = 64;
+
+/**
+ * The store's own line against oversized input, whatever its feed: the transformers refuse at the
+ * lengths of their standard first, this only guarantees that no stored trait outgrows what a
+ * comparison looks at (`MAX_COMPARED_CHARS`).
+ */
+function checkLengths(input: IdentityInput): void {
+  const names: Array<[string, string | null | undefined]> = [
+    ['birthName', input.birthName],
+    ['firstGivenName', input.firstGivenName],
+    ['givenNames', (input.givenNames ?? []).join(' ')],
+    ['usedName', input.usedName],
+    ['usedGivenName', input.usedGivenName],
+  ];
+  for (const [field, value] of names) {
+    if ((value?.length ?? 0) > MAX_COMPARED_CHARS)
+      throw invalid(field, `is ${value!.length} characters; at most ${MAX_COMPARED_CHARS} are allowed`);
+  }
+  for (const ref of input.identifiers) {
+    if (ref.ipp.length > MAX_IPP_CHARS)
+      throw invalid(
+        'identifiers.ipp',
+        `is ${ref.ipp.length} characters; at most ${MAX_IPP_CHARS} are allowed`,
+      );
+  }
+}
+
 /** Validates and normalises an input; throws `IDENTITY_INVALID` naming the field. */
 export function parseIdentity(input: IdentityInput): Identity {
+  checkLengths(input);
   const birthName = tidy(input.birthName);
   if (birthName === null || foldName(birthName) === '') throw invalid('birthName', 'is empty');
   const firstGivenName = tidy(input.firstGivenName) ?? tidy(input.givenNames?.[0]);

@@ -224,6 +224,14 @@ describe('patient store', () => {
       });
     }
 
+    it('refuses a name longer than a comparison looks at, naming the field and the length', () => {
+      assert.throws(() => parseIdentity(identity({ birthName: 'A'.repeat(200_000) })), {
+        code: 'IDENTITY_INVALID',
+        message: 'identity field birthName is 200000 characters; at most 100 are allowed',
+      });
+      assert.equal(parseIdentity(identity({ birthName: 'A'.repeat(100) })).birthName.length, 100);
+    });
+
     it('reads PAM FR reliability spellings and unknown sexes', () => {
       assert.equal(parseIdentity(identity({ reliability: 'DOUTE' })).reliability, 'DOUT');
       assert.equal(parseIdentity(identity({ reliability: 'VIDE' })).reliability, 'PROV');
