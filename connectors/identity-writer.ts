@@ -49,6 +49,8 @@ export function toIdentityInput(p: PatientIdentity): IdentityInput {
     reliability: r.fictitious ? 'FICT' : r.doubtful ? 'DOUT' : r.status,
     identifiers: ippRefs(p.identifiers),
     collectionMode: p.collectionMode ?? null,
+    deathDate: p.deathDate ?? null,
+    deceased: p.deceased ?? null,
   };
 }
 

@@ -40,6 +40,9 @@ export interface IdentityInput {
   identifiers: IdentifierRef[];
   /** SM, CV, INSI, CB, RFID, AV. */
   collectionMode?: string | null;
+  /** Date of death as `birthDate` is written, and the death indicator (PID-29, PID-30). */
+  deathDate?: string | null;
+  deceased?: boolean | null;
 }
 
 /** An identity after validation: what the store writes. */
@@ -55,6 +58,9 @@ export interface Identity {
   ins: { matricule: string; oid: string; status: Reliability } | null;
   reliability: Reliability;
   collectionMode: string | null;
+  /** Absent or null: the sources said nothing (records written before PID-29/30 were mapped). */
+  deathDate?: string | null;
+  deceased?: boolean | null;
 }
 
 export interface PatientRecord extends Identity {
@@ -249,6 +255,9 @@ export function parseIdentity(input: IdentityInput): Identity {
   if (matricule !== null && !/^\d{13}(\d{2})?$/.test(matricule))
     throw invalid('ins.matricule', 'is not 13 or 15 digits');
   if (matricule !== null && oid === null) throw invalid('ins.oid', 'is missing for the INS matricule');
+  const deathDate = tidy(input.deathDate) === null ? null : normaliseBirthDate(input.deathDate!);
+  if (deathDate === null && tidy(input.deathDate) !== null)
+    throw invalid('deathDate', 'is not a date (YYYY-MM-DD or YYYYMMDD)');
   return {
     birthName,
     givenNames:
@@ -268,5 +277,7 @@ export function parseIdentity(input: IdentityInput): Identity {
         : null,
     reliability,
     collectionMode: tidy(input.collectionMode),
+    deathDate,
+    deceased: input.deceased ?? (deathDate === null ? null : true),
   };
 }

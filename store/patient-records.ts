@@ -63,9 +63,11 @@ export class PatientRecords {
       insert:
         p(`INSERT INTO patients (birth_name, given_names, first_given_name, birth_date, sex, birth_place,
                    used_name, used_given_name, ins_matricule, ins_oid, ins_status, reliability, collection_mode,
+                   death_date, deceased,
                    name_year_block, name_day_block, created_at, updated_at, source_message_id)
                  VALUES (@birth_name, @given_names, @first_given_name, @birth_date, @sex, @birth_place,
                    @used_name, @used_given_name, @ins_matricule, @ins_oid, @ins_status, @reliability, @collection_mode,
+                   @death_date, @deceased,
                    @name_year_block, @name_day_block, @at, @at, @message_id)`),
       updateTraits: p(`UPDATE patients SET birth_name = @birth_name, given_names = @given_names,
                    first_given_name = @first_given_name, birth_date = @birth_date, sex = @sex, birth_place = @birth_place,
@@ -75,6 +77,8 @@ export class PatientRecords {
                    updated_at = @at, source_message_id = @message_id WHERE id = @id`),
       updateUsed:
         p(`UPDATE patients SET used_name = @used_name, used_given_name = @used_given_name, updated_at = @at,
+                   source_message_id = @message_id WHERE id = @id`),
+      updateDeath: p(`UPDATE patients SET death_date = @death_date, deceased = @deceased, updated_at = @at,
                    source_message_id = @message_id WHERE id = @id`),
       deleteSearch: p('DELETE FROM patient_search WHERE patient_id = ?'),
       insertSearch: p('INSERT OR IGNORE INTO patient_search (name, patient_id, given) VALUES (?, ?, ?)'),
@@ -196,6 +200,8 @@ export class PatientRecords {
         ...traitParams(identity),
         used_name: identity.usedName,
         used_given_name: identity.usedGivenName,
+        death_date: identity.deathDate ?? null,
+        deceased: deceasedParam(identity.deceased ?? null),
         at,
         message_id: ctx.messageId ?? null,
       }).lastInsertRowid,
@@ -213,6 +219,17 @@ export class PatientRecords {
       message_id: ctx.messageId ?? null,
     });
     this.reindexSearch(id, this.get(id)!);
+  }
+
+  /** Death is not a strict trait: any source may report it, as it may a used name. */
+  writeDeath(id: number, deathDate: string | null, deceased: boolean | null, ctx: ActionContext): void {
+    this.sql.updateDeath.run({
+      id,
+      death_date: deathDate,
+      deceased: deceasedParam(deceased),
+      at: this.at(),
+      message_id: ctx.messageId ?? null,
+    });
   }
 
   writeUsedNames(
@@ -268,4 +285,8 @@ export class PatientRecords {
     this.sql.refreshIdentifier.run({ ...params, id: found.id, namespace: ref.namespace ?? null });
     return 'refreshed';
   }
+}
+
+function deceasedParam(deceased: boolean | null): 0 | 1 | null {
+  return deceased === null ? null : deceased ? 1 : 0;
 }

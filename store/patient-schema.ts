@@ -131,6 +131,14 @@ export const patientMigrations: Migration[] = [
       CREATE INDEX identity_reviews_candidate ON identity_reviews (candidate_id);
     `,
   },
+  {
+    version: 402,
+    name: 'death date and indicator (PID-29, PID-30)',
+    up: `
+      ALTER TABLE patients ADD COLUMN death_date TEXT;
+      ALTER TABLE patients ADD COLUMN deceased INTEGER CHECK (deceased IN (0, 1));
+    `,
+  },
 ];
 
 export interface PatientRow {
@@ -148,6 +156,8 @@ export interface PatientRow {
   ins_status: Reliability | null;
   reliability: Reliability;
   collection_mode: string | null;
+  death_date: string | null;
+  deceased: 0 | 1 | null;
   merged_into: number | null;
   created_at: string;
   updated_at: string;
@@ -196,6 +206,8 @@ export function toPatient(r: PatientRow): PatientRecord {
         : null,
     reliability: r.reliability,
     collectionMode: r.collection_mode,
+    deathDate: r.death_date,
+    deceased: r.deceased === null ? null : r.deceased === 1,
     mergedInto: r.merged_into,
     createdAt: r.created_at,
     updatedAt: r.updated_at,

@@ -211,6 +211,18 @@ describe('identity vigilance', () => {
       });
     }
 
+    it('a death (PID-29/30) is stored from any source, and kept when a later message says nothing', () => {
+      const a = apply(identity({ reliability: 'QUAL', ins: INS, identifiers: [ipp('A1', CHU)] }));
+      assert.deepEqual(
+        [f.patients.get(a.patientId)!.deathDate, f.patients.get(a.patientId)!.deceased],
+        [null, null],
+      );
+      apply(identity({ deathDate: '20240102', identifiers: [ipp('A1', CHU)] }));
+      apply(identity({ identifiers: [ipp('A1', CHU)] }));
+      const p = f.patients.get(a.patientId)!;
+      assert.deepEqual([p.deathDate, p.deceased], ['2024-01-02', true]);
+    });
+
     it('used names change from any source', () => {
       const a = apply(identity({ reliability: 'QUAL', ins: INS, identifiers: [ipp('A1', CHU)] }));
       apply(identity({ reliability: 'PROV', usedName: 'DURAND', identifiers: [ipp('A1', CHU)] }));
