@@ -7,12 +7,15 @@ import { splitBatch } from '../transformers/hl7v2.ts';
 import { mapPamFr } from '../transformers/pam-fr.ts';
 import { parse } from '../transformers/hl7v2.ts';
 import { IdentityWriter } from '../connectors/identity-writer.ts';
+import type { Directory } from '../connectors/contract.ts';
 import type { Store } from '../store/store.ts';
 import type { VigilanceRules } from '../store/vigilance.ts';
 import { describeError } from './steps.ts';
 
 export interface ImportOptions {
   rules?: Partial<VigilanceRules>;
+  /** The establishments whose IPPs may be filed (the import has no sender: any of them). */
+  directory: Directory;
   /** Messages per transaction: one fsync each. */
   batch?: number;
   /** Recorded as the author of every decision, e.g. `import:alice`. */
@@ -56,7 +59,7 @@ export async function importIdentities(
   files: readonly string[],
   o: ImportOptions,
 ): Promise<ImportReport> {
-  const writer = new IdentityWriter({ rules: o.rules ?? {}, sourceReliability: null }, store);
+  const writer = new IdentityWriter({ rules: o.rules ?? {}, sourceReliability: null }, store, o.directory);
   const batch = o.batch ?? 1000;
   const started = process.hrtime.bigint();
   const report: ImportReport = {
@@ -84,7 +87,9 @@ export async function importIdentities(
           try {
             const events = mapPamFr(parse(bytes), { acceptTestIns: o.rules?.acceptTestIns ?? false });
             // One savepoint a message: a refusal rolls back that message alone.
-            const decisions = store.db.transaction(() => writer.fileEvents(events, { author: o.author }))();
+            const decisions = store.db.transaction(() =>
+              writer.fileEvents(events, { author: o.author }, null),
+            )();
             for (const d of decisions) report.actions[d.action] = (report.actions[d.action] ?? 0) + 1;
             report.filed++;
           } catch (error) {

@@ -100,6 +100,20 @@ export type IdentityEvent =
     }
   | { kind: 'link' | 'unlink'; source: EventSource; a: PatientIdentity; b: PatientIdentity };
 
+/** Every identity an event names (an A47's MRG-1 identifier is the old one of its patient). */
+export function identitiesOf(e: IdentityEvent): Array<PatientIdentity | MergedIdentity> {
+  switch (e.kind) {
+    case 'upsert':
+      return [e.patient];
+    case 'change-identifier':
+      return [e.patient, { identifiers: [e.from] }];
+    case 'merge':
+      return [e.survivor, e.merged];
+    default:
+      return [e.a, e.b];
+  }
+}
+
 export type PamErrorCode =
   | 'PAM_UNSUPPORTED_MESSAGE'
   | 'PAM_UNKNOWN_EVENT'
@@ -804,17 +818,7 @@ export const pamFrStep: StepSpec<PamStepOptions> = {
  * `FINESS/IPP` and `ins` as matricules, each a comma-separated list without repeats.
  */
 function identifiersMeta(events: readonly IdentityEvent[]): Record<string, string> {
-  const patients = events.flatMap((e): Array<PatientIdentity | MergedIdentity> => {
-    switch (e.kind) {
-      case 'upsert':
-      case 'change-identifier':
-        return [e.patient];
-      case 'merge':
-        return [e.survivor, e.merged];
-      default:
-        return [e.a, e.b];
-    }
-  });
+  const patients = events.flatMap(identitiesOf);
   const list = (values: string[]): string => [...new Set(values)].join(',');
   return {
     controlId: list(events.map((e) => e.source.controlId)),
