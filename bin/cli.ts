@@ -316,7 +316,9 @@ async function importCommand(args: string[]): Promise<number> {
         `(${Math.round(report.messages / report.seconds)}/s)\n${JSON.stringify(report.actions)}\n`,
     );
     for (const e of report.errors)
-      process.stdout.write(`refused: ${e.file} message ${e.message}: ${e.error}\n`);
+      process.stdout.write(
+        `refused: ${e.file}${e.message === null ? '' : ` message ${e.message}`}: ${e.error}\n`,
+      );
     return report.refused > 0 ? 1 : 0;
   } finally {
     store.close();

@@ -35,8 +35,11 @@ export interface ImportProgress {
 export interface ImportReport extends ImportProgress {
   seconds: number;
   actions: Record<string, number>;
-  /** The first refusals, each with file and message number, for the admin to fix at the source. */
-  errors: Array<{ file: string; message: number; error: string }>;
+  /**
+   * Every refusal, with its file and message number (null: the whole file, e.g. not HL7), for the
+   * admin to fix at the source.
+   */
+  errors: Array<{ file: string; message: number | null; error: string }>;
 }
 
 /** Lists the files to load: each path given, and the files (sorted) of each folder given. */
@@ -73,13 +76,22 @@ export async function importIdentities(
     actions: {},
     errors: [],
   };
-  const refuse = (file: string, message: number, error: unknown): void => {
+  const refuse = (file: string, message: number | null, error: unknown): void => {
     report.refused++;
-    if (report.errors.length < 100) report.errors.push({ file, message, error: describeError(error) });
+    report.errors.push({ file, message, error: describeError(error) });
   };
   for (const file of files) {
     report.file = file;
-    const messages = splitBatch(await fs.readFile(file)).messages;
+    let messages: Buffer[];
+    try {
+      messages = splitBatch(await fs.readFile(file)).messages;
+    } catch (error) {
+      // A file that cannot be read or is not HL7 is one refusal; the load goes on with the next file.
+      refuse(file, null, error);
+      report.filesDone++;
+      o.onProgress?.(report);
+      continue;
+    }
     for (let at = 0; at < messages.length; at += batch) {
       store.db.transaction(() => {
         messages.slice(at, at + batch).forEach((bytes, k) => {
