@@ -95,6 +95,7 @@ export class PatientRecords {
         p(`INSERT INTO identity_decisions (at, patient_id, other_patient_id, action, rule, message_id, author, input, detail)
                   VALUES (@at, @patient_id, @other_patient_id, @action, @rule, @message_id, @author, @input, @detail)`),
     };
+    this.reindexPending();
   }
 
   /** Own transaction when called alone, a savepoint inside the caller's: each action is all or nothing. */
@@ -248,15 +249,38 @@ export class PatientRecords {
     this.reindexSearch(id, this.get(id)!);
   }
 
+  /**
+   * A patient is found by its birth and used names, whole or by any of their words (`MARTIN-LÉGER`
+   * by `leger`), and by any of its given names.
+   */
   private reindexSearch(
     id: number,
     i: Pick<Identity, 'birthName' | 'usedName' | 'givenNames' | 'usedGivenName'>,
   ): void {
     this.sql.deleteSearch.run(id);
     const given = foldName(`${i.givenNames} ${i.usedGivenName ?? ''}`);
+    const keys = new Set(given.split(' '));
     for (const name of [i.birthName, i.usedName]) {
-      if (name !== null) this.sql.insertSearch.run(foldName(name), id, given);
+      if (name === null) continue;
+      const folded = foldName(name);
+      keys.add(folded);
+      for (const word of folded.split(' ')) keys.add(word);
     }
+    keys.delete('');
+    for (const key of keys) this.sql.insertSearch.run(key, id, given);
+  }
+
+  /** Patients whose search keys predate the current indexing (migration 403). */
+  private reindexPending(): void {
+    const pending = this.db.prepare('SELECT patient_id FROM patient_search_pending').pluck();
+    const done = this.db.prepare('DELETE FROM patient_search_pending WHERE patient_id = ?');
+    this.atomic(() => {
+      for (const id of pending.all() as number[]) {
+        const patient = this.get(id);
+        if (patient !== null) this.reindexSearch(id, patient);
+        done.run(id);
+      }
+    });
   }
 
   /**

@@ -139,6 +139,15 @@ export const patientMigrations: Migration[] = [
       ALTER TABLE patients ADD COLUMN deceased INTEGER CHECK (deceased IN (0, 1));
     `,
   },
+  {
+    version: 403,
+    name: 'search by every word of the birth and used names and by any given name',
+    // Folding names is code, not SQL: the store reindexes the patients listed here when it opens.
+    up: `
+      CREATE TABLE patient_search_pending (patient_id INTEGER PRIMARY KEY);
+      INSERT INTO patient_search_pending SELECT id FROM patients;
+    `,
+  },
 ];
 
 export interface PatientRow {

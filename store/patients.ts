@@ -56,10 +56,12 @@ export class PatientStore extends PatientGraph {
       linksOf: p(`SELECT patient_a, patient_b, decision_id FROM patient_links WHERE unlink_decision_id IS NULL
                   AND (patient_a IN (SELECT value FROM json_each(?)) OR patient_b IN (SELECT value FROM json_each(?)))`),
       searchNames:
-        p(`SELECT p.* , s.name AS search_name FROM patient_search s JOIN patients p ON p.id = s.patient_id
-                      WHERE s.name >= @from AND s.name < @to AND (s.name, s.patient_id) > (@after_name, @after_id)
+        // A patient found by several of its names comes once, at its first matching name.
+        p(`SELECT p.*, MIN(s.name) AS search_name FROM patient_search s JOIN patients p ON p.id = s.patient_id
+                      WHERE s.name >= @from AND s.name < @to
                         AND (' ' || s.given) LIKE @given AND p.merged_into IS NULL
-                      ORDER BY s.name, s.patient_id LIMIT @limit`),
+                      GROUP BY p.id HAVING (MIN(s.name), p.id) > (@after_name, @after_id)
+                      ORDER BY search_name, p.id LIMIT @limit`),
       searchIns: p(
         'SELECT * FROM patients WHERE ins_matricule = ? AND merged_into IS NULL ORDER BY id LIMIT ?',
       ),

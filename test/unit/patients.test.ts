@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { parseIdentity, type IdentityInput } from '../../store/patients.ts';
+import { parseIdentity, PatientStore, type IdentityInput } from '../../store/patients.ts';
 import { identity, ipp, NIR_OID, openPatients, type PatientFixture } from './identity-fixtures.ts';
 
 const CHU = '310781406';
@@ -182,6 +182,8 @@ describe('patient store', () => {
       ['lefevre, hel', ['Lefèvre']],
       ['le f', ['LE FEVRE']],
       ['lefo', ['DUPONT']],
+      ['hélène', ['Lefèvre']],
+      ['fevre', ['LE FEVRE']],
       ['258033155512345', ['LEGRAND']],
       ['L7', ['MARTIN']],
       ['zz', []],
@@ -199,6 +201,14 @@ describe('patient store', () => {
         next = page.next;
       } while (next !== null);
       assert.deepEqual(seen, ['LE FEVRE', 'LEFEBVRE', 'Lefèvre', 'LEFEVRE', 'DUPONT', 'LEGRAND']);
+    });
+
+    it('indexes the patients of a store opened before given names were searchable', () => {
+      f.db.exec('DELETE FROM patient_search; INSERT INTO patient_search_pending SELECT id FROM patients');
+      assert.deepEqual(names('hélène'), []);
+      f.patients = new PatientStore(f.db);
+      assert.deepEqual(names('hélène'), ['Lefèvre']);
+      assert.deepEqual(names('lefo'), ['DUPONT']);
     });
 
     it('asks for more letters than one, and refuses a forged cursor', () => {
