@@ -35,7 +35,7 @@ export interface IdentityInput {
   usedName?: string | null;
   usedGivenName?: string | null;
   ins?: InsInput | null;
-  /** PROV, RECUP, VALI, QUAL, DOUT, FICT, VIDE (PAM FR spellings DOUTE and FICTI accepted). */
+  /** PROV, RECUP, VALI, QUAL, DOUT, FICT; anything else reads as PROV. */
   reliability?: string | null;
   identifiers: IdentifierRef[];
   /** SM, CV, INSI, CB, RFID, AV. */
@@ -180,21 +180,13 @@ export function reliabilityRank(r: Reliability): number {
   return RANK[r];
 }
 
-const RELIABILITY_ALIASES: Record<string, Reliability> = {
-  PROV: 'PROV',
-  VIDE: 'PROV',
-  RECUP: 'RECUP',
-  VALI: 'VALI',
-  QUAL: 'QUAL',
-  DOUT: 'DOUT',
-  DOUTE: 'DOUT',
-  FICT: 'FICT',
-  FICTI: 'FICT',
-};
-
-/** Unknown or absent codes read as PROV: the lowest status that still allows matching. */
+/**
+ * The store's own codes only: a feed's spellings (PAM FR's VIDE, DOUTE, FICTI) are its writer's to
+ * map. Unknown or absent codes read as PROV: the lowest status that still allows matching.
+ */
 export function parseReliability(code: string | null | undefined): Reliability {
-  return RELIABILITY_ALIASES[(code ?? '').trim().toUpperCase()] ?? 'PROV';
+  const c = (code ?? '').trim().toUpperCase();
+  return Object.hasOwn(RANK, c) ? (c as Reliability) : 'PROV';
 }
 
 function invalid(field: string, what: string): PatientStoreError {

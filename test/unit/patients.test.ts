@@ -242,9 +242,10 @@ describe('patient store', () => {
       assert.equal(parseIdentity(identity({ birthName: 'A'.repeat(100) })).birthName.length, 100);
     });
 
-    it('reads PAM FR reliability spellings and unknown sexes', () => {
-      assert.equal(parseIdentity(identity({ reliability: 'DOUTE' })).reliability, 'DOUT');
+    it('reads its own reliability codes, anything else as PROV, and unknown sexes', () => {
+      assert.equal(parseIdentity(identity({ reliability: 'dout' })).reliability, 'DOUT');
       assert.equal(parseIdentity(identity({ reliability: 'VIDE' })).reliability, 'PROV');
+      assert.equal(parseIdentity(identity({ reliability: 'toString' })).reliability, 'PROV');
       assert.equal(parseIdentity(identity({ sex: 'I' })).sex, 'U');
     });
   });
