@@ -38,6 +38,17 @@ function capped(s: string): string {
   return s.length > MAX_COMPARED_CHARS ? s.slice(0, MAX_COMPARED_CHARS) : s;
 }
 
+/** Uppercase, diacritics dropped, ligatures spelt out (Œ → OE): what every name comparison starts from. */
+function upperWithoutDiacritics(s: string): string {
+  return capped(s)
+    .normalize('NFD')
+    .replace(/\p{M}/gu, '')
+    .toUpperCase()
+    .replace(/Œ/g, 'OE')
+    .replace(/Æ/g, 'AE')
+    .replace(/ß/g, 'SS');
+}
+
 /**
  * A name as the national INS referential records it: uppercase, without diacritics, ligatures
  * spelt out, every hyphen and apostrophe written one way, without spaces around them, single
@@ -45,13 +56,7 @@ function capped(s: string): string {
  * spelling is what the store keeps and shows.
  */
 export function referentialName(s: string): string {
-  return capped(s)
-    .normalize('NFD')
-    .replace(/\p{M}/gu, '')
-    .toUpperCase()
-    .replace(/Œ/g, 'OE')
-    .replace(/Æ/g, 'AE')
-    .replace(/ß/g, 'SS')
+  return upperWithoutDiacritics(s)
     .replace(/[\u2010-\u2015\u2212\uFE63\uFF0D]/g, '-')
     .replace(/[\u2018\u2019\u02BC\u00B4`]/g, "'")
     .replace(/\s+/g, ' ')
@@ -67,13 +72,7 @@ const FOLD_CACHE_SIZE = 100_000;
 export function foldName(s: string): string {
   const hit = folded.get(s);
   if (hit !== undefined) return hit;
-  const out = capped(s)
-    .normalize('NFD')
-    .replace(/\p{M}/gu, '')
-    .toUpperCase()
-    .replace(/Œ/g, 'OE')
-    .replace(/Æ/g, 'AE')
-    .replace(/ß/g, 'SS')
+  const out = upperWithoutDiacritics(s)
     .replace(/[^A-Z]+/g, ' ')
     .trim();
   if (folded.size >= FOLD_CACHE_SIZE) folded.clear();
