@@ -294,12 +294,18 @@ async function importCommand(args: string[]): Promise<number> {
     return 2;
   }
   const files = await identityFiles(paths);
-  const { dataDir } = dirs(values);
+  const { dataDir, configDir } = dirs(values);
+  const { directory, problems } = loadConfig(configDir);
+  if (problems.length > 0) {
+    process.stderr.write(`${problems.map(formatProblem).join('\n')}\n`);
+    return 1;
+  }
   const store = new Store({ dataDir });
   const user = process.env.USER ?? 'cli';
   try {
     const report = await importIdentities(store, files, {
       author: `import:${user}`,
+      directory,
       batch: values.batch ? Number(values.batch) : undefined,
       rules: { acceptTestIns: values['accept-test-ins'] ?? false },
       onProgress: progressBar(Date.now()),
@@ -310,7 +316,9 @@ async function importCommand(args: string[]): Promise<number> {
         `(${Math.round(report.messages / report.seconds)}/s)\n${JSON.stringify(report.actions)}\n`,
     );
     for (const e of report.errors)
-      process.stdout.write(`refused: ${e.file} message ${e.message}: ${e.error}\n`);
+      process.stdout.write(
+        `refused: ${e.file}${e.message === null ? '' : ` message ${e.message}`}: ${e.error}\n`,
+      );
     return report.refused > 0 ? 1 : 0;
   } finally {
     store.close();

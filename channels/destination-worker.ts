@@ -145,6 +145,7 @@ export class DestinationWorker {
       content: input.content,
       contentType: input.contentType,
       meta: input.meta,
+      owner: message.owner,
       attempt: d.attempts + 1,
     };
     const record = (r: SendResult): void =>

@@ -164,6 +164,7 @@ export class Engine {
       accounts: this.accounts,
       report,
       shared: (key, create) => this.acquire(key, create),
+      directory: this.o.config.directory,
     };
   }
 

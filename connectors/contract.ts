@@ -69,6 +69,18 @@ export interface ConnectorState {
   detail?: string;
 }
 
+/** An establishment or lab of the region's directory (`config/directory.yaml`), as connectors see it. */
+export interface DirectoryEntry {
+  finess: string;
+  kind: string;
+  /** Establishments whose patients it may report on besides its own: `all` of the directory, or a list. */
+  reportsFor?: 'all' | readonly string[];
+}
+
+export interface Directory {
+  readonly establishments: readonly DirectoryEntry[];
+}
+
 /** Everything a connector may use. Nothing else of the engine is visible to it. */
 export interface ConnectorContext {
   channelId: string;
@@ -83,6 +95,8 @@ export interface ConnectorContext {
    * on first use and closed when its last user releases it.
    */
   shared<T extends SharedService>(key: string, create: () => T): Promise<SharedHandle<T>>;
+  /** The region's directory; the engine always gives it (optional for connector tests without one). */
+  directory?: Directory;
 }
 
 export interface SharedService {
@@ -121,6 +135,8 @@ export interface Outbound {
   content: Buffer;
   contentType: string;
   meta: Meta;
+  /** FINESS of the authenticated sender (Inbound `owner`); null when the source knows none. */
+  owner?: string | null;
   attempt: number;
 }
 
