@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { loadConfig, type LoadedConfig } from '../config/config.ts';
 import { formatProblem } from '../config/loader.ts';
+import { renderError } from '../config/errors.ts';
 import { builtinRegistry } from '../channels/builtins.ts';
 import { validateConfig } from '../channels/validate.ts';
 import { Engine } from '../channels/engine.ts';
@@ -64,7 +65,7 @@ export async function main(argv: string[]): Promise<number> {
         return 2;
     }
   } catch (error) {
-    process.stderr.write(`onco-relay ${command}: ${(error as Error).message}\n`);
+    process.stderr.write(`onco-relay ${command}: ${renderError(error)}\n`);
     return 1;
   }
 }

@@ -2,6 +2,7 @@
 // The engine owns journaling, acknowledgement timing, retry, metrics and shutdown (Benthos' split),
 // so a connector never retries on its own and never decides whether a message is durable.
 import type { Store } from '../store/store.ts';
+import { OncoError } from '../config/errors.ts';
 
 /** A JSON Schema (draft 2020-12 subset understood by ajv): drives validation, editor hints and docs. */
 export type JsonSchema = { [keyword: string]: unknown };
@@ -154,14 +155,16 @@ export interface DestinationContext extends ConnectorContext {
  * A failed send. `retryable: false` means retrying cannot help (the peer refused the content):
  * the delivery goes straight to ERROR instead of burning its retries.
  */
-export class SendError extends Error {
+export class SendError extends OncoError {
   readonly retryable: boolean;
-  readonly code: string;
-  constructor(code: string, message: string, options: { retryable: boolean; cause?: unknown }) {
-    super(message, { cause: options.cause });
-    this.name = 'SendError';
-    this.code = code;
-    this.retryable = options.retryable;
+  constructor(
+    code: string,
+    message: string,
+    options: { retryable: boolean; cause?: unknown; hint?: string },
+  ) {
+    const { retryable, ...rest } = options;
+    super(code, { message, ...rest, protocol: { retryable } });
+    this.retryable = retryable;
   }
 }
 

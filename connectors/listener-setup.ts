@@ -3,15 +3,12 @@
 import fs from 'node:fs';
 import type { Server } from 'node:net';
 import path from 'node:path';
+import { OncoError } from '../config/errors.ts';
 
-export class ConnectorSetupError extends Error {
-  readonly code: string;
-  readonly hint: string;
+export class ConnectorSetupError extends OncoError {
+  declare readonly hint: string;
   constructor(code: string, message: string, hint: string, cause?: unknown) {
-    super(message, { cause });
-    this.name = 'ConnectorSetupError';
-    this.code = code;
-    this.hint = hint;
+    super(code, { message, hint, cause });
   }
 }
 

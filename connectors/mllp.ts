@@ -33,7 +33,8 @@ import {
   type SourceContext,
   type SourceSpec,
 } from './contract.ts';
-import { buildAck, parseAck, type AckCode, type AckError } from '../transformers/hl7v2-ack.ts';
+import { ackErrorOf, buildAck, parseAck, type AckCode, type AckError } from '../transformers/hl7v2-ack.ts';
+import { renderError } from '../config/errors.ts';
 import { Hl7Error, get, parse, summarize, type Hl7Charset, type Hl7Message } from '../transformers/hl7v2.ts';
 import { ConnectorSetupError, defaultBind, listen, readTlsFiles, type TlsFiles } from './listener-setup.ts';
 import { DEFAULT_MAX_FRAME_BYTES, MllpFramer, frame, type FramerEvent } from './mllp-framer.ts';
@@ -251,20 +252,19 @@ async function answerFrame(
   const address = remote.slice(0, remote.lastIndexOf(':'));
   const read = readMessage(payload, charset);
   if (read instanceof Hl7Error) {
-    const error = { code: read.hl7Code, text: read.hint ? `${read.message}; ${read.hint}` : read.message };
     try {
       await ctx.receive({
         content: payload,
         contentType: 'application/hl7-v2',
         meta: { remote },
         sender: address,
-        rejected: `${read.code}: ${read.message}`,
+        rejected: renderError(read),
       });
     } catch (err) {
       ctx.log.error({ err, remote }, 'MLLP listener could not journal a rejected message');
     }
     ctx.log.warn({ remote, code: read.code, location: read.location ?? null }, 'MLLP message rejected (AR)');
-    return respond(payload, 'AR', { ...error, ...(read.location ? { location: read.location } : {}) });
+    return respond(payload, 'AR', ackErrorOf(read));
   }
   const header = summarize(read);
   const sender = header.sendingFacility || address;
@@ -301,7 +301,11 @@ async function respondOnOutcome(
   const outcome = await ctx.outcome(messageId);
   if (outcome.response) return outcome.response;
   if (outcome.status === 'ERROR' || outcome.status === 'REJECTED') {
-    return respond(read, 'AE', { code: '207', text: outcome.error ?? 'processing failed' });
+    return respond(
+      read,
+      'AE',
+      outcome.error ? ackErrorOf(outcome.error) : { code: '207', text: 'processing failed' },
+    );
   }
   return respond(read, 'AA');
 }

@@ -11,6 +11,7 @@
 // patient's documents with `WHERE patient_id IN (SELECT value FROM json_each(?))` bound to
 // `JSON.stringify(family(resolvePatient(id)))`, never `= id`.
 import type { Db, Migration } from './db.ts';
+import { OncoError } from '../config/errors.ts';
 import { blockingKeys, foldName, normaliseBirthDate, type Sex } from './identity-match.ts';
 
 /** Identity status (national identity-vigilance reference) plus the PAM FR reliability codes worth keeping. */
@@ -166,14 +167,10 @@ export interface PatientView {
   history: DecisionRecord[];
 }
 
-export class PatientStoreError extends Error {
-  readonly code: string;
-  readonly hint: string;
+export class PatientStoreError extends OncoError {
+  declare readonly hint: string;
   constructor(code: string, message: string, hint: string, options: { cause?: unknown } = {}) {
-    super(message, options);
-    this.name = 'PatientStoreError';
-    this.code = code;
-    this.hint = hint;
+    super(code, { message, hint, cause: options.cause });
   }
 }
 

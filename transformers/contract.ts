@@ -1,5 +1,6 @@
 // A transformer step is a pure function of a message's content: no socket, no database, no clock
 // it did not receive. The engine runs it in the processing stage and journals what it returns.
+import { OncoError, type ProtocolStatus } from '../config/errors.ts';
 
 /** A JSON Schema (draft 2020-12 subset understood by ajv): drives validation, editor hints and docs. */
 export type JsonSchema = { [keyword: string]: unknown };
@@ -20,14 +21,19 @@ export interface Step {
 }
 
 /** A step failed on this content; `hint` tells the user what to change. Journaled as the message's error. */
-export class StepError extends Error {
-  readonly code: string;
-  readonly hint: string | undefined;
-  constructor(code: string, message: string, options: { hint?: string; cause?: unknown } = {}) {
-    super(message, { cause: options.cause });
-    this.name = 'StepError';
-    this.code = code;
-    this.hint = options.hint;
+export class StepError extends OncoError {
+  constructor(
+    code: string,
+    message: string,
+    options: { hint?: string; location?: string; cause?: unknown; protocol?: ProtocolStatus } = {},
+  ) {
+    super(code, { ...options, message });
+  }
+
+  /** The same failure as a step's: code, hint, location and protocol kept; `prefix` says which part. */
+  static from(error: OncoError, prefix = ''): StepError {
+    const { code, hint, location, protocol } = error;
+    return new StepError(code, `${prefix}${error.message}`, { hint, location, protocol, cause: error });
   }
 }
 
