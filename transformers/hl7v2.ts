@@ -150,7 +150,8 @@ function printable(text: string): string {
 
 function requireStart(text: string, expected: 'MSH' | 'FHS' | 'BHS'): void {
   if (text.startsWith(expected)) return;
-  throw notHl7(`it starts with "${printable(text.slice(0, 12))}", not ${expected}`, 'segment 1');
+  const start = text.split(/[\r\n]/, 1)[0] ?? '';
+  throw notHl7(`it starts with "${printable(start.slice(0, 12))}", not ${expected}`, 'segment 1');
 }
 
 function notHl7(why: string, location: string): Hl7Error {
