@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { buildAck } from '../transformers/hl7v2-ack.ts';
+import { ackErrorOf, buildAck } from '../transformers/hl7v2-ack.ts';
 import type { Inbound, Outcome, Source, SourceContext, SourceSpec } from './contract.ts';
 import {
   DROP_FOLDERS,
@@ -36,7 +36,7 @@ export const hl7AckFile: AckBuilder = (content, outcome) => {
   const ack = buildAck(content, {
     code: outcome.status === 'REJECTED' ? 'AR' : failed ? 'AE' : 'AA',
     ...(failed
-      ? { error: { text: outcome.error ?? `message ${outcome.messageId} ${outcome.status.toLowerCase()}` } }
+      ? { error: ackErrorOf(outcome.error ?? `message ${outcome.messageId} ${outcome.status.toLowerCase()}`) }
       : {}),
   });
   // In enhanced mode MSH-15 may say the sender wants no accept acknowledgment.

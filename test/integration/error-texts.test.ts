@@ -147,6 +147,7 @@ describe('error texts said once, over MLLP and SFTP', function () {
       const note = (await sftp.get('/error/bad-date.hl7.error.txt')).toString('utf8');
       const ack = fields((await sftp.get('/out/ack/bad-date.hl7.ack.hl7')).toString('utf8'));
       assert.equal(ack.msa3, BAD_DATE);
+      assert.deepEqual([ack.err3, ack.err5, ack.err8], ['102', 'PAM_BAD_DATE', BAD_DATE]);
       const reason = note.split('\n')[3] ?? '';
       assert.match(reason, /^message \d+ failed: /, note);
       assert.equal(reason.replace(/^message \d+ failed: /, ''), BAD_DATE);
