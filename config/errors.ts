@@ -77,6 +77,11 @@ export const ERRORS = define({
     hint: 'fix each problem listed with its file and line, then run `onco-relay validate`',
     status: BAD_REQUEST,
   },
+  OPTIONS_INVALID: {
+    message: 'options not valid: {problems}',
+    hint: 'run `onco-relay validate`, which names the file and line of each problem',
+    status: BAD_REQUEST,
+  },
   CHANNEL_UNKNOWN: {
     message: 'no channel "{id}"',
     hint: 'list the channels with `onco-relay status`',

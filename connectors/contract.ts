@@ -4,10 +4,10 @@
 import type { Store } from '../store/store.ts';
 import { OncoError } from '../config/errors.ts';
 
-/** A JSON Schema (draft 2020-12 subset understood by ajv): drives validation, editor hints and docs. */
-export type JsonSchema = { [keyword: string]: unknown };
+import type { JsonSchema, MetaValue } from '../transformers/contract.ts';
+import type { TObject } from 'typebox';
 
-export type MetaValue = string | number | boolean | null;
+export type { JsonSchema, MetaValue } from '../transformers/contract.ts';
 export type Meta = Record<string, MetaValue>;
 
 /** What a source hands to the engine. */
@@ -172,7 +172,7 @@ export interface SourceSpec<O = Record<string, unknown>> {
   kind: 'source';
   type: string;
   summary: string;
-  schema: JsonSchema;
+  schema: JsonSchema | TObject;
   create(options: O, ctx: SourceContext): Source;
 }
 
@@ -180,6 +180,6 @@ export interface DestinationSpec<O = Record<string, unknown>> {
   kind: 'destination';
   type: string;
   summary: string;
-  schema: JsonSchema;
+  schema: JsonSchema | TObject;
   create(options: O, ctx: DestinationContext): Destination;
 }

@@ -1,9 +1,31 @@
 // A transformer step is a pure function of a message's content: no socket, no database, no clock
 // it did not receive. The engine runs it in the processing stage and journals what it returns.
+import Type, { type Static, type TObject, type TOptional, type TSchema } from 'typebox';
 import { OncoError, type ProtocolStatus } from '../config/errors.ts';
 
 /** A JSON Schema (draft 2020-12 subset understood by ajv): drives validation, editor hints and docs. */
 export type JsonSchema = { [keyword: string]: unknown };
+
+// Component options are declared once, as a TypeBox schema: the registry validates, defaults and
+// freezes them from it when a channel is built, and their TypeScript type is derived from it, so a
+// default is written in the schema only — never again as `options.x ?? DEFAULT` in code.
+
+/** An option the channel file may leave out: the registry then fills in `value`. */
+export type TDefault<S extends TSchema> = TOptional<S> & { readonly default: Static<S> };
+
+export function Default<S extends TSchema>(schema: S, value: Static<S>): TDefault<S> {
+  return Type.Optional({ ...schema, default: value } as S) as TDefault<S>;
+}
+
+type PropertiesOf<T> = T extends TObject<infer P> ? P : never;
+type DefaultedKeys<T extends TObject> = {
+  [K in keyof PropertiesOf<T>]: PropertiesOf<T>[K] extends { readonly default: unknown } ? K : never;
+}[keyof PropertiesOf<T>];
+
+/** The options a component's `create()` receives: as its schema says, defaulted options always present. */
+export type OptionsOf<T extends TObject> = Readonly<
+  Static<T> & { [K in DefaultedKeys<T> & keyof Static<T>]-?: Exclude<Static<T>[K], undefined> }
+>;
 
 export type MetaValue = string | number | boolean | null;
 
@@ -41,6 +63,6 @@ export interface StepSpec<O = Record<string, unknown>> {
   kind: 'step';
   type: string;
   summary: string;
-  schema: JsonSchema;
+  schema: JsonSchema | TObject;
   create(options: O): Step;
 }
