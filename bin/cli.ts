@@ -8,6 +8,7 @@ import pino from 'pino';
 import { loadConfig, type LoadedConfig } from '../config/config.ts';
 import { formatProblem } from '../config/loader.ts';
 import { renderError } from '../config/errors.ts';
+import { defaultBind, envPort } from '../connectors/listener-setup.ts';
 import { builtinRegistry } from '../channels/builtins.ts';
 import { validateConfig } from '../channels/validate.ts';
 import { Engine } from '../channels/engine.ts';
@@ -241,8 +242,7 @@ function auditCommand(args: string[]): number {
 
 async function status(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { url: { type: 'string' } } });
-  const base =
-    values.url ?? `http://${process.env.ONCO_BIND ?? '127.0.0.1'}:${process.env.ONCO_HTTP_PORT ?? '8080'}`;
+  const base = values.url ?? `http://${defaultBind()}:${envPort('ONCO_HTTP_PORT', 8080)}`;
   let res: Response;
   try {
     res = await fetch(`${base}/api/health`);

@@ -92,11 +92,6 @@ export const ERRORS = define({
     hint: 'deploy or resume the channel first',
     status: CONFLICT,
   },
-  STEP_FAILED: {
-    message: 'a destination step failed: {reason}',
-    hint: 'correct the destination steps of the channel, then replay the delivery',
-    status: REFUSED_FOR_GOOD,
-  },
 
   // HL7 v2 syntax, charsets and ACKs (transformers/hl7v2*.ts)
   HL7_EMPTY: { message: 'the message is empty', hint: 'send at least an MSH segment', status: STRUCTURE_AR },

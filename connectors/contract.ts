@@ -2,6 +2,7 @@
 // The engine owns journaling, acknowledgement timing, retry, metrics and shutdown (Benthos' split),
 // so a connector never retries on its own and never decides whether a message is durable.
 import type { Store } from '../store/store.ts';
+import type { Role } from '../store/accounts.ts';
 import { OncoError } from '../config/errors.ts';
 
 import type { JsonSchema, MetaValue } from '../transformers/contract.ts';
@@ -51,7 +52,7 @@ export interface Logger {
 
 export interface Account {
   login: string;
-  role: 'admin' | 'operator' | 'viewer' | 'establishment' | 'lab';
+  role: Role;
   finess: string | null;
 }
 

@@ -36,7 +36,7 @@ import {
 import { ackErrorOf, buildAck, parseAck, type AckCode, type AckError } from '../transformers/hl7v2-ack.ts';
 import { renderError } from '../config/errors.ts';
 import { Hl7Error, get, parse, summarize, type Hl7Charset, type Hl7Message } from '../transformers/hl7v2.ts';
-import { ConnectorSetupError, defaultBind, listen, readTlsFiles, type TlsFiles } from './listener-setup.ts';
+import { defaultBind, envPort, listen, readTlsFiles, type TlsFiles } from './listener-setup.ts';
 import { DEFAULT_MAX_FRAME_BYTES, MllpFramer, frame, type FramerEvent } from './mllp-framer.ts';
 
 export interface MllpListenerOptions {
@@ -61,7 +61,7 @@ export interface MllpListener extends Source {
 }
 
 export function createMllpListener(options: MllpListenerOptions, ctx: SourceContext): MllpListener {
-  const port = options.port ?? defaultMllpPort();
+  const port = options.port ?? envPort('ONCO_MLLP_PORT', 2575);
   const bind = options.bind ?? defaultBind();
   const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
   const answer = { respond: options.respond ?? 'on-commit', defaultCharset: options.defaultCharset } as const;
@@ -104,20 +104,6 @@ export function createMllpListener(options: MllpListenerOptions, ctx: SourceCont
       ctx.report({ connected: false, detail: 'stopped' });
     },
   };
-}
-
-function defaultMllpPort(): number {
-  const env = process.env['ONCO_MLLP_PORT'];
-  if (env === undefined || env === '') return 2575;
-  const port = Number(env);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new ConnectorSetupError(
-      'BAD_PORT',
-      `ONCO_MLLP_PORT is "${env}", not a port number`,
-      'set ONCO_MLLP_PORT to an integer from 1 to 65535, or give the channel a port option',
-    );
-  }
-  return port;
 }
 
 /**

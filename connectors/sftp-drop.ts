@@ -6,6 +6,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ackErrorOf, buildAck } from '../transformers/hl7v2-ack.ts';
 import type { Inbound, Outcome, Source, SourceContext, SourceSpec } from './contract.ts';
+import { defaultBind, envPort } from './listener-setup.ts';
 import {
   DROP_FOLDERS,
   SftpServer,
@@ -99,8 +100,8 @@ export function sftpDropSpec(
 /** Server settings from the options, environment overrides and defaults (CONTRACT.md). */
 export function serverSettings(options: SftpDropOptions, dataDir: string): SftpServerSettings {
   return {
-    port: options.port ?? Number(process.env.ONCO_SFTP_PORT ?? 2222),
-    bind: options.bind ?? process.env.ONCO_BIND ?? '127.0.0.1',
+    port: options.port ?? envPort('ONCO_SFTP_PORT', 2222),
+    bind: options.bind ?? defaultBind(),
     hostKeyFile: path.resolve(dataDir, options.hostKeyFile ?? 'ssh_host_ed25519_key'),
   };
 }

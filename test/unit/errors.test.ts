@@ -71,7 +71,7 @@ describe('error catalogue', () => {
   it('is the base of every error class, which keep their names for instanceof', () => {
     const cases: [Error, string, string][] = [
       [new Hl7Error('HL7_EMPTY', 'the message is empty'), 'Hl7Error', 'HL7_EMPTY'],
-      [new StepError('STEP_FAILED', 'x'), 'StepError', 'STEP_FAILED'],
+      [new StepError('PAM_BAD_DATE', 'x'), 'StepError', 'PAM_BAD_DATE'],
       [new SendError('MLLP_ACK_AE', 'x', { retryable: false }), 'SendError', 'MLLP_ACK_AE'],
       [new SftpRefusal(3, 'SFTP_SYMLINK', 'x'), 'SftpRefusal', 'SFTP_SYMLINK'],
       [new ConfigError([{ file: 'a.yaml', path: '/x', message: 'bad' }]), 'ConfigError', 'CONFIG_INVALID'],
