@@ -12,7 +12,7 @@ import type {
   SourceContext,
   SourceSpec,
 } from '../connectors/contract.ts';
-import type { Step, StepSpec } from '../transformers/contract.ts';
+import { deepFreeze, type Step, type StepSpec } from '../transformers/contract.ts';
 import { OncoError } from '../config/errors.ts';
 import { ajv, checkAgainst, formatProblem, type ConfigFile, type ConfigProblem } from '../config/loader.ts';
 import { channelSchema, destinationFrameKeys, engineSchema, directorySchema } from '../config/schema.ts';
@@ -226,12 +226,4 @@ function ownOptions(
   frameKeys: readonly string[],
 ): Record<string, unknown> {
   return Object.fromEntries(Object.entries(options).filter(([k]) => !frameKeys.includes(k)));
-}
-
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const v of Object.values(value)) deepFreeze(v);
-  }
-  return value;
 }

@@ -192,7 +192,7 @@ class Connection {
           { err: event.error, remote: this.remote, hint: event.error.hint },
           event.error.message,
         );
-        this.ctx.report({ lastError: `${this.remote}: ${event.error.message}` });
+        this.ctx.report({ lastError: `${this.remote}: ${renderError(event.error)}` });
         this.stop();
         return;
       }

@@ -1,6 +1,7 @@
 // A transformer step is a pure function of a message's content: no socket, no database, no clock
 // it did not receive. The engine runs it in the processing stage and journals what it returns.
 import Type, { type Static, type TObject, type TOptional, type TSchema } from 'typebox';
+import Value from 'typebox/value';
 import { OncoError, type ProtocolStatus } from '../config/errors.ts';
 
 /** A JSON Schema (draft 2020-12 subset understood by ajv): drives validation, editor hints and docs. */
@@ -26,6 +27,29 @@ type DefaultedKeys<T extends TObject> = {
 export type OptionsOf<T extends TObject> = Readonly<
   Static<T> & { [K in DefaultedKeys<T> & keyof Static<T>]-?: Exclude<Static<T>[K], undefined> }
 >;
+
+/**
+ * Options read as the registry reads them — checked, defaulted and frozen from the schema — for code
+ * that builds a component without a registry (tests, benches, the CLI's import).
+ */
+export function readOptions<T extends TObject>(schema: T, input: Static<T>): OptionsOf<T> {
+  const options = Value.Default(schema, Value.Clone(input));
+  const problems = Value.Errors(schema, options);
+  if (problems.length > 0) {
+    const list = problems.map((p) => `${p.instancePath || '/'} ${p.message}`).join('; ');
+    throw new OncoError('OPTIONS_INVALID', { params: { problems: list } });
+  }
+  return deepFreeze(options) as OptionsOf<T>;
+}
+
+/** Freezes a value and everything it holds: options nobody may change once read. */
+export function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
 
 export type MetaValue = string | number | boolean | null;
 

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import Type from 'typebox';
 import { Registry } from '../../channels/registry.ts';
 import { OncoError } from '../../config/errors.ts';
-import { Default, type OptionsOf, type StepSpec } from '../../transformers/contract.ts';
+import { Default, readOptions, type OptionsOf, type StepSpec } from '../../transformers/contract.ts';
 
 const schema = Type.Object({
   prefix: Default(Type.String({ minLength: 1 }), '>'),
@@ -53,6 +53,18 @@ describe('registry: component options read once', () => {
         /step "echo"/.test(e.message) &&
         /repeat/.test(e.message) &&
         /colour/.test(e.message),
+    );
+  });
+
+  it('reads options the same way for code that builds a component without a registry', () => {
+    const input = { repeat: 4 };
+    const options = readOptions(schema, input);
+    assert.deepEqual(options, { repeat: 4, prefix: '>', tags: [] });
+    assert.ok(Object.isFrozen(options));
+    assert.deepEqual(input, { repeat: 4 }, 'the input is left as given');
+    assert.throws(
+      () => readOptions(schema, { repeat: 0 }),
+      (e: unknown) => e instanceof OncoError && e.code === 'OPTIONS_INVALID' && /repeat/.test(e.message),
     );
   });
 });
