@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import Type from 'typebox';
 import { Registry } from '../../channels/registry.ts';
+import { builtinRegistry } from '../../channels/builtins.ts';
 import { OncoError } from '../../config/errors.ts';
 import { Default, readOptions, type OptionsOf, type StepSpec } from '../../transformers/contract.ts';
 
@@ -66,5 +67,13 @@ describe('registry: component options read once', () => {
       () => readOptions(schema, { repeat: 0 }),
       (e: unknown) => e instanceof OncoError && e.code === 'OPTIONS_INVALID' && /repeat/.test(e.message),
     );
+  });
+
+  it('builds a shipped component from its TypeBox schema: the match filter with its defaults', async () => {
+    const keep = builtinRegistry().createStep({ type: 'match', pattern: '^MSH' });
+    const drop = builtinRegistry().createStep({ type: 'match', pattern: '^MSH', keep: 'non-matching' });
+    const input = { content: Buffer.from('MSH|^~\\&|'), contentType: 'application/hl7-v2', meta: {} };
+    assert.equal(await keep(input), input);
+    assert.equal(await drop(input), null);
   });
 });
