@@ -7,6 +7,8 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { loadConfig, type LoadedConfig } from '../config/config.ts';
 import { formatProblem } from '../config/loader.ts';
+import { renderError } from '../config/errors.ts';
+import { defaultBind, envPort } from '../connectors/listener-setup.ts';
 import { builtinRegistry } from '../channels/builtins.ts';
 import { validateConfig } from '../channels/validate.ts';
 import { Engine } from '../channels/engine.ts';
@@ -64,7 +66,7 @@ export async function main(argv: string[]): Promise<number> {
         return 2;
     }
   } catch (error) {
-    process.stderr.write(`onco-relay ${command}: ${(error as Error).message}\n`);
+    process.stderr.write(`onco-relay ${command}: ${renderError(error)}\n`);
     return 1;
   }
 }
@@ -240,8 +242,7 @@ function auditCommand(args: string[]): number {
 
 async function status(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { url: { type: 'string' } } });
-  const base =
-    values.url ?? `http://${process.env.ONCO_BIND ?? '127.0.0.1'}:${process.env.ONCO_HTTP_PORT ?? '8080'}`;
+  const base = values.url ?? `http://${defaultBind()}:${envPort('ONCO_HTTP_PORT', 8080)}`;
   let res: Response;
   try {
     res = await fetch(`${base}/api/health`);
