@@ -13,6 +13,7 @@ import { Engine } from '../channels/engine.ts';
 import { Store } from '../store/store.ts';
 import { AccountError, roles, type Role } from '../store/accounts.ts';
 import { buildServer } from '../dashboard/server.ts';
+import { ConnectorSetupError } from '../connectors/listener-setup.ts';
 import { identityFiles, importIdentities, type ImportProgress } from '../channels/identity-import.ts';
 
 const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -64,7 +65,11 @@ export async function main(argv: string[]): Promise<number> {
         return 2;
     }
   } catch (error) {
-    process.stderr.write(`onco-relay ${command}: ${(error as Error).message}\n`);
+    const { code, hint } = error as { code?: unknown; hint?: unknown };
+    process.stderr.write(
+      `onco-relay ${command}: ${(error as Error).message}${typeof code === 'string' && /^[A-Z_]+$/.test(code) ? ` [${code}]` : ''}\n` +
+        (typeof hint === 'string' ? `  what to do: ${hint}\n` : ''),
+    );
     return 1;
   }
 }
@@ -116,7 +121,23 @@ async function start(args: string[]): Promise<number> {
   firstAdmin(engine.store);
   await engine.start();
   const http = buildServer(engine, config.engine.http);
-  await http.listen({ host: config.engine.http.bind, port: config.engine.http.port });
+  const { bind, port } = config.engine.http;
+  try {
+    await http.listen({ host: bind, port });
+  } catch (error) {
+    // Nothing may stay open behind a failed start: the process must end, not linger half-alive.
+    await http.close();
+    await engine.stop();
+    const inUse = (error as NodeJS.ErrnoException).code === 'EADDRINUSE';
+    throw new ConnectorSetupError(
+      inUse ? 'PORT_IN_USE' : 'LISTEN_FAILED',
+      `not started: the dashboard cannot listen on ${bind}:${port} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+      inUse
+        ? 'another process holds this port: stop it, or choose another one with ONCO_HTTP_PORT'
+        : 'check the bind address (ONCO_BIND) and the port (ONCO_HTTP_PORT)',
+      error,
+    );
+  }
   const address = http.server.address();
   log.info({ dataDir, configDir, http: address }, 'onco-relay started');
 

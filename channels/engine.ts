@@ -13,6 +13,7 @@ import type {
 } from '../connectors/contract.ts';
 import type { LoadedConfig } from '../config/config.ts';
 import { Store } from '../store/store.ts';
+import { lockDataDir, type DataDirLock } from '../store/db.ts';
 import type { AccountRecord } from '../store/accounts.ts';
 import { Channel, type ChannelStatus } from './channel.ts';
 import type { Registry } from './registry.ts';
@@ -27,8 +28,9 @@ export interface EngineOptions {
 
 export class EngineError extends Error {
   constructor(
-    readonly code: 'CHANNEL_UNKNOWN' | 'CHANNEL_STATE',
+    readonly code: 'CHANNEL_UNKNOWN' | 'CHANNEL_STATE' | 'ENGINE_START_FAILED' | 'DATA_DIR_IN_USE',
     message: string,
+    readonly hint?: string,
   ) {
     super(message);
     this.name = 'EngineError';
@@ -41,6 +43,21 @@ interface SharedEntry {
   ready: Promise<void>;
 }
 
+/** One engine per data directory: two would share the journal and fail each other's writes. */
+function takeDataDir(dataDir: string): DataDirLock | undefined {
+  if (dataDir === ':memory:') return undefined;
+  const lock = lockDataDir(dataDir);
+  if ('release' in lock) return lock;
+  const who = lock.pid === null ? 'another engine' : `the engine of process ${lock.pid}`;
+  throw new EngineError(
+    'DATA_DIR_IN_USE',
+    `data directory ${dataDir} is in use by ${who}${lock.since ? ` (started ${lock.since})` : ''}`,
+    lock.pid === null
+      ? 'stop the other engine first, or start this one with another --data directory'
+      : `stop it first (kill -TERM ${lock.pid}), or start this one with another --data directory`,
+  );
+}
+
 const toAccount = (r: AccountRecord | null | undefined): Account | null =>
   r ? { login: r.login, role: r.role, finess: r.finess } : null;
 
@@ -49,11 +66,20 @@ export class Engine {
   readonly channels = new Map<string, Channel>();
   readonly startedAt = Date.now();
   private readonly shared = new Map<string, SharedEntry>();
+  /** During start: each channel's deploy, awaited by messages dispatched to it before it is ready. */
+  private readonly deploying = new Map<string, Promise<void>>();
   private pruneTimer: NodeJS.Timeout | undefined;
   private readonly accounts: ConnectorAccounts;
+  private readonly lock: DataDirLock | undefined;
 
   constructor(private readonly o: EngineOptions) {
-    this.store = new Store({ dataDir: o.dataDir, synchronous: o.config.engine.store.synchronous });
+    this.lock = takeDataDir(o.dataDir);
+    try {
+      this.store = new Store({ dataDir: o.dataDir, synchronous: o.config.engine.store.synchronous });
+    } catch (error) {
+      this.lock?.release();
+      throw error;
+    }
     const accounts = this.store.accounts;
     this.accounts = {
       verifyPassword: async (login, password) => toAccount(await accounts.checkPassword(login, password)),
@@ -86,13 +112,40 @@ export class Engine {
     return this.o.log;
   }
 
-  /** Deploys every enabled channel. A channel that fails to deploy is reported, the others still run. */
+  /**
+   * Deploys every enabled channel with its source closed (destinations and processing resume their
+   * journaled work: recovery), then opens the sources. A channel writer resuming work towards a
+   * channel deployed after its own therefore meets a target that takes messages, and no source
+   * takes a message before every channel can. If a channel cannot deploy or open its source (a port
+   * in use), everything opened is stopped and the start fails: a half-started appliance would
+   * acknowledge on some channels while silently missing others.
+   */
   async start(): Promise<void> {
-    for (const c of this.channels.values()) {
-      if (!c.config.enabled) continue;
-      await c
-        .deploy()
-        .catch((e) => this.o.log.error({ channel: c.id, err: describeError(e) }, 'deploy failed'));
+    const enabled = [...this.channels.values()].filter((c) => c.config.enabled);
+    const failures: string[] = [];
+    const failed = (c: Channel) => (e: unknown) => {
+      failures.push(`channel "${c.id}": ${describeError(e)}`);
+      this.o.log.error({ channel: c.id, err: describeError(e) }, 'deploy failed');
+    };
+    // Registered before the first deploy runs, so that dispatch() can wait for a target not deployed yet.
+    let previous: Promise<void> = Promise.resolve();
+    for (const c of enabled) {
+      previous = previous.then(() => c.deploy({ paused: true }).catch(failed(c)));
+      this.deploying.set(c.id, previous);
+    }
+    await previous;
+    this.deploying.clear();
+    for (const c of enabled) {
+      if (failures.length > 0) break;
+      await c.resume().catch(failed(c));
+    }
+    if (failures.length > 0) {
+      await this.stop();
+      throw new EngineError(
+        'ENGINE_START_FAILED',
+        `not started, ${failures.length} channel(s) failed: ${failures.join('; ')}`,
+        'fix the cause named above (for a port in use: stop the other process or choose another port), then start again',
+      );
     }
     const every = this.o.config.engine.store.pruneEveryMinutes * 60_000;
     this.pruneTimer = setInterval(() => void this.prune(), every);
@@ -112,6 +165,7 @@ export class Engine {
     }
     this.shared.clear();
     this.store.close();
+    this.lock?.release();
   }
 
   channel(id: string): Channel {
@@ -131,6 +185,7 @@ export class Engine {
   /** The channel writer's way in: the target channel journals the message as its own source would. */
   async dispatch(channelId: string, msg: Inbound): Promise<Receipt> {
     const c = this.channel(channelId);
+    await this.deploying.get(channelId);
     if (c.state === 'UNDEPLOYED' || c.state === 'FAILED') {
       throw new EngineError(
         'CHANNEL_STATE',
