@@ -1,5 +1,6 @@
 // The engine: the store, the deployed channels and the services they share. It owns the order of
 // start (store, destinations, processing, sources) and of shutdown (the reverse), and pruning.
+import path from 'node:path';
 import type pino from 'pino';
 import type {
   Account,
@@ -11,13 +12,18 @@ import type {
   SharedHandle,
   SharedService,
 } from '../connectors/contract.ts';
-import type { LoadedConfig } from '../config/config.ts';
+import { loadConfig, type ChannelConfig, type LoadedConfig } from '../config/config.ts';
+import { ConfigError } from '../config/loader.ts';
 import { Store } from '../store/store.ts';
 import { lockDataDir, type DataDirLock } from '../store/db.ts';
 import type { AccountRecord } from '../store/accounts.ts';
 import { Channel, type ChannelStatus } from './channel.ts';
 import type { Registry } from './registry.ts';
 import { describeError } from './steps.ts';
+import { validateConfig } from './validate.ts';
+
+/** What deployFromFile did, as the API, the page and the CLI report it. */
+export type DeployOutcome = 'deployed' | 'redeployed' | 'undeployed' | 'removed';
 
 export interface EngineOptions {
   config: LoadedConfig;
@@ -28,7 +34,12 @@ export interface EngineOptions {
 
 export class EngineError extends Error {
   constructor(
-    readonly code: 'CHANNEL_UNKNOWN' | 'CHANNEL_STATE' | 'ENGINE_START_FAILED' | 'DATA_DIR_IN_USE',
+    readonly code:
+      | 'CHANNEL_UNKNOWN'
+      | 'CHANNEL_STATE'
+      | 'CHANNEL_DEPLOY_FAILED'
+      | 'ENGINE_START_FAILED'
+      | 'DATA_DIR_IN_USE',
     message: string,
     readonly hint?: string,
   ) {
@@ -68,6 +79,8 @@ export class Engine {
   private readonly shared = new Map<string, SharedEntry>();
   /** During start: each channel's deploy, awaited by messages dispatched to it before it is ready. */
   private readonly deploying = new Map<string, Promise<void>>();
+  /** Redeploys one at a time: two at once could interleave undeploy and deploy of one channel. */
+  private deploys: Promise<void> = Promise.resolve();
   private pruneTimer: NodeJS.Timeout | undefined;
   private readonly accounts: ConnectorAccounts;
   private readonly lock: DataDirLock | undefined;
@@ -89,19 +102,18 @@ export class Engine {
       },
       find: async (login) => toAccount(accounts.get(login)),
     };
-    for (const { config } of o.config.channels) {
-      this.channels.set(
-        config.id,
-        new Channel(config, {
-          store: this.store,
-          registry: o.registry,
-          log: o.log.child({ channel: config.id }),
-          defaults: o.config.engine.defaults,
-          connectorContext: (id, report) => this.connectorContext(id, report),
-          dispatch: (id, msg) => this.dispatch(id, msg),
-        }),
-      );
-    }
+    for (const { config } of o.config.channels) this.channels.set(config.id, this.newChannel(config));
+  }
+
+  private newChannel(config: ChannelConfig): Channel {
+    return new Channel(config, {
+      store: this.store,
+      registry: this.o.registry,
+      log: this.o.log.child({ channel: config.id }),
+      defaults: this.o.config.engine.defaults,
+      connectorContext: (id, report) => this.connectorContext(id, report),
+      dispatch: (id, msg) => this.dispatch(id, msg),
+    });
   }
 
   get config(): LoadedConfig {
@@ -166,6 +178,78 @@ export class Engine {
     this.shared.clear();
     this.store.close();
     this.lock?.release();
+  }
+
+  /**
+   * Re-reads channel `id`'s file and makes the running engine match it, without a restart: a new
+   * file is deployed, an edited one replaces the running version (drained first, paused stays
+   * paused), a removed one is undeployed and forgotten. An invalid file is refused with its
+   * problems (ConfigError) and the running version is left untouched. If the new version cannot
+   * start (a port in use), the previous one is deployed again and the error says so.
+   */
+  deployFromFile(id: string): Promise<DeployOutcome> {
+    const run = this.deploys.then(() => this.applyChannelFile(id));
+    this.deploys = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  private async applyChannelFile(id: string): Promise<DeployOutcome> {
+    const fresh = loadConfig(this.o.config.dir, { ...process.env, ONCO_DATA_DIR: this.o.dataDir });
+    const entry = fresh.channels.find((c) => c.config.id === id);
+    const index = this.o.config.channels.findIndex((c) => c.config.id === id);
+    const current = this.o.config.channels[index];
+    // Only this channel's file decides; with neither version known, any broken channel file may be it.
+    const concerned = (file: string) =>
+      entry || current
+        ? file === entry?.file.file || file === current?.file.file
+        : path.dirname(file) === path.join(this.o.config.dir, 'channels');
+    const problems = validateConfig(fresh, this.o.registry).filter((p) => concerned(p.file));
+    if (problems.length > 0) throw new ConfigError(problems);
+    const channel = this.channels.get(id);
+    if (!entry) {
+      if (!channel || !current) {
+        throw new EngineError(
+          'CHANNEL_UNKNOWN',
+          `no channel "${id}" is running and no file in ${path.join(this.o.config.dir, 'channels')} has this id`,
+          `add a channel file with "id: ${id}", or use one of: ${[...this.channels.keys()].join(', ')}`,
+        );
+      }
+      await channel.undeploy();
+      this.channels.delete(id);
+      this.o.config.channels.splice(index, 1);
+      return 'removed';
+    }
+    if (!channel) {
+      const added = this.newChannel(entry.config);
+      this.channels.set(id, added);
+      this.o.config.channels.push(entry);
+      if (entry.config.enabled) await added.deploy();
+      return entry.config.enabled ? 'deployed' : 'undeployed';
+    }
+    const paused = channel.state === 'PAUSED';
+    await channel.undeploy();
+    this.o.config.channels[index] = entry;
+    channel.config = entry.config;
+    if (!entry.config.enabled) return 'undeployed';
+    try {
+      await channel.deploy({ paused });
+    } catch (error) {
+      this.o.config.channels[index] = current!;
+      channel.config = current!.config;
+      const restored = await channel.deploy({ paused }).then(
+        () => 'the previous version runs again',
+        (e) => `the previous version failed too (${describeError(e)})`,
+      );
+      throw new EngineError(
+        'CHANNEL_DEPLOY_FAILED',
+        `the new version of channel "${id}" could not start: ${describeError(error)}; ${restored}`,
+        'fix the cause in the channel file (for a port in use: another port), then deploy again',
+      );
+    }
+    return 'redeployed';
   }
 
   channel(id: string): Channel {

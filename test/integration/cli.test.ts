@@ -204,4 +204,60 @@ describe('onco-relay command line', function () {
     assert.equal(await child.exited, 0, child.output());
     assert.match(child.output(), /"signal":"SIGTERM".*\n.*onco-relay stopped/);
   });
+
+  it('deploy CHANNEL: the running appliance picks up an edited channel file, and refuses a broken one', async () => {
+    const config = tempDir('onco-config-');
+    fs.cpSync(path.resolve('config'), config, { recursive: true });
+    const env = await applianceEnv();
+    const engine = await startChildEngine(['--config', config], env);
+    children.push(engine);
+    const password = 'a long operator passphrase 42';
+    const added = run(
+      ['user', 'add', 'oper', '--role', 'operator', '--password-stdin', '--data', env.ONCO_DATA_DIR!],
+      `${password}\n`,
+    );
+    assert.equal(added.status, 0, added.stderr);
+    const deploy = (channel: string) =>
+      spawnSync(
+        process.execPath,
+        [
+          bin,
+          'deploy',
+          channel,
+          '--url',
+          `http://127.0.0.1:${env.ONCO_HTTP_PORT}`,
+          '--user',
+          'oper',
+          '--password-stdin',
+        ],
+        { input: `${password}\n`, encoding: 'utf8', timeout: 30_000 },
+      );
+    const file = path.join(config, 'channels', 'file-drop.yaml');
+    const shipped = fs.readFileSync(file, 'utf8');
+
+    fs.writeFileSync(file, shipped.replace('path: outbox/files', 'path: outbox/edited'));
+    const ok = deploy('file-drop');
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.equal(ok.stdout, 'channel "file-drop": STARTED\n');
+    fs.writeFileSync(path.join(env.ONCO_DATA_DIR!, 'inbox', 'files', 'edited.txt'), 'after deploy');
+    await until(
+      () =>
+        fs.existsSync(path.join(env.ONCO_DATA_DIR!, 'outbox', 'edited')) &&
+        fs
+          .readdirSync(path.join(env.ONCO_DATA_DIR!, 'outbox', 'edited'))
+          .some((n) => n.endsWith('edited.txt')),
+      'the file written where the edited channel says',
+    );
+
+    fs.writeFileSync(file, shipped.replace('type: file-writer', 'type: file-writter'));
+    const refused = deploy('file-drop');
+    assert.equal(refused.status, 1);
+    assert.match(refused.stderr, /the running version is unchanged; its file has 1 problem\(s\)/);
+    assert.match(refused.stderr, /file-drop\.yaml:\d+: \/destinations\/0\/type: .*file-writter/);
+    assert.match(refused.stderr, /\[CHANNEL_FILE_INVALID\]/);
+    const state = (await health(env)).channels.find((c) => c.id === 'file-drop')?.state;
+    assert.equal(state, 'STARTED');
+    engine.kill('SIGTERM');
+    assert.equal(await engine.exited, 0);
+  });
 });

@@ -1,7 +1,9 @@
 // The engine's own life: the order of start, a database locked by another process, redeploying a
 // channel whose file changed.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
+import YAML from 'yaml';
 import Database from 'better-sqlite3';
 import { builtinRegistry } from '../../channels/builtins.ts';
 import type { Engine } from '../../channels/engine.ts';
@@ -9,6 +11,7 @@ import { identityWriterSpec } from '../../connectors/identity-writer.ts';
 import type { DestinationSpec, SourceSpec } from '../../connectors/contract.ts';
 import { startEngine, until, type Harness } from '../support/engine-harness.ts';
 import { a28 } from '../support/pam.ts';
+import { basic, startDashboard, type Dashboard } from './dashboard-harness.ts';
 import { idleSource, makeSink } from '../support/sink.ts';
 
 const fastRetry = { maxAttempts: 3, initialDelayMs: 20, maxDelayMs: 50, multiplier: 2, jitter: 0 };
@@ -147,5 +150,98 @@ describe('engine lifecycle', function () {
     assert.equal(d!.status, 'SENT', `a locked database is not a refusal: ${d!.lastError}`);
     assert.equal(d!.attempts, 2);
     assert.ok(h.engine.store.patients.resolveIdentifier({ finess: '310000001', ipp: 'L-1' }));
+  });
+});
+
+describe('redeploying a channel from its file (API)', function () {
+  this.timeout(30_000);
+  let d: Dashboard;
+  beforeEach(async () => (d = await startDashboard()));
+  afterEach(() => d.stop());
+
+  const channelFile = (name: string) => path.join(d.h.configDir, 'channels', name);
+  const edit = (name: string, change: (ch: Record<string, unknown>) => object) =>
+    fs.writeFileSync(
+      channelFile(name),
+      YAML.stringify(change(YAML.parse(fs.readFileSync(channelFile('drop.yaml'), 'utf8')) as never)),
+    );
+  const deploy = async (id: string) => {
+    const res = await fetch(`${d.base}/api/channels/${id}/deploy`, {
+      method: 'POST',
+      headers: { authorization: basic('operator') },
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+  const dropAndFind = async (name: string, outbox: string) => {
+    fs.writeFileSync(path.join(d.inbox, name), `content of ${name}`);
+    await until(
+      () =>
+        fs.existsSync(path.join(d.h.dataDir, outbox)) &&
+        fs.readdirSync(path.join(d.h.dataDir, outbox)).some((n) => n.endsWith(name)),
+      `${name} written to ${outbox}`,
+    );
+  };
+
+  it('picks up an edited file: the new version runs, the page shows its YAML, the act is audited', async () => {
+    edit('drop.yaml', (ch) => ({
+      ...ch,
+      destinations: [{ name: 'out', type: 'file-writer', path: 'outbox-v2', fileName: '{meta.fileName}' }],
+    }));
+    const { status, body } = await deploy('drop');
+    assert.equal(status, 200, JSON.stringify(body));
+    assert.equal(body.state, 'STARTED');
+    await dropAndFind('after-edit.txt', 'outbox-v2');
+    const page = (await (
+      await fetch(`${d.base}/api/channels/drop`, { headers: { authorization: basic('operator') } })
+    ).json()) as { yaml: string };
+    assert.match(page.yaml, /outbox-v2/);
+    const [row] = d.h.engine.store.audit.search({ action: 'channel-deploy' }).items;
+    assert.equal(row?.actor, 'oper1');
+    assert.deepEqual(row?.detail, { state: 'STARTED' });
+  });
+
+  it('refuses an invalid file with its problems and leaves the running version untouched', async () => {
+    edit('drop.yaml', (ch) => ({ ...ch, destinations: [], queueLimit: 'many' }));
+    const { status, body } = await deploy('drop');
+    assert.equal(status, 400);
+    assert.equal(body.error, 'CHANNEL_FILE_INVALID');
+    assert.match(String(body.message), /the running version is unchanged; its file has 2 problem\(s\)/);
+    assert.match(String(body.message), /drop\.yaml:\d+: \/destinations: must NOT have fewer than 1 items/);
+    assert.match(String(body.message), /drop\.yaml:\d+: \/queueLimit: /);
+    assert.equal(d.h.engine.channel('drop').state, 'STARTED');
+    await dropAndFind('still-running.txt', 'outbox');
+  });
+
+  it('deploys a new file, and undeploys a channel whose file was removed', async () => {
+    edit('extra.yaml', (ch) => ({
+      ...ch,
+      id: 'extra',
+      name: 'Extra',
+      source: { type: 'folder', path: 'inbox-extra', stableMs: 30 },
+      destinations: [{ name: 'out', type: 'file-writer', path: 'outbox-extra', fileName: '{meta.fileName}' }],
+    }));
+    const added = await deploy('extra');
+    assert.equal(added.status, 200, JSON.stringify(added.body));
+    assert.equal(added.body.state, 'STARTED');
+    fs.writeFileSync(path.join(d.h.dataDir, 'inbox-extra', 'new.txt'), 'new channel');
+    await until(
+      () => fs.existsSync(path.join(d.h.dataDir, 'outbox-extra', 'new.txt')),
+      'new channel delivers',
+    );
+
+    fs.rmSync(channelFile('extra.yaml'));
+    const removed = await deploy('extra');
+    assert.equal(removed.status, 200, JSON.stringify(removed.body));
+    assert.deepEqual(removed.body, { id: 'extra', state: 'REMOVED' });
+    const list = (await (
+      await fetch(`${d.base}/api/channels`, { headers: { authorization: basic('operator') } })
+    ).json()) as { items: Array<{ id: string }> };
+    assert.deepEqual(
+      list.items.map((c) => c.id),
+      ['drop'],
+    );
+    const again = await deploy('extra');
+    assert.equal(again.status, 404);
+    assert.equal(again.body.error, 'CHANNEL_UNKNOWN');
   });
 });
