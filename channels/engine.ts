@@ -295,7 +295,8 @@ export class Engine {
     return total;
   }
 
-  private connectorContext(channelId: string, report: (s: ConnectorState) => void): ConnectorContext {
+  /** What every connector of a channel gets from the engine (also how connector tests drive one). */
+  connectorContext(channelId: string, report: (s: ConnectorState) => void): ConnectorContext {
     return {
       channelId,
       dataDir: this.o.dataDir,
