@@ -20,6 +20,7 @@ import {
 import type { ActionContext, Decision, IdentifierRef, IdentityInput } from '../store/patients.ts';
 import type { VigilanceRules } from '../store/vigilance.ts';
 import type { Store } from '../store/store.ts';
+import { isTransientDbError } from '../store/db.ts';
 
 export interface IdentityWriterOptions {
   rules: Partial<VigilanceRules>;
@@ -145,7 +146,8 @@ export class IdentityWriter implements Destination {
       try {
         return this.file(e, ctx);
       } catch (error) {
-        if (error instanceof SendError) throw error;
+        // A locked database is not a refusal: thrown as is, the delivery is retried.
+        if (error instanceof SendError || isTransientDbError(error)) throw error;
         // The store refuses deterministically (a conflicting IPP, an unknown patient): retrying cannot help.
         const at = events.length > 1 ? `event ${i + 1} of ${events.length} (${e.source.event}): ` : '';
         throw new SendError('IDENTITY_REFUSED', `${at}${(error as Error).message}`, {
