@@ -24,6 +24,7 @@ import {
   readTlsFiles,
   type TlsFiles,
 } from './listener-setup.ts';
+import { OncoError } from '../config/errors.ts';
 
 const MB = 1024 * 1024;
 
@@ -49,14 +50,15 @@ export interface HttpListener extends Source {
   readonly port: number;
 }
 
-class RequestRefused extends Error {
+class RequestRefused extends OncoError {
+  declare readonly hint: string;
   constructor(
     readonly status: number,
-    readonly code: string,
+    code: string,
     message: string,
-    readonly hint: string,
+    hint: string,
   ) {
-    super(message);
+    super(code, { message, hint, protocol: { http: status } });
   }
 }
 

@@ -5,8 +5,9 @@
 import crypto from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Engine } from '../channels/engine.ts';
-import type { AccountRecord, Role } from '../store/accounts.ts';
+import { roles, type AccountRecord, type Role } from '../store/accounts.ts';
 import type {} from '@fastify/cookie';
+import { OncoError } from '../config/errors.ts';
 
 export interface AuthUser {
   login: string;
@@ -33,7 +34,7 @@ declare module 'fastify' {
   }
 }
 
-export const everyone: readonly Role[] = ['admin', 'operator', 'viewer', 'establishment', 'lab'];
+export const everyone: readonly Role[] = roles;
 export const staff: readonly Role[] = ['admin', 'operator', 'viewer'];
 export const operators: readonly Role[] = ['admin', 'operator'];
 export const admins: readonly Role[] = ['admin'];
@@ -171,13 +172,7 @@ export class Authenticator {
       const repeated = Object.entries((req.query ?? {}) as Record<string, unknown>).find(([, v]) =>
         Array.isArray(v),
       );
-      if (repeated) {
-        return reply.code(400).send({
-          error: 'QUERY_REPEATED',
-          message: `query parameter "${repeated[0]}" is given more than once`,
-          hint: 'give each query parameter once',
-        });
-      }
+      if (repeated) throw new OncoError('QUERY_REPEATED', { params: { name: repeated[0] } });
       const config = req.routeOptions.config;
       if (config.public) return;
       req.user = await this.identify(req);
@@ -187,11 +182,7 @@ export class Authenticator {
       if (req.user.mustChangePassword && !config.beforePasswordChange) {
         if (req.method === 'GET' && (req.headers.accept ?? '').includes('text/html'))
           return reply.redirect('/password', 303);
-        return reply.code(403).send({
-          error: 'PASSWORD_CHANGE_REQUIRED',
-          message: `account ${req.user.login} still has its one-time password`,
-          hint: 'log in to the dashboard and change the password (/password), or: onco-relay user passwd LOGIN',
-        });
+        throw new OncoError('PASSWORD_CHANGE_REQUIRED', { params: { login: req.user.login } });
       }
       if (!config.roles?.includes(req.user.role)) {
         return reply.code(403).send({ error: 'FORBIDDEN', message: `role ${req.user.role} may not do this` });

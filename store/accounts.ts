@@ -2,6 +2,7 @@
 // Passwords are scrypt hashes with a per-account salt, compared in constant time.
 import crypto from 'node:crypto';
 import type { Db, Migration } from './db.ts';
+import { OncoError } from '../config/errors.ts';
 
 export const accountMigrations: Migration[] = [
   {
@@ -167,14 +168,12 @@ let decoy: Promise<string> | undefined;
 export const decoyHash = (): Promise<string> =>
   (decoy ??= hashPasswordAsync(crypto.randomBytes(16).toString('hex')));
 
-export class AccountError extends Error {
-  constructor(
-    readonly code: 'ACCOUNT_EXISTS' | 'ACCOUNT_INVALID' | 'ACCOUNT_UNKNOWN' | 'PASSWORD_REFUSED',
-    message: string,
-    readonly hint?: string,
-  ) {
-    super(message);
-    this.name = 'AccountError';
+export type AccountErrorCode = 'ACCOUNT_EXISTS' | 'ACCOUNT_INVALID' | 'ACCOUNT_UNKNOWN' | 'PASSWORD_REFUSED';
+
+export class AccountError extends OncoError {
+  declare readonly code: AccountErrorCode;
+  constructor(code: AccountErrorCode, message: string, hint?: string) {
+    super(code, { message, ...(hint ? { hint } : {}) });
   }
 }
 

@@ -7,6 +7,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { OncoError } from '../config/errors.ts';
 import type { Db, Migration } from './db.ts';
 
 export const auditMigrations: Migration[] = [
@@ -115,14 +116,9 @@ export interface AuditKeying {
   headFile: string | null;
 }
 
-export class AuditKeyError extends Error {
-  readonly code = 'AUDIT_KEY_INVALID';
-  constructor(
-    message: string,
-    readonly hint: string,
-  ) {
-    super(message);
-    this.name = 'AuditKeyError';
+export class AuditKeyError extends OncoError {
+  constructor(reason: string, hint?: string) {
+    super('AUDIT_KEY_INVALID', { params: { reason }, ...(hint ? { hint } : {}) });
   }
 }
 
@@ -138,10 +134,7 @@ export function auditKeying(dataDir: string, env: NodeJS.ProcessEnv = process.en
   const memory = dataDir === ':memory:';
   if (fromEnv !== undefined && fromEnv !== '') {
     if (fromEnv.length < 32) {
-      throw new AuditKeyError(
-        `ONCO_AUDIT_KEY has ${fromEnv.length} characters`,
-        'give it at least 32 random characters, e.g. the output of: openssl rand -hex 32',
-      );
+      throw new AuditKeyError(`ONCO_AUDIT_KEY has ${fromEnv.length} characters, at least 32 are needed`);
     }
     return { key: Buffer.from(fromEnv, 'utf8'), headFile: memory ? null : path.join(dataDir, HEAD_FILE) };
   }
@@ -155,8 +148,8 @@ export function auditKeying(dataDir: string, env: NodeJS.ProcessEnv = process.en
   const text = fs.readFileSync(file, 'utf8').trim();
   if (text.length < 32) {
     throw new AuditKeyError(
-      `the audit key file ${file} holds ${text.length} characters`,
-      'restore it from the backup; without the original key verify reports the whole chain as rewritten',
+      `the key file ${file} holds ${text.length} characters`,
+      'restore it from the backup: without the original key, verify reports the whole chain as rewritten',
     );
   }
   return { key: Buffer.from(text, 'utf8'), headFile: path.join(dataDir, HEAD_FILE) };

@@ -17,19 +17,17 @@ const commonPasswords = (): Set<string> =>
 
 /** Throws PASSWORD_REFUSED naming what is wrong; the password itself is never in the message. */
 export function checkNewPassword(password: string, login: string): void {
-  const hint = 'choose a passphrase of several unrelated words, or let a password manager generate one';
   if ([...password].length < MIN_PASSWORD_LENGTH) {
     throw new AccountError(
       'PASSWORD_REFUSED',
       `the password has ${[...password].length} characters; at least ${MIN_PASSWORD_LENGTH} are needed`,
-      hint,
     );
   }
   const lower = password.toLowerCase();
   if (commonPasswords().has(lower)) {
-    throw new AccountError('PASSWORD_REFUSED', 'the password is one of the most common passwords', hint);
+    throw new AccountError('PASSWORD_REFUSED', 'the password is one of the most common passwords');
   }
   if (lower.includes(login.toLowerCase())) {
-    throw new AccountError('PASSWORD_REFUSED', 'the password contains the login', hint);
+    throw new AccountError('PASSWORD_REFUSED', 'the password contains the login');
   }
 }

@@ -96,7 +96,7 @@ export function registerOverviewPages(app: FastifyInstance, engine: Engine): voi
           <span data-ch="${c.id}" data-f="queueDepth">${c.queueDepth}</span>
         </p>
         ${c.lastError ? html`<p class="error">Last error: ${c.lastError}</p>` : ''}
-        ${canAct ? html`<p>${channelActions.map((a) => actionButton(req.user, `/channels/${encodeURIComponent(id)}/${a}`, a))}</p>` : ''}
+        ${canAct ? html`<p>${channelActions.map((a) => actionButton(req.user, `/channels/${encodeURIComponent(id)}/${a}`, a === 'deploy' && c.state !== 'UNDEPLOYED' ? 'redeploy from file' : a, a))}</p>` : ''}
         <p><a href="/messages?channel=${encodeURIComponent(id)}">Messages of this channel</a></p>
         <h2>Configuration (read-only)</h2>
         <pre id="yaml">${channelYaml(engine, id) ?? '(no file)'}</pre>`,
@@ -108,7 +108,7 @@ export function registerOverviewPages(app: FastifyInstance, engine: Engine): voi
     const { id, action } = req.params as { id: string; action: string };
     if (!(channelActions as readonly string[]).includes(action))
       return sendError(req, reply, 404, `no action "${action}"`);
-    await controlChannel(engine, req, id, action as ChannelAction);
-    return reply.redirect(`/channels/${encodeURIComponent(id)}`, 303);
+    const state = await controlChannel(engine, req, id, action as ChannelAction);
+    return reply.redirect(state === 'REMOVED' ? '/' : `/channels/${encodeURIComponent(id)}`, 303);
   });
 }

@@ -5,6 +5,7 @@ import type { Engine } from '../../channels/engine.ts';
 import { AccountError, hashPasswordAsync } from '../../store/accounts.ts';
 import { checkNewPassword, MIN_PASSWORD_LENGTH } from '../../store/auth-password.ts';
 import { everyone, SESSION_COOKIE, setCookie, type Authenticator } from '../auth.ts';
+import { OncoError } from '../../config/errors.ts';
 import { html } from '../html.ts';
 import { csrfField, sendPage } from './layout.ts';
 
@@ -49,13 +50,7 @@ export function registerPasswordPage(app: FastifyInstance, engine: Engine, auth:
 
   app.post('/password', { config }, async (req, reply) => {
     const user = req.user!;
-    if (user.via !== 'session') {
-      return reply.code(400).send({
-        error: 'PASSWORD_FORM_ONLY',
-        message: 'the password is changed through the dashboard form',
-        hint: 'log in to the dashboard, or: onco-relay user passwd LOGIN',
-      });
-    }
+    if (user.via !== 'session') throw new OncoError('PASSWORD_FORM_ONLY');
     const body = (req.body ?? {}) as Record<string, string | undefined>;
     const current = body.current ?? '';
     const password = body.password ?? '';

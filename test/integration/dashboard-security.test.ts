@@ -238,6 +238,7 @@ describe('dashboard security', () => {
       throttled instanceof Response && throttled.status === 401,
       'the right password is refused from the throttled address',
     );
+    // Every refusal shows the same text (no account enumeration): the throttle is read from the store.
     assert.match(await throttled.text(), /too many failures from your address/);
     d.h.engine.store.auth.flushFailures();
     const failures = d.h.engine.store.audit.search({

@@ -2,16 +2,12 @@
 // opens connections and never speaks, or leaves huge frames unterminated, must not exhaust the process.
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { createHttpListener, type HttpListener } from '../../connectors/http.ts';
 import { createMllpListener, type MllpListener } from '../../connectors/mllp.ts';
 import { frame } from '../../connectors/mllp-framer.ts';
 import { SftpServer } from '../../connectors/sftp-server.ts';
-import { FakeAccounts, FakeSourceContext, silentLog } from '../support/fake-context.ts';
-import { tempDir } from '../support/engine-harness.ts';
-
-const context = () => new FakeSourceContext({ dataDir: os.tmpdir(), accounts: [] });
+import { channelContext, type ChannelContext } from '../support/channel-context.ts';
 
 /** A connected socket; `closed` resolves when the server closes it. */
 async function open(port: number): Promise<{ socket: net.Socket; closed: Promise<void> }> {
@@ -51,6 +47,11 @@ const adt = (id: string): Buffer =>
   );
 
 describe('listener limits', () => {
+  let ctx: ChannelContext;
+  beforeEach(async () => {
+    ctx = await channelContext();
+  });
+  afterEach(() => ctx.stop());
   describe('MLLP', () => {
     let listener: MllpListener | undefined;
     afterEach(async () => {
@@ -59,7 +60,7 @@ describe('listener limits', () => {
     });
 
     it('closes a connection beyond maxConnections at once; the others still get their ACK', async () => {
-      listener = createMllpListener({ port: 0, bind: '127.0.0.1', maxConnections: 3 }, context());
+      listener = createMllpListener({ port: 0, bind: '127.0.0.1', maxConnections: 3 }, ctx);
       await listener.start();
       const kept = await Promise.all([1, 2, 3].map(() => open(listener!.port)));
       const extra = await open(listener.port);
@@ -70,7 +71,7 @@ describe('listener limits', () => {
     });
 
     it('closes a connection silent for idleTimeoutMs', async () => {
-      listener = createMllpListener({ port: 0, bind: '127.0.0.1', idleTimeoutMs: 200 }, context());
+      listener = createMllpListener({ port: 0, bind: '127.0.0.1', idleTimeoutMs: 200 }, ctx);
       await listener.start();
       const idle = await open(listener.port);
       await idle.closed;
@@ -80,7 +81,7 @@ describe('listener limits', () => {
       const mib = 1024 * 1024;
       listener = createMllpListener(
         { port: 0, bind: '127.0.0.1', maxFrameBytes: mib, maxBufferedBytes: mib },
-        context(),
+        ctx,
       );
       await listener.start();
       const part = Buffer.concat([Buffer.of(0x0b), Buffer.alloc(400 * 1024, 0x41)]);
@@ -127,7 +128,7 @@ describe('listener limits', () => {
     it('closes a silent connection after idleTimeoutMs and one beyond maxConnections at once', async () => {
       listener = createHttpListener(
         { port: 0, bind: '127.0.0.1', idleTimeoutMs: 200, maxConnections: 2 },
-        context(),
+        ctx,
       );
       await listener.start();
       const a = await open(listener.port);
@@ -146,14 +147,13 @@ describe('listener limits', () => {
     });
 
     it('closes a connection that does not authenticate in time, and one beyond maxConnections', async () => {
-      const dir = tempDir();
       server = new SftpServer({
         port: 0,
         bind: '127.0.0.1',
-        hostKeyFile: path.join(dir, 'host_key'),
-        dataDir: dir,
-        accounts: new FakeAccounts([]),
-        log: silentLog,
+        hostKeyFile: path.join(ctx.dataDir, 'host_key'),
+        dataDir: ctx.dataDir,
+        accounts: ctx.accounts,
+        log: ctx.log,
         limits: { authTimeoutMs: 300, maxConnections: 2 },
       });
       await server.start();
