@@ -61,6 +61,8 @@ export interface Peer {
   /** Remote IP address, without port. */
   address: string;
   protocol: 'sftp' | 'http-listener' | 'smtp' | 'actx';
+  /** Only accounts of these roles may log in this way (SFTP: establishment and lab). */
+  roles?: ReadonlyArray<Account['role']>;
 }
 
 /** An act a connector reports to the audit trail (an SFTP upload): who, what, from where. */

@@ -65,7 +65,7 @@ export interface SftpServerOptions extends SftpServerSettings {
 }
 
 /** Roles that may use SFTP; the others log into the dashboard only. */
-const SFTP_ROLES: ReadonlySet<Account['role']> = new Set(['establishment', 'lab']);
+const SFTP_ROLES: ReadonlyArray<Account['role']> = ['establishment', 'lab'];
 /** Failed authentications tolerated on one connection before it is closed. */
 const MAX_AUTH_FAILURES = 6;
 
@@ -259,23 +259,19 @@ export class SftpServer implements SharedService {
    */
   private async authenticate(ctx: AuthContext, address: string): Promise<Account | 'key-acceptable' | null> {
     if (!loginUsableAsDirectory(ctx.username)) return null;
-    const peer = { address, protocol: 'sftp' } as const;
-    let account: Account | null = null;
-    if (ctx.method === 'password') {
-      account = await this.accounts.verifyPassword(ctx.username, ctx.password, peer);
-    } else if (ctx.method === 'publickey') {
-      const proof = !ctx.signature ? 'query' : signatureValid(ctx) ? 'signed' : 'bad-signature';
-      account = await this.accounts.verifyPublicKey(ctx.username, ctx.key.algo, ctx.key.data, peer, proof);
-      if (account && SFTP_ROLES.has(account.role) && proof === 'query') return 'key-acceptable';
-    }
-    if (account && !SFTP_ROLES.has(account.role)) {
-      this.log.info(
-        { login: account.login, role: account.role },
-        'sftp login refused: role has no SFTP access',
-      );
-      return null;
-    }
-    return account;
+    // Staff accounts log into the dashboard only: the service refuses (and audits) them here.
+    const peer = { address, protocol: 'sftp', roles: SFTP_ROLES } as const;
+    if (ctx.method === 'password') return this.accounts.verifyPassword(ctx.username, ctx.password, peer);
+    if (ctx.method !== 'publickey') return null;
+    const proof = !ctx.signature ? 'query' : signatureValid(ctx) ? 'signed' : 'bad-signature';
+    const account = await this.accounts.verifyPublicKey(
+      ctx.username,
+      ctx.key.algo,
+      ctx.key.data,
+      peer,
+      proof,
+    );
+    return account && proof === 'query' ? 'key-acceptable' : account;
   }
 }
 

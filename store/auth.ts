@@ -24,6 +24,7 @@ import {
   verifyPasswordHash,
   type AccountRecord,
   type Accounts,
+  type Role,
 } from './accounts.ts';
 
 export type Protocol = 'dashboard' | 'api' | 'sftp' | 'http-listener' | 'smtp' | 'actx';
@@ -32,9 +33,11 @@ export type Protocol = 'dashboard' | 'api' | 'sftp' | 'http-listener' | 'smtp' |
 export interface Peer {
   address: string;
   protocol: Protocol;
+  /** Only accounts of these roles may log in this way; the others are refused (not counted as guesses). */
+  roles?: readonly Role[];
 }
 
-export type AuthRefusal = 'throttled' | 'unknown-login' | 'bad-password' | 'bad-key' | 'disabled';
+export type AuthRefusal = 'throttled' | 'unknown-login' | 'bad-password' | 'bad-key' | 'disabled' | 'role';
 
 export type AuthResult =
   { ok: true; account: AccountRecord } | { ok: false; reason: AuthRefusal; retryAfterMs: number | null };
@@ -251,6 +254,9 @@ export class AuthService {
   }
 
   private async succeed(account: AccountRecord, peer: Peer): Promise<AuthResult> {
+    if (peer.roles && !peer.roles.includes(account.role)) {
+      return this.refuse(account.login, this.accounts.row(account.login), peer, 'role', null);
+    }
     await this.writer.write(() => {
       this.accounts.recordSuccess(account.login, this.clock());
       this.s.clearPair.run(peer.address, account.login);
@@ -275,8 +281,9 @@ export class AuthService {
   ): Promise<AuthResult> {
     const now = this.clock();
     const account = row ? toRecord(row) : null;
-    // A refused attempt of a throttled address is not checked, so it is no guess: it only shows in the audit count.
-    if (reason !== 'throttled') {
+    // A throttled attempt is not checked, and a right password on the wrong protocol is no guess:
+    // both only show in the audit count.
+    if (reason !== 'throttled' && reason !== 'role') {
       await this.writer.write(() => {
         const blocked = this.count(peer.address, '', now);
         if (account) {
