@@ -175,7 +175,7 @@ function canonical(r: Omit<AuditRow, 'hash' | 'prev_hash'>): string {
 }
 
 /** Before the key: plain SHA-256, which anyone holding the file could recompute. Read once, to re-key. */
-const legacyHash = (prev: string, row: Omit<AuditRow, 'hash' | 'prev_hash'>): string =>
+export const legacyHash = (prev: string, row: Omit<AuditRow, 'hash' | 'prev_hash'>): string =>
   crypto.createHash('sha256').update(prev).update(canonical(row)).digest('hex');
 
 const TRIGGERS = `

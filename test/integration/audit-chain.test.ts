@@ -2,11 +2,11 @@
 // `audit verify` names an edited row, deleted newest rows, a chain rewritten without the key and a
 // forged head file; an existing SHA-256 chain is re-keyed once.
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { main } from '../../bin/cli.ts';
+import { legacyHash } from '../../store/audit.ts';
 import { Store } from '../../store/store.ts';
 import { tempDir } from '../support/engine-harness.ts';
 
@@ -35,23 +35,10 @@ function tamper(dir: string, sql: (db: Database.Database) => void): void {
 
 /** Recomputes the whole chain as an attacker without the key can: plain SHA-256. */
 function rewriteWithoutKey(db: Database.Database): void {
-  const rows = db.prepare('SELECT * FROM audit ORDER BY id').all() as Array<Record<string, unknown>>;
+  const rows = db.prepare('SELECT * FROM audit ORDER BY id').all() as Parameters<typeof legacyHash>[1][];
   let prev = '0'.repeat(64);
   for (const r of rows) {
-    const canonical = JSON.stringify([
-      r.id,
-      r.at,
-      r.actor,
-      r.role,
-      r.source,
-      r.establishment,
-      r.patient_id,
-      r.action,
-      r.object,
-      r.outcome,
-      r.detail,
-    ]);
-    const hash = crypto.createHash('sha256').update(prev).update(canonical).digest('hex');
+    const hash = legacyHash(prev, r);
     db.prepare('UPDATE audit SET prev_hash = ?, hash = ? WHERE id = ?').run(prev, hash, r.id);
     prev = hash;
   }

@@ -98,6 +98,10 @@ describe('authentication under brute force', function () {
     assert.equal(statuses.at(-1), 401, 'the right password, decided after 99 failures, is refused');
     assert.ok(statuses.every((s) => s === 401));
     assert.equal(d.h.engine.store.accounts.get(admin.login)!.failedLogins, 5, 'only 5 were checked');
+    d.h.engine.store.auth.flushFailures();
+    const rows = failedAudit(admin.login, '127.0.0.13');
+    assert.equal(rows.length, 2, '100 refusals, 2 audit rows: the trail cannot be flooded');
+    assert.equal(rows[0]!.detail?.attempts, 99);
     assert.deepEqual(await formLogins(d.base, '127.0.0.14', admin.login, [admin.password]), [303]);
   });
 
