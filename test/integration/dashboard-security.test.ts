@@ -228,6 +228,16 @@ describe('dashboard security', () => {
     assert.equal(await secure('never', { 'x-forwarded-proto': 'https' }), false);
   });
 
+  it('audits the query of a patient search, not only its result count', async () => {
+    const res = await fetch(`${d.base}/api/patients?q=${encodeURIComponent('martin, lea')}`, {
+      headers: { authorization: basic('viewer') },
+    });
+    assert.equal(res.status, 200);
+    const row = d.h.engine.store.audit.search({ action: 'patient-search' }).items[0];
+    assert.equal(row?.actor, users.viewer.login);
+    assert.equal(row?.detail?.query, 'martin, lea');
+  });
+
   it('throttles the address after five failed logins, audits them, and keeps the password out of the trail', async () => {
     for (let i = 0; i < 5; i++) {
       const r = await login(d.base, 'viewer', `wrong-${i}`);
