@@ -4,7 +4,13 @@
 import type { DestinationSpec, JsonSchema, SourceSpec } from '../connectors/contract.ts';
 import type { StepSpec } from '../transformers/contract.ts';
 import { ajv, checkAgainst, type ConfigFile, type ConfigProblem } from '../config/loader.ts';
-import { channelSchema, destinationFrameKeys, engineSchema, directorySchema } from '../config/schema.ts';
+import {
+  allowInterpolation,
+  channelSchema,
+  destinationFrameKeys,
+  engineSchema,
+  directorySchema,
+} from '../config/schema.ts';
 import type { ValidateFunction } from 'ajv';
 
 // The specs' option types differ per component; the registry only sees their common face.
@@ -109,21 +115,25 @@ export class Registry {
     const destinationExtra = Object.fromEntries(
       destinationFrameKeys.filter((k) => k !== 'type').map((k) => [k, frame[k]]),
     );
+    const { $id: _channel, ...channel } = channelSchema;
+    const { $id: _engine, ...engine } = engineSchema;
+    const { $id: _directory, ...directory } = directorySchema;
     return {
       $schema: 'https://json-schema.org/draft/2020-12/schema',
-      ...channelSchema,
-      $id: undefined,
-      properties: {
-        ...channelSchema.properties,
-        source: { oneOf: variants('source') },
-        steps: { type: 'array', items: { oneOf: variants('step') } },
-        destinations: {
-          type: 'array',
-          minItems: 1,
-          items: { oneOf: variants('destination', destinationExtra) },
+      ...allowInterpolation({
+        ...channel,
+        properties: {
+          ...channel.properties,
+          source: { oneOf: variants('source') },
+          steps: { type: 'array', items: { oneOf: variants('step') } },
+          destinations: {
+            type: 'array',
+            minItems: 1,
+            items: { oneOf: variants('destination', destinationExtra) },
+          },
         },
-      },
-      $defs: { engine: engineSchema, directory: directorySchema },
+        $defs: { engine, directory },
+      }),
     };
   }
 

@@ -161,3 +161,44 @@ export const channelSchema = {
 
 /** Keys of a channel's destination entry that belong to the engine, not to the connector's options. */
 export const destinationFrameKeys = ['name', 'type', 'queue', 'concurrency', 'retry', 'steps'] as const;
+
+/** What `${NAME}` / `${NAME:-default}` looks like before the loader replaces it. */
+const interpolation = {
+  type: 'string',
+  pattern: '\\$\\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\\}',
+  description: '${NAME} or ${NAME:-default}: read from the environment when the file is loaded',
+} as const;
+
+type Schema = { [keyword: string]: unknown };
+
+const typed = (s: Schema, ...types: string[]): boolean =>
+  (Array.isArray(s.type) ? (s.type as string[]) : [s.type]).some((t) => types.includes(t as string));
+
+/**
+ * The schema of a file as written, before interpolation: the loader replaces `${…}` before it
+ * validates, so a port or a flag may be written as `${ONCO_MLLP_PORT:-2575}`. An editor sees the
+ * file before that, so every value whose type a string would break (number, boolean, enum, a
+ * string with a pattern) also admits an interpolation.
+ */
+export function allowInterpolation<T>(schema: T): T {
+  if (Array.isArray(schema)) return schema.map(allowInterpolation) as T;
+  if (!schema || typeof schema !== 'object') return schema;
+  const s = schema as Schema;
+  const out: Schema = {};
+  for (const [k, v] of Object.entries(s)) {
+    out[k] = ['properties', '$defs'].includes(k)
+      ? Object.fromEntries(Object.entries(v as Schema).map(([name, sub]) => [name, allowInterpolation(sub)]))
+      : ['items', 'oneOf', 'anyOf', 'allOf', 'additionalProperties'].includes(k)
+        ? allowInterpolation(v)
+        : v;
+  }
+  const scalar =
+    typed(s, 'integer', 'number', 'boolean') || 'enum' in s || (typed(s, 'string') && 'pattern' in s);
+  if (!scalar) return out as T;
+  const { description, default: fallback, ...rest } = out;
+  return {
+    ...(description === undefined ? {} : { description }),
+    ...(fallback === undefined ? {} : { default: fallback }),
+    anyOf: [rest, interpolation],
+  } as T;
+}
