@@ -12,9 +12,24 @@ const retry = {
       default: 8,
       description: 'Attempts before the delivery goes to ERROR.',
     },
-    initialDelayMs: { type: 'integer', minimum: 0, default: 1000 },
-    maxDelayMs: { type: 'integer', minimum: 0, default: 300000 },
-    multiplier: { type: 'number', minimum: 1, default: 2 },
+    initialDelayMs: {
+      type: 'integer',
+      minimum: 0,
+      default: 1000,
+      description: 'Wait before the second attempt, in milliseconds.',
+    },
+    maxDelayMs: {
+      type: 'integer',
+      minimum: 0,
+      default: 300000,
+      description: 'Longest wait between two attempts, in milliseconds.',
+    },
+    multiplier: {
+      type: 'number',
+      minimum: 1,
+      default: 2,
+      description: 'Each wait is the previous one times this.',
+    },
     jitter: {
       type: 'number',
       minimum: 0,
@@ -110,7 +125,13 @@ export const directorySchema = {
 const component = {
   type: 'object',
   required: ['type'],
-  properties: { type: { type: 'string', minLength: 1 } },
+  properties: {
+    type: {
+      type: 'string',
+      minLength: 1,
+      description: 'The component, one of those listed below; its options sit beside it.',
+    },
+  },
 } as const;
 
 export const channelSchema = {
@@ -124,35 +145,73 @@ export const channelSchema = {
       pattern: '^[a-z0-9][a-z0-9-]{0,62}$',
       description: 'Stable id, used in the journal and URLs.',
     },
-    name: { type: 'string' },
-    description: { type: 'string' },
-    enabled: { type: 'boolean', default: true, description: 'Deployed on start.' },
+    name: { type: 'string', description: 'Name shown on the dashboard (default: the id).' },
+    description: { type: 'string', description: 'Free text for the people who maintain the file.' },
+    enabled: {
+      type: 'boolean',
+      default: true,
+      description: 'Deployed on start; false keeps the file loaded and validated but the channel stopped.',
+    },
     storage: {
       enum: ['all', 'production', 'metadata'],
       default: 'all',
       description: 'What content is kept once a message is complete (errors keep everything).',
     },
-    queueLimit: { type: 'integer', minimum: 1, description: 'Back-pressure bound: sources pause above it.' },
+    queueLimit: {
+      type: 'integer',
+      minimum: 1,
+      description:
+        'Back-pressure bound: sources pause while more messages than this wait (default: engine.yaml defaults.queueLimit).',
+    },
     dedup: {
       type: 'boolean',
       default: true,
       description: 'Record re-sent content as DUPLICATE instead of filing it twice.',
     },
-    source: component,
-    steps: { type: 'array', items: component, default: [] },
+    source: { ...component, description: 'Where messages come from: one source (see Sources).' },
+    steps: {
+      type: 'array',
+      items: component,
+      default: [],
+      description: 'Filters and transformers run in order after the message is journaled (see Steps).',
+    },
     destinations: {
       type: 'array',
       minItems: 1,
+      description: 'Where messages go: each has its own queue, retries and outcome (see Destinations).',
       items: {
         type: 'object',
         required: ['name', 'type'],
         properties: {
-          name: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,62}$' },
-          type: { type: 'string' },
-          queue: { enum: ['ordered', 'parallel'], default: 'ordered' },
-          concurrency: { type: 'integer', minimum: 1, maximum: 64, default: 4 },
-          retry,
-          steps: { type: 'array', items: component, default: [] },
+          name: {
+            type: 'string',
+            pattern: '^[a-z0-9][a-z0-9-]{0,62}$',
+            description: 'Stable name within the channel: deliveries, idempotency keys and URLs use it.',
+          },
+          type: { type: 'string', description: 'The destination, one of those listed under Destinations.' },
+          queue: {
+            enum: ['ordered', 'parallel'],
+            default: 'ordered',
+            description:
+              'ordered: one at a time in journal order, a failing head blocks the rest (identity feeds); parallel: up to `concurrency` at once.',
+          },
+          concurrency: {
+            type: 'integer',
+            minimum: 1,
+            maximum: 64,
+            default: 4,
+            description: 'Deliveries in flight at once when `queue: parallel`.',
+          },
+          retry: {
+            ...retry,
+            description: `${retry.description} Without it, engine.yaml defaults.retry applies.`,
+          },
+          steps: {
+            type: 'array',
+            items: component,
+            default: [],
+            description: "Filters and transformers run for this destination only, after the channel's steps.",
+          },
         },
       },
     },

@@ -16,8 +16,17 @@ export const matchStepSpec: StepSpec<MatchOptions> = {
     required: ['pattern'],
     properties: {
       pattern: { type: 'string', description: 'JavaScript regular expression.' },
-      flags: { type: 'string', default: '', pattern: '^[imsu]*$' },
-      keep: { enum: ['matching', 'non-matching'], default: 'matching' },
+      flags: {
+        type: 'string',
+        default: '',
+        pattern: '^[imsu]*$',
+        description: 'Regular expression flags: i (ignore case), m, s, u.',
+      },
+      keep: {
+        enum: ['matching', 'non-matching'],
+        default: 'matching',
+        description: 'Which messages go on; the others are FILTERED.',
+      },
     },
   },
   create: (o) => {

@@ -165,4 +165,35 @@ describe('configuration tools', function () {
     assert.match(lines[1]!, /channels\/a\.yaml:3: \/: YAML syntax: Nested mappings/);
     assert.match(lines[2]!, /^2 problem\(s\) in /);
   });
+
+  it('docs: channel settings, destination frame and the keys of rules:, every option described', () => {
+    const r = cli(['docs']);
+    assert.equal(r.status, 0, r.stderr);
+    const rows = r.stdout
+      .split('\n')
+      .filter((l) => /^\| `/.test(l))
+      .map((l) => l.split(' | '));
+    const option = (row: string[]) => /`([^`]+)`/.exec(row[0]!)![1]!;
+    const undescribed = rows.filter((row) => !row[3]!.replace(/\|$/, '').trim()).map(option);
+    assert.deepEqual(undescribed, [], 'options without a description');
+    const documented = new Set(rows.map(option));
+    for (const key of [
+      'storage',
+      'dedup',
+      'queueLimit',
+      'enabled',
+      'queue',
+      'concurrency',
+      'retry.maxAttempts',
+      'retry.jitter',
+      'rules.acceptTestIns',
+      'rules.strictTraitsMatch',
+      'rules.nearMatchThreshold',
+    ])
+      assert.ok(documented.has(key), `${key} is not in onco-relay docs`);
+    assert.match(
+      r.stdout,
+      /## Channel settings[\s\S]*\| `storage` \| "all" \\\| "production" \\\| "metadata" \| `"all"` \|/,
+    );
+  });
 });
