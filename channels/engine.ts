@@ -16,6 +16,7 @@ import { Store } from '../store/store.ts';
 import type { AccountRecord } from '../store/accounts.ts';
 import { Channel, type ChannelStatus } from './channel.ts';
 import type { Registry } from './registry.ts';
+import { MessageIndexer } from './message-index.ts';
 import { describeError } from './steps.ts';
 
 export interface EngineOptions {
@@ -51,9 +52,11 @@ export class Engine {
   private readonly shared = new Map<string, SharedEntry>();
   private pruneTimer: NodeJS.Timeout | undefined;
   private readonly accounts: ConnectorAccounts;
+  private readonly indexer: MessageIndexer;
 
   constructor(private readonly o: EngineOptions) {
     this.store = new Store({ dataDir: o.dataDir, synchronous: o.config.engine.store.synchronous });
+    this.indexer = new MessageIndexer(this.store, { log: o.log.child({ service: 'message-index' }) });
     const accounts = this.store.accounts;
     this.accounts = {
       verifyPassword: async (login, password) => toAccount(await accounts.checkPassword(login, password)),
@@ -97,6 +100,7 @@ export class Engine {
     const every = this.o.config.engine.store.pruneEveryMinutes * 60_000;
     this.pruneTimer = setInterval(() => void this.prune(), every);
     this.pruneTimer.unref();
+    this.indexer.start();
   }
 
   /** Layer order: every source first (nothing new comes in), then processing and destinations, then the store. */
@@ -111,6 +115,7 @@ export class Engine {
         .catch((e) => this.o.log.error({ service: key, err: describeError(e) }, 'stop failed'));
     }
     this.shared.clear();
+    await this.indexer.stop();
     this.store.close();
   }
 

@@ -3,9 +3,11 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Engine } from '../../channels/engine.ts';
 import type { MessageSummary } from '../../store/message-search.ts';
+import { searchMessages } from '../../channels/message-index.ts';
 import { replayDelivery, replayMessage } from '../actions.ts';
 import {
   messageFilter,
+  findMessages,
   messageStatuses,
   parseCursor,
   readMessage,
@@ -47,6 +49,7 @@ function searchForm(engine: Engine, req: FastifyRequest, q: MessageQuery): Html 
     <label
       >Text <input name="text" value="${q.text ?? ''}" placeholder="file name, MSH-10, IPP, sender…"
     /></label>
+    ${q.patient ? html`<input type="hidden" name="patient" value="${q.patient}" />` : ''}
     <button type="submit">Search</button>
   </form>`;
 }
@@ -109,7 +112,7 @@ ${hl7Segments(c.text).map((s) => html`<span class="seg"><b>${s.slice(0, 3)}</b>$
 export function registerMessagePages(app: FastifyInstance, engine: Engine): void {
   app.get('/messages', { config: { roles: everyone } }, async (req, reply) => {
     const q = req.query as MessageQuery;
-    const page = engine.store.messageSearch.search(messageFilter(req, q), { after: parseCursor(q.after) });
+    const page = await findMessages(engine, req, q);
     const more =
       page.next === null
         ? ''
@@ -230,7 +233,7 @@ export function registerMessagePages(app: FastifyInstance, engine: Engine): void
 
   app.get('/my-files', { config: { roles: partners } }, async (req, reply) => {
     const q = req.query as { after?: string };
-    const page = engine.store.messageSearch.search(messageFilter(req, {}), { after: parseCursor(q.after) });
+    const page = searchMessages(engine.store, messageFilter(req, {}), { after: parseCursor(q.after) });
     const rows = page.items.map((m) => {
       const deliveries = engine.store.journal.deliveries(m.id);
       return html`<tr>
