@@ -16,7 +16,7 @@ import {
 import { everyone, operators, partners } from '../auth.ts';
 import { hl7Segments, isHl7, isXml, prettyXml } from '../content-view.ts';
 import { formatTime, html, query, type Html } from '../html.ts';
-import { actionButton, sendPage } from './layout.ts';
+import { actionButton, emptyState, sendPage } from './layout.ts';
 
 const fileName = (m: { meta: Record<string, unknown> }): string => {
   const v = m.meta.fileName ?? m.meta.controlId ?? '';
@@ -56,7 +56,14 @@ function searchForm(engine: Engine, req: FastifyRequest, q: MessageQuery): Html 
 
 const scopeless = (req: FastifyRequest): boolean => !partners.includes(req.user!.role);
 
-function messageRows(items: MessageSummary[]): Html {
+function messageRows(items: MessageSummary[], filtered: boolean): Html {
+  if (items.length === 0)
+    return filtered
+      ? emptyState('no-messages', 'No message matches these filters.')
+      : emptyState(
+          'no-messages',
+          'No messages yet: each message a source receives appears here once it is journaled.',
+        );
   return html`<table id="messages">
     <thead>
       <tr>
@@ -123,7 +130,12 @@ export function registerMessagePages(app: FastifyInstance, engine: Engine): void
       req,
       reply,
       'Messages',
-      html`${searchForm(engine, req, q)}${messageRows(page.items)}${more}`,
+      html`${searchForm(engine, req, q)}${messageRows(
+        page.items,
+        ['channel', 'status', 'from', 'to', 'text', 'patient', 'after'].some(
+          (k) => q[k as keyof MessageQuery],
+        ),
+      )}${more}`,
     );
   });
 
@@ -250,21 +262,28 @@ export function registerMessagePages(app: FastifyInstance, engine: Engine): void
       req,
       reply,
       `My files (FINESS ${req.user!.finess ?? ''})`,
-      html`<table id="my-files">
-          <thead>
-            <tr>
-              <th>File</th>
-              <th>Received</th>
-              <th>Status</th>
-              <th>Deliveries</th>
-              <th>Why rejected</th>
-            </tr>
-          </thead>
-          <tbody>
-            ${rows}
-          </tbody>
-        </table>
-        ${page.next === null ? '' : html`<p><a href="/my-files?after=${page.next}">Older files →</a></p>`}`,
+      html`${
+        rows.length === 0
+          ? emptyState(
+              'no-files',
+              'No files yet: the files your establishment drops on the SFTP server (/in/…) appear here with their outcome.',
+            )
+          : html`<table id="my-files">
+              <thead>
+                <tr>
+                  <th>File</th>
+                  <th>Received</th>
+                  <th>Status</th>
+                  <th>Deliveries</th>
+                  <th>Why rejected</th>
+                </tr>
+              </thead>
+              <tbody>
+                ${rows}
+              </tbody>
+            </table>`
+      }
+      ${page.next === null ? '' : html`<p><a href="/my-files?after=${page.next}">Older files →</a></p>`}`,
     );
   });
 }
