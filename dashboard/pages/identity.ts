@@ -54,8 +54,12 @@ function traitsSideBySide(engine: Engine, newId: number, existingId: number): Ht
         const differs = a !== b;
         return html`<tr data-trait="${label}">
           <th>${label}</th>
-          <td class="${differs ? 'differs' : ''}">${a}</td>
-          <td class="${differs ? 'differs' : ''}">${b}</td>
+          ${[a, b].map(
+            (v) =>
+              html`<td class="${differs ? 'differs' : ''}">
+                ${differs ? html`<span class="mark" title="differs from the other record">≠ </span>` : ''}${v}
+              </td>`,
+          )}
         </tr>`;
       })}
       <tr data-trait="IPP">

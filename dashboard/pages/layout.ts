@@ -12,7 +12,7 @@ table{border-collapse:collapse;background:#fff;width:100%}th,td{border:1px solid
 th{background:#eef1f5}pre{background:#fff;border:1px solid #d6dbe2;padding:.5em;overflow:auto;max-height:30em}
 .state-STARTED{color:#17803d}.state-PAUSED{color:#b26b00}.state-FAILED,.status-ERROR,.status-REJECTED{color:#b3261e}
 .error{color:#b3261e}.empty{padding:1em;background:#fff;border:1px dashed #d6dbe2;color:#6b7480}
-.traits td.differs{background:#fdecea;font-weight:600}.traits td.differs::before{content:"≠ ";color:#b3261e}
+.traits td.differs{background:#fdecea;font-weight:600}.traits .mark{color:#b3261e}
 .chart text{font-size:10px;fill:#6b7480}.muted{color:#6b7480}form.inline{display:inline}
 .card{background:#fff;border:1px solid #d6dbe2;padding:.7em;margin:.5em 0}
 .seg{display:block;white-space:pre-wrap}.seg b{color:#17324d}
