@@ -179,6 +179,7 @@ export function registerIdentityPages(app: FastifyInstance, engine: Engine): voi
             )}
           </tbody>
         </table>
+        <p><a id="patient-messages" href="/messages?patient=${p.id}">Messages about this patient</a></p>
         <h2>Documents</h2>
         <p class="muted">No document module in this installation yet.</p>
         <h2>Identity history</h2>

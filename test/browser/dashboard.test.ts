@@ -177,6 +177,11 @@ describe('dashboard in a browser', function () {
     await shot('patients');
     await Promise.all([page.waitForURL(/\/patients\/\d+$/), page.click('#patients a')]);
     assert.equal(await page.locator('#identifiers tbody tr').count(), 2);
+    const patientId = Number(page.url().split('/').pop());
+    assert.equal(
+      await page.locator('#patient-messages').getAttribute('href'),
+      `/messages?patient=${patientId}`,
+    );
     await shot('patient');
     const reads = d.h.engine.store.audit.search({
       actor: users.operator.login,
