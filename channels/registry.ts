@@ -156,6 +156,11 @@ export class Registry {
       'Keys of each `destinations:` entry that belong to the engine; the other keys are the options of its `type` below.',
       '',
       ...optionTable(frame),
+      '## Engine settings',
+      '',
+      '`config/engine.yaml`.',
+      '',
+      ...optionTable(engineSchema),
     ];
     for (const kind of ['source', 'step', 'destination'] as const) {
       out.push(

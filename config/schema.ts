@@ -49,14 +49,29 @@ export const engineSchema = {
       type: 'object',
       additionalProperties: false,
       default: {},
+      description: 'The dashboard, the admin API and /metrics.',
       properties: {
-        bind: { type: 'string', default: '127.0.0.1' },
-        port: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
+        bind: {
+          type: 'string',
+          default: '127.0.0.1',
+          description: 'Address to listen on; 0.0.0.0 for every interface (put TLS in front, or set tls).',
+        },
+        port: {
+          type: 'integer',
+          minimum: 0,
+          maximum: 65535,
+          default: 8080,
+          description: 'Port to listen on.',
+        },
         tls: {
           type: 'object',
           additionalProperties: false,
           required: ['cert', 'key'],
-          properties: { cert: { type: 'string' }, key: { type: 'string' } },
+          description: 'Serve HTTPS (and mark session cookies Secure).',
+          properties: {
+            cert: { type: 'string', description: 'PEM certificate file.' },
+            key: { type: 'string', description: 'PEM private key file.' },
+          },
         },
       },
     },
@@ -64,19 +79,40 @@ export const engineSchema = {
       type: 'object',
       additionalProperties: false,
       default: {},
+      description: 'The SQLite store in the data directory.',
       properties: {
-        synchronous: { enum: ['FULL', 'NORMAL'], default: 'FULL' },
-        pruneAfterDays: { type: 'integer', minimum: 1, default: 90 },
-        pruneEveryMinutes: { type: 'integer', minimum: 1, default: 60 },
+        synchronous: {
+          enum: ['FULL', 'NORMAL'],
+          default: 'FULL',
+          description: 'FULL survives a power cut; NORMAL only a process crash.',
+        },
+        pruneAfterDays: {
+          type: 'integer',
+          minimum: 1,
+          default: 90,
+          description: 'Finished messages older than this are deleted; unfinished work never is.',
+        },
+        pruneEveryMinutes: {
+          type: 'integer',
+          minimum: 1,
+          default: 60,
+          description: 'How often pruning runs.',
+        },
       },
     },
     defaults: {
       type: 'object',
       additionalProperties: false,
       default: {},
+      description: 'What a channel file does not set.',
       properties: {
         retry: { ...retry, default: {} },
-        queueLimit: { type: 'integer', minimum: 1, default: 10000 },
+        queueLimit: {
+          type: 'integer',
+          minimum: 1,
+          default: 10000,
+          description: 'Back-pressure bound of a channel without its own queueLimit.',
+        },
       },
     },
     identity: {

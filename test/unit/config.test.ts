@@ -189,6 +189,9 @@ describe('configuration tools', function () {
       'rules.acceptTestIns',
       'rules.strictTraitsMatch',
       'rules.nearMatchThreshold',
+      'http.port',
+      'store.pruneAfterDays',
+      'defaults.retry.maxAttempts',
     ])
       assert.ok(documented.has(key), `${key} is not in onco-relay docs`);
     assert.match(
