@@ -150,11 +150,7 @@ export class MessageSearch {
          FROM messages m LEFT JOIN contents c ON c.message_id = m.id AND c.stage = 'raw' AND c.destination = ''
          WHERE m.id > ? AND m.id < ? ORDER BY m.id LIMIT ?`,
       ),
-      rawContent: db
-        .prepare<[number], Buffer>(
-          `SELECT substr(content, 1, ${INDEXED_CONTENT_BYTES}) FROM contents WHERE message_id = ? AND stage = 'raw' AND destination = ''`,
-        )
-        .pluck(),
+      message: db.prepare<[number], MessageRow>('SELECT * FROM messages WHERE id = ?'),
       insertText: db.prepare<[number, string]>('INSERT INTO message_text (rowid, text) VALUES (?, ?)'),
     };
   }
@@ -232,12 +228,17 @@ export class MessageSearch {
     const mark = this.highWater();
     if (termsOf && upper > mark + 1) {
       // Past the mark: read the newest unindexed messages that pass the other filters, match in memory.
+      // Ids first: a row is read whole only to find its words once, or to be shown.
       const tail = this.statement(
-        `${cte} SELECT m.* FROM messages m WHERE m.id < @upper AND m.id > @lower ${and}
+        `${cte} SELECT m.id FROM messages m WHERE m.id < @upper AND m.id > @lower ${and}
          ORDER BY m.id DESC LIMIT ${TAIL_LIMIT}`,
-      ).all({ ...params, upper, lower: Math.max(lower, mark) }) as MessageRow[];
-      for (const row of tail) {
-        if (matches(this.tailWordsOf(row, mark, termsOf), phrases)) found.push(row);
+      )
+        .pluck()
+        .all({ ...params, upper, lower: Math.max(lower, mark) }) as number[];
+      for (const id of tail) {
+        if (!matches(this.tailWordsOf(id, mark, termsOf), phrases)) continue;
+        const row = this.s.message.get(id);
+        if (row) found.push(row);
         if (found.length > limit) return pageOf(found, limit);
       }
     }
@@ -259,15 +260,15 @@ export class MessageSearch {
    * The words of an unindexed message, remembered until the indexer passes it: a search typed
    * letter by letter would otherwise read and parse the same tail each time.
    */
-  private tailWordsOf(row: MessageRow, mark: number, termsOf: (m: IndexSource) => string): string[] {
-    let words = this.tailWords.get(row.id);
+  private tailWordsOf(id: number, mark: number, termsOf: (m: IndexSource) => string): string[] {
+    let words = this.tailWords.get(id);
     if (!words) {
-      const content = this.s.rawContent.get(row.id) ?? null;
-      words = searchWords(termsOf(toSource({ ...row, contentType: row.content_type, content })));
+      const [row] = this.s.unindexed.all(id - 1, id + 1, 1);
+      words = row ? searchWords(termsOf(toSource(row))) : [];
       if (this.tailWords.size >= 2 * TAIL_LIMIT)
         for (const id of this.tailWords.keys()) if (id <= mark) this.tailWords.delete(id);
       if (this.tailWords.size >= 2 * TAIL_LIMIT) this.tailWords.clear();
-      this.tailWords.set(row.id, words);
+      this.tailWords.set(id, words);
     }
     return words;
   }
