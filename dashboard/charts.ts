@@ -35,7 +35,10 @@ export function barChart(
   const step = plotW / Math.max(values.length, 1);
   const x0 = MARGIN.left;
   const y0 = MARGIN.top + plotH;
-  const every = Math.max(1, Math.ceil(values.length / 12));
+  // About 6 px a character at the labels' size: show as many as fit side by side.
+  const widest = Math.max(1, ...o.labels.map((l) => l.length));
+  const fit = Math.max(1, Math.floor(plotW / (widest * 6 + 10)));
+  const every = Math.max(1, Math.ceil(values.length / fit));
   const bars = values.map((v, i) => {
     if (v === null) return '';
     const h = Math.round((v / top) * plotH);
@@ -51,7 +54,7 @@ export function barChart(
     >`;
   });
   const xLabels = o.labels.map((label, i) =>
-    i % every === 0 || i === o.labels.length - 1
+    (o.labels.length - 1 - i) % every === 0
       ? html`<text
           class="x-label"
           x="${(x0 + (i + 0.5) * step).toFixed(1)}"

@@ -72,7 +72,7 @@ function channelTable(channels: Summary[], o: { withSource?: boolean } = {}): Ht
 
 /** `-60 min` … `now`: where each bar of a recent-throughput chart sits in time. */
 function agoLabels(buckets: number, bucketMs: number): string[] {
-  const unit = bucketMs >= 3600_000 ? 3600_000 : 60_000;
+  const unit = buckets * bucketMs > 3 * 3600_000 ? 3600_000 : 60_000;
   const name = unit === 3600_000 ? 'h' : 'min';
   return Array.from({ length: buckets }, (_, i) => {
     const ago = Math.round(((buckets - i) * bucketMs) / unit);
