@@ -113,7 +113,7 @@ export function queryPhrases(text: string): string[][] {
 }
 
 /**
- * `ADT_A28 dupont` → `"adt a28" "dupont"*`: phrases of whole words, the last word as typed so far (a
+ * `ADT_A28 chu-demo` → `"adt a28" "chu demo" *`: phrases of whole words, the last word as typed so far (a
  * prefix). Only the last word is a prefix because FTS5 materialises a prefix's whole doclist, while a
  * plain word is walked lazily newest first: a common first word then costs nothing. Quotes
  * neutralise FTS syntax.
