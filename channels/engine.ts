@@ -36,11 +36,7 @@ export interface EngineOptions {
 
 export class EngineError extends OncoError {
   declare readonly code:
-    | 'CHANNEL_UNKNOWN'
-    | 'CHANNEL_STATE'
-    | 'CHANNEL_DEPLOY_FAILED'
-    | 'ENGINE_START_FAILED'
-    | 'DATA_DIR_IN_USE';
+    'CHANNEL_UNKNOWN' | 'CHANNEL_STATE' | 'CHANNEL_DEPLOY_FAILED' | 'ENGINE_START_FAILED' | 'DATA_DIR_IN_USE';
   constructor(code: EngineError['code'], message: string, hint?: string) {
     super(code, { message, ...(hint === undefined ? {} : { hint }) });
   }
