@@ -20,6 +20,7 @@ import type { AccountRecord } from '../store/accounts.ts';
 import type { AuthResult } from '../store/auth.ts';
 import { Channel, type ChannelStatus } from './channel.ts';
 import type { Registry } from './registry.ts';
+import { MessageIndexer } from './message-index.ts';
 import { describeError } from './steps.ts';
 import { OncoError } from '../config/errors.ts';
 import { validateConfig } from './validate.ts';
@@ -78,6 +79,7 @@ export class Engine {
   private pruneTimer: NodeJS.Timeout | undefined;
   private readonly accounts: ConnectorAccounts;
   private readonly lock: DataDirLock | undefined;
+  private readonly indexer: MessageIndexer;
 
   constructor(private readonly o: EngineOptions) {
     this.lock = takeDataDir(o.dataDir);
@@ -87,6 +89,7 @@ export class Engine {
       this.lock?.release();
       throw error;
     }
+    this.indexer = new MessageIndexer(this.store, { log: o.log.child({ service: 'message-index' }) });
     const { auth, accounts } = this.store;
     const granted = (r: AuthResult): Account | null => (r.ok ? toAccount(r.account) : null);
     this.accounts = {
@@ -158,6 +161,7 @@ export class Engine {
     const every = this.o.config.engine.store.pruneEveryMinutes * 60_000;
     this.pruneTimer = setInterval(() => void this.prune(), every);
     this.pruneTimer.unref();
+    this.indexer.start();
   }
 
   /** Layer order: every source first (nothing new comes in), then processing and destinations, then the store. */
@@ -172,6 +176,7 @@ export class Engine {
         .catch((e) => this.o.log.error({ service: key, err: describeError(e) }, 'stop failed'));
     }
     this.shared.clear();
+    await this.indexer.stop();
     this.store.close();
     this.lock?.release();
   }
