@@ -7,6 +7,7 @@ import type {
   Account,
   Accounts,
   ConnectorState,
+  DueAnswer,
   Inbound,
   Logger,
   Outcome,
@@ -175,6 +176,25 @@ export class FakeSourceContext implements SourceContext {
       this.outcomes.set(messageId, known);
     }
     return known;
+  }
+
+  /** Answers the source recorded as given: message id → code (AA, AE, AR). */
+  readonly answers = new Map<number, string>();
+
+  async answersDue(afterId = 0): Promise<DueAnswer[]> {
+    return this.journal
+      .filter((m) => m.owesAnswer && !m.rejected && m.messageId > afterId && !this.answers.has(m.messageId))
+      .map((m) => ({
+        messageId: m.messageId,
+        content: m.content,
+        contentType: m.contentType ?? 'application/octet-stream',
+        meta: m.meta ?? {},
+        sender: m.sender ?? null,
+      }));
+  }
+
+  async answered(messageId: number, code: string): Promise<void> {
+    this.answers.set(messageId, code);
   }
 
   private decide(msg: Journaled): Outcome | Promise<Outcome> {
