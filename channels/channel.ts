@@ -276,6 +276,7 @@ export class Channel {
     }
     if (receipt.duplicateOf !== undefined) this.metrics.duplicates++;
     else if (m.rejected) this.metrics.rejected++;
+    else if (receipt.copyOfQuarantined !== undefined) this.metrics.quarantined++;
     else {
       this.backlog++;
       this.processWake.notify();

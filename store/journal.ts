@@ -144,6 +144,8 @@ export interface ReceiveResult {
   resendOf?: number;
   /** An earlier message reused the same key (MSH-10) with other content: processed, and flagged. */
   keyReusedFrom?: number;
+  /** A copy of a quarantined message: journaled as QUARANTINED too, not processed. */
+  copyOfQuarantined?: number;
 }
 
 export interface StoredMessage {
@@ -422,7 +424,9 @@ export class Journal {
     const digest = m.digest ?? '';
     const copy = m.dedupKey && !m.rejected ? this.s.findCopy.get(m.channel, m.dedupKey, digest) : undefined;
     const duplicateOf = copy && ACCEPTED.has(copy.status) ? copy.id : undefined;
-    const resendOf = copy && duplicateOf === undefined ? copy.id : undefined;
+    // A copy of a quarantined message would take the engine down again: it waits with it for an admin.
+    const poisoned = copy?.status === 'QUARANTINED' ? copy.id : undefined;
+    const resendOf = copy && duplicateOf === undefined && poisoned === undefined ? copy.id : undefined;
     const keyReusedFrom =
       m.dedupKey && !m.rejected && !copy
         ? (this.s.findKey.get(m.channel, m.dedupKey) ?? undefined)
@@ -432,7 +436,13 @@ export class Journal {
       ...(resendOf !== undefined ? { resendOf } : {}),
       ...(keyReusedFrom !== undefined ? { keyReusedFrom } : {}),
     };
-    const status: MessageStatus = duplicateOf ? 'DUPLICATE' : m.rejected ? 'REJECTED' : 'RECEIVED';
+    const status: MessageStatus = duplicateOf
+      ? 'DUPLICATE'
+      : poisoned
+        ? 'QUARANTINED'
+        : m.rejected
+          ? 'REJECTED'
+          : 'RECEIVED';
     const info = this.s.insertMessage.run({
       channel: m.channel,
       now: m.now,
@@ -442,14 +452,19 @@ export class Journal {
       contentType: m.contentType,
       meta: JSON.stringify(meta),
       dedupKey: m.dedupKey,
-      duplicateOf: duplicateOf ?? null,
+      duplicateOf: duplicateOf ?? poisoned ?? null,
       replayOf: m.replayOf ?? null,
-      error: duplicateOf ? `duplicate of message ${duplicateOf}` : m.rejected,
+      error: duplicateOf
+        ? `duplicate of message ${duplicateOf}`
+        : poisoned
+          ? `POISON_MESSAGE: a copy of message ${poisoned}, quarantined because it crashed the engine; it is not processed (hint: an admin replays message ${poisoned} once the cause is fixed)`
+          : m.rejected,
     });
     const messageId = Number(info.lastInsertRowid);
     this.s.insertContent.run(messageId, 'raw', '', m.contentType, m.content);
     if (m.owesAnswer && !m.rejected) this.s.owe.run(messageId, m.channel);
     if (duplicateOf) return { messageId, duplicateOf };
+    if (poisoned) return { messageId, copyOfQuarantined: poisoned };
     // A rejected message is recorded (with its content, for the admin) but never deduplicated:
     // the sender's corrected resend must go through.
     if (m.dedupKey && !m.rejected) this.s.insertDup.run(m.channel, m.dedupKey, digest, messageId);

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import YAML from 'yaml';
-import { tempDir } from '../support/engine-harness.ts';
+import { tempDir, until } from '../support/engine-harness.ts';
 
 const KILLS = 12;
 
@@ -146,4 +146,146 @@ describe('crash safety (kill -9 under load)', function () {
       `      ${produced} files, ${KILLS} kills, ${duplicates} re-deliveries recorded as duplicates`,
     );
   });
+});
+
+describe('poison-message guard (a message that kills the engine)', function () {
+  this.timeout(120_000);
+  let child: (ChildProcess & { output: () => string }) | undefined;
+  after(() => child?.kill('SIGKILL'));
+
+  /** Resolves with the exit code once the process has ended (at once if it already has). */
+  const exitOf = (p: ChildProcess): Promise<number | null> =>
+    p.exitCode !== null || p.signalCode !== null
+      ? Promise.resolve(p.exitCode)
+      : new Promise((r) => p.once('exit', (code) => r(code)));
+
+  const poisonEngine = (configDir: string, dataDir: string) =>
+    startChildEngine([configDir, dataDir], process.env, [
+      '--import',
+      'tsx',
+      path.resolve('test/support/poison-engine.ts'),
+    ]);
+
+  /**
+   * Starts the engine again each time the poison kills it, until it stays up with the poison
+   * quarantined; returns how many times it died.
+   */
+  async function restartUntilQuarantined(
+    configDir: string,
+    dataDir: string,
+    poison: string,
+  ): Promise<number> {
+    const dbFile = path.join(dataDir, 'onco-relay.db');
+    const quarantined = (): boolean => {
+      if (!fs.existsSync(dbFile)) return false;
+      const d = new Database(dbFile, { readonly: true });
+      try {
+        const n = d
+          .prepare(
+            `SELECT count(*) FROM messages m JOIN contents c ON c.message_id = m.id AND c.stage = 'raw'
+             WHERE m.status = 'QUARANTINED' AND CAST(c.content AS TEXT) = ?`,
+          )
+          .pluck()
+          .get(poison) as number;
+        return n > 0;
+      } catch {
+        return false; // the schema is not there yet
+      } finally {
+        d.close();
+      }
+    };
+    let deaths = 0;
+    for (;;) {
+      assert.ok(deaths <= 6, `the engine died ${deaths} times: the poison was never quarantined`);
+      try {
+        child = await poisonEngine(configDir, dataDir);
+      } catch {
+        deaths++; // killed during recovery, before it said it started
+        continue;
+      }
+      const exited = exitOf(child).then(() => 'died' as const);
+      const settled = await Promise.race([
+        exited,
+        until(quarantined, 'quarantine', 60_000).then(() => 'up' as const),
+      ]);
+      if (settled === 'up') return deaths;
+      deaths++;
+    }
+  }
+
+  function config(dir: string, channel: object): void {
+    fs.mkdirSync(path.join(dir, 'channels'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'engine.yaml'), YAML.stringify({ http: { port: 0 } }));
+    fs.writeFileSync(
+      path.join(dir, 'channels', 'intake.yaml'),
+      YAML.stringify({
+        id: 'intake',
+        source: { type: 'folder', path: 'inbox', archive: 'archive', stableMs: 30, pollMs: 50 },
+        ...channel,
+      }),
+    );
+  }
+
+  for (const [where, poison, channel] of [
+    [
+      'a processing step',
+      'POISON-STEP',
+      {
+        steps: [{ type: 'test-crash' }],
+        destinations: [{ name: 'out', type: 'file-writer', path: 'out', fileName: '{meta.fileName}' }],
+      },
+    ],
+    [
+      'a store writer',
+      'POISON-APPLY',
+      { destinations: [{ name: 'store', type: 'test-crash-store', queue: 'ordered' }] },
+    ],
+  ] as const) {
+    it(`quarantines a message that kills the engine in ${where} after 3 deaths; the messages behind it flow`, async () => {
+      const configDir = tempDir('onco-poison-config-');
+      const dataDir = tempDir('onco-poison-data-');
+      config(configDir, channel);
+      const inbox = path.join(dataDir, 'inbox');
+      fs.mkdirSync(inbox, { recursive: true });
+      fs.writeFileSync(path.join(inbox, 'a-before.txt'), 'before');
+      child = await poisonEngine(configDir, dataDir);
+      const firstDeath = exitOf(child);
+      await until(() => listFiles(path.join(dataDir, 'archive')).length === 1, 'the first file taken');
+      // The poison, then a message behind it: the poison must not hold it back for ever.
+      fs.writeFileSync(path.join(inbox, 'b-poison.txt'), poison);
+      await firstDeath;
+      fs.writeFileSync(path.join(inbox, 'c-after.txt'), 'after');
+      const deaths = 1 + (await restartUntilQuarantined(configDir, dataDir, poison));
+      assert.equal(deaths, 3, 'quarantined after exactly three deaths, not before, not later');
+
+      const delivered = (): string[] =>
+        channel.destinations[0]!.type === 'file-writer'
+          ? listFiles(path.join(dataDir, 'out')).sort()
+          : (fs.readFileSync(path.join(dataDir, 'filed.txt'), 'utf8').trim().split('\n') ?? []).sort();
+      const expected =
+        channel.destinations[0]!.type === 'file-writer'
+          ? ['a-before.txt', 'c-after.txt']
+          : ['after', 'before'];
+      await until(() => delivered().length === 2, 'the message behind the poison delivered', 30_000);
+      assert.deepEqual(delivered(), expected);
+
+      const d = new Database(path.join(dataDir, 'onco-relay.db'), { readonly: true });
+      const row = d
+        .prepare(
+          `SELECT m.status, m.error, (SELECT group_concat(status || ':' || coalesce(last_error, ''))
+             FROM deliveries WHERE message_id = m.id) AS deliveries
+           FROM messages m WHERE json_extract(m.meta, '$.fileName') = 'b-poison.txt'`,
+        )
+        .get() as { status: string; error: string; deliveries: string };
+      d.close();
+      assert.equal(row.status, 'QUARANTINED');
+      assert.match(row.error, poison === 'POISON-STEP' ? /^POISON_MESSAGE/ : /DELIVERY_QUARANTINED/);
+      if (poison === 'POISON-APPLY') assert.match(row.deliveries, /^QUARANTINED:DELIVERY_QUARANTINED/);
+
+      const last = child!;
+      last.kill('SIGTERM');
+      assert.equal(await exitOf(last), 0);
+      child = undefined;
+    });
+  }
 });

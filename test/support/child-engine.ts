@@ -4,12 +4,16 @@ import path from 'node:path';
 
 const bin = path.resolve('bin/onco-relay.mjs');
 
-/** Starts `onco-relay start` and resolves once it says it started; rejects with its output if it exits first. */
+/**
+ * Starts `onco-relay start` (or `entry`, node arguments of another engine script) and resolves once it
+ * says it started; rejects with its output if it exits first.
+ */
 export function startChildEngine(
   args: string[],
   env: NodeJS.ProcessEnv = process.env,
+  entry: string[] = [bin, 'start'],
 ): Promise<ChildProcess & { output: () => string }> {
-  const child = spawn(process.execPath, [bin, 'start', ...args], {
+  const child = spawn(process.execPath, [...entry, ...args], {
     env: { ...env, ONCO_LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
