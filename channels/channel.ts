@@ -389,6 +389,8 @@ export class Channel {
   private async processLoop(): Promise<void> {
     const { journal, writer } = this.deps.store;
     const backoff = new JournalBackoff(this.log, 'processing');
+    /** Messages whose result this process failed to journal: their next try is not a new start. */
+    const unrecorded = new Set<number>();
     while (this.processingRunning) {
       let batch: StoredMessage[];
       let failure: unknown;
@@ -403,6 +405,7 @@ export class Channel {
         continue;
       }
       const writes: Array<Promise<ProcessingResult>> = [];
+      const ids: number[] = [];
       let slice = Date.now();
       for (const m of batch) {
         if (!this.processingRunning) break;
@@ -410,9 +413,10 @@ export class Channel {
           await nextTurn();
           slice = Date.now();
         }
-        let unfinished: number;
+        let unfinished = 0;
         try {
-          unfinished = writer.mark(() => journal.startProcessing(m.id));
+          // After a journal failure this process saw, the start already marked stands for this one.
+          if (!unrecorded.delete(m.id)) unfinished = writer.mark(() => journal.startProcessing(m.id));
         } catch (error) {
           failure = error;
           break;
@@ -423,11 +427,13 @@ export class Channel {
             : await this.process(m.id, m.contentType, m.meta);
         const record = (): ProcessingResult => (journal.processed(result, this.storage), result);
         writes.push(m.attempts > 0 ? writer.writeAlone(record) : writer.write(record));
+        ids.push(m.id);
       }
-      for (const s of await Promise.allSettled(writes)) {
-        if (s.status === 'fulfilled') this.processed(s.value);
-        else failure ??= s.reason;
-      }
+      (await Promise.allSettled(writes)).forEach((s, i) => {
+        if (s.status === 'fulfilled') return this.processed(s.value);
+        unrecorded.add(ids[i]!);
+        failure ??= s.reason;
+      });
       if (failure === undefined) backoff.succeeded();
       else await this.pauseProcessing(backoff.failed(failure));
     }

@@ -50,6 +50,8 @@ export class DestinationWorker {
   private readonly journalBackoff: JournalBackoff;
   /** While the journal cannot be written, no new attempt starts before this time. */
   private resumeAt = 0;
+  /** Deliveries whose last attempt ended with a journal failure, not a crash: their start is marked. */
+  private readonly unrecorded = new Set<number>();
 
   constructor(private readonly o: WorkerOptions) {
     this.journalBackoff = new JournalBackoff(o.log, `destination ${o.name}`);
@@ -134,11 +136,23 @@ export class DestinationWorker {
   }
 
   private async attempt(d: StoredDelivery, suspect: boolean): Promise<void> {
+    try {
+      await this.tryDelivery(d, suspect);
+    } catch (error) {
+      // Only journal writes throw out of tryDelivery: its outcome is not recorded, its start is.
+      this.unrecorded.add(d.id);
+      this.journalFailed(error);
+    }
+  }
+
+  private async tryDelivery(d: StoredDelivery, suspect: boolean): Promise<void> {
     const { journal, writer } = this.o.store;
     const policy = this.o.storage();
-    let unfinished: number;
+    let unfinished = 0;
     try {
-      unfinished = writer.mark(() => journal.startDelivery(d.id));
+      // After a journal failure this process saw, the start already marked stands for this one:
+      // that attempt did not crash anything, it must not count towards quarantine.
+      if (!this.unrecorded.delete(d.id)) unfinished = writer.mark(() => journal.startDelivery(d.id));
     } catch (error) {
       this.journalFailed(error);
       return;
@@ -173,12 +187,7 @@ export class DestinationWorker {
     }
     const write = <T>(op: () => T): Promise<T> => (suspect ? writer.writeAlone(op) : writer.write(op));
     if (input === null) {
-      try {
-        await write(() => journal.filteredDelivery(d.id, policy, Date.now()));
-      } catch (error) {
-        this.journalFailed(error);
-        return;
-      }
+      await write(() => journal.filteredDelivery(d.id, policy, Date.now()));
       this.o.onAttempt(d, 'FILTERED');
       return;
     }
@@ -201,26 +210,22 @@ export class DestinationWorker {
         policy,
         now: Date.now(),
       });
+    let result: SendResult | undefined;
     try {
       const apply = this.o.destination.apply?.bind(this.o.destination);
       if (apply) {
         // Filing and the SENT mark share one transaction: exactly-once into the core store.
         await write(() => record(apply(outbound)));
       } else {
-        const result = await this.o.destination.send!(outbound);
-        try {
-          await write(() => record(result));
-        } catch (error) {
-          // Sent, but not journaled: sent again once the journal is back (same idempotency key).
-          this.journalFailed(error);
-          return;
-        }
+        result = await this.o.destination.send!(outbound);
       }
     } catch (error) {
-      if (error instanceof JournalUnavailable) this.journalFailed(error);
-      else await this.fail(d, error);
+      if (error instanceof JournalUnavailable) throw error;
+      await this.fail(d, error);
       return;
     }
+    // Sent but not journaled (it throws): sent again once the journal is back, same idempotency key.
+    if (result) await write(() => record(result));
     this.journalBackoff.succeeded();
     this.o.metrics.sent++;
     this.o.metrics.observeLatency((Date.now() - message.receivedAt) / 1000);
@@ -255,17 +260,12 @@ export class DestinationWorker {
     retryAt: number | null,
     quarantine = false,
   ): Promise<void> {
-    try {
-      await this.o.store.writer.write(() =>
-        this.o.store.journal.failed(
-          { deliveryId: d.id, error: failure.text, retryAt, now: Date.now(), quarantine },
-          this.o.storage(),
-        ),
-      );
-    } catch (e) {
-      this.journalFailed(e);
-      return;
-    }
+    await this.o.store.writer.write(() =>
+      this.o.store.journal.failed(
+        { deliveryId: d.id, error: failure.text, retryAt, now: Date.now(), quarantine },
+        this.o.storage(),
+      ),
+    );
     if (retryAt === null) this.o.metrics.errored++;
     this.o.onAttempt(d, quarantine ? 'QUARANTINED' : retryAt === null ? 'ERROR' : 'RETRY', failure);
   }

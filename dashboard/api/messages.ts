@@ -17,6 +17,7 @@ export const messageStatuses: MessageStatus[] = [
   'ERROR',
   'DUPLICATE',
   'REJECTED',
+  'QUARANTINED',
 ];
 
 export const messageQuerySchema = {
