@@ -17,6 +17,7 @@ import type { Step, StepInput } from '../transformers/contract.ts';
 import type { ChannelConfig, RetryPolicy } from '../config/config.ts';
 import type { Store } from '../store/store.ts';
 import type { DeliveryStatus, ProcessingResult, StoragePolicy, StoredMessage } from '../store/journal.ts';
+import { destinationFrameKeys } from '../config/schema.ts';
 import type { Registry } from './registry.ts';
 import { JournalBackoff } from './backoff.ts';
 import { DestinationWorker, POISON_LIMIT } from './destination-worker.ts';
@@ -128,7 +129,7 @@ export class Channel {
     this.state = 'STARTING';
     try {
       const { registry, store } = this.deps;
-      this.steps = this.config.steps.map((s) => registry.step(s.type).create(s));
+      this.steps = this.config.steps.map((s) => registry.createStep(s));
       this.backlog = store.journal.backlogCount(this.id);
       const destCtx: DestinationContext = {
         ...this.deps.connectorContext(this.id, () => undefined),
@@ -137,7 +138,7 @@ export class Channel {
       };
       this.storeWriters = new Set();
       this.workers = this.config.destinations.map((d) => {
-        const destination = registry.destination(d.type).create(d, destCtx);
+        const destination = registry.createDestination(d, destCtx, destinationFrameKeys);
         this.destinations.push(destination);
         if (destination.apply) this.storeWriters.add(d.name);
         this.queued.set(d.name, store.journal.queueCount(this.id, d.name));
@@ -148,7 +149,7 @@ export class Channel {
           concurrency: d.concurrency,
           retry: { ...this.deps.defaults.retry, ...d.retry },
           storage: () => this.storage,
-          steps: d.steps.map((s) => registry.step(s.type).create(s)),
+          steps: d.steps.map((s) => registry.createStep(s)),
           destination,
           store,
           metrics: this.metrics,
@@ -202,20 +203,18 @@ export class Channel {
   }
 
   private async openSource(): Promise<void> {
-    const spec = this.deps.registry.source(this.config.source.type);
     const base = this.deps.connectorContext(this.id, (s) => {
       this.sourceState = { ...this.sourceState, ...s };
       if (s.lastError) this.lastError = s.lastError;
     });
-    const { journal, writer } = this.deps.store;
     const ctx: SourceContext = {
       ...base,
       receive: (m) => this.receive(m),
       outcome: (id) => this.outcome(id),
-      answersDue: async (afterId = 0) => journal.answersDue(this.id, afterId, ANSWERS_PAGE),
-      answered: (id, code) => writer.write(() => journal.answered(id, code)),
+      answersDue: (afterId) => this.answersDue(afterId),
+      answered: (id, code) => this.answered(id, code),
     };
-    this.source = spec.create(this.config.source, ctx);
+    this.source = this.deps.registry.createSource(this.config.source, ctx);
     await this.source.start();
     this.sourceState = { ...this.sourceState, connected: true };
   }
@@ -324,6 +323,17 @@ export class Channel {
     if (failed) return { messageId, status: 'ERROR', error: `${failed.destination}: ${failed.lastError}` };
     const tried = filing.every((d) => d.status === 'SENT' || d.status === 'FILTERED' || d.attempts > 0);
     return tried ? { messageId, status: 'TRANSFORMED' } : null;
+  }
+
+  /** Answers a source owes its senders (after a crash, or a late failure), a page at a time. */
+  async answersDue(afterId = 0): Promise<DueAnswer[]> {
+    return this.deps.store.journal.answersDue(this.id, afterId, ANSWERS_PAGE);
+  }
+
+  /** Records an answer given: no longer due. */
+  answered(messageId: number, code: string): Promise<void> {
+    const { journal, writer } = this.deps.store;
+    return writer.write(() => journal.answered(messageId, code));
   }
 
   private pending(): number {

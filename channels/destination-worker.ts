@@ -6,6 +6,7 @@ import type { Step, StepInput } from '../transformers/contract.ts';
 import type { RetryPolicy } from '../config/config.ts';
 import type { Store } from '../store/store.ts';
 import type { DeliveryStatus, StoragePolicy, StoredDelivery } from '../store/journal.ts';
+import { isTransientDbError } from '../store/db.ts';
 import { JournalUnavailable } from '../store/group-commit.ts';
 import { backoffDelay, JournalBackoff } from './backoff.ts';
 import { runSteps, describeError } from './steps.ts';
@@ -179,10 +180,8 @@ export class DestinationWorker {
         meta: message.meta as StepInput['meta'],
       });
     } catch (error) {
-      await this.fail(
-        d,
-        new SendError('STEP_FAILED', describeError(error), { retryable: false, cause: error }),
-      );
+      // A step refused this content: retrying cannot help. Journaled as the step said it, once.
+      await this.fail(d, error, false);
       return;
     }
     const write = <T>(op: () => T): Promise<T> => (suspect ? writer.writeAlone(op) : writer.write(op));
@@ -198,6 +197,7 @@ export class DestinationWorker {
       content: input.content,
       contentType: input.contentType,
       meta: input.meta,
+      owner: message.owner,
       attempt: d.attempts + 1,
     };
     const record = (r: SendResult): void =>
@@ -232,17 +232,20 @@ export class DestinationWorker {
     this.o.onAttempt(d, 'SENT');
   }
 
-  private async fail(d: StoredDelivery, error: unknown): Promise<void> {
+  private async fail(
+    d: StoredDelivery,
+    error: unknown,
+    retryable = !(error instanceof SendError) || error.retryable,
+  ): Promise<void> {
     const attempts = d.attempts + 1;
-    const retryable = !(error instanceof SendError) || error.retryable;
+    // A locked database (another process's transaction) only says "later": never ERROR for good.
+    const locked = isTransientDbError(error);
     const retryAt =
-      retryable && attempts < this.o.retry.maxAttempts
+      locked || (retryable && attempts < this.o.retry.maxAttempts)
         ? Date.now() + backoffDelay(this.o.retry, attempts)
         : null;
-    const failure = {
-      code: error instanceof SendError ? error.code : 'SEND_FAILED',
-      text: describeError(error),
-    };
+    const code = (error as { code?: unknown } | null)?.code;
+    const failure = { code: typeof code === 'string' ? code : 'SEND_FAILED', text: describeError(error) };
     this.o.metrics.sendFailures++;
     if (retryAt !== null) {
       this.o.log.warn(

@@ -173,11 +173,9 @@ describe('poison-message guard (a message that kills the engine)', function () {
       : new Promise((r) => p.once('exit', (code) => r(code)));
 
   const poisonEngine = (configDir: string, dataDir: string) =>
-    startChildEngine([configDir, dataDir], process.env, [
-      '--import',
-      'tsx',
-      path.resolve('test/support/poison-engine.ts'),
-    ]);
+    startChildEngine([configDir, dataDir], process.env, {
+      entry: ['--import', 'tsx', path.resolve('test/support/poison-engine.ts')],
+    });
 
   /**
    * Starts the engine again each time the poison kills it, until it stays up with the poison
@@ -314,6 +312,10 @@ describe('SFTP ACK files after kill -9', function () {
     const port = await freePort();
     fs.mkdirSync(path.join(configDir, 'channels'), { recursive: true });
     fs.writeFileSync(path.join(configDir, 'engine.yaml'), YAML.stringify({ http: { port: 0 } }));
+    fs.writeFileSync(
+      path.join(configDir, 'directory.yaml'),
+      YAML.stringify({ establishments: [{ finess: '310000001', name: 'CHU A' }] }),
+    );
     fs.writeFileSync(
       path.join(configDir, 'channels', 'ids.yaml'),
       YAML.stringify({

@@ -20,6 +20,9 @@ const destinations = [
   { name: 'identities', type: 'identity-store', queue: 'ordered', rules: { acceptTestIns: true } },
 ];
 
+/** The establishments whose IPPs may be filed. */
+const directory = { establishments: [{ finess: '310000001', name: 'CHU A' }] };
+
 const person: PamPatient = {
   birthName: 'OUTCOME',
   given: 'CAMILLE',
@@ -67,6 +70,7 @@ describe('MLLP answers on outcome (real engine, raw socket)', function () {
   before(async () => {
     port = await freePort();
     h = await startEngine({
+      directory,
       channels: [
         {
           id: 'idm',

@@ -55,7 +55,12 @@ describe('SFTP drop answers (real engine, OpenSSH sftp)', function () {
   });
 
   async function start(channel: object, dataDir?: string): Promise<Harness> {
-    h = await startEngine({ channels: [channel], start: false, ...(dataDir ? { dataDir } : {}) });
+    h = await startEngine({
+      channels: [channel],
+      directory: { establishments: [{ finess: '310000001', name: 'CHU A' }] },
+      start: false,
+      ...(dataDir ? { dataDir } : {}),
+    });
     if (!h.engine.store.accounts.get('chu')) {
       const parsed = ssh2.utils.parseKey(fs.readFileSync(`${key}.pub`, 'utf8'));
       if (parsed instanceof Error) throw parsed;
