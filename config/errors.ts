@@ -367,6 +367,31 @@ export const ERRORS = define({
     hint: 'create it with `onco-relay user add`',
     status: NOT_FOUND,
   },
+  PASSWORD_REFUSED: {
+    message: 'the password is refused: {reason}',
+    hint: 'choose a passphrase of several unrelated words, or let a password manager generate one',
+    status: BAD_REQUEST,
+  },
+  PASSWORD_CHANGE_REQUIRED: {
+    message: 'account {login} still has its one-time password',
+    hint: 'log in to the dashboard and change it (/password), or: onco-relay user passwd LOGIN',
+    status: { http: 403 },
+  },
+  PASSWORD_FORM_ONLY: {
+    message: 'a password is changed through the dashboard form',
+    hint: 'log in to the dashboard (/password), or: onco-relay user passwd LOGIN',
+    status: BAD_REQUEST,
+  },
+  QUERY_REPEATED: {
+    message: 'query parameter "{name}" is given more than once',
+    hint: 'give each query parameter once',
+    status: BAD_REQUEST,
+  },
+  AUDIT_KEY_INVALID: {
+    message: 'the audit key is not usable: {reason}',
+    hint: 'set ONCO_AUDIT_KEY to at least 32 random characters (openssl rand -hex 32), or restore data/audit.key from the backup',
+    status: SETUP,
+  },
   MESSAGE_UNKNOWN: { message: 'no message {id}', hint: 'check the message id', status: NOT_FOUND },
   DELIVERY_UNKNOWN: {
     message: 'no delivery {id} in message {message}',
@@ -456,6 +481,11 @@ export const ERRORS = define({
   MLLP_FRAME_TOO_LARGE: {
     message: 'an MLLP frame is larger than {max} bytes',
     hint: 'send smaller messages, or raise maxFrameBytes of the listener',
+    status: {},
+  },
+  MLLP_LISTENER_FULL: {
+    message: 'the MLLP listener holds {max} bytes of unfinished frames',
+    hint: 'the sender may resend later; if many large messages arrive at once legitimately, raise maxBufferedBytes of the listener',
     status: {},
   },
   MLLP_BAD_ACK: {
