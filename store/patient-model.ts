@@ -1,6 +1,7 @@
 // The store's identity model: what a source may send about a patient (`IdentityInput`, defined
 // here once; each feed's writer maps its own format to it), what the store keeps (`Identity`,
 // `PatientRecord`), the decisions it journals, and the validation between input and record.
+import { OncoError } from '../config/errors.ts';
 import { foldName, MAX_COMPARED_CHARS, normaliseBirthDate, type Sex } from './identity-match.ts';
 
 /** Identity status (national identity-vigilance reference) plus the PAM FR reliability codes worth keeping. */
@@ -162,14 +163,10 @@ export interface PatientView {
   history: DecisionRecord[];
 }
 
-export class PatientStoreError extends Error {
-  readonly code: string;
-  readonly hint: string;
+export class PatientStoreError extends OncoError {
+  declare readonly hint: string;
   constructor(code: string, message: string, hint: string, options: { cause?: unknown } = {}) {
-    super(message, options);
-    this.name = 'PatientStoreError';
-    this.code = code;
-    this.hint = hint;
+    super(code, { message, hint, cause: options.cause });
   }
 }
 

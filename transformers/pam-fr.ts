@@ -10,6 +10,7 @@ import { Hl7Error } from './hl7v2-error.ts';
 import type { Hl7Message, Hl7Segment, Hl7Repetition, Hl7Charset } from './hl7v2.ts';
 import type { Hl7ErrorCode } from './hl7v2-error.ts';
 import { StepError } from './contract.ts';
+import { OncoError } from '../config/errors.ts';
 import type { StepSpec, Step } from './contract.ts';
 
 export const IDENTITY_CONTENT_TYPE = 'application/vnd.onco.identity+json';
@@ -140,10 +141,9 @@ export type PamErrorCode =
  * A message this mapping refuses. `ackCode` and `hl7Code` are what the ACK should say: AR for a
  * message we will never take (wrong type or event), AE for content the sender must correct.
  */
-export class PamError extends Error {
-  readonly code: PamErrorCode;
-  readonly hint: string;
-  readonly location: string | undefined;
+export class PamError extends OncoError {
+  declare readonly code: PamErrorCode;
+  declare readonly hint: string;
   readonly hl7Code: Hl7ErrorCode;
   readonly ackCode: 'AE' | 'AR';
   constructor(
@@ -151,13 +151,10 @@ export class PamError extends Error {
     message: string,
     details: { hint: string; location?: string; hl7Code: Hl7ErrorCode },
   ) {
-    super(message);
-    this.name = 'PamError';
-    this.code = code;
-    this.hint = details.hint;
-    this.location = details.location;
+    const ackCode = details.hl7Code === '200' || details.hl7Code === '201' ? 'AR' : 'AE';
+    super(code, { message, ...details, protocol: { hl7: details.hl7Code, ack: ackCode } });
     this.hl7Code = details.hl7Code;
-    this.ackCode = details.hl7Code === '200' || details.hl7Code === '201' ? 'AR' : 'AE';
+    this.ackCode = ackCode;
   }
 }
 
@@ -578,7 +575,7 @@ function readIns(id: Identifier, location: string, options: PamOptions): Ins {
     throw refuse(
       'PAM_TEST_INS',
       `${location} carries a ${kind} (OID ${id.authority}), refused on this channel`,
-      'send the production INS-NIR/INS-NIA, or set acceptTestIns on a test channel',
+      'send the production INS-NIR/INS-NIA; on a test appliance only, set ONCO_ACCEPT_TEST_INS=true',
       `${location}.4.2`,
       '103',
     );
@@ -787,15 +784,9 @@ export const pamFrStep: StepSpec<PamStepOptions> = {
         try {
           events.push(...mapPamFr(parseForStep({ ...input, content }, parseOptions), options));
         } catch (error) {
-          if (error instanceof StepError && at) {
-            throw new StepError(error.code, `${at}${error.message}`, { hint: error.hint, cause: error });
-          }
-          if (!(error instanceof PamError)) throw error;
-          const where = error.location === undefined ? '' : ` (at ${error.location})`;
-          throw new StepError(error.code, `${at}${error.message}${where}`, {
-            hint: error.hint,
-            cause: error,
-          });
+          if ((error instanceof StepError && at) || error instanceof PamError)
+            throw StepError.from(error, at);
+          throw error;
         }
       });
       return {
@@ -836,6 +827,6 @@ function splitForStep(content: Buffer): Buffer[] {
     return splitBatch(content).messages;
   } catch (error) {
     if (!(error instanceof Hl7Error)) throw error;
-    throw new StepError(error.code, error.message, { hint: error.hint, cause: error });
+    throw StepError.from(error);
   }
 }

@@ -319,7 +319,7 @@ describe('pam-fr step', () => {
     await assert.rejects(
       async () => step({ content: fixture('a28-utf8.hl7'), contentType: 'application/hl7-v2', meta: {} }),
       (e: unknown) =>
-        e instanceof StepError && e.code === 'PAM_TEST_INS' && /acceptTestIns/.test(e.hint ?? ''),
+        e instanceof StepError && e.code === 'PAM_TEST_INS' && /ONCO_ACCEPT_TEST_INS=true/.test(e.hint ?? ''),
     );
     await assert.rejects(
       async () =>
