@@ -7,6 +7,8 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { loadConfig, type LoadedConfig } from '../config/config.ts';
 import { formatProblem } from '../config/loader.ts';
+import { renderError } from '../config/errors.ts';
+import { defaultBind, envPort } from '../connectors/listener-setup.ts';
 import { builtinRegistry } from '../channels/builtins.ts';
 import { validateConfig } from '../channels/validate.ts';
 import { Engine } from '../channels/engine.ts';
@@ -71,11 +73,7 @@ export async function main(argv: string[]): Promise<number> {
         return 2;
     }
   } catch (error) {
-    const { code, hint } = error as { code?: unknown; hint?: unknown };
-    process.stderr.write(
-      `onco-relay ${command}: ${(error as Error).message}${typeof code === 'string' && /^[A-Z_]+$/.test(code) ? ` [${code}]` : ''}\n` +
-        (typeof hint === 'string' ? `  what to do: ${hint}\n` : ''),
-    );
+    process.stderr.write(`onco-relay ${command}: ${renderError(error)}\n`);
     return 1;
   }
 }
@@ -267,7 +265,7 @@ function auditCommand(args: string[]): number {
 
 /** The running appliance's address: --url, else what `start` would listen on in this environment. */
 const applianceUrl = (url: string | undefined): string =>
-  url ?? `http://${process.env.ONCO_BIND ?? '127.0.0.1'}:${process.env.ONCO_HTTP_PORT ?? '8080'}`;
+  url ?? `http://${defaultBind()}:${envPort('ONCO_HTTP_PORT', 8080)}`;
 
 /** Calls the running appliance; null (after saying so) when nothing answers there. */
 async function callAppliance(base: string, route: string, init?: RequestInit): Promise<Response | null> {
@@ -342,7 +340,7 @@ async function deploy(args: string[]): Promise<number> {
   const body = (await res.json()) as { state?: string; error?: string; message?: string; hint?: string };
   if (!res.ok) {
     process.stderr.write(
-      `${body.message ?? res.statusText} [${body.error ?? res.status}]\n${body.hint ? `  what to do: ${body.hint}\n` : ''}`,
+      `onco-relay deploy: ${body.error ?? res.status}: ${body.message ?? res.statusText}${body.hint ? `. Hint: ${body.hint}` : ''}\n`,
     );
     return 1;
   }
@@ -373,12 +371,18 @@ async function importCommand(args: string[]): Promise<number> {
     return 2;
   }
   const files = await identityFiles(paths);
-  const { dataDir } = dirs(values);
+  const { dataDir, configDir } = dirs(values);
+  const { directory, problems } = loadConfig(configDir);
+  if (problems.length > 0) {
+    process.stderr.write(`${problems.map(formatProblem).join('\n')}\n`);
+    return 1;
+  }
   const store = new Store({ dataDir });
   const user = process.env.USER ?? 'cli';
   try {
     const report = await importIdentities(store, files, {
       author: `import:${user}`,
+      directory,
       batch: values.batch ? Number(values.batch) : undefined,
       rules: { acceptTestIns: values['accept-test-ins'] ?? false },
       onProgress: progressBar(Date.now()),
@@ -389,7 +393,9 @@ async function importCommand(args: string[]): Promise<number> {
         `(${Math.round(report.messages / report.seconds)}/s)\n${JSON.stringify(report.actions)}\n`,
     );
     for (const e of report.errors)
-      process.stdout.write(`refused: ${e.file} message ${e.message}: ${e.error}\n`);
+      process.stdout.write(
+        `refused: ${e.file}${e.message === null ? '' : ` message ${e.message}`}: ${e.error}\n`,
+      );
     return report.refused > 0 ? 1 : 0;
   } finally {
     store.close();

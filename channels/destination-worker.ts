@@ -128,10 +128,8 @@ export class DestinationWorker {
         meta: message.meta as StepInput['meta'],
       });
     } catch (error) {
-      await this.fail(
-        d,
-        new SendError('STEP_FAILED', describeError(error), { retryable: false, cause: error }),
-      );
+      // A step refused this content: retrying cannot help. Journaled as the step said it, once.
+      await this.fail(d, error, false);
       return;
     }
     if (input === null) {
@@ -146,6 +144,7 @@ export class DestinationWorker {
       content: input.content,
       contentType: input.contentType,
       meta: input.meta,
+      owner: message.owner,
       attempt: d.attempts + 1,
     };
     const record = (r: SendResult): void =>
@@ -176,11 +175,14 @@ export class DestinationWorker {
     this.o.onSettled(d, true);
   }
 
-  private async fail(d: StoredDelivery, error: unknown): Promise<void> {
+  private async fail(
+    d: StoredDelivery,
+    error: unknown,
+    retryable = !(error instanceof SendError) || error.retryable,
+  ): Promise<void> {
     const attempts = d.attempts + 1;
     // A locked database (another process's transaction) only says "later": never ERROR for good.
     const locked = isTransientDbError(error);
-    const retryable = locked || !(error instanceof SendError) || error.retryable;
     const retryAt =
       locked || (retryable && attempts < this.o.retry.maxAttempts)
         ? Date.now() + backoffDelay(this.o.retry, attempts)

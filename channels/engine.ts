@@ -24,6 +24,7 @@ import { validateConfig } from './validate.ts';
 
 /** What deployFromFile did, as the API, the page and the CLI report it. */
 export type DeployOutcome = 'deployed' | 'redeployed' | 'undeployed' | 'removed';
+import { OncoError } from '../config/errors.ts';
 
 export interface EngineOptions {
   config: LoadedConfig;
@@ -32,19 +33,11 @@ export interface EngineOptions {
   log: pino.Logger;
 }
 
-export class EngineError extends Error {
-  constructor(
-    readonly code:
-      | 'CHANNEL_UNKNOWN'
-      | 'CHANNEL_STATE'
-      | 'CHANNEL_DEPLOY_FAILED'
-      | 'ENGINE_START_FAILED'
-      | 'DATA_DIR_IN_USE',
-    message: string,
-    readonly hint?: string,
-  ) {
-    super(message);
-    this.name = 'EngineError';
+export class EngineError extends OncoError {
+  declare readonly code:
+    'CHANNEL_UNKNOWN' | 'CHANNEL_STATE' | 'CHANNEL_DEPLOY_FAILED' | 'ENGINE_START_FAILED' | 'DATA_DIR_IN_USE';
+  constructor(code: EngineError['code'], message: string, hint?: string) {
+    super(code, { message, hint });
   }
 }
 
@@ -304,6 +297,7 @@ export class Engine {
       accounts: this.accounts,
       report,
       shared: (key, create) => this.acquire(key, create),
+      directory: this.o.config.directory,
     };
   }
 

@@ -113,6 +113,7 @@ describe('engine lifecycle', function () {
       },
     };
     h = await startEngine({
+      directory: { establishments: [{ finess: '310000001', name: 'CHU A' }] },
       registry: builtinRegistry().register(lockedOnce, idleSource),
       channels: [
         {
