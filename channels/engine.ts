@@ -19,12 +19,13 @@ import { lockDataDir, type DataDirLock } from '../store/db.ts';
 import type { AccountRecord } from '../store/accounts.ts';
 import { Channel, type ChannelStatus } from './channel.ts';
 import type { Registry } from './registry.ts';
+import { MessageIndexer } from './message-index.ts';
 import { describeError } from './steps.ts';
+import { OncoError } from '../config/errors.ts';
 import { validateConfig } from './validate.ts';
 
 /** What deployFromFile did, as the API, the page and the CLI report it. */
 export type DeployOutcome = 'deployed' | 'redeployed' | 'undeployed' | 'removed';
-import { OncoError } from '../config/errors.ts';
 
 export interface EngineOptions {
   config: LoadedConfig;
@@ -37,7 +38,7 @@ export class EngineError extends OncoError {
   declare readonly code:
     'CHANNEL_UNKNOWN' | 'CHANNEL_STATE' | 'CHANNEL_DEPLOY_FAILED' | 'ENGINE_START_FAILED' | 'DATA_DIR_IN_USE';
   constructor(code: EngineError['code'], message: string, hint?: string) {
-    super(code, { message, hint });
+    super(code, { message, ...(hint === undefined ? {} : { hint }) });
   }
 }
 
@@ -77,6 +78,7 @@ export class Engine {
   private pruneTimer: NodeJS.Timeout | undefined;
   private readonly accounts: ConnectorAccounts;
   private readonly lock: DataDirLock | undefined;
+  private readonly indexer: MessageIndexer;
 
   constructor(private readonly o: EngineOptions) {
     this.lock = takeDataDir(o.dataDir);
@@ -86,6 +88,7 @@ export class Engine {
       this.lock?.release();
       throw error;
     }
+    this.indexer = new MessageIndexer(this.store, { log: o.log.child({ service: 'message-index' }) });
     const accounts = this.store.accounts;
     this.accounts = {
       verifyPassword: async (login, password) => toAccount(await accounts.checkPassword(login, password)),
@@ -155,6 +158,7 @@ export class Engine {
     const every = this.o.config.engine.store.pruneEveryMinutes * 60_000;
     this.pruneTimer = setInterval(() => void this.prune(), every);
     this.pruneTimer.unref();
+    this.indexer.start();
   }
 
   /** Layer order: every source first (nothing new comes in), then processing and destinations, then the store. */
@@ -169,6 +173,7 @@ export class Engine {
         .catch((e) => this.o.log.error({ service: key, err: describeError(e) }, 'stop failed'));
     }
     this.shared.clear();
+    await this.indexer.stop();
     this.store.close();
     this.lock?.release();
   }

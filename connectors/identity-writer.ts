@@ -219,15 +219,29 @@ export const identityWriterSpec: DestinationSpec<IdentityWriterOptions> = {
       rules: {
         type: 'object',
         default: {},
+        description: 'Identity-vigilance rules of this feed (see the README, Identity vigilance).',
         additionalProperties: false,
         properties: {
           acceptTestIns: {
             type: 'boolean',
             description: 'Accept the INS test and demo OIDs. Never in production.',
           },
-          strictTraitsMatch: { enum: ['link', 'create-and-review'] },
-          nearMatchThreshold: { type: 'number', minimum: 0, maximum: 1 },
-          maxReviewsPerIdentity: { type: 'integer', minimum: 0 },
+          strictTraitsMatch: {
+            enum: ['link', 'create-and-review'],
+            description:
+              'Equal strict traits (birth name, first given name, birth date, sex, birth place): link to that patient (default link), or create one and open a review item.',
+          },
+          nearMatchThreshold: {
+            type: 'number',
+            minimum: 0,
+            maximum: 1,
+            description: 'Score from which close traits open a review item (default 0.9).',
+          },
+          maxReviewsPerIdentity: {
+            type: 'integer',
+            minimum: 0,
+            description: 'Most review items one incoming identity may open, closest first (default 3).',
+          },
         },
       },
       sourceReliability: {
