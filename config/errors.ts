@@ -92,19 +92,24 @@ export const ERRORS = define({
     hint: 'deploy or resume the channel first',
     status: CONFLICT,
   },
-  CHANNEL_DEPLOY_FAILED: {
-    message: 'channel "{id}" could not be deployed from its file',
-    hint: 'fix the problems listed (`onco-relay validate`), then deploy again: the running version is untouched',
+  CHANNEL_FILE_INVALID: {
+    message: 'channel "{id}" not deployed: its file has {count} problem(s)',
+    hint: 'fix each problem listed with its file and line (`onco-relay validate`), then deploy again',
     status: BAD_REQUEST,
   },
+  CHANNEL_DEPLOY_FAILED: {
+    message: 'the new version of channel "{id}" could not start: {reason}',
+    hint: 'fix the cause in the channel file (for a port in use: another port), then deploy again',
+    status: CONFLICT,
+  },
   ENGINE_START_FAILED: {
-    message: 'the appliance could not start: {reason}',
-    hint: 'everything it had opened was closed; fix the cause named, then start again',
+    message: 'not started: {count} channel(s) failed',
+    hint: 'fix the cause named for each channel (for a port in use: stop the other process or choose another port), then start again',
     status: SETUP,
   },
   DATA_DIR_IN_USE: {
-    message: 'the data directory {dir} is in use by another engine (pid {pid})',
-    hint: 'stop that engine first, or start this one with another --data directory',
+    message: 'data directory {dir} is in use by another engine',
+    hint: 'stop the other engine first, or start this one with another --data directory',
     status: SETUP,
   },
 
