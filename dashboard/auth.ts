@@ -4,6 +4,7 @@ import crypto from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Engine } from '../channels/engine.ts';
 import { roles, type AccountRecord, type Role } from '../store/accounts.ts';
+import { OncoError } from '../config/errors.ts';
 import { audit } from './audit-log.ts';
 
 export interface AuthUser {
@@ -186,10 +187,7 @@ export class Authenticator {
       if (req.routeOptions.url === undefined) return;
       if (!config.roles?.includes(req.user.role)) {
         // Thrown, not sent: the server's error handler answers a page view with a page, the API with JSON.
-        throw Object.assign(new Error(`role ${req.user.role} may not do this`), {
-          statusCode: 403,
-          code: 'FORBIDDEN',
-        });
+        throw new OncoError('FORBIDDEN', { params: { role: req.user.role } });
       }
     });
     app.addHook('preHandler', async (req, reply) => {

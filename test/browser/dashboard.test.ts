@@ -256,7 +256,7 @@ describe('dashboard in a browser', function () {
     await shot('error-404');
     const api = await page.goto(`${d.base}/api/no-such-thing`);
     assert.equal(api?.status(), 404);
-    assert.equal(((await api!.json()) as { error: string }).error, 'NOT_FOUND');
+    assert.equal(((await api!.json()) as { error: string }).error, 'ROUTE_UNKNOWN');
     const apiRefused = await page.goto(`${d.base}/api/audit`);
     assert.equal(apiRefused?.status(), 403);
     assert.equal(((await apiRefused!.json()) as { error: string }).error, 'FORBIDDEN');
