@@ -72,6 +72,31 @@ describe('dashboard in a browser', function () {
     ]);
   }
 
+  it('takes the first-start admin from the one-time password to its own before any page', async () => {
+    d.h.engine.store.accounts.add({
+      login: 'first-start',
+      role: 'admin',
+      password: 'printed-once-123',
+      mustChangePassword: true,
+    });
+    await page.goto(`${d.base}/messages`);
+    await page.fill('input[name=login]', 'first-start');
+    await page.fill('input[name=password]', 'printed-once-123');
+    await Promise.all([page.waitForURL(/\/password$/), page.click('button[type=submit]')]);
+    await shot('password-change');
+    await page.goto(`${d.base}/stats`);
+    assert.match(page.url(), /\/password$/, 'every page leads back to the form');
+    await page.fill('input[name=current]', 'printed-once-123');
+    await page.fill('input[name=password]', 'a passphrase of my own');
+    await page.fill('input[name=confirm]', 'a passphrase of my own');
+    await Promise.all([
+      page.waitForURL((url) => url.pathname === '/'),
+      page.click('form[action="/password"] button[type=submit]'),
+    ]);
+    await page.goto(`${d.base}/stats`);
+    assert.match(page.url(), /\/stats$/);
+  });
+
   it('follows a dropped file live, opens its stages, replays it, pauses and resumes the channel', async () => {
     await logIn('operator');
     const received = page.locator('td[data-ch="drop"][data-f="received"]');
@@ -206,7 +231,8 @@ describe('dashboard in a browser', function () {
         .locator('td[data-figure=newUsers]')
         .textContent()
         .then((t) => parseInt(t ?? '', 10)),
-      Object.keys(users).length,
+      // The harness's users and the first-start admin of the password test.
+      d.h.engine.store.accounts.list().length,
     );
     await shot('stats');
   });
