@@ -463,6 +463,16 @@ export const ERRORS = define({
     hint: 'see /api/openapi.json',
     status: BAD_REQUEST,
   },
+  FORBIDDEN: {
+    message: 'role {role} may not do this',
+    hint: 'ask an admin for an account with the role this needs',
+    status: { http: 403 },
+  },
+  ROUTE_UNKNOWN: {
+    message: 'nothing at {method} {path}',
+    hint: 'check the address, or follow a link from the menu (the API is described at /api/openapi.json)',
+    status: NOT_FOUND,
+  },
   SEARCH_TOO_SHORT: {
     message: 'the search text is too short',
     hint: 'type at least {min} characters',
