@@ -37,7 +37,6 @@ import type {
   Professional,
 } from './clinical-report.ts';
 
-const DOCUMENT_VALUE_TYPES = new Set(['ED', 'RP']);
 const TEXT_VALUE_TYPES = new Set(['TX', 'FT', 'ST']);
 const CODED_VALUE_TYPES = new Set(['CE', 'CWE', 'CNE']);
 // OBX lines carrying the DMP/MSSanté routing metadata of the CI-SIS profile, not the report.
@@ -256,7 +255,7 @@ function readDocuments(
   let status: DocumentStatus | undefined;
   let cdaRead = false;
   for (const obx of observations) {
-    if (!DOCUMENT_VALUE_TYPES.has(value(message, obx, 2))) continue;
+    if (value(message, obx, 2) !== 'ED') continue;
     const location = `OBX[${observations.indexOf(obx) + 1}]-5`;
     const ed = repetitions(message, obx, 5)[0];
     const subtype = component(ed, 3).trim().toUpperCase();
@@ -303,6 +302,7 @@ function mergeCda(cda: ClinicalReport, report: ClinicalReport): void {
   report.variants.push(...cda.variants);
   report.genesAnalysed.push(...cda.genesAnalysed);
   if (cda.conclusion !== undefined) report.conclusion = cda.conclusion;
+  if (cda.order !== undefined) report.order ??= cda.order;
   report.attachments.push(...cda.attachments);
   report.document = { ...report.document, ...cda.document };
 }

@@ -95,6 +95,7 @@ describe('ANS kit: clinical documents (CR-GM, CDA over HL7 v2)', function () {
       name: "Laboratoire de génétique moléculaire d'Angers",
     });
     assert.equal(report.reportDate, '2018-01-23T12:45:00+01:00');
+    assert.deepEqual(report.order, { placerNumber: '11223345566778', placerNamespace: '1.2.250.2.21.1.1.1' });
   });
 
   it('CR-GM "analyse non réalisée": no variant, the genes of the panel listed', () => {
