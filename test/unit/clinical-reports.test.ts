@@ -234,6 +234,33 @@ describe('clinical reports: pathology and molecular steps', () => {
     assert.equal(meta.variants, 2);
   });
 
+  it('a CR-ACP inside an ORU: the CDA read, PID the patient, OBX-11 or the CDA the status', async () => {
+    const cda = fixture('cr-acp.xml').toString('base64');
+    // The fixture declares it replaces version 1: F cannot make it a second original.
+    for (const [flag, status] of [
+      ['F', 'replacement'],
+      ['C', 'replacement'],
+      ['D', 'deletion'],
+    ] as const) {
+      const message = ORU_HEAD + `OBX|1|ED|60568-3^CR ACP^LN||^TEXT^XML^Base64^${cda}||||||${flag}\r`;
+      const { report } = await run('pathology', Buffer.from(message));
+      assert.equal(report.format, 'hl7v2-oru');
+      assert.equal(report.template, '1.2.250.1.213.1.1.1.57');
+      assert.equal(report.document.status, status, `OBX-11 ${flag}`);
+      assert.equal(report.document.uniqueId, '1.2.250.1.999.2.1^CRACP-2026-0042-V2');
+      assert.equal(
+        report.patient.identifiers[0]?.authority,
+        '310000001',
+        'PID-3, not the CDA, names the patient',
+      );
+      assert.deepEqual(
+        report.findings.map((f) => f.code),
+        ['BHDCA7G0', 'C18.7', '8140/3', 'pT3', 'pN0', 'B', '35917007'],
+      );
+      assert.deepEqual(Buffer.from(report.attachments[0]?.base64 ?? '', 'base64'), fixture('cr-acp.xml'));
+    }
+  });
+
   it('a text report in TX OBX lines and coded findings in CWE OBX', async () => {
     const message =
       ORU_HEAD +
