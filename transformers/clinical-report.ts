@@ -312,7 +312,7 @@ export function readIns(
   if (!validMatricule(matricule)) {
     throw new ReportError(
       'REPORT_BAD_IDENTIFIER',
-      `the INS matricule "${matricule}" is not 15 characters with a valid control key`,
+      'the INS matricule is not 15 characters with a valid control key',
       'send the matricule exactly as returned by the INSi teleservice',
       location,
     );
