@@ -306,6 +306,16 @@ describe('clinical reports: pathology and molecular steps', () => {
       assert.equal(error?.code, 'XML_TOO_LARGE');
     });
 
+    it('a 100 MB CDA (refused by size before parsing) and a deeply nested one', () => {
+      const big = Buffer.alloc(100 * 1024 * 1024, 0x20);
+      big.write('<ClinicalDocument xmlns="urn:hl7-org:v3">', 0);
+      assert.match(refusedWith('XML_TOO_LARGE', big).message, /104857600 bytes/);
+      const deep = Buffer.from(
+        `<ClinicalDocument>${'<x>'.repeat(5000)}${'</x>'.repeat(5000)}</ClinicalDocument>`,
+      );
+      refusedWith('XML_TOO_DEEP', deep);
+    });
+
     it('XML that is not a CDA', () => {
       assert.match(
         refusedWith('REPORT_BAD_STRUCTURE', Buffer.from('<html><body/></html>')).message,
