@@ -7,6 +7,8 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { loadConfig, type LoadedConfig } from '../config/config.ts';
 import { formatProblem } from '../config/loader.ts';
+import { renderError } from '../config/errors.ts';
+import { defaultBind, envPort } from '../connectors/listener-setup.ts';
 import { builtinRegistry } from '../channels/builtins.ts';
 import { validateConfig } from '../channels/validate.ts';
 import { Engine } from '../channels/engine.ts';
@@ -64,7 +66,7 @@ export async function main(argv: string[]): Promise<number> {
         return 2;
     }
   } catch (error) {
-    process.stderr.write(`onco-relay ${command}: ${(error as Error).message}\n`);
+    process.stderr.write(`onco-relay ${command}: ${renderError(error)}\n`);
     return 1;
   }
 }
@@ -240,8 +242,7 @@ function auditCommand(args: string[]): number {
 
 async function status(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { url: { type: 'string' } } });
-  const base =
-    values.url ?? `http://${process.env.ONCO_BIND ?? '127.0.0.1'}:${process.env.ONCO_HTTP_PORT ?? '8080'}`;
+  const base = values.url ?? `http://${defaultBind()}:${envPort('ONCO_HTTP_PORT', 8080)}`;
   let res: Response;
   try {
     res = await fetch(`${base}/api/health`);
@@ -294,12 +295,18 @@ async function importCommand(args: string[]): Promise<number> {
     return 2;
   }
   const files = await identityFiles(paths);
-  const { dataDir } = dirs(values);
+  const { dataDir, configDir } = dirs(values);
+  const { directory, problems } = loadConfig(configDir);
+  if (problems.length > 0) {
+    process.stderr.write(`${problems.map(formatProblem).join('\n')}\n`);
+    return 1;
+  }
   const store = new Store({ dataDir });
   const user = process.env.USER ?? 'cli';
   try {
     const report = await importIdentities(store, files, {
       author: `import:${user}`,
+      directory,
       batch: values.batch ? Number(values.batch) : undefined,
       rules: { acceptTestIns: values['accept-test-ins'] ?? false },
       onProgress: progressBar(Date.now()),
@@ -310,7 +317,9 @@ async function importCommand(args: string[]): Promise<number> {
         `(${Math.round(report.messages / report.seconds)}/s)\n${JSON.stringify(report.actions)}\n`,
     );
     for (const e of report.errors)
-      process.stdout.write(`refused: ${e.file} message ${e.message}: ${e.error}\n`);
+      process.stdout.write(
+        `refused: ${e.file}${e.message === null ? '' : ` message ${e.message}`}: ${e.error}\n`,
+      );
     return report.refused > 0 ? 1 : 0;
   } finally {
     store.close();

@@ -127,10 +127,8 @@ export class DestinationWorker {
         meta: message.meta as StepInput['meta'],
       });
     } catch (error) {
-      await this.fail(
-        d,
-        new SendError('STEP_FAILED', describeError(error), { retryable: false, cause: error }),
-      );
+      // A step refused this content: retrying cannot help. Journaled as the step said it, once.
+      await this.fail(d, error, false);
       return;
     }
     if (input === null) {
@@ -145,6 +143,7 @@ export class DestinationWorker {
       content: input.content,
       contentType: input.contentType,
       meta: input.meta,
+      owner: message.owner,
       attempt: d.attempts + 1,
     };
     const record = (r: SendResult): void =>
@@ -175,9 +174,12 @@ export class DestinationWorker {
     this.o.onSettled(d, true);
   }
 
-  private async fail(d: StoredDelivery, error: unknown): Promise<void> {
+  private async fail(
+    d: StoredDelivery,
+    error: unknown,
+    retryable = !(error instanceof SendError) || error.retryable,
+  ): Promise<void> {
     const attempts = d.attempts + 1;
-    const retryable = !(error instanceof SendError) || error.retryable;
     const retryAt =
       retryable && attempts < this.o.retry.maxAttempts
         ? Date.now() + backoffDelay(this.o.retry, attempts)

@@ -17,6 +17,7 @@ import type { AccountRecord } from '../store/accounts.ts';
 import { Channel, type ChannelStatus } from './channel.ts';
 import type { Registry } from './registry.ts';
 import { describeError } from './steps.ts';
+import { OncoError } from '../config/errors.ts';
 
 export interface EngineOptions {
   config: LoadedConfig;
@@ -25,13 +26,10 @@ export interface EngineOptions {
   log: pino.Logger;
 }
 
-export class EngineError extends Error {
-  constructor(
-    readonly code: 'CHANNEL_UNKNOWN' | 'CHANNEL_STATE',
-    message: string,
-  ) {
-    super(message);
-    this.name = 'EngineError';
+export class EngineError extends OncoError {
+  declare readonly code: 'CHANNEL_UNKNOWN' | 'CHANNEL_STATE';
+  constructor(code: 'CHANNEL_UNKNOWN' | 'CHANNEL_STATE', message: string) {
+    super(code, { message });
   }
 }
 
@@ -164,6 +162,7 @@ export class Engine {
       accounts: this.accounts,
       report,
       shared: (key, create) => this.acquire(key, create),
+      directory: this.o.config.directory,
     };
   }
 

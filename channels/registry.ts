@@ -1,9 +1,20 @@
 // The registry maps a config `type` to the spec of a source, destination or step. One spec per
-// component drives option validation, the editor JSON Schema and the generated docs (Benthos' way).
+// component drives option validation, the editor JSON Schema and the generated docs (Benthos' way),
+// and the registry is what builds a component: its options are read once, here — validated,
+// defaulted and frozen from the spec's schema — so a component never re-checks or re-defaults them.
 // A registry is a value built by the caller, never a module singleton: tests build their own.
-import type { DestinationSpec, JsonSchema, SourceSpec } from '../connectors/contract.ts';
-import type { StepSpec } from '../transformers/contract.ts';
-import { ajv, checkAgainst, type ConfigFile, type ConfigProblem } from '../config/loader.ts';
+import type {
+  Destination,
+  DestinationContext,
+  DestinationSpec,
+  JsonSchema,
+  Source,
+  SourceContext,
+  SourceSpec,
+} from '../connectors/contract.ts';
+import { deepFreeze, type Step, type StepSpec } from '../transformers/contract.ts';
+import { OncoError } from '../config/errors.ts';
+import { ajv, checkAgainst, formatProblem, type ConfigFile, type ConfigProblem } from '../config/loader.ts';
 import { channelSchema, destinationFrameKeys, engineSchema, directorySchema } from '../config/schema.ts';
 import type { ValidateFunction } from 'ajv';
 
@@ -35,6 +46,44 @@ export class Registry {
 
   step(type: string): StepSpec<Record<string, unknown>> {
     return this.get('step', type) as StepSpec<Record<string, unknown>>;
+  }
+
+  /** Builds a channel's source from its options as written in the channel file. */
+  createSource(options: ComponentOptions, ctx: SourceContext): Source {
+    const spec = this.source(options.type);
+    return spec.create(this.read(spec, options, ['type']), ctx);
+  }
+
+  /** Builds a destination; `frameKeys` are the engine's own keys beside its options (name, queue…). */
+  createDestination(
+    options: ComponentOptions,
+    ctx: DestinationContext,
+    frameKeys: readonly string[] = ['type'],
+  ): Destination {
+    const spec = this.destination(options.type);
+    return spec.create(this.read(spec, options, frameKeys), ctx);
+  }
+
+  createStep(options: ComponentOptions): Step {
+    const spec = this.step(options.type);
+    return spec.create(this.read(spec, options, ['type']));
+  }
+
+  // A copy, so that the channel's configuration object is never shared with (or changed by) a component.
+  private read(
+    spec: AnySpec,
+    options: ComponentOptions,
+    frameKeys: readonly string[],
+  ): Record<string, unknown> {
+    const own = structuredClone(ownOptions(options, frameKeys));
+    const problems: ConfigProblem[] = [];
+    const file = { file: `${spec.kind} "${spec.type}"`, data: own, lineOf: () => undefined };
+    if (!checkAgainst(this.validator(spec), own, file, '', problems)) {
+      throw new OncoError('OPTIONS_INVALID', {
+        params: { problems: problems.map(formatProblem).join('; ') },
+      });
+    }
+    return deepFreeze(own);
   }
 
   types(kind: Kind): string[] {
@@ -74,7 +123,7 @@ export class Registry {
       });
       return false;
     }
-    const own = Object.fromEntries(Object.entries(options).filter(([k]) => !frameKeys.includes(k)));
+    const own = ownOptions(options, frameKeys);
     const ok = checkAgainst(this.validator(spec), own, file, pointer, problems);
     Object.assign(options, own);
     return ok;
@@ -167,4 +216,14 @@ export class Registry {
     }
     return out.join('\n');
   }
+}
+
+/** A component's object in a channel file: its `type`, its options, maybe the engine's frame keys. */
+export type ComponentOptions = { readonly type: string } & Readonly<Record<string, unknown>>;
+
+function ownOptions(
+  options: Readonly<Record<string, unknown>>,
+  frameKeys: readonly string[],
+): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(options).filter(([k]) => !frameKeys.includes(k)));
 }

@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { OncoError } from './errors.ts';
 import YAML, { isMap, isSeq, isScalar, LineCounter, type Document, type Node } from 'yaml';
 
 export interface ConfigProblem {
@@ -14,11 +15,11 @@ export interface ConfigProblem {
   hint?: string;
 }
 
-export class ConfigError extends Error {
-  readonly code = 'CONFIG_INVALID';
+export class ConfigError extends OncoError {
+  declare readonly code: 'CONFIG_INVALID';
   constructor(readonly problems: ConfigProblem[]) {
-    super(problems.map(formatProblem).join('\n'));
-    this.name = 'ConfigError';
+    // Each problem carries its own fix: a catalogue hint after them all would only repeat.
+    super('CONFIG_INVALID', { message: problems.map(formatProblem).join('\n'), hint: '' });
   }
 }
 

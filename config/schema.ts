@@ -80,6 +80,14 @@ const establishment = {
     finess: { type: 'string', pattern: '^\\d{9}$' },
     name: { type: 'string', minLength: 1 },
     kind: { enum: ['hospital', 'pathology-lab', 'molecular-lab', 'other'], default: 'hospital' },
+    reportsFor: {
+      description:
+        'establishments whose patients it may report on besides its own: all of the directory, or a list of FINESS (default: all for labs, none for others)',
+      oneOf: [
+        { const: 'all' },
+        { type: 'array', items: { type: 'string', pattern: '^\\d{9}$' }, uniqueItems: true },
+      ],
+    },
   },
 } as const;
 

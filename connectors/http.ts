@@ -16,6 +16,7 @@ import {
   type Account,
 } from './contract.ts';
 import { defaultBind, listen, readTlsFiles, type TlsFiles } from './listener-setup.ts';
+import { OncoError } from '../config/errors.ts';
 
 const MB = 1024 * 1024;
 
@@ -37,14 +38,15 @@ export interface HttpListener extends Source {
   readonly port: number;
 }
 
-class RequestRefused extends Error {
+class RequestRefused extends OncoError {
+  declare readonly hint: string;
   constructor(
     readonly status: number,
-    readonly code: string,
+    code: string,
     message: string,
-    readonly hint: string,
+    hint: string,
   ) {
-    super(message);
+    super(code, { message, hint, protocol: { http: status } });
   }
 }
 

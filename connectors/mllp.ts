@@ -33,9 +33,10 @@ import {
   type SourceContext,
   type SourceSpec,
 } from './contract.ts';
-import { buildAck, parseAck, type AckCode, type AckError } from '../transformers/hl7v2-ack.ts';
+import { ackErrorOf, buildAck, parseAck, type AckCode, type AckError } from '../transformers/hl7v2-ack.ts';
+import { renderError } from '../config/errors.ts';
 import { Hl7Error, get, parse, summarize, type Hl7Charset, type Hl7Message } from '../transformers/hl7v2.ts';
-import { ConnectorSetupError, defaultBind, listen, readTlsFiles, type TlsFiles } from './listener-setup.ts';
+import { defaultBind, envPort, listen, readTlsFiles, type TlsFiles } from './listener-setup.ts';
 import { DEFAULT_MAX_FRAME_BYTES, MllpFramer, frame, type FramerEvent } from './mllp-framer.ts';
 
 export interface MllpListenerOptions {
@@ -60,7 +61,7 @@ export interface MllpListener extends Source {
 }
 
 export function createMllpListener(options: MllpListenerOptions, ctx: SourceContext): MllpListener {
-  const port = options.port ?? defaultMllpPort();
+  const port = options.port ?? envPort('ONCO_MLLP_PORT', 2575);
   const bind = options.bind ?? defaultBind();
   const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
   const answer = { respond: options.respond ?? 'on-commit', defaultCharset: options.defaultCharset } as const;
@@ -103,20 +104,6 @@ export function createMllpListener(options: MllpListenerOptions, ctx: SourceCont
       ctx.report({ connected: false, detail: 'stopped' });
     },
   };
-}
-
-function defaultMllpPort(): number {
-  const env = process.env['ONCO_MLLP_PORT'];
-  if (env === undefined || env === '') return 2575;
-  const port = Number(env);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new ConnectorSetupError(
-      'BAD_PORT',
-      `ONCO_MLLP_PORT is "${env}", not a port number`,
-      'set ONCO_MLLP_PORT to an integer from 1 to 65535, or give the channel a port option',
-    );
-  }
-  return port;
 }
 
 /**
@@ -205,7 +192,7 @@ class Connection {
           { err: event.error, remote: this.remote, hint: event.error.hint },
           event.error.message,
         );
-        this.ctx.report({ lastError: `${this.remote}: ${event.error.message}` });
+        this.ctx.report({ lastError: `${this.remote}: ${renderError(event.error)}` });
         this.stop();
         return;
       }
@@ -251,20 +238,19 @@ async function answerFrame(
   const address = remote.slice(0, remote.lastIndexOf(':'));
   const read = readMessage(payload, charset);
   if (read instanceof Hl7Error) {
-    const error = { code: read.hl7Code, text: read.hint ? `${read.message}; ${read.hint}` : read.message };
     try {
       await ctx.receive({
         content: payload,
         contentType: 'application/hl7-v2',
         meta: { remote },
         sender: address,
-        rejected: `${read.code}: ${read.message}`,
+        rejected: renderError(read),
       });
     } catch (err) {
       ctx.log.error({ err, remote }, 'MLLP listener could not journal a rejected message');
     }
     ctx.log.warn({ remote, code: read.code, location: read.location ?? null }, 'MLLP message rejected (AR)');
-    return respond(payload, 'AR', { ...error, ...(read.location ? { location: read.location } : {}) });
+    return respond(payload, 'AR', ackErrorOf(read));
   }
   const header = summarize(read);
   const sender = header.sendingFacility || address;
@@ -301,7 +287,11 @@ async function respondOnOutcome(
   const outcome = await ctx.outcome(messageId);
   if (outcome.response) return outcome.response;
   if (outcome.status === 'ERROR' || outcome.status === 'REJECTED') {
-    return respond(read, 'AE', { code: '207', text: outcome.error ?? 'processing failed' });
+    return respond(
+      read,
+      'AE',
+      outcome.error ? ackErrorOf(outcome.error) : { code: '207', text: 'processing failed' },
+    );
   }
   return respond(read, 'AA');
 }

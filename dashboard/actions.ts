@@ -5,15 +5,15 @@ import type { Engine } from '../channels/engine.ts';
 import type { StoredMessage } from '../store/journal.ts';
 import { audit } from './audit-log.ts';
 import { scopeOf } from './auth.ts';
+import { OncoError } from '../config/errors.ts';
 
-export class ActionError extends Error {
+export class ActionError extends OncoError {
   constructor(
     readonly status: 404 | 409 | 400,
-    readonly code: string,
+    code: string,
     message: string,
   ) {
-    super(message);
-    this.name = 'ActionError';
+    super(code, { message, protocol: { http: status } });
   }
 }
 

@@ -3,7 +3,7 @@
 import crypto from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Engine } from '../channels/engine.ts';
-import type { AccountRecord, Role } from '../store/accounts.ts';
+import { roles, type AccountRecord, type Role } from '../store/accounts.ts';
 import { audit } from './audit-log.ts';
 
 export interface AuthUser {
@@ -27,7 +27,7 @@ declare module 'fastify' {
   }
 }
 
-export const everyone: readonly Role[] = ['admin', 'operator', 'viewer', 'establishment', 'lab'];
+export const everyone: readonly Role[] = roles;
 export const staff: readonly Role[] = ['admin', 'operator', 'viewer'];
 export const operators: readonly Role[] = ['admin', 'operator'];
 export const admins: readonly Role[] = ['admin'];

@@ -3,8 +3,7 @@
 import fs from 'node:fs';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Engine } from '../channels/engine.ts';
-import { PatientStoreError } from '../store/patients.ts';
-import { ActionError } from './actions.ts';
+import { OncoError } from '../config/errors.ts';
 import { Authenticator, defaultAuthOptions, type AuthOptions } from './auth.ts';
 import { registerAuditApi } from './api/audit.ts';
 import { registerChannelApi } from './api/channels.ts';
@@ -42,9 +41,11 @@ function errorAnswer(error: FastifyError | Error): {
   message: string;
   hint?: string;
 } {
-  if (error instanceof ActionError) return { status: error.status, code: error.code, message: error.message };
-  if (error instanceof PatientStoreError)
-    return { status: 400, code: error.code, message: error.message, hint: error.hint };
+  // The catalogue says which HTTP status each code answers with; a code it gives none is the caller's.
+  if (error instanceof OncoError) {
+    const status = error.protocol.http ?? 400;
+    return { status, code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}) };
+  }
   const fe = error as FastifyError;
   if (fe.validation) return { status: 400, code: 'REQUEST_INVALID', message: fe.message };
   const status = fe.statusCode && fe.statusCode < 500 ? fe.statusCode : 500;

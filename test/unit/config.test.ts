@@ -29,6 +29,21 @@ describe('configuration', () => {
     assert.deepEqual(missing, ['NOPE']);
   });
 
+  it('grants of the directory: all, or FINESS of the directory only', () => {
+    const dir = configDir({
+      'directory.yaml': [
+        'establishments:',
+        "  - { finess: '310000001', name: A }",
+        "  - { finess: '310000002', name: L, kind: pathology-lab, reportsFor: ['310000001', '999999999'] }",
+        "  - { finess: '310000003', name: M, kind: molecular-lab, reportsFor: all }",
+      ].join('\n'),
+    });
+    assert.deepEqual(
+      problemsOf(dir).map((p) => /FINESS \d+/.exec(p)?.[0]),
+      ['FINESS 999999999'],
+    );
+  });
+
   it('accepts the shipped configuration', () => {
     assert.deepEqual(problemsOf(path.resolve('config'), { ONCO_DATA_DIR: tempDir() }), []);
   });

@@ -1,0 +1,260 @@
+// HL7 v2 packaging of a CDA document for record systems (CI-SIS "transmission de documents CDA en
+// HL7 v2", MSH-21 2.1^CISIS_CDA_HL7_V2): MDM^T02 (v2.6) or ORU^R01 (v2.5) with the CDA in base64 in
+// an ED OBX. Shaped on the agency's real messages (hl7V2-exemples, Trans_Doc-CDA-HL7V2): a new
+// document is MDM^T02 / ORC NW / OBX-11 F; a replacement is MDM^T10 (the agency's messages use T10
+// for replacement and T04 for deletion) / ORC RO / OBX-11 C, with TXA-13 naming the replaced
+// document. Everything about the patient and the document is read from the CDA itself, so PID-3
+// carries exactly the CDA's recordTarget ids and the action follows its relatedDocument.
+import { XMLParser } from 'fast-xml-parser';
+import { StepError } from './contract.ts';
+import { escape } from './hl7v2.ts';
+
+export interface PackagingOptions {
+  structure: 'MDM' | 'ORU';
+  sendingApplication: string;
+  sendingFacility: string;
+  receivingApplication: string;
+  receivingFacility: string;
+  /** MSH-10: stable per outbound message (the engine's idempotency key), never random here. */
+  messageControlId: string;
+  /** MSH-7 / EVN-2, HL7 TS (`YYYYMMDDHHMMSS`): given, this module has no clock. */
+  timestamp: string;
+  processingId?: 'P' | 'T' | 'D';
+}
+
+interface Id {
+  root: string;
+  extension?: string;
+}
+
+/** What the packaging needs from a CDA header. */
+export interface CdaSummary {
+  id: Id;
+  code: { code: string; displayName: string };
+  effectiveTime: string;
+  patientIds: Id[];
+  birthName: string;
+  firstGivenName: string;
+  birthGivenNames: string;
+  usedName?: string;
+  birthDate: string;
+  sex: string;
+  /** Id of the document this version replaces (relatedDocument RPLC). */
+  replaces?: Id;
+  /** Legal authenticator's national id (IdNat_PS). */
+  authenticator?: string;
+}
+
+type Node = Record<string, unknown>;
+
+const cdaParser = new XMLParser({
+  ignoreAttributes: false,
+  attributeNamePrefix: '@',
+  removeNSPrefix: true,
+  parseTagValue: false,
+  parseAttributeValue: false,
+  // The five XML entities only: fast-xml-parser 5 caps DOCTYPE entity expansion, and HTML names are not XML.
+  processEntities: true,
+  htmlEntities: false,
+  isArray: (name, _path, _leaf, isAttribute) => !isAttribute,
+});
+
+function first(node: unknown, ...path: string[]): Node | undefined {
+  let at = node as Node | undefined;
+  for (const step of path) at = (at?.[step] as Node[] | undefined)?.[0];
+  return at;
+}
+
+function list(node: Node | undefined, name: string): Node[] {
+  return (node?.[name] as Node[] | undefined) ?? [];
+}
+
+function attr(node: Node | undefined, name: string): string | undefined {
+  const value = node?.[`@${name}`];
+  return typeof value === 'string' ? value : undefined;
+}
+
+function text(node: Node | string | undefined): string {
+  if (typeof node === 'string') return node.trim();
+  const value = node?.['#text'];
+  return typeof value === 'string' ? value.trim() : '';
+}
+
+function id(node: Node | undefined): Id | undefined {
+  const root = attr(node, 'root');
+  return root === undefined ? undefined : { root, extension: attr(node, 'extension') };
+}
+
+function missing(what: string): StepError {
+  return new StepError(
+    'MDM_CDA_INCOMPLETE',
+    `the CDA document has no ${what}: it cannot be packaged for HL7 v2`,
+    {
+      hint: 'package a CDA written by the FRCP/PPS writers, or complete the document header',
+    },
+  );
+}
+
+/** Reads the header fields the HL7 v2 envelope repeats. */
+export function summarizeCda(cda: string): CdaSummary {
+  let parsed: Node;
+  try {
+    parsed = cdaParser.parse(cda, true) as Node;
+  } catch (error) {
+    throw new StepError('MDM_CDA_NOT_XML', 'the document to package is not well-formed XML', {
+      hint: 'check the document produced by the CDA writer; it must be XML',
+      cause: error,
+    });
+  }
+  const doc = first(parsed, 'ClinicalDocument');
+  if (doc === undefined) throw missing('ClinicalDocument root');
+  const role = first(doc, 'recordTarget', 'patientRole');
+  const patientIds = list(role, 'id')
+    .map(id)
+    .filter((i): i is Id => i?.extension !== undefined);
+  if (patientIds.length === 0) throw missing('patient identifier in recordTarget');
+  const name = first(role, 'patient', 'name');
+  const families = list(name, 'family') as Array<Node | string>;
+  const givens = list(name, 'given') as Array<Node | string>;
+  const qualified = (nodes: Array<Node | string>, q: string | undefined): Array<Node | string> =>
+    nodes.filter((n) => (typeof n === 'string' ? undefined : attr(n, 'qualifier')) === q);
+  const birthName = text(qualified(families, 'BR')[0] ?? families[0]);
+  if (birthName === '') throw missing("patient's birth name");
+  const docId = id(first(doc, 'id'));
+  if (docId === undefined) throw missing('document id');
+  const code = first(doc, 'code');
+  const related = list(doc, 'relatedDocument').find((r) => attr(r, 'typeCode') === 'RPLC');
+  const authenticatorId = attr(first(doc, 'legalAuthenticator', 'assignedEntity', 'id'), 'extension');
+  return {
+    id: docId,
+    code: { code: attr(code, 'code') ?? '', displayName: attr(code, 'displayName') ?? '' },
+    effectiveTime: attr(first(doc, 'effectiveTime'), 'value') ?? '',
+    patientIds,
+    birthName,
+    firstGivenName: text(qualified(givens, 'BR')[0] ?? givens[0]),
+    birthGivenNames: text(qualified(givens, undefined)[0]),
+    usedName: qualified(families, 'CL').map(text)[0],
+    birthDate: attr(first(doc, 'recordTarget', 'patientRole', 'patient', 'birthTime'), 'value') ?? '',
+    sex:
+      attr(first(doc, 'recordTarget', 'patientRole', 'patient', 'administrativeGenderCode'), 'code') ?? 'U',
+    replaces: id(first(related, 'parentDocument', 'id')),
+    authenticator: authenticatorId,
+  };
+}
+
+/** National assigning authorities of the INS (STANDARDS.md); any other root is an establishment's IPP. */
+const INS_AUTHORITY: Readonly<Record<string, string>> = {
+  '1.2.250.1.213.1.4.8': 'ASIP-SANTE-INS-NIR',
+  '1.2.250.1.213.1.4.9': 'ASIP-SANTE-INS-NIA',
+  '1.2.250.1.213.1.4.10': 'ASIP-SANTE-INS-NIR',
+  '1.2.250.1.213.1.4.11': 'ASIP-SANTE-INS-NIR',
+};
+
+const e = (value: string): string => escape(value);
+
+/** PID-3 repetition: `ID^^^NAMESPACE&OID&ISO^INS` for an INS, `ID^^^&OID&ISO^PI` for an IPP. */
+function cx(i: Id): string {
+  const authority = INS_AUTHORITY[i.root];
+  return `${e(i.extension ?? '')}^^^${e(authority ?? '')}&${e(i.root)}&ISO^${authority === undefined ? 'PI' : 'INS'}`;
+}
+
+/** EI for a document id: `extension^^root^ISO`, or the root alone (TXA-12, TXA-13). */
+function ei(i: Id): string {
+  return i.extension === undefined ? e(i.root) : `${e(i.extension)}^^${e(i.root)}^ISO`;
+}
+
+function segment(...fields: string[]): string {
+  return fields.join('|');
+}
+
+/** The HL7 v2 message (segments ended by CR) carrying the CDA, for a new document or a replacement. */
+export function packageCda(cda: string, options: PackagingOptions): string {
+  const doc = summarizeCda(cda);
+  const replacement = doc.replaces !== undefined;
+  const mdm = options.structure === 'MDM';
+  const docType = `${e(doc.code.code)}^${e(doc.code.displayName)}^LN`;
+  const status = replacement ? 'C' : 'F';
+  const names = [`${e(doc.birthName)}^${e(doc.firstGivenName)}^${e(doc.birthGivenNames)}^^^^L`];
+  if (doc.usedName !== undefined) names.push(`${e(doc.usedName)}^^^^^^D`);
+  const segments = [
+    segment(
+      'MSH',
+      '^~\\&',
+      e(options.sendingApplication),
+      e(options.sendingFacility),
+      e(options.receivingApplication),
+      e(options.receivingFacility),
+      options.timestamp,
+      '',
+      mdm ? `MDM^${replacement ? 'T10' : 'T02'}^MDM_T02` : 'ORU^R01^ORU_R01',
+      e(options.messageControlId),
+      options.processingId ?? 'P',
+      mdm ? '2.6' : '2.5',
+      '',
+      '',
+      '',
+      '',
+      'FRA',
+      'UNICODE UTF-8',
+      '',
+      '',
+      '2.1^CISIS_CDA_HL7_V2',
+    ),
+    mdm && segment('EVN', '', options.timestamp),
+    segment(
+      'PID',
+      '',
+      '',
+      doc.patientIds.map(cx).join('~'),
+      '',
+      names.join('~'),
+      '',
+      doc.birthDate,
+      e(doc.sex),
+    ),
+    segment('PV1', '1', 'N'),
+    segment('ORC', replacement ? 'RO' : 'NW'),
+    mdm
+      ? segment('OBR', '1', '', '', docType)
+      : segment(
+          'OBR',
+          '1',
+          '',
+          '',
+          docType,
+          '',
+          '',
+          doc.effectiveTime,
+          ...Array<string>(17).fill(''),
+          status,
+        ),
+    mdm &&
+      segment(
+        'TXA',
+        '1',
+        e(doc.code.code),
+        'TEXT',
+        doc.effectiveTime,
+        ...Array<string>(7).fill(''),
+        ei(doc.id),
+        doc.replaces === undefined ? '' : ei(doc.replaces),
+        '',
+        '',
+        '',
+        'AU',
+        ...Array<string>(4).fill(''),
+        e(doc.authenticator ?? ''),
+      ),
+    segment(
+      'OBX',
+      '1',
+      'ED',
+      docType,
+      '',
+      `^TEXT^XML^Base64^${Buffer.from(cda, 'utf8').toString('base64')}`,
+      ...Array<string>(5).fill(''),
+      status,
+    ),
+  ].filter((s): s is string => s !== false);
+  return `${segments.join('\r')}\r`;
+}
