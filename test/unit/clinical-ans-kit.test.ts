@@ -5,7 +5,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { readCdaReport } from '../../transformers/cda-report.ts';
 import { readHl7Report } from '../../transformers/hl7v2-report.ts';
-import { readReport } from '../../transformers/clinical-steps.ts';
+import { readReport, clinicalStepSchema } from '../../transformers/clinical-steps.ts';
+import { readOptions } from '../../transformers/contract.ts';
 import type { ClinicalReport } from '../../transformers/clinical-report.ts';
 
 const kit = process.env.ONCO_ANS_KIT;
@@ -111,7 +112,12 @@ describe('ANS kit: clinical documents (CR-GM, CDA over HL7 v2)', function () {
       'TestContenuCDA-3-0/ExemplesCDA/CANCER-CR-GM_2022.01_AnalyseRealisee.xml',
     );
     assert.throws(
-      () => readReport({ content: readFileSync(file), contentType: 'text/xml', meta: {} }, 'molecular'),
+      () =>
+        readReport(
+          { content: readFileSync(file), contentType: 'text/xml', meta: {} },
+          'molecular',
+          readOptions(clinicalStepSchema, {}),
+        ),
       (e: Error & { code?: string; hint?: string }) =>
         e.code === 'REPORT_TEST_INS' && /acceptTestIns/.test(e.hint ?? ''),
     );

@@ -4,16 +4,23 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pathologyStep, molecularStep, readReport } from '../../transformers/clinical-steps.ts';
+import {
+  pathologyStep,
+  molecularStep,
+  readReport,
+  clinicalStepSchema,
+} from '../../transformers/clinical-steps.ts';
 import { REPORT_CONTENT_TYPE } from '../../transformers/clinical-report.ts';
 import type { ClinicalReport } from '../../transformers/clinical-report.ts';
 import { writeOmlO21 } from '../../transformers/oml-o21.ts';
 import type { MolecularOrder } from '../../transformers/oml-o21.ts';
 import { parse, get } from '../../transformers/hl7v2.ts';
-import { StepError } from '../../transformers/contract.ts';
+import { StepError, readOptions } from '../../transformers/contract.ts';
 import type { StepInput, MetaValue } from '../../transformers/contract.ts';
 import { builtinRegistry } from '../../channels/builtins.ts';
 
+// Options as a channel file gives them, defaulted by the schema: the agency's test INS accepted.
+const testChannel = readOptions(clinicalStepSchema, { acceptTestIns: true });
 const fixtures = path.join(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/clinical');
 const fixture = (name: string): Buffer => readFileSync(path.join(fixtures, name));
 const input = (content: Buffer, meta: Record<string, MetaValue> = {}): StepInput => ({
@@ -23,7 +30,7 @@ const input = (content: Buffer, meta: Record<string, MetaValue> = {}): StepInput
 });
 
 async function run(kind: 'pathology' | 'molecular', content: Buffer, meta: Record<string, MetaValue> = {}) {
-  const step = (kind === 'pathology' ? pathologyStep : molecularStep).create({ acceptTestIns: true });
+  const step = (kind === 'pathology' ? pathologyStep : molecularStep).create(testChannel);
   const out = await step(input(content, meta));
   assert.ok(out !== null);
   assert.equal(out.contentType, REPORT_CONTENT_TYPE);
@@ -33,7 +40,7 @@ async function run(kind: 'pathology' | 'molecular', content: Buffer, meta: Recor
 function refusedWith(code: string, content: Buffer, meta: Record<string, MetaValue> = {}): StepError {
   let caught: unknown;
   try {
-    readReport(input(content, meta), 'pathology', { acceptTestIns: true });
+    readReport(input(content, meta), 'pathology', testChannel);
   } catch (error) {
     caught = error;
   }
@@ -297,7 +304,8 @@ describe('clinical reports: pathology and molecular steps', () => {
     it('a CDA above the configured size', () => {
       const error = (() => {
         try {
-          readReport(input(fixture('cr-acp.xml')), 'pathology', { acceptTestIns: true, maxXmlBytes: 2048 });
+          const small = readOptions(clinicalStepSchema, { acceptTestIns: true, maxXmlBytes: 2048 });
+          readReport(input(fixture('cr-acp.xml')), 'pathology', small);
         } catch (e) {
           return e as StepError;
         }
