@@ -263,7 +263,7 @@ function readDocuments(
   let cdaRead = false;
   for (const obx of observations) {
     if (value(message, obx, 2) !== 'ED') continue;
-    const location = `OBX[${observations.indexOf(obx) + 1}]-5`;
+    const location = `OBX[${segmentsNamed(message, 'OBX').indexOf(obx) + 1}]-5`;
     const ed = repetitions(message, obx, 5)[0];
     const subtype = component(ed, 3).trim().toUpperCase();
     const encoding = component(ed, 4).trim().toUpperCase();

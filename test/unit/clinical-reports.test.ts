@@ -354,6 +354,11 @@ describe('clinical reports: pathology and molecular steps', () => {
     it('a base64 OBX that does not decode, and a PDF OBX that is not a PDF', () => {
       const bad = ORU_HEAD + 'OBX|1|ED|60568-3^CR^LN||^TEXT^XML^Base64^PD94bWwg*!!notbase64||||||F\r';
       assert.equal(refusedWith('REPORT_BAD_BASE64', Buffer.from(bad)).location, 'OBX[1]-5');
+      const afterMetadata = bad.replace(
+        'OBX|1|ED',
+        'OBX|1|CWE|DESTDMP^Destinataire DMP^MetaDMPMSS||Y^^expandedYes-NoIndicator||||||F\rOBX|2|ED',
+      );
+      assert.equal(refusedWith('REPORT_BAD_BASE64', Buffer.from(afterMetadata)).location, 'OBX[2]-5');
       const notPdf =
         ORU_HEAD +
         `OBX|1|ED|60568-3^CR^LN||^AP^PDF^Base64^${Buffer.from('hello').toString('base64')}||||||F\r`;
