@@ -6,6 +6,7 @@ import type { Step, StepInput } from '../transformers/contract.ts';
 import type { RetryPolicy } from '../config/config.ts';
 import type { Store } from '../store/store.ts';
 import type { StoragePolicy, StoredDelivery } from '../store/journal.ts';
+import { isTransientDbError } from '../store/db.ts';
 import { backoffDelay } from './backoff.ts';
 import { runSteps, describeError } from './steps.ts';
 import { Wake } from './wake.ts';
@@ -180,8 +181,10 @@ export class DestinationWorker {
     retryable = !(error instanceof SendError) || error.retryable,
   ): Promise<void> {
     const attempts = d.attempts + 1;
+    // A locked database (another process's transaction) only says "later": never ERROR for good.
+    const locked = isTransientDbError(error);
     const retryAt =
-      retryable && attempts < this.o.retry.maxAttempts
+      locked || (retryable && attempts < this.o.retry.maxAttempts)
         ? Date.now() + backoffDelay(this.o.retry, attempts)
         : null;
     const text = describeError(error);

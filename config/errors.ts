@@ -92,6 +92,21 @@ export const ERRORS = define({
     hint: 'deploy or resume the channel first',
     status: CONFLICT,
   },
+  CHANNEL_DEPLOY_FAILED: {
+    message: 'channel "{id}" could not be deployed from its file',
+    hint: 'fix the problems listed (`onco-relay validate`), then deploy again: the running version is untouched',
+    status: BAD_REQUEST,
+  },
+  ENGINE_START_FAILED: {
+    message: 'the appliance could not start: {reason}',
+    hint: 'everything it had opened was closed; fix the cause named, then start again',
+    status: SETUP,
+  },
+  DATA_DIR_IN_USE: {
+    message: 'the data directory {dir} is in use by another engine (pid {pid})',
+    hint: 'stop that engine first, or start this one with another --data directory',
+    status: SETUP,
+  },
 
   // HL7 v2 syntax, charsets and ACKs (transformers/hl7v2*.ts)
   HL7_EMPTY: { message: 'the message is empty', hint: 'send at least an MSH segment', status: STRUCTURE_AR },

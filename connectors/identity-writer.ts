@@ -20,6 +20,7 @@ import {
 import type { ActionContext, Decision, IdentifierRef, IdentityInput } from '../store/patients.ts';
 import type { VigilanceRules } from '../store/vigilance.ts';
 import type { Store } from '../store/store.ts';
+import { isTransientDbError } from '../store/db.ts';
 
 export interface IdentityWriterOptions {
   rules: Partial<VigilanceRules>;
@@ -145,7 +146,8 @@ export class IdentityWriter implements Destination {
       try {
         return this.file(e, ctx);
       } catch (error) {
-        if (error instanceof SendError) throw error;
+        // A locked database is not a refusal: thrown as is, the delivery is retried.
+        if (error instanceof SendError || isTransientDbError(error)) throw error;
         // The store refuses deterministically (a conflicting IPP, an unknown patient): retrying cannot help.
         const at = events.length > 1 ? `event ${i + 1} of ${events.length} (${e.source.event}): ` : '';
         throw new SendError('IDENTITY_REFUSED', `${at}${(error as Error).message}`, {
@@ -217,15 +219,29 @@ export const identityWriterSpec: DestinationSpec<IdentityWriterOptions> = {
       rules: {
         type: 'object',
         default: {},
+        description: 'Identity-vigilance rules of this feed (see the README, Identity vigilance).',
         additionalProperties: false,
         properties: {
           acceptTestIns: {
             type: 'boolean',
             description: 'Accept the INS test and demo OIDs. Never in production.',
           },
-          strictTraitsMatch: { enum: ['link', 'create-and-review'] },
-          nearMatchThreshold: { type: 'number', minimum: 0, maximum: 1 },
-          maxReviewsPerIdentity: { type: 'integer', minimum: 0 },
+          strictTraitsMatch: {
+            enum: ['link', 'create-and-review'],
+            description:
+              'Equal strict traits (birth name, first given name, birth date, sex, birth place): link to that patient (default link), or create one and open a review item.',
+          },
+          nearMatchThreshold: {
+            type: 'number',
+            minimum: 0,
+            maximum: 1,
+            description: 'Score from which close traits open a review item (default 0.9).',
+          },
+          maxReviewsPerIdentity: {
+            type: 'integer',
+            minimum: 0,
+            description: 'Most review items one incoming identity may open, closest first (default 3).',
+          },
         },
       },
       sourceReliability: {

@@ -554,11 +554,22 @@ export const mllpListenerSpec: SourceSpec<MllpListenerOptions> = {
     properties: {
       port: { type: 'integer', minimum: 0, maximum: 65535, description: 'default ONCO_MLLP_PORT, else 2575' },
       bind: { type: 'string', description: 'address to bind; default ONCO_BIND or 127.0.0.1' },
-      maxFrameBytes: { type: 'integer', minimum: 1, default: DEFAULT_MAX_FRAME_BYTES },
-      respond: { enum: ['on-commit', 'on-outcome'], default: 'on-commit' },
+      maxFrameBytes: {
+        type: 'integer',
+        minimum: 1,
+        default: DEFAULT_MAX_FRAME_BYTES,
+        description: 'A larger message is refused and its connection closed.',
+      },
+      respond: {
+        enum: ['on-commit', 'on-outcome'],
+        default: 'on-commit',
+        description:
+          'on-commit: AA once journaled; on-outcome: the ACK waits for the steps, so a refused message gets AE/AR with the reason.',
+      },
       defaultCharset: { enum: charsets, description: 'charset of messages with an empty MSH-18' },
       tls: {
         type: 'object',
+        description: 'Serve MLLP over TLS with this certificate and key.',
         additionalProperties: false,
         required: ['cert', 'key'],
         properties: {
@@ -580,18 +591,33 @@ export const mllpSenderSpec: DestinationSpec<MllpSenderOptions> = {
     additionalProperties: false,
     required: ['host', 'port'],
     properties: {
-      host: { type: 'string', minLength: 1 },
-      port: { type: 'integer', minimum: 1, maximum: 65535 },
-      ackTimeoutMs: { type: 'integer', minimum: 1, default: 30_000 },
-      maxFrameBytes: { type: 'integer', minimum: 1, default: 1024 * 1024 },
+      host: { type: 'string', minLength: 1, description: 'Name or address of the receiving system.' },
+      port: { type: 'integer', minimum: 1, maximum: 65535, description: 'Its MLLP port.' },
+      ackTimeoutMs: {
+        type: 'integer',
+        minimum: 1,
+        default: 30_000,
+        description: 'No ACK within this many milliseconds is a failed attempt (retried).',
+      },
+      maxFrameBytes: {
+        type: 'integer',
+        minimum: 1,
+        default: 1024 * 1024,
+        description: 'Largest ACK accepted from the peer.',
+      },
       tls: {
+        description: 'Connect over TLS; how the peer’s certificate is checked.',
         type: 'object',
         additionalProperties: false,
         properties: {
           ca: { type: 'string', description: 'PEM CA bundle file trusted for the peer certificate' },
           cert: { type: 'string', description: 'PEM client certificate file (mutual TLS)' },
           key: { type: 'string', description: 'PEM client key file (mutual TLS)' },
-          rejectUnauthorized: { type: 'boolean', default: true },
+          rejectUnauthorized: {
+            type: 'boolean',
+            default: true,
+            description: 'false accepts any certificate: tests only.',
+          },
           servername: { type: 'string', description: 'name expected in the peer certificate (SNI)' },
         },
       },

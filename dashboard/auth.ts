@@ -185,7 +185,11 @@ export class Authenticator {
       // No route matched: let the 404 answer, but only to a logged-in user.
       if (req.routeOptions.url === undefined) return;
       if (!config.roles?.includes(req.user.role)) {
-        return reply.code(403).send({ error: 'FORBIDDEN', message: `role ${req.user.role} may not do this` });
+        // Thrown, not sent: the server's error handler answers a page view with a page, the API with JSON.
+        throw Object.assign(new Error(`role ${req.user.role} may not do this`), {
+          statusCode: 403,
+          code: 'FORBIDDEN',
+        });
       }
     });
     app.addHook('preHandler', async (req, reply) => {
