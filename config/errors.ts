@@ -284,6 +284,79 @@ export const ERRORS = define({
     status: CONTENT_AE,
   },
 
+  // Clinical documents in (transformers/xml.ts, cda-report.ts, hl7v2-report.ts, hprim-*.ts, pdf-report.ts)
+  XML_TOO_LARGE: {
+    message: 'the XML document is larger than {max} bytes',
+    hint: 'send the document without attachments inlined, or raise maxXmlBytes of the step',
+    status: { ...CONTENT_AE, http: 413 },
+  },
+  XML_TOO_DEEP: {
+    message: 'the XML document nests elements deeper than {max} levels',
+    hint: 'flatten the document, or raise maxXmlDepth of the step',
+    status: CONTENT_AE,
+  },
+  XML_DTD_REFUSED: {
+    message: 'the XML document carries a DTD: DTDs and entities are refused',
+    hint: 'send the document without <!DOCTYPE …> and without custom entities; CDA documents need neither',
+    status: CONTENT_AE,
+  },
+  XML_MALFORMED: {
+    message: 'the content is not well-formed XML',
+    hint: 'check that the file is complete XML and was not cut or edited by hand',
+    status: CONTENT_AE,
+  },
+  XML_UNSUPPORTED_ENCODING: {
+    message: 'the XML document is in an encoding we do not read',
+    hint: 'send the document in UTF-8 (or ISO-8859-1/15)',
+    status: CONTENT_AE,
+  },
+  XML_EMPTY: { message: 'the XML document is empty', hint: 'send a whole document', status: REQUIRED_AE },
+  REPORT_UNKNOWN_FORMAT: {
+    message: 'the content is not a report format this channel reads',
+    hint: 'send HL7 v2 ORU/MDM, CDA R2 (CR-ACP, CR-GM), HPRIM Santé, HPRIM Médecin, or a PDF with its sidecar',
+    status: { ...VALUE_AE, ack: 'AR', hl7: '200', http: 415 },
+  },
+  REPORT_NO_PATIENT: {
+    message: 'the report names no patient identifier',
+    hint: "send the establishment's IPP with its FINESS, or the INS",
+    status: REQUIRED_AE,
+  },
+  REPORT_BAD_IDENTIFIER: {
+    message: '{location} is not a usable patient identifier',
+    hint: 'send the INS with its national OID, the IPP with its assigning authority',
+    status: CONTENT_AE,
+  },
+  REPORT_TEST_INS: {
+    message: 'the INS uses a test or demo OID',
+    hint: 'send the production INS-NIR/INS-NIA, or set acceptTestIns on a test channel',
+    status: VALUE_AE,
+  },
+  REPORT_BAD_BASE64: {
+    message: 'the embedded document is not valid base64',
+    hint: 'encode the document in base64 (RFC 4648, no URL-safe alphabet) and send it whole',
+    status: CONTENT_AE,
+  },
+  REPORT_NOT_PDF: {
+    message: 'the document announced as PDF is not one',
+    hint: 'send the PDF file itself, whole, not another format renamed .pdf',
+    status: CONTENT_AE,
+  },
+  REPORT_BAD_SIDECAR: {
+    message: "the PDF's sidecar cannot be read",
+    hint: 'send NAME.json (or an HL7 ORU/MDM NAME.hl7) beside NAME.pdf',
+    status: CONTENT_AE,
+  },
+  REPORT_BAD_STRUCTURE: {
+    message: 'the report is not built as its format requires',
+    hint: 'check the report against its format (CDA R2, HPRIM) and send it again',
+    status: { ...CONTENT_AE, hl7: '100' },
+  },
+  REPORT_BAD_DATE: {
+    message: '{location} is not a valid date',
+    hint: 'write dates as YYYYMMDD[HHMM[SS]][+ZZZZ]',
+    status: CONTENT_AE,
+  },
+
   // Identity store (connectors/identity-writer.ts, store/patients.ts, store/vigilance.ts)
   IDENTITY_NOT_JSON: {
     message: 'expected the JSON output of the pam-fr step',
