@@ -43,16 +43,23 @@ function checked(text: string): string {
   return text;
 }
 
+const ENTITY: Readonly<Record<string, string>> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  '\t': '&#9;',
+  '\n': '&#10;',
+  '\r': '&#13;',
+};
+
 export function escapeText(text: string): string {
-  return checked(text).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  return checked(text).replace(/[&<>]/g, (c) => ENTITY[c] ?? c);
 }
 
+/** Tabs and line breaks as character references: an attribute value would otherwise normalise them to spaces. */
 export function escapeAttribute(value: string): string {
-  return escapeText(value)
-    .replace(/"/g, '&quot;')
-    .replace(/\t/g, '&#9;')
-    .replace(/\n/g, '&#10;')
-    .replace(/\r/g, '&#13;');
+  return checked(value).replace(/[&<>"\t\n\r]/g, (c) => ENTITY[c] ?? c);
 }
 
 function serialize(child: Child): string {

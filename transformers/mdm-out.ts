@@ -57,6 +57,8 @@ const cdaParser = new XMLParser({
   processEntities: true,
   htmlEntities: false,
   isArray: (name, _path, _leaf, isAttribute) => !isAttribute,
+  // Only the header is read: the body (most of the bytes) is left unparsed.
+  stopNodes: ['*.structuredBody', '*.nonXMLBody'],
 });
 
 function first(node: unknown, ...path: string[]): Node | undefined {
@@ -97,15 +99,8 @@ function missing(what: string): StepError {
 
 /** Reads the header fields the HL7 v2 envelope repeats. */
 export function summarizeCda(cda: string): CdaSummary {
-  let parsed: Node;
-  try {
-    parsed = cdaParser.parse(cda, true) as Node;
-  } catch (error) {
-    throw new StepError('MDM_CDA_NOT_XML', 'the document to package is not well-formed XML', {
-      hint: 'check the document produced by the CDA writer; it must be XML',
-      cause: error,
-    });
-  }
+  // Not validated (that costs more than the packaging): a malformed document lacks what is read below.
+  const parsed = cdaParser.parse(cda) as Node;
   const doc = first(parsed, 'ClinicalDocument');
   if (doc === undefined) throw missing('ClinicalDocument root');
   const role = first(doc, 'recordTarget', 'patientRole');
