@@ -12,6 +12,7 @@ import { httpListenerSpec, httpSenderSpec } from '../connectors/http.ts';
 import { matchStepSpec } from '../transformers/match.ts';
 import { hl7v2ValidateStep } from '../transformers/hl7v2.ts';
 import { pamFrStep } from '../transformers/pam-fr.ts';
+import { pathologyStep, molecularStep } from '../transformers/clinical-steps.ts';
 
 export function builtinRegistry(): Registry {
   return new Registry().register(
@@ -29,5 +30,7 @@ export function builtinRegistry(): Registry {
     matchStepSpec,
     hl7v2ValidateStep,
     pamFrStep,
+    pathologyStep,
+    molecularStep,
   );
 }

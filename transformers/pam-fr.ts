@@ -150,7 +150,7 @@ const UPSERT_EVENTS = new Set([
   'Z80', 'Z81', 'Z82', 'Z83', 'Z84', 'Z85', 'Z86', 'Z87', 'Z88', 'Z89', 'Z99',
 ]); // prettier-ignore
 
-const INS_OIDS: ReadonlyMap<string, InsKind> = new Map([
+export const INS_OIDS: ReadonlyMap<string, InsKind> = new Map([
   ['1.2.250.1.213.1.4.8', 'INS-NIR'],
   ['1.2.250.1.213.1.4.9', 'INS-NIA'],
   ['1.2.250.1.213.1.4.10', 'INS-NIR-TEST'],
@@ -482,7 +482,7 @@ function readIns(id: Identifier, location: string, options: PamOptions): Ins {
 }
 
 // NIR/NIA: 13 characters then a key = 97 - (number mod 97); Corsica's 2A/2B count as 19/18.
-function validMatricule(value: string): boolean {
+export function validMatricule(value: string): boolean {
   if (!/^[0-9]{5}(?:[0-9]{2}|2[AB])[0-9]{8}$/.test(value)) return false;
   const digits = value.slice(0, 13).replace('2A', '19').replace('2B', '18');
   return 97 - (Number(digits) % 97) === Number(value.slice(13));

@@ -1,0 +1,156 @@
+// Steps `pathology` and `molecular`: raw content of any supported report format → the normalized
+// report as JSON. The format is detected from the content (the file name only breaks ties and
+// names what was expected), so a lab that sends HL7 in a file called .txt is still understood.
+import { Hl7Error } from './hl7v2-error.ts';
+import { StepError } from './contract.ts';
+import type { StepSpec, Step, StepInput } from './contract.ts';
+import { XmlError, XML_DEFAULT_LIMITS } from './xml.ts';
+import { ReportError, REPORT_CONTENT_TYPE } from './clinical-report.ts';
+import type { ClinicalReport, ReportFormat, ReportKind } from './clinical-report.ts';
+import { readCdaReport } from './cda-report.ts';
+import { readHl7Report, requirePdf } from './hl7v2-report.ts';
+import { readHprimSante, looksLikeHprimSante } from './hprim-sante.ts';
+import { readHprimMedecin, looksLikeHprimMedecin } from './hprim-medecin.ts';
+import { readPdfReport, looksLikePdf } from './pdf-report.ts';
+
+export interface ClinicalStepOptions {
+  /** Accept the INS test and demo OIDs (test channels only). */
+  acceptTestIns?: boolean;
+  /** Largest XML document read, in bytes. */
+  maxXmlBytes?: number;
+  /** Deepest XML nesting read. */
+  maxXmlDepth?: number;
+}
+
+type Detected = Exclude<ReportFormat, 'hl7v2-oru' | 'hl7v2-mdm'> | 'hl7v2';
+
+/** What the content is; undefined when no reader recognises it. */
+export function detectFormat(content: Buffer, fileName = ''): Detected | undefined {
+  const head = content
+    .subarray(0, 64)
+    .toString('latin1')
+    .replace(/^\xef\xbb\xbf/, '');
+  const start = head.trimStart();
+  if (start.startsWith('MSH')) return 'hl7v2';
+  if (looksLikePdf(content)) return 'pdf';
+  if (start.startsWith('<')) return 'cda';
+  if (looksLikeHprimSante(content)) return 'hprim-sante';
+  if (looksLikeHprimMedecin(content)) return 'hprim-medecin';
+  if (/\.pdf$/i.test(fileName)) return 'pdf';
+  if (/\.xml$/i.test(fileName)) return 'cda';
+  return undefined;
+}
+
+/** Read one report, or throw a StepError the journal and the sender's error file can show. */
+export function readReport(
+  input: StepInput,
+  kind: ReportKind,
+  options: ClinicalStepOptions = {},
+): ClinicalReport {
+  const fileName = typeof input.meta.fileName === 'string' ? input.meta.fileName : '';
+  const readOptions = {
+    acceptTestIns: options.acceptTestIns === true,
+    maxBytes: options.maxXmlBytes ?? XML_DEFAULT_LIMITS.maxBytes,
+    maxDepth: options.maxXmlDepth ?? XML_DEFAULT_LIMITS.maxDepth,
+  };
+  try {
+    switch (detectFormat(input.content, fileName)) {
+      case 'hl7v2':
+        return readHl7Report(input.content, kind, readOptions);
+      case 'cda':
+        return readCdaReport(input.content, kind, readOptions);
+      case 'hprim-sante':
+        return readHprimSante(input.content, kind, readOptions);
+      case 'hprim-medecin':
+        return readHprimMedecin(input.content, kind);
+      case 'pdf': {
+        requirePdf(input.content, fileName || 'the PDF');
+        const sidecar = input.meta.sidecar;
+        if (typeof sidecar !== 'string' || sidecar === '') {
+          throw new ReportError(
+            'REPORT_BAD_SIDECAR',
+            'a PDF report arrived without the sidecar that names its patient',
+            'send NAME.json (or an HL7 ORU/MDM NAME.hl7) beside NAME.pdf',
+            fileName || undefined,
+          );
+        }
+        return readPdfReport(input.content, Buffer.from(sidecar, 'utf8'), kind, readOptions);
+      }
+      default:
+        throw new ReportError(
+          'REPORT_UNKNOWN_FORMAT',
+          `the content${fileName ? ` of ${fileName}` : ''} is not a report format this channel reads`,
+          'send HL7 v2 ORU/MDM, CDA R2 (CR-ACP, CR-GM), HPRIM Santé, HPRIM Médecin, or a PDF with its sidecar',
+        );
+    }
+  } catch (error) {
+    if (error instanceof ReportError || error instanceof XmlError || error instanceof Hl7Error) {
+      const where =
+        error instanceof Hl7Error && error.location !== undefined ? ` (at ${error.location})` : '';
+      throw new StepError(error.code, `${error.message}${where}`, { hint: error.hint, cause: error });
+    }
+    throw error;
+  }
+}
+
+const schema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    acceptTestIns: {
+      type: 'boolean',
+      default: false,
+      description: 'accept the INS test and demo OIDs (test channels only)',
+    },
+    maxXmlBytes: {
+      type: 'integer',
+      minimum: 1024,
+      default: XML_DEFAULT_LIMITS.maxBytes,
+      description: 'largest CDA document read, in bytes (checked before parsing)',
+    },
+    maxXmlDepth: {
+      type: 'integer',
+      minimum: 16,
+      default: XML_DEFAULT_LIMITS.maxDepth,
+      description: 'deepest XML element nesting read',
+    },
+  },
+};
+
+function reportStep(kind: ReportKind, summary: string): StepSpec<ClinicalStepOptions> {
+  return {
+    kind: 'step',
+    type: kind,
+    summary,
+    schema,
+    create(options: ClinicalStepOptions): Step {
+      return (input) => {
+        const report = readReport(input, kind, options);
+        return {
+          content: Buffer.from(JSON.stringify(report)),
+          contentType: REPORT_CONTENT_TYPE,
+          // Journaled beside the message: what it is, never who it is about.
+          meta: {
+            ...input.meta,
+            reportFormat: report.format,
+            reportKind: report.kind,
+            documentStatus: report.document.status,
+            findings: report.findings.length,
+            variants: report.variants.length,
+            ...(report.order === undefined ? {} : { placerOrderNumber: report.order.placerNumber }),
+          },
+        };
+      };
+    },
+  };
+}
+
+export const pathologyStep = reportStep(
+  'pathology',
+  'Reads a pathology report (HL7 ORU/MDM, CDA CR-ACP, HPRIM Santé, HPRIM Médecin, PDF with a sidecar in meta.sidecar) into the normalized report model as JSON.',
+);
+
+export const molecularStep = reportStep(
+  'molecular',
+  'Reads a molecular biology result (HL7 ORU, CDA CR-GM with its variants, PDF with a sidecar in meta.sidecar) into the normalized report model as JSON.',
+);
