@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import { XMLParser } from 'fast-xml-parser';
+import { attr, element, elements, parseXml, text } from '../../transformers/xml.ts';
 
 const run = promisify(execFile);
 
@@ -84,13 +84,6 @@ export interface CdaDocument {
   xml: string;
 }
 
-const svrlParser = new XMLParser({
-  ignoreAttributes: false,
-  attributeNamePrefix: '',
-  removeNSPrefix: true,
-  isArray: (name) => name === 'failed-assert' || name === 'fired-rule',
-});
-
 /** Compiles both schematrons once (per AnsValidator: one per test run) and validates batches of documents. */
 export class AnsValidator {
   readonly #tools: AnsTools;
@@ -144,22 +137,16 @@ export class AnsValidator {
     ]);
     const reports: CdaReport[] = [];
     for (const doc of documents) {
-      const svrl = svrlParser.parse(await readFile(path.join(output, doc.name), 'utf8')) as {
-        'schematron-output'?: {
-          'failed-assert'?: Array<{ test: string; location: string; text: unknown }>;
-          'fired-rule'?: unknown[];
-        };
-      };
-      const out = svrl['schematron-output'] ?? {};
+      const svrl = parseXml(await readFile(path.join(output, doc.name), 'utf8'));
       reports.push({
         name: doc.name,
         xsdErrors: xsd.get(path.join(input, doc.name)) ?? [],
-        failedAsserts: (out['failed-assert'] ?? []).map((f) => ({
-          test: f.test,
-          location: f.location,
-          text: String(f.text).replace(/\s+/g, ' ').trim(),
+        failedAsserts: elements(svrl, 'failed-assert').map((f) => ({
+          test: attr(f, 'test') ?? '',
+          location: attr(f, 'location') ?? '',
+          text: text(element(f, 'text')),
         })),
-        firedRules: (out['fired-rule'] ?? []).length,
+        firedRules: elements(svrl, 'fired-rule').length,
       });
     }
     await rm(batch, { recursive: true, force: true });
