@@ -15,6 +15,7 @@ import {
   fullPps,
   hostileForm,
   minimalUncodedForm,
+  minimalUncodedPps,
 } from '../fixtures/documents/rcp-forms.ts';
 
 // The product's XML reader: it refuses anything that is not well-formed, so parsing is itself a check.
@@ -98,6 +99,39 @@ describe('CDA writers (FRCP, PPS): pure content', () => {
     assert.equal(
       attr(element(descendants(uncoded, 'procedure')[0] as XmlElement, 'code'), 'code'),
       'GEN-092.03.01',
+    );
+  });
+
+  it('writes PPS acts with their kind and value-set value, an uncoded one as the set\'s "other" value with its words', () => {
+    const qualifiers = (xml: string): Array<[string | undefined, string | undefined, string]> =>
+      descendants(parse(xml), 'procedure').map((p) => {
+        const code = element(p, 'code');
+        const value = element(p, 'code/qualifier/value');
+        return [attr(code, 'code'), attr(value, 'code'), attr(element(p, 'text/reference'), 'value') ?? ''];
+      });
+    assert.deepEqual(qualifiers(writePps(fullPps)), [
+      ['MED-568', '387713003', '#traitement-1'],
+      ['MED-568', 'C15313', '#traitement-2'],
+      ['MED-571', '11429006', '#suivi-1'],
+      ['MED-571', 'MED-092', '#suivi-2'],
+      ['MED-572', 'ORG-036', '#support-1'],
+    ]);
+    const minimal = parse(writePps(minimalUncodedPps));
+    assert.deepEqual(
+      qualifiers(writePps(minimalUncodedPps)).map(([kind, value]) => [kind, value]),
+      [
+        ['MED-568', 'GEN-092.03.01'],
+        ['MED-571', 'GEN-092.04.06'],
+        ['MED-572', 'GEN-092.04.07'],
+      ],
+    );
+    assert.match(text(byId(minimal, 'support-1')), /Socio-esthétique/);
+    const gp = elements(parse(writePps(fullPps)), 'participant').filter(
+      (p) => attr(element(p, 'functionCode'), 'code') === 'PCP',
+    );
+    assert.deepEqual(
+      gp.map((p) => text(element(p, 'associatedEntity/associatedPerson/name/family'))),
+      ['GENERALE'],
     );
   });
 
