@@ -439,11 +439,15 @@ export function section(s: {
 }
 
 /** Narrative: a two-column table of label / value; a value with an id can be referenced from an entry. */
-export function narrativeTable(heading: string, rows: Array<[string, string, string?]>): Xml {
+export function narrativeTable(
+  heading: string,
+  rows: Array<[string, string, string?]>,
+  headingId?: string,
+): Xml {
   return el(
     'table',
     { border: 0 },
-    el('thead', {}, el('tr', {}, el('th', { colspan: 2 }, heading))),
+    el('thead', {}, el('tr', {}, el('th', { colspan: 2, ID: headingId }, heading))),
     el(
       'tbody',
       {},
