@@ -1,4 +1,4 @@
-// `onco-relay`: start, validate, user add, status, docs, schema. Each command returns an exit code.
+// `onco-relay`: start, validate, user add, status, deploy, import, audit, docs, schema. Each command returns an exit code.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -7,12 +7,15 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { loadConfig, type LoadedConfig } from '../config/config.ts';
 import { formatProblem } from '../config/loader.ts';
+import { renderError } from '../config/errors.ts';
+import { defaultBind, envPort } from '../connectors/listener-setup.ts';
 import { builtinRegistry } from '../channels/builtins.ts';
 import { validateConfig } from '../channels/validate.ts';
 import { Engine } from '../channels/engine.ts';
 import { Store } from '../store/store.ts';
 import { AccountError, roles, type Role } from '../store/accounts.ts';
 import { buildServer } from '../dashboard/server.ts';
+import { ConnectorSetupError } from '../connectors/listener-setup.ts';
 import { identityFiles, importIdentities, type ImportProgress } from '../channels/identity-import.ts';
 
 const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -25,6 +28,10 @@ const usage = `Usage: onco-relay <command> [options]
              roles: ${roles.join(', ')}
   audit verify [--data DIR]                  check the audit trail's hash chain (exit 1 when broken)
   status     [--url URL]                     channel states of the running appliance
+  deploy CHANNEL [--url URL] [--user LOGIN] [--password-stdin]
+             make the running appliance re-read CHANNEL's file: deploys a new file, replaces an
+             edited one (drained first), undeploys a removed one; an invalid file is refused with
+             its problems. An operator account: --user (or ONCO_USER), password on stdin (or ONCO_PASSWORD)
   import identities FILE|DIR... [--data DIR] [--accept-test-ins] [--batch N]
              load PAM FR identity files through the identity-vigilance rules (progress on stderr)
   docs                                       print the component reference (Markdown)
@@ -46,6 +53,8 @@ export async function main(argv: string[]): Promise<number> {
         return auditCommand(rest);
       case 'status':
         return await status(rest);
+      case 'deploy':
+        return await deploy(rest);
       case 'import':
         return await importCommand(rest);
       case 'docs':
@@ -64,7 +73,7 @@ export async function main(argv: string[]): Promise<number> {
         return 2;
     }
   } catch (error) {
-    process.stderr.write(`onco-relay ${command}: ${(error as Error).message}\n`);
+    process.stderr.write(`onco-relay ${command}: ${renderError(error)}\n`);
     return 1;
   }
 }
@@ -116,7 +125,23 @@ async function start(args: string[]): Promise<number> {
   firstAdmin(engine.store);
   await engine.start();
   const http = buildServer(engine, config.engine.http);
-  await http.listen({ host: config.engine.http.bind, port: config.engine.http.port });
+  const { bind, port } = config.engine.http;
+  try {
+    await http.listen({ host: bind, port });
+  } catch (error) {
+    // Nothing may stay open behind a failed start: the process must end, not linger half-alive.
+    await http.close();
+    await engine.stop();
+    const inUse = (error as NodeJS.ErrnoException).code === 'EADDRINUSE';
+    throw new ConnectorSetupError(
+      inUse ? 'PORT_IN_USE' : 'LISTEN_FAILED',
+      `not started: the dashboard cannot listen on ${bind}:${port} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+      inUse
+        ? 'another process holds this port: stop it, or choose another one with ONCO_HTTP_PORT'
+        : 'check the bind address (ONCO_BIND) and the port (ONCO_HTTP_PORT)',
+      error,
+    );
+  }
   const address = http.server.address();
   log.info({ dataDir, configDir, http: address }, 'onco-relay started');
 
@@ -238,17 +263,25 @@ function auditCommand(args: string[]): number {
   }
 }
 
-async function status(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { url: { type: 'string' } } });
-  const base =
-    values.url ?? `http://${process.env.ONCO_BIND ?? '127.0.0.1'}:${process.env.ONCO_HTTP_PORT ?? '8080'}`;
-  let res: Response;
+/** The running appliance's address: --url, else what `start` would listen on in this environment. */
+const applianceUrl = (url: string | undefined): string =>
+  url ?? `http://${defaultBind()}:${envPort('ONCO_HTTP_PORT', 8080)}`;
+
+/** Calls the running appliance; null (after saying so) when nothing answers there. */
+async function callAppliance(base: string, route: string, init?: RequestInit): Promise<Response | null> {
   try {
-    res = await fetch(`${base}/api/health`);
+    return await fetch(`${base}${route}`, init);
   } catch (error) {
     process.stderr.write(`no appliance answers at ${base} (${(error as Error).message}); is it started?\n`);
-    return 1;
+    return null;
   }
+}
+
+async function status(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { url: { type: 'string' } } });
+  const base = applianceUrl(values.url);
+  const res = await callAppliance(base, '/api/health');
+  if (!res) return 1;
   const health = (await res.json()) as {
     status: string;
     channels: Array<{
@@ -269,6 +302,50 @@ async function status(args: string[]): Promise<number> {
     );
   }
   return health.status === 'ok' ? 0 : 1;
+}
+
+async function deploy(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      url: { type: 'string' },
+      user: { type: 'string' },
+      'password-stdin': { type: 'boolean' },
+    },
+  });
+  const [channel] = positionals;
+  const login = values.user ?? process.env.ONCO_USER;
+  if (!channel || positionals.length > 1 || !login) {
+    process.stderr.write(
+      `${!login ? 'deploy: name an operator account with --user or ONCO_USER\n\n' : ''}${usage}\n`,
+    );
+    return 2;
+  }
+  const password = values['password-stdin']
+    ? (await readStdin()).replace(/\r?\n$/, '')
+    : process.env.ONCO_PASSWORD;
+  if (!password) {
+    process.stderr.write(
+      'deploy: give the password on standard input (--password-stdin) or in ONCO_PASSWORD\n',
+    );
+    return 2;
+  }
+  const base = applianceUrl(values.url);
+  const res = await callAppliance(base, `/api/channels/${encodeURIComponent(channel)}/deploy`, {
+    method: 'POST',
+    headers: { authorization: `Basic ${Buffer.from(`${login}:${password}`).toString('base64')}` },
+  });
+  if (!res) return 1;
+  const body = (await res.json()) as { state?: string; error?: string; message?: string; hint?: string };
+  if (!res.ok) {
+    process.stderr.write(
+      `${body.message ?? res.statusText} [${body.error ?? res.status}]\n${body.hint ? `  what to do: ${body.hint}\n` : ''}`,
+    );
+    return 1;
+  }
+  process.stdout.write(`channel "${channel}": ${body.state}\n`);
+  return 0;
 }
 
 async function readStdin(): Promise<string> {
@@ -294,12 +371,18 @@ async function importCommand(args: string[]): Promise<number> {
     return 2;
   }
   const files = await identityFiles(paths);
-  const { dataDir } = dirs(values);
+  const { dataDir, configDir } = dirs(values);
+  const { directory, problems } = loadConfig(configDir);
+  if (problems.length > 0) {
+    process.stderr.write(`${problems.map(formatProblem).join('\n')}\n`);
+    return 1;
+  }
   const store = new Store({ dataDir });
   const user = process.env.USER ?? 'cli';
   try {
     const report = await importIdentities(store, files, {
       author: `import:${user}`,
+      directory,
       batch: values.batch ? Number(values.batch) : undefined,
       rules: { acceptTestIns: values['accept-test-ins'] ?? false },
       onProgress: progressBar(Date.now()),
@@ -310,7 +393,9 @@ async function importCommand(args: string[]): Promise<number> {
         `(${Math.round(report.messages / report.seconds)}/s)\n${JSON.stringify(report.actions)}\n`,
     );
     for (const e of report.errors)
-      process.stdout.write(`refused: ${e.file} message ${e.message}: ${e.error}\n`);
+      process.stdout.write(
+        `refused: ${e.file}${e.message === null ? '' : ` message ${e.message}`}: ${e.error}\n`,
+      );
     return report.refused > 0 ? 1 : 0;
   } finally {
     store.close();

@@ -1,13 +1,6 @@
 // Exponential backoff with jitter: spreads the retries of many deliveries that failed together.
+// The policy's defaults live in the configuration schema only (config/schema.ts, `retry`).
 import type { RetryPolicy } from '../config/config.ts';
-
-export const defaultRetry: RetryPolicy = {
-  maxAttempts: 8,
-  initialDelayMs: 1000,
-  maxDelayMs: 300000,
-  multiplier: 2,
-  jitter: 0.2,
-};
 
 /** Delay before attempt `attempt + 1`, given that `attempt` attempts (1-based) have failed. */
 export function backoffDelay(

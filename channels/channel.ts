@@ -16,6 +16,7 @@ import type { Step, StepInput } from '../transformers/contract.ts';
 import type { ChannelConfig, RetryPolicy } from '../config/config.ts';
 import type { Store } from '../store/store.ts';
 import type { ProcessingResult, StoragePolicy } from '../store/journal.ts';
+import { destinationFrameKeys } from '../config/schema.ts';
 import type { Registry } from './registry.ts';
 import { DestinationWorker } from './destination-worker.ts';
 import { ChannelMetrics } from './metrics.ts';
@@ -107,7 +108,7 @@ export class Channel {
     this.state = 'STARTING';
     try {
       const { registry, store } = this.deps;
-      this.steps = this.config.steps.map((s) => registry.step(s.type).create(s));
+      this.steps = this.config.steps.map((s) => registry.createStep(s));
       this.backlog = store.journal.backlogCount(this.id);
       const destCtx: DestinationContext = {
         ...this.deps.connectorContext(this.id, () => undefined),
@@ -115,7 +116,7 @@ export class Channel {
         store,
       };
       this.workers = this.config.destinations.map((d) => {
-        const destination = registry.destination(d.type).create(d, destCtx);
+        const destination = registry.createDestination(d, destCtx, destinationFrameKeys);
         this.destinations.push(destination);
         this.queued.set(d.name, store.journal.queueCount(this.id, d.name));
         return new DestinationWorker({
@@ -125,7 +126,7 @@ export class Channel {
           concurrency: d.concurrency,
           retry: { ...this.deps.defaults.retry, ...d.retry },
           storage: () => this.storage,
-          steps: d.steps.map((s) => registry.step(s.type).create(s)),
+          steps: d.steps.map((s) => registry.createStep(s)),
           destination,
           store,
           metrics: this.metrics,
@@ -179,7 +180,6 @@ export class Channel {
   }
 
   private async openSource(): Promise<void> {
-    const spec = this.deps.registry.source(this.config.source.type);
     const base = this.deps.connectorContext(this.id, (s) => {
       this.sourceState = { ...this.sourceState, ...s };
       if (s.lastError) this.lastError = s.lastError;
@@ -189,7 +189,7 @@ export class Channel {
       receive: (m) => this.receive(m),
       outcome: (id) => this.outcome(id),
     };
-    this.source = spec.create(this.config.source, ctx);
+    this.source = this.deps.registry.createSource(this.config.source, ctx);
     await this.source.start();
     this.sourceState = { ...this.sourceState, connected: true };
   }

@@ -6,6 +6,7 @@ import type { Step, StepInput } from '../transformers/contract.ts';
 import type { RetryPolicy } from '../config/config.ts';
 import type { Store } from '../store/store.ts';
 import type { StoragePolicy, StoredDelivery } from '../store/journal.ts';
+import { isTransientDbError } from '../store/db.ts';
 import { backoffDelay } from './backoff.ts';
 import { runSteps, describeError } from './steps.ts';
 import { Wake } from './wake.ts';
@@ -127,10 +128,8 @@ export class DestinationWorker {
         meta: message.meta as StepInput['meta'],
       });
     } catch (error) {
-      await this.fail(
-        d,
-        new SendError('STEP_FAILED', describeError(error), { retryable: false, cause: error }),
-      );
+      // A step refused this content: retrying cannot help. Journaled as the step said it, once.
+      await this.fail(d, error, false);
       return;
     }
     if (input === null) {
@@ -145,6 +144,7 @@ export class DestinationWorker {
       content: input.content,
       contentType: input.contentType,
       meta: input.meta,
+      owner: message.owner,
       attempt: d.attempts + 1,
     };
     const record = (r: SendResult): void =>
@@ -175,11 +175,16 @@ export class DestinationWorker {
     this.o.onSettled(d, true);
   }
 
-  private async fail(d: StoredDelivery, error: unknown): Promise<void> {
+  private async fail(
+    d: StoredDelivery,
+    error: unknown,
+    retryable = !(error instanceof SendError) || error.retryable,
+  ): Promise<void> {
     const attempts = d.attempts + 1;
-    const retryable = !(error instanceof SendError) || error.retryable;
+    // A locked database (another process's transaction) only says "later": never ERROR for good.
+    const locked = isTransientDbError(error);
     const retryAt =
-      retryable && attempts < this.o.retry.maxAttempts
+      locked || (retryable && attempts < this.o.retry.maxAttempts)
         ? Date.now() + backoffDelay(this.o.retry, attempts)
         : null;
     const text = describeError(error);

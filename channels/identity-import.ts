@@ -7,12 +7,15 @@ import { splitBatch } from '../transformers/hl7v2.ts';
 import { mapPamFr } from '../transformers/pam-fr.ts';
 import { parse } from '../transformers/hl7v2.ts';
 import { IdentityWriter } from '../connectors/identity-writer.ts';
+import type { Directory } from '../connectors/contract.ts';
 import type { Store } from '../store/store.ts';
 import type { VigilanceRules } from '../store/vigilance.ts';
 import { describeError } from './steps.ts';
 
 export interface ImportOptions {
   rules?: Partial<VigilanceRules>;
+  /** The establishments whose IPPs may be filed (the import has no sender: any of them). */
+  directory: Directory;
   /** Messages per transaction: one fsync each. */
   batch?: number;
   /** Recorded as the author of every decision, e.g. `import:alice`. */
@@ -32,8 +35,11 @@ export interface ImportProgress {
 export interface ImportReport extends ImportProgress {
   seconds: number;
   actions: Record<string, number>;
-  /** The first refusals, each with file and message number, for the admin to fix at the source. */
-  errors: Array<{ file: string; message: number; error: string }>;
+  /**
+   * Every refusal, with its file and message number (null: the whole file, e.g. not HL7), for the
+   * admin to fix at the source.
+   */
+  errors: Array<{ file: string; message: number | null; error: string }>;
 }
 
 /** Lists the files to load: each path given, and the files (sorted) of each folder given. */
@@ -56,7 +62,7 @@ export async function importIdentities(
   files: readonly string[],
   o: ImportOptions,
 ): Promise<ImportReport> {
-  const writer = new IdentityWriter({ rules: o.rules ?? {}, sourceReliability: null }, store);
+  const writer = new IdentityWriter({ rules: o.rules ?? {}, sourceReliability: null }, store, o.directory);
   const batch = o.batch ?? 1000;
   const started = process.hrtime.bigint();
   const report: ImportReport = {
@@ -70,13 +76,22 @@ export async function importIdentities(
     actions: {},
     errors: [],
   };
-  const refuse = (file: string, message: number, error: unknown): void => {
+  const refuse = (file: string, message: number | null, error: unknown): void => {
     report.refused++;
-    if (report.errors.length < 100) report.errors.push({ file, message, error: describeError(error) });
+    report.errors.push({ file, message, error: describeError(error) });
   };
   for (const file of files) {
     report.file = file;
-    const messages = splitBatch(await fs.readFile(file)).messages;
+    let messages: Buffer[];
+    try {
+      messages = splitBatch(await fs.readFile(file)).messages;
+    } catch (error) {
+      // A file that cannot be read or is not HL7 is one refusal; the load goes on with the next file.
+      refuse(file, null, error);
+      report.filesDone++;
+      o.onProgress?.(report);
+      continue;
+    }
     for (let at = 0; at < messages.length; at += batch) {
       store.db.transaction(() => {
         messages.slice(at, at + batch).forEach((bytes, k) => {
@@ -84,7 +99,9 @@ export async function importIdentities(
           try {
             const events = mapPamFr(parse(bytes), { acceptTestIns: o.rules?.acceptTestIns ?? false });
             // One savepoint a message: a refusal rolls back that message alone.
-            const decisions = store.db.transaction(() => writer.fileEvents(events, { author: o.author }))();
+            const decisions = store.db.transaction(() =>
+              writer.fileEvents(events, { author: o.author }, null),
+            )();
             for (const d of decisions) report.actions[d.action] = (report.actions[d.action] ?? 0) + 1;
             report.filed++;
           } catch (error) {

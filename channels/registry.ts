@@ -1,10 +1,27 @@
 // The registry maps a config `type` to the spec of a source, destination or step. One spec per
-// component drives option validation, the editor JSON Schema and the generated docs (Benthos' way).
+// component drives option validation, the editor JSON Schema and the generated docs (Benthos' way),
+// and the registry is what builds a component: its options are read once, here — validated,
+// defaulted and frozen from the spec's schema — so a component never re-checks or re-defaults them.
 // A registry is a value built by the caller, never a module singleton: tests build their own.
-import type { DestinationSpec, JsonSchema, SourceSpec } from '../connectors/contract.ts';
-import type { StepSpec } from '../transformers/contract.ts';
-import { ajv, checkAgainst, type ConfigFile, type ConfigProblem } from '../config/loader.ts';
-import { channelSchema, destinationFrameKeys, engineSchema, directorySchema } from '../config/schema.ts';
+import type {
+  Destination,
+  DestinationContext,
+  DestinationSpec,
+  JsonSchema,
+  Source,
+  SourceContext,
+  SourceSpec,
+} from '../connectors/contract.ts';
+import { deepFreeze, type Step, type StepSpec } from '../transformers/contract.ts';
+import { OncoError } from '../config/errors.ts';
+import { ajv, checkAgainst, formatProblem, type ConfigFile, type ConfigProblem } from '../config/loader.ts';
+import {
+  allowInterpolation,
+  channelSchema,
+  destinationFrameKeys,
+  engineSchema,
+  directorySchema,
+} from '../config/schema.ts';
 import type { ValidateFunction } from 'ajv';
 
 // The specs' option types differ per component; the registry only sees their common face.
@@ -35,6 +52,44 @@ export class Registry {
 
   step(type: string): StepSpec<Record<string, unknown>> {
     return this.get('step', type) as StepSpec<Record<string, unknown>>;
+  }
+
+  /** Builds a channel's source from its options as written in the channel file. */
+  createSource(options: ComponentOptions, ctx: SourceContext): Source {
+    const spec = this.source(options.type);
+    return spec.create(this.read(spec, options, ['type']), ctx);
+  }
+
+  /** Builds a destination; `frameKeys` are the engine's own keys beside its options (name, queue…). */
+  createDestination(
+    options: ComponentOptions,
+    ctx: DestinationContext,
+    frameKeys: readonly string[] = ['type'],
+  ): Destination {
+    const spec = this.destination(options.type);
+    return spec.create(this.read(spec, options, frameKeys), ctx);
+  }
+
+  createStep(options: ComponentOptions): Step {
+    const spec = this.step(options.type);
+    return spec.create(this.read(spec, options, ['type']));
+  }
+
+  // A copy, so that the channel's configuration object is never shared with (or changed by) a component.
+  private read(
+    spec: AnySpec,
+    options: ComponentOptions,
+    frameKeys: readonly string[],
+  ): Record<string, unknown> {
+    const own = structuredClone(ownOptions(options, frameKeys));
+    const problems: ConfigProblem[] = [];
+    const file = { file: `${spec.kind} "${spec.type}"`, data: own, lineOf: () => undefined };
+    if (!checkAgainst(this.validator(spec), own, file, '', problems)) {
+      throw new OncoError('OPTIONS_INVALID', {
+        params: { problems: problems.map(formatProblem).join('; ') },
+      });
+    }
+    return deepFreeze(own);
   }
 
   types(kind: Kind): string[] {
@@ -74,7 +129,7 @@ export class Registry {
       });
       return false;
     }
-    const own = Object.fromEntries(Object.entries(options).filter(([k]) => !frameKeys.includes(k)));
+    const own = ownOptions(options, frameKeys);
     const ok = checkAgainst(this.validator(spec), own, file, pointer, problems);
     Object.assign(options, own);
     return ok;
@@ -109,31 +164,52 @@ export class Registry {
     const destinationExtra = Object.fromEntries(
       destinationFrameKeys.filter((k) => k !== 'type').map((k) => [k, frame[k]]),
     );
+    const { $id: _channel, ...channel } = channelSchema;
+    const { $id: _engine, ...engine } = engineSchema;
+    const { $id: _directory, ...directory } = directorySchema;
     return {
       $schema: 'https://json-schema.org/draft/2020-12/schema',
-      ...channelSchema,
-      $id: undefined,
-      properties: {
-        ...channelSchema.properties,
-        source: { oneOf: variants('source') },
-        steps: { type: 'array', items: { oneOf: variants('step') } },
-        destinations: {
-          type: 'array',
-          minItems: 1,
-          items: { oneOf: variants('destination', destinationExtra) },
+      ...allowInterpolation({
+        ...channel,
+        properties: {
+          ...channel.properties,
+          source: { oneOf: variants('source') },
+          steps: { type: 'array', items: { oneOf: variants('step') } },
+          destinations: {
+            type: 'array',
+            minItems: 1,
+            items: { oneOf: variants('destination', destinationExtra) },
+          },
         },
-      },
-      $defs: { engine: engineSchema, directory: directorySchema },
+        $defs: { engine, directory },
+      }),
     };
   }
 
-  /** Markdown reference of every component, generated from the specs so that docs never drift. */
+  /** Markdown reference of the channel file and every component, generated from the schemas so that docs never drift. */
   docs(): string {
+    const frame = channelSchema.properties.destinations.items;
     const out: string[] = [
-      '# Onco-Relay components',
+      '# Onco-Relay channel reference',
       '',
-      'Generated by `onco-relay docs` from the component specs.',
+      'Generated by `onco-relay docs` from the schemas the loader validates against. Any value may be',
+      'written `${NAME}` or `${NAME:-default}` to read the environment.',
       '',
+      '## Channel settings',
+      '',
+      'The top level of a file in `config/channels/`.',
+      '',
+      ...optionTable(channelSchema),
+      '### Destination settings',
+      '',
+      'Keys of each `destinations:` entry that belong to the engine; the other keys are the options of its `type` below.',
+      '',
+      ...optionTable(frame),
+      '## Engine settings',
+      '',
+      '`config/engine.yaml`.',
+      '',
+      ...optionTable(engineSchema),
     ];
     for (const kind of ['source', 'step', 'destination'] as const) {
       out.push(
@@ -143,28 +219,51 @@ export class Registry {
       for (const s of [...this.specs.values()]
         .filter((x) => x.kind === kind)
         .sort((a, b) => a.type.localeCompare(b.type))) {
-        out.push(`### \`${s.type}\``, '', s.summary, '');
-        const schema = s.schema as {
-          properties?: Record<
-            string,
-            { description?: string; default?: unknown; type?: string; enum?: unknown[] }
-          >;
-          required?: string[];
-        };
-        const props = Object.entries(schema.properties ?? {});
-        if (props.length) {
-          out.push('| option | type | default | meaning |', '|---|---|---|---|');
-          for (const [name, p] of props) {
-            const type = p.enum ? p.enum.map((v) => JSON.stringify(v)).join(' \\| ') : (p.type ?? '');
-            const req = schema.required?.includes(name) ? ' (required)' : '';
-            out.push(
-              `| \`${name}\`${req} | ${type} | ${p.default === undefined ? '' : `\`${JSON.stringify(p.default)}\``} | ${p.description ?? ''} |`,
-            );
-          }
-          out.push('');
-        }
+        out.push(`### \`${s.type}\``, '', s.summary, '', ...optionTable(s.schema));
       }
     }
     return out.join('\n');
   }
+}
+
+/** A component's object in a channel file: its `type`, its options, maybe the engine's frame keys. */
+export type ComponentOptions = { readonly type: string } & Readonly<Record<string, unknown>>;
+
+function ownOptions(
+  options: Readonly<Record<string, unknown>>,
+  frameKeys: readonly string[],
+): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(options).filter(([k]) => !frameKeys.includes(k)));
+}
+
+interface OptionSchema {
+  description?: string;
+  default?: unknown;
+  type?: string | string[];
+  enum?: readonly unknown[];
+  properties?: Record<string, OptionSchema>;
+  required?: readonly string[];
+  items?: OptionSchema;
+}
+
+/** One row per option, the keys of a nested object (`rules.strictTraitsMatch`) as rows of their own. */
+function optionRows(schema: OptionSchema, prefix = ''): string[] {
+  return Object.entries(schema.properties ?? {}).flatMap(([name, p]) => {
+    const type = p.enum
+      ? p.enum.map((v) => JSON.stringify(v)).join(' \\| ')
+      : [p.type ?? ''].flat().join(' \\| ');
+    const req = schema.required?.includes(name) ? ' (required)' : '';
+    const fallback =
+      p.default === undefined ||
+      (typeof p.default === 'object' && p.default !== null && !Object.keys(p.default).length)
+        ? ''
+        : `\`${JSON.stringify(p.default)}\``;
+    const row = `| \`${prefix}${name}\`${req} | ${type} | ${fallback} | ${p.description ?? ''} |`;
+    return [row, ...(p.properties ? optionRows(p, `${prefix}${name}.`) : [])];
+  });
+}
+
+function optionTable(schema: unknown): string[] {
+  const rows = optionRows(schema as OptionSchema);
+  return rows.length ? ['| option | type | default | meaning |', '|---|---|---|---|', ...rows, ''] : [];
 }

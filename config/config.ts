@@ -23,6 +23,8 @@ export interface Establishment {
   finess: string;
   name: string;
   kind: 'hospital' | 'pathology-lab' | 'molecular-lab' | 'other';
+  /** Whose patients it may report on besides its own (default: `all` for labs, none otherwise). */
+  reportsFor?: 'all' | string[];
   [setting: string]: unknown;
 }
 
@@ -76,6 +78,23 @@ const validateEngine = ajv.compile(engineSchema);
 const validateDirectory = ajv.compile(directorySchema);
 const validateChannel = ajv.compile(channelSchema);
 
+/** A grant naming a FINESS the directory does not hold is a typo that would refuse a lab's reports. */
+function unknownGrants(file: string, directory: DirectoryConfig): ConfigProblem[] {
+  const known = new Set((directory.establishments ?? []).map((e) => e.finess));
+  return (directory.establishments ?? []).flatMap((e, i) =>
+    Array.isArray(e.reportsFor)
+      ? e.reportsFor
+          .filter((f) => !known.has(f))
+          .map((f) => ({
+            file,
+            path: `/establishments/${i}/reportsFor`,
+            message: `${e.finess} is granted FINESS ${f}, which is not an establishment of the directory`,
+            hint: `add ${f} to establishments, or remove it from reportsFor`,
+          }))
+      : [],
+  );
+}
+
 /** Loads everything it can and collects every problem rather than stopping at the first. */
 export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
   const problems: ConfigProblem[] = [];
@@ -101,6 +120,7 @@ export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): L
   }
   const engine = optional('engine.yaml', validateEngine) as EngineConfig;
   const directory = optional('directory.yaml', validateDirectory) as DirectoryConfig;
+  problems.push(...unknownGrants(path.join(dir, 'directory.yaml'), directory));
 
   const channels: ChannelFile[] = [];
   const channelDir = path.join(dir, 'channels');

@@ -2,11 +2,13 @@
 // The engine owns journaling, acknowledgement timing, retry, metrics and shutdown (Benthos' split),
 // so a connector never retries on its own and never decides whether a message is durable.
 import type { Store } from '../store/store.ts';
+import type { Role } from '../store/accounts.ts';
+import { OncoError } from '../config/errors.ts';
 
-/** A JSON Schema (draft 2020-12 subset understood by ajv): drives validation, editor hints and docs. */
-export type JsonSchema = { [keyword: string]: unknown };
+import type { JsonSchema, MetaValue } from '../transformers/contract.ts';
+import type { TObject } from 'typebox';
 
-export type MetaValue = string | number | boolean | null;
+export type { JsonSchema, MetaValue } from '../transformers/contract.ts';
 export type Meta = Record<string, MetaValue>;
 
 /** What a source hands to the engine. */
@@ -50,7 +52,7 @@ export interface Logger {
 
 export interface Account {
   login: string;
-  role: 'admin' | 'operator' | 'viewer' | 'establishment' | 'lab';
+  role: Role;
   finess: string | null;
 }
 
@@ -69,6 +71,18 @@ export interface ConnectorState {
   detail?: string;
 }
 
+/** An establishment or lab of the region's directory (`config/directory.yaml`), as connectors see it. */
+export interface DirectoryEntry {
+  finess: string;
+  kind: string;
+  /** Establishments whose patients it may report on besides its own: `all` of the directory, or a list. */
+  reportsFor?: 'all' | readonly string[];
+}
+
+export interface Directory {
+  readonly establishments: readonly DirectoryEntry[];
+}
+
 /** Everything a connector may use. Nothing else of the engine is visible to it. */
 export interface ConnectorContext {
   channelId: string;
@@ -83,6 +97,8 @@ export interface ConnectorContext {
    * on first use and closed when its last user releases it.
    */
   shared<T extends SharedService>(key: string, create: () => T): Promise<SharedHandle<T>>;
+  /** The region's directory; the engine always gives it (optional for connector tests without one). */
+  directory?: Directory;
 }
 
 export interface SharedService {
@@ -121,6 +137,8 @@ export interface Outbound {
   content: Buffer;
   contentType: string;
   meta: Meta;
+  /** FINESS of the authenticated sender (Inbound `owner`); null when the source knows none. */
+  owner?: string | null;
   attempt: number;
 }
 
@@ -154,14 +172,16 @@ export interface DestinationContext extends ConnectorContext {
  * A failed send. `retryable: false` means retrying cannot help (the peer refused the content):
  * the delivery goes straight to ERROR instead of burning its retries.
  */
-export class SendError extends Error {
+export class SendError extends OncoError {
   readonly retryable: boolean;
-  readonly code: string;
-  constructor(code: string, message: string, options: { retryable: boolean; cause?: unknown }) {
-    super(message, { cause: options.cause });
-    this.name = 'SendError';
-    this.code = code;
-    this.retryable = options.retryable;
+  constructor(
+    code: string,
+    message: string,
+    options: { retryable: boolean; cause?: unknown; hint?: string },
+  ) {
+    const { retryable, ...rest } = options;
+    super(code, { message, ...rest, protocol: { retryable } });
+    this.retryable = retryable;
   }
 }
 
@@ -169,7 +189,7 @@ export interface SourceSpec<O = Record<string, unknown>> {
   kind: 'source';
   type: string;
   summary: string;
-  schema: JsonSchema;
+  schema: JsonSchema | TObject;
   create(options: O, ctx: SourceContext): Source;
 }
 
@@ -177,6 +197,6 @@ export interface DestinationSpec<O = Record<string, unknown>> {
   kind: 'destination';
   type: string;
   summary: string;
-  schema: JsonSchema;
+  schema: JsonSchema | TObject;
   create(options: O, ctx: DestinationContext): Destination;
 }

@@ -16,6 +16,7 @@ import {
   type Account,
 } from './contract.ts';
 import { defaultBind, listen, readTlsFiles, type TlsFiles } from './listener-setup.ts';
+import { OncoError } from '../config/errors.ts';
 
 const MB = 1024 * 1024;
 
@@ -37,14 +38,15 @@ export interface HttpListener extends Source {
   readonly port: number;
 }
 
-class RequestRefused extends Error {
+class RequestRefused extends OncoError {
+  declare readonly hint: string;
   constructor(
     readonly status: number,
-    readonly code: string,
+    code: string,
     message: string,
-    readonly hint: string,
+    hint: string,
   ) {
-    super(message);
+    super(code, { message, hint, protocol: { http: status } });
   }
 }
 
@@ -343,12 +345,26 @@ export const httpListenerSpec: SourceSpec<HttpListenerOptions> = {
     additionalProperties: false,
     required: ['port'],
     properties: {
-      port: { type: 'integer', minimum: 0, maximum: 65535 },
+      port: {
+        type: 'integer',
+        minimum: 0,
+        maximum: 65535,
+        description: 'Port to listen on (its own: not the dashboard port).',
+      },
       bind: { type: 'string', description: 'address to bind; default ONCO_BIND or 127.0.0.1' },
-      path: { type: 'string', pattern: '^/', default: '/' },
-      maxBodyBytes: { type: 'integer', minimum: 1, default: 10 * MB },
-      auth: { enum: ['none', 'basic'], default: 'none' },
-      tls: tlsSchema,
+      path: { type: 'string', pattern: '^/', default: '/', description: 'URL path that takes the POSTs.' },
+      maxBodyBytes: {
+        type: 'integer',
+        minimum: 1,
+        default: 10 * MB,
+        description: 'Larger bodies are refused with 413.',
+      },
+      auth: {
+        enum: ['none', 'basic'],
+        default: 'none',
+        description: 'basic: HTTP Basic against the accounts; the message is owned by the account’s FINESS.',
+      },
+      tls: { ...tlsSchema, description: 'Serve HTTPS with this certificate and key.' },
     },
   },
   create: createHttpListener,
@@ -363,19 +379,38 @@ export const httpSenderSpec: DestinationSpec<HttpSenderOptions> = {
     additionalProperties: false,
     required: ['url'],
     properties: {
-      url: { type: 'string', pattern: '^https?://' },
-      method: { enum: ['POST', 'PUT', 'PATCH'], default: 'POST' },
-      headers: { type: 'object', additionalProperties: { type: 'string' } },
-      timeoutMs: { type: 'integer', minimum: 1, default: 30_000 },
-      maxResponseBytes: { type: 'integer', minimum: 0, default: MB },
+      url: { type: 'string', pattern: '^https?://', description: 'Where each message is sent.' },
+      method: { enum: ['POST', 'PUT', 'PATCH'], default: 'POST', description: 'HTTP method of the request.' },
+      headers: {
+        type: 'object',
+        additionalProperties: { type: 'string' },
+        description: 'Extra request headers; write ${ENV_NAME} for a token.',
+      },
+      timeoutMs: {
+        type: 'integer',
+        minimum: 1,
+        default: 30_000,
+        description: 'No answer within this many milliseconds is a failed attempt (retried).',
+      },
+      maxResponseBytes: {
+        type: 'integer',
+        minimum: 0,
+        default: MB,
+        description: 'Response bytes kept as the delivery’s response stage.',
+      },
       tls: {
+        description: 'How the server’s certificate is checked.',
         type: 'object',
         additionalProperties: false,
         properties: {
           ca: { type: 'string', description: 'PEM CA bundle file trusted for the server certificate' },
           cert: { type: 'string', description: 'PEM client certificate file (mutual TLS)' },
           key: { type: 'string', description: 'PEM client key file (mutual TLS)' },
-          rejectUnauthorized: { type: 'boolean', default: true },
+          rejectUnauthorized: {
+            type: 'boolean',
+            default: true,
+            description: 'false accepts any certificate: tests only.',
+          },
         },
       },
     },

@@ -1,12 +1,26 @@
 // Identity store writer: files the identity events of the PAM FR step into the core store through the
 // identity-vigilance rules. It runs inside the delivery's own transaction (`apply`), so an event is
 // filed exactly once even across a crash, and a failure leaves no half-filed identity.
-import type { Destination, DestinationContext, DestinationSpec, Outbound, SendResult } from './contract.ts';
+import type {
+  Destination,
+  DestinationContext,
+  DestinationSpec,
+  Directory,
+  DirectoryEntry,
+  Outbound,
+  SendResult,
+} from './contract.ts';
 import { SendError } from './contract.ts';
-import type { Identifier, IdentityEvent, PatientIdentity } from '../transformers/pam-fr.ts';
+import {
+  identitiesOf,
+  type Identifier,
+  type IdentityEvent,
+  type PatientIdentity,
+} from '../transformers/pam-fr.ts';
 import type { ActionContext, Decision, IdentifierRef, IdentityInput } from '../store/patients.ts';
 import type { VigilanceRules } from '../store/vigilance.ts';
 import type { Store } from '../store/store.ts';
+import { isTransientDbError } from '../store/db.ts';
 
 export interface IdentityWriterOptions {
   rules: Partial<VigilanceRules>;
@@ -49,14 +63,60 @@ export function toIdentityInput(p: PatientIdentity): IdentityInput {
     reliability: r.fictitious ? 'FICT' : r.doubtful ? 'DOUT' : r.status,
     identifiers: ippRefs(p.identifiers),
     collectionMode: p.collectionMode ?? null,
+    deathDate: p.deathDate ?? null,
+    deceased: p.deceased ?? null,
   };
 }
 
+/** A lab reports on the patients of the establishments it serves; an establishment, on its own. */
+function grantsOf(entry: DirectoryEntry): 'all' | readonly string[] {
+  return entry.reportsFor ?? (entry.kind.endsWith('-lab') ? 'all' : []);
+}
+
+/**
+ * Which assigning authorities a sender may file IPPs under (DESIGN.md rule 9): an establishment of
+ * the directory, and for an authenticated sender (`owner`, its FINESS) only its own or those the
+ * directory grants it. A message without owner (an unbound listener, the bulk import) may name
+ * any establishment of the directory.
+ */
+export class SenderScope {
+  private readonly byFiness: ReadonlyMap<string, DirectoryEntry>;
+
+  constructor(directory: Directory) {
+    this.byFiness = new Map(directory.establishments.map((e) => [e.finess, e]));
+  }
+
+  check(events: readonly IdentityEvent[], owner: string | null): void {
+    const sender = owner === null ? undefined : this.byFiness.get(owner);
+    const grants = sender === undefined ? [] : grantsOf(sender);
+    for (const identity of events.flatMap(identitiesOf)) {
+      for (const id of identity.identifiers.filter((i) => i.type === 'PI')) {
+        if (!this.byFiness.has(id.authority))
+          throw refused(
+            'IDENTITY_FINESS_UNKNOWN',
+            `IPP ${id.value} is issued under FINESS ${id.authority}, which is not an establishment of the DCC directory: correct PID-3.4.2, or ask the DCC administrator to add FINESS ${id.authority} to directory.yaml`,
+          );
+        if (owner === null || id.authority === owner || grants === 'all' || grants.includes(id.authority))
+          continue;
+        throw refused(
+          'IDENTITY_FINESS_NOT_GRANTED',
+          `IPP ${id.value} is filed under FINESS ${id.authority}, but the sender speaks for FINESS ${owner} only: send your own establishment's IPPs, or ask the DCC administrator to grant ${owner} reportsFor ${id.authority} in directory.yaml`,
+        );
+      }
+    }
+  }
+}
+
 export class IdentityWriter implements Destination {
+  private readonly scope: SenderScope;
+
   constructor(
     private readonly o: IdentityWriterOptions,
     private readonly store: Store,
-  ) {}
+    directory: Directory,
+  ) {
+    this.scope = new SenderScope(directory);
+  }
 
   apply(msg: Outbound): SendResult {
     let events: IdentityEvent[];
@@ -68,7 +128,7 @@ export class IdentityWriter implements Destination {
         cause: error,
       });
     }
-    const decisions = this.fileEvents(events, { messageId: msg.messageId });
+    const decisions = this.fileEvents(events, { messageId: msg.messageId }, msg.owner ?? null);
     return {
       response: Buffer.from(JSON.stringify(decisions)),
       responseType: 'application/json',
@@ -80,12 +140,14 @@ export class IdentityWriter implements Destination {
    * Files events in order; the caller provides the transaction. Store refusals become non-retryable
    * SendErrors naming the event. Also used by the bulk import, with an author instead of a message.
    */
-  fileEvents(events: readonly IdentityEvent[], ctx: ActionContext): Decision[] {
+  fileEvents(events: readonly IdentityEvent[], ctx: ActionContext, owner: string | null): Decision[] {
+    this.scope.check(events, owner);
     return events.map((e, i) => {
       try {
         return this.file(e, ctx);
       } catch (error) {
-        if (error instanceof SendError) throw error;
+        // A locked database is not a refusal: thrown as is, the delivery is retried.
+        if (error instanceof SendError || isTransientDbError(error)) throw error;
         // The store refuses deterministically (a conflicting IPP, an unknown patient): retrying cannot help.
         const at = events.length > 1 ? `event ${i + 1} of ${events.length} (${e.source.event}): ` : '';
         throw new SendError('IDENTITY_REFUSED', `${at}${(error as Error).message}`, {
@@ -157,15 +219,29 @@ export const identityWriterSpec: DestinationSpec<IdentityWriterOptions> = {
       rules: {
         type: 'object',
         default: {},
+        description: 'Identity-vigilance rules of this feed (see the README, Identity vigilance).',
         additionalProperties: false,
         properties: {
           acceptTestIns: {
             type: 'boolean',
             description: 'Accept the INS test and demo OIDs. Never in production.',
           },
-          strictTraitsMatch: { enum: ['link', 'create-and-review'] },
-          nearMatchThreshold: { type: 'number', minimum: 0, maximum: 1 },
-          maxReviewsPerIdentity: { type: 'integer', minimum: 0 },
+          strictTraitsMatch: {
+            enum: ['link', 'create-and-review'],
+            description:
+              'Equal strict traits (birth name, first given name, birth date, sex, birth place): link to that patient (default link), or create one and open a review item.',
+          },
+          nearMatchThreshold: {
+            type: 'number',
+            minimum: 0,
+            maximum: 1,
+            description: 'Score from which close traits open a review item (default 0.9).',
+          },
+          maxReviewsPerIdentity: {
+            type: 'integer',
+            minimum: 0,
+            description: 'Most review items one incoming identity may open, closest first (default 3).',
+          },
         },
       },
       sourceReliability: {
@@ -176,5 +252,9 @@ export const identityWriterSpec: DestinationSpec<IdentityWriterOptions> = {
       },
     },
   },
-  create: (o, ctx: DestinationContext) => new IdentityWriter(o, ctx.store),
+  create: (o, ctx: DestinationContext) => {
+    if (ctx.directory === undefined)
+      throw new Error('identity-store needs the directory of establishments: deploy it in an engine');
+    return new IdentityWriter(o, ctx.store, ctx.directory);
+  },
 };

@@ -3,15 +3,14 @@
 import fs from 'node:fs';
 import type { Server } from 'node:net';
 import path from 'node:path';
+import Type from 'typebox';
+import { OncoError } from '../config/errors.ts';
+import { Default } from '../transformers/contract.ts';
 
-export class ConnectorSetupError extends Error {
-  readonly code: string;
-  readonly hint: string;
+export class ConnectorSetupError extends OncoError {
+  declare readonly hint: string;
   constructor(code: string, message: string, hint: string, cause?: unknown) {
-    super(message, { cause });
-    this.name = 'ConnectorSetupError';
-    this.code = code;
-    this.hint = hint;
+    super(code, { message, hint, cause });
   }
 }
 
@@ -50,8 +49,47 @@ export function readTlsFiles(dataDir: string, files: TlsFiles): TlsMaterial {
 
 /** The bind address of listeners: option, else ONCO_BIND, else loopback only. */
 export function defaultBind(): string {
-  return process.env['ONCO_BIND'] ?? '127.0.0.1';
+  return process.env['ONCO_BIND'] || '127.0.0.1';
 }
+
+/**
+ * The port a listener takes when its options give none: the environment variable the README names
+ * (ONCO_MLLP_PORT, ONCO_SFTP_PORT, ONCO_HTTP_PORT), else the protocol's usual port.
+ */
+export function envPort(name: string, fallback: number): number {
+  const env = process.env[name];
+  if (env === undefined || env === '') return fallback;
+  const port = Number(env);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new ConnectorSetupError(
+      'BAD_PORT',
+      `${name} is "${env}", not a port number`,
+      `set ${name} to an integer from 1 to 65535, or give the channel a port option`,
+    );
+  }
+  return port;
+}
+
+/** Options of a listener serving TLS: its certificate and key. */
+export const tlsServerOption = Type.Object(
+  {
+    cert: Type.String({ description: 'PEM certificate file (relative to the data directory)' }),
+    key: Type.String({ description: 'PEM private key file' }),
+  },
+  { additionalProperties: false, description: 'serve TLS with this certificate and key' },
+);
+
+/** Options of a TLS client: whom it trusts, and its own certificate for mutual TLS. */
+export const tlsClientOption = Type.Object(
+  {
+    ca: Type.Optional(Type.String({ description: 'PEM CA bundle file trusted for the peer certificate' })),
+    cert: Type.Optional(Type.String({ description: 'PEM client certificate file (mutual TLS)' })),
+    key: Type.Optional(Type.String({ description: 'PEM client key file (mutual TLS)' })),
+    rejectUnauthorized: Default(Type.Boolean({ description: 'refuse a peer certificate not trusted' }), true),
+    servername: Type.Optional(Type.String({ description: 'name expected in the peer certificate (SNI)' })),
+  },
+  { additionalProperties: false, description: 'connect with TLS' },
+);
 
 /** Binds and resolves with the port actually used (the option may be 0 for tests). */
 export function listen(server: Server, port: number, bind: string, what: string): Promise<number> {

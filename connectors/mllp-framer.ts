@@ -4,6 +4,7 @@
 // The framer is a pure state machine fed chunk by chunk; it never joins two frames, never drops bytes
 // silently and never buffers more than one frame, so the caller controls back-pressure by not reading
 // the socket while it is busy with the frames already returned.
+import { OncoError } from '../config/errors.ts';
 
 const VT = 0x0b;
 const FS = 0x1c;
@@ -16,14 +17,10 @@ export function frame(payload: Buffer): Buffer {
   return Buffer.concat([Buffer.of(VT), payload, Buffer.of(FS, CR)]);
 }
 
-export class MllpFramingError extends Error {
-  readonly code: string;
-  readonly hint: string;
+export class MllpFramingError extends OncoError {
+  declare readonly hint: string;
   constructor(code: string, message: string, hint: string) {
-    super(message);
-    this.name = 'MllpFramingError';
-    this.code = code;
-    this.hint = hint;
+    super(code, { message, hint });
   }
 }
 

@@ -33,9 +33,10 @@ import {
   type SourceContext,
   type SourceSpec,
 } from './contract.ts';
-import { buildAck, parseAck, type AckCode, type AckError } from '../transformers/hl7v2-ack.ts';
+import { ackErrorOf, buildAck, parseAck, type AckCode, type AckError } from '../transformers/hl7v2-ack.ts';
+import { renderError } from '../config/errors.ts';
 import { Hl7Error, get, parse, summarize, type Hl7Charset, type Hl7Message } from '../transformers/hl7v2.ts';
-import { ConnectorSetupError, defaultBind, listen, readTlsFiles, type TlsFiles } from './listener-setup.ts';
+import { defaultBind, envPort, listen, readTlsFiles, type TlsFiles } from './listener-setup.ts';
 import { DEFAULT_MAX_FRAME_BYTES, MllpFramer, frame, type FramerEvent } from './mllp-framer.ts';
 
 export interface MllpListenerOptions {
@@ -60,7 +61,7 @@ export interface MllpListener extends Source {
 }
 
 export function createMllpListener(options: MllpListenerOptions, ctx: SourceContext): MllpListener {
-  const port = options.port ?? defaultMllpPort();
+  const port = options.port ?? envPort('ONCO_MLLP_PORT', 2575);
   const bind = options.bind ?? defaultBind();
   const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
   const answer = { respond: options.respond ?? 'on-commit', defaultCharset: options.defaultCharset } as const;
@@ -103,20 +104,6 @@ export function createMllpListener(options: MllpListenerOptions, ctx: SourceCont
       ctx.report({ connected: false, detail: 'stopped' });
     },
   };
-}
-
-function defaultMllpPort(): number {
-  const env = process.env['ONCO_MLLP_PORT'];
-  if (env === undefined || env === '') return 2575;
-  const port = Number(env);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new ConnectorSetupError(
-      'BAD_PORT',
-      `ONCO_MLLP_PORT is "${env}", not a port number`,
-      'set ONCO_MLLP_PORT to an integer from 1 to 65535, or give the channel a port option',
-    );
-  }
-  return port;
 }
 
 /**
@@ -205,7 +192,7 @@ class Connection {
           { err: event.error, remote: this.remote, hint: event.error.hint },
           event.error.message,
         );
-        this.ctx.report({ lastError: `${this.remote}: ${event.error.message}` });
+        this.ctx.report({ lastError: `${this.remote}: ${renderError(event.error)}` });
         this.stop();
         return;
       }
@@ -251,20 +238,19 @@ async function answerFrame(
   const address = remote.slice(0, remote.lastIndexOf(':'));
   const read = readMessage(payload, charset);
   if (read instanceof Hl7Error) {
-    const error = { code: read.hl7Code, text: read.hint ? `${read.message}; ${read.hint}` : read.message };
     try {
       await ctx.receive({
         content: payload,
         contentType: 'application/hl7-v2',
         meta: { remote },
         sender: address,
-        rejected: `${read.code}: ${read.message}`,
+        rejected: renderError(read),
       });
     } catch (err) {
       ctx.log.error({ err, remote }, 'MLLP listener could not journal a rejected message');
     }
     ctx.log.warn({ remote, code: read.code, location: read.location ?? null }, 'MLLP message rejected (AR)');
-    return respond(payload, 'AR', { ...error, ...(read.location ? { location: read.location } : {}) });
+    return respond(payload, 'AR', ackErrorOf(read));
   }
   const header = summarize(read);
   const sender = header.sendingFacility || address;
@@ -301,7 +287,11 @@ async function respondOnOutcome(
   const outcome = await ctx.outcome(messageId);
   if (outcome.response) return outcome.response;
   if (outcome.status === 'ERROR' || outcome.status === 'REJECTED') {
-    return respond(read, 'AE', { code: '207', text: outcome.error ?? 'processing failed' });
+    return respond(
+      read,
+      'AE',
+      outcome.error ? ackErrorOf(outcome.error) : { code: '207', text: 'processing failed' },
+    );
   }
   return respond(read, 'AA');
 }
@@ -564,11 +554,22 @@ export const mllpListenerSpec: SourceSpec<MllpListenerOptions> = {
     properties: {
       port: { type: 'integer', minimum: 0, maximum: 65535, description: 'default ONCO_MLLP_PORT, else 2575' },
       bind: { type: 'string', description: 'address to bind; default ONCO_BIND or 127.0.0.1' },
-      maxFrameBytes: { type: 'integer', minimum: 1, default: DEFAULT_MAX_FRAME_BYTES },
-      respond: { enum: ['on-commit', 'on-outcome'], default: 'on-commit' },
+      maxFrameBytes: {
+        type: 'integer',
+        minimum: 1,
+        default: DEFAULT_MAX_FRAME_BYTES,
+        description: 'A larger message is refused and its connection closed.',
+      },
+      respond: {
+        enum: ['on-commit', 'on-outcome'],
+        default: 'on-commit',
+        description:
+          'on-commit: AA once journaled; on-outcome: the ACK waits for the steps, so a refused message gets AE/AR with the reason.',
+      },
       defaultCharset: { enum: charsets, description: 'charset of messages with an empty MSH-18' },
       tls: {
         type: 'object',
+        description: 'Serve MLLP over TLS with this certificate and key.',
         additionalProperties: false,
         required: ['cert', 'key'],
         properties: {
@@ -590,18 +591,33 @@ export const mllpSenderSpec: DestinationSpec<MllpSenderOptions> = {
     additionalProperties: false,
     required: ['host', 'port'],
     properties: {
-      host: { type: 'string', minLength: 1 },
-      port: { type: 'integer', minimum: 1, maximum: 65535 },
-      ackTimeoutMs: { type: 'integer', minimum: 1, default: 30_000 },
-      maxFrameBytes: { type: 'integer', minimum: 1, default: 1024 * 1024 },
+      host: { type: 'string', minLength: 1, description: 'Name or address of the receiving system.' },
+      port: { type: 'integer', minimum: 1, maximum: 65535, description: 'Its MLLP port.' },
+      ackTimeoutMs: {
+        type: 'integer',
+        minimum: 1,
+        default: 30_000,
+        description: 'No ACK within this many milliseconds is a failed attempt (retried).',
+      },
+      maxFrameBytes: {
+        type: 'integer',
+        minimum: 1,
+        default: 1024 * 1024,
+        description: 'Largest ACK accepted from the peer.',
+      },
       tls: {
+        description: 'Connect over TLS; how the peer’s certificate is checked.',
         type: 'object',
         additionalProperties: false,
         properties: {
           ca: { type: 'string', description: 'PEM CA bundle file trusted for the peer certificate' },
           cert: { type: 'string', description: 'PEM client certificate file (mutual TLS)' },
           key: { type: 'string', description: 'PEM client key file (mutual TLS)' },
-          rejectUnauthorized: { type: 'boolean', default: true },
+          rejectUnauthorized: {
+            type: 'boolean',
+            default: true,
+            description: 'false accepts any certificate: tests only.',
+          },
           servername: { type: 'string', description: 'name expected in the peer certificate (SNI)' },
         },
       },

@@ -4,8 +4,9 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { buildAck } from '../transformers/hl7v2-ack.ts';
+import { ackErrorOf, buildAck } from '../transformers/hl7v2-ack.ts';
 import type { Inbound, Outcome, Source, SourceContext, SourceSpec } from './contract.ts';
+import { defaultBind, envPort } from './listener-setup.ts';
 import {
   DROP_FOLDERS,
   SftpServer,
@@ -36,7 +37,7 @@ export const hl7AckFile: AckBuilder = (content, outcome) => {
   const ack = buildAck(content, {
     code: outcome.status === 'REJECTED' ? 'AR' : failed ? 'AE' : 'AA',
     ...(failed
-      ? { error: { text: outcome.error ?? `message ${outcome.messageId} ${outcome.status.toLowerCase()}` } }
+      ? { error: ackErrorOf(outcome.error ?? `message ${outcome.messageId} ${outcome.status.toLowerCase()}`) }
       : {}),
   });
   // In enhanced mode MSH-15 may say the sender wants no accept acknowledgment.
@@ -99,8 +100,8 @@ export function sftpDropSpec(
 /** Server settings from the options, environment overrides and defaults (CONTRACT.md). */
 export function serverSettings(options: SftpDropOptions, dataDir: string): SftpServerSettings {
   return {
-    port: options.port ?? Number(process.env.ONCO_SFTP_PORT ?? 2222),
-    bind: options.bind ?? process.env.ONCO_BIND ?? '127.0.0.1',
+    port: options.port ?? envPort('ONCO_SFTP_PORT', 2222),
+    bind: options.bind ?? defaultBind(),
     hostKeyFile: path.resolve(dataDir, options.hostKeyFile ?? 'ssh_host_ed25519_key'),
   };
 }

@@ -1,6 +1,7 @@
 // The virtual tree an SFTP account sees and the rules its paths obey. Pure functions: every path a
 // client sends goes through resolvePath() and locate() before anything touches the disk, so a path
 // that reaches the disk has no `..`, no NUL, no backslash and names only the fixed tree.
+import { OncoError, type SftpStatus } from '../config/errors.ts';
 
 export const DROP_FOLDERS = ['identity', 'pathology', 'molecular'] as const;
 export type DropFolder = (typeof DROP_FOLDERS)[number];
@@ -28,14 +29,11 @@ const FILE_DIRS: readonly TreeDir[] = [
 ];
 
 /** A request the tree refuses; `status` is the SFTP status code the client receives. */
-export class SftpRefusal extends Error {
+export class SftpRefusal extends OncoError {
   readonly status: number;
-  readonly code: string;
   constructor(status: number, code: string, message: string) {
-    super(message);
-    this.name = 'SftpRefusal';
+    super(code, { message, protocol: { sftp: status as SftpStatus } });
     this.status = status;
-    this.code = code;
   }
 }
 

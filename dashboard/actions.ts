@@ -1,19 +1,20 @@
 // The state-changing acts of the dashboard, shared by the JSON API and the pages: each checks what
 // the account may see, does the act, and writes the audit row with the acting user.
 import type { FastifyRequest } from 'fastify';
-import type { Engine } from '../channels/engine.ts';
+import { EngineError, type Engine } from '../channels/engine.ts';
+import { ConfigError } from '../config/loader.ts';
 import type { StoredMessage } from '../store/journal.ts';
 import { audit } from './audit-log.ts';
 import { scopeOf } from './auth.ts';
+import { OncoError } from '../config/errors.ts';
 
-export class ActionError extends Error {
+export class ActionError extends OncoError {
   constructor(
     readonly status: 404 | 409 | 400,
-    readonly code: string,
+    code: string,
     message: string,
   ) {
-    super(message);
-    this.name = 'ActionError';
+    super(code, { message, protocol: { http: status } });
   }
 }
 
@@ -36,21 +37,44 @@ function knownChannel(engine: Engine, id: string) {
   return c;
 }
 
+/**
+ * Deploy re-reads the channel's file (a new, edited or removed file is picked up without a
+ * restart); the other acts apply to the running channel. Returns the channel's state after the act
+ * (REMOVED for a channel whose file is gone).
+ */
 export async function controlChannel(
   engine: Engine,
   req: FastifyRequest,
   id: string,
   action: ChannelAction,
-): Promise<void> {
-  const c = knownChannel(engine, id);
+): Promise<string> {
+  const c = action === 'deploy' ? undefined : knownChannel(engine, id);
+  let state: string;
   try {
-    await c[action]();
+    if (c) {
+      await c[action as Exclude<ChannelAction, 'deploy'>]();
+      state = c.state;
+    } else {
+      const outcome = await engine.deployFromFile(id);
+      state = outcome === 'removed' ? 'REMOVED' : engine.channel(id).state;
+    }
   } catch (error) {
     await audit(engine.store, req, {
       action: `channel-${action}`,
       object: `channel:${id}`,
       outcome: 'failed',
+      detail: { code: (error as { code?: string }).code ?? null },
     });
+    if (error instanceof ConfigError) {
+      throw new ActionError(
+        400,
+        'CHANNEL_FILE_INVALID',
+        `channel "${id}" not deployed, the running version is unchanged; its file has ${error.problems.length} problem(s):\n${error.message}`,
+      );
+    }
+    if (error instanceof EngineError && error.code === 'CHANNEL_UNKNOWN') {
+      throw new ActionError(404, 'CHANNEL_UNKNOWN', error.message);
+    }
     throw new ActionError(
       409,
       'CHANNEL_ACTION_FAILED',
@@ -60,8 +84,9 @@ export async function controlChannel(
   await audit(engine.store, req, {
     action: `channel-${action}`,
     object: `channel:${id}`,
-    detail: { state: c.state },
+    detail: { state },
   });
+  return state;
 }
 
 export async function replayMessage(engine: Engine, req: FastifyRequest, id: number): Promise<number> {

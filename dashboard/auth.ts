@@ -3,7 +3,7 @@
 import crypto from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Engine } from '../channels/engine.ts';
-import type { AccountRecord, Role } from '../store/accounts.ts';
+import { roles, type AccountRecord, type Role } from '../store/accounts.ts';
 import { audit } from './audit-log.ts';
 
 export interface AuthUser {
@@ -27,7 +27,7 @@ declare module 'fastify' {
   }
 }
 
-export const everyone: readonly Role[] = ['admin', 'operator', 'viewer', 'establishment', 'lab'];
+export const everyone: readonly Role[] = roles;
 export const staff: readonly Role[] = ['admin', 'operator', 'viewer'];
 export const operators: readonly Role[] = ['admin', 'operator'];
 export const admins: readonly Role[] = ['admin'];
@@ -185,7 +185,11 @@ export class Authenticator {
       // No route matched: let the 404 answer, but only to a logged-in user.
       if (req.routeOptions.url === undefined) return;
       if (!config.roles?.includes(req.user.role)) {
-        return reply.code(403).send({ error: 'FORBIDDEN', message: `role ${req.user.role} may not do this` });
+        // Thrown, not sent: the server's error handler answers a page view with a page, the API with JSON.
+        throw Object.assign(new Error(`role ${req.user.role} may not do this`), {
+          statusCode: 403,
+          code: 'FORBIDDEN',
+        });
       }
     });
     app.addHook('preHandler', async (req, reply) => {

@@ -1,10 +1,9 @@
 // The HTTP face of the appliance (fastify): the unauthenticated health route, then the login
 // gate every other route passes through, the JSON API, metrics and the pages.
 import fs from 'node:fs';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { Engine } from '../channels/engine.ts';
-import { PatientStoreError } from '../store/patients.ts';
-import { ActionError } from './actions.ts';
+import { OncoError } from '../config/errors.ts';
 import { Authenticator, defaultAuthOptions, type AuthOptions } from './auth.ts';
 import { registerAuditApi } from './api/audit.ts';
 import { registerChannelApi } from './api/channels.ts';
@@ -14,7 +13,7 @@ import { registerStatsApi } from './api/stats.ts';
 import { registerMetrics } from './metrics.ts';
 import { collectRoutes, registerOpenApi } from './openapi.ts';
 import { registerPages } from './pages/index.ts';
-import { sendError } from './pages/layout.ts';
+import { sendError, wantsPage } from './pages/layout.ts';
 
 export interface HttpOptions {
   bind: string;
@@ -33,18 +32,17 @@ const securityHeaders = {
   'cache-control': 'no-store',
 };
 
-const isPageRequest = (req: FastifyRequest): boolean =>
-  !req.url.startsWith('/api/') && req.url !== '/metrics' && (req.headers.accept ?? '').includes('text/html');
-
 function errorAnswer(error: FastifyError | Error): {
   status: number;
   code: string;
   message: string;
   hint?: string;
 } {
-  if (error instanceof ActionError) return { status: error.status, code: error.code, message: error.message };
-  if (error instanceof PatientStoreError)
-    return { status: 400, code: error.code, message: error.message, hint: error.hint };
+  // The catalogue says which HTTP status each code answers with; a code it gives none is the caller's.
+  if (error instanceof OncoError) {
+    const status = error.protocol.http ?? 400;
+    return { status, code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}) };
+  }
   const fe = error as FastifyError;
   if (fe.validation) return { status: 400, code: 'REQUEST_INVALID', message: fe.message };
   const status = fe.statusCode && fe.statusCode < 500 ? fe.statusCode : 500;
@@ -85,8 +83,7 @@ export function buildServer(engine: Engine, options: HttpOptions): FastifyInstan
     const a = errorAnswer(error);
     if (a.status >= 500)
       engine.log.error({ err: error.message, url: req.routeOptions.url }, 'request failed');
-    if (isPageRequest(req))
-      return sendError(req, reply, a.status, a.hint ? `${a.message} (${a.hint})` : a.message);
+    if (wantsPage(req)) return sendError(req, reply, a.status, a.message, a.hint);
     return reply
       .code(a.status)
       .send({ error: a.code, message: a.message, ...(a.hint ? { hint: a.hint } : {}) });

@@ -2,6 +2,7 @@
 // Passwords are scrypt hashes with a per-account salt, compared in constant time.
 import crypto from 'node:crypto';
 import type { Db, Migration } from './db.ts';
+import { OncoError } from '../config/errors.ts';
 
 export const accountMigrations: Migration[] = [
   {
@@ -95,13 +96,10 @@ export async function verifyPasswordHash(password: string, stored: string): Prom
 /** A hash of a random password: verifying against it costs the same as a real account, so timing does not reveal which logins exist. */
 const decoyHash = hashPassword(crypto.randomBytes(16).toString('hex'));
 
-export class AccountError extends Error {
-  constructor(
-    readonly code: 'ACCOUNT_EXISTS' | 'ACCOUNT_INVALID' | 'ACCOUNT_UNKNOWN',
-    message: string,
-  ) {
-    super(message);
-    this.name = 'AccountError';
+export class AccountError extends OncoError {
+  declare readonly code: 'ACCOUNT_EXISTS' | 'ACCOUNT_INVALID' | 'ACCOUNT_UNKNOWN';
+  constructor(code: 'ACCOUNT_EXISTS' | 'ACCOUNT_INVALID' | 'ACCOUNT_UNKNOWN', message: string) {
+    super(code, { message });
   }
 }
 

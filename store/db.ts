@@ -60,3 +60,65 @@ export function migrate(db: Db, migrations: readonly Migration[]): number[] {
   }
   return applied;
 }
+
+export interface DataDirLock {
+  release(): void;
+}
+
+/** Who holds a data directory, as its engine wrote it down when it took the lock. */
+export interface LockHolder {
+  pid: number | null;
+  since: string | null;
+}
+
+/**
+ * Takes the data directory for this process, or says who holds it. The lock is SQLite's own
+ * exclusive lock on a small file beside the database, held for the life of the engine: the
+ * kernel drops it when the process dies (even by kill -9), so a stale lock never needs clearing,
+ * and a reused pid can never be mistaken for a running engine. Other commands (`user add`,
+ * `import`) open the database itself and are not stopped by it.
+ */
+export function lockDataDir(dataDir: string): DataDirLock | LockHolder {
+  fs.mkdirSync(dataDir, { recursive: true });
+  const holderFile = path.join(dataDir, 'onco-relay.pid');
+  const db = new Database(path.join(dataDir, 'onco-relay.lock'), { timeout: 0 });
+  try {
+    // Nothing is ever written to it: no journal file beside it.
+    db.pragma('journal_mode = MEMORY');
+    db.pragma('locking_mode = EXCLUSIVE');
+    db.exec('BEGIN EXCLUSIVE');
+  } catch (error) {
+    db.close();
+    if ((error as { code?: string }).code !== 'SQLITE_BUSY') throw error;
+    return readHolder(holderFile);
+  }
+  fs.writeFileSync(holderFile, `${JSON.stringify({ pid: process.pid, since: new Date().toISOString() })}\n`);
+  return {
+    release: () => {
+      fs.rmSync(holderFile, { force: true });
+      db.close();
+    },
+  };
+}
+
+function readHolder(file: string): LockHolder {
+  try {
+    const { pid, since } = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<LockHolder>;
+    return { pid: typeof pid === 'number' ? pid : null, since: typeof since === 'string' ? since : null };
+  } catch {
+    // Taken a moment ago, holder not written yet: the lock is what counts.
+    return { pid: null, since: null };
+  }
+}
+
+/**
+ * SQLite's "try again later" answers: another connection holds the lock (an import, a backup, a
+ * checkpoint). Whatever surfaces one must retry, never record it as a permanent failure.
+ */
+export function isTransientDbError(error: unknown): boolean {
+  for (let e = error; e instanceof Error; e = e.cause) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^SQLITE_(BUSY|LOCKED)/.test(code)) return true;
+  }
+  return false;
+}

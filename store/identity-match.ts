@@ -5,18 +5,15 @@
 // queue), and the score is a weighted sum of per-trait similarities so that a reviewer can see
 // why a pair was flagged. Weights favour the traits that a typo rarely changes by chance.
 
+import type { Identity } from './patient-model.ts';
+
 export type Sex = 'M' | 'F' | 'U';
 
-/** The strict traits compared; names as received, birth date normalised (see `normaliseBirthDate`). */
-export interface MatchTraits {
-  birthName: string;
-  /** All birth given names, space-separated as the INS referential writes them. */
-  givenNames: string;
-  firstGivenName: string;
-  birthDate: string;
-  sex: Sex;
-  birthPlace: string | null;
-}
+/** The strict traits compared: the store's own model, names as received, birth date normalised. */
+export type MatchTraits = Pick<
+  Identity,
+  'birthName' | 'givenNames' | 'firstGivenName' | 'birthDate' | 'sex' | 'birthPlace'
+>;
 
 export type MatchKind = 'exact' | 'near' | 'different';
 
@@ -30,9 +27,41 @@ export interface MatchResult {
 
 const WEIGHTS = { birthName: 0.3, firstGivenName: 0.25, birthDate: 0.3, sex: 0.1, birthPlace: 0.05 };
 
-/** Case and surrounding/double spaces are presentation only: the "exact" comparison ignores them, nothing else. */
-export function canonicalName(s: string): string {
-  return s.trim().replace(/\s+/g, ' ').toLocaleUpperCase('fr-FR');
+/**
+ * The most characters of a name any comparison looks at. PAM FR caps a name at 100 characters
+ * (transformers refuse longer ones); the store holds the same line, so that no input, however it
+ * arrived, makes a comparison cost more than this squared.
+ */
+export const MAX_COMPARED_CHARS = 100;
+
+function capped(s: string): string {
+  return s.length > MAX_COMPARED_CHARS ? s.slice(0, MAX_COMPARED_CHARS) : s;
+}
+
+/** Uppercase, diacritics dropped, ligatures spelt out (Œ → OE): what every name comparison starts from. */
+function upperWithoutDiacritics(s: string): string {
+  return capped(s)
+    .normalize('NFD')
+    .replace(/\p{M}/gu, '')
+    .toUpperCase()
+    .replace(/Œ/g, 'OE')
+    .replace(/Æ/g, 'AE')
+    .replace(/ß/g, 'SS');
+}
+
+/**
+ * A name as the national INS referential records it: uppercase, without diacritics, ligatures
+ * spelt out, every hyphen and apostrophe written one way, without spaces around them, single
+ * spaces. Two spellings with the same referential form are the same strict trait; the original
+ * spelling is what the store keeps and shows.
+ */
+export function referentialName(s: string): string {
+  return upperWithoutDiacritics(s)
+    .replace(/[\u2010-\u2015\u2212\uFE63\uFF0D]/g, '-')
+    .replace(/[\u2018\u2019\u02BC\u00B4`]/g, "'")
+    .replace(/\s+/g, ' ')
+    .replace(/ ?([-']) ?/g, '$1')
+    .trim();
 }
 
 const folded = new Map<string, string>();
@@ -43,17 +72,12 @@ const FOLD_CACHE_SIZE = 100_000;
 export function foldName(s: string): string {
   const hit = folded.get(s);
   if (hit !== undefined) return hit;
-  const out = s
-    .normalize('NFD')
-    .replace(/\p{M}/gu, '')
-    .toUpperCase()
-    .replace(/Œ/g, 'OE')
-    .replace(/Æ/g, 'AE')
-    .replace(/ß/g, 'SS')
+  const out = upperWithoutDiacritics(s)
     .replace(/[^A-Z]+/g, ' ')
     .trim();
   if (folded.size >= FOLD_CACHE_SIZE) folded.clear();
-  folded.set(s, out);
+  // Only name-sized keys: the cache must not keep oversized input alive.
+  if (s.length <= MAX_COMPARED_CHARS) folded.set(s, out);
   return out;
 }
 
@@ -120,7 +144,10 @@ export function blockingKeys(t: {
   return { nameYear: `${names}${t.birthDate.slice(0, 4)}`, nameDay: `${names}${t.birthDate.slice(5)}` };
 }
 
-export function jaroWinkler(a: string, b: string): number {
+/** Jaro-Winkler similarity of the first `MAX_COMPARED_CHARS` characters of each string. */
+export function jaroWinkler(longA: string, longB: string): number {
+  const a = capped(longA);
+  const b = capped(longB);
   if (a === b) return 1;
   if (a.length === 0 || b.length === 0) return 0;
   const window = Math.max(0, Math.floor(Math.max(a.length, b.length) / 2) - 1);
@@ -151,21 +178,30 @@ export function jaroWinkler(a: string, b: string): number {
   return jaro + prefix * 0.1 * (1 - jaro);
 }
 
-/** Optimal-string-alignment distance: insertions, deletions, substitutions and adjacent transpositions. */
-export function damerauLevenshtein(a: string, b: string): number {
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
-    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
-  );
+/**
+ * Optimal-string-alignment distance (insertions, deletions, substitutions and adjacent
+ * transpositions) of the first `MAX_COMPARED_CHARS` characters of each string, in three rows of
+ * memory rather than a full matrix.
+ */
+export function damerauLevenshtein(longA: string, longB: string): number {
+  const a = capped(longA);
+  const b = capped(longB);
+  let before = new Array<number>(b.length + 1).fill(0);
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
+    const row = new Array<number>(b.length + 1).fill(0);
+    row[0] = i;
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      let v = Math.min(previous[j]! + 1, row[j - 1]! + 1, previous[j - 1]! + cost);
       if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
-        v = Math.min(v, d[i - 2]![j - 2]! + 1);
-      d[i]![j] = v;
+        v = Math.min(v, before[j - 2]! + 1);
+      row[j] = v;
     }
+    before = previous;
+    previous = row;
   }
-  return d[a.length]![b.length]!;
+  return previous[b.length]!;
 }
 
 interface TraitSimilarity {
@@ -175,7 +211,7 @@ interface TraitSimilarity {
 
 /** `prefix` names the trait in the reason codes (`birth-name`, `first-given-name`). */
 function compareNames(a: string, b: string, prefix: string): TraitSimilarity {
-  if (canonicalName(a) === canonicalName(b)) return { sim: 1, reason: null };
+  if (referentialName(a) === referentialName(b)) return { sim: 1, reason: null };
   const fa = foldName(a);
   const fb = foldName(b);
   if (fa === fb) return { sim: 0.98, reason: `${prefix}-accents-or-punctuation` };
@@ -247,11 +283,12 @@ function compareBirthPlaces(a: string | null, b: string | null): TraitSimilarity
 
 function sameGivenNameLists(a: MatchTraits, b: MatchTraits): boolean {
   if (a.givenNames.trim() === '' || b.givenNames.trim() === '') return true;
-  return canonicalName(a.givenNames) === canonicalName(b.givenNames);
+  return referentialName(a.givenNames) === referentialName(b.givenNames);
 }
 
 /**
- * Compares two identities. `exact` means every strict trait is equal (up to case and spacing),
+ * Compares two identities. `exact` means every strict trait is equal in its referential form
+ * (`referentialName`: case, diacritics, hyphen, apostrophe and space spellings aside),
  * a birth place or given-name list missing on one side aside; `near` means the score reaches
  * `nearThreshold` without being exact.
  */

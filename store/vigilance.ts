@@ -343,6 +343,12 @@ export class Vigilance {
       this.patients.writeUsedNames(id, usedName, usedGivenName, ctx);
       changed.push('usedName');
     }
+    const deathDate = identity.deathDate ?? current.deathDate ?? null;
+    const deceased = identity.deceased ?? current.deceased ?? null;
+    if (deathDate !== current.deathDate || deceased !== current.deceased) {
+      this.patients.writeDeath(id, deathDate, deceased, ctx);
+      changed.push('death');
+    }
     return { changed };
   }
 

@@ -1,8 +1,55 @@
 // A transformer step is a pure function of a message's content: no socket, no database, no clock
 // it did not receive. The engine runs it in the processing stage and journals what it returns.
+import Type, { type Static, type TObject, type TOptional, type TSchema } from 'typebox';
+import Value from 'typebox/value';
+import { OncoError, type ProtocolStatus } from '../config/errors.ts';
 
 /** A JSON Schema (draft 2020-12 subset understood by ajv): drives validation, editor hints and docs. */
 export type JsonSchema = { [keyword: string]: unknown };
+
+// Component options are declared once, as a TypeBox schema: the registry validates, defaults and
+// freezes them from it when a channel is built, and their TypeScript type is derived from it, so a
+// default is written in the schema only — never again as `options.x ?? DEFAULT` in code.
+
+/** An option the channel file may leave out: the registry then fills in `value`. */
+export type TDefault<S extends TSchema> = TOptional<S> & { readonly default: Static<S> };
+
+export function Default<S extends TSchema>(schema: S, value: Static<S>): TDefault<S> {
+  return Type.Optional({ ...schema, default: value } as S) as TDefault<S>;
+}
+
+type PropertiesOf<T> = T extends TObject<infer P> ? P : never;
+type DefaultedKeys<T extends TObject> = {
+  [K in keyof PropertiesOf<T>]: PropertiesOf<T>[K] extends { readonly default: unknown } ? K : never;
+}[keyof PropertiesOf<T>];
+
+/** The options a component's `create()` receives: as its schema says, defaulted options always present. */
+export type OptionsOf<T extends TObject> = Readonly<
+  Static<T> & { [K in DefaultedKeys<T> & keyof Static<T>]-?: Exclude<Static<T>[K], undefined> }
+>;
+
+/**
+ * Options read as the registry reads them — checked, defaulted and frozen from the schema — for code
+ * that builds a component without a registry (tests, benches, the CLI's import).
+ */
+export function readOptions<T extends TObject>(schema: T, input: Static<T>): OptionsOf<T> {
+  const options = Value.Default(schema, Value.Clone(input));
+  const problems = Value.Errors(schema, options);
+  if (problems.length > 0) {
+    const list = problems.map((p) => `${p.instancePath || '/'} ${p.message}`).join('; ');
+    throw new OncoError('OPTIONS_INVALID', { params: { problems: list } });
+  }
+  return deepFreeze(options) as OptionsOf<T>;
+}
+
+/** Freezes a value and everything it holds: options nobody may change once read. */
+export function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
 
 export type MetaValue = string | number | boolean | null;
 
@@ -20,14 +67,19 @@ export interface Step {
 }
 
 /** A step failed on this content; `hint` tells the user what to change. Journaled as the message's error. */
-export class StepError extends Error {
-  readonly code: string;
-  readonly hint: string | undefined;
-  constructor(code: string, message: string, options: { hint?: string; cause?: unknown } = {}) {
-    super(message, { cause: options.cause });
-    this.name = 'StepError';
-    this.code = code;
-    this.hint = options.hint;
+export class StepError extends OncoError {
+  constructor(
+    code: string,
+    message: string,
+    options: { hint?: string; location?: string; cause?: unknown; protocol?: ProtocolStatus } = {},
+  ) {
+    super(code, { ...options, message });
+  }
+
+  /** The same failure as a step's: code, hint, location and protocol kept; `prefix` says which part. */
+  static from(error: OncoError, prefix = ''): StepError {
+    const { code, hint, location, protocol } = error;
+    return new StepError(code, `${prefix}${error.message}`, { hint, location, protocol, cause: error });
   }
 }
 
@@ -35,6 +87,6 @@ export interface StepSpec<O = Record<string, unknown>> {
   kind: 'step';
   type: string;
   summary: string;
-  schema: JsonSchema;
+  schema: JsonSchema | TObject;
   create(options: O): Step;
 }

@@ -19,6 +19,7 @@ import { encodeText, resolveCharset, DEFAULT_CHARSET } from './hl7v2-charset.ts'
 import type { Hl7Charset } from './hl7v2-charset.ts';
 import { Hl7Error, HL7_ERROR_TEXT } from './hl7v2-error.ts';
 import type { Hl7ErrorCode } from './hl7v2-error.ts';
+import { codeOfRendering, definitionOf, renderError, type OncoError } from '../config/errors.ts';
 
 export type AckCode = 'AA' | 'AE' | 'AR';
 export type AnyAckCode = AckCode | 'CA' | 'CE' | 'CR';
@@ -34,6 +35,24 @@ export interface AckError {
   severity?: 'E' | 'W' | 'I' | 'F';
   /** Our own error code (e.g. PAM_BAD_DATE) for ERR-5, so the sender's support can search it. */
   appCode?: string;
+}
+
+/**
+ * The ERR of an ACK for one of our errors, or for its rendering as journaled: the rendering once
+ * (ERR-8 and MSA-3), our code in ERR-5, the catalogue's table 0357 code in ERR-3, the place in ERR-2.
+ */
+export function ackErrorOf(error: OncoError | string): AckError {
+  if (typeof error === 'string') {
+    const code = codeOfRendering(error);
+    const hl7 = code === undefined ? undefined : definitionOf(code)?.status.hl7;
+    return { text: error, ...(hl7 ? { code: hl7 } : {}), ...(code ? { appCode: code } : {}) };
+  }
+  return {
+    text: renderError(error),
+    code: error.protocol.hl7 ?? '207',
+    appCode: error.code,
+    ...(error.location === undefined ? {} : { location: error.location }),
+  };
 }
 
 export interface AckOptions {

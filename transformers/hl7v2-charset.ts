@@ -2,12 +2,21 @@
 // charset we accept) and the whole message is then decoded with it, strictly: bytes that are not
 // valid in the declared charset are refused, never replaced by U+FFFD or '?'.
 import iconv from 'iconv-lite';
+import Type from 'typebox';
 import { Hl7Error } from './hl7v2-error.ts';
+import { Default } from './contract.ts';
 
 /** MSH-18 values understood, by their HL7 table 0211 names. */
-export type Hl7Charset = 'UNICODE UTF-8' | '8859/1' | '8859/15' | 'ASCII';
+export const CHARSETS = ['UNICODE UTF-8', '8859/1', '8859/15', 'ASCII'] as const;
+export type Hl7Charset = (typeof CHARSETS)[number];
 
 export const DEFAULT_CHARSET: Hl7Charset = 'UNICODE UTF-8';
+
+/** The option of every HL7 component (MLLP listener, hl7v2-validate, pam-fr) for an empty MSH-18. */
+export const defaultCharsetOption = Default(
+  Type.Enum(CHARSETS, { description: 'charset assumed when MSH-18 is empty' }),
+  DEFAULT_CHARSET,
+);
 
 // Spellings met in the field for the same four charsets (table 0211 name first).
 const ALIASES: ReadonlyMap<string, Hl7Charset> = new Map([
@@ -25,7 +34,7 @@ const ALIASES: ReadonlyMap<string, Hl7Charset> = new Map([
   ['US-ASCII', 'ASCII'],
 ]);
 
-const SUPPORTED_HINT = 'use one of UNICODE UTF-8, 8859/1, 8859/15 or ASCII in MSH-18';
+const SUPPORTED_HINT = `use one of ${CHARSETS.join(', ')} in MSH-18`;
 
 /** The charset named by an MSH-18 value; an empty value means `fallback`. */
 export function resolveCharset(

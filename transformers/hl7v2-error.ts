@@ -1,21 +1,10 @@
 // The one error type of the HL7 v2 modules (parser, charsets, ACKs), so that a connector catches
-// a single class and turns `code` into an AE/AR with a message the sender can act on.
+// a single class and turns `code` into an AE/AR with a message the sender can act on. Its codes,
+// hints and ACK codes are in the appliance's catalogue (config/errors.ts).
 
-/** HL7 table 0357 (message error condition codes) values the engine answers with. */
-export type Hl7ErrorCode =
-  | '0' // message accepted
-  | '100' // segment sequence error
-  | '101' // required field missing
-  | '102' // data type error
-  | '103' // table value not found
-  | '200' // unsupported message type
-  | '201' // unsupported event code
-  | '202' // unsupported processing id
-  | '203' // unsupported version id
-  | '204' // unknown key identifier
-  | '205' // duplicate key identifier
-  | '206' // application record locked
-  | '207'; // application internal error
+import { OncoError, type Hl7ErrorCode } from '../config/errors.ts';
+
+export type { Hl7ErrorCode } from '../config/errors.ts';
 
 export const HL7_ERROR_TEXT: Readonly<Record<Hl7ErrorCode, string>> = {
   '0': 'Message accepted',
@@ -42,17 +31,12 @@ export interface Hl7ErrorDetails {
   cause?: unknown;
 }
 
-export class Hl7Error extends Error {
-  readonly code: string;
-  readonly hint: string | undefined;
-  readonly location: string | undefined;
+export class Hl7Error extends OncoError {
+  /** The table 0357 code an ACK should carry for this error: the catalogue's, else 102. */
   readonly hl7Code: Hl7ErrorCode;
   constructor(code: string, message: string, details: Hl7ErrorDetails = {}) {
-    super(message, { cause: details.cause });
-    this.name = 'Hl7Error';
-    this.code = code;
-    this.hint = details.hint;
-    this.location = details.location;
-    this.hl7Code = details.hl7Code ?? '102';
+    const { hint, location, cause, hl7Code } = details;
+    super(code, { message, hint, location, cause, protocol: hl7Code === undefined ? {} : { hl7: hl7Code } });
+    this.hl7Code = this.protocol.hl7 ?? '102';
   }
 }

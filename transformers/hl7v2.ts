@@ -74,6 +74,11 @@ export function parse(input: Uint8Array | string, options: ParseOptions = {}): H
     message.charset = resolveCharset(firstRepetition(message, 18), options.defaultCharset ?? DEFAULT_CHARSET);
     return message;
   }
+  // Garbage is "not an HL7 message", not a charset problem of its bytes: the start is checked first.
+  const head = Buffer.from(input.buffer, input.byteOffset, Math.min(input.length, 64))
+    .toString('latin1')
+    .replace(/^\xef\xbb\xbf/, '');
+  if (head.trim() !== '') requireStart(head, 'MSH');
   const decoded = decodeMessage(input, options);
   return parseText(decoded.text, decoded.charset);
 }
@@ -143,19 +148,23 @@ function printable(text: string): string {
   return text.replace(/[^\x20-\x7e]/g, '?');
 }
 
+function requireStart(text: string, expected: 'MSH' | 'FHS' | 'BHS'): void {
+  if (text.startsWith(expected)) return;
+  const start = text.split(/[\r\n]/, 1)[0] ?? '';
+  throw notHl7(`it starts with "${printable(start.slice(0, 12))}", not ${expected}`, 'segment 1');
+}
+
+function notHl7(why: string, location: string): Hl7Error {
+  return new Hl7Error('HL7_NO_MSH', `not an HL7 message: ${why}`, {
+    hint: 'an HL7 v2 message starts with MSH|^~\\&|',
+    location,
+    hl7Code: '100',
+  });
+}
+
 /** Delimiters of an MSH, FHS or BHS line (same layout: id, field separator, encoding characters). */
 function readDelimiters(text: string, expected: 'MSH' | 'FHS' | 'BHS'): Hl7Delimiters {
-  if (!text.startsWith(expected)) {
-    throw new Hl7Error(
-      expected === 'MSH' ? 'HL7_NO_MSH' : 'HL7_BAD_ENVELOPE',
-      `the content does not start with ${expected}: "${printable(text.slice(0, 12))}"`,
-      {
-        hint: 'an HL7 v2 message starts with MSH|^~\\&|',
-        location: 'segment 1',
-        hl7Code: '100',
-      },
-    );
-  }
+  requireStart(text, expected);
   const field = text[3] ?? '';
   let stop = 4;
   while (stop < text.length && text[stop] !== field && text[stop] !== '\r' && text[stop] !== '\n') stop++;
@@ -492,6 +501,11 @@ export function splitBatch<T extends Uint8Array | string>(input: T): Hl7File<T> 
     } else if (ENVELOPE.has(name)) {
       closeMessage(pos);
       batch = envelope(file, batch, name, line, lineNo);
+    } else if (messageStart < 0 && file.header === undefined && file.batches.length === 0) {
+      throw notHl7(
+        `line ${lineNo} starts with "${printable(line.slice(0, 12))}", not MSH, FHS or BHS`,
+        `line ${lineNo}`,
+      );
     } else if (messageStart < 0) {
       throw new Hl7Error(
         'HL7_SEGMENT_OUTSIDE_MESSAGE',
@@ -611,10 +625,7 @@ export function parseForStep(input: StepInput, options: ParseOptions = {}): Hl7M
   try {
     return parse(input.content, options);
   } catch (error) {
-    if (error instanceof Hl7Error) {
-      const where = error.location === undefined ? '' : ` (at ${error.location})`;
-      throw new StepError(error.code, `${error.message}${where}`, { hint: error.hint, cause: error });
-    }
+    if (error instanceof Hl7Error) throw StepError.from(error);
     throw error;
   }
 }

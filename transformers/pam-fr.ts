@@ -10,6 +10,7 @@ import { Hl7Error } from './hl7v2-error.ts';
 import type { Hl7Message, Hl7Segment, Hl7Repetition, Hl7Charset } from './hl7v2.ts';
 import type { Hl7ErrorCode } from './hl7v2-error.ts';
 import { StepError } from './contract.ts';
+import { OncoError } from '../config/errors.ts';
 import type { StepSpec, Step } from './contract.ts';
 
 export const IDENTITY_CONTENT_TYPE = 'application/vnd.onco.identity+json';
@@ -66,6 +67,10 @@ export interface PatientIdentity {
   usedGivenName?: string;
   reliability: Reliability;
   collectionMode?: CollectionMode;
+  /** PID-29, ISO date (possibly partial). */
+  deathDate?: string;
+  /** PID-30: Y or N as sent; absent when the sender said nothing. */
+  deceased?: boolean;
 }
 
 export interface MergedIdentity {
@@ -96,6 +101,20 @@ export type IdentityEvent =
     }
   | { kind: 'link' | 'unlink'; source: EventSource; a: PatientIdentity; b: PatientIdentity };
 
+/** Every identity an event names (an A47's MRG-1 identifier is the old one of its patient). */
+export function identitiesOf(e: IdentityEvent): Array<PatientIdentity | MergedIdentity> {
+  switch (e.kind) {
+    case 'upsert':
+      return [e.patient];
+    case 'change-identifier':
+      return [e.patient, { identifiers: [e.from] }];
+    case 'merge':
+      return [e.survivor, e.merged];
+    default:
+      return [e.a, e.b];
+  }
+}
+
 export type PamErrorCode =
   | 'PAM_UNSUPPORTED_MESSAGE'
   | 'PAM_UNKNOWN_EVENT'
@@ -111,16 +130,20 @@ export type PamErrorCode =
   | 'PAM_BAD_SEX'
   | 'PAM_BAD_BIRTH_PLACE'
   | 'PAM_BAD_RELIABILITY'
-  | 'PAM_BAD_COLLECTION_MODE';
+  | 'PAM_BAD_COLLECTION_MODE'
+  | 'PAM_MISSING_BIRTH_DATE'
+  | 'PAM_MISSING_GIVEN_NAME'
+  | 'PAM_IPP_WITHOUT_FINESS'
+  | 'PAM_BAD_DEATH'
+  | 'PAM_FIELD_TOO_LONG';
 
 /**
  * A message this mapping refuses. `ackCode` and `hl7Code` are what the ACK should say: AR for a
  * message we will never take (wrong type or event), AE for content the sender must correct.
  */
-export class PamError extends Error {
-  readonly code: PamErrorCode;
-  readonly hint: string;
-  readonly location: string | undefined;
+export class PamError extends OncoError {
+  declare readonly code: PamErrorCode;
+  declare readonly hint: string;
   readonly hl7Code: Hl7ErrorCode;
   readonly ackCode: 'AE' | 'AR';
   constructor(
@@ -128,13 +151,10 @@ export class PamError extends Error {
     message: string,
     details: { hint: string; location?: string; hl7Code: Hl7ErrorCode },
   ) {
-    super(message);
-    this.name = 'PamError';
-    this.code = code;
-    this.hint = details.hint;
-    this.location = details.location;
+    const ackCode = details.hl7Code === '200' || details.hl7Code === '201' ? 'AR' : 'AE';
+    super(code, { message, ...details, protocol: { hl7: details.hl7Code, ack: ackCode } });
     this.hl7Code = details.hl7Code;
-    this.ackCode = details.hl7Code === '200' || details.hl7Code === '201' ? 'AR' : 'AE';
+    this.ackCode = ackCode;
   }
 }
 
@@ -175,8 +195,8 @@ export function mapPamFr(message: Hl7Message, options: PamOptions = {}): Identit
       return mergePairs(message).map(([pid, mrg, n]) => ({
         kind: 'merge',
         source,
-        survivor: patient(pid, n),
-        merged: readMerged(message, mrg, options),
+        survivor: fileable(patient(pid, n), n),
+        merged: withIpp(readMerged(message, mrg, options), 'MRG-1'),
       }));
     case 'A47':
       return [changeIdentifier(message, source, patient(pids[0] as Hl7Segment, 1), options)];
@@ -200,8 +220,54 @@ export function mapPamFr(message: Hl7Message, options: PamOptions = {}): Identit
       ];
     }
     default:
-      return [{ kind: 'upsert', source, patient: patient(pids[0] as Hl7Segment, 1) }];
+      return [{ kind: 'upsert', source, patient: fileable(patient(pids[0] as Hl7Segment, 1), 1) }];
   }
+}
+
+/**
+ * What the store needs to file an identity, checked here so that the sender hears it in the
+ * answer (AE) rather than after an AA: the store's checks remain as a safety net only.
+ */
+function fileable(patient: PatientIdentity, n: number): PatientIdentity {
+  const at = (field: number): string => `${n > 1 ? `PID[${n}]` : 'PID'}-${field}`;
+  if (patient.birthDate === undefined)
+    throw refuse(
+      'PAM_MISSING_BIRTH_DATE',
+      `${at(7)} (birth date) is empty: a strict trait is missing`,
+      'send the birth date as YYYYMMDD in PID-7 (YYYY or YYYYMM when only that is known)',
+      at(7),
+      '101',
+    );
+  if (!/\p{L}/u.test(patient.birthName))
+    throw refuse(
+      'PAM_MISSING_BIRTH_NAME',
+      `${at(5)} birth name "${patient.birthName}" has no letter`,
+      'send the birth name as BIRTHNAME^FIRSTGIVEN^GIVENNAMES^^^^L in PID-5',
+      `${at(5)}.1`,
+      '101',
+    );
+  if (!/\p{L}/u.test(patient.firstGivenName))
+    throw refuse(
+      'PAM_MISSING_GIVEN_NAME',
+      `${at(5)} has no first given name`,
+      'send the first given name in PID-5.2 of the birth name (repetition of type L)',
+      `${at(5)}.2`,
+      '101',
+    );
+  return patient;
+}
+
+/** An A40's merged identity is found by its IPP: without one there is nothing to merge. */
+function withIpp(merged: MergedIdentity, where: string): MergedIdentity {
+  if (!merged.identifiers.some((id) => id.type === 'PI'))
+    throw refuse(
+      'PAM_MISSING_IPP',
+      `${where} has no IPP (identifier of type PI)`,
+      'send the IPP of the merged identity as value^^^NAMESPACE&FINESS&M^PI in MRG-1',
+      where,
+      '101',
+    );
+  return merged;
 }
 
 function sourceOf(message: Hl7Message): EventSource {
@@ -301,11 +367,11 @@ function changeIdentifier(
       '101',
     );
   const from = readMerged(message, mrg, options).identifiers[0];
-  if (from === undefined)
+  if (from === undefined || from.type !== 'PI')
     throw refuse(
       'PAM_MISSING_MRG',
-      'MRG-1 of A47 holds no identifier',
-      'send the incorrect identifier in MRG-1',
+      'MRG-1 of A47 holds no IPP (identifier of type PI)',
+      'send the incorrect IPP in MRG-1 as value^^^NAMESPACE&FINESS&M^PI',
       'MRG-1',
       '101',
     );
@@ -352,7 +418,10 @@ function readPatient(message: Hl7Message, pid: Hl7Segment, n: number, options: P
   }
   const names = repetitions(message, pid, 5);
   const birth = names.find((r) => component(r, 7) === 'L') ?? names.find((r) => component(r, 7) === '');
-  const birthName = component(birth, 1).trim();
+  const used = names.find((r) => component(r, 7) === 'D');
+  const name = (rep: Hl7Repetition | undefined, c: number): string =>
+    within(component(rep, c).trim(), `${at(5)}[${names.indexOf(rep!) + 1}].${c}`, MAX.name);
+  const birthName = name(birth, 1);
   if (birthName === '')
     throw refuse(
       'PAM_MISSING_BIRTH_NAME',
@@ -361,13 +430,12 @@ function readPatient(message: Hl7Message, pid: Hl7Segment, n: number, options: P
       at(5),
       '101',
     );
-  const used = names.find((r) => component(r, 7) === 'D');
-  const firstGivenName = component(birth, 2).trim();
+  const firstGivenName = name(birth, 2);
   const patient: PatientIdentity = {
     identifiers,
     birthName,
     firstGivenName,
-    givenNames: splitGivenNames(component(birth, 3), firstGivenName),
+    givenNames: splitGivenNames(name(birth, 3), firstGivenName),
     reliability: readReliability(message, pid, at(32)),
   };
   if (ins !== undefined) patient.ins = ins;
@@ -377,8 +445,12 @@ function readPatient(message: Hl7Message, pid: Hl7Segment, n: number, options: P
   if (sex !== undefined) patient.sex = sex;
   const place = readBirthPlace(repetitions(message, pid, 11), at(11));
   if (place !== undefined) patient.birthPlace = place;
-  if (component(used, 1).trim() !== '') patient.usedName = component(used, 1).trim();
-  if (component(used, 2).trim() !== '') patient.usedGivenName = component(used, 2).trim();
+  if (used !== undefined && name(used, 1) !== '') patient.usedName = name(used, 1);
+  if (used !== undefined && name(used, 2) !== '') patient.usedGivenName = name(used, 2);
+  const deathDate = readDate(get(message, at(29)), at(29));
+  if (deathDate !== undefined) patient.deathDate = deathDate;
+  const deceased = readDeathIndicator(get(message, at(30)), at(30));
+  if (deceased !== undefined) patient.deceased = deceased;
   const mode = readCollectionMode(message);
   if (mode !== undefined) patient.collectionMode = mode;
   return patient;
@@ -422,11 +494,11 @@ function readIdentifiers(
 
 function readCx(rep: Hl7Repetition, location: string): Identifier | undefined {
   const id: Identifier = {
-    value: component(rep, 1).trim(),
-    type: component(rep, 5).trim(),
-    namespace: component(rep, 4, 1).trim(),
-    authority: component(rep, 4, 2).trim(),
-    authorityType: component(rep, 4, 3).trim(),
+    value: within(component(rep, 1).trim(), `${location}.1`, MAX.idNumber),
+    type: within(component(rep, 5).trim(), `${location}.5`, MAX.idType),
+    namespace: within(component(rep, 4, 1).trim(), `${location}.4.1`, MAX.namespace),
+    authority: within(component(rep, 4, 2).trim(), `${location}.4.2`, MAX.universalId),
+    authorityType: within(component(rep, 4, 3).trim(), `${location}.4.3`, MAX.idType),
   };
   if (id.value === '' && id.type === '' && id.namespace === '' && id.authority === '') return undefined;
   if (id.value === '')
@@ -446,7 +518,46 @@ function readCx(rep: Hl7Repetition, location: string): Identifier | undefined {
       '101',
     );
   }
+  if (id.type === 'PI' && !/^\d{9}$/.test(id.authority)) {
+    throw refuse(
+      'PAM_IPP_WITHOUT_FINESS',
+      `IPP ${id.value} (namespace ${id.namespace || 'empty'}) carries no FINESS in ${location}.4.2: the DCC cannot tell which establishment it belongs to`,
+      "send the establishment's 9-digit FINESS as NAMESPACE&FINESS&M in CX-4",
+      `${location}.4.2`,
+      '101',
+    );
+  }
   return id;
+}
+
+/**
+ * Field lengths: HL7 v2.5 (chapter 2A) for identifiers, the INS referential for names (birth name,
+ * first given name, the list of given names: 100 characters each, what PAM FR senders fill from
+ * INSi). Refused beyond, naming the field: a longer value is an error of the sender, and an
+ * oversized one must never reach the identity comparisons.
+ */
+const MAX = {
+  /** CX-1 is ST(15) in HL7 v2.5; some establishments pad their IPPs, hence a little more. */
+  idNumber: 20,
+  /** CX-5 and HD-3: ID(5) and ID(6). */
+  idType: 6,
+  /** HD-1: IS(20). */
+  namespace: 20,
+  /** HD-2: ST(199), an OID or a FINESS. */
+  universalId: 199,
+  name: 100,
+} as const;
+
+function within(value: string, location: string, max: number): string {
+  if (value.length > max)
+    throw refuse(
+      'PAM_FIELD_TOO_LONG',
+      `${location} is ${value.length} characters; PAM FR allows at most ${max}`,
+      `correct ${location} in the sending system: at most ${max} characters`,
+      location,
+      '102',
+    );
+  return value;
 }
 
 function readIns(id: Identifier, location: string, options: PamOptions): Ins {
@@ -464,7 +575,7 @@ function readIns(id: Identifier, location: string, options: PamOptions): Ins {
     throw refuse(
       'PAM_TEST_INS',
       `${location} carries a ${kind} (OID ${id.authority}), refused on this channel`,
-      'send the production INS-NIR/INS-NIA, or set acceptTestIns on a test channel',
+      'send the production INS-NIR/INS-NIA; on a test appliance only, set ONCO_ACCEPT_TEST_INS=true',
       `${location}.4.2`,
       '103',
     );
@@ -496,7 +607,7 @@ function readDate(raw: string, location: string): string | undefined {
     refuse(
       'PAM_BAD_DATE',
       `${location} "${raw}" is not a valid date`,
-      'send the birth date as YYYYMMDD',
+      `send ${location} as YYYYMMDD (YYYY or YYYYMM when only that is known)`,
       location,
       '102',
     );
@@ -508,6 +619,26 @@ function readDate(raw: string, location: string): string | undefined {
   const lastDay = new Date(Date.UTC(Number(year), Number(month), 0)).getUTCDate();
   if (Number(day) < 1 || Number(day) > lastDay) throw bad();
   return `${year}-${month}-${day}`;
+}
+
+// HL7 table 0136: Y or N.
+function readDeathIndicator(raw: string, location: string): boolean | undefined {
+  switch (raw.trim().toUpperCase()) {
+    case '':
+      return undefined;
+    case 'Y':
+      return true;
+    case 'N':
+      return false;
+    default:
+      throw refuse(
+        'PAM_BAD_DEATH',
+        `${location} "${raw}" is not a death indicator`,
+        'send Y (deceased) or N in PID-30, the date of death in PID-29',
+        location,
+        '103',
+      );
+  }
 }
 
 function readSex(raw: string, location: string): 'M' | 'F' | 'I' | undefined {
@@ -653,15 +784,9 @@ export const pamFrStep: StepSpec<PamStepOptions> = {
         try {
           events.push(...mapPamFr(parseForStep({ ...input, content }, parseOptions), options));
         } catch (error) {
-          if (error instanceof StepError && at) {
-            throw new StepError(error.code, `${at}${error.message}`, { hint: error.hint, cause: error });
-          }
-          if (!(error instanceof PamError)) throw error;
-          const where = error.location === undefined ? '' : ` (at ${error.location})`;
-          throw new StepError(error.code, `${at}${error.message}${where}`, {
-            hint: error.hint,
-            cause: error,
-          });
+          if ((error instanceof StepError && at) || error instanceof PamError)
+            throw StepError.from(error, at);
+          throw error;
         }
       });
       return {
@@ -672,17 +797,36 @@ export const pamFrStep: StepSpec<PamStepOptions> = {
           pamEvent: [...new Set(events.map((e) => e.source.event))].join(','),
           identityEvents: events.length,
           hl7Messages: messages.length,
+          ...identifiersMeta(events),
         },
       };
     };
   },
 };
 
+/**
+ * The patients' identifiers and the control ids, for the message browser's index: `ipp` as
+ * `FINESS/IPP` and `ins` as matricules, each a comma-separated list without repeats.
+ */
+function identifiersMeta(events: readonly IdentityEvent[]): Record<string, string> {
+  const patients = events.flatMap(identitiesOf);
+  const list = (values: string[]): string => [...new Set(values)].join(',');
+  return {
+    controlId: list(events.map((e) => e.source.controlId)),
+    ipp: list(
+      patients.flatMap((p) =>
+        p.identifiers.filter((i) => i.type === 'PI').map((i) => `${i.authority}/${i.value}`),
+      ),
+    ),
+    ins: list(patients.flatMap((p) => (p.ins ? [p.ins.matricule] : []))),
+  };
+}
+
 function splitForStep(content: Buffer): Buffer[] {
   try {
     return splitBatch(content).messages;
   } catch (error) {
     if (!(error instanceof Hl7Error)) throw error;
-    throw new StepError(error.code, error.message, { hint: error.hint, cause: error });
+    throw StepError.from(error);
   }
 }

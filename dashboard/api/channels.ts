@@ -1,4 +1,4 @@
-// /api/channels: state and counters of every channel; deploy, undeploy, pause, resume.
+// /api/channels: state and counters of every channel; deploy (from its file), undeploy, pause, resume.
 import type { FastifyInstance } from 'fastify';
 import type { Engine } from '../../channels/engine.ts';
 import type { ChannelStatus } from '../../channels/channel.ts';
@@ -56,7 +56,10 @@ export function registerChannelApi(app: FastifyInstance, engine: Engine): void {
     {
       config: { roles: operators },
       schema: {
-        summary: 'Deploy, undeploy, pause or resume a channel (audited)',
+        summary:
+          "Deploy (re-reads the channel's file: a new, edited or removed file is picked up), undeploy, pause or resume a channel (audited)",
+        description:
+          'deploy validates the file first: an invalid file is refused (400 CHANNEL_FILE_INVALID, every problem listed) and the running version keeps running; an edited file replaces the running version once it has drained; a removed file undeploys the channel (state REMOVED).',
         tags: ['channels'],
         params: {
           type: 'object',
@@ -67,8 +70,9 @@ export function registerChannelApi(app: FastifyInstance, engine: Engine): void {
     },
     async (req) => {
       const { id, action } = req.params as { id: string; action: ChannelAction };
-      await controlChannel(engine, req, id, action);
-      return channelSummary(engine.channel(id).status());
+      const state = await controlChannel(engine, req, id, action);
+      const c = engine.channels.get(id);
+      return c ? channelSummary(c.status()) : { id, state };
     },
   );
 }

@@ -11,6 +11,9 @@ import { startEngine, tempDir } from '../support/engine-harness.ts';
 import { a28 } from '../support/pam.ts';
 
 const finesses = ['310000001', '310000002', '820000016', '340780477', '660780180'];
+const directory = {
+  establishments: finesses.map((finess) => ({ finess, name: `Établissement ${finess}`, kind: 'hospital' })),
+};
 const syllables = [
   'MA',
   'RI',
@@ -54,6 +57,7 @@ function message(i: number): string {
 
 async function engineIngest(total: number, producers: number): Promise<number> {
   const { engine } = await startEngine({
+    directory,
     registry: builtinRegistry().register(idleSource),
     channels: [
       {
@@ -95,6 +99,7 @@ async function bulkLoad(total: number): Promise<Record<string, unknown>> {
   let lastShown = 0;
   const report = await importIdentities(store, await identityFiles([dir]), {
     author: 'bench',
+    directory,
     onProgress: (p) => {
       if (Date.now() - lastShown < 10_000) return;
       lastShown = Date.now();

@@ -1,4 +1,4 @@
-// MLLP throughput on loopback, with an instant in-memory journal so that the connector's own cost shows:
+// MLLP throughput on loopback, with a journal that answers at once so that the connector's own cost shows:
 // the framer alone, the listener answered one message at a time (what most DPIs do), the listener
 // fed a pipelined window, and our sender to our listener.
 //   node --import tsx test/bench/mllp-throughput.ts [messages]
@@ -6,9 +6,31 @@ import net from 'node:net';
 import os from 'node:os';
 import { createMllpListener, createMllpSender } from '../../connectors/mllp.ts';
 import { MllpFramer, frame } from '../../connectors/mllp-framer.ts';
-import { FakeSourceContext } from '../support/fake-context.ts';
+import type { Receipt, SourceContext } from '../../connectors/contract.ts';
 
 const count = Number(process.argv[2] ?? 20_000);
+
+/**
+ * A journal that answers at once, so that only the connector's cost shows (the engine's, journal
+ * included, is `npm run bench -- transports`). Benchmarks only: tests use the real engine.
+ */
+function instantJournal(beforeReceive?: () => Promise<void>): SourceContext {
+  let last = 0;
+  const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+  return {
+    channelId: 'bench',
+    dataDir: os.tmpdir(),
+    log: quiet,
+    accounts: { verifyPassword: async () => null, verifyPublicKey: async () => null, find: async () => null },
+    report: () => undefined,
+    shared: () => Promise.reject(new Error('no shared services in this benchmark')),
+    receive: async (): Promise<Receipt> => {
+      await beforeReceive?.();
+      return { messageId: ++last };
+    },
+    outcome: async (messageId) => ({ messageId, status: 'TRANSFORMED' }),
+  };
+}
 
 function adt(i: number): Buffer {
   const pad = 'X'.repeat(800);
@@ -60,8 +82,7 @@ function client(port: number, window: number): Promise<void> {
 }
 
 async function benchListener(window: number): Promise<void> {
-  const ctx = new FakeSourceContext({ dataDir: os.tmpdir(), accounts: [] });
-  const listener = createMllpListener({ port: 0, bind: '127.0.0.1' }, ctx);
+  const listener = createMllpListener({ port: 0, bind: '127.0.0.1' }, instantJournal());
   await listener.start();
   const started = process.hrtime.bigint();
   await client(listener.port, window);
@@ -70,7 +91,7 @@ async function benchListener(window: number): Promise<void> {
 }
 
 async function benchSender(): Promise<void> {
-  const ctx = new FakeSourceContext({ dataDir: os.tmpdir(), accounts: [] });
+  const ctx = instantJournal();
   const listener = createMllpListener({ port: 0, bind: '127.0.0.1' }, ctx);
   await listener.start();
   const sender = createMllpSender({ host: '127.0.0.1', port: listener.port }, ctx);
@@ -96,8 +117,10 @@ async function benchSender(): Promise<void> {
 async function benchStall(): Promise<void> {
   let release: () => void = () => {};
   const stalled = new Promise<void>((resolve) => (release = resolve));
-  const ctx = new FakeSourceContext({ dataDir: os.tmpdir(), accounts: [], beforeReceive: () => stalled });
-  const listener = createMllpListener({ port: 0, bind: '127.0.0.1' }, ctx);
+  const listener = createMllpListener(
+    { port: 0, bind: '127.0.0.1' },
+    instantJournal(() => stalled),
+  );
   await listener.start();
   const socket = net.connect(listener.port, '127.0.0.1');
   await new Promise((resolve) => socket.on('connect', resolve));

@@ -120,10 +120,14 @@ describe('channel runtime', () => {
     let active = 0;
     let peak = 0;
     let failures = 1;
+    let overlap!: () => void;
+    const overlapped = new Promise<void>((r) => (overlap = r));
     sink.behaviour = async (m) => {
       active++;
       peak = Math.max(peak, active);
-      await new Promise((r) => setTimeout(r, 30));
+      if (active > 1) overlap();
+      // Sends hold until two run at once: one at a time, this test would never finish.
+      await overlapped;
       active--;
       return m.content.toString() === 'A' && failures-- > 0 ? transient() : undefined;
     };
@@ -167,10 +171,12 @@ describe('channel runtime', () => {
     sink.behaviour = async () => (await gate, undefined);
     await send('one');
     await send('two');
-    let thirdDone = false;
-    const third = send('three').then(() => (thirdDone = true));
-    await new Promise((r) => setTimeout(r, 200));
-    assert.equal(thirdDone, false, 'the third receive should wait for room');
+    const third = send('three');
+    // Without back-pressure the third receive queues its write in this turn of the event loop, so
+    // a write queued on the next turn commits after it: yet no third message is journaled.
+    await new Promise((r) => setImmediate(r));
+    await h!.engine.store.writer.write(() => undefined);
+    assert.equal(h!.engine.store.journal.message(3), undefined, 'the third receive should wait for room');
     release();
     await third;
     await until(() => sink.received.length === 3, 'all three delivered');

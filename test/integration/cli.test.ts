@@ -1,8 +1,9 @@
 // The appliance as a new user meets it: the shipped configuration, the CLI, first start, SIGTERM.
 import assert from 'node:assert/strict';
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { startChildEngine } from '../support/child-engine.ts';
+import { spawnEngine, startChildEngine } from '../support/child-engine.ts';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { tempDir, until } from '../support/engine-harness.ts';
 import { freePort } from '../support/ports.ts';
@@ -12,10 +13,40 @@ const bin = path.resolve('bin/onco-relay.mjs');
 const run = (args: string[], input?: string) =>
   spawnSync(process.execPath, [bin, ...args], { input, encoding: 'utf8', timeout: 30_000 });
 
+/** The shipped configuration on a fresh data directory and free ports. */
+async function applianceEnv(data = tempDir()): Promise<NodeJS.ProcessEnv> {
+  return {
+    ...process.env,
+    ONCO_DATA_DIR: data,
+    ONCO_HTTP_PORT: String(await freePort()),
+    ONCO_SFTP_PORT: String(await freePort()),
+    ONCO_MLLP_PORT: String(await freePort()),
+  };
+}
+
+const health = async (env: NodeJS.ProcessEnv) =>
+  (await (await fetch(`http://127.0.0.1:${env.ONCO_HTTP_PORT}/api/health`)).json()) as {
+    channels: Array<{ id: string; state: string }>;
+  };
+
 describe('onco-relay command line', function () {
   this.timeout(60_000);
   const children: ChildProcess[] = [];
-  after(() => children.forEach((c) => c.kill('SIGKILL')));
+  const dataDirs: string[] = [];
+  after(() => {
+    children.forEach((c) => c.kill('SIGKILL'));
+    // An engine that outlived its parent (npm) is found by the pid it wrote in its data directory.
+    for (const dir of dataDirs) {
+      const file = path.join(dir, 'onco-relay.pid');
+      if (!fs.existsSync(file)) continue;
+      const { pid } = JSON.parse(fs.readFileSync(file, 'utf8')) as { pid: number };
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Already gone: the lock file outlives a killed engine by design.
+      }
+    }
+  });
 
   it('validate: exit 0 on the shipped config, 1 naming file and line on a broken one', () => {
     assert.equal(run(['validate']).status, 0);
@@ -122,5 +153,111 @@ describe('onco-relay command line', function () {
     const second = await start();
     assert.doesNotMatch(second.out(), /one-time password/);
     assert.equal(await second.stop(), 0, second.out());
+  });
+
+  it('start: a second engine on the same data directory refuses, naming the holder; kill -9 frees it', async () => {
+    const env = await applianceEnv();
+    const first = await startChildEngine([], env);
+    children.push(first);
+    // Other ports, so that only the data directory is shared.
+    const { child: second, outcome } = spawnEngine([], await applianceEnv(env.ONCO_DATA_DIR));
+    children.push(second);
+    assert.equal(await outcome, 'exited', second.output());
+    assert.equal(await second.exited, 1);
+    assert.match(second.output(), new RegExp(`in use by the engine of process ${first.pid}\\b`));
+    assert.match(second.output(), /\[DATA_DIR_IN_USE\]\n {2}what to do: stop it first \(kill -TERM \d+\)/);
+    assert.equal((await health(env)).channels.length, 3, 'the first engine keeps running');
+
+    first.kill('SIGKILL');
+    await first.exited;
+    const third = await startChildEngine([], env);
+    children.push(third);
+    third.kill('SIGTERM');
+    assert.equal(await third.exited, 0, third.output());
+  });
+
+  for (const taken of ['ONCO_MLLP_PORT', 'ONCO_HTTP_PORT'] as const) {
+    it(`start: ${taken} in use closes everything opened and exits 1 naming the port`, async () => {
+      const blocker = net.createServer();
+      await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+      const port = (blocker.address() as net.AddressInfo).port;
+      try {
+        const { child, outcome } = spawnEngine([], { ...(await applianceEnv()), [taken]: String(port) });
+        children.push(child);
+        assert.equal(await outcome, 'exited', child.output());
+        // 'exited' resolves when the process has ended: a listener left open would have kept it alive.
+        assert.equal(await child.exited, 1, child.output());
+        assert.match(child.output(), new RegExp(`127\\.0\\.0\\.1:${port}\\b.*EADDRINUSE`));
+        assert.match(child.output(), /PORT_IN_USE/);
+      } finally {
+        blocker.close();
+      }
+    });
+  }
+
+  it('npm start: SIGTERM sent to npm reaches the engine, which drains and exits 0', async () => {
+    const env = await applianceEnv();
+    dataDirs.push(env.ONCO_DATA_DIR!);
+    const child = await startChildEngine([], env, { viaNpm: true });
+    children.push(child);
+    child.kill('SIGTERM');
+    assert.equal(await child.exited, 0, child.output());
+    assert.match(child.output(), /"signal":"SIGTERM".*\n.*onco-relay stopped/);
+  });
+
+  it('deploy CHANNEL: the running appliance picks up an edited channel file, and refuses a broken one', async () => {
+    const config = tempDir('onco-config-');
+    fs.cpSync(path.resolve('config'), config, { recursive: true });
+    const env = await applianceEnv();
+    const engine = await startChildEngine(['--config', config], env);
+    children.push(engine);
+    const password = 'a long operator passphrase 42';
+    const added = run(
+      ['user', 'add', 'oper', '--role', 'operator', '--password-stdin', '--data', env.ONCO_DATA_DIR!],
+      `${password}\n`,
+    );
+    assert.equal(added.status, 0, added.stderr);
+    const deploy = (channel: string) =>
+      spawnSync(
+        process.execPath,
+        [
+          bin,
+          'deploy',
+          channel,
+          '--url',
+          `http://127.0.0.1:${env.ONCO_HTTP_PORT}`,
+          '--user',
+          'oper',
+          '--password-stdin',
+        ],
+        { input: `${password}\n`, encoding: 'utf8', timeout: 30_000 },
+      );
+    const file = path.join(config, 'channels', 'file-drop.yaml');
+    const shipped = fs.readFileSync(file, 'utf8');
+
+    fs.writeFileSync(file, shipped.replace('path: outbox/files', 'path: outbox/edited'));
+    const ok = deploy('file-drop');
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.equal(ok.stdout, 'channel "file-drop": STARTED\n');
+    fs.writeFileSync(path.join(env.ONCO_DATA_DIR!, 'inbox', 'files', 'edited.txt'), 'after deploy');
+    await until(
+      () =>
+        fs.existsSync(path.join(env.ONCO_DATA_DIR!, 'outbox', 'edited')) &&
+        fs
+          .readdirSync(path.join(env.ONCO_DATA_DIR!, 'outbox', 'edited'))
+          .some((n) => n.endsWith('edited.txt')),
+      'the file written where the edited channel says',
+    );
+
+    fs.writeFileSync(file, shipped.replace('type: file-writer', 'type: file-writter'));
+    const refused = deploy('file-drop');
+    assert.equal(refused.status, 1);
+    assert.match(refused.stderr, /the running version is unchanged; its file has 1 problem\(s\)/);
+    assert.match(refused.stderr, /file-drop\.yaml:\d+: \/destinations\/0\/type: .*file-writter/);
+    assert.match(refused.stderr, /\[CHANNEL_FILE_INVALID\]/);
+    const state = (await health(env)).channels.find((c) => c.id === 'file-drop')?.state;
+    assert.equal(state, 'STARTED');
+    engine.kill('SIGTERM');
+    assert.equal(await engine.exited, 0);
   });
 });

@@ -51,9 +51,21 @@ describe('folder source', () => {
   it('leaves NAME.part and NAME.tmp alone until they are renamed', async () => {
     fs.writeFileSync(path.join(inbox, 'big.hl7.part'), 'first half');
     fs.writeFileSync(path.join(inbox, 'other.tmp'), 'x');
-    await new Promise((r) => setTimeout(r, 800));
-    assert.equal(sink.received.length, 0);
+    // Written after them and named after them in sort order: once it is delivered, the source has
+    // judged the two others stable too, and would have taken them first.
+    fs.writeFileSync(path.join(inbox, 'zz-after.txt'), 'after');
+    await until(() => sink.received.length > 0, 'the file written after them delivered');
+    await until(
+      () => fs.existsSync(path.join(h.dataDir, 'archive', 'zz-after.txt')),
+      'zz-after.txt archived',
+    );
+    assert.deepEqual(
+      sink.received.map((m) => m.meta.fileName),
+      ['zz-after.txt'],
+    );
+    sink.received.length = 0;
     assert.ok(fs.existsSync(path.join(inbox, 'big.hl7.part')));
+    assert.ok(fs.existsSync(path.join(inbox, 'other.tmp')));
     fs.appendFileSync(path.join(inbox, 'big.hl7.part'), ', second half');
     fs.renameSync(path.join(inbox, 'big.hl7.part'), path.join(inbox, 'big.hl7'));
     await until(() => sink.received.length === 1, 'delivery after rename');

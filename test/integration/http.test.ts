@@ -1,16 +1,14 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import os from 'node:os';
 import type { AddressInfo } from 'node:net';
 import type { Outbound } from '../../connectors/contract.ts';
 import { SendError } from '../../connectors/contract.ts';
 import { createHttpListener, createHttpSender, type HttpListener } from '../../connectors/http.ts';
-import { FakeSourceContext, type FakeContextOptions } from '../support/fake-context.ts';
+import { channelContext, type ChannelContext, type ContextOptions } from '../support/channel-context.ts';
 import { selfSignedCert } from '../support/self-signed-cert.ts';
 
-const fakeContext = (options: Partial<FakeContextOptions> = {}) =>
-  new FakeSourceContext({
-    dataDir: os.tmpdir(),
+const labContext = (options: ContextOptions & { dataDir?: string } = {}) =>
+  channelContext({
     accounts: [{ login: 'lab1', password: 's3cret', role: 'lab', finess: '330000001' }],
     ...options,
   });
@@ -28,20 +26,23 @@ function outbound(content: string, idempotencyKey = 'key-1'): Outbound {
 }
 
 describe('HTTP listener', () => {
-  let ctx: FakeSourceContext;
+  let ctx: ChannelContext;
   let listener: HttpListener;
   let base: string;
 
   async function start(
     options: Partial<Parameters<typeof createHttpListener>[0]> = {},
-    context: Partial<FakeContextOptions> = {},
+    context: ContextOptions = {},
   ): Promise<void> {
-    ctx = fakeContext(context);
+    ctx = await labContext(context);
     listener = createHttpListener({ port: 0, bind: '127.0.0.1', path: '/in', ...options }, ctx);
     await listener.start();
     base = `http://127.0.0.1:${listener.port}`;
   }
-  afterEach(() => listener.stop());
+  afterEach(async () => {
+    await listener.stop();
+    await ctx.stop();
+  });
 
   it('journals a POST body and answers 200 with the message id after the commit', async () => {
     await start();
@@ -132,6 +133,9 @@ describe('HTTP listener', () => {
 });
 
 describe('HTTP sender', () => {
+  let ctx: ChannelContext;
+  before(async () => (ctx = await labContext()));
+  after(() => ctx.stop());
   let server: http.Server;
   let url: string;
   let seen: { headers: http.IncomingHttpHeaders; body: string }[];
@@ -156,7 +160,7 @@ describe('HTTP sender', () => {
   });
 
   async function sendOnce(content: string, timeoutMs = 5000) {
-    const sender = createHttpSender({ url, timeoutMs, headers: { 'x-tenant': 'dcc' } }, fakeContext());
+    const sender = createHttpSender({ url, timeoutMs, headers: { 'x-tenant': 'dcc' } }, ctx);
     try {
       return await sender.send(outbound(content));
     } finally {
@@ -214,10 +218,10 @@ describe('HTTP sender', () => {
   });
 
   it('delivers to our own listener exactly once across a resend', async () => {
-    const ctx = fakeContext();
-    const listener = createHttpListener({ port: 0, bind: '127.0.0.1' }, ctx);
+    const target = await labContext();
+    const listener = createHttpListener({ port: 0, bind: '127.0.0.1' }, target);
     await listener.start();
-    const sender = createHttpSender({ url: `http://127.0.0.1:${listener.port}/` }, fakeContext());
+    const sender = createHttpSender({ url: `http://127.0.0.1:${listener.port}/` }, ctx);
     try {
       const first = await sender.send(outbound('doc', 'delivery-42'));
       const again = await sender.send(outbound('doc', 'delivery-42'));
@@ -226,6 +230,7 @@ describe('HTTP sender', () => {
     } finally {
       await sender.stop();
       await listener.stop();
+      await target.stop();
     }
   });
 });
@@ -233,13 +238,14 @@ describe('HTTP sender', () => {
 describe('HTTP over TLS', () => {
   it('delivers to an HTTPS listener when the sender trusts its certificate, and not otherwise', async () => {
     const cert = selfSignedCert();
-    const target = fakeContext({ dataDir: cert.dir });
+    // One engine on the certificate's directory: the listener's channel and the senders' context.
+    const target = await labContext({ dataDir: cert.dir });
     const listener = createHttpListener(
       { port: 0, bind: '127.0.0.1', tls: { cert: cert.cert, key: cert.key } },
       target,
     );
     await listener.start();
-    const ctx = fakeContext({ dataDir: cert.dir });
+    const ctx = target;
     const url = `https://127.0.0.1:${listener.port}/`;
     const trusting = createHttpSender({ url, tls: { ca: cert.cert } }, ctx);
     const wary = createHttpSender({ url }, ctx);
@@ -254,6 +260,7 @@ describe('HTTP over TLS', () => {
       await trusting.stop();
       await wary.stop();
       await listener.stop();
+      await target.stop();
       cert.remove();
     }
   });

@@ -1,9 +1,14 @@
 // The identity feed as an establishment uses it: PAM FR files over SFTP, messages over MLLP,
 // ACKs back, and one DCC patient per person whatever the hospital.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import SftpClient from 'ssh2-sftp-client';
-import { startEngine, until, type Harness } from '../support/engine-harness.ts';
+import { startEngine, tempDir, until, type Harness } from '../support/engine-harness.ts';
+import { openssh } from '../support/openssh-sftp.ts';
+import { parseOpenSshPublicKey } from '../../bin/cli.ts';
 import { freePort } from '../support/ports.ts';
 import { a28, a40, insOf, type PamPatient } from '../support/pam.ts';
 import { frame, MllpFramer } from '../../connectors/mllp-framer.ts';
@@ -17,11 +22,20 @@ describe('identity feed (SFTP and MLLP into the patient store)', function () {
   let h: Harness;
   let sftpPort: number;
   let mllpPort: number;
+  let keyDir: string;
 
   before(async () => {
     sftpPort = await freePort();
     mllpPort = await freePort();
     h = await startEngine({
+      directory: {
+        establishments: [
+          { finess: '310000001', name: 'CHU A' },
+          { finess: '310000004', name: 'CH B' },
+          { finess: '310000005', name: 'CH C' },
+          { finess: '310000002', name: 'Laboratoire', kind: 'pathology-lab' },
+        ],
+      },
       channels: [
         {
           id: 'identity-sftp',
@@ -38,28 +52,66 @@ describe('identity feed (SFTP and MLLP into the patient store)', function () {
       ],
       start: false,
     });
-    for (const [login, finess] of [
-      ['chu-a', '310000001'],
-      ['chu-b', '310000004'],
-      ['chu-c', '310000005'],
-    ]) {
-      h.engine.store.accounts.add({ login: login!, role: 'establishment', finess, password: `pw-${login}` });
+    keyDir = tempDir('onco-keys-');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', '', '-f', path.join(keyDir, 'key')]);
+    const publicKeys = [parseOpenSshPublicKey(fs.readFileSync(path.join(keyDir, 'key.pub'), 'utf8'))];
+    for (const [login, role, finess] of [
+      ['chu-a', 'establishment', '310000001'],
+      ['chu-b', 'establishment', '310000004'],
+      ['chu-c', 'establishment', '310000005'],
+      ['lab', 'lab', '310000002'],
+    ] as const) {
+      h.engine.store.accounts.add({ login, role, finess, password: `pw-${login}`, publicKeys });
     }
     await h.engine.start();
   });
   after(() => h.stop());
 
   async function upload(login: string, name: string, content: string): Promise<string> {
+    return (await uploadAnswered(login, name, content)).ack;
+  }
+
+  /** Uploads a file with OpenSSH's `sftp`, reads back its ACK file, and its `/error` note when there is one. */
+  async function uploadAnswered(
+    login: string,
+    name: string,
+    content: string,
+  ): Promise<{ ack: string; error: string | null }> {
+    const local = path.join(keyDir, name);
+    fs.writeFileSync(local, content);
+    const put = await openssh(sftpPort, login, path.join(keyDir, 'key'), [
+      `put ${local} /in/identity/${name}`,
+    ]);
+    assert.equal(put.code, 0, put.stderr);
     const sftp = new SftpClient();
     await sftp.connect({ host: '127.0.0.1', port: sftpPort, username: login, password: `pw-${login}` });
     try {
-      await sftp.put(Buffer.from(content, 'utf8'), `/in/identity/${name}`);
       const ackPath = `/out/ack/${name}.ack.hl7`;
       await until(async () => (await sftp.exists(ackPath)) !== false, `ACK file ${ackPath}`);
-      return (await sftp.get(ackPath)).toString('utf8');
+      const ack = (await sftp.get(ackPath)).toString('utf8');
+      // The error note is written right after the ACK file: an AE without it would be a bug.
+      const errorPath = `/error/${name}.error.txt`;
+      if (parseAck(ack).code === 'AA') return { ack, error: null };
+      await until(async () => (await sftp.exists(errorPath)) !== false, `error file ${errorPath}`);
+      return { ack, error: (await sftp.get(errorPath)).toString('utf8') };
     } finally {
       await sftp.end();
     }
+  }
+
+  /** The last error of the message's identity-store delivery, once it has failed for good. */
+  async function deliveryError(channel: string, controlId: string): Promise<string> {
+    return until(
+      () =>
+        h.engine.store.db
+          .prepare(
+            `SELECT d.last_error FROM deliveries d JOIN messages m ON m.id = d.message_id
+             WHERE m.channel = ? AND m.meta LIKE ? AND d.status = 'ERROR'`,
+          )
+          .pluck()
+          .get(channel, `%"controlId":"${controlId}"%`) as string | undefined,
+      `delivery error of ${controlId}`,
+    );
   }
 
   const person = {
@@ -148,5 +200,37 @@ describe('identity feed (SFTP and MLLP into the patient store)', function () {
       const a = patients.resolveIdentifier({ finess: '310000001', ipp: 'F-1' });
       return a !== null && a === patients.resolveIdentifier({ finess: '310000001', ipp: 'F-2' });
     }, 'both IPPs on the survivor');
+  });
+
+  it('refuses a PID without birth date before answering: AE with the reason over MLLP, AE ACK and /error file over SFTP', async () => {
+    const noBirthDate = { ...person, birthName: 'SANSDATE', ipp: 'N-1', finess: '310000001', birthDate: '' };
+    const overMllp = await mllp(a28(noBirthDate, 'N1'));
+    assert.equal(overMllp.code, 'AE');
+    assert.match(overMllp.text, /PID-7 \(birth date\) is empty/);
+    const overSftp = await uploadAnswered('chu-a', 'no-birth-date.hl7', a28(noBirthDate, 'N2'));
+    assert.equal(parseAck(overSftp.ack).code, 'AE');
+    assert.match(overSftp.error ?? '', /PAM_MISSING_BIRTH_DATE/);
+    assert.equal(h.engine.store.patients.resolveIdentifier({ finess: '310000001', ipp: 'N-1' }), null);
+  });
+
+  it('lets a sender speak only for itself: its own FINESS, those the directory grants, none outside the directory', async () => {
+    const { patients } = h.engine.store;
+    // chu-a (310000001) sends an IPP of 310000004: refused, naming both FINESS.
+    await upload('chu-a', 'foreign.hl7', a28({ ...person, ipp: 'X-1', finess: '310000004' }, 'S1'));
+    assert.match(await deliveryError('identity-sftp', 'S1'), /FINESS 310000004.*speaks for FINESS 310000001/);
+    // A lab of the directory reports on any establishment of the directory.
+    const lab = parseAck(
+      await upload('lab', 'lab.hl7', a28({ ...person, ipp: 'L-1', finess: '310000005' }, 'S2')),
+    );
+    assert.equal(lab.code, 'AA');
+    await until(() => patients.resolveIdentifier({ finess: '310000005', ipp: 'L-1' }), 'the lab filing');
+    // An unbound MLLP listener: any establishment of the directory, none outside it.
+    await mllp(a28({ ...person, ipp: 'U-1', finess: '000897406' }, 'S3'));
+    assert.match(
+      await deliveryError('identity-mllp', 'S3'),
+      /FINESS 000897406, which is not an establishment of the DCC directory/,
+    );
+    assert.equal(patients.resolveIdentifier({ finess: '310000004', ipp: 'X-1' }), null);
+    assert.equal(patients.resolveIdentifier({ finess: '000897406', ipp: 'U-1' }), null);
   });
 });

@@ -1,17 +1,13 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import os from 'node:os';
 import { Client, Message } from 'node-hl7-client';
 import { SendError, type Outbound } from '../../connectors/contract.ts';
 import { createMllpListener, createMllpSender, type MllpListener } from '../../connectors/mllp.ts';
 import { MllpFramer, frame } from '../../connectors/mllp-framer.ts';
 import { buildAck, parseAck } from '../../transformers/hl7v2-ack.ts';
 import { get, parse } from '../../transformers/hl7v2.ts';
-import { FakeSourceContext, type FakeContextOptions } from '../support/fake-context.ts';
+import { channelContext, type ChannelContext, type ContextOptions } from '../support/channel-context.ts';
 import { selfSignedCert } from '../support/self-signed-cert.ts';
-
-const fakeContext = (options: Partial<FakeContextOptions> = {}) =>
-  new FakeSourceContext({ dataDir: os.tmpdir(), accounts: [], ...options });
 
 function adt(controlId: string, extraMsh = ''): string {
   return (
@@ -47,18 +43,22 @@ function exchangeRaw(port: number, wire: Buffer, count: number, halfClose = fals
 }
 
 describe('MLLP listener', () => {
-  let ctx: FakeSourceContext;
+  let ctx: ChannelContext;
   let listener: MllpListener;
 
   async function start(
     options: Parameters<typeof createMllpListener>[0] = {},
-    context: Partial<FakeContextOptions> = {},
+    // The channel's step (test-upper) fails on content holding "boom": a real processing ERROR.
+    context: ContextOptions = {},
   ): Promise<void> {
-    ctx = fakeContext(context);
+    ctx = await channelContext({ steps: [{ type: 'test-upper' }], ...context });
     listener = createMllpListener({ port: 0, bind: '127.0.0.1', ...options }, ctx);
     await listener.start();
   }
-  afterEach(() => listener.stop());
+  afterEach(async () => {
+    await listener.stop();
+    await ctx.stop();
+  });
 
   describe('with node-hl7-client as the sender', () => {
     let client: Client;
@@ -124,7 +124,7 @@ describe('MLLP listener', () => {
       const acks = await sendAll([adt('77')]);
       assert.deepEqual(msaOf(acks), [{ code: 'AA', controlId: '77' }]);
       assert.equal(ctx.journal.length, 2);
-      assert.equal(ctx.journal[1]!.dedupKey, ctx.journal[0]!.dedupKey);
+      assert.equal(ctx.journal[1]!.duplicateOf, ctx.journal[0]!.messageId);
     });
   });
 
@@ -227,16 +227,11 @@ describe('MLLP listener', () => {
   });
 
   it('acknowledges on outcome when asked: AE with the processing error', async () => {
-    await start(
-      { respond: 'on-outcome' },
-      {
-        outcome: (msg) => ({ messageId: msg.messageId, status: 'ERROR', error: 'PID-7: birth date missing' }),
-      },
-    );
-    const [ack] = await exchangeRaw(listener.port, frame(Buffer.from(adt('O1'))), 1);
+    await start({ respond: 'on-outcome' });
+    const [ack] = await exchangeRaw(listener.port, frame(Buffer.from(adt('boom'))), 1);
     const parsed = parseAck(ack!);
-    assert.deepEqual([parsed.code, parsed.controlId], ['AE', 'O1']);
-    assert.match(parsed.text, /birth date missing/);
+    assert.deepEqual([parsed.code, parsed.controlId], ['AE', 'boom']);
+    assert.match(parsed.text, /the test step exploded on purpose/);
   });
 
   it('stops even while a sender keeps its connection open', async () => {
@@ -319,10 +314,12 @@ function outbound(content: string): Outbound {
 }
 
 describe('MLLP sender', () => {
-  const ctx = fakeContext();
+  let ctx: ChannelContext;
+  before(async () => (ctx = await channelContext()));
+  after(() => ctx.stop());
 
   it('delivers to our own listener, returns its ACK and reuses one connection', async () => {
-    const target = fakeContext();
+    const target = await channelContext();
     const listener = createMllpListener({ port: 0, bind: '127.0.0.1' }, target);
     await listener.start();
     const sender = createMllpSender({ host: '127.0.0.1', port: listener.port }, ctx);
@@ -336,6 +333,7 @@ describe('MLLP sender', () => {
     } finally {
       await sender.stop();
       await listener.stop();
+      await target.stop();
     }
   });
 
@@ -436,13 +434,14 @@ describe('MLLP sender', () => {
 describe('MLLP over TLS', () => {
   it('delivers from our sender to our listener when the sender trusts the certificate, and not otherwise', async () => {
     const cert = selfSignedCert();
-    const target = fakeContext({ dataDir: cert.dir });
+    // One engine on the certificate's directory: the listener's channel and the senders' context.
+    const target = await channelContext({ dataDir: cert.dir });
     const listener = createMllpListener(
       { port: 0, bind: '127.0.0.1', tls: { cert: cert.cert, key: cert.key } },
       target,
     );
     await listener.start();
-    const ctx = fakeContext({ dataDir: cert.dir });
+    const ctx = target;
     const trusting = createMllpSender(
       { host: '127.0.0.1', port: listener.port, tls: { ca: cert.cert } },
       ctx,
@@ -462,6 +461,7 @@ describe('MLLP over TLS', () => {
       await trusting.stop();
       await wary.stop();
       await listener.stop();
+      await target.stop();
       cert.remove();
     }
   });

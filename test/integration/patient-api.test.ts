@@ -79,4 +79,29 @@ describe('patient identity acts over the API', () => {
     assert.equal(ghost.status, 409);
     assert.match(await ghost.text(), /999999/);
   });
+
+  it('finds a patient by any given name and by any word of the used name, accents aside', async () => {
+    const { vigilance } = d.h.engine.store;
+    const zoe = vigilance.applyIdentity(
+      {
+        birthName: 'LÉGER',
+        firstGivenName: 'Zoé',
+        givenNames: ['Zoé', 'Amélie'],
+        usedName: 'MARTIN-DUVAL',
+        birthDate: '19850512',
+        sex: 'F',
+        identifiers: [{ finess: '330000001', ipp: 'S1' }],
+      },
+      { messageId: null },
+    ).patientId;
+    const found = async (q: string): Promise<number[]> => {
+      const res = await fetch(`${d.base}/api/patients?q=${encodeURIComponent(q)}`, {
+        headers: { authorization: basic('viewer') },
+      });
+      assert.equal(res.status, 200, q);
+      return ((await res.json()) as { items: Array<{ id: number }> }).items.map((p) => p.id);
+    };
+    for (const q of ['amelie', 'Zoé', 'duval', 'martin-duval', 'léger'])
+      assert.deepEqual(await found(q), [zoe], q);
+  });
 });

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { SftpServer, type Upload } from '../../connectors/sftp-server.ts';
-import { FakeAccounts, silentLog } from '../support/fake-context.ts';
+import { channelContext, type ChannelContext } from '../support/channel-context.ts';
 import { openssh } from '../support/openssh-sftp.ts';
 
 const MiB = 1024 * 1024;
@@ -38,6 +38,7 @@ describe('sftp server: large uploads', function () {
   this.timeout(180_000);
   let dir: string;
   let server: SftpServer;
+  let ctx: ChannelContext | undefined;
 
   before(async function () {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sftp-large-'));
@@ -45,22 +46,31 @@ describe('sftp server: large uploads', function () {
 
   after(async function () {
     await server?.stop();
+    await ctx?.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('streams a 200 MiB upload to disk without holding it in memory', async function () {
     const key = path.join(dir, 'key');
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', '', '-f', key]);
-    const accounts = new FakeAccounts([
-      { login: 'lab', role: 'lab', finess: '750000001', publicKeys: [fs.readFileSync(`${key}.pub`, 'utf8')] },
-    ]);
+    // The engine's real accounts: the key is checked as the appliance checks it.
+    ctx = await channelContext({
+      accounts: [
+        {
+          login: 'lab',
+          role: 'lab',
+          finess: '750000001',
+          publicKeys: [fs.readFileSync(`${key}.pub`, 'utf8')],
+        },
+      ],
+    });
     server = new SftpServer({
       port: 0,
       bind: '127.0.0.1',
       hostKeyFile: path.join(dir, 'host_key'),
       dataDir: path.join(dir, 'data'),
-      accounts,
-      log: silentLog,
+      accounts: ctx.accounts,
+      log: ctx.log,
     });
     await server.start();
     const taken: Array<{ size: number; sha256: string }> = [];

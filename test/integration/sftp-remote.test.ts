@@ -1,5 +1,4 @@
 // The remote SFTP poller and writer against a real OpenSSH server, including the server dying mid-way.
-import os from 'node:os';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -8,7 +7,7 @@ import { SendError, type Outbound } from '../../connectors/contract.ts';
 import { SftpPoller, type SftpPollOptions } from '../../connectors/sftp-poller.ts';
 import { SftpWriter, type SftpPushOptions } from '../../connectors/sftp-writer.ts';
 import { until } from '../support/engine-harness.ts';
-import { FakeSourceContext } from '../support/fake-context.ts';
+import { channelContext, type ChannelContext } from '../support/channel-context.ts';
 import { startSshd, type Sshd } from '../support/sshd.ts';
 
 describe('remote SFTP against OpenSSH sshd', function () {
@@ -41,15 +40,15 @@ describe('remote SFTP against OpenSSH sshd', function () {
     connectTimeoutMs: 5000,
   });
 
-  const lastErrors = (ctx: FakeSourceContext): string[] =>
+  const lastErrors = (ctx: ChannelContext): string[] =>
     ctx.states.map((r) => r.lastError).filter((e): e is string => typeof e === 'string');
 
   describe('poller (sftp-poll)', () => {
-    let ctx: FakeSourceContext;
+    let ctx: ChannelContext;
     let poller: SftpPoller | undefined;
+    beforeEach(async () => (ctx = await channelContext()));
 
     function startPoller(dir: string, extra: Partial<SftpPollOptions> = {}): SftpPoller {
-      ctx = new FakeSourceContext({ dataDir: os.tmpdir(), accounts: [] });
       poller = new SftpPoller(
         {
           ...server(),
@@ -71,6 +70,7 @@ describe('remote SFTP against OpenSSH sshd', function () {
     afterEach(async () => {
       await poller?.stop();
       poller = undefined;
+      await ctx.stop();
     });
 
     it('takes a stable file and deletes it only once receive() has resolved', async () => {
@@ -170,7 +170,7 @@ describe('remote SFTP against OpenSSH sshd', function () {
       await sshd.restart();
       await until(() => !fs.existsSync(path.join(dir, 'g.hl7')), 'g.hl7 deleted after restart');
       assert.equal(ctx.journal.length, 2);
-      assert.equal(ctx.journal[0]!.dedupKey, ctx.journal[1]!.dedupKey, 'the second take is a duplicate');
+      assert.equal(ctx.journal[1]!.duplicateOf, ctx.journal[0]!.messageId, 'the second take is a duplicate');
     });
 
     it('refuses a server whose host key does not match the pin, printing the offered fingerprint', async () => {
@@ -188,7 +188,9 @@ describe('remote SFTP against OpenSSH sshd', function () {
   });
 
   describe('writer (sftp-push)', () => {
-    const ctx = new FakeSourceContext({ dataDir: os.tmpdir(), accounts: [] });
+    let ctx: ChannelContext;
+    before(async () => (ctx = await channelContext()));
+    after(() => ctx.stop());
     let writer: SftpWriter | undefined;
 
     function makeWriter(dir: string, extra: Partial<SftpPushOptions> = {}): SftpWriter {

@@ -9,7 +9,13 @@ import SftpClient from 'ssh2-sftp-client';
 import type { SFTPWrapper } from 'ssh2';
 import type { Source } from '../../connectors/contract.ts';
 import { sftpDropSpec } from '../../connectors/sftp-drop.ts';
-import { FakeSharedRegistry, FakeSourceContext, type FakeAccount } from '../support/fake-context.ts';
+import {
+  channelContext,
+  startConnectorEngine,
+  type ChannelContext,
+  type ConnectorEngine,
+  type TestAccount,
+} from '../support/channel-context.ts';
 import { openssh } from '../support/openssh-sftp.ts';
 
 const HL7 =
@@ -40,10 +46,11 @@ describe('sftp-drop: built-in SFTP server', function () {
   let port: number;
   let chuKey: { key: string; pub: string };
   let strangerKey: { key: string; pub: string };
-  let identity: FakeSourceContext;
-  let pathology: FakeSourceContext;
+  let identity: ChannelContext;
+  let pathology: ChannelContext;
   let sources: Source[];
-  let shared: FakeSharedRegistry;
+  // One engine, two channels: their sftp-drop sources share its one SFTP server.
+  let engine: ConnectorEngine;
   const clients: SftpClient[] = [];
 
   const tree = (login: string, ...p: string[]): string => path.join(dataDir, 'sftp', login, ...p);
@@ -65,7 +72,7 @@ describe('sftp-drop: built-in SFTP server', function () {
     dataDir = path.join(dir, 'data');
     chuKey = keyPair(dir, 'chu');
     strangerKey = keyPair(dir, 'stranger');
-    const accounts: FakeAccount[] = [
+    const accounts: TestAccount[] = [
       {
         login: 'chu',
         role: 'establishment',
@@ -74,28 +81,20 @@ describe('sftp-drop: built-in SFTP server', function () {
         publicKeys: [chuKey.pub],
       },
       { login: 'lab2', role: 'lab', finess: '750000001', password: 'lab2-secret' },
-      { login: 'admin', role: 'admin', finess: null, password: 'admin-secret' },
+      { login: 'admin', role: 'admin', password: 'admin-secret' },
     ];
-    shared = new FakeSharedRegistry();
-    identity = new FakeSourceContext({
+    engine = await startConnectorEngine({
       dataDir,
       accounts,
-      shared,
-      channelId: 'identity-feed',
+      // The pathology channel's step fails on content holding "boom": a processing ERROR.
+      channels: [{ id: 'identity-feed' }, { id: 'pathology', steps: [{ type: 'test-upper' }] }],
+    });
+    identity = engine.context('identity-feed', {
       beforeReceive: (msg) => {
         if (msg.content.toString() === 'JOURNAL-DOWN') throw new Error('journal unavailable');
       },
     });
-    pathology = new FakeSourceContext({
-      dataDir,
-      accounts,
-      shared,
-      channelId: 'pathology',
-      outcome: (msg) =>
-        msg.content.toString().startsWith('BROKEN')
-          ? { messageId: msg.messageId, status: 'ERROR', error: 'no patient identifier in the report' }
-          : { messageId: msg.messageId, status: 'TRANSFORMED' },
-    });
+    pathology = engine.context('pathology');
     const spec = sftpDropSpec();
     sources = [
       spec.create({ folder: 'identity', port: 0 }, identity),
@@ -110,6 +109,7 @@ describe('sftp-drop: built-in SFTP server', function () {
   after(async function () {
     for (const c of clients) await c.end().catch(() => undefined);
     for (const s of sources ?? []) await s.stop();
+    await engine?.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
@@ -295,9 +295,9 @@ describe('sftp-drop: built-in SFTP server', function () {
 
   it('writes NAME.error.txt when processing fails', async function () {
     const client = await connect('chu', 'chu-secret');
-    await client.put(Buffer.from('BROKEN report'), '/in/pathology/cr-1.pdf');
+    await client.put(Buffer.from('a report that makes the step go boom'), '/in/pathology/cr-1.pdf');
     const note = await eventually(() => readIfExists(tree('chu', 'error', 'cr-1.pdf.error.txt')));
-    assert.match(note, /no patient identifier in the report/);
+    assert.match(note, /the test step exploded on purpose/);
   });
 
   it('fails the upload when the journal cannot take it, and keeps nothing half-taken', async function () {
@@ -311,7 +311,7 @@ describe('sftp-drop: built-in SFTP server', function () {
 
   it('refuses a second channel on the same drop folder or with other server settings', async function () {
     const spec = sftpDropSpec();
-    const other = (): FakeSourceContext => new FakeSourceContext({ dataDir, accounts: [], shared });
+    const other = (): ChannelContext => engine.context('other-channel');
     await assert.rejects(spec.create({ folder: 'identity', port: 0 }, other()).start(), {
       code: 'SFTP_FOLDER_TAKEN',
     });
@@ -331,12 +331,15 @@ describe('sftp-drop: built-in SFTP server', function () {
     const file = path.join(dataDir, 'ssh_host_ed25519_key');
     assert.equal(fs.statSync(file).mode & 0o777, 0o600);
     const key = fs.readFileSync(file);
-    const again = sftpDropSpec().create(
-      { folder: 'molecular', port: 0 },
-      new FakeSourceContext({ dataDir, accounts: [] }),
-    );
-    await again.start();
-    await again.stop();
+    // Another engine (its own data directory) starting a server on the same key file.
+    const elsewhere = await channelContext();
+    const again = sftpDropSpec().create({ folder: 'molecular', port: 0, hostKeyFile: file }, elsewhere);
+    try {
+      await again.start();
+      await again.stop();
+    } finally {
+      await elsewhere.stop();
+    }
     assert.ok(fs.readFileSync(file).equals(key));
   });
 });

@@ -26,6 +26,8 @@ export interface Harness {
 export async function startEngine(options: {
   channels: object[];
   engine?: object;
+  /** directory.yaml: the establishments whose IPPs identity feeds may file. */
+  directory?: object;
   registry?: Registry;
   dataDir?: string;
   configDir?: string;
@@ -35,6 +37,8 @@ export async function startEngine(options: {
   const dataDir = options.dataDir ?? tempDir('onco-data-');
   fs.mkdirSync(path.join(configDir, 'channels'), { recursive: true });
   fs.writeFileSync(path.join(configDir, 'engine.yaml'), YAML.stringify(options.engine ?? {}));
+  if (options.directory)
+    fs.writeFileSync(path.join(configDir, 'directory.yaml'), YAML.stringify(options.directory));
   for (const ch of options.channels as Array<{ id: string }>) {
     fs.writeFileSync(path.join(configDir, 'channels', `${ch.id}.yaml`), YAML.stringify(ch));
   }

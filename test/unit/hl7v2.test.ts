@@ -209,7 +209,11 @@ describe('hl7v2 files and batches', () => {
   it('refuses segments outside any message and misplaced envelope segments', () => {
     assert.throws(
       () => splitBatch('PID|1\rMSH|^~\\&|A\r'),
-      (e: Hl7Error) => e.code === 'HL7_SEGMENT_OUTSIDE_MESSAGE' && e.location === 'line 1',
+      (e: Hl7Error) => e.code === 'HL7_NO_MSH' && e.location === 'line 1',
+    );
+    assert.throws(
+      () => splitBatch('FHS|^~\\&|A\rPID|1\rMSH|^~\\&|A\r'),
+      (e: Hl7Error) => e.code === 'HL7_SEGMENT_OUTSIDE_MESSAGE' && e.location === 'line 2',
     );
     assert.throws(
       () => splitBatch(`${SIMPLE}FHS|^~\\&|A\r`),
@@ -290,7 +294,7 @@ describe('hl7v2-validate step', () => {
       (e: unknown) =>
         e instanceof StepError &&
         e.code === 'HL7_NO_MSH' &&
-        /segment 1/.test(e.message) &&
+        e.location === 'segment 1' &&
         e.hint !== undefined,
     );
   });

@@ -3,6 +3,8 @@ import {
   compareIdentities,
   damerauLevenshtein,
   foldName,
+  MAX_COMPARED_CHARS,
+  referentialName,
   jaroWinkler,
   blockingKeys,
   soundex,
@@ -46,6 +48,12 @@ describe('identity matching', () => {
   };
   const cases: Array<[string, Partial<MatchTraits>, string, string[]]> = [
     ['case only', { birthName: 'Dupont' }, 'exact', []],
+    [
+      'accents and case only',
+      { birthName: 'Dupônt', givenNames: 'Jéan Pierre', firstGivenName: 'Jéan' },
+      'exact',
+      [],
+    ],
     ['birth place unknown on one side', { birthPlace: null }, 'exact', []],
     ['one letter', { birthName: 'DUPOND' }, 'near', ['birth-name-typo']],
     [
@@ -74,4 +82,19 @@ describe('identity matching', () => {
       assert.deepEqual([r.kind, r.reasons], [kind, reasons]);
     });
   }
+
+  it('writes names as the INS referential does: uppercase, no diacritics, one hyphen and apostrophe', () => {
+    assert.equal(referentialName('  Lœtitia – Hélène  d’ Arc '), "LOETITIA-HELENE D'ARC");
+  });
+
+  it('bounds every comparison: two 200,000-character names cost what two capped names cost', () => {
+    const a = 'A'.repeat(200_000);
+    const b = 'B'.repeat(200_000);
+    // Every character differs: a distance of the cap proves that no more than the cap was compared.
+    assert.equal(damerauLevenshtein(a, b), MAX_COMPARED_CHARS);
+    assert.equal(jaroWinkler(`${a}X`, `${a}Y`), 1);
+    const long = { ...base, birthName: `${a}X`, givenNames: a, firstGivenName: a };
+    const r = compareIdentities(long, { ...long, birthName: `${a}Y` }, 0.9);
+    assert.equal(r.kind, 'exact');
+  });
 });

@@ -85,6 +85,7 @@ describe('PAM FR identity mapping', () => {
         usedGivenName: 'Zoé',
         reliability: { status: 'QUAL', codes: ['QUAL'], doubtful: false, fictitious: false },
         collectionMode: 'INSI',
+        deceased: false,
       },
     });
   });
@@ -223,9 +224,31 @@ describe('PAM FR identity mapping', () => {
         'PID-3',
       ],
       [message('A24'), 'PAM_BAD_STRUCTURE', 'PID'],
+      [message('A28', { 7: '' }), 'PAM_MISSING_BIRTH_DATE', 'PID-7'],
+      [message('A28', { 5: 'NOM^^^^^^L' }), 'PAM_MISSING_GIVEN_NAME', 'PID-5.2'],
+      [message('A28', { 3: 'IPP1^^^HOP&1.2.3&ISO^PI' }), 'PAM_IPP_WITHOUT_FINESS', 'PID-3[1].4.2'],
+      [message('A28', { 3: 'IPP1^^^HOP^PI' }), 'PAM_IPP_WITHOUT_FINESS', 'PID-3[1].4.2'],
+      [message('A28', { 30: 'X' }), 'PAM_BAD_DEATH', 'PID-30'],
+      [message('A47', {}, ['MRG|NH9^^^CPAM&1.2.3&ISO^NH']), 'PAM_MISSING_MRG', 'MRG-1'],
     ];
     for (const [text, code, location] of cases)
       assert.equal(refusal(text, code, location).ackCode, 'AE', code);
+  });
+
+  it('refuses a field longer than PAM FR allows, naming it and the limit, before any other check', () => {
+    const long = 'A'.repeat(200_000);
+    const e = refusal(message('A28', { 5: `${long}^Prenom^^^^^L` }), 'PAM_FIELD_TOO_LONG', 'PID-5[1].1');
+    assert.equal(e.message, 'PID-5[1].1 is 200000 characters; PAM FR allows at most 100');
+    assert.equal(e.ackCode, 'AE');
+    refusal(message('A28', { 3: `${long}^^^HOP&750000001&M^PI` }), 'PAM_FIELD_TOO_LONG', 'PID-3[1].1');
+    refusal(message('A28', { 5: `NOM^Prenom^${long}^^^^L` }), 'PAM_FIELD_TOO_LONG', 'PID-5[1].3');
+    assert.equal(upserted(message('A28', { 5: `${'B'.repeat(100)}^Prenom^^^^^L` })).birthName.length, 100);
+  });
+
+  it('maps the death date and indicator (PID-29, PID-30)', () => {
+    const p = upserted(message('A28', { 29: '20240102', 30: 'Y' }));
+    assert.deepEqual([p.deathDate, p.deceased], ['2024-01-02', true]);
+    assert.equal(upserted(message('A28')).deceased, undefined);
   });
 
   it('checks the INS: OID, control key, and test OIDs only when allowed', () => {
@@ -254,7 +277,15 @@ describe('pam-fr step', () => {
     });
     assert.ok(out);
     assert.equal(out.contentType, IDENTITY_CONTENT_TYPE);
-    assert.deepEqual(out.meta, { file: 'm.hl7', pamEvent: 'A40', identityEvents: 2, hl7Messages: 1 });
+    assert.deepEqual(out.meta, {
+      file: 'm.hl7',
+      pamEvent: 'A40',
+      identityEvents: 2,
+      hl7Messages: 1,
+      controlId: 'T0005',
+      ipp: '750000001/IPP0010,750000001/IPP0011,750000001/IPP0020,750000001/IPP0021,750000001/IPP0022',
+      ins: '285057505612338',
+    });
     const events = JSON.parse(out.content.toString('utf8')) as IdentityEvent[];
     assert.deepEqual(
       events.map((e) => e.kind),
@@ -288,7 +319,7 @@ describe('pam-fr step', () => {
     await assert.rejects(
       async () => step({ content: fixture('a28-utf8.hl7'), contentType: 'application/hl7-v2', meta: {} }),
       (e: unknown) =>
-        e instanceof StepError && e.code === 'PAM_TEST_INS' && /acceptTestIns/.test(e.hint ?? ''),
+        e instanceof StepError && e.code === 'PAM_TEST_INS' && /ONCO_ACCEPT_TEST_INS=true/.test(e.hint ?? ''),
     );
     await assert.rejects(
       async () =>

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { parseIdentity, type IdentityInput } from '../../store/patients.ts';
+import { parseIdentity, PatientStore, type IdentityInput } from '../../store/patients.ts';
 import { identity, ipp, NIR_OID, openPatients, type PatientFixture } from './identity-fixtures.ts';
 
 const CHU = '310781406';
@@ -182,6 +182,8 @@ describe('patient store', () => {
       ['lefevre, hel', ['Lefèvre']],
       ['le f', ['LE FEVRE']],
       ['lefo', ['DUPONT']],
+      ['hélène', ['Lefèvre']],
+      ['fevre', ['LE FEVRE']],
       ['258033155512345', ['LEGRAND']],
       ['L7', ['MARTIN']],
       ['zz', []],
@@ -199,6 +201,14 @@ describe('patient store', () => {
         next = page.next;
       } while (next !== null);
       assert.deepEqual(seen, ['LE FEVRE', 'LEFEBVRE', 'Lefèvre', 'LEFEVRE', 'DUPONT', 'LEGRAND']);
+    });
+
+    it('indexes the patients of a store opened before given names were searchable', () => {
+      f.db.exec('DELETE FROM patient_search; INSERT INTO patient_search_pending SELECT id FROM patients');
+      assert.deepEqual(names('hélène'), []);
+      f.patients = new PatientStore(f.db);
+      assert.deepEqual(names('hélène'), ['Lefèvre']);
+      assert.deepEqual(names('lefo'), ['DUPONT']);
     });
 
     it('asks for more letters than one, and refuses a forged cursor', () => {
@@ -224,9 +234,18 @@ describe('patient store', () => {
       });
     }
 
-    it('reads PAM FR reliability spellings and unknown sexes', () => {
-      assert.equal(parseIdentity(identity({ reliability: 'DOUTE' })).reliability, 'DOUT');
+    it('refuses a name longer than a comparison looks at, naming the field and the length', () => {
+      assert.throws(() => parseIdentity(identity({ birthName: 'A'.repeat(200_000) })), {
+        code: 'IDENTITY_INVALID',
+        message: 'identity field birthName is 200000 characters; at most 100 are allowed',
+      });
+      assert.equal(parseIdentity(identity({ birthName: 'A'.repeat(100) })).birthName.length, 100);
+    });
+
+    it('reads its own reliability codes, anything else as PROV, and unknown sexes', () => {
+      assert.equal(parseIdentity(identity({ reliability: 'dout' })).reliability, 'DOUT');
       assert.equal(parseIdentity(identity({ reliability: 'VIDE' })).reliability, 'PROV');
+      assert.equal(parseIdentity(identity({ reliability: 'toString' })).reliability, 'PROV');
       assert.equal(parseIdentity(identity({ sex: 'I' })).sex, 'U');
     });
   });

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import ssh2 from 'ssh2';
 import { loadOrCreateHostKey } from '../../connectors/sftp-host-key.ts';
+import type { SftpServerError } from '../../connectors/sftp-error.ts';
 
 describe('sftp host key', function () {
   let dir: string;
@@ -30,6 +31,8 @@ describe('sftp host key', function () {
   it('refuses a file that is not a private key, saying what to do', async function () {
     const file = path.join(dir, 'key');
     fs.writeFileSync(file, 'not a key', { mode: 0o600 });
-    await assert.rejects(loadOrCreateHostKey(file), /move it away to have a new one generated/);
+    await assert.rejects(loadOrCreateHostKey(file), (e: SftpServerError) =>
+      /move it away to have a new one generated/.test(e.hint),
+    );
   });
 });

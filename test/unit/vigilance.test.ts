@@ -69,11 +69,7 @@ describe('identity vigilance', () => {
   describe('near matches create a second patient and open a review item', () => {
     const cases: Array<[string, Partial<IdentityInput>, string]> = [
       ['a typo in the birth name', { birthName: 'MARTAN' }, 'birth-name-typo'],
-      [
-        'accents in the first given name',
-        { firstGivenName: 'JEANNÉ', givenNames: ['JEANNÉ', 'LOUISE'] },
-        'first-given-name-accents-or-punctuation',
-      ],
+      ['a space for a hyphen in the birth name', { birthName: 'MAR TIN' }, 'birth-name-spacing'],
       ['a hyphenated compound birth name', { birthName: 'MARTIN-DUBOIS' }, 'birth-name-compound'],
       [
         'swapped given names',
@@ -130,6 +126,26 @@ describe('identity vigilance', () => {
   });
 
   describe('strict traits', () => {
+    it('compares them as the INS referential records them: accents, case and apostrophe spellings aside', () => {
+      const first = apply(identity({ birthName: "D'ARC", identifiers: [ipp('A1', CHU)] }));
+      const second = apply(
+        identity({
+          birthName: 'd\u2019Arc',
+          firstGivenName: 'Jéanne',
+          givenNames: ['Jéanne', 'Louise'],
+          identifiers: [ipp('B1', CLINIC)],
+        }),
+      );
+      assert.deepEqual(
+        [second.action, second.rule, second.patientId],
+        ['linked', 'strict-traits', first.patientId],
+      );
+      assert.equal(
+        f.patients.identifiers(first.patientId).find((i) => i.ipp === 'B1')!.identity.birthName,
+        'd\u2019Arc',
+      );
+    });
+
     it('create and review when the rule says so', () => {
       const a = apply(identity({ identifiers: [ipp('A1', CHU)] }));
       const b = apply(identity({ identifiers: [ipp('B1', CLINIC)] }), {
@@ -194,6 +210,18 @@ describe('identity vigilance', () => {
         assert.equal(d.notes.includes('traits-kept-more-reliable'), !replaced);
       });
     }
+
+    it('a death (PID-29/30) is stored from any source, and kept when a later message says nothing', () => {
+      const a = apply(identity({ reliability: 'QUAL', ins: INS, identifiers: [ipp('A1', CHU)] }));
+      assert.deepEqual(
+        [f.patients.get(a.patientId)!.deathDate, f.patients.get(a.patientId)!.deceased],
+        [null, null],
+      );
+      apply(identity({ deathDate: '20240102', identifiers: [ipp('A1', CHU)] }));
+      apply(identity({ identifiers: [ipp('A1', CHU)] }));
+      const p = f.patients.get(a.patientId)!;
+      assert.deepEqual([p.deathDate, p.deceased], ['2024-01-02', true]);
+    });
 
     it('used names change from any source', () => {
       const a = apply(identity({ reliability: 'QUAL', ins: INS, identifiers: [ipp('A1', CHU)] }));

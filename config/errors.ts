@@ -1,0 +1,755 @@
+// The one catalogue of the appliance's errors: each code once, with what it means on every protocol
+// that can carry it (HTTP status, HL7 ACK and ERR-3 code, SMTP reply, SFTP status, whether a send may
+// be retried), a message template and a hint saying what to do (fastify's `errors.js` way). Every
+// error class of the appliance extends `OncoError`, so a caller catches one type and reads `code`,
+// `hint`, `location`, `protocol` and `cause` the same way whatever module threw it.
+//
+// Why under config/: errors are part of the appliance's outside face (codes that senders, scripts and
+// tests see), like the configuration schema, and every layer needs them — transformers and store
+// too, which otherwise import nothing of ours. This module therefore imports nothing at all, and
+// eslint.config.js lets every layer import it (and only it) from config/.
+
+/** HL7 table 0357 (message error condition codes) values the engine answers with. */
+export type Hl7ErrorCode =
+  | '0' // message accepted
+  | '100' // segment sequence error
+  | '101' // required field missing
+  | '102' // data type error
+  | '103' // table value not found
+  | '200' // unsupported message type
+  | '201' // unsupported event code
+  | '202' // unsupported processing id
+  | '203' // unsupported version id
+  | '204' // unknown key identifier
+  | '205' // duplicate key identifier
+  | '206' // application record locked
+  | '207'; // application internal error
+
+/** SFTP v3 status codes (draft-ietf-secsh-filexfer-02) an error may answer with. */
+export const SFTP_STATUS = { NO_SUCH_FILE: 2, PERMISSION_DENIED: 3, FAILURE: 4, OP_UNSUPPORTED: 8 } as const;
+export type SftpStatus = (typeof SFTP_STATUS)[keyof typeof SFTP_STATUS];
+
+/** What an error means on each protocol that can report it; absent means "not reported there". */
+export interface ProtocolStatus {
+  /** HTTP status of an answer reporting it (admin API, HTTP listener). */
+  readonly http?: number;
+  /** HL7 v2 MSA-1 of the answer: AE (correct the content and resend) or AR (never taken). */
+  readonly ack?: 'AE' | 'AR';
+  /** HL7 table 0357 code for ERR-3. */
+  readonly hl7?: Hl7ErrorCode;
+  /** SMTP reply code (RFC 5321). */
+  readonly smtp?: number;
+  /** SFTP status of the refused request. */
+  readonly sftp?: SftpStatus;
+  /** For a send: whether the same send may succeed later (true) or the peer refused it for good. */
+  readonly retryable?: boolean;
+}
+
+export interface ErrorDefinition {
+  /** `{name}` is replaced by the parameter of that name; used when the thrower gives no message. */
+  readonly message: string;
+  readonly hint: string;
+  readonly status: ProtocolStatus;
+}
+
+const CONTENT_AE: ProtocolStatus = { ack: 'AE', hl7: '102', http: 422, smtp: 554 };
+const REQUIRED_AE: ProtocolStatus = { ack: 'AE', hl7: '101', http: 422, smtp: 554 };
+const VALUE_AE: ProtocolStatus = { ack: 'AE', hl7: '103', http: 422, smtp: 554 };
+const STRUCTURE_AR: ProtocolStatus = { ack: 'AR', hl7: '100', http: 400, smtp: 554 };
+const REFUSED_FOR_GOOD: ProtocolStatus = { retryable: false, ack: 'AE', hl7: '207' };
+const TRY_AGAIN: ProtocolStatus = { retryable: true };
+const SETUP: ProtocolStatus = {};
+const NOT_FOUND: ProtocolStatus = { http: 404 };
+const CONFLICT: ProtocolStatus = { http: 409 };
+const BAD_REQUEST: ProtocolStatus = { http: 400 };
+const SFTP_DENIED: ProtocolStatus = { sftp: SFTP_STATUS.PERMISSION_DENIED };
+const SFTP_MISSING: ProtocolStatus = { sftp: SFTP_STATUS.NO_SUCH_FILE };
+const SFTP_FAILURE: ProtocolStatus = { sftp: SFTP_STATUS.FAILURE };
+
+const define = <T extends Record<string, ErrorDefinition>>(catalogue: T): Readonly<T> =>
+  Object.freeze(catalogue);
+
+/** Every error code of the appliance. A code is a stable string: senders, scripts and tests rely on it. */
+export const ERRORS = define({
+  // Configuration and engine
+  CONFIG_INVALID: {
+    message: '{count} configuration problem(s)',
+    hint: 'fix each problem listed with its file and line, then run `onco-relay validate`',
+    status: BAD_REQUEST,
+  },
+  OPTIONS_INVALID: {
+    message: 'options not valid: {problems}',
+    hint: 'run `onco-relay validate`, which names the file and line of each problem',
+    status: BAD_REQUEST,
+  },
+  CHANNEL_UNKNOWN: {
+    message: 'no channel "{id}"',
+    hint: 'list the channels with `onco-relay status`',
+    status: NOT_FOUND,
+  },
+  CHANNEL_STATE: {
+    message: 'channel "{id}" is {state}',
+    hint: 'deploy or resume the channel first',
+    status: CONFLICT,
+  },
+  CHANNEL_DEPLOY_FAILED: {
+    message: 'channel "{id}" could not be deployed from its file',
+    hint: 'fix the problems listed (`onco-relay validate`), then deploy again: the running version is untouched',
+    status: BAD_REQUEST,
+  },
+  ENGINE_START_FAILED: {
+    message: 'the appliance could not start: {reason}',
+    hint: 'everything it had opened was closed; fix the cause named, then start again',
+    status: SETUP,
+  },
+  DATA_DIR_IN_USE: {
+    message: 'the data directory {dir} is in use by another engine (pid {pid})',
+    hint: 'stop that engine first, or start this one with another --data directory',
+    status: SETUP,
+  },
+
+  // HL7 v2 syntax, charsets and ACKs (transformers/hl7v2*.ts)
+  HL7_EMPTY: { message: 'the message is empty', hint: 'send at least an MSH segment', status: STRUCTURE_AR },
+  HL7_NO_MSH: {
+    message: 'not an HL7 message: the content does not start with MSH ("{start}")',
+    hint: 'an HL7 v2 message starts with MSH|^~\\&|',
+    status: STRUCTURE_AR,
+  },
+  HL7_BAD_DELIMITERS: {
+    message: '{segment}-1/{segment}-2 do not define valid delimiters: "{chars}"',
+    hint: 'start with MSH|^~\\&| (field separator, then component, repetition, escape, sub-component characters, all different)',
+    status: { ...STRUCTURE_AR, hl7: '102' },
+  },
+  HL7_BAD_SEGMENT: {
+    message: 'segment {position} does not start with a segment id followed by the field separator',
+    hint: 'each segment must start with its 3-character id (PID, OBX, Z..) and end with a carriage return; a line break inside a field must be escaped as \\X0D\\ or \\.br\\',
+    status: STRUCTURE_AR,
+  },
+  HL7_MULTIPLE_MESSAGES: {
+    message: 'segment {position} is {name}: this is a batch or several messages, not one message',
+    hint: 'send one message per MLLP frame, or the whole batch as a file',
+    status: STRUCTURE_AR,
+  },
+  HL7_SEGMENT_OUTSIDE_MESSAGE: {
+    message: 'line {line} is not inside a message',
+    hint: 'every message must start with MSH; check that the file was not cut or concatenated by hand',
+    status: STRUCTURE_AR,
+  },
+  HL7_BAD_ENVELOPE: {
+    message: 'line {line}: {name} is out of place',
+    hint: 'a batch file is FHS, then BHS, messages, BTS (repeated), then FTS',
+    status: STRUCTURE_AR,
+  },
+  HL7_BATCH_COUNT: {
+    message: '{trailer} announces {declared} but the file holds {found}',
+    hint: 'the file was probably truncated or edited: send it again whole',
+    status: STRUCTURE_AR,
+  },
+  HL7_BAD_PATH: {
+    message: '"{path}" is not an HL7 path',
+    hint: 'write SEG[-field[[repetition]][.component[.subcomponent]]], 1-based, e.g. PID-3[2].4.2 or OBX[2]-5',
+    status: {},
+  },
+  HL7_NO_CONTROL_ID: {
+    message: 'MSH-10 (message control id) is empty',
+    hint: 'give every message a unique MSH-10: it is how its ACK and a resend are recognised',
+    status: { ...REQUIRED_AE, ack: 'AR' },
+  },
+  HL7_UNREADABLE: {
+    message: 'the message cannot be read',
+    hint: 'send one HL7 v2 message per frame, in the charset MSH-18 declares',
+    status: STRUCTURE_AR,
+  },
+  HL7_CHARSET_UNSUPPORTED: {
+    message: 'MSH-18 declares the character set "{declared}", which is not supported',
+    hint: 'use one of UNICODE UTF-8, 8859/1, 8859/15 or ASCII in MSH-18',
+    status: { ...VALUE_AE, ack: 'AR' },
+  },
+  HL7_CHARSET_INVALID_BYTES: {
+    message: 'byte {offset} is not valid {charset}',
+    hint: 'declare the charset the sender really uses in MSH-18 (8859/1 or 8859/15 for Latin-1 systems), or fix the sender so that it encodes in the declared charset',
+    status: { ...CONTENT_AE, ack: 'AR' },
+  },
+  HL7_CHARSET_UNENCODABLE: {
+    message: 'character {character} cannot be written in {charset}',
+    hint: 'answer in UNICODE UTF-8, or remove the character from the text',
+    status: { hl7: '207' },
+  },
+  HL7_BAD_ACK: {
+    message: 'the answer is not an acknowledgement',
+    hint: 'the peer must answer with an ACK (MSH, MSA) carrying a valid MSA-1',
+    status: { hl7: '100', retryable: true },
+  },
+
+  // PAM FR identity mapping (transformers/pam-fr.ts): AE = correct the message and send it again
+  PAM_UNSUPPORTED_MESSAGE: {
+    message: 'MSH-9 "{type}" is not an identity message of PAM FR',
+    hint: 'send ADT messages of IHE PAM FR to this channel',
+    status: { ...VALUE_AE, ack: 'AR', hl7: '200' },
+  },
+  PAM_UNKNOWN_EVENT: {
+    message: 'event "{event}" is not one this feed takes',
+    hint: 'send the identity events of PAM FR (A28, A31, A08, A40, A47, A24, A37 and movements with a PID)',
+    status: { ...VALUE_AE, ack: 'AR', hl7: '201' },
+  },
+  PAM_BAD_STRUCTURE: {
+    message: 'the message structure is not the one of its event',
+    hint: 'send the segments the PAM FR profile gives for this event, in order',
+    status: { ...CONTENT_AE, hl7: '100' },
+  },
+  PAM_MISSING_PID: { message: 'the message has no PID segment', hint: 'send a PID', status: REQUIRED_AE },
+  PAM_MISSING_MRG: {
+    message: 'PID {position} has no MRG after it',
+    hint: 'each PID of a merge must be followed by its MRG',
+    status: REQUIRED_AE,
+  },
+  PAM_MISSING_IPP: {
+    message: 'PID-3 carries no IPP (identifier of type PI)',
+    hint: 'send the IPP with its assigning authority (FINESS in PID-3.4.2) and type PI in PID-3.5',
+    status: REQUIRED_AE,
+  },
+  PAM_MISSING_BIRTH_NAME: {
+    message: 'PID-5 carries no birth name (name type L)',
+    hint: 'send the birth name with name type L in PID-5.7',
+    status: REQUIRED_AE,
+  },
+  PAM_BAD_IDENTIFIER: {
+    message: '{location} is not a usable identifier',
+    hint: 'send the identifier with its assigning authority (PID-3.4) and type (PID-3.5)',
+    status: CONTENT_AE,
+  },
+  PAM_BAD_INS: {
+    message: '{location} is not a valid INS',
+    hint: 'send the INS-NIR as 15 digits with the national OID as assigning authority',
+    status: CONTENT_AE,
+  },
+  PAM_TEST_INS: {
+    message: '{location} carries an INS of the test or demo OID',
+    hint: 'send the production INS-NIR/INS-NIA; on a test appliance only, set ONCO_ACCEPT_TEST_INS=true',
+    status: VALUE_AE,
+  },
+  PAM_BAD_DATE: {
+    message: '{location} "{value}" is not a valid date',
+    hint: 'write dates as YYYYMMDD (time optional)',
+    status: CONTENT_AE,
+  },
+  PAM_BAD_SEX: {
+    message: '{location} "{value}" is not an administrative sex code',
+    hint: 'send F, M or U',
+    status: VALUE_AE,
+  },
+  PAM_BAD_BIRTH_PLACE: {
+    message: '{location}: "{value}" is not an INSEE place code',
+    hint: 'send the 5-character INSEE code of the birth commune (99xxx for a country) in XAD-9',
+    status: VALUE_AE,
+  },
+  PAM_BAD_RELIABILITY: {
+    message: '{location} "{value}" is not an identity reliability code',
+    hint: 'send VIDE, PROV, VALI, DOUT, FICT or their PAM FR spellings in PID-32',
+    status: VALUE_AE,
+  },
+  PAM_BAD_COLLECTION_MODE: {
+    message: '{location} "{value}" is not an identity collection mode',
+    hint: 'send a value of the PAM FR table for the identity collection mode',
+    status: VALUE_AE,
+  },
+
+  // Identity store (connectors/identity-writer.ts, store/patients.ts, store/vigilance.ts)
+  IDENTITY_NOT_JSON: {
+    message: 'expected the JSON output of the pam-fr step',
+    hint: 'put a pam-fr step before the identity-store destination',
+    status: REFUSED_FOR_GOOD,
+  },
+  IDENTITY_REFUSED: {
+    message: 'the identity store refused the identity: {reason}',
+    hint: 'correct the message and send it again',
+    status: REFUSED_FOR_GOOD,
+  },
+  IDENTITY_INVALID: {
+    message: 'the identity is not valid: {reason}',
+    hint: 'correct the message and send it again',
+    status: REFUSED_FOR_GOOD,
+  },
+  IDENTITY_NO_BIRTH_DATE: {
+    message: 'the identity has no birth date (PID-7)',
+    hint: 'send the birth date in PID-7',
+    status: { ...REFUSED_FOR_GOOD, hl7: '101' },
+  },
+  IDENTITY_NO_IPP: {
+    message: 'the identity has no IPP',
+    hint: 'send the IPP in PID-3 with type PI',
+    status: { ...REFUSED_FOR_GOOD, hl7: '101' },
+  },
+  IDENTITY_IPP_WITHOUT_FINESS: {
+    message: 'the IPP has no FINESS assigning authority',
+    hint: 'send the FINESS of the establishment in PID-3.4.2',
+    status: { ...REFUSED_FOR_GOOD, hl7: '101' },
+  },
+  IDENTITY_UNKNOWN_IPP: {
+    message: 'IPP {ipp} designates no patient',
+    hint: 'send the identity (A28) before the event that refers to it',
+    status: { ...REFUSED_FOR_GOOD, hl7: '204' },
+  },
+  IDENTITY_ACTION_FAILED: {
+    message: 'the identity action failed: {reason}',
+    hint: 'reload the page and try again',
+    status: CONFLICT,
+  },
+  IDENTIFIER_UNKNOWN: { message: 'no identifier {id}', hint: 'check the identifier', status: NOT_FOUND },
+  IDENTIFIER_MISSING: {
+    message: 'the identifier is missing',
+    hint: 'give the FINESS and the IPP',
+    status: BAD_REQUEST,
+  },
+  IDENTIFIER_TAKEN: {
+    message: 'identifier {id} already designates another patient',
+    hint: 'detach it from that patient first',
+    status: CONFLICT,
+  },
+  IDENTIFIER_NOT_OF_PATIENT: {
+    message: 'identifier {id} is not one of patient {patient}',
+    hint: 'check the patient and the identifier',
+    status: CONFLICT,
+  },
+  PATIENT_UNKNOWN: { message: 'no patient {id}', hint: 'check the patient id', status: NOT_FOUND },
+  PATIENT_MISSING: {
+    message: '{action} needs the other patient\'s id in "other"',
+    hint: 'give the other patient',
+    status: BAD_REQUEST,
+  },
+  SURVIVOR_INVALID: {
+    message: 'the survivor of a merge must be one of the two patients',
+    hint: 'choose one of the two patients as survivor',
+    status: BAD_REQUEST,
+  },
+  MERGE_UNKNOWN: { message: 'no merge {id}', hint: 'check the merge id', status: NOT_FOUND },
+  MERGE_CYCLE: {
+    message: 'merging these patients would make a cycle',
+    hint: 'merge into the surviving patient',
+    status: CONFLICT,
+  },
+  LINK_UNKNOWN: { message: 'no link {id}', hint: 'check the link', status: NOT_FOUND },
+  LINK_SELF: {
+    message: 'a patient cannot be linked to itself',
+    hint: 'choose two patients',
+    status: BAD_REQUEST,
+  },
+  REVIEW_UNKNOWN: { message: 'no review item {id}', hint: 'reload the review queue', status: NOT_FOUND },
+  REVIEW_NOT_OPEN: {
+    message: 'review item {id} is already decided',
+    hint: 'reload the review queue',
+    status: CONFLICT,
+  },
+  REVIEW_FAILED: {
+    message: 'the review decision failed: {reason}',
+    hint: 'reload and try again',
+    status: CONFLICT,
+  },
+  AUTHOR_REQUIRED: {
+    message: 'an act on patients needs its author',
+    hint: 'log in as a named account',
+    status: BAD_REQUEST,
+  },
+
+  // Accounts and admin API (store/accounts.ts, dashboard/)
+  ACCOUNT_EXISTS: {
+    message: 'account "{login}" already exists',
+    hint: 'choose another login',
+    status: CONFLICT,
+  },
+  ACCOUNT_INVALID: {
+    message: 'the account is not valid: {reason}',
+    hint: 'see `onco-relay user add --help`',
+    status: BAD_REQUEST,
+  },
+  ACCOUNT_UNKNOWN: {
+    message: 'account "{login}" does not exist',
+    hint: 'create it with `onco-relay user add`',
+    status: NOT_FOUND,
+  },
+  MESSAGE_UNKNOWN: { message: 'no message {id}', hint: 'check the message id', status: NOT_FOUND },
+  DELIVERY_UNKNOWN: {
+    message: 'no delivery {id} in message {message}',
+    hint: 'check the delivery id',
+    status: NOT_FOUND,
+  },
+  REPLAY_IMPOSSIBLE: {
+    message: 'the message cannot be replayed: {reason}',
+    hint: 'its content may have been pruned',
+    status: CONFLICT,
+  },
+  CHANNEL_ACTION_FAILED: {
+    message: '{action} of channel "{id}" failed: {reason}',
+    hint: "see the channel's last error",
+    status: CONFLICT,
+  },
+  CURSOR_INVALID: {
+    message: 'the page cursor is not one this search returned',
+    hint: 'start again from the first page',
+    status: BAD_REQUEST,
+  },
+  QUERY_INVALID: {
+    message: 'the query is not valid: {reason}',
+    hint: 'see /api/openapi.json',
+    status: BAD_REQUEST,
+  },
+  REQUEST_INVALID: {
+    message: 'the request is not valid: {reason}',
+    hint: 'see /api/openapi.json',
+    status: BAD_REQUEST,
+  },
+  SEARCH_TOO_SHORT: {
+    message: 'the search text is too short',
+    hint: 'type at least {min} characters',
+    status: BAD_REQUEST,
+  },
+
+  // HTTP listener and sender (connectors/http.ts)
+  UNAUTHORIZED: {
+    message: 'missing or wrong credentials',
+    hint: 'send HTTP Basic credentials of an appliance account',
+    status: { http: 401, smtp: 535 },
+  },
+  NOT_FOUND: {
+    message: 'nothing at {path}',
+    hint: "POST messages to the listener's path",
+    status: NOT_FOUND,
+  },
+  METHOD_NOT_ALLOWED: { message: '{method} is not accepted', hint: 'use POST', status: { http: 405 } },
+  CONTENT_TYPE: {
+    message: 'content type {type} is not accepted',
+    hint: 'send one of the accepted content types',
+    status: { http: 415 },
+  },
+  BODY_TOO_LARGE: {
+    message: 'the body is larger than {max} bytes',
+    hint: 'send smaller messages',
+    status: { http: 413, smtp: 552 },
+  },
+  NOT_STORED: {
+    message: 'the message could not be stored',
+    hint: 'send it again later; the appliance log says why',
+    status: { http: 503, ack: 'AR', hl7: '207', smtp: 451 },
+  },
+  HTTP_REFUSED: {
+    message: '{where} refused the request: {status}',
+    hint: "read the peer's answer in the message browser, correct, then replay",
+    status: { retryable: false },
+  },
+  HTTP_SERVER_ERROR: {
+    message: '{where} failed: {status}',
+    hint: 'the peer is in trouble; the delivery is retried',
+    status: TRY_AGAIN,
+  },
+  HTTP_TIMEOUT: {
+    message: 'no answer from {where} within {ms} ms',
+    hint: 'the delivery is retried',
+    status: TRY_AGAIN,
+  },
+  HTTP_CONNECTION_FAILED: {
+    message: 'connection to {where} failed: {reason}',
+    hint: 'check the host, port and TLS settings of the destination',
+    status: TRY_AGAIN,
+  },
+
+  // MLLP (connectors/mllp*.ts)
+  MLLP_FRAME_TOO_LARGE: {
+    message: 'an MLLP frame is larger than {max} bytes',
+    hint: 'send smaller messages, or raise maxFrameBytes of the listener',
+    status: {},
+  },
+  MLLP_BAD_ACK: {
+    message: 'the answer of {where} is not a readable ACK: {reason}',
+    hint: 'the peer must answer each message with an HL7 ACK',
+    status: TRY_AGAIN,
+  },
+  MLLP_WRONG_ACK: {
+    message: '{where} acknowledged control id {got}, not {sent}',
+    hint: 'the peer mixes up its answers; the message is sent again',
+    status: TRY_AGAIN,
+  },
+  MLLP_ACK_AE: {
+    message: '{where} answered AE',
+    hint: "read the peer's reason in the message browser, correct the content, then replay",
+    status: { retryable: false },
+  },
+  MLLP_ACK_CR: {
+    message: '{where} answered CR',
+    hint: 'the peer does not take this message type, version or processing id',
+    status: { retryable: false },
+  },
+  MLLP_ACK_AR: {
+    message: '{where} answered AR',
+    hint: 'the peer could not take the message now; it is retried',
+    status: TRY_AGAIN,
+  },
+  MLLP_ACK_CE: {
+    message: '{where} answered CE',
+    hint: 'the peer could not take the message now; it is retried',
+    status: TRY_AGAIN,
+  },
+  MLLP_ACK_TIMEOUT: {
+    message: 'no ACK from {where} within {ms} ms',
+    hint: 'the message is sent again (same MSH-10); raise ackTimeoutMs if the peer is slow',
+    status: TRY_AGAIN,
+  },
+  MLLP_CONNECTION_FAILED: {
+    message: 'MLLP exchange with {where} failed: {reason}',
+    hint: 'check the host and port of the destination and that the peer listens',
+    status: TRY_AGAIN,
+  },
+
+  // Files and SFTP (connectors/file-writer.ts, connectors/sftp-*.ts)
+  FILE_NAME_EMPTY: {
+    message: 'file name template "{template}" gave an empty name',
+    hint: 'use placeholders the message always has',
+    status: { retryable: false },
+  },
+  FILE_WRITE_FAILED: {
+    message: 'writing {target} failed: {reason}',
+    hint: 'check that the folder exists and is writable; the delivery is retried',
+    status: TRY_AGAIN,
+  },
+  SFTP_CONNECT_FAILED: {
+    message: 'SFTP connection to {where} failed: {reason}',
+    hint: 'check host, port, account and host key of the destination',
+    status: TRY_AGAIN,
+  },
+  SFTP_TRANSFER_FAILED: {
+    message: 'SFTP transfer to {where} failed: {reason}',
+    hint: 'a retry rewrites the file',
+    status: TRY_AGAIN,
+  },
+  SFTP_MOVE_TO_MISSING: {
+    message: 'the remote folder {folder} does not exist',
+    hint: 'ask the peer to create it, then replay',
+    status: { retryable: false },
+  },
+  SFTP_REFUSED: {
+    message: 'the SFTP server refused: {reason}',
+    hint: "check the remote account's rights",
+    status: { retryable: false },
+  },
+  SFTP_AUTH_FAILED: {
+    message: 'SFTP authentication on {where} failed',
+    hint: 'check the account and its key or password',
+    status: SETUP,
+  },
+  SFTP_KEY_UNREADABLE: {
+    message: 'key file {file} cannot be read',
+    hint: 'check the path and rights',
+    status: SETUP,
+  },
+  SFTP_KNOWN_HOSTS_UNREADABLE: {
+    message: 'known-hosts file {file} cannot be read',
+    hint: 'check the path and rights',
+    status: SETUP,
+  },
+  SFTP_HOST_KEY: {
+    message: 'host key {file} is not a private key ssh2 can read',
+    hint: 'move it away to have a new one generated (clients will then see a new host key)',
+    status: SETUP,
+  },
+  SFTP_HOST_KEY_MISMATCH: {
+    message: 'the host key of {where} is not the pinned one',
+    hint: 'if the peer really changed its key, update the pin; otherwise someone is in the way',
+    status: SETUP,
+  },
+  SFTP_HOST_KEY_NOT_PINNED: {
+    message: 'the host key of {where} is not pinned',
+    hint: 'pin it with hostKeySha256 or a known-hosts file',
+    status: SETUP,
+  },
+  SFTP_HOST_KEY_REVOKED: {
+    message: 'the host key of {where} is revoked',
+    hint: 'ask the peer for its new key',
+    status: SETUP,
+  },
+  SFTP_LISTEN: {
+    message: 'the SFTP server cannot listen: {reason}',
+    hint: 'free the port or change it',
+    status: SETUP,
+  },
+  SFTP_FOLDER_TAKEN: {
+    message: 'two channels take /in/{folder}',
+    hint: 'give each drop folder to one sftp-drop source only',
+    status: SETUP,
+  },
+  SFTP_SETTINGS_CLASH: {
+    message: 'sftp-drop sources disagree on the server settings',
+    hint: 'every sftp-drop source shares one SFTP server: give them the same port, bind and hostKeyFile',
+    status: SETUP,
+  },
+  SFTP_FLOOD: { message: 'too many requests in flight', hint: 'slow down', status: SFTP_FAILURE },
+  SFTP_NO_CHANNEL: {
+    message: 'no channel takes this folder',
+    hint: 'ask the appliance administrator to deploy the channel of this folder',
+    status: SFTP_FAILURE,
+  },
+  SFTP_PATH_NUL: {
+    message: 'path refused: it contains a NUL byte',
+    hint: 'use plain file names',
+    status: SFTP_DENIED,
+  },
+  SFTP_PATH_BACKSLASH: {
+    message: 'path refused: it contains a backslash',
+    hint: 'use / between folders',
+    status: SFTP_DENIED,
+  },
+  SFTP_PATH_OUTSIDE: {
+    message: '{path} is outside your tree',
+    hint: 'stay in your tree',
+    status: SFTP_DENIED,
+  },
+  SFTP_SYMLINK: {
+    message: 'symbolic links cannot be created here',
+    hint: 'upload files',
+    status: SFTP_DENIED,
+  },
+  SFTP_FIXED_TREE: {
+    message: 'the folders of this tree are fixed',
+    hint: 'upload files into the existing folders',
+    status: SFTP_DENIED,
+  },
+  SFTP_WRITE_OUTSIDE_IN: {
+    message: 'files are written under /in only',
+    hint: 'upload into /in/…',
+    status: SFTP_DENIED,
+  },
+  SFTP_RENAME_OUTSIDE_IN: {
+    message: 'renames are allowed under /in only',
+    hint: 'upload into /in/…',
+    status: SFTP_DENIED,
+  },
+  SFTP_EXISTS: { message: '{path} already exists', hint: 'use another name', status: SFTP_FAILURE },
+  SFTP_BAD_NAME: {
+    message: 'file name refused: {reason}',
+    hint: 'use plain file names',
+    status: SFTP_DENIED,
+  },
+  SFTP_NO_FILE: { message: '{path}: no such file', hint: 'list the folder', status: SFTP_MISSING },
+  SFTP_NO_DIR: { message: '{path}: no such directory', hint: 'list the parent folder', status: SFTP_MISSING },
+  SFTP_NOT_FILE: { message: '{path} is not a file', hint: 'list the folder', status: SFTP_FAILURE },
+  SFTP_NOT_DIR: {
+    message: 'handle is not a directory',
+    hint: 'open the directory first',
+    status: SFTP_FAILURE,
+  },
+  SFTP_NOT_LINK: { message: '{path} is not a symbolic link', hint: 'list the folder', status: SFTP_FAILURE },
+  SFTP_NOT_READABLE: {
+    message: 'handle not open for reading',
+    hint: 'open the file for reading',
+    status: SFTP_FAILURE,
+  },
+  SFTP_NOT_WRITABLE: {
+    message: 'handle not open for writing',
+    hint: 'open the file for writing',
+    status: SFTP_FAILURE,
+  },
+  SFTP_BAD_HANDLE: { message: 'unknown handle', hint: 'open the file again', status: SFTP_FAILURE },
+  SFTP_BEING_TAKEN: {
+    message: '{path} is already being taken',
+    hint: 'wait for the other transfer',
+    status: SFTP_FAILURE,
+  },
+
+  // Listeners (connectors/listener-setup.ts)
+  PORT_IN_USE: {
+    message: 'port {port} of {bind} is already in use',
+    hint: 'stop whatever listens there, or choose another port',
+    status: SETUP,
+  },
+  LISTEN_FAILED: {
+    message: 'cannot listen on {bind}:{port}: {reason}',
+    hint: 'check the bind address',
+    status: SETUP,
+  },
+  BAD_PORT: {
+    message: '{name} "{value}" is not a port',
+    hint: 'set it to an integer from 0 to 65535',
+    status: SETUP,
+  },
+  TLS_FILE_UNREADABLE: {
+    message: 'TLS file {file} cannot be read',
+    hint: 'check the path (relative paths resolve against the data directory) and its rights',
+    status: SETUP,
+  },
+});
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export interface OncoErrorOptions {
+  /** The sentence for this occurrence; default the catalogue's template filled with `params`. */
+  message?: string;
+  params?: Readonly<Record<string, string | number>>;
+  /** Overrides the catalogue's hint when this occurrence knows better. */
+  hint?: string;
+  /** Where in the input: an HL7 path (`PID-7`), a line, a byte, a file. */
+  location?: string;
+  cause?: unknown;
+  /** Overrides parts of the catalogue's protocol status for this occurrence. */
+  protocol?: ProtocolStatus;
+}
+
+/** The definition of a code, or undefined for a code the catalogue does not know. */
+export function definitionOf(code: string): ErrorDefinition | undefined {
+  return Object.hasOwn(ERRORS, code) ? ERRORS[code as ErrorCode] : undefined;
+}
+
+/** The base of every error of the appliance: a stable code, a sentence, a hint, where, and why. */
+export class OncoError extends Error {
+  readonly code: string;
+  readonly hint: string | undefined;
+  readonly location: string | undefined;
+  readonly protocol: ProtocolStatus;
+  constructor(code: string, options: OncoErrorOptions = {}) {
+    const definition = definitionOf(code);
+    super(options.message ?? fill(definition?.message ?? code, options.params ?? {}), {
+      cause: options.cause,
+    });
+    this.name = new.target.name;
+    this.code = code;
+    this.hint = options.hint ?? definition?.hint;
+    this.location = options.location;
+    this.protocol = { ...definition?.status, ...options.protocol };
+  }
+}
+
+function fill(template: string, params: Readonly<Record<string, string | number>>): string {
+  return template.replace(/\{(\w+)\}/g, (whole, name: string) =>
+    Object.hasOwn(params, name) ? String(params[name]) : whole,
+  );
+}
+
+/**
+ * The one human rendering of an error, for MSA-3, ERR-8, `.error.txt`, the dashboard and `status`:
+ * `CODE: message (at LOCATION). Hint: …` — the location and the hint once, and the cause only when
+ * the message does not already say it. Accepts anything thrown.
+ */
+export function renderError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const e = error as Error & { code?: unknown; hint?: unknown; location?: unknown };
+  const code = typeof e.code === 'string' && e.code !== '' ? e.code : undefined;
+  const location = typeof e.location === 'string' && e.location !== '' ? e.location : undefined;
+  const hint = typeof e.hint === 'string' && e.hint !== '' ? e.hint : undefined;
+  let text = code === undefined || e.message.startsWith(`${code}:`) ? e.message : `${code}: ${e.message}`;
+  if (location !== undefined && !text.includes(location)) text += ` (at ${location})`;
+  const cause = causeText(e.cause, text);
+  if (cause !== undefined) text += `. Cause: ${cause}`;
+  if (hint !== undefined && !text.includes(hint)) text += `. Hint: ${hint}`;
+  return text;
+}
+
+// A wrapper often repeats its cause (a step error made of a parser error): say it only if it is new.
+function causeText(cause: unknown, said: string): string | undefined {
+  if (cause === undefined || cause === null) return undefined;
+  const message = cause instanceof Error ? cause.message : String(cause);
+  if (message === '' || said.includes(message)) return undefined;
+  return renderError(cause);
+}
+
+/** The code a rendering starts with (`PAM_BAD_DATE: …`), to recover protocol statuses from journaled text. */
+export function codeOfRendering(text: string): string | undefined {
+  const match = /^([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+): /.exec(text);
+  return match?.[1];
+}
