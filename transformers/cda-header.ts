@@ -32,14 +32,13 @@ const NOT_XML_CHAR = /[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u;
 
 function checked(text: string): string {
   const bad = NOT_XML_CHAR.exec(text);
-  if (bad !== null)
-    throw new StepError(
-      'CDA_INVALID_CHARACTER',
-      `character U+${bad[0].codePointAt(0)?.toString(16).toUpperCase().padStart(4, '0')} at offset ${bad.index} cannot appear in an XML document`,
-      {
-        hint: 'remove the control character from the form field (it usually comes from a copy-paste) and validate again',
-      },
-    );
+  if (bad !== null) {
+    const character = `U+${bad[0].codePointAt(0)?.toString(16).toUpperCase().padStart(4, '0')}`;
+    throw new StepError('CDA_INVALID_CHARACTER', `character ${character} cannot appear in an XML document`, {
+      // Not the text itself: free text of a form may name the patient, and errors reach logs.
+      location: `character offset ${bad.index} of a text field`,
+    });
+  }
   return text;
 }
 
@@ -329,10 +328,6 @@ export interface HeaderParts {
   componentOf: Xml;
 }
 
-function check(condition: boolean, code: string, message: string, hint: string): void {
-  if (!condition) throw new StepError(code, message, { hint });
-}
-
 /** The whole ClinicalDocument: header in XSD order, then the structured body. */
 export function clinicalDocument(
   kind: DocumentKind,
@@ -341,20 +336,21 @@ export function clinicalDocument(
   parts: HeaderParts,
   sections: Xml[],
 ): string {
-  check(
-    Number.isInteger(h.version) && h.version >= 1,
-    'CDA_BAD_VERSION',
-    `version ${h.version} of document ${h.setId.root} is not a positive integer`,
-    'number the versions of a document 1, 2, 3…',
-  );
-  check(
-    (h.version === 1) === (h.replaces === undefined),
-    'CDA_BAD_VERSION',
-    h.version === 1
-      ? `version 1 of document ${h.setId.root} says it replaces another document`
-      : `version ${h.version} of document ${h.setId.root} does not name the version it replaces`,
-    'a corrected document is version n+1 and gives the id of version n in `replaces`; a first version replaces nothing',
-  );
+  if (!Number.isInteger(h.version) || h.version < 1)
+    throw new StepError(
+      'CDA_BAD_VERSION',
+      `version ${h.version} of document ${h.setId.root} is not a positive integer`,
+      {
+        hint: 'number the versions of a document 1, 2, 3…',
+      },
+    );
+  if ((h.version === 1) !== (h.replaces === undefined))
+    throw new StepError(
+      'CDA_BAD_VERSION',
+      h.version === 1
+        ? `version 1 of document ${h.setId.root} says it replaces another document`
+        : `version ${h.version} of document ${h.setId.root} does not name the version it replaces`,
+    );
   const doc = el(
     'ClinicalDocument',
     {

@@ -55,9 +55,6 @@ function missing(what: string): StepError {
   return new StepError(
     'MDM_CDA_INCOMPLETE',
     `the CDA document has no ${what}: it cannot be packaged for HL7 v2`,
-    {
-      hint: 'package a CDA written by the FRCP/PPS writers, or complete the document header',
-    },
   );
 }
 
