@@ -30,7 +30,7 @@ import {
   section,
   simpleObservation,
   taAsip,
-  time,
+  period,
   OTHER_TREATMENT,
   treatmentLabel,
 } from './cda-header.ts';
@@ -505,9 +505,7 @@ function carePlanSection(form: RcpForm, nextId: () => Xml): Xml {
         treatmentCode(t.type, `traitement-${i + 1}`),
         el('text', {}, el('reference', { value: `#traitement-${i + 1}` })),
         el('statusCode', { code: 'active' }),
-        t.start === undefined
-          ? el('effectiveTime', { nullFlavor: 'UNK' })
-          : time('effectiveTime', t.start, t.end ?? t.start),
+        t.start === undefined ? el('effectiveTime', { nullFlavor: 'UNK' }) : period(t.start, t.end),
         el('priorityCode', {}, el('originalText', {}, String(i + 1))),
       ),
     ),

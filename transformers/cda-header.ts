@@ -52,12 +52,12 @@ const ENTITY: Readonly<Record<string, string>> = {
   '\r': '&#13;',
 };
 
-export function escapeText(text: string): string {
+function escapeText(text: string): string {
   return checked(text).replace(/[&<>]/g, (c) => ENTITY[c] ?? c);
 }
 
 /** Tabs and line breaks as character references: an attribute value would otherwise normalise them to spaces. */
-export function escapeAttribute(value: string): string {
+function escapeAttribute(value: string): string {
   return checked(value).replace(/[&<>"\t\n\r]/g, (c) => ENTITY[c] ?? c);
 }
 
@@ -135,16 +135,9 @@ export function entryIds(document: InstanceId): () => Xml {
   };
 }
 
-/** `<effectiveTime>` as a value, an interval, or "not applicable". */
-export function time(name: string, low?: string, high?: string): Xml {
-  if (low === undefined && high === undefined) return el(name, { nullFlavor: 'NA' });
-  if (high === undefined) return el(name, { value: low });
-  return el(
-    name,
-    {},
-    low === undefined ? el('low', { nullFlavor: 'UNK' }) : el('low', { value: low }),
-    el('high', { value: high }),
-  );
+/** An act's planned period: an `effectiveTime` interval, a single day being from and to that day. */
+export function period(start: string, end: string | undefined): Xml {
+  return el('effectiveTime', {}, el('low', { value: start }), el('high', { value: end ?? start }));
 }
 
 // ---- People and organisations -------------------------------------------------------------------
@@ -464,11 +457,11 @@ export function narrative(...children: Child[]): Xml {
 }
 
 /** Free text as paragraphs, one per line of the source. */
-export function paragraphs(text: string, id?: string): Xml[] {
-  const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '');
-  return lines.map((line, i) =>
-    el('paragraph', {}, i === 0 && id !== undefined ? el('content', { ID: id }, line) : line),
-  );
+export function paragraphs(text: string): Xml[] {
+  return text
+    .split(/\r?\n/)
+    .filter((line) => line.trim() !== '')
+    .map((line) => el('paragraph', {}, line));
 }
 
 /** FR-Plan-de-soins (CCD, IHE PCC Care Plan, CI-SIS). */
@@ -479,11 +472,6 @@ export const CARE_PLAN_TEMPLATES = [
 ];
 
 export const SIMPLE_OBSERVATION = ['1.3.6.1.4.1.19376.1.5.3.1.4.13', '1.2.250.1.213.1.1.3.48'];
-const COMMENT_TEMPLATES = [
-  '2.16.840.1.113883.10.20.1.40',
-  '1.3.6.1.4.1.19376.1.5.3.1.4.2',
-  '1.2.250.1.213.1.1.3.32',
-];
 
 /** FR-Simple-Observation: a code, a reference to its narrative, a time and a value. */
 export function simpleObservation(o: {
@@ -511,18 +499,6 @@ export function simpleObservation(o: {
 
 export function booleanValue(value: boolean): Xml {
   return el('value', { 'xsi:type': 'BL', value });
-}
-
-/** FR-Commentaire-ER pointing at narrative. */
-export function commentAct(textRef: string): Xml {
-  return el(
-    'act',
-    { classCode: 'ACT', moodCode: 'EVN' },
-    COMMENT_TEMPLATES.map((root) => el('templateId', { root })),
-    el('code', codeAttrs(loinc('48767-8', 'Commentaire'))),
-    el('text', {}, el('reference', { value: `#${textRef}` })),
-    el('statusCode', { code: 'completed' }),
-  );
 }
 
 /** JDV_StatutDoc_CISIS. */
