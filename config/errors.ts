@@ -806,6 +806,23 @@ export const ERRORS = define({
     status: SFTP_FAILURE,
   },
 
+  // Documents out: CDA writers and HL7 v2 packaging (transformers/cda-*.ts, mdm-out.ts)
+  CDA_INVALID_CHARACTER: {
+    message: 'character {character} cannot appear in an XML document',
+    hint: 'remove the control character from the form field (it usually comes from a copy-paste) and validate again',
+    status: CONTENT_AE,
+  },
+  CDA_BAD_VERSION: {
+    message: 'the version chain of document {setId} does not hold',
+    hint: 'a corrected document is version n+1 and gives the id of version n in `replaces`; a first version replaces nothing',
+    status: CONTENT_AE,
+  },
+  MDM_CDA_INCOMPLETE: {
+    message: 'the CDA document has no {what}: it cannot be packaged for HL7 v2',
+    hint: 'package a CDA written by the FRCP/PPS writers, or complete the document header',
+    status: REQUIRED_AE,
+  },
+
   // Listeners (connectors/listener-setup.ts)
   PORT_IN_USE: {
     message: 'port {port} of {bind} is already in use',
