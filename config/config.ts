@@ -18,6 +18,7 @@ export interface EngineConfig {
     port: number;
     tls?: { cert: string; key: string };
     secureCookies: 'auto' | 'always' | 'never';
+    trustProxy: string[];
   };
   store: { synchronous: 'FULL' | 'NORMAL'; pruneAfterDays: number; pruneEveryMinutes: number };
   defaults: { retry: RetryPolicy; queueLimit: number };

@@ -73,6 +73,13 @@ export const engineSchema = {
             key: { type: 'string', description: 'PEM private key file.' },
           },
         },
+        trustProxy: {
+          type: 'array',
+          items: { type: 'string' },
+          default: [],
+          description:
+            'addresses (or CIDR ranges) of the reverse proxies in front: their X-Forwarded-For names the client, whose address login throttling and the audit trail then use',
+        },
         secureCookies: {
           enum: ['auto', 'always', 'never'],
           default: 'auto',

@@ -22,6 +22,8 @@ export interface HttpOptions {
   tls?: { cert: string; key: string };
   /** `auto` (default): the session cookie is Secure over TLS or behind a proxy saying X-Forwarded-Proto: https. */
   secureCookies?: AuthOptions['secureCookies'];
+  /** Reverse proxies whose X-Forwarded-For is believed: behind one, every client would otherwise share its address. */
+  trustProxy?: string[];
   /** Session settings; defaults: 30 min idle, 12 h at most. Throttling of failures is the store's (store/auth.ts). */
   auth?: Partial<AuthOptions>;
 }
@@ -59,7 +61,7 @@ function errorAnswer(error: FastifyError | Error): {
 export function buildServer(engine: Engine, options: HttpOptions): FastifyInstance {
   const app = Fastify({
     logger: false,
-    trustProxy: false,
+    trustProxy: options.trustProxy?.length ? options.trustProxy : false,
     // Live pages hold connections open: close must not wait for them.
     forceCloseConnections: true,
     https: options.tls

@@ -1,5 +1,5 @@
 // What a new password must be: at least 12 characters, not one of the most common passwords (the
-// list shipped beside this file), not the login itself. Checked wherever a person chooses one.
+// list shipped beside this file), not mostly the login. Checked wherever a person chooses one.
 import fs from 'node:fs';
 import { AccountError } from './accounts.ts';
 
@@ -27,7 +27,8 @@ export function checkNewPassword(password: string, login: string): void {
   if (commonPasswords().has(lower)) {
     throw new AccountError('PASSWORD_REFUSED', 'the password is one of the most common passwords');
   }
-  if (lower.includes(login.toLowerCase())) {
-    throw new AccountError('PASSWORD_REFUSED', 'the password contains the login');
+  // The login is public: what is left without it must still be a password of its own.
+  if ([...lower.split(login.toLowerCase()).join('')].length < MIN_PASSWORD_LENGTH - 4) {
+    throw new AccountError('PASSWORD_REFUSED', 'the password is mostly the login');
   }
 }

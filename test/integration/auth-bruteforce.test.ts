@@ -7,6 +7,7 @@ import http from 'node:http';
 import ssh2 from 'ssh2';
 import SftpClient from 'ssh2-sftp-client';
 import { main } from '../../bin/cli.ts';
+import { buildServer } from '../../dashboard/server.ts';
 import { startEngine, type Harness } from '../support/engine-harness.ts';
 import { freePort } from '../support/ports.ts';
 import { startDashboard, users, type Dashboard } from './dashboard-harness.ts';
@@ -122,6 +123,23 @@ describe('authentication under brute force', function () {
     }
     assert.equal((await request(api, '127.0.0.17', { headers: right })).status, 401);
     assert.equal(failedAudit('unknown', '127.0.0.17').length, 1);
+  });
+
+  it('behind a trusted reverse proxy, throttles the client named by X-Forwarded-For, not the proxy', async () => {
+    const app = buildServer(d.h.engine, { bind: '127.0.0.1', port: 0, trustProxy: ['127.0.0.1'] });
+    try {
+      const as = (client: string, password: string) =>
+        app.inject({
+          url: '/api/channels',
+          headers: { authorization: basicOf(users.viewer.login, password), 'x-forwarded-for': client },
+        });
+      for (let i = 0; i < 5; i++) assert.equal((await as('10.1.1.1', `no${i}`)).statusCode, 401);
+      assert.equal((await as('10.1.1.1', users.viewer.password)).statusCode, 401);
+      assert.equal((await as('10.2.2.2', users.viewer.password)).statusCode, 200);
+      assert.equal(failedAudit(users.viewer.login, '10.1.1.1').length, 1);
+    } finally {
+      await app.close();
+    }
   });
 
   it('onco-relay user unlock clears the failures of the account and of the addresses throttled on it', async () => {

@@ -30,7 +30,8 @@ const health = async (env: NodeJS.ProcessEnv) =>
   };
 
 describe('onco-relay command line', function () {
-  this.timeout(60_000);
+  // Child processes hash at the full OWASP scrypt cost (seconds each on a loaded machine).
+  this.timeout(180_000);
   const children: ChildProcess[] = [];
   const dataDirs: string[] = [];
   after(() => {
