@@ -3,6 +3,7 @@
 import type { RetryPolicy } from '../config/config.ts';
 import type { Logger } from '../connectors/contract.ts';
 import { describeError } from './steps.ts';
+import { OncoError, renderError } from '../config/errors.ts';
 
 /** Delay before attempt `attempt + 1`, given that `attempt` attempts (1-based) have failed. */
 export function backoffDelay(
@@ -43,15 +44,10 @@ export class JournalBackoff {
   failed(error: unknown): number {
     this.failures++;
     const delayMs = backoffDelay(journalRetry, this.failures, this.random);
+    const said = new OncoError('JOURNAL_WRITE_FAILED', { params: { where: this.where, delayMs } });
     this.log.error(
-      {
-        code: 'JOURNAL_WRITE_FAILED',
-        where: this.where,
-        failures: this.failures,
-        delayMs,
-        err: describeError(error),
-      },
-      `${this.where}: the journal cannot be written; the work is kept and tried again after the delay (hint: free disk space or fix the storage, nothing else is needed)`,
+      { code: said.code, where: this.where, failures: this.failures, delayMs, err: describeError(error) },
+      renderError(said),
     );
     return delayMs;
   }

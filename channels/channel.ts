@@ -18,6 +18,7 @@ import type { ChannelConfig, RetryPolicy } from '../config/config.ts';
 import type { Store } from '../store/store.ts';
 import type { DeliveryStatus, ProcessingResult, StoragePolicy, StoredMessage } from '../store/journal.ts';
 import { destinationFrameKeys } from '../config/schema.ts';
+import { OncoError, renderError } from '../config/errors.ts';
 import type { Registry } from './registry.ts';
 import { JournalBackoff } from './backoff.ts';
 import { DestinationWorker, POISON_LIMIT } from './destination-worker.ts';
@@ -268,10 +269,10 @@ export class Channel {
     );
     this.metrics.received++;
     if (receipt.keyReusedFrom !== undefined) {
-      this.log.warn(
-        { code: 'DEDUP_KEY_REUSED', messageId: receipt.messageId, earlier: receipt.keyReusedFrom },
-        'a message reuses the control id of an earlier one with other content: processed, and flagged',
-      );
+      const said = new OncoError('DEDUP_KEY_REUSED', {
+        params: { id: receipt.messageId, earlier: receipt.keyReusedFrom },
+      });
+      this.log.warn({ code: said.code, messageId: receipt.messageId }, renderError(said));
     }
     if (receipt.duplicateOf !== undefined) this.metrics.duplicates++;
     else if (m.rejected) this.metrics.rejected++;
@@ -358,15 +359,19 @@ export class Channel {
     if (status !== 'ERROR' && status !== 'QUARANTINED') return;
     this.metrics.deliveriesFailed++;
     this.lastError = error?.text ?? null;
+    const said = new OncoError('DELIVERY_FAILED', {
+      params: { id: d.messageId, destination: d.destination },
+    });
+    // The alert: one line at error level with a stable code, whatever the destination's own code.
     this.log.error(
       {
-        code: status === 'QUARANTINED' ? 'DELIVERY_QUARANTINED' : 'DELIVERY_FAILED',
+        code: said.code,
         cause: error?.code,
         messageId: d.messageId,
         destination: d.destination,
         err: error?.text,
       },
-      'a delivery failed for good: the message needs an operator (replay once the cause is fixed)',
+      renderError(said),
     );
     const due = this.dueAnswer(d.messageId);
     if (due) this.source?.answerDue?.(due);
@@ -456,15 +461,8 @@ export class Channel {
   }
 
   private quarantine(messageId: number, unfinished: number): ProcessingResult {
-    return {
-      messageId,
-      status: 'QUARANTINED',
-      error:
-        `POISON_MESSAGE: processing of message ${messageId} began ${unfinished} times and never finished ` +
-        '(the engine crashed or stalled each time); it is quarantined so that the messages behind it flow ' +
-        '(hint: find the cause in the log of those crashes, then replay the message from the dashboard)',
-      now: Date.now(),
-    };
+    const error = new OncoError('POISON_MESSAGE', { params: { id: messageId, times: unfinished } });
+    return { messageId, status: 'QUARANTINED', error: renderError(error), now: Date.now() };
   }
 
   private async process(

@@ -113,6 +113,46 @@ export const ERRORS = define({
     status: SETUP,
   },
 
+  // Delivery semantics (channels/channel.ts, channels/destination-worker.ts, store/journal.ts)
+  POISON_MESSAGE: {
+    message:
+      'processing of message {id} began {times} times and never finished (the engine died or stalled each time): quarantined so that the messages behind it flow',
+    hint: 'find the cause in the log of those crashes, fix it, then replay the message from the dashboard',
+    status: REFUSED_FOR_GOOD,
+  },
+  POISON_COPY: {
+    message: 'a copy of message {id}, which is quarantined because it crashed the engine: not processed',
+    hint: 'an admin replays message {id} once the cause is fixed',
+    status: REFUSED_FOR_GOOD,
+  },
+  DELIVERY_QUARANTINED: {
+    message:
+      '{times} attempts of this delivery began and never finished (the engine died or stalled each time): quarantined so that the queue behind it flows',
+    hint: 'find the cause in the log of those crashes, fix it, then replay the delivery from the dashboard',
+    status: REFUSED_FOR_GOOD,
+  },
+  DELIVERY_FAILED: {
+    message: 'a delivery of message {id} to {destination} failed for good',
+    hint: 'read its error in the message browser; once the cause is fixed, replay the delivery',
+    status: REFUSED_FOR_GOOD,
+  },
+  JOURNAL_UNAVAILABLE: {
+    message: 'the journal cannot commit: {reason}',
+    hint: 'free disk space or fix the storage under the data directory; the work is kept and retried',
+    status: TRY_AGAIN,
+  },
+  JOURNAL_WRITE_FAILED: {
+    message: '{where}: the journal cannot be written; the work is kept and tried again in {delayMs} ms',
+    hint: 'free disk space or fix the storage under the data directory; nothing else is needed',
+    status: TRY_AGAIN,
+  },
+  DEDUP_KEY_REUSED: {
+    message:
+      'message {id} reuses the control id of message {earlier} with other content: processed, and flagged',
+    hint: 'the sender reset its MSH-10 counter, or two of its systems share one: ask it to keep MSH-10 unique',
+    status: {},
+  },
+
   // HL7 v2 syntax, charsets and ACKs (transformers/hl7v2*.ts)
   HL7_EMPTY: { message: 'the message is empty', hint: 'send at least an MSH segment', status: STRUCTURE_AR },
   HL7_NO_MSH: {
@@ -650,6 +690,27 @@ export const ERRORS = define({
     message: 'MLLP exchange with {where} failed: {reason}',
     hint: 'check the host and port of the destination and that the peer listens',
     status: TRY_AGAIN,
+  },
+
+  MLLP_NO_CLIENT_CERTIFICATE: {
+    message: 'this listener takes messages only over TLS with a client certificate',
+    hint: 'configure your client certificate, then send again',
+    status: { ack: 'AR', hl7: '207' },
+  },
+  MLLP_UNKNOWN_CLIENT_CERTIFICATE: {
+    message: 'client certificate {fingerprint} is bound to no establishment',
+    hint: 'ask the DCC to bind it to your FINESS (tls.clients of the listener), then send again',
+    status: { ack: 'AR', hl7: '207' },
+  },
+  MLLP_UNKNOWN_SENDING_FACILITY: {
+    message: 'MSH-4 "{facility}" is not listed for this listener',
+    hint: 'send with your listed MSH-4, or ask the DCC to list it (sendingFacilities of the listener)',
+    status: { ack: 'AR', hl7: '207' },
+  },
+  MLLP_SENDING_FACILITY_NOT_YOURS: {
+    message: 'MSH-4 "{facility}" belongs to FINESS {owner}, not to {bound} that this connection is bound to',
+    hint: 'send with the MSH-4 of your own establishment',
+    status: { ack: 'AR', hl7: '207' },
   },
 
   // Files and SFTP (connectors/file-writer.ts, connectors/sftp-*.ts)

@@ -36,7 +36,7 @@ import {
   type SourceSpec,
 } from './contract.ts';
 import { ackErrorOf, buildAck, parseAck, type AckCode, type AckError } from '../transformers/hl7v2-ack.ts';
-import { renderError } from '../config/errors.ts';
+import { OncoError, renderError } from '../config/errors.ts';
 import { Hl7Error, get, parse, summarize, type Hl7Charset, type Hl7Message } from '../transformers/hl7v2.ts';
 import {
   connectionLimitsSchema,
@@ -300,7 +300,7 @@ interface Binding {
   /** FINESS of the establishment the connection belongs to (listener option or client certificate). */
   owner: string | null;
   /** Why every message of this connection is refused (a client certificate that binds to nobody). */
-  refusal: string | null;
+  refusal: OncoError | null;
 }
 
 function bindingOf(socket: net.Socket, options: MllpListenerOptions): Binding {
@@ -308,19 +308,15 @@ function bindingOf(socket: net.Socket, options: MllpListenerOptions): Binding {
   if (!clients || !(socket instanceof tls.TLSSocket))
     return { owner: options.establishment ?? null, refusal: null };
   const cert = socket.getPeerCertificate();
-  if (!cert || !cert.fingerprint256) {
-    return {
-      owner: null,
-      refusal:
-        'MLLP_NO_CLIENT_CERTIFICATE: this listener takes messages only over TLS with a client certificate; configure yours and send again',
-    };
-  }
+  if (!cert || !cert.fingerprint256)
+    return { owner: null, refusal: new OncoError('MLLP_NO_CLIENT_CERTIFICATE') };
   const bySubject = socket.authorized && cert.subject?.CN ? clients[`CN=${cert.subject.CN}`] : undefined;
   const owner = clients[cert.fingerprint256] ?? bySubject ?? null;
   if (owner) return { owner, refusal: null };
+  const fingerprint = cert.fingerprint256;
   return {
     owner: null,
-    refusal: `MLLP_UNKNOWN_CLIENT_CERTIFICATE: client certificate ${cert.fingerprint256} is bound to no establishment; ask the DCC to bind it, then send again`,
+    refusal: new OncoError('MLLP_UNKNOWN_CLIENT_CERTIFICATE', { params: { fingerprint } }),
   };
 }
 
@@ -358,7 +354,7 @@ async function answerFrame(
           ? facilityRefusal(header.sendingFacility, facilityOwner, binding.owner)
           : null));
   if (refusal !== null) {
-    const reason = typeof refusal === 'string' ? refusal : renderError(refusal);
+    const reason = renderError(refusal);
     try {
       await ctx.receive({
         content: payload,
@@ -403,11 +399,14 @@ async function answerFrame(
 }
 
 /** Why an MSH-4 is refused on a listener with a `sendingFacilities` map, or null when it is fine. */
-function facilityRefusal(facility: string, owner: string | undefined, bound: string | null): string | null {
-  if (owner === undefined)
-    return `MLLP_UNKNOWN_SENDING_FACILITY: MSH-4 "${facility}" is not listed for this listener; ask the DCC to list it, or send with your listed MSH-4`;
+function facilityRefusal(
+  facility: string,
+  owner: string | undefined,
+  bound: string | null,
+): OncoError | null {
+  if (owner === undefined) return new OncoError('MLLP_UNKNOWN_SENDING_FACILITY', { params: { facility } });
   if (bound !== null && owner !== bound)
-    return `MLLP_SENDING_FACILITY_NOT_YOURS: MSH-4 "${facility}" belongs to FINESS ${owner}, not to ${bound} that this connection is bound to`;
+    return new OncoError('MLLP_SENDING_FACILITY_NOT_YOURS', { params: { facility, owner, bound } });
   return null;
 }
 

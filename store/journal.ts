@@ -2,6 +2,7 @@
 // delivery row per destination. The engine's delivery guarantees rest on the order of writes here:
 // a message and its deliveries are committed before the source acknowledges (DESIGN.md, rule 1).
 import type { Db, Migration } from './db.ts';
+import { OncoError, renderError } from '../config/errors.ts';
 
 export const journalMigrations: Migration[] = [
   {
@@ -457,7 +458,7 @@ export class Journal {
       error: duplicateOf
         ? `duplicate of message ${duplicateOf}`
         : poisoned
-          ? `POISON_MESSAGE: a copy of message ${poisoned}, quarantined because it crashed the engine; it is not processed (hint: an admin replays message ${poisoned} once the cause is fixed)`
+          ? renderError(new OncoError('POISON_COPY', { params: { id: poisoned } }))
           : m.rejected,
     });
     const messageId = Number(info.lastInsertRowid);
