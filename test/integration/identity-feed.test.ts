@@ -215,9 +215,15 @@ describe('identity feed (SFTP and MLLP into the patient store)', function () {
 
   it('lets a sender speak only for itself: its own FINESS, those the directory grants, none outside the directory', async () => {
     const { patients } = h.engine.store;
-    // chu-a (310000001) sends an IPP of 310000004: refused, naming both FINESS.
-    await upload('chu-a', 'foreign.hl7', a28({ ...person, ipp: 'X-1', finess: '310000004' }, 'S1'));
-    assert.match(await deliveryError('identity-sftp', 'S1'), /FINESS 310000004.*speaks for FINESS 310000001/);
+    // chu-a (310000001) sends an IPP of 310000004: AE ACK and error file, naming both FINESS.
+    const foreign = await uploadAnswered(
+      'chu-a',
+      'foreign.hl7',
+      a28({ ...person, ipp: 'X-1', finess: '310000004' }, 'S1'),
+    );
+    assert.equal(parseAck(foreign.ack).code, 'AE');
+    assert.match(parseAck(foreign.ack).text, /FINESS 310000004.*speaks for FINESS 310000001/);
+    assert.match(foreign.error ?? '', /IDENTITY_FINESS_NOT_GRANTED: .*FINESS 310000004/);
     // A lab of the directory reports on any establishment of the directory.
     const lab = parseAck(
       await upload('lab', 'lab.hl7', a28({ ...person, ipp: 'L-1', finess: '310000005' }, 'S2')),
@@ -225,7 +231,9 @@ describe('identity feed (SFTP and MLLP into the patient store)', function () {
     assert.equal(lab.code, 'AA');
     await until(() => patients.resolveIdentifier({ finess: '310000005', ipp: 'L-1' }), 'the lab filing');
     // An unbound MLLP listener: any establishment of the directory, none outside it.
-    await mllp(a28({ ...person, ipp: 'U-1', finess: '000897406' }, 'S3'));
+    const outside = await mllp(a28({ ...person, ipp: 'U-1', finess: '000897406' }, 'S3'));
+    assert.equal(outside.code, 'AE');
+    assert.match(outside.text, /FINESS 000897406, which is not an establishment of the DCC directory/);
     assert.match(
       await deliveryError('identity-mllp', 'S3'),
       /FINESS 000897406, which is not an establishment of the DCC directory/,
