@@ -75,6 +75,11 @@ export class SftpServer implements SharedService {
     this.trees = new AccountTrees(path.join(options.dataDir, 'sftp'));
   }
 
+  /** An account's tree, for answers owed from an earlier session or an earlier run (ACK files after a crash). */
+  accountTree(login: string): Promise<AccountTree> {
+    return this.trees.open(login);
+  }
+
   /** Registers the channel taking a drop folder; returns the function that unregisters it. */
   route(folder: DropFolder, route: Route): () => void {
     if (this.routes.has(folder)) {

@@ -18,6 +18,7 @@ export const messageStatuses: MessageStatus[] = [
   'ERROR',
   'DUPLICATE',
   'REJECTED',
+  'QUARANTINED',
 ];
 
 export const messageQuerySchema = {

@@ -32,6 +32,8 @@ export async function startEngine(options: {
   dataDir?: string;
   configDir?: string;
   start?: boolean;
+  /** Where the engine logs (default: nowhere). */
+  log?: pino.Logger;
 }): Promise<Harness> {
   const configDir = options.configDir ?? tempDir('onco-config-');
   const dataDir = options.dataDir ?? tempDir('onco-data-');
@@ -46,7 +48,8 @@ export async function startEngine(options: {
   const config = loadConfig(configDir, { ...process.env, ONCO_DATA_DIR: dataDir });
   const problems = validateConfig(config, registry);
   if (problems.length) throw new Error(problems.map(formatProblem).join('\n'));
-  const engine = new Engine({ config, dataDir, registry, log: pino({ level: 'silent' }) });
+  const log = options.log ?? pino({ level: 'silent' });
+  const engine = new Engine({ config, dataDir, registry, log });
   if (options.start !== false) await engine.start();
   return { engine, dataDir, configDir, stop: () => engine.stop() };
 }
