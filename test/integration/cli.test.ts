@@ -205,7 +205,9 @@ describe('onco-relay command line', function () {
     assert.match(child.output(), /"signal":"SIGTERM".*\n.*onco-relay stopped/);
   });
 
-  it('deploy CHANNEL: the running appliance picks up an edited channel file, and refuses a broken one', async () => {
+  it('deploy CHANNEL: the running appliance picks up an edited channel file, and refuses a broken one', async function () {
+    // Four CLI processes, each compiling the sources through tsx: slow on a loaded machine.
+    this.timeout(180_000);
     const config = tempDir('onco-config-');
     fs.cpSync(path.resolve('config'), config, { recursive: true });
     const env = await applianceEnv();
