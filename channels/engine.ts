@@ -17,6 +17,7 @@ import { ConfigError } from '../config/loader.ts';
 import { Store } from '../store/store.ts';
 import { lockDataDir, type DataDirLock } from '../store/db.ts';
 import type { AccountRecord } from '../store/accounts.ts';
+import type { AuthResult } from '../store/auth.ts';
 import { Channel, type ChannelStatus } from './channel.ts';
 import type { Registry } from './registry.ts';
 import { MessageIndexer } from './message-index.ts';
@@ -89,14 +90,16 @@ export class Engine {
       throw error;
     }
     this.indexer = new MessageIndexer(this.store, { log: o.log.child({ service: 'message-index' }) });
-    const accounts = this.store.accounts;
+    const { auth, accounts } = this.store;
+    const granted = (r: AuthResult): Account | null => (r.ok ? toAccount(r.account) : null);
     this.accounts = {
-      verifyPassword: async (login, password) => toAccount(await accounts.checkPassword(login, password)),
-      verifyPublicKey: async (login, algorithm, key) => {
-        const a = accounts.get(login);
-        return a && !a.disabled && accounts.hasPublicKey(login, algorithm, key) ? toAccount(a) : null;
-      },
+      verifyPassword: async (login, password, peer) => granted(await auth.password(login, password, peer)),
+      verifyPublicKey: async (login, algorithm, key, peer, proof) =>
+        granted(await auth.publicKey(login, algorithm, key, peer, proof)),
       find: async (login) => toAccount(accounts.get(login)),
+      audit: async (act) => {
+        await this.store.writer.write(() => this.store.audit.record(act));
+      },
     };
     for (const { config } of o.config.channels) this.channels.set(config.id, this.newChannel(config));
   }

@@ -258,6 +258,104 @@ export const ERRORS = define({
     hint: 'send a value of the PAM FR table for the identity collection mode',
     status: VALUE_AE,
   },
+  PAM_MISSING_BIRTH_DATE: {
+    message: 'PID-7 (birth date) is empty: a strict trait is missing',
+    hint: 'send the birth date as YYYYMMDD in PID-7 (YYYY or YYYYMM when only that is known)',
+    status: REQUIRED_AE,
+  },
+  PAM_MISSING_GIVEN_NAME: {
+    message: 'PID-5 has no first given name',
+    hint: 'send the first given name in PID-5.2 of the birth name (repetition of type L)',
+    status: REQUIRED_AE,
+  },
+  PAM_IPP_WITHOUT_FINESS: {
+    message: 'IPP {ipp} carries no FINESS in {location}',
+    hint: "send the establishment's 9-digit FINESS as NAMESPACE&FINESS&M in PID-3.4",
+    status: REQUIRED_AE,
+  },
+  PAM_BAD_DEATH: {
+    message: '{location} "{value}" is not a death indicator',
+    hint: 'send Y (deceased) or N in PID-30, the date of death in PID-29',
+    status: VALUE_AE,
+  },
+  PAM_FIELD_TOO_LONG: {
+    message: '{location} is {length} characters; PAM FR allows at most {max}',
+    hint: 'correct the field in the sending system: names at most 100 characters, identifiers at most 20',
+    status: CONTENT_AE,
+  },
+
+  // Clinical documents in (transformers/xml.ts, cda-report.ts, hl7v2-report.ts, hprim-*.ts, pdf-report.ts)
+  XML_TOO_LARGE: {
+    message: 'the XML document is larger than {max} bytes',
+    hint: 'send the document without attachments inlined, or raise maxXmlBytes of the step',
+    status: { ...CONTENT_AE, http: 413 },
+  },
+  XML_TOO_DEEP: {
+    message: 'the XML document nests elements deeper than {max} levels',
+    hint: 'flatten the document, or raise maxXmlDepth of the step',
+    status: CONTENT_AE,
+  },
+  XML_DTD_REFUSED: {
+    message: 'the XML document carries a DTD: DTDs and entities are refused',
+    hint: 'send the document without <!DOCTYPE …> and without custom entities; CDA documents need neither',
+    status: CONTENT_AE,
+  },
+  XML_MALFORMED: {
+    message: 'the content is not well-formed XML',
+    hint: 'check that the file is complete XML and was not cut or edited by hand',
+    status: CONTENT_AE,
+  },
+  XML_UNSUPPORTED_ENCODING: {
+    message: 'the XML document is in an encoding we do not read',
+    hint: 'send the document in UTF-8 (or ISO-8859-1/15)',
+    status: CONTENT_AE,
+  },
+  XML_EMPTY: { message: 'the XML document is empty', hint: 'send a whole document', status: REQUIRED_AE },
+  REPORT_UNKNOWN_FORMAT: {
+    message: 'the content is not a report format this channel reads',
+    hint: 'send HL7 v2 ORU/MDM, CDA R2 (CR-ACP, CR-GM), HPRIM Santé, HPRIM Médecin, or a PDF with its sidecar',
+    status: { ...VALUE_AE, ack: 'AR', hl7: '200', http: 415 },
+  },
+  REPORT_NO_PATIENT: {
+    message: 'the report names no patient identifier',
+    hint: "send the establishment's IPP with its FINESS, or the INS",
+    status: REQUIRED_AE,
+  },
+  REPORT_BAD_IDENTIFIER: {
+    message: '{location} is not a usable patient identifier',
+    hint: 'send the INS with its national OID, the IPP with its assigning authority',
+    status: CONTENT_AE,
+  },
+  REPORT_TEST_INS: {
+    message: 'the INS uses a test or demo OID',
+    hint: 'send the production INS-NIR/INS-NIA, or set acceptTestIns on a test channel',
+    status: VALUE_AE,
+  },
+  REPORT_BAD_BASE64: {
+    message: 'the embedded document is not valid base64',
+    hint: 'encode the document in base64 (RFC 4648, no URL-safe alphabet) and send it whole',
+    status: CONTENT_AE,
+  },
+  REPORT_NOT_PDF: {
+    message: 'the document announced as PDF is not one',
+    hint: 'send the PDF file itself, whole, not another format renamed .pdf',
+    status: CONTENT_AE,
+  },
+  REPORT_BAD_SIDECAR: {
+    message: "the PDF's sidecar cannot be read",
+    hint: 'send NAME.json (or an HL7 ORU/MDM NAME.hl7) beside NAME.pdf',
+    status: CONTENT_AE,
+  },
+  REPORT_BAD_STRUCTURE: {
+    message: 'the report is not built as its format requires',
+    hint: 'check the report against its format (CDA R2, HPRIM) and send it again',
+    status: { ...CONTENT_AE, hl7: '100' },
+  },
+  REPORT_BAD_DATE: {
+    message: '{location} is not a valid date',
+    hint: 'write dates as YYYYMMDD[HHMM[SS]][+ZZZZ]',
+    status: CONTENT_AE,
+  },
 
   // Identity store (connectors/identity-writer.ts, store/patients.ts, store/vigilance.ts)
   IDENTITY_NOT_JSON: {
@@ -289,6 +387,16 @@ export const ERRORS = define({
     message: 'the IPP has no FINESS assigning authority',
     hint: 'send the FINESS of the establishment in PID-3.4.2',
     status: { ...REFUSED_FOR_GOOD, hl7: '101' },
+  },
+  IDENTITY_FINESS_UNKNOWN: {
+    message: 'IPP {ipp} is issued under FINESS {finess}, which is not an establishment of the DCC directory',
+    hint: 'correct PID-3.4.2, or ask the DCC administrator to add the FINESS to directory.yaml',
+    status: { ...REFUSED_FOR_GOOD, hl7: '204' },
+  },
+  IDENTITY_FINESS_NOT_GRANTED: {
+    message: 'IPP {ipp} is filed under FINESS {finess}, but the sender speaks for FINESS {owner} only',
+    hint: "send your own establishment's IPPs, or ask the DCC administrator to grant it in directory.yaml (reportsFor)",
+    status: { ...REFUSED_FOR_GOOD, hl7: '204' },
   },
   IDENTITY_UNKNOWN_IPP: {
     message: 'IPP {ipp} designates no patient',
@@ -372,6 +480,31 @@ export const ERRORS = define({
     hint: 'create it with `onco-relay user add`',
     status: NOT_FOUND,
   },
+  PASSWORD_REFUSED: {
+    message: 'the password is refused: {reason}',
+    hint: 'choose a passphrase of several unrelated words, or let a password manager generate one',
+    status: BAD_REQUEST,
+  },
+  PASSWORD_CHANGE_REQUIRED: {
+    message: 'account {login} still has its one-time password',
+    hint: 'log in to the dashboard and change it (/password), or: onco-relay user passwd LOGIN',
+    status: { http: 403 },
+  },
+  PASSWORD_FORM_ONLY: {
+    message: 'a password is changed through the dashboard form',
+    hint: 'log in to the dashboard (/password), or: onco-relay user passwd LOGIN',
+    status: BAD_REQUEST,
+  },
+  QUERY_REPEATED: {
+    message: 'query parameter "{name}" is given more than once',
+    hint: 'give each query parameter once',
+    status: BAD_REQUEST,
+  },
+  AUDIT_KEY_INVALID: {
+    message: 'the audit key is not usable: {reason}',
+    hint: 'set ONCO_AUDIT_KEY to at least 32 random characters (openssl rand -hex 32), or restore data/audit.key from the backup',
+    status: SETUP,
+  },
   MESSAGE_UNKNOWN: { message: 'no message {id}', hint: 'check the message id', status: NOT_FOUND },
   DELIVERY_UNKNOWN: {
     message: 'no delivery {id} in message {message}',
@@ -402,6 +535,16 @@ export const ERRORS = define({
     message: 'the request is not valid: {reason}',
     hint: 'see /api/openapi.json',
     status: BAD_REQUEST,
+  },
+  FORBIDDEN: {
+    message: 'role {role} may not do this',
+    hint: 'ask an admin for an account with the role this needs',
+    status: { http: 403 },
+  },
+  ROUTE_UNKNOWN: {
+    message: 'nothing at {method} {path}',
+    hint: 'check the address, or follow a link from the menu (the API is described at /api/openapi.json)',
+    status: NOT_FOUND,
   },
   SEARCH_TOO_SHORT: {
     message: 'the search text is too short',
@@ -461,6 +604,11 @@ export const ERRORS = define({
   MLLP_FRAME_TOO_LARGE: {
     message: 'an MLLP frame is larger than {max} bytes',
     hint: 'send smaller messages, or raise maxFrameBytes of the listener',
+    status: {},
+  },
+  MLLP_LISTENER_FULL: {
+    message: 'the MLLP listener holds {max} bytes of unfinished frames',
+    hint: 'the sender may resend later; if many large messages arrive at once legitimately, raise maxBufferedBytes of the listener',
     status: {},
   },
   MLLP_BAD_ACK: {
@@ -656,6 +804,23 @@ export const ERRORS = define({
     message: '{path} is already being taken',
     hint: 'wait for the other transfer',
     status: SFTP_FAILURE,
+  },
+
+  // Documents out: CDA writers and HL7 v2 packaging (transformers/cda-*.ts, mdm-out.ts)
+  CDA_INVALID_CHARACTER: {
+    message: 'character {character} cannot appear in an XML document',
+    hint: 'remove the control character from the form field (it usually comes from a copy-paste) and validate again',
+    status: CONTENT_AE,
+  },
+  CDA_BAD_VERSION: {
+    message: 'the version chain of document {setId} does not hold',
+    hint: 'a corrected document is version n+1 and gives the id of version n in `replaces`; a first version replaces nothing',
+    status: CONTENT_AE,
+  },
+  MDM_CDA_INCOMPLETE: {
+    message: 'the CDA document has no {what}: it cannot be packaged for HL7 v2',
+    hint: 'package a CDA written by the FRCP/PPS writers, or complete the document header',
+    status: REQUIRED_AE,
   },
 
   // Listeners (connectors/listener-setup.ts)

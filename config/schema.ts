@@ -73,6 +73,12 @@ export const engineSchema = {
             key: { type: 'string', description: 'PEM private key file.' },
           },
         },
+        secureCookies: {
+          enum: ['auto', 'always', 'never'],
+          default: 'auto',
+          description:
+            'Secure flag of the session cookie; auto: when served over TLS or behind a proxy sending X-Forwarded-Proto: https',
+        },
       },
     },
     store: {

@@ -69,13 +69,47 @@ export interface Account {
   finess: string | null;
 }
 
-/** Authentication provided by the engine from the store; connectors never read the users table. */
+/** The remote end of an authentication attempt: throttling and the audit trail are per address. */
+export interface Peer {
+  /** Remote IP address, without port. */
+  address: string;
+  protocol: 'sftp' | 'http-listener' | 'smtp' | 'actx';
+  /** Only accounts of these roles may log in this way (SFTP: establishment and lab). */
+  roles?: ReadonlyArray<Account['role']>;
+}
+
+/** An act a connector reports to the audit trail (an SFTP upload): who, what, from where. */
+export interface ConnectorAct {
+  actor: string;
+  action: string;
+  object?: string;
+  source?: string;
+  establishment?: string | null;
+  outcome?: 'ok' | 'refused' | 'failed';
+  detail?: Record<string, unknown>;
+}
+
+/**
+ * Authentication provided by the engine's one authentication service: failures counted, throttled
+ * per address and audited whatever the protocol. Connectors never read the users table.
+ */
 export interface Accounts {
-  verifyPassword(login: string, password: string): Promise<Account | null>;
-  /** `key` is the OpenSSH wire form of the offered public key (algorithm + blob). */
-  verifyPublicKey(login: string, algorithm: string, key: Buffer): Promise<Account | null>;
+  verifyPassword(login: string, password: string, peer: Peer): Promise<Account | null>;
+  /**
+   * `key` is the OpenSSH wire form of the offered public key (algorithm + blob). `proof`: `query`
+   * when the client only asks whether the key would do, else whether its signature verified.
+   */
+  verifyPublicKey(
+    login: string,
+    algorithm: string,
+    key: Buffer,
+    peer: Peer,
+    proof: 'query' | 'signed' | 'bad-signature',
+  ): Promise<Account | null>;
   /** Login of the account without checking credentials, for key-based flows that verify a signature later. */
   find(login: string): Promise<Account | null>;
+  /** Records an act in the audit trail; resolves once it is committed. */
+  audit?(act: ConnectorAct): Promise<void>;
 }
 
 export interface ConnectorState {

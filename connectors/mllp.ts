@@ -38,8 +38,17 @@ import {
 import { ackErrorOf, buildAck, parseAck, type AckCode, type AckError } from '../transformers/hl7v2-ack.ts';
 import { renderError } from '../config/errors.ts';
 import { Hl7Error, get, parse, summarize, type Hl7Charset, type Hl7Message } from '../transformers/hl7v2.ts';
-import { defaultBind, envPort, listen, readTlsFiles, type TlsFiles } from './listener-setup.ts';
-import { DEFAULT_MAX_FRAME_BYTES, MllpFramer, frame, type FramerEvent } from './mllp-framer.ts';
+import {
+  connectionLimitsSchema,
+  defaultBind,
+  defaultConnectionLimits,
+  envPort,
+  listen,
+  pickLimits,
+  readTlsFiles,
+  type TlsFiles,
+} from './listener-setup.ts';
+import { DEFAULT_MAX_FRAME_BYTES, FrameBudget, MllpFramer, frame, type FramerEvent } from './mllp-framer.ts';
 
 export interface MllpListenerOptions {
   /** Default ONCO_MLLP_PORT, else 2575. */
@@ -73,7 +82,15 @@ export interface MllpListenerOptions {
   respond?: 'on-commit' | 'on-outcome';
   /** Charset of messages whose MSH-18 is empty. Default UNICODE UTF-8. */
   defaultCharset?: Hl7Charset;
+  /** Connections open at once; beyond, a new one is closed at once. Default 200. */
+  maxConnections?: number;
+  /** A connection that sends nothing for this long (and awaits no ACK) is closed. Default 5 min. */
+  idleTimeoutMs?: number;
+  /** Bytes of unfinished frames held across all connections; beyond, the connection adding more is closed. Default 100 MiB. */
+  maxBufferedBytes?: number;
 }
+
+export const DEFAULT_MAX_BUFFERED_BYTES = 100 * 1024 * 1024;
 
 export interface MllpListener extends Source {
   /** The bound port, once started (useful when the option is 0). */
@@ -90,18 +107,25 @@ export function createMllpListener(options: MllpListenerOptions, ctx: SourceCont
     sendingFacilities: options.sendingFacilities,
   };
   const connections = new Set<Connection>();
+  const limits = { ...defaultConnectionLimits, ...pickLimits(options) };
+  const budget = new FrameBudget(options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES);
   let boundPort = 0;
 
   const accept = (socket: net.Socket): void => {
     const binding = bindingOf(socket, options);
+    const framer = new MllpFramer({ maxFrameBytes, budget });
     const connection = new Connection(
       socket,
-      new MllpFramer({ maxFrameBytes }),
+      framer,
       (payload, remote) => answerFrame(payload, remote, binding, ctx, answer),
       ctx,
     );
+    connection.closeWhenIdle(limits.idleTimeoutMs);
     connections.add(connection);
-    socket.on('close', () => connections.delete(connection));
+    socket.on('close', () => {
+      framer.release();
+      connections.delete(connection);
+    });
   };
   // Half-open: a sender may send its last message and shut its side; its ACK is still owed. Not with
   // TLS: there, a peer leaving during the handshake would leave a half-open socket that blocks stop().
@@ -121,6 +145,14 @@ export function createMllpListener(options: MllpListenerOptions, ctx: SourceCont
     // With a listener for this event Node leaves the socket open: without this, stop() would hang.
     socket.destroy();
   });
+  // Beyond the cap the kernel's accepted socket is closed at once: descriptors stay for the others (and health).
+  server.maxConnections = limits.maxConnections;
+  server.on('drop', (d?: { remoteAddress?: string }) =>
+    ctx.log.warn(
+      { remote: d?.remoteAddress ?? null, maxConnections: limits.maxConnections },
+      'MLLP connection refused: the listener has maxConnections open',
+    ),
+  );
 
   return {
     get port() {
@@ -164,6 +196,15 @@ class Connection {
       void this.idle().then(() => socket.end());
     });
     socket.on('error', (err) => this.ctx.log.warn({ err, remote: this.remote }, 'MLLP connection failed'));
+  }
+
+  /** Closes the connection after `ms` without a byte either way, unless a message is being journaled. */
+  closeWhenIdle(ms: number): void {
+    this.socket.setTimeout(ms, () => {
+      if (this.draining) return;
+      this.ctx.log.info({ remote: this.remote, idleTimeoutMs: ms }, 'MLLP connection closed: idle');
+      this.stop();
+    });
   }
 
   /** Stop reading; the message being journaled still gets its ACK, queued ones will be resent by the peer. */
@@ -650,6 +691,14 @@ export const mllpListenerSpec: SourceSpec<MllpListenerOptions> = {
         minimum: 1,
         default: DEFAULT_MAX_FRAME_BYTES,
         description: 'A larger message is refused and its connection closed.',
+      },
+      ...connectionLimitsSchema,
+      maxBufferedBytes: {
+        type: 'integer',
+        minimum: 1,
+        default: DEFAULT_MAX_BUFFERED_BYTES,
+        description:
+          'bytes of unfinished frames held across all connections; the connection that would pass it is closed',
       },
       respond: {
         enum: ['on-commit', 'on-outcome'],

@@ -6,11 +6,12 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ackErrorOf, buildAck } from '../transformers/hl7v2-ack.ts';
 import type { DueAnswer, Inbound, Outcome, Source, SourceContext, SourceSpec } from './contract.ts';
-import { defaultBind, envPort } from './listener-setup.ts';
+import { connectionLimitsSchema, defaultBind, envPort, pickLimits } from './listener-setup.ts';
 import {
   DROP_FOLDERS,
   SftpServer,
   SftpServerError,
+  defaultSftpLimits,
   type DropFolder,
   type SftpServerSettings,
   type TakeResult,
@@ -23,6 +24,10 @@ export interface SftpDropOptions {
   bind?: string;
   maxFileBytes?: number;
   hostKeyFile?: string;
+  /** Of the shared SFTP server: the first sftp-drop source to start sets them. */
+  maxConnections?: number;
+  idleTimeoutMs?: number;
+  authTimeoutMs?: number;
 }
 
 /**
@@ -82,6 +87,13 @@ const schema = {
       description:
         'private host key, created on first start; relative to the data directory (default ssh_host_ed25519_key)',
     },
+    ...connectionLimitsSchema,
+    authTimeoutMs: {
+      type: 'integer',
+      minimum: 1,
+      default: defaultSftpLimits.authTimeoutMs,
+      description: 'a connection not authenticated this long after it opened is closed',
+    },
   },
 };
 
@@ -128,7 +140,17 @@ class SftpDropSource implements Source {
     const settings = serverSettings(options, ctx.dataDir);
     const handle = await ctx.shared(
       SHARED_KEY,
-      () => new SftpServer({ ...settings, dataDir: ctx.dataDir, accounts: ctx.accounts, log: ctx.log }),
+      () =>
+        new SftpServer({
+          ...settings,
+          dataDir: ctx.dataDir,
+          accounts: ctx.accounts,
+          log: ctx.log,
+          limits: {
+            ...pickLimits(options),
+            ...(options.authTimeoutMs !== undefined ? { authTimeoutMs: options.authTimeoutMs } : {}),
+          },
+        }),
     );
     this.release = () => handle.release();
     const server = handle.service;

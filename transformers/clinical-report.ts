@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { INS_OIDS, validMatricule } from './pam-fr.ts';
 import { decodeBytes } from './hl7v2-charset.ts';
+import { OncoError } from '../config/errors.ts';
 import type { Identifier, Ins, PatientIdentity } from './pam-fr.ts';
 
 export const REPORT_CONTENT_TYPE = 'application/vnd.onco-relay.report+json';
@@ -137,16 +138,11 @@ export type ReportErrorCode =
   | 'REPORT_TEST_INS';
 
 /** Content a reader refuses; `location` says where (`OBX[2]-5`, `recordTarget`, `line 3`). */
-export class ReportError extends Error {
-  readonly code: ReportErrorCode;
-  readonly hint: string;
-  readonly location: string | undefined;
+export class ReportError extends OncoError {
+  declare readonly code: ReportErrorCode;
+  declare readonly hint: string;
   constructor(code: ReportErrorCode, message: string, hint: string, location?: string, cause?: unknown) {
-    super(location === undefined ? message : `${message} (at ${location})`, { cause });
-    this.name = 'ReportError';
-    this.code = code;
-    this.hint = hint;
-    this.location = location;
+    super(code, { message, hint, location, cause });
   }
 }
 
@@ -312,7 +308,7 @@ export function readIns(
   if (!validMatricule(matricule)) {
     throw new ReportError(
       'REPORT_BAD_IDENTIFIER',
-      `the INS matricule "${matricule}" is not 15 characters with a valid control key`,
+      'the INS matricule is not 15 characters with a valid control key',
       'send the matricule exactly as returned by the INSi teleservice',
       location,
     );

@@ -3,7 +3,8 @@
 // names what was expected), so a lab that sends HL7 in a file called .txt is still understood.
 import { Hl7Error } from './hl7v2-error.ts';
 import { StepError } from './contract.ts';
-import type { StepSpec, Step, StepInput } from './contract.ts';
+import { Default, type OptionsOf, type StepSpec, type Step, type StepInput } from './contract.ts';
+import Type from 'typebox';
 import { XmlError, XML_DEFAULT_LIMITS } from './xml.ts';
 import { ReportError, REPORT_CONTENT_TYPE } from './clinical-report.ts';
 import type { ClinicalReport, ReportFormat, ReportKind } from './clinical-report.ts';
@@ -13,14 +14,25 @@ import { readHprimSante, looksLikeHprimSante } from './hprim-sante.ts';
 import { readHprimMedecin, looksLikeHprimMedecin } from './hprim-medecin.ts';
 import { readPdfReport, looksLikePdf } from './pdf-report.ts';
 
-export interface ClinicalStepOptions {
-  /** Accept the INS test and demo OIDs (test channels only). */
-  acceptTestIns?: boolean;
-  /** Largest XML document read, in bytes. */
-  maxXmlBytes?: number;
-  /** Deepest XML nesting read. */
-  maxXmlDepth?: number;
-}
+export const clinicalStepSchema = Type.Object({
+  acceptTestIns: Default(
+    Type.Boolean({ description: 'accept the INS test and demo OIDs (test channels only)' }),
+    false,
+  ),
+  maxXmlBytes: Default(
+    Type.Integer({
+      minimum: 1024,
+      description: 'largest CDA document read, in bytes (checked before parsing)',
+    }),
+    XML_DEFAULT_LIMITS.maxBytes,
+  ),
+  maxXmlDepth: Default(
+    Type.Integer({ minimum: 16, description: 'deepest XML element nesting read' }),
+    XML_DEFAULT_LIMITS.maxDepth,
+  ),
+});
+
+export type ClinicalStepOptions = OptionsOf<typeof clinicalStepSchema>;
 
 type Detected = Exclude<ReportFormat, 'hl7v2-oru' | 'hl7v2-mdm'> | 'hl7v2';
 
@@ -42,11 +54,7 @@ export function detectFormat(content: Buffer, fileName = ''): Detected | undefin
 }
 
 /** Read one report, or throw a StepError the journal and the sender's error file can show. */
-export function readReport(
-  input: StepInput,
-  kind: ReportKind,
-  options: ClinicalStepOptions = {},
-): ClinicalReport {
+export function readReport(input: StepInput, kind: ReportKind, options: ClinicalStepOptions): ClinicalReport {
   const fileName = typeof input.meta.fileName === 'string' ? input.meta.fileName : '';
   const readOptions = {
     acceptTestIns: options.acceptTestIns === true,
@@ -85,44 +93,18 @@ export function readReport(
     }
   } catch (error) {
     if (error instanceof ReportError || error instanceof XmlError || error instanceof Hl7Error) {
-      const where =
-        error instanceof Hl7Error && error.location !== undefined ? ` (at ${error.location})` : '';
-      throw new StepError(error.code, `${error.message}${where}`, { hint: error.hint, cause: error });
+      throw StepError.from(error);
     }
     throw error;
   }
 }
-
-const schema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    acceptTestIns: {
-      type: 'boolean',
-      default: false,
-      description: 'accept the INS test and demo OIDs (test channels only)',
-    },
-    maxXmlBytes: {
-      type: 'integer',
-      minimum: 1024,
-      default: XML_DEFAULT_LIMITS.maxBytes,
-      description: 'largest CDA document read, in bytes (checked before parsing)',
-    },
-    maxXmlDepth: {
-      type: 'integer',
-      minimum: 16,
-      default: XML_DEFAULT_LIMITS.maxDepth,
-      description: 'deepest XML element nesting read',
-    },
-  },
-};
 
 function reportStep(kind: ReportKind, summary: string): StepSpec<ClinicalStepOptions> {
   return {
     kind: 'step',
     type: kind,
     summary,
-    schema,
+    schema: clinicalStepSchema,
     create(options: ClinicalStepOptions): Step {
       return (input) => {
         const report = readReport(input, kind, options);

@@ -40,6 +40,7 @@ function nav(user: AuthUser): Html {
     ${links.map(([href, label]) => html`<a href="${href}">${label}</a>`)}
     <form method="post" action="/logout">
       ${csrfField(user)}<span class="muted">${user.login} (${user.role})</span>
+      <a href="/password">Change password</a>
       <button type="submit">Log out</button>
     </form>
   </header>`;

@@ -72,6 +72,31 @@ describe('dashboard in a browser', function () {
     ]);
   }
 
+  it('takes the first-start admin from the one-time password to its own before any page', async () => {
+    d.h.engine.store.accounts.add({
+      login: 'first-start',
+      role: 'admin',
+      password: 'printed-once-123',
+      mustChangePassword: true,
+    });
+    await page.goto(`${d.base}/messages`);
+    await page.fill('input[name=login]', 'first-start');
+    await page.fill('input[name=password]', 'printed-once-123');
+    await Promise.all([page.waitForURL(/\/password$/), page.click('button[type=submit]')]);
+    await shot('password-change');
+    await page.goto(`${d.base}/stats`);
+    assert.match(page.url(), /\/password$/, 'every page leads back to the form');
+    await page.fill('input[name=current]', 'printed-once-123');
+    await page.fill('input[name=password]', 'a passphrase of my own');
+    await page.fill('input[name=confirm]', 'a passphrase of my own');
+    await Promise.all([
+      page.waitForURL((url) => url.pathname === '/'),
+      page.click('form[action="/password"] button[type=submit]'),
+    ]);
+    await page.goto(`${d.base}/stats`);
+    assert.match(page.url(), /\/stats$/);
+  });
+
   it('follows a dropped file live, opens its stages, replays it, pauses and resumes the channel', async () => {
     await logIn('operator');
     const received = page.locator('td[data-ch="drop"][data-f="received"]');
@@ -206,7 +231,8 @@ describe('dashboard in a browser', function () {
         .locator('td[data-figure=newUsers]')
         .textContent()
         .then((t) => parseInt(t ?? '', 10)),
-      Object.keys(users).length,
+      // The harness's users and the first-start admin of the password test.
+      d.h.engine.store.accounts.list().length,
     );
     await shot('stats');
   });
@@ -240,6 +266,44 @@ describe('dashboard in a browser', function () {
     assert.equal((await page.goto(`${d.base}/audit`))?.status(), 403);
   });
 
+  it('goes from a patient to the messages about that patient, and finds a message by its IPP', async () => {
+    const { engine } = d.h;
+    const receipt = await engine.dispatch('drop', {
+      content: Buffer.from(
+        'MSH|^~\\&|GAM|HOP|DCC|DCC|20250101||ADT^A28|PATMSG1|P|2.5\rPID|1||IPP-BROWSER-9^^^HOP&330000001&M^PI',
+      ),
+      meta: { fileName: 'patient-link.hl7' },
+      owner: FINESS_A,
+    });
+    const decision = engine.store.vigilance.applyIdentity(
+      {
+        birthName: 'LEGRAND',
+        firstGivenName: 'Anne',
+        birthDate: '1970-01-02',
+        sex: 'F',
+        identifiers: [{ finess: FINESS_A, ipp: 'IPP-BROWSER-9' }],
+      },
+      { messageId: receipt.messageId },
+    );
+    await logIn('operator');
+    await page.goto(`${d.base}/patients/${decision.patientId}`);
+    await Promise.all([page.waitForURL(/\/messages\?patient=\d+$/), page.click('#patient-messages')]);
+    assert.deepEqual(await page.locator('#messages tbody tr td:first-child').allTextContents(), [
+      String(receipt.messageId),
+    ]);
+    assert.match((await page.locator('#patient-filter').textContent()) ?? '', /about\s+patient/);
+    await shot('patient-messages');
+    await page.goto(`${d.base}/messages`);
+    await page.fill('input[name=text]', 'IPP-BROWSER-9');
+    await Promise.all([
+      page.waitForURL(/text=IPP-BROWSER-9/),
+      page.click('#message-search button[type=submit]'),
+    ]);
+    assert.deepEqual(await page.locator('#messages tbody tr td:first-child').allTextContents(), [
+      String(receipt.messageId),
+    ]);
+  });
+
   it('answers a refused or unknown page with an error page in the layout, the API with JSON', async () => {
     await logIn('viewer');
     const refused = await page.goto(`${d.base}/audit`);
@@ -256,7 +320,7 @@ describe('dashboard in a browser', function () {
     await shot('error-404');
     const api = await page.goto(`${d.base}/api/no-such-thing`);
     assert.equal(api?.status(), 404);
-    assert.equal(((await api!.json()) as { error: string }).error, 'NOT_FOUND');
+    assert.equal(((await api!.json()) as { error: string }).error, 'ROUTE_UNKNOWN');
     const apiRefused = await page.goto(`${d.base}/api/audit`);
     assert.equal(apiRefused?.status(), 403);
     assert.equal(((await apiRefused!.json()) as { error: string }).error, 'FORBIDDEN');

@@ -9,7 +9,11 @@ import { builtinRegistry } from '../../channels/builtins.ts';
 import { validateConfig } from '../../channels/validate.ts';
 import { Engine } from '../../channels/engine.ts';
 import type { Registry } from '../../channels/registry.ts';
+import { lowerScryptCostForTests } from '../../store/accounts.ts';
 import { formatProblem } from '../../config/loader.ts';
+
+// Every test process that builds an engine hashes passwords at a test cost (store/accounts.ts says why).
+lowerScryptCostForTests(2 ** 14);
 
 export function tempDir(prefix = 'onco-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
