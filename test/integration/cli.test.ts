@@ -242,9 +242,9 @@ describe('onco-relay command line', function () {
     const env = await applianceEnv();
     const engine = await startChildEngine(['--config', config], env);
     children.push(engine);
-    const password = 'a long operator passphrase 42';
+    const password = 'kestrel harbour violin 7319';
     const added = run(
-      ['user', 'add', 'oper', '--role', 'operator', '--password-stdin', '--data', env.ONCO_DATA_DIR!],
+      ['user', 'add', 'night-shift', '--role', 'operator', '--password-stdin', '--data', env.ONCO_DATA_DIR!],
       `${password}\n`,
     );
     assert.equal(added.status, 0, added.stderr);
@@ -258,7 +258,7 @@ describe('onco-relay command line', function () {
           '--url',
           `http://127.0.0.1:${env.ONCO_HTTP_PORT}`,
           '--user',
-          'oper',
+          'night-shift',
           '--password-stdin',
         ],
         { input: `${password}\n`, encoding: 'utf8', timeout: 30_000 },
