@@ -235,15 +235,17 @@ describe('onco-relay command line', function () {
     assert.match(child.output(), /"signal":"SIGTERM".*\n.*onco-relay stopped/);
   });
 
-  it('deploy CHANNEL: the running appliance picks up an edited channel file, and refuses a broken one', async () => {
+  it('deploy CHANNEL: the running appliance picks up an edited channel file, and refuses a broken one', async function () {
+    // Four CLI processes, each compiling the sources through tsx: slow on a loaded machine.
+    this.timeout(180_000);
     const config = tempDir('onco-config-');
     fs.cpSync(path.resolve('config'), config, { recursive: true });
     const env = await applianceEnv();
     const engine = await startChildEngine(['--config', config], env);
     children.push(engine);
-    const password = 'a long operator passphrase 42';
+    const password = 'kestrel harbour violin 7319';
     const added = run(
-      ['user', 'add', 'oper', '--role', 'operator', '--password-stdin', '--data', env.ONCO_DATA_DIR!],
+      ['user', 'add', 'night-shift', '--role', 'operator', '--password-stdin', '--data', env.ONCO_DATA_DIR!],
       `${password}\n`,
     );
     assert.equal(added.status, 0, added.stderr);
@@ -257,7 +259,7 @@ describe('onco-relay command line', function () {
           '--url',
           `http://127.0.0.1:${env.ONCO_HTTP_PORT}`,
           '--user',
-          'oper',
+          'night-shift',
           '--password-stdin',
         ],
         { input: `${password}\n`, encoding: 'utf8', timeout: 30_000 },
