@@ -254,6 +254,120 @@ export const ERRORS = define({
     status: VALUE_AE,
   },
 
+  PAM_MISSING_BIRTH_DATE: {
+    message: 'PID-7 (birth date) is empty: a strict trait is missing',
+    hint: 'send the birth date as YYYYMMDD in PID-7 (YYYY or YYYYMM when only that is known)',
+    status: REQUIRED_AE,
+  },
+  PAM_MISSING_GIVEN_NAME: {
+    message: 'PID-5 has no first given name',
+    hint: 'send the first given name in PID-5.2 of the birth name (repetition of type L)',
+    status: REQUIRED_AE,
+  },
+  PAM_IPP_WITHOUT_FINESS: {
+    message: '{location}: the IPP carries no FINESS',
+    hint: "send the establishment's 9-digit FINESS as NAMESPACE&FINESS&M in CX-4",
+    status: REQUIRED_AE,
+  },
+  PAM_FIELD_TOO_LONG: {
+    message: '{location} is {length} characters; PAM FR allows at most {max}',
+    hint: 'correct the field in the sending system',
+    status: CONTENT_AE,
+  },
+  PAM_BAD_DEATH: {
+    message: '{location} "{value}" is not a death indicator',
+    hint: 'send Y (deceased) or N in PID-30, the date of death in PID-29',
+    status: VALUE_AE,
+  },
+
+  // Clinical reports (transformers/clinical-*.ts, *-report.ts) and the XML module
+  REPORT_UNKNOWN_FORMAT: {
+    message: 'the content is not a report format this channel reads',
+    hint: 'send HL7 v2 ORU/MDM, CDA R2 (CR-ACP, CR-GM), HPRIM Santé, HPRIM Médecin, or a PDF with its sidecar',
+    status: { ...VALUE_AE, ack: 'AR', hl7: '200' },
+  },
+  REPORT_NO_PATIENT: {
+    message: 'the report names no patient',
+    hint: 'name the patient: INS and the establishment IPP',
+    status: REQUIRED_AE,
+  },
+  REPORT_BAD_IDENTIFIER: {
+    message: '{location} is not a usable patient identifier',
+    hint: 'send the INS as returned by the INSi teleservice, and the IPP with its FINESS',
+    status: CONTENT_AE,
+  },
+  REPORT_BAD_BASE64: {
+    message: 'the embedded document is not valid base64',
+    hint: 'encode the document in base64 in OBX-5.5',
+    status: CONTENT_AE,
+  },
+  REPORT_NOT_PDF: {
+    message: 'the document announced as PDF is not one',
+    hint: 'send the whole PDF file',
+    status: CONTENT_AE,
+  },
+  REPORT_BAD_SIDECAR: {
+    message: "the PDF's sidecar cannot be read: {reason}",
+    hint: 'send NAME.json (or an HL7 ORU/MDM NAME.hl7) beside NAME.pdf',
+    status: CONTENT_AE,
+  },
+  REPORT_BAD_STRUCTURE: {
+    message: 'the report structure is not the one of its format',
+    hint: 'send the segments or elements its profile gives, in order',
+    status: { ...CONTENT_AE, hl7: '100' },
+  },
+  REPORT_BAD_DATE: {
+    message: '"{value}" is not a date',
+    hint: 'write dates as YYYYMMDD[HHMM]',
+    status: CONTENT_AE,
+  },
+  REPORT_TEST_INS: {
+    message: "the patient's INS uses a test or demo OID, refused on this channel",
+    hint: 'send the production INS-NIR/INS-NIA; on a test appliance only, set ONCO_ACCEPT_TEST_INS=true',
+    status: VALUE_AE,
+  },
+  MDM_CDA_INCOMPLETE: {
+    message: 'the CDA document has no {what}: it cannot be packaged for HL7 v2',
+    hint: 'package a CDA written by the FRCP/PPS writers, or complete the document header',
+    status: { hl7: '207' },
+  },
+  MDM_CDA_NOT_XML: {
+    message: 'the document to package is not well-formed XML',
+    hint: 'check the document produced by the CDA writer; it must be XML',
+    status: { hl7: '207' },
+  },
+  CDA_INVALID_CHARACTER: {
+    message: 'character {character} cannot appear in an XML document',
+    hint: 'remove the control character from the form field (it usually comes from a copy-paste) and validate again',
+    status: BAD_REQUEST,
+  },
+  XML_TOO_LARGE: {
+    message: 'the XML document is {size} bytes, above the limit of {max}',
+    hint: 'send the document without attachments inlined, or raise maxBytes for this channel',
+    status: { ...CONTENT_AE, http: 413, smtp: 552 },
+  },
+  XML_TOO_DEEP: {
+    message: 'the XML document nests elements deeper than {max} levels',
+    hint: 'flatten the document, or raise maxDepth for this channel',
+    status: CONTENT_AE,
+  },
+  XML_DTD_REFUSED: {
+    message: 'the XML document carries a DTD declaration: DTDs and entities are refused',
+    hint: 'send the document without <!DOCTYPE …> and without custom entities; CDA documents need neither',
+    status: CONTENT_AE,
+  },
+  XML_MALFORMED: {
+    message: 'the content is not well-formed XML',
+    hint: 'check that the file is complete XML and was not cut or edited by hand',
+    status: { ...CONTENT_AE, ack: 'AR', hl7: '100' },
+  },
+  XML_UNSUPPORTED_ENCODING: {
+    message: 'the XML document is {encoding}',
+    hint: 'send the document in UTF-8 (the encoding CI-SIS documents use)',
+    status: CONTENT_AE,
+  },
+  XML_EMPTY: { message: 'the XML document is empty', hint: 'send a whole document', status: CONTENT_AE },
+
   // Identity store (connectors/identity-writer.ts, store/patients.ts, store/vigilance.ts)
   IDENTITY_NOT_JSON: {
     message: 'expected the JSON output of the pam-fr step',
@@ -382,6 +496,11 @@ export const ERRORS = define({
     message: '{action} of channel "{id}" failed: {reason}',
     hint: "see the channel's last error",
     status: CONFLICT,
+  },
+  CHANNEL_FILE_INVALID: {
+    message: 'channel "{id}" not deployed, the running version is unchanged: its file has problems',
+    hint: 'fix the problems listed with their file and line, then deploy again',
+    status: BAD_REQUEST,
   },
   CURSOR_INVALID: {
     message: 'the page cursor is not one this search returned',

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { INS_OIDS, validMatricule } from './pam-fr.ts';
 import { decodeBytes } from './hl7v2-charset.ts';
 import type { Identifier, Ins, PatientIdentity } from './pam-fr.ts';
+import { OncoError } from '../config/errors.ts';
 
 export const REPORT_CONTENT_TYPE = 'application/vnd.onco-relay.report+json';
 
@@ -137,16 +138,11 @@ export type ReportErrorCode =
   | 'REPORT_TEST_INS';
 
 /** Content a reader refuses; `location` says where (`OBX[2]-5`, `recordTarget`, `line 3`). */
-export class ReportError extends Error {
-  readonly code: ReportErrorCode;
-  readonly hint: string;
-  readonly location: string | undefined;
+export class ReportError extends OncoError {
+  declare readonly code: ReportErrorCode;
+  declare readonly hint: string;
   constructor(code: ReportErrorCode, message: string, hint: string, location?: string, cause?: unknown) {
-    super(location === undefined ? message : `${message} (at ${location})`, { cause });
-    this.name = 'ReportError';
-    this.code = code;
-    this.hint = hint;
-    this.location = location;
+    super(code, { message, hint, location, cause });
   }
 }
 
@@ -305,7 +301,7 @@ export function readIns(
     throw new ReportError(
       'REPORT_TEST_INS',
       `the patient's INS uses the ${kind} OID ${oid}, refused on this channel`,
-      'send the production INS-NIR/INS-NIA, or set acceptTestIns on a test channel',
+      'send the production INS-NIR/INS-NIA; on a test appliance only, set ONCO_ACCEPT_TEST_INS=true',
       location,
     );
   }

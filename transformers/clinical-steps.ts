@@ -85,9 +85,7 @@ export function readReport(
     }
   } catch (error) {
     if (error instanceof ReportError || error instanceof XmlError || error instanceof Hl7Error) {
-      const where =
-        error instanceof Hl7Error && error.location !== undefined ? ` (at ${error.location})` : '';
-      throw new StepError(error.code, `${error.message}${where}`, { hint: error.hint, cause: error });
+      throw StepError.from(error);
     }
     throw error;
   }

@@ -11,6 +11,7 @@
 //
 // fast-xml-parser is used for tokenising only (see the README: why not xml2js).
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { OncoError } from '../config/errors.ts';
 
 export interface XmlLimits {
   /** Refuse documents larger than this many bytes (checked before parsing). Default 32 MiB. */
@@ -32,14 +33,11 @@ export type XmlErrorCode =
   | 'XML_UNSUPPORTED_ENCODING'
   | 'XML_EMPTY';
 
-export class XmlError extends Error {
-  readonly code: XmlErrorCode;
-  readonly hint: string;
+export class XmlError extends OncoError {
+  declare readonly code: XmlErrorCode;
+  declare readonly hint: string;
   constructor(code: XmlErrorCode, message: string, hint: string, cause?: unknown) {
-    super(message, { cause });
-    this.name = 'XmlError';
-    this.code = code;
-    this.hint = hint;
+    super(code, { message, hint, cause });
   }
 }
 

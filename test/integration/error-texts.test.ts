@@ -19,7 +19,8 @@ const patient: PamPatient = {
   sex: 'F',
 };
 
-const BAD_DATE = 'PAM_BAD_DATE: PID-7 "19721345" is not a valid date. Hint: send the birth date as YYYYMMDD';
+const BAD_DATE =
+  'PAM_BAD_DATE: PID-7 "19721345" is not a valid date. Hint: send PID-7 as YYYYMMDD (YYYY or YYYYMM when only that is known)';
 const TEST_INS = `PAM_TEST_INS: PID-3[2] carries a INS-NIR-TEST (OID 1.2.250.1.213.1.4.10), refused on this channel (at PID-3[2].4.2). Hint: ${ERRORS.PAM_TEST_INS.hint}`;
 const GARBAGE = `HL7_NO_MSH: not an HL7 message: it starts with "????garbage", not MSH (at segment 1). Hint: an HL7 v2 message starts with MSH|^~\\&|`;
 

@@ -10,6 +10,7 @@ import type { ClinicalReport } from '../../transformers/clinical-report.ts';
 import { writeOmlO21 } from '../../transformers/oml-o21.ts';
 import type { MolecularOrder } from '../../transformers/oml-o21.ts';
 import { parse, get } from '../../transformers/hl7v2.ts';
+import { renderError } from '../../config/errors.ts';
 import { StepError } from '../../transformers/contract.ts';
 import type { StepInput, MetaValue } from '../../transformers/contract.ts';
 import { builtinRegistry } from '../../channels/builtins.ts';
@@ -308,7 +309,7 @@ describe('clinical reports: pathology and molecular steps', () => {
 
     it('a base64 OBX that does not decode, and a PDF OBX that is not a PDF', () => {
       const bad = ORU_HEAD + 'OBX|1|ED|60568-3^CR^LN||^TEXT^XML^Base64^PD94bWwg*!!notbase64||||||F\r';
-      assert.match(refusedWith('REPORT_BAD_BASE64', Buffer.from(bad)).message, /OBX\[1\]-5/);
+      assert.match(renderError(refusedWith('REPORT_BAD_BASE64', Buffer.from(bad))), /OBX\[1\]-5/);
       const notPdf =
         ORU_HEAD +
         `OBX|1|ED|60568-3^CR^LN||^AP^PDF^Base64^${Buffer.from('hello').toString('base64')}||||||F\r`;
