@@ -4,7 +4,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import pino from 'pino';
 import { loadConfig, type LoadedConfig } from '../config/config.ts';
 import { formatProblem } from '../config/loader.ts';
 import { renderError } from '../config/errors.ts';
@@ -13,7 +12,9 @@ import { builtinRegistry } from '../channels/builtins.ts';
 import { validateConfig } from '../channels/validate.ts';
 import { Engine } from '../channels/engine.ts';
 import { Store } from '../store/store.ts';
-import { AccountError, roles, type Role } from '../store/accounts.ts';
+import { AccountError, hashPassword, roles, type Role } from '../store/accounts.ts';
+import { checkNewPassword } from '../store/auth-password.ts';
+import { createLogger } from './logger.ts';
 import { buildServer } from '../dashboard/server.ts';
 import { ConnectorSetupError } from '../connectors/listener-setup.ts';
 import { identityFiles, importIdentities, type ImportProgress } from '../channels/identity-import.ts';
@@ -24,9 +25,12 @@ const usage = `Usage: onco-relay <command> [options]
 
   start      [--config DIR] [--data DIR]     run the appliance (SIGTERM stops it cleanly)
   validate   [--config DIR]                  check a configuration without starting
-  user add LOGIN --role ROLE [--finess FINESS] [--ssh-key FILE] --password-stdin [--data DIR]
-             roles: ${roles.join(', ')}
-  audit verify [--data DIR]                  check the audit trail's hash chain (exit 1 when broken)
+  user add LOGIN --role ROLE [--finess FINESS] [--ssh-key FILE] --password-stdin [--data DIR] [--config DIR]
+             roles: ${roles.join(', ')}; --finess must be in the directory (config/directory.yaml)
+  user passwd LOGIN [--data DIR]             new password on standard input; ends the account's sessions
+  user unlock LOGIN [--data DIR]             clears the failed logins of the account and of the addresses throttled on it
+  user disable|enable LOGIN [--data DIR]     a disabled account cannot log in; its sessions end
+  audit verify [--data DIR]                  check the audit trail's keyed chain and its head (exit 1 naming each break)
   status     [--url URL]                     channel states of the running appliance
   deploy CHANNEL [--url URL] [--user LOGIN] [--password-stdin]
              make the running appliance re-read CHANNEL's file: deploys a new file, replaces an
@@ -120,7 +124,7 @@ async function start(args: string[]): Promise<number> {
     process.once('SIGINT', () => resolve('SIGINT'));
   });
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o750 });
-  const log = pino({ level: process.env.ONCO_LOG_LEVEL ?? 'info', base: { app: 'onco-relay' } });
+  const log = createLogger();
   const engine = new Engine({ config, dataDir, registry: builtinRegistry(), log });
   firstAdmin(engine.store);
   await engine.start();
@@ -153,17 +157,31 @@ async function start(args: string[]): Promise<number> {
   return 0;
 }
 
-/** On a store with no admin, creates `admin` with a random password and prints it once. */
+/** On a store with no admin, creates `admin` with a random password, prints it once, and forces its change. */
 function firstAdmin(store: Store): void {
   if (store.accounts.adminCount() > 0) return;
   const password = crypto.randomBytes(12).toString('base64url');
-  store.accounts.add({ login: 'admin', role: 'admin', password });
+  store.db.transaction(() => {
+    store.accounts.add({ login: 'admin', role: 'admin', password, mustChangePassword: true });
+    store.audit.record({
+      actor: 'system',
+      action: 'account-add',
+      object: 'account:admin',
+      detail: { role: 'admin', firstStart: true },
+    });
+  })();
   process.stdout.write(
     `\n  First start: created the account "admin" with the one-time password\n\n      ${password}\n\n` +
-      `  It is shown only this once. Log in and change it, or create your own admin with\n` +
-      `  onco-relay user add LOGIN --role admin --password-stdin\n\n`,
+      `  It is shown only this once. Log in: the dashboard asks for a new password first. Or create your\n` +
+      `  own admin with: onco-relay user add LOGIN --role admin --password-stdin\n\n`,
   );
 }
+
+/** Who acts from the command line, for the audit trail. */
+const cliActor = (): { actor: string; source: string } => ({
+  actor: `cli:${process.env.USER ?? 'unknown'}`,
+  source: 'cli',
+});
 
 async function user(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -179,42 +197,113 @@ async function user(args: string[]): Promise<number> {
     },
   });
   const [sub, login] = positionals;
-  if (sub !== 'add' || !login) {
+  const subs = ['add', 'passwd', 'unlock', 'disable', 'enable'];
+  if (!sub || !subs.includes(sub) || !login) {
     process.stderr.write(`${usage}\n`);
     return 2;
   }
+  const { dataDir, configDir } = dirs(values);
+  if (sub === 'add') return userAdd(login, values, dataDir, configDir);
+  const password = sub === 'passwd' ? await newPassword(login) : null;
+  if (password instanceof Error) {
+    process.stderr.write(`${password.message}\n`);
+    return 2;
+  }
+  const store = new Store({ dataDir });
+  try {
+    if (sub === 'passwd') store.auth.setPassword(login, hashPassword(password!), cliActor());
+    else if (sub === 'unlock') store.auth.unlock(login, cliActor());
+    else store.auth.setDisabled(login, sub === 'disable', cliActor());
+    const done = {
+      passwd: 'password changed, sessions ended',
+      unlock: 'failed logins cleared',
+      disable: 'disabled, sessions ended',
+      enable: 'enabled',
+    };
+    process.stdout.write(`account "${login}": ${done[sub as keyof typeof done]}\n`);
+    return 0;
+  } catch (error) {
+    return accountFailure(error);
+  } finally {
+    store.close();
+  }
+}
+
+/** The new password from standard input, checked against the policy; an Error says what is wrong. */
+async function newPassword(login: string): Promise<string | Error> {
+  const password = (await readStdin()).replace(/\r?\n$/, '');
+  if (!password) return new Error("no password on standard input: echo '…' | onco-relay user …");
+  try {
+    checkNewPassword(password, login);
+  } catch (error) {
+    if (error instanceof AccountError) return new Error(`${error.message} (${error.hint})`);
+    throw error;
+  }
+  return password;
+}
+
+function accountFailure(error: unknown): number {
+  if (!(error instanceof AccountError)) throw error;
+  process.stderr.write(`${error.message}${error.hint ? ` (${error.hint})` : ''}\n`);
+  return 1;
+}
+
+async function userAdd(
+  login: string,
+  values: { role?: string; finess?: string; 'ssh-key'?: string; 'password-stdin'?: boolean },
+  dataDir: string,
+  configDir: string,
+): Promise<number> {
   if (!values.role || !(roles as readonly string[]).includes(values.role)) {
     process.stderr.write(`--role must be one of ${roles.join(', ')}\n`);
     return 2;
   }
-  const password = values['password-stdin'] ? (await readStdin()).replace(/\r?\n$/, '') : null;
-  if (values['password-stdin'] && !password) {
-    process.stderr.write('--password-stdin: no password on standard input\n');
+  if (values.finess) {
+    const { directory } = loadConfig(configDir);
+    if (!directory.establishments?.some((e) => e.finess === values.finess)) {
+      process.stderr.write(
+        `FINESS ${values.finess} is not in the directory (${path.join(configDir, 'directory.yaml')}): add the establishment there first, or check the number\n`,
+      );
+      return 1;
+    }
+  }
+  const password = values['password-stdin'] ? await newPassword(login) : null;
+  if (password instanceof Error) {
+    process.stderr.write(`--password-stdin: ${password.message}\n`);
     return 2;
   }
   const publicKeys = values['ssh-key']
     ? [parseOpenSshPublicKey(fs.readFileSync(values['ssh-key'], 'utf8'))]
     : [];
-  const { dataDir } = dirs(values);
   const store = new Store({ dataDir });
   try {
-    const a = store.accounts.add({
-      login,
-      role: values.role as Role,
-      finess: values.finess ?? null,
-      password,
-      publicKeys,
-    });
+    const a = store.db.transaction(() => {
+      const added = store.accounts.add({
+        login,
+        role: values.role as Role,
+        finess: values.finess ?? null,
+        password,
+        publicKeys,
+      });
+      store.audit.record({
+        ...cliActor(),
+        action: 'account-add',
+        object: `account:${login}`,
+        detail: {
+          role: added.role,
+          finess: added.finess,
+          password: password !== null,
+          keys: publicKeys.length,
+        },
+      });
+      return added;
+    })();
     process.stdout.write(
       `account "${a.login}" created (role ${a.role}${a.finess ? `, FINESS ${a.finess}` : ''})\n`,
     );
     return 0;
   } catch (error) {
-    if (error instanceof AccountError) {
-      process.stderr.write(`${error.message}\n`);
-      return 1;
-    }
-    throw error;
+    return accountFailure(error);
   } finally {
     store.close();
   }
@@ -254,9 +343,8 @@ function auditCommand(args: string[]): number {
       process.stdout.write(`audit trail intact: ${v.rows} rows, head ${v.head}\n`);
       return 0;
     }
-    process.stderr.write(
-      `audit trail BROKEN at row ${v.firstBadId}: ${v.reason} (${v.rows} rows before it verified)\n`,
-    );
+    process.stderr.write(`audit trail BROKEN: ${v.breaks.length} break(s) in ${v.rows} rows\n`);
+    for (const b of v.breaks) process.stderr.write(`  ${b.kind}: ${b.message}\n`);
     return 1;
   } finally {
     store.close();
@@ -388,6 +476,21 @@ async function importCommand(args: string[]): Promise<number> {
       onProgress: progressBar(Date.now()),
     });
     process.stderr.write('\n');
+    await store.writer.write(() =>
+      store.audit.record({
+        actor: `import:${user}`,
+        source: 'cli',
+        action: 'identity-import',
+        object: `files:${files.length}`,
+        outcome: report.refused > 0 ? 'failed' : 'ok',
+        detail: {
+          files: files.length,
+          messages: report.messages,
+          filed: report.filed,
+          refused: report.refused,
+        },
+      }),
+    );
     process.stdout.write(
       `${report.filed} identities filed, ${report.refused} refused, from ${report.files} file(s) in ${report.seconds.toFixed(1)} s ` +
         `(${Math.round(report.messages / report.seconds)}/s)\n${JSON.stringify(report.actions)}\n`,

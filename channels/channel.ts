@@ -3,6 +3,7 @@ import crypto from 'node:crypto';
 import type {
   Destination,
   DestinationContext,
+  DueAnswer,
   Inbound,
   Logger,
   Outcome,
@@ -15,10 +16,11 @@ import type {
 import type { Step, StepInput } from '../transformers/contract.ts';
 import type { ChannelConfig, RetryPolicy } from '../config/config.ts';
 import type { Store } from '../store/store.ts';
-import type { ProcessingResult, StoragePolicy } from '../store/journal.ts';
+import type { DeliveryStatus, ProcessingResult, StoragePolicy, StoredMessage } from '../store/journal.ts';
 import { destinationFrameKeys } from '../config/schema.ts';
 import type { Registry } from './registry.ts';
-import { DestinationWorker } from './destination-worker.ts';
+import { JournalBackoff } from './backoff.ts';
+import { DestinationWorker, POISON_LIMIT } from './destination-worker.ts';
 import { ChannelMetrics } from './metrics.ts';
 import { describeError, runSteps } from './steps.ts';
 import { Wake } from './wake.ts';
@@ -47,6 +49,21 @@ export interface ChannelStatus {
 }
 
 const PROCESS_BATCH = 200;
+/**
+ * The processing loop gives the event loop a turn once a slice lasted this long, so that ACKs,
+ * health checks and SIGTERM are served while a backlog drains; per slice, not per message, so that
+ * the results of a slice still share one group commit.
+ */
+const SLICE_MS = 50;
+/**
+ * How long an answer on outcome waits for the store writers' first attempt. Past it the message is
+ * journaled and queued (behind an ordered queue's retrying head, say): "on its way", answered AA,
+ * and a later failure reaches the sender as a late negative answer.
+ */
+const FILING_WAIT_MS = 10_000;
+const ANSWERS_PAGE = 100;
+
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 export class Channel {
   state: ChannelState = 'UNDEPLOYED';
@@ -59,6 +76,10 @@ export class Channel {
   private processing: Promise<void> | undefined;
   private processingRunning = false;
   private readonly outcomeWaiters = new Map<number, Array<(o: Outcome) => void>>();
+  /** Woken after every attempt of a store writer: answers on outcome wait for those. */
+  private readonly filingWake = new Wake();
+  /** Destinations that file into the core store (`apply`): a sender's answer waits for them. */
+  private storeWriters = new Set<string>();
   private readonly capacity = new Wake();
   private backlog = 0;
   private readonly queued = new Map<string, number>();
@@ -115,9 +136,11 @@ export class Channel {
         dispatch: this.deps.dispatch,
         store,
       };
+      this.storeWriters = new Set();
       this.workers = this.config.destinations.map((d) => {
         const destination = registry.createDestination(d, destCtx, destinationFrameKeys);
         this.destinations.push(destination);
+        if (destination.apply) this.storeWriters.add(d.name);
         this.queued.set(d.name, store.journal.queueCount(this.id, d.name));
         return new DestinationWorker({
           channelId: this.id,
@@ -131,7 +154,7 @@ export class Channel {
           store,
           metrics: this.metrics,
           log: this.log,
-          onSettled: (delivery) => this.deliverySettled(delivery.destination),
+          onAttempt: (delivery, status, error) => this.deliveryAttempted(delivery, status, error),
         });
       });
       for (const d of this.destinations) await d.start?.();
@@ -188,6 +211,8 @@ export class Channel {
       ...base,
       receive: (m) => this.receive(m),
       outcome: (id) => this.outcome(id),
+      answersDue: (afterId) => this.answersDue(afterId),
+      answered: (id, code) => this.answered(id, code),
     };
     this.source = this.deps.registry.createSource(this.config.source, ctx);
     await this.source.start();
@@ -222,10 +247,8 @@ export class Channel {
   async receive(m: Inbound, options: { replayOf?: number } = {}): Promise<Receipt> {
     while (this.pending() >= this.queueLimit && this.processingRunning) await this.capacity.wait(1000);
     const { store } = this.deps;
-    const dedupKey =
-      this.config.dedup && options.replayOf === undefined
-        ? (m.dedupKey ?? `sha256:${crypto.createHash('sha256').update(m.content).digest('hex')}`)
-        : null;
+    const dedup = this.config.dedup && options.replayOf === undefined;
+    const digest = dedup ? crypto.createHash('sha256').update(m.content).digest('hex') : undefined;
     const receipt = await store.writer.write(() =>
       store.journal.receive({
         channel: this.id,
@@ -234,16 +257,25 @@ export class Channel {
         meta: m.meta ?? {},
         sender: m.sender ?? null,
         owner: m.owner ?? null,
-        dedupKey,
+        dedupKey: dedup ? (m.dedupKey ?? `sha256:${digest}`) : null,
+        digest,
         rejected: m.rejected ?? null,
         replayOf: options.replayOf,
+        owesAnswer: m.owesAnswer,
         destinations: this.config.destinations.map((d) => d.name),
         now: Date.now(),
       }),
     );
     this.metrics.received++;
+    if (receipt.keyReusedFrom !== undefined) {
+      this.log.warn(
+        { code: 'DEDUP_KEY_REUSED', messageId: receipt.messageId, earlier: receipt.keyReusedFrom },
+        'a message reuses the control id of an earlier one with other content: processed, and flagged',
+      );
+    }
     if (receipt.duplicateOf !== undefined) this.metrics.duplicates++;
     else if (m.rejected) this.metrics.rejected++;
+    else if (receipt.copyOfQuarantined !== undefined) this.metrics.quarantined++;
     else {
       this.backlog++;
       this.processWake.notify();
@@ -251,19 +283,57 @@ export class Channel {
     return receipt;
   }
 
-  /** Resolves once the message has left the processing stage. */
-  outcome(messageId: number): Promise<Outcome> {
+  /**
+   * Resolves once the message has left the processing stage and, when the channel has store
+   * writers, once they settled or made their first attempt: a refusal by the store is then part of
+   * the answer (AE) instead of an ERROR after an AA.
+   */
+  async outcome(messageId: number): Promise<Outcome> {
+    const processed = await this.processingOutcome(messageId);
+    if (processed.status !== 'TRANSFORMED' || this.storeWriters.size === 0) return processed;
+    const deadline = Date.now() + FILING_WAIT_MS;
+    for (;;) {
+      const filed = this.filingOutcome(messageId);
+      if (filed) return filed;
+      const left = deadline - Date.now();
+      if (left <= 0 || !this.processingRunning) return processed;
+      await this.filingWake.wait(left);
+    }
+  }
+
+  private processingOutcome(messageId: number): Promise<Outcome> {
     const m = this.deps.store.journal.message(messageId);
     if (!m) return Promise.reject(new Error(`message ${messageId} does not exist`));
-    if (m.status !== 'RECEIVED') {
-      const status = m.status === 'SENT' ? 'TRANSFORMED' : m.status;
-      return Promise.resolve({ messageId, status: status as Outcome['status'], error: m.error ?? undefined });
-    }
+    if (m.status !== 'RECEIVED') return Promise.resolve(toOutcome(m));
     return new Promise((resolve) => {
       const list = this.outcomeWaiters.get(messageId) ?? [];
       list.push(resolve);
       this.outcomeWaiters.set(messageId, list);
     });
+  }
+
+  /** The outcome once every store writer settled or tried once; null while one has not tried yet. */
+  private filingOutcome(messageId: number): Outcome | null {
+    const { journal } = this.deps.store;
+    const m = journal.message(messageId);
+    if (!m) return null;
+    if (m.status !== 'TRANSFORMED') return toOutcome(m);
+    const filing = journal.deliveries(messageId).filter((d) => this.storeWriters.has(d.destination));
+    const failed = filing.find((d) => d.status === 'ERROR' || d.status === 'QUARANTINED');
+    if (failed) return { messageId, status: 'ERROR', error: `${failed.destination}: ${failed.lastError}` };
+    const tried = filing.every((d) => d.status === 'SENT' || d.status === 'FILTERED' || d.attempts > 0);
+    return tried ? { messageId, status: 'TRANSFORMED' } : null;
+  }
+
+  /** Answers a source owes its senders (after a crash, or a late failure), a page at a time. */
+  async answersDue(afterId = 0): Promise<DueAnswer[]> {
+    return this.deps.store.journal.answersDue(this.id, afterId, ANSWERS_PAGE);
+  }
+
+  /** Records an answer given: no longer due. */
+  answered(messageId: number, code: string): Promise<void> {
+    const { journal, writer } = this.deps.store;
+    return writer.write(() => journal.answered(messageId, code));
   }
 
   private pending(): number {
@@ -272,9 +342,44 @@ export class Channel {
     return this.backlog + deepest;
   }
 
-  private deliverySettled(destination: string): void {
-    this.queued.set(destination, Math.max(0, (this.queued.get(destination) ?? 1) - 1));
+  /**
+   * After every delivery attempt. A final failure is an alert (a stable code in the log, a counter
+   * in /metrics) and, when the source owes the sender an answer, a late negative answer.
+   */
+  private deliveryAttempted(
+    d: { messageId: number; destination: string },
+    status: DeliveryStatus | 'RETRY',
+    error?: { code: string; text: string },
+  ): void {
+    if (this.storeWriters.has(d.destination)) this.filingWake.notify();
+    if (status === 'RETRY') return;
+    this.queued.set(d.destination, Math.max(0, (this.queued.get(d.destination) ?? 1) - 1));
     this.capacity.notify();
+    if (status !== 'ERROR' && status !== 'QUARANTINED') return;
+    this.metrics.deliveriesFailed++;
+    this.lastError = error?.text ?? null;
+    this.log.error(
+      {
+        code: status === 'QUARANTINED' ? 'DELIVERY_QUARANTINED' : 'DELIVERY_FAILED',
+        cause: error?.code,
+        messageId: d.messageId,
+        destination: d.destination,
+        err: error?.text,
+      },
+      'a delivery failed for good: the message needs an operator (replay once the cause is fixed)',
+    );
+    const due = this.dueAnswer(d.messageId);
+    if (due) this.source?.answerDue?.(due);
+  }
+
+  private dueAnswer(messageId: number): DueAnswer | undefined {
+    try {
+      return this.deps.store.journal.dueAnswer(messageId);
+    } catch (error) {
+      // The answer stays due in the journal: the source writes it when it next starts.
+      this.log.error({ err: describeError(error), messageId }, 'reading a due answer failed');
+      return undefined;
+    }
   }
 
   private startProcessing(): void {
@@ -282,16 +387,27 @@ export class Channel {
     this.processing = this.processLoop();
   }
 
-  /** The processing stage: strictly in journal order, so an ordered feed stays ordered end to end. */
+  /**
+   * The processing stage: strictly in journal order, so an ordered feed stays ordered end to end.
+   *
+   * Poison guard: each message's attempt is marked in the journal before its steps run (a commit
+   * without fsync: GroupCommit.mark), and its result clears it. A message found with unfinished
+   * attempts was being processed when the engine died or was stopped hard; it is a suspect and is
+   * processed alone, its result committed at once, so that only the message that kills the engine
+   * keeps counting. After POISON_LIMIT unfinished attempts it is quarantined, not run again.
+   */
   private async processLoop(): Promise<void> {
     const { journal, writer } = this.deps.store;
+    const backoff = new JournalBackoff(this.log, 'processing');
+    /** Messages whose result this process failed to journal: their next try is not a new start. */
+    const unrecorded = new Set<number>();
     while (this.processingRunning) {
-      let batch;
+      let batch: StoredMessage[];
+      let failure: unknown;
       try {
         batch = journal.backlog(this.id, 0, PROCESS_BATCH);
       } catch (error) {
-        this.log.error({ err: describeError(error) }, 'reading the backlog failed');
-        await this.processWake.wait(1000);
+        await this.pauseProcessing(backoff.failed(error));
         continue;
       }
       if (batch.length === 0) {
@@ -299,33 +415,67 @@ export class Channel {
         continue;
       }
       const writes: Array<Promise<ProcessingResult>> = [];
+      const ids: number[] = [];
+      let slice = Date.now();
       for (const m of batch) {
         if (!this.processingRunning) break;
-        const raw = journal.content(m.id, 'raw');
-        const result = await this.process(m.id, raw?.content, raw?.contentType ?? m.contentType, m.meta);
-        writes.push(writer.write(() => (journal.processed(result, this.storage), result)));
-      }
-      const settled = await Promise.allSettled(writes);
-      for (const s of settled) {
-        if (s.status === 'fulfilled') this.processed(s.value);
-        else {
-          this.log.error(
-            { err: describeError(s.reason) },
-            'journaling a processing result failed; will retry',
-          );
-          await this.processWake.wait(1000);
+        if (Date.now() - slice > SLICE_MS) {
+          await nextTurn();
+          slice = Date.now();
         }
+        let unfinished = 0;
+        try {
+          // After a journal failure this process saw, the start already marked stands for this one.
+          if (!unrecorded.delete(m.id)) unfinished = writer.mark(() => journal.startProcessing(m.id));
+        } catch (error) {
+          failure = error;
+          break;
+        }
+        const result =
+          unfinished >= POISON_LIMIT
+            ? this.quarantine(m.id, unfinished)
+            : await this.process(m.id, m.contentType, m.meta);
+        const record = (): ProcessingResult => (journal.processed(result, this.storage), result);
+        writes.push(m.attempts > 0 ? writer.writeAlone(record) : writer.write(record));
+        ids.push(m.id);
       }
+      (await Promise.allSettled(writes)).forEach((s, i) => {
+        if (s.status === 'fulfilled') return this.processed(s.value);
+        unrecorded.add(ids[i]!);
+        failure ??= s.reason;
+      });
+      if (failure === undefined) backoff.succeeded();
+      else await this.pauseProcessing(backoff.failed(failure));
     }
+  }
+
+  /** Sleeps `ms` after a journal failure; a new message does not cut it short, a stop does. */
+  private async pauseProcessing(ms: number): Promise<void> {
+    const until = Date.now() + ms;
+    while (this.processingRunning && Date.now() < until) await this.processWake.wait(until - Date.now());
+  }
+
+  private quarantine(messageId: number, unfinished: number): ProcessingResult {
+    return {
+      messageId,
+      status: 'QUARANTINED',
+      error:
+        `POISON_MESSAGE: processing of message ${messageId} began ${unfinished} times and never finished ` +
+        '(the engine crashed or stalled each time); it is quarantined so that the messages behind it flow ' +
+        '(hint: find the cause in the log of those crashes, then replay the message from the dashboard)',
+      now: Date.now(),
+    };
   }
 
   private async process(
     messageId: number,
-    content: Buffer | undefined,
     contentType: string | null,
     meta: Record<string, unknown>,
   ): Promise<ProcessingResult> {
     const now = Date.now();
+    const raw = this.deps.store.journal.content(messageId, 'raw');
+    const content = raw?.content;
+    contentType = raw?.contentType ?? contentType;
     if (!content) return { messageId, status: 'ERROR', error: 'raw content missing from the journal', now };
     try {
       const out = await runSteps(this.steps, {
@@ -358,14 +508,21 @@ export class Channel {
       }
     } else if (r.status === 'FILTERED') this.metrics.filtered++;
     else {
-      this.metrics.errored++;
+      if (r.status === 'QUARANTINED') {
+        this.metrics.quarantined++;
+        this.log.error(
+          { code: 'POISON_MESSAGE', messageId: r.messageId },
+          'a message kept crashing or stalling processing: quarantined',
+        );
+      } else this.metrics.errored++;
       this.lastError = r.error ?? null;
     }
     this.capacity.notify();
     const waiters = this.outcomeWaiters.get(r.messageId);
     if (waiters) {
       this.outcomeWaiters.delete(r.messageId);
-      for (const w of waiters) w({ messageId: r.messageId, status: r.status, error: r.error });
+      const status = r.status === 'QUARANTINED' ? 'ERROR' : r.status;
+      for (const w of waiters) w({ messageId: r.messageId, status, error: r.error });
     }
   }
 
@@ -398,4 +555,10 @@ export class Channel {
     this.queued.set(d.destination, (this.queued.get(d.destination) ?? 0) + 1);
     this.workers.find((w) => w.name === d.destination)?.notify();
   }
+}
+
+/** What a source is told of a message already past processing (SENT is TRANSFORMED and delivered). */
+function toOutcome(m: StoredMessage): Outcome {
+  const status = m.status === 'SENT' ? 'TRANSFORMED' : m.status === 'QUARANTINED' ? 'ERROR' : m.status;
+  return { messageId: m.id, status: status as Outcome['status'], error: m.error ?? undefined };
 }

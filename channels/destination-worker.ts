@@ -5,9 +5,10 @@ import { SendError } from '../connectors/contract.ts';
 import type { Step, StepInput } from '../transformers/contract.ts';
 import type { RetryPolicy } from '../config/config.ts';
 import type { Store } from '../store/store.ts';
-import type { StoragePolicy, StoredDelivery } from '../store/journal.ts';
+import type { DeliveryStatus, StoragePolicy, StoredDelivery } from '../store/journal.ts';
 import { isTransientDbError } from '../store/db.ts';
-import { backoffDelay } from './backoff.ts';
+import { JournalUnavailable } from '../store/group-commit.ts';
+import { backoffDelay, JournalBackoff } from './backoff.ts';
 import { runSteps, describeError } from './steps.ts';
 import { Wake } from './wake.ts';
 import type { ChannelMetrics } from './metrics.ts';
@@ -25,17 +26,37 @@ export interface WorkerOptions {
   store: Store;
   metrics: ChannelMetrics;
   log: Logger;
-  /** Called after each delivery settles (SENT, ERROR or FILTERED), for back-pressure accounting. */
-  onSettled: (d: StoredDelivery, final: boolean) => void;
+  /**
+   * Called after each attempt with the delivery's new status (RETRY: failed, will be tried again):
+   * back-pressure accounting, answers waiting for store writers, alerts.
+   */
+  onAttempt: (
+    d: StoredDelivery,
+    status: DeliveryStatus | 'RETRY',
+    error?: { code: string; text: string },
+  ) => void;
 }
+
+/**
+ * Attempts (of processing a message, or of one delivery) that may begin and never reach a journaled
+ * outcome before the item is quarantined: the engine died or was stopped hard during each of them.
+ */
+export const POISON_LIMIT = 3;
 
 export class DestinationWorker {
   private readonly wake = new Wake();
   private readonly inFlight = new Map<number, Promise<void>>();
   private running = false;
   private loop: Promise<void> | undefined;
+  private readonly journalBackoff: JournalBackoff;
+  /** While the journal cannot be written, no new attempt starts before this time. */
+  private resumeAt = 0;
+  /** Deliveries whose last attempt ended with a journal failure, not a crash: their start is marked. */
+  private readonly unrecorded = new Set<number>();
 
-  constructor(private readonly o: WorkerOptions) {}
+  constructor(private readonly o: WorkerOptions) {
+    this.journalBackoff = new JournalBackoff(o.log, `destination ${o.name}`);
+  }
 
   get name(): string {
     return this.o.name;
@@ -64,25 +85,33 @@ export class DestinationWorker {
     const { journal } = this.o.store;
     while (this.running) {
       try {
+        const now = Date.now();
+        if (now < this.resumeAt) {
+          await this.wake.wait(this.resumeAt - now);
+          continue;
+        }
         const free = this.o.ordered ? (this.inFlight.size ? 0 : 1) : this.o.concurrency - this.inFlight.size;
         if (free <= 0) {
           await this.wake.wait();
           continue;
         }
-        const now = Date.now();
         // An ordered queue looks only at its head, due or not: a later message must not overtake it.
         const rows = this.o.ordered
           ? journal.queue(this.o.channelId, this.o.name, 1, null)
           : journal
               .queue(this.o.channelId, this.o.name, this.o.concurrency * 2, now)
               .filter((r) => !this.inFlight.has(r.id));
-        const due = rows.filter((r) => r.nextAttemptAt <= now && !this.inFlight.has(r.id)).slice(0, free);
+        let due = rows.filter((r) => r.nextAttemptAt <= now && !this.inFlight.has(r.id)).slice(0, free);
+        // A suspect (an attempt of it began and never ended) runs alone: if it takes the engine down
+        // again, no other delivery is counted against it.
+        const suspect = due.find((r) => r.starts > r.attempts);
+        if (suspect) due = this.inFlight.size === 0 ? [suspect] : [];
         if (due.length === 0) {
           await this.wake.wait(this.sleepFor(rows, now));
           continue;
         }
         for (const d of due) {
-          const p = this.attempt(d).finally(() => {
+          const p = this.attempt(d, d.starts > d.attempts).finally(() => {
             this.inFlight.delete(d.id);
             this.wake.notify();
           });
@@ -90,11 +119,7 @@ export class DestinationWorker {
         }
       } catch (error) {
         // The store itself failed (disk full, I/O): keep the queue, say so, and look again later.
-        this.o.log.error(
-          { err: describeError(error), destination: this.o.name },
-          'destination queue read failed',
-        );
-        await this.wake.wait(1000);
+        this.journalFailed(error);
       }
     }
   }
@@ -106,18 +131,45 @@ export class DestinationWorker {
     return next === undefined || next === null ? undefined : Math.max(10, next - now);
   }
 
-  private async attempt(d: StoredDelivery): Promise<void> {
+  /** The journal could not be read or written: no attempt starts until the backoff delay passed. */
+  private journalFailed(error: unknown): void {
+    this.resumeAt = Date.now() + this.journalBackoff.failed(error);
+  }
+
+  private async attempt(d: StoredDelivery, suspect: boolean): Promise<void> {
+    try {
+      await this.tryDelivery(d, suspect);
+    } catch (error) {
+      // Only journal writes throw out of tryDelivery: its outcome is not recorded, its start is.
+      this.unrecorded.add(d.id);
+      this.journalFailed(error);
+    }
+  }
+
+  private async tryDelivery(d: StoredDelivery, suspect: boolean): Promise<void> {
     const { journal, writer } = this.o.store;
     const policy = this.o.storage();
+    let unfinished = 0;
+    try {
+      // After a journal failure this process saw, the start already marked stands for this one:
+      // that attempt did not crash anything, it must not count towards quarantine.
+      if (!this.unrecorded.delete(d.id)) unfinished = writer.mark(() => journal.startDelivery(d.id));
+    } catch (error) {
+      this.journalFailed(error);
+      return;
+    }
+    if (unfinished >= POISON_LIMIT) {
+      const text =
+        `DELIVERY_QUARANTINED: ${unfinished} attempts of this delivery began and never finished (the engine ` +
+        'crashed or stalled each time); it is quarantined so that the queue behind it flows ' +
+        '(hint: find the cause in the log of those crashes, then replay the delivery from the dashboard)';
+      await this.settleFailure(d, { code: 'DELIVERY_QUARANTINED', text }, null, true);
+      return;
+    }
     const message = journal.message(d.messageId);
     const content = journal.content(d.messageId, 'transformed') ?? journal.content(d.messageId, 'raw');
     if (!message || !content) {
-      await writer.write(() =>
-        journal.failed(
-          { deliveryId: d.id, error: 'message content is gone (pruned)', retryAt: null, now: Date.now() },
-          policy,
-        ),
-      );
+      await this.settleFailure(d, { code: 'CONTENT_GONE', text: 'message content is gone (pruned)' }, null);
       return;
     }
     let input: StepInput | null;
@@ -132,9 +184,10 @@ export class DestinationWorker {
       await this.fail(d, error, false);
       return;
     }
+    const write = <T>(op: () => T): Promise<T> => (suspect ? writer.writeAlone(op) : writer.write(op));
     if (input === null) {
-      await writer.write(() => journal.filteredDelivery(d.id, policy, Date.now()));
-      this.o.onSettled(d, true);
+      await write(() => journal.filteredDelivery(d.id, policy, Date.now()));
+      this.o.onAttempt(d, 'FILTERED');
       return;
     }
     const outbound: Outbound = {
@@ -157,22 +210,26 @@ export class DestinationWorker {
         policy,
         now: Date.now(),
       });
+    let result: SendResult | undefined;
     try {
       const apply = this.o.destination.apply?.bind(this.o.destination);
       if (apply) {
         // Filing and the SENT mark share one transaction: exactly-once into the core store.
-        await writer.write(() => record(apply(outbound)));
+        await write(() => record(apply(outbound)));
       } else {
-        const result = await this.o.destination.send!(outbound);
-        await writer.write(() => record(result));
+        result = await this.o.destination.send!(outbound);
       }
     } catch (error) {
+      if (error instanceof JournalUnavailable) throw error;
       await this.fail(d, error);
       return;
     }
+    // Sent but not journaled (it throws): sent again once the journal is back, same idempotency key.
+    if (result) await write(() => record(result));
+    this.journalBackoff.succeeded();
     this.o.metrics.sent++;
     this.o.metrics.observeLatency((Date.now() - message.receivedAt) / 1000);
-    this.o.onSettled(d, true);
+    this.o.onAttempt(d, 'SENT');
   }
 
   private async fail(
@@ -187,26 +244,32 @@ export class DestinationWorker {
       locked || (retryable && attempts < this.o.retry.maxAttempts)
         ? Date.now() + backoffDelay(this.o.retry, attempts)
         : null;
-    const text = describeError(error);
+    const code = (error as { code?: unknown } | null)?.code;
+    const failure = { code: typeof code === 'string' ? code : 'SEND_FAILED', text: describeError(error) };
     this.o.metrics.sendFailures++;
-    this.o.log.warn(
-      { destination: this.o.name, messageId: d.messageId, attempt: attempts, retryAt, err: text },
-      retryAt ? 'delivery failed, will retry' : 'delivery failed for good',
-    );
-    try {
-      await this.o.store.writer.write(() =>
-        this.o.store.journal.failed(
-          { deliveryId: d.id, error: text, retryAt, now: Date.now() },
-          this.o.storage(),
-        ),
+    if (retryAt !== null) {
+      this.o.log.warn(
+        { destination: this.o.name, messageId: d.messageId, attempt: attempts, retryAt, err: failure.text },
+        'delivery failed, will retry',
       );
-    } catch (e) {
-      this.o.log.error({ err: describeError(e) }, 'could not journal a delivery failure; it will be retried');
-      return;
     }
-    if (retryAt === null) {
-      this.o.metrics.errored++;
-      this.o.onSettled(d, true);
-    }
+    await this.settleFailure(d, failure, retryAt);
+  }
+
+  /** Journals a failed attempt: retried at `retryAt`, or (null) ended in ERROR, or QUARANTINED. */
+  private async settleFailure(
+    d: StoredDelivery,
+    failure: { code: string; text: string },
+    retryAt: number | null,
+    quarantine = false,
+  ): Promise<void> {
+    await this.o.store.writer.write(() =>
+      this.o.store.journal.failed(
+        { deliveryId: d.id, error: failure.text, retryAt, now: Date.now(), quarantine },
+        this.o.storage(),
+      ),
+    );
+    if (retryAt === null) this.o.metrics.errored++;
+    this.o.onAttempt(d, quarantine ? 'QUARANTINED' : retryAt === null ? 'ERROR' : 'RETRY', failure);
   }
 }

@@ -17,8 +17,10 @@ import { ConfigError } from '../config/loader.ts';
 import { Store } from '../store/store.ts';
 import { lockDataDir, type DataDirLock } from '../store/db.ts';
 import type { AccountRecord } from '../store/accounts.ts';
+import type { AuthResult } from '../store/auth.ts';
 import { Channel, type ChannelStatus } from './channel.ts';
 import type { Registry } from './registry.ts';
+import { MessageIndexer } from './message-index.ts';
 import { describeError } from './steps.ts';
 import { OncoError } from '../config/errors.ts';
 import { validateConfig } from './validate.ts';
@@ -35,11 +37,7 @@ export interface EngineOptions {
 
 export class EngineError extends OncoError {
   declare readonly code:
-    | 'CHANNEL_UNKNOWN'
-    | 'CHANNEL_STATE'
-    | 'CHANNEL_DEPLOY_FAILED'
-    | 'ENGINE_START_FAILED'
-    | 'DATA_DIR_IN_USE';
+    'CHANNEL_UNKNOWN' | 'CHANNEL_STATE' | 'CHANNEL_DEPLOY_FAILED' | 'ENGINE_START_FAILED' | 'DATA_DIR_IN_USE';
   constructor(code: EngineError['code'], message: string, hint?: string) {
     super(code, { message, ...(hint === undefined ? {} : { hint }) });
   }
@@ -81,6 +79,7 @@ export class Engine {
   private pruneTimer: NodeJS.Timeout | undefined;
   private readonly accounts: ConnectorAccounts;
   private readonly lock: DataDirLock | undefined;
+  private readonly indexer: MessageIndexer;
 
   constructor(private readonly o: EngineOptions) {
     this.lock = takeDataDir(o.dataDir);
@@ -90,14 +89,17 @@ export class Engine {
       this.lock?.release();
       throw error;
     }
-    const accounts = this.store.accounts;
+    this.indexer = new MessageIndexer(this.store, { log: o.log.child({ service: 'message-index' }) });
+    const { auth, accounts } = this.store;
+    const granted = (r: AuthResult): Account | null => (r.ok ? toAccount(r.account) : null);
     this.accounts = {
-      verifyPassword: async (login, password) => toAccount(await accounts.checkPassword(login, password)),
-      verifyPublicKey: async (login, algorithm, key) => {
-        const a = accounts.get(login);
-        return a && !a.disabled && accounts.hasPublicKey(login, algorithm, key) ? toAccount(a) : null;
-      },
+      verifyPassword: async (login, password, peer) => granted(await auth.password(login, password, peer)),
+      verifyPublicKey: async (login, algorithm, key, peer, proof) =>
+        granted(await auth.publicKey(login, algorithm, key, peer, proof)),
       find: async (login) => toAccount(accounts.get(login)),
+      audit: async (act) => {
+        await this.store.writer.write(() => this.store.audit.record(act));
+      },
     };
     for (const { config } of o.config.channels) this.channels.set(config.id, this.newChannel(config));
   }
@@ -159,6 +161,7 @@ export class Engine {
     const every = this.o.config.engine.store.pruneEveryMinutes * 60_000;
     this.pruneTimer = setInterval(() => void this.prune(), every);
     this.pruneTimer.unref();
+    this.indexer.start();
   }
 
   /** Layer order: every source first (nothing new comes in), then processing and destinations, then the store. */
@@ -173,6 +176,7 @@ export class Engine {
         .catch((e) => this.o.log.error({ service: key, err: describeError(e) }, 'stop failed'));
     }
     this.shared.clear();
+    await this.indexer.stop();
     this.store.close();
     this.lock?.release();
   }

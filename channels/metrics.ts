@@ -12,6 +12,10 @@ export class ChannelMetrics {
   errored = 0;
   sent = 0;
   sendFailures = 0;
+  /** Deliveries that ended in ERROR or QUARANTINED: each is an alert (log code DELIVERY_FAILED). */
+  deliveriesFailed = 0;
+  /** Messages quarantined by the poison guard (log code POISON_MESSAGE). */
+  quarantined = 0;
   readonly latency = { buckets: latencyBuckets.map(() => 0), count: 0, sum: 0 };
 
   observeLatency(seconds: number): void {

@@ -13,7 +13,12 @@ export interface RetryPolicy {
 }
 
 export interface EngineConfig {
-  http: { bind: string; port: number; tls?: { cert: string; key: string } };
+  http: {
+    bind: string;
+    port: number;
+    tls?: { cert: string; key: string };
+    secureCookies: 'auto' | 'always' | 'never';
+  };
   store: { synchronous: 'FULL' | 'NORMAL'; pruneAfterDays: number; pruneEveryMinutes: number };
   defaults: { retry: RetryPolicy; queueLimit: number };
   identity: Record<string, unknown>;

@@ -253,6 +253,31 @@ export const ERRORS = define({
     hint: 'send a value of the PAM FR table for the identity collection mode',
     status: VALUE_AE,
   },
+  PAM_MISSING_BIRTH_DATE: {
+    message: 'PID-7 (birth date) is empty: a strict trait is missing',
+    hint: 'send the birth date as YYYYMMDD in PID-7 (YYYY or YYYYMM when only that is known)',
+    status: REQUIRED_AE,
+  },
+  PAM_MISSING_GIVEN_NAME: {
+    message: 'PID-5 has no first given name',
+    hint: 'send the first given name in PID-5.2 of the birth name (repetition of type L)',
+    status: REQUIRED_AE,
+  },
+  PAM_IPP_WITHOUT_FINESS: {
+    message: 'IPP {ipp} carries no FINESS in {location}',
+    hint: "send the establishment's 9-digit FINESS as NAMESPACE&FINESS&M in PID-3.4",
+    status: REQUIRED_AE,
+  },
+  PAM_BAD_DEATH: {
+    message: '{location} "{value}" is not a death indicator',
+    hint: 'send Y (deceased) or N in PID-30, the date of death in PID-29',
+    status: VALUE_AE,
+  },
+  PAM_FIELD_TOO_LONG: {
+    message: '{location} is {length} characters; PAM FR allows at most {max}',
+    hint: 'correct the field in the sending system: names at most 100 characters, identifiers at most 20',
+    status: CONTENT_AE,
+  },
 
   PAM_MISSING_BIRTH_DATE: {
     message: 'PID-7 (birth date) is empty: a strict trait is missing',
@@ -399,6 +424,16 @@ export const ERRORS = define({
     hint: 'send the FINESS of the establishment in PID-3.4.2',
     status: { ...REFUSED_FOR_GOOD, hl7: '101' },
   },
+  IDENTITY_FINESS_UNKNOWN: {
+    message: 'IPP {ipp} is issued under FINESS {finess}, which is not an establishment of the DCC directory',
+    hint: 'correct PID-3.4.2, or ask the DCC administrator to add the FINESS to directory.yaml',
+    status: { ...REFUSED_FOR_GOOD, hl7: '204' },
+  },
+  IDENTITY_FINESS_NOT_GRANTED: {
+    message: 'IPP {ipp} is filed under FINESS {finess}, but the sender speaks for FINESS {owner} only',
+    hint: "send your own establishment's IPPs, or ask the DCC administrator to grant it in directory.yaml (reportsFor)",
+    status: { ...REFUSED_FOR_GOOD, hl7: '204' },
+  },
   IDENTITY_UNKNOWN_IPP: {
     message: 'IPP {ipp} designates no patient',
     hint: 'send the identity (A28) before the event that refers to it',
@@ -480,6 +515,31 @@ export const ERRORS = define({
     message: 'account "{login}" does not exist',
     hint: 'create it with `onco-relay user add`',
     status: NOT_FOUND,
+  },
+  PASSWORD_REFUSED: {
+    message: 'the password is refused: {reason}',
+    hint: 'choose a passphrase of several unrelated words, or let a password manager generate one',
+    status: BAD_REQUEST,
+  },
+  PASSWORD_CHANGE_REQUIRED: {
+    message: 'account {login} still has its one-time password',
+    hint: 'log in to the dashboard and change it (/password), or: onco-relay user passwd LOGIN',
+    status: { http: 403 },
+  },
+  PASSWORD_FORM_ONLY: {
+    message: 'a password is changed through the dashboard form',
+    hint: 'log in to the dashboard (/password), or: onco-relay user passwd LOGIN',
+    status: BAD_REQUEST,
+  },
+  QUERY_REPEATED: {
+    message: 'query parameter "{name}" is given more than once',
+    hint: 'give each query parameter once',
+    status: BAD_REQUEST,
+  },
+  AUDIT_KEY_INVALID: {
+    message: 'the audit key is not usable: {reason}',
+    hint: 'set ONCO_AUDIT_KEY to at least 32 random characters (openssl rand -hex 32), or restore data/audit.key from the backup',
+    status: SETUP,
   },
   MESSAGE_UNKNOWN: { message: 'no message {id}', hint: 'check the message id', status: NOT_FOUND },
   DELIVERY_UNKNOWN: {
@@ -575,6 +635,11 @@ export const ERRORS = define({
   MLLP_FRAME_TOO_LARGE: {
     message: 'an MLLP frame is larger than {max} bytes',
     hint: 'send smaller messages, or raise maxFrameBytes of the listener',
+    status: {},
+  },
+  MLLP_LISTENER_FULL: {
+    message: 'the MLLP listener holds {max} bytes of unfinished frames',
+    hint: 'the sender may resend later; if many large messages arrive at once legitimately, raise maxBufferedBytes of the listener',
     status: {},
   },
   MLLP_BAD_ACK: {

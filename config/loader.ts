@@ -60,14 +60,18 @@ export function readConfigFile(file: string, env: NodeJS.ProcessEnv, problems: C
     problems.push({ file: rel, path: '', message: `cannot read: ${(error as Error).message}` });
     return { file: rel, data: undefined, lineOf: () => undefined };
   }
-  for (const e of doc.errors) {
+  // One mistake (a bad indent, an unclosed quote) makes the parser report several errors and
+  // the half-parsed tree fail the schema everywhere after it: only the first error is real.
+  const first = doc.errors[0];
+  if (first) {
     problems.push({
       file: rel,
-      line: e.linePos?.[0].line,
+      line: lineCounter.linePos(first.pos[0]).line,
       path: '',
-      message: `YAML syntax: ${e.message.split('\n')[0]}`,
-      hint: 'check indentation and quoting around this line',
+      message: `YAML syntax: ${first.message.split('\n')[0]}`,
+      hint: 'check indentation and quoting on this line and the lines next to it; the rest of the file is checked once it parses',
     });
+    return { file: rel, data: undefined, lineOf: () => undefined };
   }
   const lineOf = (pointer: string): number | undefined => {
     const keys = pointer.split('/').slice(1).map(decodePointer);

@@ -12,9 +12,24 @@ const retry = {
       default: 8,
       description: 'Attempts before the delivery goes to ERROR.',
     },
-    initialDelayMs: { type: 'integer', minimum: 0, default: 1000 },
-    maxDelayMs: { type: 'integer', minimum: 0, default: 300000 },
-    multiplier: { type: 'number', minimum: 1, default: 2 },
+    initialDelayMs: {
+      type: 'integer',
+      minimum: 0,
+      default: 1000,
+      description: 'Wait before the second attempt, in milliseconds.',
+    },
+    maxDelayMs: {
+      type: 'integer',
+      minimum: 0,
+      default: 300000,
+      description: 'Longest wait between two attempts, in milliseconds.',
+    },
+    multiplier: {
+      type: 'number',
+      minimum: 1,
+      default: 2,
+      description: 'Each wait is the previous one times this.',
+    },
     jitter: {
       type: 'number',
       minimum: 0,
@@ -34,14 +49,35 @@ export const engineSchema = {
       type: 'object',
       additionalProperties: false,
       default: {},
+      description: 'The dashboard, the admin API and /metrics.',
       properties: {
-        bind: { type: 'string', default: '127.0.0.1' },
-        port: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
+        bind: {
+          type: 'string',
+          default: '127.0.0.1',
+          description: 'Address to listen on; 0.0.0.0 for every interface (put TLS in front, or set tls).',
+        },
+        port: {
+          type: 'integer',
+          minimum: 0,
+          maximum: 65535,
+          default: 8080,
+          description: 'Port to listen on.',
+        },
         tls: {
           type: 'object',
           additionalProperties: false,
           required: ['cert', 'key'],
-          properties: { cert: { type: 'string' }, key: { type: 'string' } },
+          description: 'Serve HTTPS (and mark session cookies Secure).',
+          properties: {
+            cert: { type: 'string', description: 'PEM certificate file.' },
+            key: { type: 'string', description: 'PEM private key file.' },
+          },
+        },
+        secureCookies: {
+          enum: ['auto', 'always', 'never'],
+          default: 'auto',
+          description:
+            'Secure flag of the session cookie; auto: when served over TLS or behind a proxy sending X-Forwarded-Proto: https',
         },
       },
     },
@@ -49,19 +85,40 @@ export const engineSchema = {
       type: 'object',
       additionalProperties: false,
       default: {},
+      description: 'The SQLite store in the data directory.',
       properties: {
-        synchronous: { enum: ['FULL', 'NORMAL'], default: 'FULL' },
-        pruneAfterDays: { type: 'integer', minimum: 1, default: 90 },
-        pruneEveryMinutes: { type: 'integer', minimum: 1, default: 60 },
+        synchronous: {
+          enum: ['FULL', 'NORMAL'],
+          default: 'FULL',
+          description: 'FULL survives a power cut; NORMAL only a process crash.',
+        },
+        pruneAfterDays: {
+          type: 'integer',
+          minimum: 1,
+          default: 90,
+          description: 'Finished messages older than this are deleted; unfinished work never is.',
+        },
+        pruneEveryMinutes: {
+          type: 'integer',
+          minimum: 1,
+          default: 60,
+          description: 'How often pruning runs.',
+        },
       },
     },
     defaults: {
       type: 'object',
       additionalProperties: false,
       default: {},
+      description: 'What a channel file does not set.',
       properties: {
         retry: { ...retry, default: {} },
-        queueLimit: { type: 'integer', minimum: 1, default: 10000 },
+        queueLimit: {
+          type: 'integer',
+          minimum: 1,
+          default: 10000,
+          description: 'Back-pressure bound of a channel without its own queueLimit.',
+        },
       },
     },
     identity: {
@@ -118,7 +175,13 @@ export const directorySchema = {
 const component = {
   type: 'object',
   required: ['type'],
-  properties: { type: { type: 'string', minLength: 1 } },
+  properties: {
+    type: {
+      type: 'string',
+      minLength: 1,
+      description: 'The component, one of those listed below; its options sit beside it.',
+    },
+  },
 } as const;
 
 export const channelSchema = {
@@ -132,35 +195,73 @@ export const channelSchema = {
       pattern: '^[a-z0-9][a-z0-9-]{0,62}$',
       description: 'Stable id, used in the journal and URLs.',
     },
-    name: { type: 'string' },
-    description: { type: 'string' },
-    enabled: { type: 'boolean', default: true, description: 'Deployed on start.' },
+    name: { type: 'string', description: 'Name shown on the dashboard (default: the id).' },
+    description: { type: 'string', description: 'Free text for the people who maintain the file.' },
+    enabled: {
+      type: 'boolean',
+      default: true,
+      description: 'Deployed on start; false keeps the file loaded and validated but the channel stopped.',
+    },
     storage: {
       enum: ['all', 'production', 'metadata'],
       default: 'all',
       description: 'What content is kept once a message is complete (errors keep everything).',
     },
-    queueLimit: { type: 'integer', minimum: 1, description: 'Back-pressure bound: sources pause above it.' },
+    queueLimit: {
+      type: 'integer',
+      minimum: 1,
+      description:
+        'Back-pressure bound: sources pause while more messages than this wait (default: engine.yaml defaults.queueLimit).',
+    },
     dedup: {
       type: 'boolean',
       default: true,
       description: 'Record re-sent content as DUPLICATE instead of filing it twice.',
     },
-    source: component,
-    steps: { type: 'array', items: component, default: [] },
+    source: { ...component, description: 'Where messages come from: one source (see Sources).' },
+    steps: {
+      type: 'array',
+      items: component,
+      default: [],
+      description: 'Filters and transformers run in order after the message is journaled (see Steps).',
+    },
     destinations: {
       type: 'array',
       minItems: 1,
+      description: 'Where messages go: each has its own queue, retries and outcome (see Destinations).',
       items: {
         type: 'object',
         required: ['name', 'type'],
         properties: {
-          name: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,62}$' },
-          type: { type: 'string' },
-          queue: { enum: ['ordered', 'parallel'], default: 'ordered' },
-          concurrency: { type: 'integer', minimum: 1, maximum: 64, default: 4 },
-          retry,
-          steps: { type: 'array', items: component, default: [] },
+          name: {
+            type: 'string',
+            pattern: '^[a-z0-9][a-z0-9-]{0,62}$',
+            description: 'Stable name within the channel: deliveries, idempotency keys and URLs use it.',
+          },
+          type: { type: 'string', description: 'The destination, one of those listed under Destinations.' },
+          queue: {
+            enum: ['ordered', 'parallel'],
+            default: 'ordered',
+            description:
+              'ordered: one at a time in journal order, a failing head blocks the rest (identity feeds); parallel: up to `concurrency` at once.',
+          },
+          concurrency: {
+            type: 'integer',
+            minimum: 1,
+            maximum: 64,
+            default: 4,
+            description: 'Deliveries in flight at once when `queue: parallel`.',
+          },
+          retry: {
+            ...retry,
+            description: `${retry.description} Without it, engine.yaml defaults.retry applies.`,
+          },
+          steps: {
+            type: 'array',
+            items: component,
+            default: [],
+            description: "Filters and transformers run for this destination only, after the channel's steps.",
+          },
         },
       },
     },
@@ -169,3 +270,44 @@ export const channelSchema = {
 
 /** Keys of a channel's destination entry that belong to the engine, not to the connector's options. */
 export const destinationFrameKeys = ['name', 'type', 'queue', 'concurrency', 'retry', 'steps'] as const;
+
+/** What `${NAME}` / `${NAME:-default}` looks like before the loader replaces it. */
+const interpolation = {
+  type: 'string',
+  pattern: '\\$\\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\\}',
+  description: '${NAME} or ${NAME:-default}: read from the environment when the file is loaded',
+} as const;
+
+type Schema = { [keyword: string]: unknown };
+
+const typed = (s: Schema, ...types: string[]): boolean =>
+  (Array.isArray(s.type) ? (s.type as string[]) : [s.type]).some((t) => types.includes(t as string));
+
+/**
+ * The schema of a file as written, before interpolation: the loader replaces `${…}` before it
+ * validates, so a port or a flag may be written as `${ONCO_MLLP_PORT:-2575}`. An editor sees the
+ * file before that, so every value whose type a string would break (number, boolean, enum, a
+ * string with a pattern) also admits an interpolation.
+ */
+export function allowInterpolation<T>(schema: T): T {
+  if (Array.isArray(schema)) return schema.map(allowInterpolation) as T;
+  if (!schema || typeof schema !== 'object') return schema;
+  const s = schema as Schema;
+  const out: Schema = {};
+  for (const [k, v] of Object.entries(s)) {
+    out[k] = ['properties', '$defs'].includes(k)
+      ? Object.fromEntries(Object.entries(v as Schema).map(([name, sub]) => [name, allowInterpolation(sub)]))
+      : ['items', 'oneOf', 'anyOf', 'allOf', 'additionalProperties'].includes(k)
+        ? allowInterpolation(v)
+        : v;
+  }
+  const scalar =
+    typed(s, 'integer', 'number', 'boolean') || 'enum' in s || (typed(s, 'string') && 'pattern' in s);
+  if (!scalar) return out as T;
+  const { description, default: fallback, ...rest } = out;
+  return {
+    ...(description === undefined ? {} : { description }),
+    ...(fallback === undefined ? {} : { default: fallback }),
+    anyOf: [rest, interpolation],
+  } as T;
+}

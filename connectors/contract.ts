@@ -3,7 +3,11 @@
 // so a connector never retries on its own and never decides whether a message is durable.
 import type { Store } from '../store/store.ts';
 import type { Role } from '../store/accounts.ts';
+import type { DueAnswer } from '../store/journal.ts';
 import { OncoError } from '../config/errors.ts';
+
+/** A message whose answer its source still owes: after a crash, or once a delivery failed late. */
+export type { DueAnswer };
 
 import type { JsonSchema, MetaValue } from '../transformers/contract.ts';
 import type { TObject } from 'typebox';
@@ -26,12 +30,21 @@ export interface Inbound {
   dedupKey?: string;
   /** Set when the source already knows the input is unusable: journaled as ERROR, never processed. */
   rejected?: string;
+  /**
+   * The source answers after processing (an ACK file): the journal keeps that answer due until the
+   * source calls `answered`, so that it is written after a crash and rewritten after a late failure.
+   */
+  owesAnswer?: boolean;
 }
 
 export interface Receipt {
   messageId: number;
-  /** Present when the same dedupKey was already journaled: the sender's retry, recorded, not filed again. */
+  /** Present when a copy (same dedupKey, same content) was already accepted: recorded, not filed again. */
   duplicateOf?: number;
+  /** An earlier copy was refused or failed: this one is processed again, linked to it. */
+  resendOf?: number;
+  /** An earlier message had the same dedupKey with other content (a reused MSH-10): processed, flagged. */
+  keyReusedFrom?: number;
 }
 
 /** Processing outcome of a message, for sources that answer after the transform stage (ACK files). */
@@ -56,13 +69,47 @@ export interface Account {
   finess: string | null;
 }
 
-/** Authentication provided by the engine from the store; connectors never read the users table. */
+/** The remote end of an authentication attempt: throttling and the audit trail are per address. */
+export interface Peer {
+  /** Remote IP address, without port. */
+  address: string;
+  protocol: 'sftp' | 'http-listener' | 'smtp' | 'actx';
+  /** Only accounts of these roles may log in this way (SFTP: establishment and lab). */
+  roles?: ReadonlyArray<Account['role']>;
+}
+
+/** An act a connector reports to the audit trail (an SFTP upload): who, what, from where. */
+export interface ConnectorAct {
+  actor: string;
+  action: string;
+  object?: string;
+  source?: string;
+  establishment?: string | null;
+  outcome?: 'ok' | 'refused' | 'failed';
+  detail?: Record<string, unknown>;
+}
+
+/**
+ * Authentication provided by the engine's one authentication service: failures counted, throttled
+ * per address and audited whatever the protocol. Connectors never read the users table.
+ */
 export interface Accounts {
-  verifyPassword(login: string, password: string): Promise<Account | null>;
-  /** `key` is the OpenSSH wire form of the offered public key (algorithm + blob). */
-  verifyPublicKey(login: string, algorithm: string, key: Buffer): Promise<Account | null>;
+  verifyPassword(login: string, password: string, peer: Peer): Promise<Account | null>;
+  /**
+   * `key` is the OpenSSH wire form of the offered public key (algorithm + blob). `proof`: `query`
+   * when the client only asks whether the key would do, else whether its signature verified.
+   */
+  verifyPublicKey(
+    login: string,
+    algorithm: string,
+    key: Buffer,
+    peer: Peer,
+    proof: 'query' | 'signed' | 'bad-signature',
+  ): Promise<Account | null>;
   /** Login of the account without checking credentials, for key-based flows that verify a signature later. */
   find(login: string): Promise<Account | null>;
+  /** Records an act in the audit trail; resolves once it is committed. */
+  audit?(act: ConnectorAct): Promise<void>;
 }
 
 export interface ConnectorState {
@@ -118,12 +165,22 @@ export interface SourceContext extends ConnectorContext {
    * channel's queue is above its bound: that wait is the back-pressure a source passes on.
    */
   receive(msg: Inbound): Promise<Receipt>;
-  /** Resolves once the message has left the processing stage (filtered, transformed or failed). */
+  /**
+   * Resolves once the message has left the processing stage (filtered, transformed or failed) and
+   * its store writers (destinations with `apply`) have settled or made their first attempt: an
+   * answer given then says whether the message is filed or refused, not only whether it parsed.
+   */
   outcome(messageId: number): Promise<Outcome>;
+  /** Messages received with `owesAnswer` whose answer is due (after a crash or a late failure), a page at a time. */
+  answersDue(afterId?: number): Promise<DueAnswer[]>;
+  /** Records the answer given (AA, AE, AR): durable, so that it is not given twice. */
+  answered(messageId: number, code: string): Promise<void>;
 }
 
 export interface Source {
   start(): Promise<void>;
+  /** A message's answer became due while the source runs (a delivery failed after an AA). */
+  answerDue?(answer: DueAnswer): void;
   /** Stop taking new input; resolve once every receive() already begun has settled. */
   stop(): Promise<void>;
 }

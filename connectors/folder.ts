@@ -262,8 +262,17 @@ export const folderSourceSpec: SourceSpec<FolderSourceOptions> = {
         default: 500,
         description: 'Size and mtime must hold this long.',
       },
-      maxFileBytes: { type: 'integer', minimum: 1, default: 52428800 },
-      contentType: { type: 'string', default: 'application/octet-stream' },
+      maxFileBytes: {
+        type: 'integer',
+        minimum: 1,
+        default: 52428800,
+        description: 'Larger files are moved to the error folder instead of being journaled.',
+      },
+      contentType: {
+        type: 'string',
+        default: 'application/octet-stream',
+        description: 'Content type recorded for every file of this folder.',
+      },
       concurrency: {
         type: 'integer',
         minimum: 1,

@@ -15,7 +15,15 @@ import {
   type SourceSpec,
   type Account,
 } from './contract.ts';
-import { defaultBind, listen, readTlsFiles, type TlsFiles } from './listener-setup.ts';
+import {
+  connectionLimitsSchema,
+  defaultBind,
+  defaultConnectionLimits,
+  listen,
+  pickLimits,
+  readTlsFiles,
+  type TlsFiles,
+} from './listener-setup.ts';
 import { OncoError } from '../config/errors.ts';
 
 const MB = 1024 * 1024;
@@ -31,6 +39,10 @@ export interface HttpListenerOptions {
   auth?: 'none' | 'basic';
   /** Serve HTTPS with these PEM files. */
   tls?: { cert: string; key: string };
+  /** Connections open at once; beyond, a new one is closed at once. Default 200. */
+  maxConnections?: number;
+  /** A connection silent this long (no request, or a request dripping in) is closed. Default 5 min. */
+  idleTimeoutMs?: number;
 }
 
 export interface HttpListener extends Source {
@@ -69,6 +81,11 @@ export function createHttpListener(options: HttpListenerOptions, ctx: SourceCont
   const server = options.tls
     ? https.createServer(readTlsFiles(ctx.dataDir, options.tls), handler)
     : http.createServer(handler);
+  const limits = { ...defaultConnectionLimits, ...pickLimits(options) };
+  server.maxConnections = limits.maxConnections;
+  // Without a 'timeout' listener Node destroys the idle socket; a body still being sent is activity.
+  server.setTimeout(limits.idleTimeoutMs);
+  server.requestTimeout = Math.max(limits.idleTimeoutMs, server.requestTimeout);
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
@@ -142,8 +159,13 @@ async function authenticate(req: http.IncomingMessage, ctx: SourceContext): Prom
   const match = /^Basic ([A-Za-z0-9+/=]+)$/i.exec(req.headers.authorization ?? '');
   const decoded = match ? Buffer.from(match[1]!, 'base64').toString('utf8') : '';
   const colon = decoded.indexOf(':');
-  const account =
-    colon > 0 ? await ctx.accounts.verifyPassword(decoded.slice(0, colon), decoded.slice(colon + 1)) : null;
+  const peer = { address: req.socket.remoteAddress ?? '?', protocol: 'http-listener' } as const;
+  // An empty or malformed header is a failed attempt too: it is counted and throttled like a wrong password.
+  const account = await ctx.accounts.verifyPassword(
+    colon > 0 ? decoded.slice(0, colon) : '',
+    colon > 0 ? decoded.slice(colon + 1) : '',
+    peer,
+  );
   if (!account) {
     throw new RequestRefused(
       401,
@@ -345,12 +367,27 @@ export const httpListenerSpec: SourceSpec<HttpListenerOptions> = {
     additionalProperties: false,
     required: ['port'],
     properties: {
-      port: { type: 'integer', minimum: 0, maximum: 65535 },
+      port: {
+        type: 'integer',
+        minimum: 0,
+        maximum: 65535,
+        description: 'Port to listen on (its own: not the dashboard port).',
+      },
       bind: { type: 'string', description: 'address to bind; default ONCO_BIND or 127.0.0.1' },
-      path: { type: 'string', pattern: '^/', default: '/' },
-      maxBodyBytes: { type: 'integer', minimum: 1, default: 10 * MB },
-      auth: { enum: ['none', 'basic'], default: 'none' },
-      tls: tlsSchema,
+      path: { type: 'string', pattern: '^/', default: '/', description: 'URL path that takes the POSTs.' },
+      maxBodyBytes: {
+        type: 'integer',
+        minimum: 1,
+        default: 10 * MB,
+        description: 'Larger bodies are refused with 413.',
+      },
+      auth: {
+        enum: ['none', 'basic'],
+        default: 'none',
+        description: 'basic: HTTP Basic against the accounts; the message is owned by the account’s FINESS.',
+      },
+      tls: { ...tlsSchema, description: 'Serve HTTPS with this certificate and key.' },
+      ...connectionLimitsSchema,
     },
   },
   create: createHttpListener,
@@ -365,19 +402,38 @@ export const httpSenderSpec: DestinationSpec<HttpSenderOptions> = {
     additionalProperties: false,
     required: ['url'],
     properties: {
-      url: { type: 'string', pattern: '^https?://' },
-      method: { enum: ['POST', 'PUT', 'PATCH'], default: 'POST' },
-      headers: { type: 'object', additionalProperties: { type: 'string' } },
-      timeoutMs: { type: 'integer', minimum: 1, default: 30_000 },
-      maxResponseBytes: { type: 'integer', minimum: 0, default: MB },
+      url: { type: 'string', pattern: '^https?://', description: 'Where each message is sent.' },
+      method: { enum: ['POST', 'PUT', 'PATCH'], default: 'POST', description: 'HTTP method of the request.' },
+      headers: {
+        type: 'object',
+        additionalProperties: { type: 'string' },
+        description: 'Extra request headers; write ${ENV_NAME} for a token.',
+      },
+      timeoutMs: {
+        type: 'integer',
+        minimum: 1,
+        default: 30_000,
+        description: 'No answer within this many milliseconds is a failed attempt (retried).',
+      },
+      maxResponseBytes: {
+        type: 'integer',
+        minimum: 0,
+        default: MB,
+        description: 'Response bytes kept as the delivery’s response stage.',
+      },
       tls: {
+        description: 'How the server’s certificate is checked.',
         type: 'object',
         additionalProperties: false,
         properties: {
           ca: { type: 'string', description: 'PEM CA bundle file trusted for the server certificate' },
           cert: { type: 'string', description: 'PEM client certificate file (mutual TLS)' },
           key: { type: 'string', description: 'PEM client key file (mutual TLS)' },
-          rejectUnauthorized: { type: 'boolean', default: true },
+          rejectUnauthorized: {
+            type: 'boolean',
+            default: true,
+            description: 'false accepts any certificate: tests only.',
+          },
         },
       },
     },

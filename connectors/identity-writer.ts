@@ -28,8 +28,8 @@ export interface IdentityWriterOptions {
   sourceReliability: string | null;
 }
 
-const refused = (code: string, message: string): SendError =>
-  new SendError(code, message, { retryable: false });
+const refused = (code: string, message: string, hint?: string): SendError =>
+  new SendError(code, message, hint === undefined ? { retryable: false } : { retryable: false, hint });
 
 /** IPPs of PID-3 (type PI) under their FINESS; other identifiers do not identify a patient here. */
 export function ippRefs(identifiers: readonly Identifier[]): IdentifierRef[] {
@@ -94,13 +94,15 @@ export class SenderScope {
         if (!this.byFiness.has(id.authority))
           throw refused(
             'IDENTITY_FINESS_UNKNOWN',
-            `IPP ${id.value} is issued under FINESS ${id.authority}, which is not an establishment of the DCC directory: correct PID-3.4.2, or ask the DCC administrator to add FINESS ${id.authority} to directory.yaml`,
+            `IPP ${id.value} is issued under FINESS ${id.authority}, which is not an establishment of the DCC directory`,
+            `correct PID-3.4.2, or ask the DCC administrator to add FINESS ${id.authority} to directory.yaml`,
           );
         if (owner === null || id.authority === owner || grants === 'all' || grants.includes(id.authority))
           continue;
         throw refused(
           'IDENTITY_FINESS_NOT_GRANTED',
-          `IPP ${id.value} is filed under FINESS ${id.authority}, but the sender speaks for FINESS ${owner} only: send your own establishment's IPPs, or ask the DCC administrator to grant ${owner} reportsFor ${id.authority} in directory.yaml`,
+          `IPP ${id.value} is filed under FINESS ${id.authority}, but the sender speaks for FINESS ${owner} only`,
+          `send your own establishment's IPPs, or ask the DCC administrator to grant ${owner} reportsFor ${id.authority} in directory.yaml`,
         );
       }
     }
@@ -219,15 +221,29 @@ export const identityWriterSpec: DestinationSpec<IdentityWriterOptions> = {
       rules: {
         type: 'object',
         default: {},
+        description: 'Identity-vigilance rules of this feed (see the README, Identity vigilance).',
         additionalProperties: false,
         properties: {
           acceptTestIns: {
             type: 'boolean',
             description: 'Accept the INS test and demo OIDs. Never in production.',
           },
-          strictTraitsMatch: { enum: ['link', 'create-and-review'] },
-          nearMatchThreshold: { type: 'number', minimum: 0, maximum: 1 },
-          maxReviewsPerIdentity: { type: 'integer', minimum: 0 },
+          strictTraitsMatch: {
+            enum: ['link', 'create-and-review'],
+            description:
+              'Equal strict traits (birth name, first given name, birth date, sex, birth place): link to that patient (default link), or create one and open a review item.',
+          },
+          nearMatchThreshold: {
+            type: 'number',
+            minimum: 0,
+            maximum: 1,
+            description: 'Score from which close traits open a review item (default 0.9).',
+          },
+          maxReviewsPerIdentity: {
+            type: 'integer',
+            minimum: 0,
+            description: 'Most review items one incoming identity may open, closest first (default 3).',
+          },
         },
       },
       sourceReliability: {

@@ -115,3 +115,37 @@ export function listen(server: Server, port: number, bind: string, what: string)
     });
   });
 }
+
+/**
+ * What one listener accepts at most: beyond `maxConnections` a new connection is closed at once,
+ * and a connection silent for `idleTimeoutMs` is closed (a peer that opens sockets and never
+ * speaks would otherwise exhaust the process's file descriptors).
+ */
+export interface ConnectionLimits {
+  maxConnections: number;
+  idleTimeoutMs: number;
+}
+
+export const defaultConnectionLimits: ConnectionLimits = { maxConnections: 200, idleTimeoutMs: 300_000 };
+
+/** The JSON Schema properties of ConnectionLimits, for the component specs (and so the docs). */
+export const connectionLimitsSchema = {
+  maxConnections: {
+    type: 'integer',
+    minimum: 1,
+    default: defaultConnectionLimits.maxConnections,
+    description: 'connections open at once; a new one beyond this is closed at once',
+  },
+  idleTimeoutMs: {
+    type: 'integer',
+    minimum: 1,
+    default: defaultConnectionLimits.idleTimeoutMs,
+    description: 'a connection that sends nothing for this long is closed',
+  },
+} as const;
+
+/** The limits a component's options set; the others keep their defaults. */
+export const pickLimits = (options: Partial<ConnectionLimits>): Partial<ConnectionLimits> => ({
+  ...(options.maxConnections !== undefined ? { maxConnections: options.maxConnections } : {}),
+  ...(options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
+});

@@ -38,10 +38,36 @@ export type FramerEvent =
 export interface MllpFramerOptions {
   /** Payload bytes allowed in one frame; beyond this the connection is failed. Default 10 MB. */
   maxFrameBytes?: number;
+  /** Shared by every connection of a listener: the sum of their unfinished frames stays under its bound. */
+  budget?: FrameBudget;
+}
+
+/**
+ * Bytes of unfinished frames a listener holds across all its connections. One frame is bounded by
+ * maxFrameBytes, but 150 senders each holding an unterminated 9.5 MiB frame would hold 1.4 GB.
+ */
+export class FrameBudget {
+  private used = 0;
+  constructor(readonly maxBytes: number) {}
+
+  take(n: number): boolean {
+    if (this.used + n > this.maxBytes) return false;
+    this.used += n;
+    return true;
+  }
+
+  give(n: number): void {
+    this.used -= n;
+  }
+
+  get usedBytes(): number {
+    return this.used;
+  }
 }
 
 export class MllpFramer {
   private readonly maxFrameBytes: number;
+  private readonly budget: FrameBudget | undefined;
   private inFrame = false;
   /** The previous chunk ended inside a frame on an FS whose CR has not been seen yet. */
   private pendingFs = false;
@@ -51,6 +77,14 @@ export class MllpFramer {
 
   constructor(options: MllpFramerOptions = {}) {
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    this.budget = options.budget;
+  }
+
+  /** The connection is gone: its unfinished frame no longer counts against the listener's budget. */
+  release(): void {
+    this.budget?.give(this.size);
+    this.size = 0;
+    this.parts = [];
   }
 
   push(chunk: Buffer): FramerEvent[] {
@@ -126,22 +160,36 @@ export class MllpFramer {
   /** Adds payload bytes; false (and an error event) once the frame outgrows the limit. */
   private append(bytes: Buffer, events: FramerEvent[]): boolean {
     if (bytes.length === 0) return true;
-    this.size += bytes.length;
-    if (this.size > this.maxFrameBytes) {
-      this.failed = true;
-      this.parts = [];
-      events.push({
-        type: 'error',
-        error: new MllpFramingError(
+    if (this.size + bytes.length > this.maxFrameBytes) {
+      return this.fail(
+        events,
+        new MllpFramingError(
           'MLLP_FRAME_TOO_LARGE',
           `MLLP frame exceeds ${this.maxFrameBytes} bytes; the connection is closed`,
           'raise the listener option maxFrameBytes if such messages are legitimate, or check that the sender ends each message with FS CR (0x1C 0x0D)',
         ),
-      });
-      return false;
+      );
     }
+    if (this.budget && !this.budget.take(bytes.length)) {
+      return this.fail(
+        events,
+        new MllpFramingError(
+          'MLLP_LISTENER_FULL',
+          `the MLLP listener holds ${this.budget.usedBytes} bytes of unfinished frames (maxBufferedBytes ${this.budget.maxBytes}); the connection is closed`,
+          'the sender may resend later; if many large messages arrive at once legitimately, raise maxBufferedBytes of the listener',
+        ),
+      );
+    }
+    this.size += bytes.length;
     this.parts.push(bytes);
     return true;
+  }
+
+  private fail(events: FramerEvent[], error: MllpFramingError): false {
+    this.failed = true;
+    this.release();
+    events.push({ type: 'error', error });
+    return false;
   }
 
   private closeFrame(): FramerEvent {
@@ -151,6 +199,7 @@ export class MllpFramer {
   }
 
   private reset(): void {
+    this.budget?.give(this.size);
     this.inFrame = false;
     this.pendingFs = false;
     this.parts = [];

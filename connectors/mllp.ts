@@ -4,8 +4,10 @@
 // not read while one is being journaled, so a slow journal slows the sender down instead of filling
 // memory. Each message is answered by exactly one ACK, in order, and only after ctx.receive() has
 // resolved, that is after the commit: an AA means "durably stored". A resend of a message already
-// stored (same MSH-4 sending facility and MSH-10 control id: the sender never saw our ACK because we
-// crashed) is journaled as a duplicate and answered AA, so the sender moves on.
+// accepted (same authenticated sender, same MSH-4 and MSH-10, same bytes: the sender never saw our
+// ACK because we crashed) is journaled as a duplicate and answered AA, so the sender moves on. The
+// sender is who the listener can vouch for (its bound establishment, or the remote address): MSH-4
+// is self-declared and only narrows the key.
 //
 // Sender: one message at a time on a kept-alive connection; the ACK decides the outcome.
 // | ACK / event          | outcome                  | why                                                   |
@@ -36,8 +38,17 @@ import {
 import { ackErrorOf, buildAck, parseAck, type AckCode, type AckError } from '../transformers/hl7v2-ack.ts';
 import { renderError } from '../config/errors.ts';
 import { Hl7Error, get, parse, summarize, type Hl7Charset, type Hl7Message } from '../transformers/hl7v2.ts';
-import { defaultBind, envPort, listen, readTlsFiles, type TlsFiles } from './listener-setup.ts';
-import { DEFAULT_MAX_FRAME_BYTES, MllpFramer, frame, type FramerEvent } from './mllp-framer.ts';
+import {
+  connectionLimitsSchema,
+  defaultBind,
+  defaultConnectionLimits,
+  envPort,
+  listen,
+  pickLimits,
+  readTlsFiles,
+  type TlsFiles,
+} from './listener-setup.ts';
+import { DEFAULT_MAX_FRAME_BYTES, FrameBudget, MllpFramer, frame, type FramerEvent } from './mllp-framer.ts';
 
 export interface MllpListenerOptions {
   /** Default ONCO_MLLP_PORT, else 2575. */
@@ -45,7 +56,25 @@ export interface MllpListenerOptions {
   bind?: string;
   /** Largest message accepted; a longer frame closes the connection. Default 10 MB. */
   maxFrameBytes?: number;
-  tls?: { cert: string; key: string };
+  tls?: {
+    cert: string;
+    key: string;
+    /** CA bundle the client certificates must chain to; needed for subject (`CN=…`) keys of `clients`. */
+    ca?: string;
+    /**
+     * Binds each connection to an establishment by its client certificate: SHA-256 fingerprint
+     * (`AB:CD:…`, as `openssl x509 -fingerprint -sha256` prints it) or, with `ca`, `CN=name` → FINESS.
+     * A connection without a listed certificate has its messages refused (AR).
+     */
+    clients?: Record<string, string>;
+  };
+  /** FINESS of the one establishment this listener serves: its messages are owned by it. */
+  establishment?: string;
+  /**
+   * MSH-4 (sending facility) → FINESS: a message's owner by the facility it names; an unlisted MSH-4,
+   * or one that names another establishment than the connection is bound to, is refused (AR).
+   */
+  sendingFacilities?: Record<string, string>;
   /**
    * `on-commit` (default): ACK once the message is journaled. `on-outcome`: ACK once it has been
    * processed, with AE when processing failed (or the ACK the processing produced, if any).
@@ -53,7 +82,15 @@ export interface MllpListenerOptions {
   respond?: 'on-commit' | 'on-outcome';
   /** Charset of messages whose MSH-18 is empty. Default UNICODE UTF-8. */
   defaultCharset?: Hl7Charset;
+  /** Connections open at once; beyond, a new one is closed at once. Default 200. */
+  maxConnections?: number;
+  /** A connection that sends nothing for this long (and awaits no ACK) is closed. Default 5 min. */
+  idleTimeoutMs?: number;
+  /** Bytes of unfinished frames held across all connections; beyond, the connection adding more is closed. Default 100 MiB. */
+  maxBufferedBytes?: number;
 }
+
+export const DEFAULT_MAX_BUFFERED_BYTES = 100 * 1024 * 1024;
 
 export interface MllpListener extends Source {
   /** The bound port, once started (useful when the option is 0). */
@@ -64,30 +101,58 @@ export function createMllpListener(options: MllpListenerOptions, ctx: SourceCont
   const port = options.port ?? envPort('ONCO_MLLP_PORT', 2575);
   const bind = options.bind ?? defaultBind();
   const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
-  const answer = { respond: options.respond ?? 'on-commit', defaultCharset: options.defaultCharset } as const;
+  const answer: AnswerOptions = {
+    respond: options.respond ?? 'on-commit',
+    defaultCharset: options.defaultCharset,
+    sendingFacilities: options.sendingFacilities,
+  };
   const connections = new Set<Connection>();
+  const limits = { ...defaultConnectionLimits, ...pickLimits(options) };
+  const budget = new FrameBudget(options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES);
   let boundPort = 0;
 
   const accept = (socket: net.Socket): void => {
+    const binding = bindingOf(socket, options);
+    const framer = new MllpFramer({ maxFrameBytes, budget });
     const connection = new Connection(
       socket,
-      new MllpFramer({ maxFrameBytes }),
-      (payload, remote) => answerFrame(payload, remote, ctx, answer),
+      framer,
+      (payload, remote) => answerFrame(payload, remote, binding, ctx, answer),
       ctx,
     );
+    connection.closeWhenIdle(limits.idleTimeoutMs);
     connections.add(connection);
-    socket.on('close', () => connections.delete(connection));
+    socket.on('close', () => {
+      framer.release();
+      connections.delete(connection);
+    });
   };
   // Half-open: a sender may send its last message and shut its side; its ACK is still owed. Not with
   // TLS: there, a peer leaving during the handshake would leave a half-open socket that blocks stop().
   const server = options.tls
-    ? tls.createServer(readTlsFiles(ctx.dataDir, options.tls), accept)
+    ? tls.createServer(
+        {
+          ...readTlsFiles(ctx.dataDir, options.tls),
+          // Client certificates are asked for when they bind connections; a listed fingerprint is
+          // enough (pinning), so an unverifiable chain is not refused at the handshake.
+          ...(options.tls.clients ? { requestCert: true, rejectUnauthorized: false } : {}),
+        },
+        accept,
+      )
     : net.createServer({ allowHalfOpen: true }, accept);
   server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
     ctx.log.warn({ err, remote: socket.remoteAddress ?? null }, 'MLLP TLS handshake failed');
     // With a listener for this event Node leaves the socket open: without this, stop() would hang.
     socket.destroy();
   });
+  // Beyond the cap the kernel's accepted socket is closed at once: descriptors stay for the others (and health).
+  server.maxConnections = limits.maxConnections;
+  server.on('drop', (d?: { remoteAddress?: string }) =>
+    ctx.log.warn(
+      { remote: d?.remoteAddress ?? null, maxConnections: limits.maxConnections },
+      'MLLP connection refused: the listener has maxConnections open',
+    ),
+  );
 
   return {
     get port() {
@@ -131,6 +196,15 @@ class Connection {
       void this.idle().then(() => socket.end());
     });
     socket.on('error', (err) => this.ctx.log.warn({ err, remote: this.remote }, 'MLLP connection failed'));
+  }
+
+  /** Closes the connection after `ms` without a byte either way, unless a message is being journaled. */
+  closeWhenIdle(ms: number): void {
+    this.socket.setTimeout(ms, () => {
+      if (this.draining) return;
+      this.ctx.log.info({ remote: this.remote, idleTimeoutMs: ms }, 'MLLP connection closed: idle');
+      this.stop();
+    });
   }
 
   /** Stop reading; the message being journaled still gets its ACK, queued ones will be resent by the peer. */
@@ -218,7 +292,41 @@ class Connection {
 interface AnswerOptions {
   respond: 'on-commit' | 'on-outcome';
   defaultCharset: Hl7Charset | undefined;
+  sendingFacilities: Record<string, string> | undefined;
 }
+
+/** What the listener can vouch for about one connection, before any message is read. */
+interface Binding {
+  /** FINESS of the establishment the connection belongs to (listener option or client certificate). */
+  owner: string | null;
+  /** Why every message of this connection is refused (a client certificate that binds to nobody). */
+  refusal: string | null;
+}
+
+function bindingOf(socket: net.Socket, options: MllpListenerOptions): Binding {
+  const clients = options.tls?.clients;
+  if (!clients || !(socket instanceof tls.TLSSocket))
+    return { owner: options.establishment ?? null, refusal: null };
+  const cert = socket.getPeerCertificate();
+  if (!cert || !cert.fingerprint256) {
+    return {
+      owner: null,
+      refusal:
+        'MLLP_NO_CLIENT_CERTIFICATE: this listener takes messages only over TLS with a client certificate; configure yours and send again',
+    };
+  }
+  const bySubject = socket.authorized && cert.subject?.CN ? clients[`CN=${cert.subject.CN}`] : undefined;
+  const owner = clients[cert.fingerprint256] ?? bySubject ?? null;
+  if (owner) return { owner, refusal: null };
+  return {
+    owner: null,
+    refusal: `MLLP_UNKNOWN_CLIENT_CERTIFICATE: client certificate ${cert.fingerprint256} is bound to no establishment; ask the DCC to bind it, then send again`,
+  };
+}
+
+/** What a sender is told, on any negative answer, about the two ways out. */
+const WAYS_OUT =
+  'correct the message and send it again (a copy of a refused message is processed anew), or ask the DCC to replay it once the cause is fixed';
 
 /**
  * Journals one frame and returns its ACK. Rejects only when, in `on-outcome` mode, the outcome cannot
@@ -227,6 +335,7 @@ interface AnswerOptions {
 async function answerFrame(
   payload: Buffer,
   remote: string,
+  binding: Binding,
   ctx: SourceContext,
   options: AnswerOptions,
 ): Promise<Buffer | null> {
@@ -236,46 +345,70 @@ async function answerFrame(
     return ack.send ? ack.bytes : null;
   };
   const address = remote.slice(0, remote.lastIndexOf(':'));
+  // The sender as authenticated: the bound establishment, else the remote address.
+  const sender = binding.owner ?? address;
   const read = readMessage(payload, charset);
-  if (read instanceof Hl7Error) {
+  const header = read instanceof Hl7Error ? null : summarize(read);
+  const facilityOwner = header ? options.sendingFacilities?.[header.sendingFacility] : undefined;
+  const refusal =
+    read instanceof Hl7Error
+      ? read
+      : (binding.refusal ??
+        (header && options.sendingFacilities
+          ? facilityRefusal(header.sendingFacility, facilityOwner, binding.owner)
+          : null));
+  if (refusal !== null) {
+    const reason = typeof refusal === 'string' ? refusal : renderError(refusal);
     try {
       await ctx.receive({
         content: payload,
         contentType: 'application/hl7-v2',
         meta: { remote },
-        sender: address,
-        rejected: renderError(read),
+        sender,
+        ...(binding.owner ? { owner: binding.owner } : {}),
+        rejected: reason,
       });
     } catch (err) {
       ctx.log.error({ err, remote }, 'MLLP listener could not journal a rejected message');
     }
-    ctx.log.warn({ remote, code: read.code, location: read.location ?? null }, 'MLLP message rejected (AR)');
-    return respond(payload, 'AR', ackErrorOf(read));
+    ctx.log.warn({ remote, code: reason.split(':')[0] }, 'MLLP message rejected (AR)');
+    return respond(read instanceof Hl7Error ? payload : read, 'AR', ackErrorOf(refusal));
   }
-  const header = summarize(read);
-  const sender = header.sendingFacility || address;
+  const message = read as Hl7Message;
+  const { controlId, sendingFacility, messageType } = header!;
+  const owner = binding.owner ?? facilityOwner ?? null;
   // Enhanced mode has its own code for "could not take it now" (CE); AR is its original-mode twin.
-  const enhanced = get(read, 'MSH-15') !== '' || get(read, 'MSH-16') !== '';
+  const enhanced = get(message, 'MSH-15') !== '' || get(message, 'MSH-16') !== '';
   let messageId: number;
   try {
     const receipt = await ctx.receive({
       content: payload,
       contentType: 'application/hl7-v2',
-      meta: { remote, controlId: header.controlId, messageType: header.messageType },
+      meta: { remote, controlId, messageType, sendingFacility },
       sender,
-      // What a resend after our crash carries unchanged: the sender's facility and its control id.
-      dedupKey: `${sender}|${header.controlId}`,
+      ...(owner ? { owner } : {}),
+      // What a resend after our crash carries unchanged; the journal adds the content's digest.
+      dedupKey: `${sender}|${sendingFacility}|${controlId}`,
     });
-    if (receipt.duplicateOf !== undefined || options.respond === 'on-commit') return respond(read, 'AA');
+    if (receipt.duplicateOf !== undefined || options.respond === 'on-commit') return respond(message, 'AA');
     messageId = receipt.messageId;
   } catch (err) {
-    ctx.log.error({ err, remote, controlId: header.controlId }, 'MLLP listener could not journal a message');
-    return respond(read, enhanced ? 'AE' : 'AR', {
+    ctx.log.error({ err, remote, controlId }, 'MLLP listener could not journal a message');
+    return respond(message, enhanced ? 'AE' : 'AR', {
       code: '207',
       text: 'the message could not be stored and is not accepted: send it again later',
     });
   }
-  return respondOnOutcome(read, messageId, ctx, respond);
+  return respondOnOutcome(message, messageId, ctx, respond);
+}
+
+/** Why an MSH-4 is refused on a listener with a `sendingFacilities` map, or null when it is fine. */
+function facilityRefusal(facility: string, owner: string | undefined, bound: string | null): string | null {
+  if (owner === undefined)
+    return `MLLP_UNKNOWN_SENDING_FACILITY: MSH-4 "${facility}" is not listed for this listener; ask the DCC to list it, or send with your listed MSH-4`;
+  if (bound !== null && owner !== bound)
+    return `MLLP_SENDING_FACILITY_NOT_YOURS: MSH-4 "${facility}" belongs to FINESS ${owner}, not to ${bound} that this connection is bound to`;
+  return null;
 }
 
 async function respondOnOutcome(
@@ -287,11 +420,10 @@ async function respondOnOutcome(
   const outcome = await ctx.outcome(messageId);
   if (outcome.response) return outcome.response;
   if (outcome.status === 'ERROR' || outcome.status === 'REJECTED') {
-    return respond(
-      read,
-      'AE',
-      outcome.error ? ackErrorOf(outcome.error) : { code: '207', text: 'processing failed' },
-    );
+    const error = outcome.error
+      ? ackErrorOf(outcome.error)
+      : { code: '207' as const, text: 'processing failed' };
+    return respond(read, 'AE', { ...error, text: `message ${messageId}: ${error.text}; ${WAYS_OUT}` });
   }
   return respond(read, 'AA');
 }
@@ -554,16 +686,53 @@ export const mllpListenerSpec: SourceSpec<MllpListenerOptions> = {
     properties: {
       port: { type: 'integer', minimum: 0, maximum: 65535, description: 'default ONCO_MLLP_PORT, else 2575' },
       bind: { type: 'string', description: 'address to bind; default ONCO_BIND or 127.0.0.1' },
-      maxFrameBytes: { type: 'integer', minimum: 1, default: DEFAULT_MAX_FRAME_BYTES },
-      respond: { enum: ['on-commit', 'on-outcome'], default: 'on-commit' },
+      maxFrameBytes: {
+        type: 'integer',
+        minimum: 1,
+        default: DEFAULT_MAX_FRAME_BYTES,
+        description: 'A larger message is refused and its connection closed.',
+      },
+      ...connectionLimitsSchema,
+      maxBufferedBytes: {
+        type: 'integer',
+        minimum: 1,
+        default: DEFAULT_MAX_BUFFERED_BYTES,
+        description:
+          'bytes of unfinished frames held across all connections; the connection that would pass it is closed',
+      },
+      respond: {
+        enum: ['on-commit', 'on-outcome'],
+        default: 'on-commit',
+        description:
+          'on-commit: AA once journaled; on-outcome: the ACK waits for the steps and the store writers, so a refused message gets AE/AR with the reason.',
+      },
+      establishment: {
+        type: 'string',
+        pattern: '^\\d{9}$',
+        description: 'FINESS of the one establishment this listener serves: it owns every message',
+      },
+      sendingFacilities: {
+        type: 'object',
+        additionalProperties: { type: 'string', pattern: '^\\d{9}$' },
+        description:
+          'MSH-4 → FINESS: the owner of a message by its sending facility; an unlisted MSH-4 is refused (AR)',
+      },
       defaultCharset: { enum: charsets, description: 'charset of messages with an empty MSH-18' },
       tls: {
         type: 'object',
+        description: 'Serve MLLP over TLS with this certificate and key.',
         additionalProperties: false,
         required: ['cert', 'key'],
         properties: {
           cert: { type: 'string', description: 'PEM certificate file (relative to the data directory)' },
           key: { type: 'string', description: 'PEM private key file' },
+          ca: { type: 'string', description: 'PEM CA bundle client certificates must chain to' },
+          clients: {
+            type: 'object',
+            additionalProperties: { type: 'string', pattern: '^\\d{9}$' },
+            description:
+              'client certificate (SHA-256 fingerprint AB:CD:…, or CN=name with ca) → FINESS it binds the connection to',
+          },
         },
       },
     },
@@ -580,18 +749,33 @@ export const mllpSenderSpec: DestinationSpec<MllpSenderOptions> = {
     additionalProperties: false,
     required: ['host', 'port'],
     properties: {
-      host: { type: 'string', minLength: 1 },
-      port: { type: 'integer', minimum: 1, maximum: 65535 },
-      ackTimeoutMs: { type: 'integer', minimum: 1, default: 30_000 },
-      maxFrameBytes: { type: 'integer', minimum: 1, default: 1024 * 1024 },
+      host: { type: 'string', minLength: 1, description: 'Name or address of the receiving system.' },
+      port: { type: 'integer', minimum: 1, maximum: 65535, description: 'Its MLLP port.' },
+      ackTimeoutMs: {
+        type: 'integer',
+        minimum: 1,
+        default: 30_000,
+        description: 'No ACK within this many milliseconds is a failed attempt (retried).',
+      },
+      maxFrameBytes: {
+        type: 'integer',
+        minimum: 1,
+        default: 1024 * 1024,
+        description: 'Largest ACK accepted from the peer.',
+      },
       tls: {
+        description: 'Connect over TLS; how the peer’s certificate is checked.',
         type: 'object',
         additionalProperties: false,
         properties: {
           ca: { type: 'string', description: 'PEM CA bundle file trusted for the peer certificate' },
           cert: { type: 'string', description: 'PEM client certificate file (mutual TLS)' },
           key: { type: 'string', description: 'PEM client key file (mutual TLS)' },
-          rejectUnauthorized: { type: 'boolean', default: true },
+          rejectUnauthorized: {
+            type: 'boolean',
+            default: true,
+            description: 'false accepts any certificate: tests only.',
+          },
           servername: { type: 'string', description: 'name expected in the peer certificate (SNI)' },
         },
       },

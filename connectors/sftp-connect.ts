@@ -31,9 +31,15 @@ export const sftpServerSchema = {
   required: ['host', 'username'],
   anyOf: [{ required: ['password'] }, { required: ['privateKey'] }, { required: ['privateKeyFile'] }],
   properties: {
-    host: { type: 'string', minLength: 1 },
-    port: { type: 'integer', minimum: 1, maximum: 65535, default: 22 },
-    username: { type: 'string', minLength: 1 },
+    host: { type: 'string', minLength: 1, description: 'Name or address of the SFTP server.' },
+    port: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 65535,
+      default: 22,
+      description: 'SSH port of the server.',
+    },
+    username: { type: 'string', minLength: 1, description: 'Account on the server.' },
     password: { type: 'string', description: 'Write ${ENV_NAME} rather than the password itself.' },
     privateKey: { type: 'string', description: 'Private key text; write ${ENV_NAME}.' },
     privateKeyFile: {
@@ -54,7 +60,12 @@ export const sftpServerSchema = {
       description:
         'OpenSSH known_hosts file listing the server (relative paths resolve against the data directory).',
     },
-    connectTimeoutMs: { type: 'integer', minimum: 1000, default: 15000 },
+    connectTimeoutMs: {
+      type: 'integer',
+      minimum: 1000,
+      default: 15000,
+      description: 'Give up a connection attempt (TCP and SSH handshake) after this many milliseconds.',
+    },
   },
 } satisfies JsonSchema;
 

@@ -5,12 +5,13 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ackErrorOf, buildAck } from '../transformers/hl7v2-ack.ts';
-import type { Inbound, Outcome, Source, SourceContext, SourceSpec } from './contract.ts';
-import { defaultBind, envPort } from './listener-setup.ts';
+import type { DueAnswer, Inbound, Outcome, Source, SourceContext, SourceSpec } from './contract.ts';
+import { connectionLimitsSchema, defaultBind, envPort, pickLimits } from './listener-setup.ts';
 import {
   DROP_FOLDERS,
   SftpServer,
   SftpServerError,
+  defaultSftpLimits,
   type DropFolder,
   type SftpServerSettings,
   type TakeResult,
@@ -23,6 +24,10 @@ export interface SftpDropOptions {
   bind?: string;
   maxFileBytes?: number;
   hostKeyFile?: string;
+  /** Of the shared SFTP server: the first sftp-drop source to start sets them. */
+  maxConnections?: number;
+  idleTimeoutMs?: number;
+  authTimeoutMs?: number;
 }
 
 /**
@@ -82,6 +87,13 @@ const schema = {
       description:
         'private host key, created on first start; relative to the data directory (default ssh_host_ed25519_key)',
     },
+    ...connectionLimitsSchema,
+    authTimeoutMs: {
+      type: 'integer',
+      minimum: 1,
+      default: defaultSftpLimits.authTimeoutMs,
+      description: 'a connection not authenticated this long after it opened is closed',
+    },
   },
 };
 
@@ -113,6 +125,9 @@ class SftpDropSource implements Source {
   private readonly inFlight = new Set<Promise<unknown>>();
   private release: (() => Promise<void>) | null = null;
   private unroute: (() => void) | null = null;
+  private server: SftpServer | null = null;
+  /** The answer being written per message: a later one (a late failure) waits for it, then rewrites. */
+  private readonly answering = new Map<number, Promise<void>>();
 
   constructor(options: SftpDropOptions, ctx: SourceContext, buildAck: AckBuilder) {
     this.options = options;
@@ -125,10 +140,21 @@ class SftpDropSource implements Source {
     const settings = serverSettings(options, ctx.dataDir);
     const handle = await ctx.shared(
       SHARED_KEY,
-      () => new SftpServer({ ...settings, dataDir: ctx.dataDir, accounts: ctx.accounts, log: ctx.log }),
+      () =>
+        new SftpServer({
+          ...settings,
+          dataDir: ctx.dataDir,
+          accounts: ctx.accounts,
+          log: ctx.log,
+          limits: {
+            ...pickLimits(options),
+            ...(options.authTimeoutMs !== undefined ? { authTimeoutMs: options.authTimeoutMs } : {}),
+          },
+        }),
     );
     this.release = () => handle.release();
     const server = handle.service;
+    this.server = server;
     try {
       const clash = (['port', 'bind', 'hostKeyFile'] as const).find(
         (k) => server.settings[k] !== settings[k],
@@ -152,6 +178,27 @@ class SftpDropSource implements Source {
     }
     const { port, bind } = server.address();
     ctx.report({ connected: true, lastError: null, detail: `sftp://${bind}:${port}/in/${options.folder}` });
+    // Answers are not awaited by stop(): one still due then stays due in the journal for the next start.
+    void this.answerOwed();
+  }
+
+  /** Writes the answers an earlier run owed (it died before writing them) or a late failure made due. */
+  answerDue(due: DueAnswer): void {
+    void this.answer(due);
+  }
+
+  private async answerOwed(): Promise<void> {
+    try {
+      for (let page = await this.ctx.answersDue(0); page.length > 0;) {
+        await Promise.all(page.map((due) => this.answer(due)));
+        page = await this.ctx.answersDue(page[page.length - 1]!.messageId);
+      }
+    } catch (err) {
+      this.ctx.log.error(
+        { err },
+        'sftp-drop could not read the answers it owes; they are written on its next start',
+      );
+    }
   }
 
   async stop(): Promise<void> {
@@ -186,35 +233,65 @@ class SftpDropSource implements Source {
         size: content.length,
       },
       sender: upload.account.login,
+      // The account is the authenticated sender; the digest of the content makes a copy a copy.
       dedupKey: `sftp:${upload.account.login}:${createHash('sha256').update(content).digest('hex')}`,
       ...(upload.account.finess ? { owner: upload.account.finess } : {}),
-      ...(rejected ? { rejected } : {}),
+      ...(rejected ? { rejected } : { owesAnswer: true }),
     };
     const receipt = await this.ctx.receive(inbound);
     if (rejected) return { rejected };
     // Answered later, once processed: the upload is acknowledged now that the message is journaled.
-    void this.answer(upload, content, hl7, receipt.messageId);
+    void this.answer({
+      messageId: receipt.messageId,
+      content,
+      contentType: inbound.contentType!,
+      meta: inbound.meta!,
+      sender: upload.account.login,
+    });
   }
 
-  /** The ACK file for an HL7 file, a note in `/error` for any file whose processing failed. */
-  private async answer(upload: Upload, content: Buffer, hl7: boolean, messageId: number): Promise<void> {
+  /** One answer at a time per message: a late failure's rewrite comes after the first answer. */
+  private answer(due: DueAnswer): Promise<void> {
+    const before = this.answering.get(due.messageId) ?? Promise.resolve();
+    const now = before.then(() => this.writeAnswer(due));
+    this.answering.set(due.messageId, now);
+    void now.then(() => {
+      if (this.answering.get(due.messageId) === now) this.answering.delete(due.messageId);
+    });
+    return now;
+  }
+
+  /**
+   * The ACK file for an HL7 file, a note in `/error` for any file whose processing or filing failed,
+   * written from the journal's outcome and recorded as given. Written again (same names) when it
+   * was due at a crash: one file per file, rewritten when a delivery failed after an AA.
+   */
+  private async writeAnswer(due: DueAnswer): Promise<void> {
+    const { messageId, meta } = due;
+    const login = typeof meta['account'] === 'string' ? meta['account'] : due.sender;
+    const name = typeof meta['fileName'] === 'string' ? meta['fileName'] : null;
     try {
+      if (!login || !name || !this.server) throw new Error('the message names no account or file');
+      const tree = await this.server.accountTree(login);
       const outcome = await this.ctx.outcome(messageId);
-      const ack = hl7 ? (outcome.response ?? this.buildAck(content, outcome)) : null;
-      if (ack) await upload.tree.place('out/ack', `${upload.name}.ack.hl7`, ack);
-      if (outcome.status === 'ERROR' || outcome.status === 'REJECTED') {
+      const failed = outcome.status === 'ERROR' || outcome.status === 'REJECTED';
+      const hl7 = due.contentType === 'application/hl7-v2';
+      const ack = hl7 ? (outcome.response ?? this.buildAck(due.content, outcome)) : null;
+      if (ack) await tree.place('out/ack', `${name}.ack.hl7`, ack);
+      if (failed) {
         const why = outcome.error ?? outcome.status.toLowerCase();
-        await upload.tree.reject(
-          upload.name,
+        await tree.reject(
+          name,
           null,
-          `message ${messageId} failed: ${why}\nIts content is kept in the journal; correct the file and send it again.`,
+          `message ${messageId} failed: ${why}\n` +
+            'Its content is kept in the journal. Either correct the file and send it again (a copy of a ' +
+            `refused file is processed anew), or, if the cause was on the DCC's side, ask the DCC to replay message ${messageId}.`,
         );
       }
+      await this.ctx.answered(messageId, outcome.status === 'REJECTED' ? 'AR' : failed ? 'AE' : 'AA');
     } catch (err) {
-      this.ctx.log.warn(
-        { err, messageId, login: upload.account.login },
-        'sftp-drop could not answer an upload',
-      );
+      // Still due in the journal: written on the next start.
+      this.ctx.log.warn({ err, messageId, login }, 'sftp-drop could not answer an upload');
     }
   }
 }

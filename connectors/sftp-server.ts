@@ -2,13 +2,15 @@
 // It authenticates establishment and lab accounts through the engine (never the store), gives each
 // its own chrooted tree and hands complete uploads to the route registered for the drop folder.
 import fs from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import ssh2 from 'ssh2';
-import type { AuthContext, Connection, PublicKeyAuthContext } from 'ssh2';
+import type { AuthContext, ClientInfo, Connection, PublicKeyAuthContext } from 'ssh2';
 import type { Account, Accounts, Logger, SharedService } from './contract.ts';
 import { AccountTrees, loginUsableAsDirectory, type AccountTree } from './sftp-account-tree.ts';
 import { SftpFileSystem, type UploadSink } from './sftp-filesystem.ts';
 import { SftpServerError } from './sftp-error.ts';
+import { defaultConnectionLimits, type ConnectionLimits } from './listener-setup.ts';
 import { loadOrCreateHostKey } from './sftp-host-key.ts';
 import { SftpRefusal, STATUS, type DropFolder } from './sftp-paths.ts';
 
@@ -48,14 +50,22 @@ export interface SftpServerSettings {
   hostKeyFile: string;
 }
 
+export interface SftpServerLimits extends ConnectionLimits {
+  /** A connection not authenticated this long after it opened is closed (OpenSSH's LoginGraceTime). */
+  authTimeoutMs: number;
+}
+
+export const defaultSftpLimits: SftpServerLimits = { ...defaultConnectionLimits, authTimeoutMs: 30_000 };
+
 export interface SftpServerOptions extends SftpServerSettings {
+  limits?: Partial<SftpServerLimits>;
   dataDir: string;
   accounts: Accounts;
   log: Logger;
 }
 
 /** Roles that may use SFTP; the others log into the dashboard only. */
-const SFTP_ROLES: ReadonlySet<Account['role']> = new Set(['establishment', 'lab']);
+const SFTP_ROLES: ReadonlyArray<Account['role']> = ['establishment', 'lab'];
 /** Failed authentications tolerated on one connection before it is closed. */
 const MAX_AUTH_FAILURES = 6;
 
@@ -67,12 +77,22 @@ export class SftpServer implements SharedService {
   private readonly routes = new Map<DropFolder, Route>();
   private readonly clients = new Set<Connection>();
   private server: ssh2.Server | null = null;
+  private listener: net.Server | null = null;
+  private readonly limits: SftpServerLimits;
+  /** Authentication deadlines by remote `address:port`: ssh2 names a connection by its peer only. */
+  private readonly deadlines = new Map<string, NodeJS.Timeout>();
 
   constructor(options: SftpServerOptions) {
     this.settings = { port: options.port, bind: options.bind, hostKeyFile: options.hostKeyFile };
     this.accounts = options.accounts;
     this.log = options.log;
+    this.limits = { ...defaultSftpLimits, ...options.limits };
     this.trees = new AccountTrees(path.join(options.dataDir, 'sftp'));
+  }
+
+  /** An account's tree, for answers owed from an earlier session or an earlier run (ACK files after a crash). */
+  accountTree(login: string): Promise<AccountTree> {
+    return this.trees.open(login);
   }
 
   /** Registers the channel taking a drop folder; returns the function that unregisters it. */
@@ -90,7 +110,7 @@ export class SftpServer implements SharedService {
 
   /** The address actually listened on (the port differs from settings when settings.port is 0). */
   address(): { port: number; bind: string } {
-    const addr = this.server?.address();
+    const addr = this.listener?.address();
     return {
       port: typeof addr === 'object' && addr ? addr.port : this.settings.port,
       bind: this.settings.bind,
@@ -100,11 +120,15 @@ export class SftpServer implements SharedService {
   async start(): Promise<void> {
     await this.trees.prepare();
     const hostKey = await loadOrCreateHostKey(this.settings.hostKeyFile);
-    const server = new ssh2.Server({ hostKeys: [hostKey], ident: 'OncoRelay' }, (client) =>
-      this.accept(client),
+    const server = new ssh2.Server({ hostKeys: [hostKey], ident: 'OncoRelay' }, (client, info) =>
+      this.accept(client, info),
     );
+    // Our own TCP listener hands sockets to ssh2 (injectSocket): it caps connections and closes one
+    // that does not authenticate in time, even one that never sends its SSH identification.
+    const listener = net.createServer((socket) => this.admit(server, socket));
+    listener.maxConnections = this.limits.maxConnections;
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) =>
+      listener.once('error', (err: NodeJS.ErrnoException) =>
         reject(
           new SftpServerError(
             'SFTP_LISTEN',
@@ -119,23 +143,55 @@ export class SftpServer implements SharedService {
           ),
         ),
       );
-      server.listen(this.settings.port, this.settings.bind, () => resolve());
+      listener.listen(this.settings.port, this.settings.bind, () => resolve());
     });
+    listener.on('error', (err: Error) => this.log.error({ err }, 'sftp server error'));
     server.on('error', (err: Error) => this.log.error({ err }, 'sftp server error'));
     this.server = server;
+    this.listener = listener;
+  }
+
+  private admit(server: ssh2.Server, socket: net.Socket): void {
+    const key = `${socket.remoteAddress}:${socket.remotePort}`;
+    const deadline = setTimeout(() => {
+      this.log.info({ remote: key }, 'sftp connection closed: not authenticated in time');
+      socket.destroy();
+    }, this.limits.authTimeoutMs);
+    deadline.unref();
+    this.deadlines.set(key, deadline);
+    socket.setTimeout(this.limits.idleTimeoutMs, () => {
+      this.log.info({ remote: key }, 'sftp connection closed: idle');
+      socket.destroy();
+    });
+    socket.once('close', () => {
+      clearTimeout(deadline);
+      this.deadlines.delete(key);
+    });
+    server.injectSocket(socket);
   }
 
   async stop(): Promise<void> {
-    const server = this.server;
+    const listener = this.listener;
     this.server = null;
-    if (!server) return;
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    this.listener = null;
+    if (!listener) return;
+    const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
     for (const client of this.clients) client.end();
     await closed;
   }
 
   /** The sink one account's sessions hand their uploads to. */
-  private sinkFor(account: Account): UploadSink {
+  private sinkFor(account: Account, address: string): UploadSink {
+    const audit = (object: string, outcome: 'ok' | 'refused' | 'failed', detail: Record<string, unknown>) =>
+      this.accounts.audit?.({
+        actor: account.login,
+        action: 'sftp-upload',
+        object,
+        source: address,
+        establishment: account.finess,
+        outcome,
+        detail,
+      });
     return {
       limitFor: (folder) => this.routes.get(folder)?.maxFileBytes ?? null,
       take: async (tree, folder, name, file, size) => {
@@ -147,21 +203,34 @@ export class SftpServer implements SharedService {
             `no channel takes /in/${folder} now; send the file later`,
           );
         }
-        const result = await route.take({ account, folder, name, file, size, tree });
+        const object = `sftp:/in/${folder}/${name}`;
+        let result: TakeResult;
+        try {
+          result = await route.take({ account, folder, name, file, size, tree });
+        } catch (err) {
+          await audit(object, 'failed', { size });
+          throw err;
+        }
+        await audit(object, result?.rejected ? 'refused' : 'ok', {
+          size,
+          ...(result?.rejected ? { rejected: result.rejected } : {}),
+        });
         if (result?.rejected) await tree.reject(name, file, result.rejected);
         else await fs.rm(file, { force: true });
       },
     };
   }
 
-  private accept(client: Connection): void {
+  private accept(client: Connection, info: ClientInfo): void {
+    const address = info.ip;
+    const deadline = `${info.ip}:${info.port}`;
     this.clients.add(client);
     client.on('close', () => this.clients.delete(client));
     client.on('error', (err: Error) => this.log.debug({ err }, 'sftp client connection error'));
     let session: { tree: AccountTree; sink: UploadSink } | null = null;
     let failures = 0;
     client.on('authentication', (ctx: AuthContext) => {
-      this.authenticate(ctx)
+      this.authenticate(ctx, address)
         .then(async (account) => {
           if (!account) {
             // OpenSSH clients always try `none` first: that is a question, not a failed attempt.
@@ -170,7 +239,8 @@ export class SftpServer implements SharedService {
             return;
           }
           if (account === 'key-acceptable') return ctx.accept();
-          session = { tree: await this.trees.open(account.login), sink: this.sinkFor(account) };
+          session = { tree: await this.trees.open(account.login), sink: this.sinkFor(account, address) };
+          clearTimeout(this.deadlines.get(deadline));
           ctx.accept();
         })
         .catch((err: unknown) => {
@@ -192,24 +262,21 @@ export class SftpServer implements SharedService {
    * The account when the credentials are good, 'key-acceptable' when a client only asks whether a key
    * would do (it then signs), null otherwise. The comparison itself (constant time) is the engine's.
    */
-  private async authenticate(ctx: AuthContext): Promise<Account | 'key-acceptable' | null> {
+  private async authenticate(ctx: AuthContext, address: string): Promise<Account | 'key-acceptable' | null> {
     if (!loginUsableAsDirectory(ctx.username)) return null;
-    let account: Account | null = null;
-    if (ctx.method === 'password') {
-      account = await this.accounts.verifyPassword(ctx.username, ctx.password);
-    } else if (ctx.method === 'publickey') {
-      account = await this.accounts.verifyPublicKey(ctx.username, ctx.key.algo, ctx.key.data);
-      if (account && SFTP_ROLES.has(account.role) && !ctx.signature) return 'key-acceptable';
-      if (account && !signatureValid(ctx)) account = null;
-    }
-    if (account && !SFTP_ROLES.has(account.role)) {
-      this.log.info(
-        { login: account.login, role: account.role },
-        'sftp login refused: role has no SFTP access',
-      );
-      return null;
-    }
-    return account;
+    // Staff accounts log into the dashboard only: the service refuses (and audits) them here.
+    const peer = { address, protocol: 'sftp', roles: SFTP_ROLES } as const;
+    if (ctx.method === 'password') return this.accounts.verifyPassword(ctx.username, ctx.password, peer);
+    if (ctx.method !== 'publickey') return null;
+    const proof = !ctx.signature ? 'query' : signatureValid(ctx) ? 'signed' : 'bad-signature';
+    const account = await this.accounts.verifyPublicKey(
+      ctx.username,
+      ctx.key.algo,
+      ctx.key.data,
+      peer,
+      proof,
+    );
+    return account && proof === 'query' ? 'key-acceptable' : account;
   }
 }
 

@@ -1,10 +1,13 @@
-// Who is asking, and may they: session cookie or HTTP Basic, lockout after repeated failures,
-// per-route roles (a route that declares none is refused: fail closed), CSRF on every state change.
+// Who is asking, and may they: session cookie or HTTP Basic, checked by the store's one
+// authentication service (throttled per address, audited), per-route roles (a route that declares
+// none is refused: fail closed), CSRF on every state change, and the forced change of a one-time
+// password before anything else.
 import crypto from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Engine } from '../channels/engine.ts';
 import { roles, type AccountRecord, type Role } from '../store/accounts.ts';
-import { audit } from './audit-log.ts';
+import type {} from '@fastify/cookie';
+import { OncoError } from '../config/errors.ts';
 
 export interface AuthUser {
   login: string;
@@ -13,6 +16,8 @@ export interface AuthUser {
   via: 'session' | 'basic';
   /** The session's CSRF token, to put in forms; null for Basic. */
   csrf: string | null;
+  /** Only the change-password form answers until this is false. */
+  mustChangePassword: boolean;
 }
 
 declare module 'fastify' {
@@ -24,6 +29,8 @@ declare module 'fastify' {
     roles?: readonly Role[];
     /** Answers without a login (health, the login form). */
     public?: boolean;
+    /** Answers an account that must still change its one-time password (the change form, logout). */
+    beforePasswordChange?: boolean;
   }
 }
 
@@ -38,44 +45,41 @@ export const scopeOf = (user: AuthUser): string | undefined =>
   user.role === 'establishment' || user.role === 'lab' ? (user.finess ?? '-') : undefined;
 
 export interface AuthOptions {
-  secureCookies: boolean;
+  /** `auto`: Secure when the request came over TLS or through a proxy that says it did (X-Forwarded-Proto). */
+  secureCookies: 'auto' | 'always' | 'never';
   idleMs: number;
   maxAgeMs: number;
-  maxFailures: number;
-  lockMs: number;
 }
 
 export const defaultAuthOptions: AuthOptions = {
-  secureCookies: false,
+  secureCookies: 'auto',
   idleMs: 30 * 60_000,
   maxAgeMs: 12 * 3600_000,
-  maxFailures: 5,
-  lockMs: 15 * 60_000,
 };
 
 export const SESSION_COOKIE = 'onco_session';
 export const LOGIN_CSRF_COOKIE = 'onco_login_csrf';
 
-export function parseCookies(header: string | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const part of (header ?? '').split(';')) {
-    const i = part.indexOf('=');
-    if (i > 0) out[part.slice(0, i).trim()] = decodeURIComponent(part.slice(i + 1).trim());
-  }
-  return out;
-}
-
-export function cookie(name: string, value: string, o: { secure: boolean; maxAgeS?: number }): string {
-  return [
-    `${name}=${encodeURIComponent(value)}`,
-    'Path=/',
-    'HttpOnly',
-    'SameSite=Strict',
-    o.secure ? 'Secure' : null,
-    o.maxAgeS !== undefined ? `Max-Age=${o.maxAgeS}` : null,
-  ]
-    .filter(Boolean)
-    .join('; ');
+/** Sets (or, with an empty value, clears) one of our cookies: HttpOnly, SameSite=Strict, Secure as configured. */
+export function setCookie(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  options: AuthOptions,
+  name: string,
+  value: string,
+  maxAgeS?: number,
+): void {
+  const secure =
+    options.secureCookies === 'always' ||
+    (options.secureCookies === 'auto' &&
+      (req.protocol === 'https' || req.headers['x-forwarded-proto'] === 'https'));
+  reply.setCookie(name, value, {
+    path: '/',
+    httpOnly: true,
+    sameSite: 'strict',
+    secure,
+    ...(maxAgeS !== undefined ? { maxAge: maxAgeS } : {}),
+  });
 }
 
 export const sameToken = (a: string | undefined, b: string | undefined | null): boolean =>
@@ -99,66 +103,45 @@ export class Authenticator {
     readonly options: AuthOptions,
   ) {}
 
-  /**
-   * Checks a password with lockout. Every outcome is audited; an unknown login is recorded without
-   * the typed text (people type passwords into the login field).
-   */
+  /** Checks a password through the store's authentication service (which throttles and audits). */
   async login(
     req: FastifyRequest,
     login: string,
     password: string,
     via: AuthUser['via'],
   ): Promise<AccountRecord | null> {
-    const { store } = this.engine;
-    const now = Date.now();
-    const account = await store.accounts.checkPassword(login, password, now);
-    if (account) {
-      await store.writer.write(() => store.accounts.recordSuccess(login, now));
-      await audit(store, req, {
-        actor: account.login,
-        role: account.role,
-        establishment: account.finess,
-        action: 'login',
-        detail: { via },
-      });
-      return account;
-    }
-    const known = store.accounts.get(login);
-    let reason = 'unknown-login';
-    if (known) {
-      const locked = known.lockedUntil > now;
-      reason = known.disabled ? 'disabled' : locked ? 'locked' : 'bad-password';
-      if (!locked) {
-        const lockUntil = known.failedLogins + 1 >= this.options.maxFailures ? now + this.options.lockMs : 0;
-        if (lockUntil) reason = 'bad-password-now-locked';
-        await store.writer.write(() => store.accounts.recordFailure(login, lockUntil));
-      }
-    }
-    await audit(store, req, {
-      actor: known ? known.login : 'unknown',
-      role: known?.role ?? null,
-      establishment: known?.finess ?? null,
-      action: 'login-failed',
-      outcome: 'refused',
-      detail: { via, reason },
+    const result = await this.engine.store.auth.password(login, password, {
+      address: req.ip,
+      protocol: via === 'basic' ? 'api' : 'dashboard',
     });
-    return null;
+    return result.ok ? result.account : null;
   }
 
   /** The account behind the request's session cookie or Basic header, or null. */
   async identify(req: FastifyRequest): Promise<AuthUser | null> {
-    const token = parseCookies(req.headers.cookie)[SESSION_COOKIE];
+    const token = req.cookies[SESSION_COOKIE];
     if (token) {
       const s = this.engine.store.sessions.find(token, this.options);
       const a = s && this.engine.store.accounts.get(s.login);
       if (s && a && !a.disabled)
-        return { login: a.login, role: a.role, finess: a.finess, via: 'session', csrf: s.csrf };
+        return {
+          login: a.login,
+          role: a.role,
+          finess: a.finess,
+          via: 'session',
+          csrf: s.csrf,
+          mustChangePassword: a.mustChangePassword,
+        };
     }
     const auth = req.headers.authorization;
     if (auth?.startsWith('Basic ')) {
-      const key = crypto.createHash('sha256').update(auth).digest('hex');
+      // Per address: a throttled address must not ride on credentials another address proved.
+      const key = crypto.createHash('sha256').update(`${req.ip} ${auth}`).digest('hex');
       const cached = this.basicCache.get(key);
       let account = cached && cached.until > Date.now() ? cached.account : null;
+      // A password changed or an account disabled since: the cached answer is stale.
+      const current = account && this.engine.store.accounts.get(account.login);
+      if (account && (!current || current.disabled || current.mustChangePassword)) account = null;
       if (!account) {
         this.basicCache.delete(key);
         const decoded = Buffer.from(auth.slice(6), 'base64').toString('utf8');
@@ -169,7 +152,14 @@ export class Authenticator {
         if (this.basicCache.size > 1000) this.basicCache.clear();
         this.basicCache.set(key, { account, until: Date.now() + BASIC_CACHE_MS });
       }
-      return { login: account.login, role: account.role, finess: account.finess, via: 'basic', csrf: null };
+      return {
+        login: account.login,
+        role: account.role,
+        finess: account.finess,
+        via: 'basic',
+        csrf: null,
+        mustChangePassword: account.mustChangePassword,
+      };
     }
     return null;
   }
@@ -177,15 +167,29 @@ export class Authenticator {
   /** Registers the checks every route goes through. */
   install(app: FastifyInstance): void {
     app.decorateRequest('user', null);
-    app.addHook('onRequest', async (req, reply) => {
+    // preParsing: after @fastify/cookie has read the cookies (onRequest), before any body is read.
+    app.addHook('preParsing', async (req, reply) => {
+      const repeated = Object.entries((req.query ?? {}) as Record<string, unknown>).find(([, v]) =>
+        Array.isArray(v),
+      );
+      if (repeated) throw new OncoError('QUERY_REPEATED', { params: { name: repeated[0] } });
       const config = req.routeOptions.config;
       if (config.public) return;
       req.user = await this.identify(req);
       if (!req.user) return this.unauthenticated(req, reply);
       // No route matched: let the 404 answer, but only to a logged-in user.
       if (req.routeOptions.url === undefined) return;
+      if (req.user.mustChangePassword && !config.beforePasswordChange) {
+        if (req.method === 'GET' && (req.headers.accept ?? '').includes('text/html'))
+          return reply.redirect('/password', 303);
+        throw new OncoError('PASSWORD_CHANGE_REQUIRED', { params: { login: req.user.login } });
+      }
       if (!config.roles?.includes(req.user.role)) {
-        return reply.code(403).send({ error: 'FORBIDDEN', message: `role ${req.user.role} may not do this` });
+        // Thrown, not sent: the server's error handler answers a page view with a page, the API with JSON.
+        throw Object.assign(new Error(`role ${req.user.role} may not do this`), {
+          statusCode: 403,
+          code: 'FORBIDDEN',
+        });
       }
     });
     app.addHook('preHandler', async (req, reply) => {

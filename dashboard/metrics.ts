@@ -15,6 +15,8 @@ const counters = [
   ['errored', 'Messages that failed processing'],
   ['sent', 'Deliveries sent'],
   ['sendFailures', 'Delivery attempts that failed'],
+  ['deliveriesFailed', 'Deliveries that failed for good (alert: log code DELIVERY_FAILED)'],
+  ['quarantined', 'Messages quarantined by the poison guard (alert: log code POISON_MESSAGE)'],
 ] as const;
 
 const snake = (s: string): string => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);

@@ -1,7 +1,8 @@
 // The HTTP face of the appliance (fastify): the unauthenticated health route, then the login
 // gate every other route passes through, the JSON API, metrics and the pages.
 import fs from 'node:fs';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import fastifyCookie from '@fastify/cookie';
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { Engine } from '../channels/engine.ts';
 import { OncoError } from '../config/errors.ts';
 import { Authenticator, defaultAuthOptions, type AuthOptions } from './auth.ts';
@@ -13,13 +14,15 @@ import { registerStatsApi } from './api/stats.ts';
 import { registerMetrics } from './metrics.ts';
 import { collectRoutes, registerOpenApi } from './openapi.ts';
 import { registerPages } from './pages/index.ts';
-import { sendError } from './pages/layout.ts';
+import { sendError, wantsPage } from './pages/layout.ts';
 
 export interface HttpOptions {
   bind: string;
   port: number;
   tls?: { cert: string; key: string };
-  /** Session and lockout settings; defaults: 30 min idle, 12 h at most, 5 failures lock 15 min. */
+  /** `auto` (default): the session cookie is Secure over TLS or behind a proxy saying X-Forwarded-Proto: https. */
+  secureCookies?: AuthOptions['secureCookies'];
+  /** Session settings; defaults: 30 min idle, 12 h at most. Throttling of failures is the store's (store/auth.ts). */
   auth?: Partial<AuthOptions>;
 }
 
@@ -31,9 +34,6 @@ const securityHeaders = {
   'x-frame-options': 'DENY',
   'cache-control': 'no-store',
 };
-
-const isPageRequest = (req: FastifyRequest): boolean =>
-  !req.url.startsWith('/api/') && req.url !== '/metrics' && (req.headers.accept ?? '').includes('text/html');
 
 function errorAnswer(error: FastifyError | Error): {
   status: number;
@@ -69,9 +69,11 @@ export function buildServer(engine: Engine, options: HttpOptions): FastifyInstan
   const routes = collectRoutes(app);
   const auth = new Authenticator(engine, {
     ...defaultAuthOptions,
-    secureCookies: Boolean(options.tls),
+    ...(options.secureCookies ? { secureCookies: options.secureCookies } : {}),
     ...options.auth,
   });
+  // Parses cookies leniently: a malformed one is ignored instead of failing the request.
+  void app.register(fastifyCookie);
   auth.install(app);
 
   app.addContentTypeParser(
@@ -86,8 +88,7 @@ export function buildServer(engine: Engine, options: HttpOptions): FastifyInstan
     const a = errorAnswer(error);
     if (a.status >= 500)
       engine.log.error({ err: error.message, url: req.routeOptions.url }, 'request failed');
-    if (isPageRequest(req))
-      return sendError(req, reply, a.status, a.hint ? `${a.message} (${a.hint})` : a.message);
+    if (wantsPage(req)) return sendError(req, reply, a.status, a.message, a.hint);
     return reply
       .code(a.status)
       .send({ error: a.code, message: a.message, ...(a.hint ? { hint: a.hint } : {}) });
@@ -99,15 +100,19 @@ export function buildServer(engine: Engine, options: HttpOptions): FastifyInstan
       config: { public: true },
       schema: { summary: "Each channel's state; no login needed", tags: ['monitoring'] },
     },
-    async (_req, reply) => {
+    async (req, reply) => {
+      // Without a login: states and counts only. Error texts quote message content (a birth date),
+      // and details name files, paths and remote accounts.
+      const full = (await auth.identify(req)) !== null;
       const channels = engine.status().map((c) => ({
         id: c.id,
         name: c.name,
         state: c.state,
-        source: c.source,
         backlog: c.backlog,
         queued: c.queued,
-        lastError: c.lastError,
+        ...(full
+          ? { source: c.source, lastError: c.lastError }
+          : { source: { type: c.source.type, connected: c.source.connected ?? null } }),
       }));
       const failed = channels.some((c) => c.state === 'FAILED');
       reply.code(failed ? 503 : 200);

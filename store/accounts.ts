@@ -29,6 +29,23 @@ export const accountMigrations: Migration[] = [
       );
     `,
   },
+  {
+    version: 201,
+    name: 'authentication: forced password change, failures per remote address',
+    up: `
+      ALTER TABLE accounts ADD COLUMN must_change_password INTEGER NOT NULL DEFAULT 0;
+      -- login '' is the address's own row (every login tried from it); the others count per account.
+      CREATE TABLE auth_throttle (
+        address TEXT NOT NULL,
+        login TEXT NOT NULL,
+        failures INTEGER NOT NULL,
+        last_at INTEGER NOT NULL,
+        blocked_until INTEGER NOT NULL,
+        PRIMARY KEY (address, login)
+      ) WITHOUT ROWID;
+      CREATE INDEX auth_throttle_by_login ON auth_throttle (login);
+    `,
+  },
 ];
 
 export const roles = ['admin', 'operator', 'viewer', 'establishment', 'lab'] as const;
@@ -43,9 +60,11 @@ export interface AccountRecord {
   lockedUntil: number;
   lastLoginAt: number | null;
   disabled: boolean;
+  /** The one-time password of the first start: every page leads to the change form until changed. */
+  mustChangePassword: boolean;
 }
 
-interface AccountRow {
+export interface AccountRow {
   login: string;
   role: Role;
   finess: string | null;
@@ -55,9 +74,10 @@ interface AccountRow {
   locked_until: number;
   last_login_at: number | null;
   disabled: number;
+  must_change_password: number;
 }
 
-const toRecord = (r: AccountRow): AccountRecord => ({
+export const toRecord = (r: AccountRow): AccountRecord => ({
   login: r.login,
   role: r.role,
   finess: r.finess,
@@ -66,40 +86,94 @@ const toRecord = (r: AccountRow): AccountRecord => ({
   lockedUntil: r.locked_until,
   lastLoginAt: r.last_login_at,
   disabled: r.disabled === 1,
+  mustChangePassword: r.must_change_password === 1,
 });
 
-const SCRYPT = { N: 16384, r: 8, p: 1, keylen: 32 } as const;
+/**
+ * OWASP's recommendation (2025): N=2^17, r=8, p=1. That needs 128 × N × r = 128 MiB, above Node's
+ * default `maxmem` (32 MiB); hashes with a lower N are upgraded at the next successful login.
+ */
+export const SCRYPT = { N: 2 ** 17, r: 8, p: 1, keylen: 32, maxmem: 256 * 1024 * 1024 } as const;
 
-export function hashPassword(password: string): string {
-  const salt = crypto.randomBytes(16);
-  const hash = crypto.scryptSync(password, salt, SCRYPT.keylen, { N: SCRYPT.N, r: SCRYPT.r, p: SCRYPT.p });
-  return `scrypt$${SCRYPT.N}$${SCRYPT.r}$${SCRYPT.p}$${salt.toString('base64')}$${hash.toString('base64')}`;
+let costN: number = SCRYPT.N;
+
+/**
+ * Tests only (never called by the appliance): at full cost one hash takes seconds on a loaded
+ * two-core CI machine, and test suites create accounts by the dozen. Returns the undo.
+ */
+export function lowerScryptCostForTests(n: number): () => void {
+  const before = costN;
+  costN = n;
+  return () => {
+    costN = before;
+  };
 }
 
-/** Asynchronous: scrypt takes tens of milliseconds and must not stall the event loop (and with it every transfer). */
+const scryptOptions = (n: number, r: number, p: number): crypto.ScryptOptions => ({
+  N: n,
+  r,
+  p,
+  maxmem: Math.max(SCRYPT.maxmem, 256 * n * r),
+});
+
+const encode = (salt: Buffer, hash: Buffer): string =>
+  `scrypt$${costN}$${SCRYPT.r}$${SCRYPT.p}$${salt.toString('base64')}$${hash.toString('base64')}`;
+
+/** Synchronous, for the command line; a server uses hashPasswordAsync. */
+export function hashPassword(password: string): string {
+  const salt = crypto.randomBytes(16);
+  return encode(
+    salt,
+    crypto.scryptSync(password, salt, SCRYPT.keylen, scryptOptions(costN, SCRYPT.r, SCRYPT.p)),
+  );
+}
+
+/** Asynchronous: scrypt takes a large part of a second and must not stall the event loop (and every transfer). */
+export async function hashPasswordAsync(password: string): Promise<string> {
+  const salt = crypto.randomBytes(16);
+  return encode(salt, await scrypt(password, salt, SCRYPT.keylen, scryptOptions(costN, SCRYPT.r, SCRYPT.p)));
+}
+
+const scrypt = (
+  password: string,
+  salt: Buffer,
+  length: number,
+  options: crypto.ScryptOptions,
+): Promise<Buffer> =>
+  new Promise((resolve, reject) =>
+    crypto.scrypt(password, salt, length, options, (error, key) => (error ? reject(error) : resolve(key))),
+  );
+
 export async function verifyPasswordHash(password: string, stored: string): Promise<boolean> {
   const [scheme, n, r, p, salt, hash] = stored.split('$');
   if (scheme !== 'scrypt' || !salt || !hash) return false;
   const expected = Buffer.from(hash, 'base64');
-  const actual = await new Promise<Buffer>((resolve, reject) =>
-    crypto.scrypt(
-      password,
-      Buffer.from(salt, 'base64'),
-      expected.length,
-      { N: Number(n), r: Number(r), p: Number(p) },
-      (error, key) => (error ? reject(error) : resolve(key)),
-    ),
+  const actual = await scrypt(
+    password,
+    Buffer.from(salt, 'base64'),
+    expected.length,
+    scryptOptions(Number(n), Number(r), Number(p)),
   );
   return crypto.timingSafeEqual(actual, expected);
 }
 
+/** True when a stored hash was made with a lower cost than today's. */
+export const hashIsWeak = (stored: string): boolean => {
+  const [, n, r, p] = stored.split('$');
+  return Number(n) < costN || Number(r) < SCRYPT.r || Number(p) < SCRYPT.p;
+};
+
+let decoy: Promise<string> | undefined;
 /** A hash of a random password: verifying against it costs the same as a real account, so timing does not reveal which logins exist. */
-const decoyHash = hashPassword(crypto.randomBytes(16).toString('hex'));
+export const decoyHash = (): Promise<string> =>
+  (decoy ??= hashPasswordAsync(crypto.randomBytes(16).toString('hex')));
+
+export type AccountErrorCode = 'ACCOUNT_EXISTS' | 'ACCOUNT_INVALID' | 'ACCOUNT_UNKNOWN' | 'PASSWORD_REFUSED';
 
 export class AccountError extends OncoError {
-  declare readonly code: 'ACCOUNT_EXISTS' | 'ACCOUNT_INVALID' | 'ACCOUNT_UNKNOWN';
-  constructor(code: 'ACCOUNT_EXISTS' | 'ACCOUNT_INVALID' | 'ACCOUNT_UNKNOWN', message: string) {
-    super(code, { message });
+  declare readonly code: AccountErrorCode;
+  constructor(code: AccountErrorCode, message: string, hint?: string) {
+    super(code, { message, ...(hint ? { hint } : {}) });
   }
 }
 
@@ -108,6 +182,8 @@ export interface NewAccount {
   role: Role;
   finess?: string | null;
   password?: string | null;
+  /** The first-start admin: its password was shown once on a terminal and must be changed. */
+  mustChangePassword?: boolean;
   publicKeys?: Array<{ algorithm: string; key: Buffer; comment?: string }>;
 }
 
@@ -117,8 +193,9 @@ export class Accounts {
   constructor(private readonly db: Db) {
     this.s = {
       get: db.prepare<[string], AccountRow>('SELECT * FROM accounts WHERE login = ?'),
-      insert: db.prepare(`INSERT INTO accounts (login, role, finess, password_hash, created_at)
-        VALUES (@login, @role, @finess, @hash, @now)`),
+      insert:
+        db.prepare(`INSERT INTO accounts (login, role, finess, password_hash, created_at, must_change_password)
+        VALUES (@login, @role, @finess, @hash, @now, @mustChange)`),
       insertKey: db.prepare(
         'INSERT OR IGNORE INTO account_keys (login, algorithm, key, comment) VALUES (?, ?, ?, ?)',
       ),
@@ -129,10 +206,13 @@ export class Accounts {
         .prepare<[], number>(`SELECT count(*) FROM accounts WHERE role = 'admin' AND disabled = 0`)
         .pluck(),
       list: db.prepare<[], AccountRow>('SELECT * FROM accounts ORDER BY login'),
-      setPassword: db.prepare('UPDATE accounts SET password_hash = ? WHERE login = ?'),
-      failed: db.prepare(
-        'UPDATE accounts SET failed_logins = failed_logins + 1, locked_until = ? WHERE login = ?',
+      setPassword: db.prepare(
+        'UPDATE accounts SET password_hash = ?, must_change_password = ? WHERE login = ?',
       ),
+      rehash: db.prepare('UPDATE accounts SET password_hash = ? WHERE login = ? AND password_hash = ?'),
+      failed: db.prepare('UPDATE accounts SET failed_logins = failed_logins + 1 WHERE login = ?'),
+      unlock: db.prepare('UPDATE accounts SET failed_logins = 0, locked_until = 0 WHERE login = ?'),
+      disable: db.prepare('UPDATE accounts SET disabled = ? WHERE login = ?'),
       succeeded: db.prepare(
         'UPDATE accounts SET failed_logins = 0, locked_until = 0, last_login_at = ? WHERE login = ?',
       ),
@@ -170,6 +250,7 @@ export class Accounts {
         finess: a.finess ?? null,
         hash: a.password ? hashPassword(a.password) : null,
         now,
+        mustChange: a.mustChangePassword ? 1 : 0,
       });
       for (const k of a.publicKeys ?? [])
         this.s.insertKey.run(a.login, k.algorithm, k.key, k.comment ?? null);
@@ -190,17 +271,25 @@ export class Accounts {
     return this.s.countAdmins.get() ?? 0;
   }
 
-  setPassword(login: string, password: string): void {
-    const info = this.s.setPassword.run(hashPassword(password), login);
+  /** The stored row, hash included: for the authentication service only. */
+  row(login: string): AccountRow | undefined {
+    return this.s.get.get(login);
+  }
+
+  /** Sets a new password hash (see hashPasswordAsync); `mustChange` forces another change at next login. */
+  setPasswordHash(login: string, hash: string, mustChange = false): void {
+    const info = this.s.setPassword.run(hash, mustChange ? 1 : 0, login);
     if (info.changes === 0) throw new AccountError('ACCOUNT_UNKNOWN', `account "${login}" does not exist`);
   }
 
-  /** Checks a password; unknown logins cost the same time as known ones. Disabled or locked accounts fail. */
-  async checkPassword(login: string, password: string, now = Date.now()): Promise<AccountRecord | null> {
-    const r = this.s.get.get(login);
-    const ok = await verifyPasswordHash(password, r?.password_hash ?? decoyHash);
-    if (!r || !ok || r.disabled === 1 || r.locked_until > now) return null;
-    return toRecord(r);
+  /** Replaces a weak hash by a stronger one of the same password, unless the password changed meanwhile. */
+  upgradeHash(login: string, old: string, hash: string): void {
+    this.s.rehash.run(hash, login, old);
+  }
+
+  setDisabled(login: string, disabled: boolean): void {
+    const info = this.s.disable.run(disabled ? 1 : 0, login);
+    if (info.changes === 0) throw new AccountError('ACCOUNT_UNKNOWN', `account "${login}" does not exist`);
   }
 
   hasPublicKey(login: string, algorithm: string, key: Buffer): boolean {
@@ -211,8 +300,12 @@ export class Accounts {
       );
   }
 
-  recordFailure(login: string, lockUntil: number): void {
-    this.s.failed.run(lockUntil, login);
+  recordFailure(login: string): void {
+    this.s.failed.run(login);
+  }
+
+  resetFailures(login: string): void {
+    this.s.unlock.run(login);
   }
 
   recordSuccess(login: string, now = Date.now()): void {

@@ -1,9 +1,13 @@
 // The audit trail (the seed's "traçabilité"): who read or changed what, from where. Append-only:
-// triggers refuse UPDATE and DELETE, and each row stores sha256(previous hash + canonical row), so
-// an edit made behind SQLite's back (another tool, a copied file) breaks the chain at that row.
-// Limit worth knowing: removing the newest rows leaves a valid shorter chain; `verify()` returns the
-// head hash so that an operator can anchor it elsewhere (a daily log line, a ticket) and compare.
+// triggers refuse UPDATE and DELETE, and each row stores HMAC-SHA256(key, previous hash + canonical
+// row). The key lives outside the database (ONCO_AUDIT_KEY or data/audit.key), so whoever can write
+// the file can neither edit a row nor recompute the chain. The head (last id and hash, signed with
+// the key) is written to data/audit-head.json at intervals and at shutdown: deleting the newest rows
+// then shows as a trail shorter than its head.
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { OncoError } from '../config/errors.ts';
 import type { Db, Migration } from './db.ts';
 
 export const auditMigrations: Migration[] = [
@@ -35,6 +39,12 @@ export const auditMigrations: Migration[] = [
         BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only: rows cannot be deleted'); END;
     `,
   },
+  {
+    // The re-keying itself needs the key, which SQL does not have: Audit does it once, on open.
+    version: 301,
+    name: 'audit trail keyed (HMAC-SHA256)',
+    up: `CREATE TABLE audit_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;`,
+  },
 ];
 
 /** What happened; one of these per audited act. */
@@ -52,7 +62,7 @@ export interface AuditEvent {
   /** What it was done to: `channel:file-drop`, `message:42`, `delivery:7`, `review:3`. */
   object?: string | null;
   outcome?: 'ok' | 'refused' | 'failed';
-  /** Small structured context; never patient names or secrets. */
+  /** Small structured context; never secrets. A patient search keeps its query (who looked for whom). */
   detail?: Record<string, unknown> | null;
 }
 
@@ -87,8 +97,63 @@ export interface AuditFilter {
   to?: number;
 }
 
+/** One kind of damage `verify()` can name. */
+export interface AuditBreak {
+  kind: 'edited' | 'rewritten' | 'deleted' | 'unlinked' | 'deleted-newest' | 'head-forged';
+  fromId: number;
+  toId: number;
+  message: string;
+}
+
 export type VerifyResult =
-  { ok: true; rows: number; head: string } | { ok: false; rows: number; firstBadId: number; reason: string };
+  | { ok: true; rows: number; head: string }
+  | { ok: false; rows: number; firstBadId: number; reason: string; breaks: AuditBreak[] };
+
+/** Where the chain's key and its head live; both outside the database file. */
+export interface AuditKeying {
+  key: Buffer;
+  /** Null for an in-memory store: nothing outlives the process there. */
+  headFile: string | null;
+}
+
+export class AuditKeyError extends OncoError {
+  constructor(reason: string, hint?: string) {
+    super('AUDIT_KEY_INVALID', { params: { reason }, ...(hint ? { hint } : {}) });
+  }
+}
+
+const KEY_FILE = 'audit.key';
+const HEAD_FILE = 'audit-head.json';
+
+/**
+ * The chain key: `ONCO_AUDIT_KEY` when set (keep it in a secret store, then a copy of the data
+ * directory cannot recompute the chain), else `audit.key` in the data directory, created 0600.
+ */
+export function auditKeying(dataDir: string, env: NodeJS.ProcessEnv = process.env): AuditKeying {
+  const fromEnv = env['ONCO_AUDIT_KEY'];
+  const memory = dataDir === ':memory:';
+  if (fromEnv !== undefined && fromEnv !== '') {
+    if (fromEnv.length < 32) {
+      throw new AuditKeyError(`ONCO_AUDIT_KEY has ${fromEnv.length} characters, at least 32 are needed`);
+    }
+    return { key: Buffer.from(fromEnv, 'utf8'), headFile: memory ? null : path.join(dataDir, HEAD_FILE) };
+  }
+  if (memory) return { key: crypto.randomBytes(32), headFile: null };
+  const file = path.join(dataDir, KEY_FILE);
+  try {
+    fs.writeFileSync(file, crypto.randomBytes(32).toString('hex'), { mode: 0o600, flag: 'wx' });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
+  const text = fs.readFileSync(file, 'utf8').trim();
+  if (text.length < 32) {
+    throw new AuditKeyError(
+      `the key file ${file} holds ${text.length} characters`,
+      'restore it from the backup: without the original key, verify reports the whole chain as rewritten',
+    );
+  }
+  return { key: Buffer.from(text, 'utf8'), headFile: path.join(dataDir, HEAD_FILE) };
+}
 
 const GENESIS = '0'.repeat(64);
 
@@ -109,8 +174,22 @@ function canonical(r: Omit<AuditRow, 'hash' | 'prev_hash'>): string {
   ]);
 }
 
-const chainHash = (prev: string, row: Omit<AuditRow, 'hash' | 'prev_hash'>): string =>
+/** Before the key: plain SHA-256, which anyone holding the file could recompute. Read once, to re-key. */
+export const legacyHash = (prev: string, row: Omit<AuditRow, 'hash' | 'prev_hash'>): string =>
   crypto.createHash('sha256').update(prev).update(canonical(row)).digest('hex');
+
+const TRIGGERS = `
+  CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only: rows cannot be changed'); END;
+  CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only: rows cannot be deleted'); END;`;
+
+interface HeadFile {
+  id: number;
+  hash: string;
+  at: number;
+  mac: string;
+}
 
 const toRecord = (r: AuditRow): AuditRecord => ({
   id: r.id,
@@ -129,8 +208,14 @@ const toRecord = (r: AuditRow): AuditRecord => ({
 
 export class Audit {
   private readonly s;
+  private readonly headTimer: NodeJS.Timeout | undefined;
+  private headWritten = '';
 
-  constructor(private readonly db: Db) {
+  constructor(
+    private readonly db: Db,
+    private readonly keying: AuditKeying,
+    options: { headEveryMs?: number } = {},
+  ) {
     this.s = {
       head: db.prepare<[], { id: number; hash: string }>(
         'SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1',
@@ -139,7 +224,103 @@ export class Audit {
         (id, at, actor, role, source, establishment, patient_id, action, object, outcome, detail, prev_hash, hash)
         VALUES (@id, @at, @actor, @role, @source, @establishment, @patient_id, @action, @object, @outcome, @detail, @prev_hash, @hash)`),
       all: db.prepare<[number, number], AuditRow>('SELECT * FROM audit WHERE id > ? ORDER BY id LIMIT ?'),
+      hashOf: db.prepare<[number], string>('SELECT hash FROM audit WHERE id = ?').pluck(),
+      chain: db.prepare<[], string>("SELECT value FROM audit_meta WHERE name = 'chain'").pluck(),
     };
+    if (this.s.chain.get() !== 'hmac-sha256') this.rekey();
+    if (keying.headFile) {
+      this.headTimer = setInterval(() => this.writeHead(), options.headEveryMs ?? 60_000);
+      this.headTimer.unref();
+    }
+  }
+
+  private chainHash(prev: string, row: Omit<AuditRow, 'hash' | 'prev_hash'>): string {
+    return crypto.createHmac('sha256', this.keying.key).update(prev).update(canonical(row)).digest('hex');
+  }
+
+  private headMac(id: number, hash: string): string {
+    return crypto.createHmac('sha256', this.keying.key).update(`audit-head|${id}|${hash}`).digest('hex');
+  }
+
+  /**
+   * Once, on the first start after the keyed chain arrived: the SHA-256 chain is checked, then every
+   * row is hashed again with the key, and a row says so (with whether the old chain was intact).
+   */
+  private rekey(): void {
+    this.db.transaction(() => {
+      let prev = GENESIS;
+      let newPrev = GENESIS;
+      let intact = true;
+      let rows = 0;
+      const update = this.db.prepare('UPDATE audit SET prev_hash = ?, hash = ? WHERE id = ?');
+      this.db.exec('DROP TRIGGER IF EXISTS audit_no_update');
+      for (let after = 0; ;) {
+        const batch = this.s.all.all(after, 5000);
+        if (batch.length === 0) break;
+        for (const r of batch) {
+          if (r.prev_hash !== prev || legacyHash(prev, r) !== r.hash) intact = false;
+          prev = r.hash;
+          const hash = this.chainHash(newPrev, r);
+          update.run(newPrev, hash, r.id);
+          newPrev = hash;
+          rows++;
+        }
+        after = batch.at(-1)!.id;
+      }
+      this.db.exec('DROP TRIGGER IF EXISTS audit_no_delete');
+      this.db.exec(TRIGGERS);
+      this.db.prepare("INSERT INTO audit_meta (name, value) VALUES ('chain', 'hmac-sha256')").run();
+      if (rows > 0) {
+        this.record({
+          actor: 'system',
+          action: 'audit-rekey',
+          outcome: intact ? 'ok' : 'failed',
+          detail: { rows, previousChainIntact: intact },
+        });
+      }
+    })();
+  }
+
+  /**
+   * Writes the newest row's id and hash, signed with the key, where a copy of the database does not
+   * reach. Never over a head the trail no longer extends (rows deleted or rewritten since): that
+   * file is the evidence. After restoring a backup on purpose, remove audit-head.json.
+   */
+  writeHead(now = Date.now()): void {
+    const file = this.keying.headFile;
+    const head = this.s.head.get();
+    if (!file || !head || this.headWritten === head.hash) return;
+    const recorded = this.readHead();
+    if (recorded === 'forged') return;
+    if (recorded && (recorded.id > head.id || this.s.hashOf.get(recorded.id) !== recorded.hash)) return;
+    const body: HeadFile = { id: head.id, hash: head.hash, at: now, mac: this.headMac(head.id, head.hash) };
+    const tmp = `${file}.tmp`;
+    fs.writeFileSync(tmp, `${JSON.stringify(body)}\n`, { mode: 0o600 });
+    fs.renameSync(tmp, file);
+    this.headWritten = head.hash;
+  }
+
+  /** The head file, null when there is none yet, 'forged' when its signature is not ours. */
+  private readHead(): HeadFile | null | 'forged' {
+    const file = this.keying.headFile;
+    if (!file || !fs.existsSync(file)) return null;
+    let head: HeadFile;
+    try {
+      head = JSON.parse(fs.readFileSync(file, 'utf8')) as HeadFile;
+    } catch {
+      return 'forged';
+    }
+    const ok =
+      typeof head.mac === 'string' &&
+      head.mac.length === 64 &&
+      crypto.timingSafeEqual(Buffer.from(head.mac), Buffer.from(this.headMac(head.id, head.hash)));
+    return ok ? head : 'forged';
+  }
+
+  /** At shutdown: the head must name the very last row. */
+  close(): void {
+    if (this.headTimer) clearInterval(this.headTimer);
+    if (this.db.open) this.writeHead();
   }
 
   /**
@@ -163,7 +344,7 @@ export class Audit {
         detail: e.detail ? JSON.stringify(e.detail) : null,
       };
       const prev = head?.hash ?? GENESIS;
-      const full = { ...row, prev_hash: prev, hash: chainHash(prev, row) };
+      const full = { ...row, prev_hash: prev, hash: this.chainHash(prev, row) };
       this.s.insert.run(full);
       return toRecord(full);
     })();
@@ -195,40 +376,108 @@ export class Audit {
     return { items, next: rows.length > limit ? items.at(-1)!.id : null };
   }
 
-  /** Recomputes the chain from the first row; reports the first row whose content, order or predecessor changed. */
+  /**
+   * Recomputes the keyed chain and compares its end with the head file. Names each kind of break:
+   * a row edited in place (its hash alone is wrong), rows rewritten without the key (links agree,
+   * keyed hashes do not), rows deleted in the middle (a gap) or at the end (the head file names a
+   * later row), a row that does not follow its predecessor, and a head file not signed with the key.
+   */
   verify(): VerifyResult {
+    const breaks: AuditBreak[] = [];
     let prev = GENESIS;
     let expectedId = 1;
     let rows = 0;
+    /** Consecutive rows whose keyed hash is wrong although each links to the one before. */
+    let badRun: { from: number; to: number } | null = null;
+    const closeRun = (): void => {
+      if (!badRun) return;
+      const { from, to } = badRun;
+      breaks.push(
+        from === to
+          ? {
+              kind: 'edited',
+              fromId: from,
+              toId: to,
+              message: `row ${from} was changed after it was written`,
+            }
+          : {
+              kind: 'rewritten',
+              fromId: from,
+              toId: to,
+              message: `rows ${from} to ${to} were rewritten without the audit key: they link to each other but no keyed hash matches (or the key changed: check ONCO_AUDIT_KEY or audit.key)`,
+            },
+      );
+      badRun = null;
+    };
     for (let after = 0; ;) {
       const batch = this.s.all.all(after, 5000);
       if (batch.length === 0) break;
       for (const r of batch) {
         if (r.id !== expectedId) {
-          return {
-            ok: false,
-            rows,
-            firstBadId: expectedId,
-            reason: `row ${expectedId} is missing (deleted)`,
-          };
+          closeRun();
+          breaks.push({
+            kind: 'deleted',
+            fromId: expectedId,
+            toId: r.id - 1,
+            message:
+              r.id - 1 === expectedId
+                ? `row ${expectedId} is missing (deleted)`
+                : `rows ${expectedId} to ${r.id - 1} are missing (deleted)`,
+          });
+        } else if (r.prev_hash !== prev) {
+          closeRun();
+          breaks.push({
+            kind: 'unlinked',
+            fromId: r.id,
+            toId: r.id,
+            message: `row ${r.id} does not follow row ${r.id - 1}`,
+          });
         }
-        if (r.prev_hash !== prev) {
-          return { ok: false, rows, firstBadId: r.id, reason: `row ${r.id} does not follow row ${r.id - 1}` };
-        }
-        if (chainHash(prev, r) !== r.hash) {
-          return {
-            ok: false,
-            rows,
-            firstBadId: r.id,
-            reason: `row ${r.id} was changed after it was written`,
-          };
-        }
+        if (this.chainHash(r.prev_hash, r) !== r.hash) {
+          if (badRun) badRun.to = r.id;
+          else badRun = { from: r.id, to: r.id };
+        } else closeRun();
         prev = r.hash;
-        expectedId++;
+        expectedId = r.id + 1;
         rows++;
       }
       after = batch.at(-1)!.id;
     }
-    return { ok: true, rows, head: prev };
+    closeRun();
+    this.checkHead(expectedId - 1, breaks);
+    if (breaks.length === 0) return { ok: true, rows, head: prev };
+    const first = breaks[0]!;
+    return { ok: false, rows, firstBadId: first.fromId, reason: first.message, breaks };
+  }
+
+  /** The end of the trail against the head file written at intervals and at shutdown. */
+  private checkHead(lastId: number, breaks: AuditBreak[]): void {
+    const head = this.readHead();
+    if (head === null) return;
+    if (head === 'forged') {
+      breaks.push({
+        kind: 'head-forged',
+        fromId: lastId,
+        toId: lastId,
+        message: `the head file ${this.keying.headFile} is not signed with the audit key: it was written by someone else`,
+      });
+      return;
+    }
+    const when = new Date(head.at).toISOString();
+    if (head.id > lastId) {
+      breaks.push({
+        kind: 'deleted-newest',
+        fromId: lastId + 1,
+        toId: head.id,
+        message: `rows ${lastId + 1} to ${head.id} were deleted: the head file (${when}) names row ${head.id}, the trail ends at row ${lastId}`,
+      });
+    } else if (this.s.hashOf.get(head.id) !== head.hash) {
+      breaks.push({
+        kind: 'rewritten',
+        fromId: head.id,
+        toId: lastId,
+        message: `row ${head.id} differs from the head file (${when}): the trail was rewritten from there`,
+      });
+    }
   }
 }

@@ -3,6 +3,16 @@
 // caller still learns about its own write only after the commit that made it durable.
 import type { Db } from './db.ts';
 
+/** The journal could not commit (disk full, I/O error): nothing of the batch is durable; try again later. */
+export class JournalUnavailable extends Error {
+  readonly code = 'JOURNAL_UNAVAILABLE';
+  readonly hint = 'free disk space or fix the storage under the data directory; the work is kept and retried';
+  constructor(cause: unknown) {
+    super(`the journal cannot commit: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'JournalUnavailable';
+  }
+}
+
 interface Pending {
   op: (db: Db) => unknown;
   resolve: (value: unknown) => void;
@@ -19,6 +29,8 @@ export class GroupCommit {
   private scheduled = false;
   private closed = false;
   private readonly maxBatch: number;
+  /** The connection's configured synchronous level (2 = FULL), restored after each mark. */
+  private readonly syncLevel: number;
   /** Number of transactions committed and writes they carried: the batching shows in the benchmark. */
   readonly stats = { commits: 0, writes: 0 };
 
@@ -27,6 +39,7 @@ export class GroupCommit {
     options: GroupCommitOptions = {},
   ) {
     this.maxBatch = options.maxBatch ?? 1000;
+    this.syncLevel = db.pragma('synchronous', { simple: true }) as number;
   }
 
   /**
@@ -44,6 +57,18 @@ export class GroupCommit {
         setImmediate(() => this.flush());
       }
     });
+  }
+
+  /**
+   * Like write, but committed at once in a transaction of its own: what waits is committed first,
+   * then `op` alone. For work under suspicion (the poison guard): if it takes the process down, no
+   * other message's write shares its fate, and no other message is counted as its accomplice.
+   */
+  writeAlone<T>(op: (db: Db) => T): Promise<T> {
+    this.flush();
+    const written = this.write(op);
+    this.flush();
+    return written;
   }
 
   /** Commits whatever waits now. Synchronous: better-sqlite3 blocks for the fsync. */
@@ -65,7 +90,8 @@ export class GroupCommit {
       })();
     } catch (error) {
       // The commit itself failed (disk full, I/O error): nothing in the batch is durable.
-      for (const p of batch) p.reject(error);
+      const unavailable = new JournalUnavailable(error);
+      for (const p of batch) p.reject(unavailable);
       return;
     }
     this.stats.commits++;
@@ -75,6 +101,27 @@ export class GroupCommit {
       if (o.ok) p.resolve(o.value);
       else p.reject(o.value);
     });
+  }
+
+  /**
+   * Commits `op` at once, in a transaction of its own that does not wait for the disk
+   * (synchronous=NORMAL for that one commit): it survives a crash of the process, which is what it
+   * guards against, without the fsync a FULL commit costs. The poison-message guard marks each
+   * attempt this way before the attempt starts. The next FULL commit syncs it along with its own
+   * writes; a power cut before that may lose the mark, which costs one uncounted attempt, never data.
+   * Writes waiting for the group commit are not part of it: they keep their FULL commit.
+   */
+  mark<T>(op: (db: Db) => T): T {
+    if (this.closed) throw new Error('the store is closed: no write accepted after shutdown');
+    const relaxed = this.syncLevel > 1;
+    if (relaxed) this.db.pragma('synchronous = NORMAL');
+    try {
+      return this.db.transaction(op)(this.db);
+    } catch (error) {
+      throw new JournalUnavailable(error);
+    } finally {
+      if (relaxed) this.db.pragma(`synchronous = ${this.syncLevel}`);
+    }
   }
 
   /** Flushes and refuses later writes: the last step of an orderly shutdown. */

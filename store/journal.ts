@@ -63,11 +63,48 @@ export const journalMigrations: Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 101,
+    name: 'journal: poison guard, answers owed, de-duplication by content',
+    // attempts/starts: how often work on a message (processing) or a delivery began; a start with no
+    //   journaled outcome is a crash or stall, and a bounded number of them quarantines the item.
+    // dedup.digest: a copy is the same sender, the same key (MSH-10) *and* the same bytes; the same
+    //   key with other bytes is a reused control id, processed and flagged.
+    // answers: what a source still owes its sender (an ACK file), written again after a crash and
+    //   rewritten when a delivery fails after a positive answer.
+    up: `
+      ALTER TABLE messages ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE deliveries ADD COLUMN starts INTEGER NOT NULL DEFAULT 0;
+
+      CREATE TABLE dedup_by_digest (
+        channel TEXT NOT NULL,
+        key TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        message_id INTEGER NOT NULL,
+        PRIMARY KEY (channel, key, digest)
+      ) WITHOUT ROWID;
+      INSERT INTO dedup_by_digest SELECT channel, key, '', message_id FROM dedup;
+      DROP TABLE dedup;
+      ALTER TABLE dedup_by_digest RENAME TO dedup;
+      CREATE INDEX dedup_of_message ON dedup (message_id);
+
+      CREATE TABLE answers (
+        message_id INTEGER PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,
+        channel TEXT NOT NULL,
+        due INTEGER NOT NULL,
+        code TEXT
+      );
+      CREATE INDEX answers_due ON answers (channel, message_id) WHERE due = 1;
+    `,
+  },
 ];
 
 export type MessageStatus =
-  'RECEIVED' | 'FILTERED' | 'TRANSFORMED' | 'SENT' | 'ERROR' | 'DUPLICATE' | 'REJECTED';
-export type DeliveryStatus = 'WAITING' | 'QUEUED' | 'SENT' | 'ERROR' | 'FILTERED';
+  'RECEIVED' | 'FILTERED' | 'TRANSFORMED' | 'SENT' | 'ERROR' | 'DUPLICATE' | 'REJECTED' | 'QUARANTINED';
+export type DeliveryStatus = 'WAITING' | 'QUEUED' | 'SENT' | 'ERROR' | 'FILTERED' | 'QUARANTINED';
+
+/** Statuses of a message whose copy is a true duplicate: it was accepted and is filed or on its way. */
+const ACCEPTED: ReadonlySet<MessageStatus> = new Set(['RECEIVED', 'FILTERED', 'TRANSFORMED', 'SENT']);
 export type Stage = 'raw' | 'transformed' | 'sent' | 'response';
 
 /**
@@ -90,8 +127,12 @@ export interface NewMessage {
   sender: string | null;
   owner: string | null;
   dedupKey: string | null;
+  /** Content digest: with the same dedupKey, the same digest is a copy, another one a reused key. */
+  digest?: string;
   rejected: string | null;
   replayOf?: number;
+  /** The source answers after processing (an ACK file): the journal tracks that answer until written. */
+  owesAnswer?: boolean;
   destinations: readonly string[];
   now: number;
 }
@@ -99,6 +140,12 @@ export interface NewMessage {
 export interface ReceiveResult {
   messageId: number;
   duplicateOf?: number;
+  /** An earlier copy of these bytes was refused or failed: this one is processed again. */
+  resendOf?: number;
+  /** An earlier message reused the same key (MSH-10) with other content: processed, and flagged. */
+  keyReusedFrom?: number;
+  /** A copy of a quarantined message: journaled as QUARANTINED too, not processed. */
+  copyOfQuarantined?: number;
 }
 
 export interface StoredMessage {
@@ -114,6 +161,8 @@ export interface StoredMessage {
   duplicateOf: number | null;
   replayOf: number | null;
   error: string | null;
+  /** Times processing began on it; more than one while RECEIVED means earlier tries never finished. */
+  attempts: number;
 }
 
 export interface StoredContent {
@@ -135,6 +184,8 @@ export interface StoredDelivery {
   detail: string | null;
   sentAt: number | null;
   updatedAt: number;
+  /** Attempts begun; `starts - attempts` of them ended with no journaled outcome (a crash or stall). */
+  starts: number;
 }
 
 /** A `messages` row as SQLite returns it; `toMessage` is the one mapping of it. */
@@ -151,6 +202,7 @@ export interface MessageRow {
   duplicate_of: number | null;
   replay_of: number | null;
   error: string | null;
+  attempts?: number;
 }
 
 interface DeliveryRow {
@@ -165,6 +217,7 @@ interface DeliveryRow {
   detail: string | null;
   sent_at: number | null;
   updated_at: number;
+  starts: number;
 }
 
 export const toMessage = (r: MessageRow): StoredMessage => ({
@@ -180,6 +233,7 @@ export const toMessage = (r: MessageRow): StoredMessage => ({
   duplicateOf: r.duplicate_of,
   replayOf: r.replay_of,
   error: r.error,
+  attempts: r.attempts ?? 0,
 });
 
 const toDelivery = (r: DeliveryRow): StoredDelivery => ({
@@ -194,11 +248,12 @@ const toDelivery = (r: DeliveryRow): StoredDelivery => ({
   detail: r.detail,
   sentAt: r.sent_at,
   updatedAt: r.updated_at,
+  starts: r.starts,
 });
 
 export interface ProcessingResult {
   messageId: number;
-  status: 'FILTERED' | 'TRANSFORMED' | 'ERROR';
+  status: 'FILTERED' | 'TRANSFORMED' | 'ERROR' | 'QUARANTINED';
   transformed?: { content: Buffer; contentType: string; meta: Record<string, unknown> };
   error?: string;
   now: number;
@@ -219,6 +274,17 @@ export interface FailedResult {
   /** null: no retry left or not retryable; the delivery ends in ERROR. */
   retryAt: number | null;
   now: number;
+  /** Ends the delivery as QUARANTINED instead of ERROR: its attempts kept crashing or stalling the engine. */
+  quarantine?: boolean;
+}
+
+/** A message whose source still owes its sender an answer. */
+export interface DueAnswer {
+  messageId: number;
+  content: Buffer;
+  contentType: string;
+  meta: Record<string, unknown>;
+  sender: string | null;
 }
 
 /**
@@ -230,10 +296,34 @@ export class Journal {
 
   constructor(private readonly db: Db) {
     this.s = {
-      findDup: db.prepare<[string, string], { message_id: number }>(
-        'SELECT message_id FROM dedup WHERE channel = ? AND key = ?',
+      findCopy: db.prepare<[string, string, string], { id: number; status: MessageStatus }>(
+        `SELECT m.id, m.status FROM dedup d JOIN messages m ON m.id = d.message_id
+         WHERE d.channel = ? AND d.key = ? AND d.digest = ?`,
       ),
-      insertDup: db.prepare('INSERT INTO dedup (channel, key, message_id) VALUES (?, ?, ?)'),
+      findKey: db
+        .prepare<[string, string], number>('SELECT max(message_id) FROM dedup WHERE channel = ? AND key = ?')
+        .pluck(),
+      insertDup: db.prepare(
+        'INSERT OR REPLACE INTO dedup (channel, key, digest, message_id) VALUES (?, ?, ?, ?)',
+      ),
+      owe: db.prepare('INSERT INTO answers (message_id, channel, due) VALUES (?, ?, 1)'),
+      answered: db.prepare('UPDATE answers SET due = 0, code = ? WHERE message_id = ?'),
+      // A positive answer already given becomes due again, to be rewritten negative.
+      answerLate: db.prepare(`UPDATE answers SET due = 1 WHERE message_id = ? AND due = 0 AND code = 'AA'`),
+      answerDue: db.prepare<[number], number>('SELECT due FROM answers WHERE message_id = ?').pluck(),
+      answersDue: db
+        .prepare<[string, number, number], number>(
+          'SELECT message_id FROM answers WHERE channel = ? AND due = 1 AND message_id > ? ORDER BY message_id LIMIT ?',
+        )
+        .pluck(),
+      startProcessing: db.prepare('UPDATE messages SET attempts = attempts + 1 WHERE id = ?'),
+      startDelivery: db.prepare('UPDATE deliveries SET starts = starts + 1 WHERE id = ?'),
+      firstError: db
+        .prepare<[number], string>(
+          `SELECT destination || ': ' || coalesce(last_error, status) FROM deliveries
+           WHERE message_id = ? AND status IN ('ERROR', 'QUARANTINED') ORDER BY id LIMIT 1`,
+        )
+        .pluck(),
       insertMessage: db.prepare(`INSERT INTO messages
         (channel, received_at, updated_at, status, sender, owner, content_type, meta, dedup_key, duplicate_of, replay_of, error)
         VALUES (@channel, @now, @now, @status, @sender, @owner, @contentType, @meta, @dedupKey, @duplicateOf, @replayOf, @error)`),
@@ -300,17 +390,23 @@ export class Journal {
         .pluck(),
       erroredDeliveries: db
         .prepare<[number], number>(
-          `SELECT count(*) FROM deliveries WHERE message_id = ? AND status = 'ERROR'`,
+          `SELECT count(*) FROM deliveries WHERE message_id = ? AND status IN ('ERROR', 'QUARANTINED')`,
+        )
+        .pluck(),
+      quarantinedDeliveries: db
+        .prepare<[number], number>(
+          `SELECT count(*) FROM deliveries WHERE message_id = ? AND status = 'QUARANTINED'`,
         )
         .pluck(),
       message: db.prepare<[number], MessageRow>('SELECT * FROM messages WHERE id = ?'),
       dropStages: db.prepare('DELETE FROM contents WHERE message_id = ? AND stage = ?'),
-      requeue: db.prepare(`UPDATE deliveries SET status = 'QUEUED', attempts = 0, next_attempt_at = 0,
+      requeue:
+        db.prepare(`UPDATE deliveries SET status = 'QUEUED', attempts = 0, starts = 0, next_attempt_at = 0,
         last_error = NULL, updated_at = ? WHERE id = ?`),
       pruneBatch: db
         .prepare<[number, number], number>(
           `SELECT id FROM messages WHERE received_at < ?
-           AND status IN ('SENT', 'FILTERED', 'ERROR', 'DUPLICATE', 'REJECTED') ORDER BY id LIMIT ?`,
+           AND status IN ('SENT', 'FILTERED', 'ERROR', 'DUPLICATE', 'REJECTED', 'QUARANTINED') ORDER BY id LIMIT ?`,
         )
         .pluck(),
       deleteMessage: db.prepare('DELETE FROM messages WHERE id = ?'),
@@ -318,10 +414,35 @@ export class Journal {
     };
   }
 
-  /** Journals a received message with its raw content and one WAITING delivery per destination. */
+  /**
+   * Journals a received message with its raw content and one WAITING delivery per destination.
+   * De-duplication only suppresses true copies (same key, same digest) of an *accepted* message: a
+   * copy of a refused or failed one is journaled anew and linked to it (`meta.resendOf`), and the
+   * same key with other content (a control id reused) is journaled and flagged (`meta.keyReusedFrom`).
+   */
   receive(m: NewMessage): ReceiveResult {
-    const dup = m.dedupKey ? this.s.findDup.get(m.channel, m.dedupKey) : undefined;
-    const status: MessageStatus = dup ? 'DUPLICATE' : m.rejected ? 'REJECTED' : 'RECEIVED';
+    const digest = m.digest ?? '';
+    const copy = m.dedupKey && !m.rejected ? this.s.findCopy.get(m.channel, m.dedupKey, digest) : undefined;
+    const duplicateOf = copy && ACCEPTED.has(copy.status) ? copy.id : undefined;
+    // A copy of a quarantined message would take the engine down again: it waits with it for an admin.
+    const poisoned = copy?.status === 'QUARANTINED' ? copy.id : undefined;
+    const resendOf = copy && duplicateOf === undefined && poisoned === undefined ? copy.id : undefined;
+    const keyReusedFrom =
+      m.dedupKey && !m.rejected && !copy
+        ? (this.s.findKey.get(m.channel, m.dedupKey) ?? undefined)
+        : undefined;
+    const meta = {
+      ...m.meta,
+      ...(resendOf !== undefined ? { resendOf } : {}),
+      ...(keyReusedFrom !== undefined ? { keyReusedFrom } : {}),
+    };
+    const status: MessageStatus = duplicateOf
+      ? 'DUPLICATE'
+      : poisoned
+        ? 'QUARANTINED'
+        : m.rejected
+          ? 'REJECTED'
+          : 'RECEIVED';
     const info = this.s.insertMessage.run({
       channel: m.channel,
       now: m.now,
@@ -329,21 +450,78 @@ export class Journal {
       sender: m.sender,
       owner: m.owner,
       contentType: m.contentType,
-      meta: JSON.stringify(m.meta),
+      meta: JSON.stringify(meta),
       dedupKey: m.dedupKey,
-      duplicateOf: dup?.message_id ?? null,
+      duplicateOf: duplicateOf ?? poisoned ?? null,
       replayOf: m.replayOf ?? null,
-      error: dup ? `duplicate of message ${dup.message_id}` : m.rejected,
+      error: duplicateOf
+        ? `duplicate of message ${duplicateOf}`
+        : poisoned
+          ? `POISON_MESSAGE: a copy of message ${poisoned}, quarantined because it crashed the engine; it is not processed (hint: an admin replays message ${poisoned} once the cause is fixed)`
+          : m.rejected,
     });
     const messageId = Number(info.lastInsertRowid);
     this.s.insertContent.run(messageId, 'raw', '', m.contentType, m.content);
-    if (dup) return { messageId, duplicateOf: dup.message_id };
+    if (m.owesAnswer && !m.rejected) this.s.owe.run(messageId, m.channel);
+    if (duplicateOf) return { messageId, duplicateOf };
+    if (poisoned) return { messageId, copyOfQuarantined: poisoned };
     // A rejected message is recorded (with its content, for the admin) but never deduplicated:
     // the sender's corrected resend must go through.
-    if (m.dedupKey && !m.rejected) this.s.insertDup.run(m.channel, m.dedupKey, messageId);
+    if (m.dedupKey && !m.rejected) this.s.insertDup.run(m.channel, m.dedupKey, digest, messageId);
     if (!m.rejected)
       for (const d of m.destinations) this.s.insertDelivery.run(messageId, m.channel, d, m.now);
-    return { messageId };
+    return {
+      messageId,
+      ...(resendOf !== undefined ? { resendOf } : {}),
+      ...(keyReusedFrom !== undefined ? { keyReusedFrom } : {}),
+    };
+  }
+
+  /**
+   * Records that processing of a message begins; returns how many earlier beginnings never reached a
+   * journaled outcome (crashes or stalls). Meant for GroupCommit.mark: durable before the work starts.
+   */
+  startProcessing(messageId: number): number {
+    const before = this.s.message.get(messageId)?.attempts ?? 0;
+    this.s.startProcessing.run(messageId);
+    return before;
+  }
+
+  /** Same as startProcessing, for one delivery attempt. */
+  startDelivery(deliveryId: number): number {
+    const d = this.s.delivery.get(deliveryId);
+    if (!d) return 0;
+    this.s.startDelivery.run(deliveryId);
+    return d.starts - d.attempts;
+  }
+
+  /** Records the answer a source wrote (its code: AA, AE, AR); it is no longer due. */
+  answered(messageId: number, code: string): void {
+    this.s.answered.run(code, messageId);
+  }
+
+  /** Whether the source owes this message's sender an answer now (never given, or to be rewritten). */
+  answerDue(messageId: number): boolean {
+    return this.s.answerDue.get(messageId) === 1;
+  }
+
+  /** Messages of a channel whose answer is due, oldest first, with what the answer is built from. */
+  answersDue(channel: string, afterId: number, limit: number): DueAnswer[] {
+    return this.s.answersDue.all(channel, afterId, limit).flatMap((id) => this.dueAnswer(id) ?? []);
+  }
+
+  /** The answer a message's source owes, if it is due. */
+  dueAnswer(messageId: number): DueAnswer | undefined {
+    const m = this.s.message.get(messageId);
+    if (!m || !this.answerDue(messageId)) return undefined;
+    const raw = this.s.content.get(messageId, 'raw', '');
+    return {
+      messageId,
+      content: raw?.content ?? Buffer.alloc(0),
+      contentType: raw?.content_type ?? m.content_type ?? 'application/octet-stream',
+      meta: JSON.parse(m.meta) as Record<string, unknown>,
+      sender: m.sender,
+    };
   }
 
   /** Oldest messages of a channel not processed yet, for the processing stage and for recovery. */
@@ -398,7 +576,13 @@ export class Journal {
       );
     }
     const deliveryStatus: DeliveryStatus =
-      r.status === 'TRANSFORMED' ? 'QUEUED' : r.status === 'FILTERED' ? 'FILTERED' : 'ERROR';
+      r.status === 'TRANSFORMED'
+        ? 'QUEUED'
+        : r.status === 'FILTERED'
+          ? 'FILTERED'
+          : r.status === 'QUARANTINED'
+            ? 'QUARANTINED'
+            : 'ERROR';
     this.s.queueDeliveries.run(deliveryStatus, r.now, r.messageId);
     if (r.status !== 'TRANSFORMED') this.complete(r.messageId, policy, r.now);
   }
@@ -450,13 +634,13 @@ export class Journal {
     const d = this.s.delivery.get(r.deliveryId);
     if (!d) throw new Error(`delivery ${r.deliveryId} no longer exists`);
     this.s.markFailed.run(
-      r.retryAt === null ? 'ERROR' : 'QUEUED',
+      r.quarantine ? 'QUARANTINED' : r.retryAt === null ? 'ERROR' : 'QUEUED',
       r.retryAt ?? 0,
       r.error,
       r.now,
       r.deliveryId,
     );
-    if (r.retryAt === null) this.settle(d.message_id, policy, r.now);
+    if (r.retryAt === null || r.quarantine) this.settle(d.message_id, policy, r.now);
   }
 
   /** Puts a delivery back at the end of its queue with fresh attempts (the dashboard's replay). */
@@ -482,8 +666,12 @@ export class Journal {
     const errors = this.s.erroredDeliveries.get(messageId) ?? 0;
     const m = this.s.message.get(messageId)!;
     if (m.status === 'TRANSFORMED') {
-      if (errors > 0) this.s.setMessageStatus.run('ERROR', 'a destination failed', null, now, messageId);
-      else this.s.setStatus.run('SENT', now, messageId);
+      if (errors > 0) {
+        const status = (this.s.quarantinedDeliveries.get(messageId) ?? 0) > 0 ? 'QUARANTINED' : 'ERROR';
+        // The failing destination's own reason: it is what the sender's late answer and the browser show.
+        this.s.setMessageStatus.run(status, this.s.firstError.get(messageId) ?? null, null, now, messageId);
+        this.s.answerLate.run(messageId);
+      } else this.s.setStatus.run('SENT', now, messageId);
     }
     this.complete(messageId, policy, now);
   }
@@ -492,7 +680,7 @@ export class Journal {
     const keep = keptAfterCompletion[policy];
     // Keep everything of a failed message: the admin needs it to understand and replay.
     const m = this.s.message.get(messageId)!;
-    if (m.status === 'ERROR') return;
+    if (m.status === 'ERROR' || m.status === 'QUARANTINED') return;
     for (const stage of ['raw', 'transformed', 'sent', 'response'] as const) {
       if (!keep.has(stage)) this.s.dropStages.run(messageId, stage);
     }

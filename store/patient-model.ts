@@ -241,8 +241,9 @@ export function parseIdentity(input: IdentityInput): Identity {
   const reliability = parseReliability(input.reliability ?? input.ins?.status);
   const matricule = tidy(input.ins?.matricule)?.replace(/ /g, '') ?? null;
   const oid = tidy(input.ins?.oid);
-  if (matricule !== null && !/^\d{13}(\d{2})?$/.test(matricule))
-    throw invalid('ins.matricule', 'is not 13 or 15 digits');
+  // Born in Corsica: the department of a NIR is 2A or 2B.
+  if (matricule !== null && !/^\d{5}(?:\d{2}|2[AB])\d{6}(?:\d{2})?$/.test(matricule))
+    throw invalid('ins.matricule', 'is not 13 or 15 characters (digits, 2A or 2B for Corsica)');
   if (matricule !== null && oid === null) throw invalid('ins.oid', 'is missing for the INS matricule');
   const deathDate = tidy(input.deathDate) === null ? null : normaliseBirthDate(input.deathDate!);
   if (deathDate === null && tidy(input.deathDate) !== null)

@@ -4,7 +4,8 @@ import { openDatabase, migrate, type Db, type Migration, type OpenOptions } from
 import { GroupCommit } from './group-commit.ts';
 import { Journal, journalMigrations } from './journal.ts';
 import { Accounts, accountMigrations } from './accounts.ts';
-import { Audit, auditMigrations } from './audit.ts';
+import { Audit, auditKeying, auditMigrations } from './audit.ts';
+import { AuthService, type AuthPolicy } from './auth.ts';
 import { Sessions, sessionMigrations } from './sessions.ts';
 import { MessageSearch, messageSearchMigrations } from './message-search.ts';
 import { Stats } from './stats.ts';
@@ -23,6 +24,8 @@ export const allMigrations: readonly Migration[] = [
 export interface StoreOptions extends OpenOptions {
   /** Directory holding `onco-relay.db`, or `:memory:` for tests of pure store logic. */
   dataDir: string;
+  /** Throttling and audit aggregation of failed logins (tests shorten the windows). */
+  auth?: Partial<AuthPolicy>;
 }
 
 export class Store {
@@ -31,6 +34,7 @@ export class Store {
   readonly journal: Journal;
   readonly accounts: Accounts;
   readonly audit: Audit;
+  readonly auth: AuthService;
   readonly sessions: Sessions;
   readonly messageSearch: MessageSearch;
   readonly stats: Stats;
@@ -44,12 +48,13 @@ export class Store {
     this.writer = new GroupCommit(this.db);
     this.journal = new Journal(this.db);
     this.accounts = new Accounts(this.db);
-    this.audit = new Audit(this.db);
+    this.audit = new Audit(this.db, auditKeying(options.dataDir));
     this.sessions = new Sessions(this.db);
     this.messageSearch = new MessageSearch(this.db);
     this.stats = new Stats(this.db);
     this.patients = new PatientStore(this.db);
     this.vigilance = new Vigilance(this.patients);
+    this.auth = new AuthService(this.db, this.writer, this.accounts, this.audit, this.sessions, options.auth);
   }
 
   /** Returns the pages freed by deletions to the file system (auto_vacuum = INCREMENTAL). */
@@ -59,7 +64,9 @@ export class Store {
   }
 
   close(): void {
+    this.auth.close();
     this.writer.close();
+    this.audit.close();
     this.db.close();
   }
 }

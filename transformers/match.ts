@@ -4,10 +4,13 @@ import { Default, type OptionsOf, type StepSpec } from './contract.ts';
 
 const schema = Type.Object({
   pattern: Type.String({ description: 'JavaScript regular expression.' }),
-  flags: Default(Type.String({ pattern: '^[imsu]*$', description: 'Regular expression flags.' }), ''),
+  flags: Default(
+    Type.String({ pattern: '^[imsu]*$', description: 'Regular expression flags: i (ignore case), m, s, u.' }),
+    '',
+  ),
   keep: Default(
     Type.Enum(['matching', 'non-matching'], {
-      description: 'Which messages go on; the others are filtered.',
+      description: 'Which messages go on; the others are FILTERED.',
     }),
     'matching',
   ),

@@ -8,6 +8,7 @@ import { ActionError, replayDelivery, replayMessage, visibleMessage } from '../a
 import { audit } from '../audit-log.ts';
 import { everyone, operators, scopeOf } from '../auth.ts';
 import { contentText } from '../content-view.ts';
+import { searchMessages } from '../../channels/message-index.ts';
 
 export const messageStatuses: MessageStatus[] = [
   'RECEIVED',
@@ -17,6 +18,7 @@ export const messageStatuses: MessageStatus[] = [
   'ERROR',
   'DUPLICATE',
   'REJECTED',
+  'QUARANTINED',
 ];
 
 export const messageQuerySchema = {
@@ -26,7 +28,16 @@ export const messageQuerySchema = {
     status: { type: 'string', enum: ['', ...messageStatuses] },
     from: { type: 'string', description: 'ISO date-time or ms since epoch' },
     to: { type: 'string', description: 'ISO date-time or ms since epoch' },
-    text: { type: 'string', description: 'words of the file name, sender, MSH-10, IPP, error …' },
+    text: {
+      type: 'string',
+      description:
+        'words of the file name, sender, owner FINESS, MSH-10, IPP or INS (PID-3), message type or error code; the last word may be a prefix',
+    },
+    patient: {
+      type: 'integer',
+      minimum: 1,
+      description: 'messages the identity decisions link to this patient (or to patients merged into it)',
+    },
     after: { type: 'string', description: 'the "next" cursor of the previous page' },
     limit: { type: 'integer', minimum: 1, maximum: 500 },
   },
@@ -38,8 +49,9 @@ export interface MessageQuery {
   from?: string;
   to?: string;
   text?: string;
+  patient?: number | string;
   after?: string;
-  limit?: number;
+  limit?: number | string;
 }
 
 function parseTime(value: string | undefined, name: string): number | undefined {
@@ -63,7 +75,17 @@ export function messageFilter(req: FastifyRequest, q: MessageQuery): MessageFilt
     to: parseTime(q.to, 'to'),
     text: q.text || undefined,
     owner: scopeOf(req.user!),
+    patient: positive(q.patient, 'patient'),
   };
+}
+
+/** A page's size or a patient id from a query string (the pages' forms send strings). */
+export function positive(value: number | string | undefined, name: string): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1)
+    throw new ActionError(400, 'QUERY_INVALID', `${name}="${value}" is not a positive whole number`);
+  return n;
 }
 
 export function parseCursor(after: string | undefined): number | null {
@@ -72,6 +94,25 @@ export function parseCursor(after: string | undefined): number | null {
   if (!Number.isSafeInteger(n))
     throw new ActionError(400, 'CURSOR_INVALID', 'the page cursor is not one this search returned');
   return n;
+}
+
+/**
+ * One page of the search a request asks for, in the account's scope. Which messages concern a
+ * patient is patient data: that search is audited like a read of the patient.
+ */
+export async function findMessages(engine: Engine, req: FastifyRequest, q: MessageQuery) {
+  const filter = messageFilter(req, q);
+  const page = searchMessages(engine.store, filter, {
+    limit: positive(q.limit, 'limit'),
+    after: parseCursor(q.after),
+  });
+  if (filter.patient !== undefined)
+    await audit(engine.store, req, {
+      action: 'patient-messages',
+      patientId: filter.patient,
+      detail: { results: page.items.length },
+    });
+  return page;
 }
 
 /** A message with its stages and deliveries, after checking scope; writes the audit row of the read. */
@@ -113,11 +154,7 @@ export function registerMessageApi(app: FastifyInstance, engine: Engine): void {
       },
     },
     async (req) => {
-      const q = req.query as MessageQuery;
-      const page = engine.store.messageSearch.search(messageFilter(req, q), {
-        limit: q.limit,
-        after: parseCursor(q.after),
-      });
+      const page = await findMessages(engine, req, req.query as MessageQuery);
       return { items: page.items, next: page.next === null ? null : String(page.next) };
     },
   );

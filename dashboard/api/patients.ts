@@ -26,10 +26,16 @@ export async function readPatient(engine: Engine, req: FastifyRequest, id: numbe
   return { ...view, reviews: vigilance.reviewsOf(view.patient.id) };
 }
 
-/** Search by name prefix (`dupont, jean`), INS or IPP; audited without the search text (it may be a name). */
+/**
+ * Search by name prefix (`dupont, jean`), INS or IPP. The query is audited with the count: who
+ * looked for whom is what the trail is for (the trail is the admins' alone; logs never get it).
+ */
 export async function searchPatients(engine: Engine, req: FastifyRequest, q: string, after: string | null) {
   const page = engine.store.patients.search(q, { after });
-  await audit(engine.store, req, { action: 'patient-search', detail: { results: page.items.length } });
+  await audit(engine.store, req, {
+    action: 'patient-search',
+    detail: { query: q, results: page.items.length },
+  });
   return page;
 }
 

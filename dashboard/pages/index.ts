@@ -9,6 +9,7 @@ import { registerLogin } from './login.ts';
 import { registerMessagePages } from './messages.ts';
 import { registerOverviewPages } from './overview.ts';
 import { registerStatsPage } from './stats.ts';
+import { sendError, wantsPage } from './layout.ts';
 
 export function registerPages(app: FastifyInstance, engine: Engine, auth: Authenticator): void {
   registerLogin(app, engine, auth);
@@ -18,4 +19,11 @@ export function registerPages(app: FastifyInstance, engine: Engine, auth: Authen
   registerIdentityPages(app, engine);
   registerAuditPage(app, engine);
   registerStatsPage(app, engine);
+  // Only a logged-in user gets here (the authenticator sends the others to the login form).
+  app.setNotFoundHandler(async (req, reply) => {
+    const message = `nothing at ${req.method} ${req.url.split('?')[0]}`;
+    const hint = 'check the address, or follow a link from the menu';
+    if (wantsPage(req)) return sendError(req, reply, 404, message, hint);
+    return reply.code(404).send({ error: 'NOT_FOUND', message, hint });
+  });
 }

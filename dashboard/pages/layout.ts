@@ -11,7 +11,9 @@ header form{margin-left:auto}main{padding:1em}
 table{border-collapse:collapse;background:#fff;width:100%}th,td{border:1px solid #d6dbe2;padding:.3em .5em;text-align:left;vertical-align:top}
 th{background:#eef1f5}pre{background:#fff;border:1px solid #d6dbe2;padding:.5em;overflow:auto;max-height:30em}
 .state-STARTED{color:#17803d}.state-PAUSED{color:#b26b00}.state-FAILED,.status-ERROR,.status-REJECTED{color:#b3261e}
-.error{color:#b3261e}.muted{color:#6b7480}form.inline{display:inline}
+.error{color:#b3261e}.empty{padding:1em;background:#fff;border:1px dashed #d6dbe2;color:#6b7480}
+.traits td.differs{background:#fdecea;font-weight:600}.traits .mark{color:#b3261e}
+.chart text{font-size:10px;fill:#6b7480}.muted{color:#6b7480}form.inline{display:inline}
 .card{background:#fff;border:1px solid #d6dbe2;padding:.7em;margin:.5em 0}
 .seg{display:block;white-space:pre-wrap}.seg b{color:#17324d}
 input,select,button{font:inherit}svg{background:#fff;border:1px solid #d6dbe2}
@@ -26,6 +28,7 @@ function nav(user: AuthUser): Html {
         ]
       : [
           ['/', 'Overview'],
+          ['/channels', 'Channels'],
           ['/messages', 'Messages'],
           ['/patients', 'Patients'],
           ['/vigilance', 'Identity vigilance'],
@@ -37,6 +40,7 @@ function nav(user: AuthUser): Html {
     ${links.map(([href, label]) => html`<a href="${href}">${label}</a>`)}
     <form method="post" action="/logout">
       ${csrfField(user)}<span class="muted">${user.login} (${user.role})</span>
+      <a href="/password">Change password</a>
       <button type="submit">Log out</button>
     </form>
   </header>`;
@@ -80,12 +84,38 @@ export function sendPage(
   return reply.type('text/html; charset=utf-8').send(page.value);
 }
 
+/** A browser asking for a page (not the API, not a script's fetch): errors answer in the layout. */
+export const wantsPage = (req: FastifyRequest): boolean =>
+  !req.url.startsWith('/api/') && req.url !== '/metrics' && (req.headers.accept ?? '').includes('text/html');
+
+const errorTitles: Record<number, string> = {
+  400: 'Request refused',
+  403: 'Not allowed',
+  404: 'Not found',
+  409: 'Not possible now',
+};
+
+/** An error as a page of the dashboard: what went wrong, what to do, and a way back. */
 export function sendError(
   req: FastifyRequest,
   reply: FastifyReply,
   code: number,
   message: string,
+  hint?: string,
 ): FastifyReply {
   reply.code(code);
-  return sendPage(req, reply, code === 404 ? 'Not found' : 'Refused', html`<p class="error">${message}</p>`);
+  const home = req.user?.role === 'establishment' || req.user?.role === 'lab' ? '/my-files' : '/';
+  return sendPage(
+    req,
+    reply,
+    errorTitles[code] ?? (code >= 500 ? 'Something went wrong' : 'Refused'),
+    html`<div class="card" id="error-page" data-status="${code}">
+      <p class="error">${message}</p>
+      ${hint ? html`<p>${hint}</p>` : ''}
+      <p><a href="${home}">Back to the start page</a></p>
+    </div>`,
+  );
 }
+
+/** An empty list says so, and what would fill it, rather than showing a bare table head. */
+export const emptyState = (id: string, text: string): Html => html`<p class="empty" id="${id}">${text}</p>`;

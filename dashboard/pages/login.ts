@@ -6,34 +6,45 @@ import type { Engine } from '../../channels/engine.ts';
 import { audit } from '../audit-log.ts';
 import {
   everyone,
-  cookie,
   LOGIN_CSRF_COOKIE,
-  parseCookies,
   sameToken,
   SESSION_COOKIE,
+  setCookie,
   type Authenticator,
 } from '../auth.ts';
 import { html } from '../html.ts';
 import { sendPage } from './layout.ts';
+import { registerPasswordPage } from './password.ts';
 
-/** Only local paths: `next=//evil.example` or an absolute URL must not redirect off-site. */
-const safeNext = (next: unknown): string =>
-  typeof next === 'string' && /^\/(?![/\\])/.test(next) ? next : '/';
+const SITE = 'http://onco-relay.invalid';
+
+/**
+ * Only a path of this site. The URL parser decides, as a browser would: it drops tabs and newlines
+ * and reads backslashes as slashes, so `/\t/evil.example` or `/\evil.example` is another host.
+ */
+export const safeNext = (next: unknown): string => {
+  if (typeof next !== 'string' || !next.startsWith('/')) return '/';
+  if ([...next].some((c) => c < ' ' || c === '\u007f' || c === '\\')) return '/';
+  let url: URL;
+  try {
+    url = new URL(next, SITE);
+  } catch {
+    return '/';
+  }
+  return url.origin === SITE ? `${url.pathname}${url.search}${url.hash}` : '/';
+};
 
 export function registerLogin(app: FastifyInstance, engine: Engine, auth: Authenticator): void {
-  const secure = auth.options.secureCookies;
-
   const form = (req: FastifyRequest, reply: FastifyReply, next: string, failed: boolean): FastifyReply => {
     // Reuse a live token: two tabs (or a stray second load of the form) must not invalidate each other.
-    const token =
-      parseCookies(req.headers.cookie)[LOGIN_CSRF_COOKIE] || crypto.randomBytes(24).toString('base64url');
-    reply.header('set-cookie', cookie(LOGIN_CSRF_COOKIE, token, { secure, maxAgeS: 3600 }));
+    const token = req.cookies[LOGIN_CSRF_COOKIE] || crypto.randomBytes(24).toString('base64url');
+    setCookie(req, reply, auth.options, LOGIN_CSRF_COOKIE, token, 3600);
     if (failed) reply.code(401);
     return sendPage(
       req,
       reply,
       'Log in',
-      html`${failed ? html`<p class="error" id="login-error">Login refused: wrong login or password, or the account is locked for a while after repeated failures.</p>` : ''}
+      html`${failed ? html`<p class="error" id="login-error">Login refused: wrong login or password, or too many failures from your address (wait a few minutes).</p>` : ''}
         <form method="post" action="/login" class="card">
           <input type="hidden" name="_csrf" value="${token}" /><input
             type="hidden"
@@ -59,7 +70,7 @@ export function registerLogin(app: FastifyInstance, engine: Engine, auth: Authen
 
   app.post('/login', { config: { public: true } }, async (req, reply) => {
     const body = (req.body ?? {}) as Record<string, string | undefined>;
-    if (!sameToken(body._csrf, parseCookies(req.headers.cookie)[LOGIN_CSRF_COOKIE])) {
+    if (!sameToken(body._csrf, req.cookies[LOGIN_CSRF_COOKIE])) {
       return reply.code(403).send({ error: 'CSRF', message: 'reload the login page and try again' });
     }
     const next = safeNext(body.next);
@@ -68,19 +79,20 @@ export function registerLogin(app: FastifyInstance, engine: Engine, auth: Authen
     const { token } = await engine.store.writer.write(() =>
       engine.store.sessions.create(account.login, req.ip),
     );
-    reply.header('set-cookie', [
-      cookie(SESSION_COOKIE, token, { secure }),
-      cookie(LOGIN_CSRF_COOKIE, '', { secure, maxAgeS: 0 }),
-    ]);
+    setCookie(req, reply, auth.options, SESSION_COOKIE, token);
+    setCookie(req, reply, auth.options, LOGIN_CSRF_COOKIE, '', 0);
+    if (account.mustChangePassword) return reply.redirect('/password', 303);
     const home = account.role === 'establishment' || account.role === 'lab' ? '/my-files' : '/';
     return reply.redirect(next === '/' ? home : next, 303);
   });
 
-  app.post('/logout', { config: { roles: everyone } }, async (req, reply) => {
-    const token = parseCookies(req.headers.cookie)[SESSION_COOKIE];
+  app.post('/logout', { config: { roles: everyone, beforePasswordChange: true } }, async (req, reply) => {
+    const token = req.cookies[SESSION_COOKIE];
     if (token) await engine.store.writer.write(() => engine.store.sessions.end(token));
     await audit(engine.store, req, { action: 'logout' });
-    reply.header('set-cookie', cookie(SESSION_COOKIE, '', { secure, maxAgeS: 0 }));
+    setCookie(req, reply, auth.options, SESSION_COOKIE, '', 0);
     return reply.redirect('/login', 303);
   });
+
+  registerPasswordPage(app, engine, auth);
 }

@@ -3,9 +3,11 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Engine } from '../../channels/engine.ts';
 import type { MessageSummary } from '../../store/message-search.ts';
+import { searchMessages } from '../../channels/message-index.ts';
 import { replayDelivery, replayMessage } from '../actions.ts';
 import {
   messageFilter,
+  findMessages,
   messageStatuses,
   parseCursor,
   readMessage,
@@ -14,7 +16,7 @@ import {
 import { everyone, operators, partners } from '../auth.ts';
 import { hl7Segments, isHl7, isXml, prettyXml } from '../content-view.ts';
 import { formatTime, html, query, type Html } from '../html.ts';
-import { actionButton, sendPage } from './layout.ts';
+import { actionButton, emptyState, sendPage } from './layout.ts';
 
 const fileName = (m: { meta: Record<string, unknown> }): string => {
   const v = m.meta.fileName ?? m.meta.controlId ?? '';
@@ -47,13 +49,21 @@ function searchForm(engine: Engine, req: FastifyRequest, q: MessageQuery): Html 
     <label
       >Text <input name="text" value="${q.text ?? ''}" placeholder="file name, MSH-10, IPP, sender…"
     /></label>
+    ${q.patient ? html`<input type="hidden" name="patient" value="${q.patient}" />` : ''}
     <button type="submit">Search</button>
   </form>`;
 }
 
 const scopeless = (req: FastifyRequest): boolean => !partners.includes(req.user!.role);
 
-function messageRows(items: MessageSummary[]): Html {
+function messageRows(items: MessageSummary[], filtered: boolean): Html {
+  if (items.length === 0)
+    return filtered
+      ? emptyState('no-messages', 'No message matches these filters.')
+      : emptyState(
+          'no-messages',
+          'No messages yet: each message a source receives appears here once it is journaled.',
+        );
   return html`<table id="messages">
     <thead>
       <tr>
@@ -109,7 +119,7 @@ ${hl7Segments(c.text).map((s) => html`<span class="seg"><b>${s.slice(0, 3)}</b>$
 export function registerMessagePages(app: FastifyInstance, engine: Engine): void {
   app.get('/messages', { config: { roles: everyone } }, async (req, reply) => {
     const q = req.query as MessageQuery;
-    const page = engine.store.messageSearch.search(messageFilter(req, q), { after: parseCursor(q.after) });
+    const page = await findMessages(engine, req, q);
     const more =
       page.next === null
         ? ''
@@ -120,7 +130,12 @@ export function registerMessagePages(app: FastifyInstance, engine: Engine): void
       req,
       reply,
       'Messages',
-      html`${searchForm(engine, req, q)}${messageRows(page.items)}${more}`,
+      html`${searchForm(engine, req, q)}${messageRows(
+        page.items,
+        ['channel', 'status', 'from', 'to', 'text', 'patient', 'after'].some(
+          (k) => q[k as keyof MessageQuery],
+        ),
+      )}${more}`,
     );
   });
 
@@ -230,7 +245,7 @@ export function registerMessagePages(app: FastifyInstance, engine: Engine): void
 
   app.get('/my-files', { config: { roles: partners } }, async (req, reply) => {
     const q = req.query as { after?: string };
-    const page = engine.store.messageSearch.search(messageFilter(req, {}), { after: parseCursor(q.after) });
+    const page = searchMessages(engine.store, messageFilter(req, {}), { after: parseCursor(q.after) });
     const rows = page.items.map((m) => {
       const deliveries = engine.store.journal.deliveries(m.id);
       return html`<tr>
@@ -247,21 +262,28 @@ export function registerMessagePages(app: FastifyInstance, engine: Engine): void
       req,
       reply,
       `My files (FINESS ${req.user!.finess ?? ''})`,
-      html`<table id="my-files">
-          <thead>
-            <tr>
-              <th>File</th>
-              <th>Received</th>
-              <th>Status</th>
-              <th>Deliveries</th>
-              <th>Why rejected</th>
-            </tr>
-          </thead>
-          <tbody>
-            ${rows}
-          </tbody>
-        </table>
-        ${page.next === null ? '' : html`<p><a href="/my-files?after=${page.next}">Older files →</a></p>`}`,
+      html`${
+        rows.length === 0
+          ? emptyState(
+              'no-files',
+              'No files yet: the files your establishment drops on the SFTP server (/in/…) appear here with their outcome.',
+            )
+          : html`<table id="my-files">
+              <thead>
+                <tr>
+                  <th>File</th>
+                  <th>Received</th>
+                  <th>Status</th>
+                  <th>Deliveries</th>
+                  <th>Why rejected</th>
+                </tr>
+              </thead>
+              <tbody>
+                ${rows}
+              </tbody>
+            </table>`
+      }
+      ${page.next === null ? '' : html`<p><a href="/my-files?after=${page.next}">Older files →</a></p>`}`,
     );
   });
 }

@@ -6,8 +6,8 @@ import { channelActions, controlChannel, type ChannelAction } from '../actions.t
 import { channelSummary, channelYaml } from '../api/channels.ts';
 import { operators, staff } from '../auth.ts';
 import { barChart } from '../charts.ts';
-import { html } from '../html.ts';
-import { actionButton, sendError, sendPage } from './layout.ts';
+import { html, type Html } from '../html.ts';
+import { actionButton, emptyState, sendError, sendPage } from './layout.ts';
 
 const liveCell = (id: string, field: string, value: unknown) =>
   html`<td data-ch="${id}" data-f="${field}">${value}</td>`;
@@ -28,55 +28,101 @@ function cachedThroughput(engine: Engine) {
   };
 }
 
-export function registerOverviewPages(app: FastifyInstance, engine: Engine): void {
-  const throughput = cachedThroughput(engine);
+type Summary = ReturnType<typeof channelSummary>;
 
-  app.get('/', { config: { roles: [...staff, 'establishment', 'lab'] } }, async (req, reply) => {
-    if (req.user!.role === 'establishment' || req.user!.role === 'lab')
-      return reply.redirect('/my-files', 303);
-    const rows = engine
-      .status()
-      .map(channelSummary)
-      .map(
+/** Every channel with its live counters: the overview's first table and the Channels page. */
+function channelTable(channels: Summary[], o: { withSource?: boolean } = {}): Html {
+  if (channels.length === 0)
+    return emptyState(
+      'no-channels',
+      'No channel is configured: add a file to config/channels/ (see `onco-relay docs`), then restart or deploy it.',
+    );
+  return html`<table id="channels">
+    <thead>
+      <tr>
+        <th>Channel</th>
+        ${o.withSource ? html`<th>Source</th>` : ''}
+        <th>State</th>
+        <th>Received</th>
+        <th>Sent</th>
+        <th>Filtered</th>
+        <th>Errors</th>
+        <th>Queued</th>
+        <th>Last error</th>
+        ${o.withSource ? html`<th></th>` : ''}
+      </tr>
+    </thead>
+    <tbody>
+      ${channels.map(
         (c) =>
-          html`<tr>
+          html`<tr data-channel="${c.id}">
             <td><a href="/channels/${encodeURIComponent(c.id)}">${c.name}</a></td>
+            ${o.withSource ? html`<td>${c.source.type}${c.source.detail ? html` <span class="muted">${c.source.detail}</span>` : ''}</td>` : ''}
             <td data-ch="${c.id}" data-f="state" class="state-${c.state}">${c.state}</td>
             ${liveCell(c.id, 'received', c.counters.received)}${liveCell(c.id, 'sent', c.counters.sent)}
             ${liveCell(c.id, 'filtered', c.counters.filtered)}${liveCell(c.id, 'errored', c.counters.errored)}
             ${liveCell(c.id, 'queueDepth', c.queueDepth)}
             <td class="error" data-ch="${c.id}" data-f="lastError">${c.lastError}</td>
+            ${o.withSource ? html`<td><a href="/messages?channel=${encodeURIComponent(c.id)}">Messages</a></td>` : ''}
           </tr>`,
-      );
+      )}
+    </tbody>
+  </table>`;
+}
+
+/** `-60 min` … `now`: where each bar of a recent-throughput chart sits in time. */
+function agoLabels(buckets: number, bucketMs: number): string[] {
+  const unit = buckets * bucketMs > 3 * 3600_000 ? 3600_000 : 60_000;
+  const name = unit === 3600_000 ? 'h' : 'min';
+  return Array.from({ length: buckets }, (_, i) => {
+    const ago = Math.round(((buckets - i) * bucketMs) / unit);
+    return i === buckets - 1 ? 'now' : `-${ago} ${name}`;
+  });
+}
+
+export function registerOverviewPages(app: FastifyInstance, engine: Engine): void {
+  const throughput = cachedThroughput(engine);
+  app.get('/', { config: { roles: [...staff, 'establishment', 'lab'] } }, async (req, reply) => {
+    if (req.user!.role === 'establishment' || req.user!.role === 'lab')
+      return reply.redirect('/my-files', 303);
     const hour = throughput(3600_000, 60_000);
     const day = throughput(86_400_000, 900_000);
     return sendPage(
       req,
       reply,
       'Overview',
-      html`<table id="channels">
-          <thead>
-            <tr>
-              <th>Channel</th>
-              <th>State</th>
-              <th>Received</th>
-              <th>Sent</th>
-              <th>Filtered</th>
-              <th>Errors</th>
-              <th>Queued</th>
-              <th>Last error</th>
-            </tr>
-          </thead>
-          <tbody>
-            ${rows}
-          </tbody>
-        </table>
+      html`${channelTable(engine.status().map(channelSummary))}
         <p class="muted">Counters since the engine started; live.</p>
-        ${barChart(hour, { title: 'Messages per minute, last hour', id: 'chart-hour' })}
-        ${barChart(day, { title: 'Messages per 15 minutes, last day', id: 'chart-day' })}`,
+        ${barChart(hour, {
+          title: 'Messages received per minute, last hour',
+          unit: 'messages',
+          labels: agoLabels(hour.length, 60_000),
+          id: 'chart-hour',
+          empty: 'No message received in the last hour.',
+        })}
+        ${barChart(day, {
+          title: 'Messages received per 15 minutes, last 24 hours',
+          unit: 'messages',
+          labels: agoLabels(day.length, 900_000),
+          id: 'chart-day',
+          empty: 'No message received in the last 24 hours.',
+        })}`,
       { live: true },
     );
   });
+
+  app.get('/channels', { config: { roles: staff } }, async (req, reply) =>
+    sendPage(
+      req,
+      reply,
+      'Channels',
+      html`${channelTable(engine.status().map(channelSummary), { withSource: true })}
+        <p class="muted">
+          Counters since the engine started; live. Open a channel for its configuration and controls.
+        </p>`,
+      { live: true },
+    ),
+  );
 
   app.get('/channels/:id', { config: { roles: staff } }, async (req, reply) => {
     const { id } = req.params as { id: string };

@@ -17,6 +17,16 @@ const titles: Record<YearlyFigure, string> = {
   patientsTotal: 'Patients in all',
 };
 
+const units: Record<YearlyFigure, string> = {
+  rcpSessions: 'sessions',
+  rcpForms: 'forms',
+  pps: 'plans',
+  activeUsers: 'users',
+  newUsers: 'users',
+  newPatients: 'patients',
+  patientsTotal: 'patients',
+};
+
 const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
 export function registerStatsPage(app: FastifyInstance, engine: Engine): void {
@@ -25,6 +35,11 @@ export function registerStatsPage(app: FastifyInstance, engine: Engine): void {
     const year =
       Number.isInteger(asked) && asked >= 2000 && asked <= 2100 ? asked : new Date().getUTCFullYear();
     const s = engine.store.stats.yearly(year);
+    // A month that has not begun has no figure yet: no bar, rather than a zero that reads as "none".
+    const now = new Date();
+    const monthsSoFar =
+      year < now.getUTCFullYear() ? 12 : year > now.getUTCFullYear() ? 0 : now.getUTCMonth() + 1;
+    const upToNow = (monthly: number[]) => monthly.map((v, m) => (m < monthsSoFar ? v : null));
     return sendPage(
       req,
       reply,
@@ -52,7 +67,18 @@ export function registerStatsPage(app: FastifyInstance, engine: Engine): void {
             )}
           </tbody>
         </table>
-        ${yearlyFigures.filter((f) => s.figures[f].available).map((f) => barChart(s.figures[f].monthly, { title: `${titles[f]} per month`, labels: months, width: 360, height: 90 }))}`,
+        ${yearlyFigures
+          .filter((f) => s.figures[f].available)
+          .map((f) =>
+            barChart(upToNow(s.figures[f].monthly), {
+              title: `${titles[f]}${f === 'patientsTotal' ? ' at the end of each month' : ' per month'}, ${year}`,
+              unit: units[f],
+              labels: months,
+              width: 420,
+              height: 150,
+              id: `chart-${f}`,
+            }),
+          )}`,
     );
   });
 }

@@ -29,6 +29,8 @@ function instantJournal(beforeReceive?: () => Promise<void>): SourceContext {
       return { messageId: ++last };
     },
     outcome: async (messageId) => ({ messageId, status: 'TRANSFORMED' }),
+    answersDue: async () => [],
+    answered: async () => undefined,
   };
 }
 

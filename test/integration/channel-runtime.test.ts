@@ -2,6 +2,12 @@ import assert from 'node:assert/strict';
 import { builtinRegistry } from '../../channels/builtins.ts';
 import { startEngine, until, type Harness } from '../support/engine-harness.ts';
 import { idleSource, makeSink, permanent, transient, upperStep, type Sink } from '../support/sink.ts';
+import type { StepInput } from '../../transformers/contract.ts';
+import pino from 'pino';
+
+const raise = (e: Error): never => {
+  throw e;
+};
 
 const fastRetry = { maxAttempts: 3, initialDelayMs: 20, maxDelayMs: 50, multiplier: 2, jitter: 0 };
 
@@ -194,6 +200,76 @@ describe('channel runtime', () => {
     await ch.deploy();
     await send('x');
     await until(() => sink.received.length === 1, 'delivery after redeploy');
+  });
+
+  it('gives the event loop a turn while a backlog of slow messages drains (ACKs, health, SIGTERM)', async () => {
+    let processed = 0;
+    let processedAtFirstTurn: number | undefined;
+    const busyStep = {
+      ...upperStep,
+      type: 'test-busy',
+      create: () => (input: StepInput) => {
+        if (processed++ === 0) setImmediate(() => (processedAtFirstTurn = processed));
+        // A step that holds the CPU for 5 ms, as a costly transform does.
+        for (const end = Date.now() + 5; Date.now() < end;);
+        return input;
+      },
+    };
+    sink = makeSink();
+    const registry = builtinRegistry().register(sink.spec, busyStep, idleSource);
+    h = await startEngine({
+      channels: [channel({ steps: [{ type: 'test-busy' }] })],
+      registry,
+      start: false,
+    });
+    const { journal, writer } = h.engine.store;
+    const total = 100;
+    await writer.write(() => {
+      for (let i = 0; i < total; i++) {
+        journal.receive({
+          channel: 'c1',
+          content: Buffer.from(`m${i}`),
+          contentType: 'text/plain',
+          meta: {},
+          sender: null,
+          owner: null,
+          dedupKey: null,
+          rejected: null,
+          destinations: ['out'],
+          now: Date.now(),
+        });
+      }
+    });
+    await h.engine.start();
+    await until(() => sink.received.length === total, 'the backlog delivered');
+    assert.ok(
+      processedAtFirstTurn !== undefined && processedAtFirstTurn < total,
+      `the event loop had its first turn after ${processedAtFirstTurn} of ${total} messages`,
+    );
+  });
+
+  it('backs off while the journal cannot be written (disk full), logging once per step, then delivers', async () => {
+    const lines: Array<{ code?: string; delayMs?: number }> = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    await start(channel(), { log });
+    const sends: number[] = [];
+    sink.behaviour = () => void sends.push(Date.now());
+    const { journal } = h!.engine.store;
+    const full = Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+    let failing = 3;
+    const { sent, failed } = journal;
+    // The delivery's outcome cannot be journaled, whatever it is: sent or failed.
+    journal.sent = (r) => (failing > 0 ? (failing--, raise(full)) : sent.call(journal, r));
+    journal.failed = (r, p) => (failing > 0 ? raise(full) : failed.call(journal, r, p));
+    const { messageId } = await send('disk full');
+    await until(() => journal.message(messageId)?.status === 'SENT', 'SENT once the disk has room', 15_000);
+    const steps = lines.filter((l) => l.code === 'JOURNAL_WRITE_FAILED');
+    assert.equal(steps.length, 3, 'one log line per failed attempt, each a backoff step');
+    assert.equal(sends.length, 4, 'three sends the journal could not record, then the one recorded');
+    steps.forEach((s, i) => {
+      if (i > 0) assert.ok(s.delayMs! > steps[i - 1]!.delayMs!, 'the delay grows');
+      assert.ok(sends[i + 1]! - sends[i]! >= s.delayMs!, `send ${i + 2} waited out the backoff`);
+    });
   });
 
   it('keeps only metadata once complete under storage policy "metadata", but everything of a failure', async () => {

@@ -84,7 +84,7 @@ describe('onco-relay command line', function () {
         '--data',
         data,
       ],
-      'secret pw\n',
+      'a long enough passphrase\n',
     );
     assert.equal(ok.status, 0, ok.stderr);
     const again = run(
@@ -100,7 +100,7 @@ describe('onco-relay command line', function () {
         '--data',
         data,
       ],
-      'x\n',
+      'another long passphrase\n',
     );
     assert.equal(again.status, 1);
     assert.match(again.stderr, /already exists/);
@@ -110,6 +110,35 @@ describe('onco-relay command line', function () {
     );
     const store = new Store({ dataDir: data });
     assert.equal(store.accounts.get('chu-x')?.finess, '310000001');
+    assert.equal(store.audit.search({ action: 'account-add' }).items[0]?.object, 'account:chu-x');
+    store.close();
+  });
+
+  it('user add and passwd: short or common passwords and a FINESS outside the directory are refused', function () {
+    // Seven commands, two of them hashing at full scrypt cost.
+    this.timeout(240_000);
+    const data = tempDir();
+    const add = (login: string, finess: string, password: string) =>
+      run(
+        ['user', 'add', login, '--role', 'lab', '--finess', finess, '--password-stdin', '--data', data],
+        password,
+      );
+    const unknown = add('lab-x', '999999999', 'a long enough passphrase\n');
+    assert.equal(unknown.status, 1);
+    assert.match(unknown.stderr, /FINESS 999999999 is not in the directory/);
+    assert.match(add('lab-x', '310000002', 'short pw\n').stderr, /at least 12/);
+    assert.match(add('lab-x', '310000002', 'qwertyuiopasdfgh\n').stderr, /most common passwords/);
+    assert.equal(add('lab-x', '310000002', 'a long enough passphrase\n').status, 0);
+    assert.match(run(['user', 'passwd', 'lab-x', '--data', data], '123qweasdzxc\n').stderr, /most common/);
+    const changed = run(['user', 'passwd', 'lab-x', '--data', data], 'another long passphrase\n');
+    assert.equal(changed.status, 0, changed.stderr);
+    assert.equal(run(['user', 'disable', 'lab-x', '--data', data]).status, 0);
+    const store = new Store({ dataDir: data });
+    assert.equal(store.accounts.get('lab-x')?.disabled, true);
+    const acts = store.audit
+      .search({ actor: `cli:${process.env.USER ?? 'unknown'}` })
+      .items.map((r) => r.action);
+    assert.deepEqual(acts, ['account-disable', 'account-password', 'account-add']);
     store.close();
   });
 

@@ -85,9 +85,10 @@ export interface Session {
 /** Logs in through the form, as a browser would; returns a client bound to the session. */
 export async function login(
   base: string,
-  u: UserKey,
-  password: string = users[u].password,
+  u: UserKey | { login: string; password: string },
+  password: string = typeof u === 'string' ? users[u].password : u.password,
 ): Promise<Session | Response> {
+  const who = typeof u === 'string' ? users[u] : u;
   const form = await fetch(`${base}/login`);
   const loginCookie = setCookies(form).join('; ');
   const res = await fetch(`${base}/login`, {
@@ -96,7 +97,7 @@ export async function login(
     headers: { cookie: loginCookie, 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams({
       _csrf: csrfIn(await form.text()),
-      login: users[u].login,
+      login: who.login,
       password,
       next: '/',
     }),

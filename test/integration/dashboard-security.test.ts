@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { registeredRoutes } from '../../dashboard/server.ts';
+import { buildServer, registeredRoutes } from '../../dashboard/server.ts';
+import { safeNext } from '../../dashboard/pages/login.ts';
 import { until } from '../support/engine-harness.ts';
 import {
   basic,
@@ -151,25 +152,111 @@ describe('dashboard security', () => {
     assert.doesNotMatch(await (await hosp.get('/my-files')).text(), /<script>alert/);
   });
 
-  it('locks an account after five failed logins, audits every attempt, and keeps the password out of the trail', async () => {
+  it('redirects after login only to a path of this site', async () => {
+    for (const next of [
+      '/\t/evil.example',
+      '/\\evil.example',
+      '//evil.example',
+      'https://evil.example',
+      '/\n/evil',
+    ]) {
+      assert.equal(safeNext(next), '/', JSON.stringify(next));
+    }
+    assert.equal(safeNext('/messages?channel=drop#top'), '/messages?channel=drop#top');
+    const form = await fetch(`${d.base}/login`);
+    const cookie = form.headers.getSetCookie()[0]!.split(';')[0]!;
+    const csrf = /name="_csrf" value="([^"]+)"/.exec(await form.text())![1]!;
+    const res = await fetch(`${d.base}/login`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        _csrf: csrf,
+        login: users.operator.login,
+        password: users.operator.password,
+        next: '/\t/evil.example',
+      }),
+    });
+    assert.equal(res.status, 303);
+    assert.equal(res.headers.get('location'), '/');
+  });
+
+  it('gives /api/health without a login states and counts only; with a login everything', async () => {
+    const anonymous = await (await fetch(`${d.base}/api/health`)).text();
+    assert.doesNotMatch(anonymous, /lastError|detail/);
+    assert.ok(!anonymous.includes(d.h.dataDir), 'no path of the appliance');
+    const health = JSON.parse(anonymous) as {
+      channels: Array<{ id: string; state: string; backlog: number }>;
+    };
+    assert.equal(health.channels[0]?.id, 'drop');
+    assert.equal(typeof health.channels[0]?.backlog, 'number');
+    const full = await (
+      await fetch(`${d.base}/api/health`, { headers: { authorization: basic('viewer') } })
+    ).json();
+    assert.ok('lastError' in (full as { channels: object[] }).channels[0]!);
+  });
+
+  it('answers a malformed cookie and a repeated query parameter with 4xx, never 500', async () => {
+    const bad = { cookie: 'onco_login_csrf=%E0%A4%A; onco_session=%' };
+    assert.equal((await fetch(`${d.base}/login`, { headers: bad })).status, 200);
+    const api = await fetch(`${d.base}/api/channels`, {
+      headers: { ...bad, authorization: basic('viewer') },
+    });
+    assert.equal(api.status, 200);
+    const repeated = await fetch(`${d.base}/api/messages?channel=drop&channel=other`, {
+      headers: { authorization: basic('viewer') },
+    });
+    assert.equal(repeated.status, 400);
+    assert.equal(((await repeated.json()) as { error: string }).error, 'QUERY_REPEATED');
+    const page = await fetch(`${d.base}/login?next=/a&next=/b`);
+    assert.equal(page.status, 400);
+  });
+
+  it('marks the cookies Secure behind a TLS proxy (auto), always or never as configured', async () => {
+    const secure = async (mode: 'auto' | 'always' | 'never', headers: Record<string, string>) => {
+      const app = buildServer(d.h.engine, { bind: '127.0.0.1', port: 0, secureCookies: mode });
+      try {
+        const res = await app.inject({ method: 'GET', url: '/login', headers });
+        return /;\s*Secure/i.test(String(res.headers['set-cookie']));
+      } finally {
+        await app.close();
+      }
+    };
+    assert.equal(await secure('auto', {}), false);
+    assert.equal(await secure('auto', { 'x-forwarded-proto': 'https' }), true);
+    assert.equal(await secure('always', {}), true);
+    assert.equal(await secure('never', { 'x-forwarded-proto': 'https' }), false);
+  });
+
+  it('audits the query of a patient search, not only its result count', async () => {
+    const res = await fetch(`${d.base}/api/patients?q=${encodeURIComponent('martin, lea')}`, {
+      headers: { authorization: basic('viewer') },
+    });
+    assert.equal(res.status, 200);
+    const row = d.h.engine.store.audit.search({ action: 'patient-search' }).items[0];
+    assert.equal(row?.actor, users.viewer.login);
+    assert.equal(row?.detail?.query, 'martin, lea');
+  });
+
+  it('throttles the address after five failed logins, audits them, and keeps the password out of the trail', async () => {
     for (let i = 0; i < 5; i++) {
       const r = await login(d.base, 'viewer', `wrong-${i}`);
       assert.ok(r instanceof Response && r.status === 401);
     }
-    const locked = await login(d.base, 'viewer');
+    const throttled = await login(d.base, 'viewer');
     assert.ok(
-      locked instanceof Response && locked.status === 401,
-      'the right password is refused while locked',
+      throttled instanceof Response && throttled.status === 401,
+      'the right password is refused from the throttled address',
     );
-    // Every refusal shows the same text (no account enumeration), so the lock is read from the store.
-    const lockedUntil = d.h.engine.store.accounts.get(users.viewer.login)?.lockedUntil ?? 0;
-    assert.ok(lockedUntil > Date.now(), 'five failures lock the account');
+    // Every refusal shows the same text (no account enumeration): the throttle is read from the store.
+    assert.match(await throttled.text(), /too many failures from your address/);
+    d.h.engine.store.auth.flushFailures();
     const failures = d.h.engine.store.audit.search({
       actor: users.viewer.login,
       action: 'login-failed',
     }).items;
-    assert.equal(failures.length, 6);
-    assert.equal(failures[0]!.detail?.reason, 'locked');
+    assert.equal(failures.length, 2, 'the first failure, then one row summing the others');
+    assert.equal(failures[0]!.detail?.attempts, 5);
     assert.equal(failures.at(-1)!.source, '127.0.0.1');
     const trail = JSON.stringify(d.h.engine.store.audit.search({}, { limit: 500 }).items);
     assert.doesNotMatch(trail, /wrong-0|view-pass-1/);

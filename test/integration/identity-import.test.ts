@@ -52,6 +52,8 @@ describe('onco-relay import identities', function () {
     for (const ipp of ['I1', 'I3', 'I4', 'I6'])
       assert.notEqual(store.patients.resolveIdentifier({ finess: '310000001', ipp }), null, ipp);
     assert.equal(store.patients.resolveIdentifier({ finess: '310000001', ipp: 'I2' }), null);
+    const imported = store.audit.search({ action: 'identity-import' }).items[0];
+    assert.deepEqual(imported?.detail, { files: 4, messages: 6, filed: 4, refused: 3 });
     store.close();
   });
 });

@@ -98,8 +98,10 @@ describe('MLLP listener', () => {
       const msg = ctx.journal[0]!;
       assert.equal(msg.content.toString('utf8'), adt('3975').trimEnd());
       assert.equal(msg.contentType, 'application/hl7-v2');
-      assert.equal(msg.dedupKey, 'CHU-X|3975');
-      assert.equal(msg.sender, 'CHU-X');
+      // The sender as authenticated (an unbound listener: the remote address), MSH-4 only narrows the key.
+      assert.equal(msg.dedupKey, '127.0.0.1|CHU-X|3975');
+      assert.equal(msg.sender, '127.0.0.1');
+      assert.equal(msg.meta?.['sendingFacility'], 'CHU-X');
       assert.equal(msg.meta?.['controlId'], '3975');
       assert.equal(msg.meta?.['messageType'], 'ADT^A01');
     });

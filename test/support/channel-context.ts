@@ -169,6 +169,14 @@ export class ChannelContext implements SourceContext {
     return this.engine.channel(this.channelId).outcome(messageId);
   }
 
+  answersDue(afterId?: number): ReturnType<SourceContext['answersDue']> {
+    return this.engine.channel(this.channelId).answersDue(afterId);
+  }
+
+  answered(messageId: number, code: string): Promise<void> {
+    return this.engine.channel(this.channelId).answered(messageId, code);
+  }
+
   /** Stops the engine of a context made by channelContext(). */
   async stop(): Promise<void> {
     await this.options.onStop?.();

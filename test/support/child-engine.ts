@@ -11,6 +11,12 @@ export type ChildEngine = ChildProcess & {
   exited: Promise<number | string | null>;
 };
 
+export interface SpawnOptions {
+  viaNpm?: boolean;
+  /** Node arguments of another engine script instead of `onco-relay start` (the poison-message engine). */
+  entry?: string[];
+}
+
 /**
  * Spawns `onco-relay start` (or `npm start` with `viaNpm`). Resolves with 'started' once it says so,
  * or 'exited' if it ends first: for the tests that expect a refusal.
@@ -18,11 +24,11 @@ export type ChildEngine = ChildProcess & {
 export function spawnEngine(
   args: string[],
   env: NodeJS.ProcessEnv = process.env,
-  options: { viaNpm?: boolean } = {},
+  options: SpawnOptions = {},
 ): { child: ChildEngine; outcome: Promise<'started' | 'exited'> } {
   const [command, argv] = options.viaNpm
     ? ['npm', ['start', '--silent', '--', ...args]]
-    : [process.execPath, [bin, 'start', ...args]];
+    : [process.execPath, [...(options.entry ?? [bin, 'start']), ...args]];
   const spawned = spawn(command, argv, {
     env: { ...env, ONCO_LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -47,7 +53,7 @@ export function spawnEngine(
 export async function startChildEngine(
   args: string[],
   env: NodeJS.ProcessEnv = process.env,
-  options: { viaNpm?: boolean } = {},
+  options: SpawnOptions = {},
 ): Promise<ChildEngine> {
   const { child, outcome } = spawnEngine(args, env, options);
   if ((await outcome) === 'exited') {

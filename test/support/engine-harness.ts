@@ -9,7 +9,11 @@ import { builtinRegistry } from '../../channels/builtins.ts';
 import { validateConfig } from '../../channels/validate.ts';
 import { Engine } from '../../channels/engine.ts';
 import type { Registry } from '../../channels/registry.ts';
+import { lowerScryptCostForTests } from '../../store/accounts.ts';
 import { formatProblem } from '../../config/loader.ts';
+
+// Every test process that builds an engine hashes passwords at a test cost (store/accounts.ts says why).
+lowerScryptCostForTests(2 ** 14);
 
 export function tempDir(prefix = 'onco-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -32,6 +36,8 @@ export async function startEngine(options: {
   dataDir?: string;
   configDir?: string;
   start?: boolean;
+  /** Where the engine logs (default: nowhere). */
+  log?: pino.Logger;
 }): Promise<Harness> {
   const configDir = options.configDir ?? tempDir('onco-config-');
   const dataDir = options.dataDir ?? tempDir('onco-data-');
@@ -46,7 +52,8 @@ export async function startEngine(options: {
   const config = loadConfig(configDir, { ...process.env, ONCO_DATA_DIR: dataDir });
   const problems = validateConfig(config, registry);
   if (problems.length) throw new Error(problems.map(formatProblem).join('\n'));
-  const engine = new Engine({ config, dataDir, registry, log: pino({ level: 'silent' }) });
+  const log = options.log ?? pino({ level: 'silent' });
+  const engine = new Engine({ config, dataDir, registry, log });
   if (options.start !== false) await engine.start();
   return { engine, dataDir, configDir, stop: () => engine.stop() };
 }

@@ -42,6 +42,8 @@ export function openssh(
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
+    // sftp exits at once when nobody listens: its closed stdin is not the caller's error, its exit code is.
+    child.stdin.on('error', () => undefined);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
     child.stdin.end(commands.join('\n') + '\n');
   });

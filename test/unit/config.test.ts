@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import type { ValidateFunction } from 'ajv';
+import YAML from 'yaml';
 import { loadConfig } from '../../config/config.ts';
 import { formatProblem, interpolate } from '../../config/loader.ts';
 import { builtinRegistry } from '../../channels/builtins.ts';
@@ -17,7 +21,7 @@ function configDir(files: Record<string, string>): string {
 }
 
 const problemsOf = (dir: string, env: NodeJS.ProcessEnv = {}): string[] =>
-  validateConfig(loadConfig(dir, env), builtinRegistry()).map(formatProblem);
+  validateConfig(loadConfig(dir, env), builtinRegistry(), env).map(formatProblem);
 
 describe('configuration', () => {
   it('interpolates ${NAME}, ${NAME:-default} and $$, and reports a missing variable', () => {
@@ -92,6 +96,122 @@ describe('configuration', () => {
     assert.ok(
       problems.some((p) => /a\.yaml:3: \/destinations\/0\/channel: no channel has id "ghost"/.test(p)),
       problems.join('\n'),
+    );
+  });
+});
+
+const cli = (args: string[]) =>
+  spawnSync(process.execPath, [path.resolve('bin/onco-relay.mjs'), ...args], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+
+describe('configuration tools', function () {
+  this.timeout(60_000);
+
+  it('schema: every shipped file, ${NAME:-default} values included, validates against `onco-relay schema`', () => {
+    const r = cli(['schema']);
+    assert.equal(r.status, 0, r.stderr);
+    const schema = JSON.parse(r.stdout) as { $defs: Record<string, object> };
+    const ajv = new Ajv2020({ allErrors: true, strict: false });
+    const channel = ajv.compile(schema);
+    const check = (validate: ValidateFunction, file: string) => {
+      const data: unknown = YAML.parse(fs.readFileSync(file, 'utf8'));
+      assert.ok(validate(data), `${file}: ${JSON.stringify(validate.errors, null, 1)}`);
+    };
+    const dir = path.resolve('config/channels');
+    const shipped = fs.readdirSync(dir).filter((n) => n.endsWith('.yaml'));
+    assert.ok(shipped.length >= 3);
+    for (const name of shipped) check(channel, path.join(dir, name));
+    check(ajv.compile(schema.$defs.engine!), path.resolve('config/engine.yaml'));
+    check(ajv.compile(schema.$defs.directory!), path.resolve('config/directory.yaml'));
+    // Interpolation widens a value's type, it does not switch checking off.
+    const mllp = (port: string) =>
+      YAML.parse(
+        `id: x\nsource: { type: mllp-listener, port: ${port} }\ndestinations: [{ name: d, type: file-writer, path: o }]`,
+      ) as unknown;
+    assert.ok(channel(mllp('"${PORT:-2575}"')), JSON.stringify(channel.errors));
+    assert.equal(channel(mllp('soon')), false);
+    assert.equal(channel(mllp('70000')), false);
+  });
+
+  it('validate: two listeners on one port, the dashboard port included; sftp-drop sources share the SFTP server', () => {
+    const channel = (id: string, source: string) =>
+      `id: ${id}\nsource: ${source}\ndestinations: [{ name: d, type: file-writer, path: out-${id} }]\n`;
+    const dir = configDir({
+      'engine.yaml': 'http:\n  port: 18080\n',
+      'channels/a.yaml': channel('a', '{ type: mllp-listener, port: 12575 }'),
+      'channels/b.yaml': channel('b', '{ type: mllp-listener, port: "${B_PORT:-12575}" }'),
+      'channels/c.yaml': channel('c', '{ type: http-listener, port: 18080, bind: 0.0.0.0 }'),
+      'channels/d.yaml': channel('d', '{ type: sftp-drop, folder: identity, port: 12222 }'),
+      'channels/e.yaml': channel('e', '{ type: sftp-drop, folder: pathology, port: 12222 }'),
+      'channels/f.yaml': channel('f', '{ type: mllp-listener }'),
+      'channels/g.yaml': channel('g', '{ type: mllp-listener, port: 12575, bind: 10.1.2.3 }'),
+    });
+    const problems = problemsOf(dir, { ONCO_MLLP_PORT: '12222' });
+    const clash = (file: string, what: RegExp) =>
+      assert.ok(
+        problems.some((p) => p.startsWith(`${dir}/channels/${file}:2: /source/port: port `) && what.test(p)),
+        `${file} ${what}:\n${problems.join('\n')}`,
+      );
+    clash('b.yaml', /port 12575 is already taken by channel a \(mllp-listener\) in .*a\.yaml/);
+    clash('c.yaml', /port 18080 is already taken by the dashboard/);
+    clash('f.yaml', /port 12222 is already taken by channel d \(sftp-drop\)/);
+    assert.equal(problems.length, 3, problems.join('\n'));
+  });
+
+  it('validate: a YAML syntax error is one problem with its line, not a cascade', () => {
+    const dir = configDir({
+      'channels/a.yaml': [
+        'id: a',
+        'source:',
+        '  type: folder',
+        '   path: in',
+        'destinations:',
+        '  - name: "out',
+        '    type: file-writer',
+      ].join('\n'),
+      'engine.yaml': 'http:\n  port: [8080\n',
+    });
+    const r = cli(['validate', '--config', dir]);
+    assert.equal(r.status, 1);
+    const lines = r.stderr.trim().split('\n');
+    assert.match(lines[0]!, /engine\.yaml:3: \/: YAML syntax: /);
+    assert.match(lines[1]!, /channels\/a\.yaml:3: \/: YAML syntax: Nested mappings/);
+    assert.match(lines[2]!, /^2 problem\(s\) in /);
+  });
+
+  it('docs: channel settings, destination frame and the keys of rules:, every option described', () => {
+    const r = cli(['docs']);
+    assert.equal(r.status, 0, r.stderr);
+    const rows = r.stdout
+      .split('\n')
+      .filter((l) => /^\| `/.test(l))
+      .map((l) => l.split(' | '));
+    const option = (row: string[]) => /`([^`]+)`/.exec(row[0]!)![1]!;
+    const undescribed = rows.filter((row) => !row[3]!.replace(/\|$/, '').trim()).map(option);
+    assert.deepEqual(undescribed, [], 'options without a description');
+    const documented = new Set(rows.map(option));
+    for (const key of [
+      'storage',
+      'dedup',
+      'queueLimit',
+      'enabled',
+      'queue',
+      'concurrency',
+      'retry.maxAttempts',
+      'retry.jitter',
+      'rules.acceptTestIns',
+      'rules.strictTraitsMatch',
+      'rules.nearMatchThreshold',
+      'http.port',
+      'store.pruneAfterDays',
+      'defaults.retry.maxAttempts',
+    ])
+      assert.ok(documented.has(key), `${key} is not in onco-relay docs`);
+    assert.match(
+      r.stdout,
+      /## Channel settings[\s\S]*\| `storage` \| "all" \\\| "production" \\\| "metadata" \| `"all"` \|/,
     );
   });
 });

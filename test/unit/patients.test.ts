@@ -234,6 +234,17 @@ describe('patient store', () => {
       });
     }
 
+    it('takes the INS of a patient born in Corsica (2A, 2B), refuses a malformed one', () => {
+      const ins = (matricule: string) => ({ matricule, oid: NIR_OID });
+      assert.equal(
+        parseIdentity(identity({ ins: ins('271122A00401044') })).ins?.matricule,
+        '271122A00401044',
+      );
+      assert.throws(() => parseIdentity(identity({ ins: ins('27112ZZ00401044') })), {
+        code: 'IDENTITY_INVALID',
+      });
+    });
+
     it('refuses a name longer than a comparison looks at, naming the field and the length', () => {
       assert.throws(() => parseIdentity(identity({ birthName: 'A'.repeat(200_000) })), {
         code: 'IDENTITY_INVALID',
