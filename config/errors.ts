@@ -82,6 +82,11 @@ export const ERRORS = define({
     hint: 'run `onco-relay validate`, which names the file and line of each problem',
     status: BAD_REQUEST,
   },
+  JOURNAL_UNAVAILABLE: {
+    message: 'the journal cannot commit: {reason}',
+    hint: 'free disk space or fix the storage under the data directory; the work is kept and retried',
+    status: { http: 503, ack: 'AR', hl7: '207', smtp: 451, retryable: true },
+  },
   CHANNEL_UNKNOWN: {
     message: 'no channel "{id}"',
     hint: 'list the channels with `onco-relay status`',
@@ -277,32 +282,6 @@ export const ERRORS = define({
     message: '{location} is {length} characters; PAM FR allows at most {max}',
     hint: 'correct the field in the sending system: names at most 100 characters, identifiers at most 20',
     status: CONTENT_AE,
-  },
-
-  PAM_MISSING_BIRTH_DATE: {
-    message: 'PID-7 (birth date) is empty: a strict trait is missing',
-    hint: 'send the birth date as YYYYMMDD in PID-7 (YYYY or YYYYMM when only that is known)',
-    status: REQUIRED_AE,
-  },
-  PAM_MISSING_GIVEN_NAME: {
-    message: 'PID-5 has no first given name',
-    hint: 'send the first given name in PID-5.2 of the birth name (repetition of type L)',
-    status: REQUIRED_AE,
-  },
-  PAM_IPP_WITHOUT_FINESS: {
-    message: '{location}: the IPP carries no FINESS',
-    hint: "send the establishment's 9-digit FINESS as NAMESPACE&FINESS&M in CX-4",
-    status: REQUIRED_AE,
-  },
-  PAM_FIELD_TOO_LONG: {
-    message: '{location} is {length} characters; PAM FR allows at most {max}',
-    hint: 'correct the field in the sending system',
-    status: CONTENT_AE,
-  },
-  PAM_BAD_DEATH: {
-    message: '{location} "{value}" is not a death indicator',
-    hint: 'send Y (deceased) or N in PID-30, the date of death in PID-29',
-    status: VALUE_AE,
   },
 
   // Clinical reports (transformers/clinical-*.ts, *-report.ts) and the XML module

@@ -2,14 +2,13 @@
 // fsync under load (synchronous=FULL costs ~0.3 ms a commit on this class of machine) while each
 // caller still learns about its own write only after the commit that made it durable.
 import type { Db } from './db.ts';
+import { OncoError } from '../config/errors.ts';
 
 /** The journal could not commit (disk full, I/O error): nothing of the batch is durable; try again later. */
-export class JournalUnavailable extends Error {
-  readonly code = 'JOURNAL_UNAVAILABLE';
-  readonly hint = 'free disk space or fix the storage under the data directory; the work is kept and retried';
+export class JournalUnavailable extends OncoError {
   constructor(cause: unknown) {
-    super(`the journal cannot commit: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
-    this.name = 'JournalUnavailable';
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super('JOURNAL_UNAVAILABLE', { params: { reason }, cause });
   }
 }
 
