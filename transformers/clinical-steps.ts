@@ -2,7 +2,8 @@
 // report as JSON. The format is detected from the content (the file name only breaks ties and
 // names what was expected), so a lab that sends HL7 in a file called .txt is still understood.
 import { Hl7Error } from './hl7v2-error.ts';
-import { StepError } from './contract.ts';
+import Type, { type Static } from 'typebox';
+import { Default, readOptions, StepError, type OptionsOf } from './contract.ts';
 import type { StepSpec, Step, StepInput } from './contract.ts';
 import { XmlError, XML_DEFAULT_LIMITS } from './xml.ts';
 import { ReportError, REPORT_CONTENT_TYPE } from './clinical-report.ts';
@@ -13,15 +14,27 @@ import { readHprimSante, looksLikeHprimSante } from './hprim-sante.ts';
 import { readHprimMedecin, looksLikeHprimMedecin } from './hprim-medecin.ts';
 import { readPdfReport, looksLikePdf } from './pdf-report.ts';
 
-export interface ClinicalStepOptions {
-  /** Accept the INS test and demo OIDs (test channels only). */
-  acceptTestIns?: boolean;
-  /** Largest XML document read, in bytes. */
-  maxXmlBytes?: number;
-  /** Deepest XML nesting read. */
-  maxXmlDepth?: number;
-}
+const schema = Type.Object({
+  acceptTestIns: Default(
+    Type.Boolean({
+      description: 'accept the INS test and demo OIDs (test channels only: ONCO_ACCEPT_TEST_INS)',
+    }),
+    false,
+  ),
+  maxXmlBytes: Default(
+    Type.Integer({
+      minimum: 1024,
+      description: 'largest CDA document read, in bytes (checked before parsing)',
+    }),
+    XML_DEFAULT_LIMITS.maxBytes,
+  ),
+  maxXmlDepth: Default(
+    Type.Integer({ minimum: 16, description: 'deepest XML element nesting read' }),
+    XML_DEFAULT_LIMITS.maxDepth,
+  ),
+});
 
+export type ClinicalStepOptions = OptionsOf<typeof schema>;
 type Detected = Exclude<ReportFormat, 'hl7v2-oru' | 'hl7v2-mdm'> | 'hl7v2';
 
 /** What the content is; undefined when no reader recognises it. */
@@ -45,22 +58,23 @@ export function detectFormat(content: Buffer, fileName = ''): Detected | undefin
 export function readReport(
   input: StepInput,
   kind: ReportKind,
-  options: ClinicalStepOptions = {},
+  given: Static<typeof schema> = {},
 ): ClinicalReport {
+  const options = readOptions(schema, given);
   const fileName = typeof input.meta.fileName === 'string' ? input.meta.fileName : '';
-  const readOptions = {
-    acceptTestIns: options.acceptTestIns === true,
-    maxBytes: options.maxXmlBytes ?? XML_DEFAULT_LIMITS.maxBytes,
-    maxDepth: options.maxXmlDepth ?? XML_DEFAULT_LIMITS.maxDepth,
+  const reading = {
+    acceptTestIns: options.acceptTestIns,
+    maxBytes: options.maxXmlBytes,
+    maxDepth: options.maxXmlDepth,
   };
   try {
     switch (detectFormat(input.content, fileName)) {
       case 'hl7v2':
-        return readHl7Report(input.content, kind, readOptions);
+        return readHl7Report(input.content, kind, reading);
       case 'cda':
-        return readCdaReport(input.content, kind, readOptions);
+        return readCdaReport(input.content, kind, reading);
       case 'hprim-sante':
-        return readHprimSante(input.content, kind, readOptions);
+        return readHprimSante(input.content, kind, reading);
       case 'hprim-medecin':
         return readHprimMedecin(input.content, kind);
       case 'pdf': {
@@ -74,7 +88,7 @@ export function readReport(
             fileName || undefined,
           );
         }
-        return readPdfReport(input.content, Buffer.from(sidecar, 'utf8'), kind, readOptions);
+        return readPdfReport(input.content, Buffer.from(sidecar, 'utf8'), kind, reading);
       }
       default:
         throw new ReportError(
@@ -91,37 +105,14 @@ export function readReport(
   }
 }
 
-const schema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    acceptTestIns: {
-      type: 'boolean',
-      default: false,
-      description: 'accept the INS test and demo OIDs (test channels only)',
-    },
-    maxXmlBytes: {
-      type: 'integer',
-      minimum: 1024,
-      default: XML_DEFAULT_LIMITS.maxBytes,
-      description: 'largest CDA document read, in bytes (checked before parsing)',
-    },
-    maxXmlDepth: {
-      type: 'integer',
-      minimum: 16,
-      default: XML_DEFAULT_LIMITS.maxDepth,
-      description: 'deepest XML element nesting read',
-    },
-  },
-};
-
-function reportStep(kind: ReportKind, summary: string): StepSpec<ClinicalStepOptions> {
+function reportStep(kind: ReportKind, summary: string): StepSpec<Static<typeof schema>> {
   return {
     kind: 'step',
     type: kind,
     summary,
     schema,
-    create(options: ClinicalStepOptions): Step {
+    create(given): Step {
+      const options = readOptions(schema, given);
       return (input) => {
         const report = readReport(input, kind, options);
         return {
