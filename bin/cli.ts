@@ -428,7 +428,7 @@ async function deploy(args: string[]): Promise<number> {
   const body = (await res.json()) as { state?: string; error?: string; message?: string; hint?: string };
   if (!res.ok) {
     process.stderr.write(
-      `${body.message ?? res.statusText} [${body.error ?? res.status}]\n${body.hint ? `  what to do: ${body.hint}\n` : ''}`,
+      `onco-relay deploy: ${body.error ?? res.status}: ${body.message ?? res.statusText}${body.hint ? `. Hint: ${body.hint}` : ''}\n`,
     );
     return 1;
   }

@@ -296,8 +296,7 @@ export class Engine {
     return total;
   }
 
-  /** What every connector of a channel gets from the engine (also how connector tests drive one). */
-  connectorContext(channelId: string, report: (s: ConnectorState) => void): ConnectorContext {
+  private connectorContext(channelId: string, report: (s: ConnectorState) => void): ConnectorContext {
     return {
       channelId,
       dataDir: this.o.dataDir,

@@ -97,19 +97,24 @@ export const ERRORS = define({
     hint: 'deploy or resume the channel first',
     status: CONFLICT,
   },
-  CHANNEL_DEPLOY_FAILED: {
-    message: 'channel "{id}" could not be deployed from its file',
-    hint: 'fix the problems listed (`onco-relay validate`), then deploy again: the running version is untouched',
+  CHANNEL_FILE_INVALID: {
+    message: 'channel "{id}" not deployed: its file has {count} problem(s)',
+    hint: 'fix each problem listed with its file and line (`onco-relay validate`), then deploy again',
     status: BAD_REQUEST,
   },
+  CHANNEL_DEPLOY_FAILED: {
+    message: 'the new version of channel "{id}" could not start: {reason}',
+    hint: 'fix the cause in the channel file (for a port in use: another port), then deploy again',
+    status: CONFLICT,
+  },
   ENGINE_START_FAILED: {
-    message: 'the appliance could not start: {reason}',
-    hint: 'everything it had opened was closed; fix the cause named, then start again',
+    message: 'not started: {count} channel(s) failed',
+    hint: 'fix the cause named for each channel (for a port in use: stop the other process or choose another port), then start again',
     status: SETUP,
   },
   DATA_DIR_IN_USE: {
-    message: 'the data directory {dir} is in use by another engine (pid {pid})',
-    hint: 'stop that engine first, or start this one with another --data directory',
+    message: 'data directory {dir} is in use by another engine',
+    hint: 'stop the other engine first, or start this one with another --data directory',
     status: SETUP,
   },
 
@@ -284,93 +289,78 @@ export const ERRORS = define({
     status: CONTENT_AE,
   },
 
-  // Clinical reports (transformers/clinical-*.ts, *-report.ts) and the XML module
-  REPORT_UNKNOWN_FORMAT: {
-    message: 'the content is not a report format this channel reads',
-    hint: 'send HL7 v2 ORU/MDM, CDA R2 (CR-ACP, CR-GM), HPRIM Santé, HPRIM Médecin, or a PDF with its sidecar',
-    status: { ...VALUE_AE, ack: 'AR', hl7: '200' },
-  },
-  REPORT_NO_PATIENT: {
-    message: 'the report names no patient',
-    hint: 'name the patient: INS and the establishment IPP',
-    status: REQUIRED_AE,
-  },
-  REPORT_BAD_IDENTIFIER: {
-    message: '{location} is not a usable patient identifier',
-    hint: 'send the INS as returned by the INSi teleservice, and the IPP with its FINESS',
-    status: CONTENT_AE,
-  },
-  REPORT_BAD_BASE64: {
-    message: 'the embedded document is not valid base64',
-    hint: 'encode the document in base64 in OBX-5.5',
-    status: CONTENT_AE,
-  },
-  REPORT_NOT_PDF: {
-    message: 'the document announced as PDF is not one',
-    hint: 'send the whole PDF file',
-    status: CONTENT_AE,
-  },
-  REPORT_BAD_SIDECAR: {
-    message: "the PDF's sidecar cannot be read: {reason}",
-    hint: 'send NAME.json (or an HL7 ORU/MDM NAME.hl7) beside NAME.pdf',
-    status: CONTENT_AE,
-  },
-  REPORT_BAD_STRUCTURE: {
-    message: 'the report structure is not the one of its format',
-    hint: 'send the segments or elements its profile gives, in order',
-    status: { ...CONTENT_AE, hl7: '100' },
-  },
-  REPORT_BAD_DATE: {
-    message: '"{value}" is not a date',
-    hint: 'write dates as YYYYMMDD[HHMM]',
-    status: CONTENT_AE,
-  },
-  REPORT_TEST_INS: {
-    message: "the patient's INS uses a test or demo OID, refused on this channel",
-    hint: 'send the production INS-NIR/INS-NIA; on a test appliance only, set ONCO_ACCEPT_TEST_INS=true',
-    status: VALUE_AE,
-  },
-  MDM_CDA_INCOMPLETE: {
-    message: 'the CDA document has no {what}: it cannot be packaged for HL7 v2',
-    hint: 'package a CDA written by the FRCP/PPS writers, or complete the document header',
-    status: { hl7: '207' },
-  },
-  MDM_CDA_NOT_XML: {
-    message: 'the document to package is not well-formed XML',
-    hint: 'check the document produced by the CDA writer; it must be XML',
-    status: { hl7: '207' },
-  },
-  CDA_INVALID_CHARACTER: {
-    message: 'character {character} cannot appear in an XML document',
-    hint: 'remove the control character from the form field (it usually comes from a copy-paste) and validate again',
-    status: BAD_REQUEST,
-  },
+  // Clinical documents in (transformers/xml.ts, cda-report.ts, hl7v2-report.ts, hprim-*.ts, pdf-report.ts)
   XML_TOO_LARGE: {
-    message: 'the XML document is {size} bytes, above the limit of {max}',
-    hint: 'send the document without attachments inlined, or raise maxBytes for this channel',
-    status: { ...CONTENT_AE, http: 413, smtp: 552 },
+    message: 'the XML document is larger than {max} bytes',
+    hint: 'send the document without attachments inlined, or raise maxXmlBytes of the step',
+    status: { ...CONTENT_AE, http: 413 },
   },
   XML_TOO_DEEP: {
     message: 'the XML document nests elements deeper than {max} levels',
-    hint: 'flatten the document, or raise maxDepth for this channel',
+    hint: 'flatten the document, or raise maxXmlDepth of the step',
     status: CONTENT_AE,
   },
   XML_DTD_REFUSED: {
-    message: 'the XML document carries a DTD declaration: DTDs and entities are refused',
+    message: 'the XML document carries a DTD: DTDs and entities are refused',
     hint: 'send the document without <!DOCTYPE …> and without custom entities; CDA documents need neither',
     status: CONTENT_AE,
   },
   XML_MALFORMED: {
     message: 'the content is not well-formed XML',
     hint: 'check that the file is complete XML and was not cut or edited by hand',
-    status: { ...CONTENT_AE, ack: 'AR', hl7: '100' },
-  },
-  XML_UNSUPPORTED_ENCODING: {
-    message: 'the XML document is {encoding}',
-    hint: 'send the document in UTF-8 (the encoding CI-SIS documents use)',
     status: CONTENT_AE,
   },
-  XML_EMPTY: { message: 'the XML document is empty', hint: 'send a whole document', status: CONTENT_AE },
+  XML_UNSUPPORTED_ENCODING: {
+    message: 'the XML document is in an encoding we do not read',
+    hint: 'send the document in UTF-8 (or ISO-8859-1/15)',
+    status: CONTENT_AE,
+  },
+  XML_EMPTY: { message: 'the XML document is empty', hint: 'send a whole document', status: REQUIRED_AE },
+  REPORT_UNKNOWN_FORMAT: {
+    message: 'the content is not a report format this channel reads',
+    hint: 'send HL7 v2 ORU/MDM, CDA R2 (CR-ACP, CR-GM), HPRIM Santé, HPRIM Médecin, or a PDF with its sidecar',
+    status: { ...VALUE_AE, ack: 'AR', hl7: '200', http: 415 },
+  },
+  REPORT_NO_PATIENT: {
+    message: 'the report names no patient identifier',
+    hint: "send the establishment's IPP with its FINESS, or the INS",
+    status: REQUIRED_AE,
+  },
+  REPORT_BAD_IDENTIFIER: {
+    message: '{location} is not a usable patient identifier',
+    hint: 'send the INS with its national OID, the IPP with its assigning authority',
+    status: CONTENT_AE,
+  },
+  REPORT_TEST_INS: {
+    message: 'the INS uses a test or demo OID',
+    hint: 'send the production INS-NIR/INS-NIA; on a test appliance only, set ONCO_ACCEPT_TEST_INS=true',
+    status: VALUE_AE,
+  },
+  REPORT_BAD_BASE64: {
+    message: 'the embedded document is not valid base64',
+    hint: 'encode the document in base64 (RFC 4648, no URL-safe alphabet) and send it whole',
+    status: CONTENT_AE,
+  },
+  REPORT_NOT_PDF: {
+    message: 'the document announced as PDF is not one',
+    hint: 'send the PDF file itself, whole, not another format renamed .pdf',
+    status: CONTENT_AE,
+  },
+  REPORT_BAD_SIDECAR: {
+    message: "the PDF's sidecar cannot be read",
+    hint: 'send NAME.json (or an HL7 ORU/MDM NAME.hl7) beside NAME.pdf',
+    status: CONTENT_AE,
+  },
+  REPORT_BAD_STRUCTURE: {
+    message: 'the report is not built as its format requires',
+    hint: 'check the report against its format (CDA R2, HPRIM) and send it again',
+    status: { ...CONTENT_AE, hl7: '100' },
+  },
+  REPORT_BAD_DATE: {
+    message: '{location} is not a valid date',
+    hint: 'write dates as YYYYMMDD[HHMM[SS]][+ZZZZ]',
+    status: CONTENT_AE,
+  },
 
   // Identity store (connectors/identity-writer.ts, store/patients.ts, store/vigilance.ts)
   IDENTITY_NOT_JSON: {
@@ -555,6 +545,16 @@ export const ERRORS = define({
     message: 'the request is not valid: {reason}',
     hint: 'see /api/openapi.json',
     status: BAD_REQUEST,
+  },
+  FORBIDDEN: {
+    message: 'role {role} may not do this',
+    hint: 'ask an admin for an account with the role this needs',
+    status: { http: 403 },
+  },
+  ROUTE_UNKNOWN: {
+    message: 'nothing at {method} {path}',
+    hint: 'check the address, or follow a link from the menu (the API is described at /api/openapi.json)',
+    status: NOT_FOUND,
   },
   SEARCH_TOO_SHORT: {
     message: 'the search text is too short',
@@ -814,6 +814,23 @@ export const ERRORS = define({
     message: '{path} is already being taken',
     hint: 'wait for the other transfer',
     status: SFTP_FAILURE,
+  },
+
+  // Documents out: CDA writers and HL7 v2 packaging (transformers/cda-*.ts, mdm-out.ts)
+  CDA_INVALID_CHARACTER: {
+    message: 'character {character} cannot appear in an XML document',
+    hint: 'remove the control character from the form field (it usually comes from a copy-paste) and validate again',
+    status: CONTENT_AE,
+  },
+  CDA_BAD_VERSION: {
+    message: 'the version chain of document {setId} does not hold',
+    hint: 'a corrected document is version n+1 and gives the id of version n in `replaces`; a first version replaces nothing',
+    status: CONTENT_AE,
+  },
+  MDM_CDA_INCOMPLETE: {
+    message: 'the CDA document has no {what}: it cannot be packaged for HL7 v2',
+    hint: 'package a CDA written by the FRCP/PPS writers, or complete the document header',
+    status: REQUIRED_AE,
   },
 
   // Listeners (connectors/listener-setup.ts)

@@ -186,10 +186,7 @@ export class Authenticator {
       }
       if (!config.roles?.includes(req.user.role)) {
         // Thrown, not sent: the server's error handler answers a page view with a page, the API with JSON.
-        throw Object.assign(new Error(`role ${req.user.role} may not do this`), {
-          statusCode: 403,
-          code: 'FORBIDDEN',
-        });
+        throw new OncoError('FORBIDDEN', { params: { role: req.user.role } });
       }
     });
     app.addHook('preHandler', async (req, reply) => {

@@ -30,7 +30,7 @@ import {
   section,
   simpleObservation,
   taAsip,
-  time,
+  period,
   OTHER_TREATMENT,
   treatmentLabel,
 } from './cda-header.ts';
@@ -322,17 +322,23 @@ function diagnosisSection(d: Diagnosis, nextId: () => Xml): Xml {
     code: loinc('72135-7', 'Diagnostic du cancer'),
     title: 'TUMEUR',
     text: narrative(
-      narrativeTable('Tumeur primitive', [
-        ['Date du diagnostic initial', displayDate(d.date)],
-        ['Topographie', withCode(topography, 'CIM-10'), 'topographie'],
-        ...(d.laterality === undefined ? [] : [['Latéralité', d.laterality.displayName] as [string, string]]),
-        ['Morphologie', withCode(d.morphology, 'CIM-O-3'), 'morphologie'],
-        ...(tnm.stage === undefined ? [] : [['Stade', withCode(tnm.stage, 'TNM')] as [string, string]]),
-        ['TNM (T)', withCode(tnm.t, 'TNM'), 'tnm-t'],
-        ['TNM (N)', withCode(tnm.n, 'TNM'), 'tnm-n'],
-        ['TNM (M)', withCode(tnm.m, 'TNM'), 'tnm-m'],
-        ...(d.comment === undefined ? [] : [['Commentaire', d.comment] as [string, string]]),
-      ]),
+      narrativeTable(
+        'Tumeur primitive',
+        [
+          ['Date du diagnostic initial', displayDate(d.date)],
+          ['Topographie', withCode(topography, 'CIM-10'), 'topographie'],
+          ...(d.laterality === undefined
+            ? []
+            : [['Latéralité', d.laterality.displayName] as [string, string]]),
+          ['Morphologie', withCode(d.morphology, 'CIM-O-3'), 'morphologie'],
+          ...(tnm.stage === undefined ? [] : [['Stade', withCode(tnm.stage, 'TNM')] as [string, string]]),
+          ['TNM (T)', withCode(tnm.t, 'TNM'), 'tnm-t'],
+          ['TNM (N)', withCode(tnm.n, 'TNM'), 'tnm-n'],
+          ['TNM (M)', withCode(tnm.m, 'TNM'), 'tnm-m'],
+          ...(d.comment === undefined ? [] : [['Commentaire', d.comment] as [string, string]]),
+        ],
+        'tumeur-primitive',
+      ),
     ),
     entries: [
       el(
@@ -369,6 +375,7 @@ function diagnosisSection(d: Diagnosis, nextId: () => Xml): Xml {
               codeSystem: SNOMED_CT,
               codeSystemName: 'SNOMED CT',
             }),
+            el('text', {}, el('reference', { value: '#tumeur-primitive' })),
             el('statusCode', { code: 'completed' }),
             el('effectiveTime', {}, el('low', { value: d.date })),
             cdValue(d.morphology),
@@ -498,9 +505,7 @@ function carePlanSection(form: RcpForm, nextId: () => Xml): Xml {
         treatmentCode(t.type, `traitement-${i + 1}`),
         el('text', {}, el('reference', { value: `#traitement-${i + 1}` })),
         el('statusCode', { code: 'active' }),
-        t.start === undefined
-          ? el('effectiveTime', { nullFlavor: 'UNK' })
-          : time('effectiveTime', t.start, t.end ?? t.start),
+        t.start === undefined ? el('effectiveTime', { nullFlavor: 'UNK' }) : period(t.start, t.end),
         el('priorityCode', {}, el('originalText', {}, String(i + 1))),
       ),
     ),

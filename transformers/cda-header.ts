@@ -32,27 +32,33 @@ const NOT_XML_CHAR = /[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u;
 
 function checked(text: string): string {
   const bad = NOT_XML_CHAR.exec(text);
-  if (bad !== null)
-    throw new StepError(
-      'CDA_INVALID_CHARACTER',
-      `character U+${bad[0].codePointAt(0)?.toString(16).toUpperCase().padStart(4, '0')} at offset ${bad.index} cannot appear in an XML document`,
-      {
-        hint: 'remove the control character from the form field (it usually comes from a copy-paste) and validate again',
-      },
-    );
+  if (bad !== null) {
+    const character = `U+${bad[0].codePointAt(0)?.toString(16).toUpperCase().padStart(4, '0')}`;
+    throw new StepError('CDA_INVALID_CHARACTER', `character ${character} cannot appear in an XML document`, {
+      // Not the text itself: free text of a form may name the patient, and errors reach logs.
+      location: `character offset ${bad.index} of a text field`,
+    });
+  }
   return text;
 }
 
-export function escapeText(text: string): string {
-  return checked(text).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+const ENTITY: Readonly<Record<string, string>> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  '\t': '&#9;',
+  '\n': '&#10;',
+  '\r': '&#13;',
+};
+
+function escapeText(text: string): string {
+  return checked(text).replace(/[&<>]/g, (c) => ENTITY[c] ?? c);
 }
 
-export function escapeAttribute(value: string): string {
-  return escapeText(value)
-    .replace(/"/g, '&quot;')
-    .replace(/\t/g, '&#9;')
-    .replace(/\n/g, '&#10;')
-    .replace(/\r/g, '&#13;');
+/** Tabs and line breaks as character references: an attribute value would otherwise normalise them to spaces. */
+function escapeAttribute(value: string): string {
+  return checked(value).replace(/[&<>"\t\n\r]/g, (c) => ENTITY[c] ?? c);
 }
 
 function serialize(child: Child): string {
@@ -129,16 +135,9 @@ export function entryIds(document: InstanceId): () => Xml {
   };
 }
 
-/** `<effectiveTime>` as a value, an interval, or "not applicable". */
-export function time(name: string, low?: string, high?: string): Xml {
-  if (low === undefined && high === undefined) return el(name, { nullFlavor: 'NA' });
-  if (high === undefined) return el(name, { value: low });
-  return el(
-    name,
-    {},
-    low === undefined ? el('low', { nullFlavor: 'UNK' }) : el('low', { value: low }),
-    el('high', { value: high }),
-  );
+/** An act's planned period: an `effectiveTime` interval, a single day being from and to that day. */
+export function period(start: string, end: string | undefined): Xml {
+  return el('effectiveTime', {}, el('low', { value: start }), el('high', { value: end ?? start }));
 }
 
 // ---- People and organisations -------------------------------------------------------------------
@@ -322,10 +321,6 @@ export interface HeaderParts {
   componentOf: Xml;
 }
 
-function check(condition: boolean, code: string, message: string, hint: string): void {
-  if (!condition) throw new StepError(code, message, { hint });
-}
-
 /** The whole ClinicalDocument: header in XSD order, then the structured body. */
 export function clinicalDocument(
   kind: DocumentKind,
@@ -334,20 +329,21 @@ export function clinicalDocument(
   parts: HeaderParts,
   sections: Xml[],
 ): string {
-  check(
-    Number.isInteger(h.version) && h.version >= 1,
-    'CDA_BAD_VERSION',
-    `version ${h.version} of document ${h.setId.root} is not a positive integer`,
-    'number the versions of a document 1, 2, 3…',
-  );
-  check(
-    (h.version === 1) === (h.replaces === undefined),
-    'CDA_BAD_VERSION',
-    h.version === 1
-      ? `version 1 of document ${h.setId.root} says it replaces another document`
-      : `version ${h.version} of document ${h.setId.root} does not name the version it replaces`,
-    'a corrected document is version n+1 and gives the id of version n in `replaces`; a first version replaces nothing',
-  );
+  if (!Number.isInteger(h.version) || h.version < 1)
+    throw new StepError(
+      'CDA_BAD_VERSION',
+      `version ${h.version} of document ${h.setId.root} is not a positive integer`,
+      {
+        hint: 'number the versions of a document 1, 2, 3…',
+      },
+    );
+  if ((h.version === 1) !== (h.replaces === undefined))
+    throw new StepError(
+      'CDA_BAD_VERSION',
+      h.version === 1
+        ? `version 1 of document ${h.setId.root} says it replaces another document`
+        : `version ${h.version} of document ${h.setId.root} does not name the version it replaces`,
+    );
   const doc = el(
     'ClinicalDocument',
     {
@@ -432,11 +428,15 @@ export function section(s: {
 }
 
 /** Narrative: a two-column table of label / value; a value with an id can be referenced from an entry. */
-export function narrativeTable(heading: string, rows: Array<[string, string, string?]>): Xml {
+export function narrativeTable(
+  heading: string,
+  rows: Array<[string, string, string?]>,
+  headingId?: string,
+): Xml {
   return el(
     'table',
     { border: 0 },
-    el('thead', {}, el('tr', {}, el('th', { colspan: 2 }, heading))),
+    el('thead', {}, el('tr', {}, el('th', { colspan: 2, ID: headingId }, heading))),
     el(
       'tbody',
       {},
@@ -457,11 +457,11 @@ export function narrative(...children: Child[]): Xml {
 }
 
 /** Free text as paragraphs, one per line of the source. */
-export function paragraphs(text: string, id?: string): Xml[] {
-  const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '');
-  return lines.map((line, i) =>
-    el('paragraph', {}, i === 0 && id !== undefined ? el('content', { ID: id }, line) : line),
-  );
+export function paragraphs(text: string): Xml[] {
+  return text
+    .split(/\r?\n/)
+    .filter((line) => line.trim() !== '')
+    .map((line) => el('paragraph', {}, line));
 }
 
 /** FR-Plan-de-soins (CCD, IHE PCC Care Plan, CI-SIS). */
@@ -472,11 +472,6 @@ export const CARE_PLAN_TEMPLATES = [
 ];
 
 export const SIMPLE_OBSERVATION = ['1.3.6.1.4.1.19376.1.5.3.1.4.13', '1.2.250.1.213.1.1.3.48'];
-const COMMENT_TEMPLATES = [
-  '2.16.840.1.113883.10.20.1.40',
-  '1.3.6.1.4.1.19376.1.5.3.1.4.2',
-  '1.2.250.1.213.1.1.3.32',
-];
 
 /** FR-Simple-Observation: a code, a reference to its narrative, a time and a value. */
 export function simpleObservation(o: {
@@ -504,18 +499,6 @@ export function simpleObservation(o: {
 
 export function booleanValue(value: boolean): Xml {
   return el('value', { 'xsi:type': 'BL', value });
-}
-
-/** FR-Commentaire-ER pointing at narrative. */
-export function commentAct(textRef: string): Xml {
-  return el(
-    'act',
-    { classCode: 'ACT', moodCode: 'EVN' },
-    COMMENT_TEMPLATES.map((root) => el('templateId', { root })),
-    el('code', codeAttrs(loinc('48767-8', 'Commentaire'))),
-    el('text', {}, el('reference', { value: `#${textRef}` })),
-    el('statusCode', { code: 'completed' }),
-  );
 }
 
 /** JDV_StatutDoc_CISIS. */

@@ -25,7 +25,7 @@ import {
   section,
   simpleObservation,
   taAsip,
-  time,
+  period,
   OTHER_TREATMENT,
   treatmentLabel,
 } from './cda-header.ts';
@@ -81,9 +81,7 @@ function plannedAct(a: {
     el('code', codeAttrs(a.kind.code), qualifier),
     el('text', {}, el('reference', { value: `#${a.ref}` })),
     el('statusCode', { code: a.done ? 'completed' : 'active' }),
-    a.start === undefined
-      ? el('effectiveTime', { nullFlavor: 'UNK' })
-      : time('effectiveTime', a.start, a.end ?? a.start),
+    a.start === undefined ? el('effectiveTime', { nullFlavor: 'UNK' }) : period(a.start, a.end),
   );
 }
 

@@ -81,6 +81,12 @@ export function readCdaReport(
   if (date !== undefined) report.reportDate = date;
   report.patient = readPatient(cda, options);
   readDocumentIds(cda, report);
+  // The order the report answers: the placer's number under the placer's OID.
+  const order = element(cda, 'inFulfillmentOf/order/id');
+  const placerNumber = attr(order, 'extension');
+  if (placerNumber !== undefined && placerNumber !== '') {
+    report.order = { placerNumber, placerNamespace: attr(order, 'root') ?? '' };
+  }
   readAuthorAndLab(cda, report);
   const body = element(cda, 'component/structuredBody') ?? element(cda, 'component/nonXMLBody');
   if (body !== undefined) {

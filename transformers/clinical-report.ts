@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { INS_OIDS, validMatricule } from './pam-fr.ts';
 import { decodeBytes } from './hl7v2-charset.ts';
+import { OncoError } from '../config/errors.ts';
 import type { Identifier, Ins, PatientIdentity } from './pam-fr.ts';
 import { OncoError } from '../config/errors.ts';
 
@@ -308,7 +309,7 @@ export function readIns(
   if (!validMatricule(matricule)) {
     throw new ReportError(
       'REPORT_BAD_IDENTIFIER',
-      `the INS matricule "${matricule}" is not 15 characters with a valid control key`,
+      'the INS matricule is not 15 characters with a valid control key',
       'send the matricule exactly as returned by the INSi teleservice',
       location,
     );

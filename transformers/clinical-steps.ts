@@ -2,9 +2,9 @@
 // report as JSON. The format is detected from the content (the file name only breaks ties and
 // names what was expected), so a lab that sends HL7 in a file called .txt is still understood.
 import { Hl7Error } from './hl7v2-error.ts';
-import Type, { type Static } from 'typebox';
-import { Default, readOptions, StepError, type OptionsOf } from './contract.ts';
-import type { StepSpec, Step, StepInput } from './contract.ts';
+import { StepError } from './contract.ts';
+import { Default, type OptionsOf, type StepSpec, type Step, type StepInput } from './contract.ts';
+import Type from 'typebox';
 import { XmlError, XML_DEFAULT_LIMITS } from './xml.ts';
 import { ReportError, REPORT_CONTENT_TYPE } from './clinical-report.ts';
 import type { ClinicalReport, ReportFormat, ReportKind } from './clinical-report.ts';
@@ -14,11 +14,9 @@ import { readHprimSante, looksLikeHprimSante } from './hprim-sante.ts';
 import { readHprimMedecin, looksLikeHprimMedecin } from './hprim-medecin.ts';
 import { readPdfReport, looksLikePdf } from './pdf-report.ts';
 
-const schema = Type.Object({
+export const clinicalStepSchema = Type.Object({
   acceptTestIns: Default(
-    Type.Boolean({
-      description: 'accept the INS test and demo OIDs (test channels only: ONCO_ACCEPT_TEST_INS)',
-    }),
+    Type.Boolean({ description: 'accept the INS test and demo OIDs (test channels only)' }),
     false,
   ),
   maxXmlBytes: Default(
@@ -34,7 +32,8 @@ const schema = Type.Object({
   ),
 });
 
-export type ClinicalStepOptions = OptionsOf<typeof schema>;
+export type ClinicalStepOptions = OptionsOf<typeof clinicalStepSchema>;
+
 type Detected = Exclude<ReportFormat, 'hl7v2-oru' | 'hl7v2-mdm'> | 'hl7v2';
 
 /** What the content is; undefined when no reader recognises it. */
@@ -55,26 +54,21 @@ export function detectFormat(content: Buffer, fileName = ''): Detected | undefin
 }
 
 /** Read one report, or throw a StepError the journal and the sender's error file can show. */
-export function readReport(
-  input: StepInput,
-  kind: ReportKind,
-  given: Static<typeof schema> = {},
-): ClinicalReport {
-  const options = readOptions(schema, given);
+export function readReport(input: StepInput, kind: ReportKind, options: ClinicalStepOptions): ClinicalReport {
   const fileName = typeof input.meta.fileName === 'string' ? input.meta.fileName : '';
-  const reading = {
-    acceptTestIns: options.acceptTestIns,
-    maxBytes: options.maxXmlBytes,
-    maxDepth: options.maxXmlDepth,
+  const readOptions = {
+    acceptTestIns: options.acceptTestIns === true,
+    maxBytes: options.maxXmlBytes ?? XML_DEFAULT_LIMITS.maxBytes,
+    maxDepth: options.maxXmlDepth ?? XML_DEFAULT_LIMITS.maxDepth,
   };
   try {
     switch (detectFormat(input.content, fileName)) {
       case 'hl7v2':
-        return readHl7Report(input.content, kind, reading);
+        return readHl7Report(input.content, kind, readOptions);
       case 'cda':
-        return readCdaReport(input.content, kind, reading);
+        return readCdaReport(input.content, kind, readOptions);
       case 'hprim-sante':
-        return readHprimSante(input.content, kind, reading);
+        return readHprimSante(input.content, kind, readOptions);
       case 'hprim-medecin':
         return readHprimMedecin(input.content, kind);
       case 'pdf': {
@@ -88,7 +82,7 @@ export function readReport(
             fileName || undefined,
           );
         }
-        return readPdfReport(input.content, Buffer.from(sidecar, 'utf8'), kind, reading);
+        return readPdfReport(input.content, Buffer.from(sidecar, 'utf8'), kind, readOptions);
       }
       default:
         throw new ReportError(
@@ -105,14 +99,13 @@ export function readReport(
   }
 }
 
-function reportStep(kind: ReportKind, summary: string): StepSpec<Static<typeof schema>> {
+function reportStep(kind: ReportKind, summary: string): StepSpec<ClinicalStepOptions> {
   return {
     kind: 'step',
     type: kind,
     summary,
-    schema,
-    create(given): Step {
-      const options = readOptions(schema, given);
+    schema: clinicalStepSchema,
+    create(options: ClinicalStepOptions): Step {
       return (input) => {
         const report = readReport(input, kind, options);
         return {

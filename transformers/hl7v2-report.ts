@@ -3,9 +3,11 @@
 //
 // - The document travels base64 in an ED OBX (OBX-5 `^TEXT^XML^Base64^…`, or `^AP^PDF^Base64^…`);
 //   an embedded CDA is read for its ids, findings and variants, PID stays the patient source.
-// - OBX-11 of the document OBX says final (F), replacement (C) or deletion (D); ORC-1 (NW/RO/CA)
-//   is only a fallback: the agency's MDM examples use T10 for a replacement and T04 for a deletion
-//   while the standard reads T04 differently, so the trigger event is not trusted for this.
+// - OBX-11 of the document OBX says final (F), replacement (C) or deletion (D); a CDA that declares
+//   it replaces another (relatedDocument RPLC) is a replacement even under F, so that it never
+//   files as a second original; ORC-1 (NW/RO/CA) is only a fallback when OBX-11 is empty. The
+//   trigger event is not trusted: the agency's MDM examples use T10 for a replacement and T04 for
+//   a deletion, while the standard reads T04 differently.
 // - Text reports are TX/FT OBX lines; coded findings are CE/CWE OBX values in a known system;
 //   molecular results group by OBX-4 sub-id around a gene OBX (LOINC 48018-6).
 // - ORC-2/OBR-2 (placer number) is the order the result answers.
@@ -37,7 +39,6 @@ import type {
   Professional,
 } from './clinical-report.ts';
 
-const DOCUMENT_VALUE_TYPES = new Set(['ED', 'RP']);
 const TEXT_VALUE_TYPES = new Set(['TX', 'FT', 'ST']);
 const CODED_VALUE_TYPES = new Set(['CE', 'CWE', 'CNE']);
 // OBX lines carrying the DMP/MSSanté routing metadata of the CI-SIS profile, not the report.
@@ -81,9 +82,7 @@ export function readHl7Report(
     (obx) => !METADATA_SYSTEMS.has(value(message, obx, 3, 3)),
   );
   const status = readDocuments(message, observations, report, options);
-  // OBX-11 first; then the CDA's own relatedDocument; then ORC-1.
-  report.document.status =
-    status ?? (report.document.status === 'final' ? orderControlStatus(message) : report.document.status);
+  report.document.status = documentStatus(status, report.document.status, message);
   if (type === 'MDM') {
     const uniqueId = get(message, 'TXA-12.1');
     if (uniqueId !== '') report.document.uniqueId = uniqueId;
@@ -235,7 +234,14 @@ const RESULT_STATUS: Readonly<Record<string, DocumentStatus>> = {
   D: 'deletion',
 };
 
-function orderControlStatus(message: Hl7Message): DocumentStatus {
+function documentStatus(
+  obx: DocumentStatus | undefined,
+  cda: DocumentStatus,
+  message: Hl7Message,
+): DocumentStatus {
+  if (obx === 'deletion' || obx === 'replacement') return obx;
+  if (cda === 'replacement') return cda;
+  if (obx === 'final') return obx;
   switch (get(message, 'ORC-1')) {
     case 'CA':
       return 'deletion';
@@ -256,8 +262,8 @@ function readDocuments(
   let status: DocumentStatus | undefined;
   let cdaRead = false;
   for (const obx of observations) {
-    if (!DOCUMENT_VALUE_TYPES.has(value(message, obx, 2))) continue;
-    const location = `OBX[${observations.indexOf(obx) + 1}]-5`;
+    if (value(message, obx, 2) !== 'ED') continue;
+    const location = `OBX[${segmentsNamed(message, 'OBX').indexOf(obx) + 1}]-5`;
     const ed = repetitions(message, obx, 5)[0];
     const subtype = component(ed, 3).trim().toUpperCase();
     const encoding = component(ed, 4).trim().toUpperCase();
@@ -303,6 +309,7 @@ function mergeCda(cda: ClinicalReport, report: ClinicalReport): void {
   report.variants.push(...cda.variants);
   report.genesAnalysed.push(...cda.genesAnalysed);
   if (cda.conclusion !== undefined) report.conclusion = cda.conclusion;
+  if (cda.order !== undefined) report.order ??= cda.order;
   report.attachments.push(...cda.attachments);
   report.document = { ...report.document, ...cda.document };
 }

@@ -5,9 +5,10 @@
 // for replacement and T04 for deletion) / ORC RO / OBX-11 C, with TXA-13 naming the replaced
 // document. Everything about the patient and the document is read from the CDA itself, so PID-3
 // carries exactly the CDA's recordTarget ids and the action follows its relatedDocument.
-import { XMLParser } from 'fast-xml-parser';
 import { StepError } from './contract.ts';
 import { escape } from './hl7v2.ts';
+import { attr, element, elements, parseXml, text } from './xml.ts';
+import type { XmlElement } from './xml.ts';
 
 export interface PackagingOptions {
   structure: 'MDM' | 'ORU';
@@ -45,42 +46,7 @@ export interface CdaSummary {
   authenticator?: string;
 }
 
-type Node = Record<string, unknown>;
-
-const cdaParser = new XMLParser({
-  ignoreAttributes: false,
-  attributeNamePrefix: '@',
-  removeNSPrefix: true,
-  parseTagValue: false,
-  parseAttributeValue: false,
-  // The five XML entities only: fast-xml-parser 5 caps DOCTYPE entity expansion, and HTML names are not XML.
-  processEntities: true,
-  htmlEntities: false,
-  isArray: (name, _path, _leaf, isAttribute) => !isAttribute,
-});
-
-function first(node: unknown, ...path: string[]): Node | undefined {
-  let at = node as Node | undefined;
-  for (const step of path) at = (at?.[step] as Node[] | undefined)?.[0];
-  return at;
-}
-
-function list(node: Node | undefined, name: string): Node[] {
-  return (node?.[name] as Node[] | undefined) ?? [];
-}
-
-function attr(node: Node | undefined, name: string): string | undefined {
-  const value = node?.[`@${name}`];
-  return typeof value === 'string' ? value : undefined;
-}
-
-function text(node: Node | string | undefined): string {
-  if (typeof node === 'string') return node.trim();
-  const value = node?.['#text'];
-  return typeof value === 'string' ? value.trim() : '';
-}
-
-function id(node: Node | undefined): Id | undefined {
+function id(node: XmlElement | undefined): Id | undefined {
   const root = attr(node, 'root');
   return root === undefined ? undefined : { root, extension: attr(node, 'extension') };
 }
@@ -89,56 +55,42 @@ function missing(what: string): StepError {
   return new StepError(
     'MDM_CDA_INCOMPLETE',
     `the CDA document has no ${what}: it cannot be packaged for HL7 v2`,
-    {
-      hint: 'package a CDA written by the FRCP/PPS writers, or complete the document header',
-    },
   );
 }
 
-/** Reads the header fields the HL7 v2 envelope repeats. */
+/** Reads the header fields the HL7 v2 envelope repeats (with the product's one XML reader). */
 export function summarizeCda(cda: string): CdaSummary {
-  let parsed: Node;
-  try {
-    parsed = cdaParser.parse(cda, true) as Node;
-  } catch (error) {
-    throw new StepError('MDM_CDA_NOT_XML', 'the document to package is not well-formed XML', {
-      hint: 'check the document produced by the CDA writer; it must be XML',
-      cause: error,
-    });
-  }
-  const doc = first(parsed, 'ClinicalDocument');
-  if (doc === undefined) throw missing('ClinicalDocument root');
-  const role = first(doc, 'recordTarget', 'patientRole');
-  const patientIds = list(role, 'id')
+  const doc = parseXml(cda);
+  if (doc.local !== 'ClinicalDocument') throw missing('ClinicalDocument root');
+  const patientIds = elements(doc, 'recordTarget/patientRole/id')
     .map(id)
     .filter((i): i is Id => i?.extension !== undefined);
   if (patientIds.length === 0) throw missing('patient identifier in recordTarget');
-  const name = first(role, 'patient', 'name');
-  const families = list(name, 'family') as Array<Node | string>;
-  const givens = list(name, 'given') as Array<Node | string>;
-  const qualified = (nodes: Array<Node | string>, q: string | undefined): Array<Node | string> =>
-    nodes.filter((n) => (typeof n === 'string' ? undefined : attr(n, 'qualifier')) === q);
+  const patient = element(doc, 'recordTarget/patientRole/patient');
+  const families = elements(doc, 'recordTarget/patientRole/patient/name/family');
+  const givens = elements(doc, 'recordTarget/patientRole/patient/name/given');
+  const qualified = (nodes: XmlElement[], q: string | undefined): XmlElement[] =>
+    nodes.filter((n) => attr(n, 'qualifier') === q);
   const birthName = text(qualified(families, 'BR')[0] ?? families[0]);
   if (birthName === '') throw missing("patient's birth name");
-  const docId = id(first(doc, 'id'));
+  const docId = id(element(doc, 'id'));
   if (docId === undefined) throw missing('document id');
-  const code = first(doc, 'code');
-  const related = list(doc, 'relatedDocument').find((r) => attr(r, 'typeCode') === 'RPLC');
-  const authenticatorId = attr(first(doc, 'legalAuthenticator', 'assignedEntity', 'id'), 'extension');
+  const code = element(doc, 'code');
+  const related = elements(doc, 'relatedDocument').find((r) => attr(r, 'typeCode') === 'RPLC');
+  const usedName = qualified(families, 'CL')[0];
   return {
     id: docId,
     code: { code: attr(code, 'code') ?? '', displayName: attr(code, 'displayName') ?? '' },
-    effectiveTime: attr(first(doc, 'effectiveTime'), 'value') ?? '',
+    effectiveTime: attr(element(doc, 'effectiveTime'), 'value') ?? '',
     patientIds,
     birthName,
     firstGivenName: text(qualified(givens, 'BR')[0] ?? givens[0]),
     birthGivenNames: text(qualified(givens, undefined)[0]),
-    usedName: qualified(families, 'CL').map(text)[0],
-    birthDate: attr(first(doc, 'recordTarget', 'patientRole', 'patient', 'birthTime'), 'value') ?? '',
-    sex:
-      attr(first(doc, 'recordTarget', 'patientRole', 'patient', 'administrativeGenderCode'), 'code') ?? 'U',
-    replaces: id(first(related, 'parentDocument', 'id')),
-    authenticator: authenticatorId,
+    usedName: usedName === undefined ? undefined : text(usedName),
+    birthDate: attr(element(patient ?? doc, 'birthTime'), 'value') ?? '',
+    sex: attr(element(patient ?? doc, 'administrativeGenderCode'), 'code') ?? 'U',
+    replaces: related === undefined ? undefined : id(element(related, 'parentDocument/id')),
+    authenticator: attr(element(doc, 'legalAuthenticator/assignedEntity/id'), 'extension'),
   };
 }
 

@@ -46,7 +46,8 @@ function readJsonSidecar(
   try {
     json = JSON.parse(sidecar.toString('utf8'));
   } catch (error) {
-    throw bad(`it is neither HL7 v2 nor valid JSON (${(error as Error).message})`, 'sidecar', error);
+    // JSON.parse quotes the content in its message: never let a patient's name reach the journal.
+    throw bad('it is neither HL7 v2 nor valid JSON', 'sidecar', error);
   }
   if (!isRecord(json) || !isRecord(json.patient)) {
     throw bad('it has no "patient" object', 'patient');

@@ -47,9 +47,19 @@ function searchForm(engine: Engine, req: FastifyRequest, q: MessageQuery): Html 
     <label>From <input type="datetime-local" name="from" value="${q.from ?? ''}" /></label>
     <label>To <input type="datetime-local" name="to" value="${q.to ?? ''}" /></label>
     <label
-      >Text <input name="text" value="${q.text ?? ''}" placeholder="file name, MSH-10, IPP, sender…"
+      >Text <input name="text" value="${q.text ?? ''}" placeholder="file name, MSH-10, IPP, INS, sender…"
     /></label>
-    ${q.patient ? html`<input type="hidden" name="patient" value="${q.patient}" />` : ''}
+    ${
+      q.patient
+        ? html`<input type="hidden" name="patient" value="${q.patient}" />
+            <span id="patient-filter"
+              >about <a href="/patients/${q.patient}">patient ${q.patient}</a> ·
+              <a href="/messages${query({ ...q, patient: undefined, after: undefined })}"
+                >all patients</a
+              ></span
+            >`
+        : ''
+    }
     <button type="submit">Search</button>
   </form>`;
 }

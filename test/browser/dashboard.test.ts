@@ -266,6 +266,44 @@ describe('dashboard in a browser', function () {
     assert.equal((await page.goto(`${d.base}/audit`))?.status(), 403);
   });
 
+  it('goes from a patient to the messages about that patient, and finds a message by its IPP', async () => {
+    const { engine } = d.h;
+    const receipt = await engine.dispatch('drop', {
+      content: Buffer.from(
+        'MSH|^~\\&|GAM|HOP|DCC|DCC|20250101||ADT^A28|PATMSG1|P|2.5\rPID|1||IPP-BROWSER-9^^^HOP&330000001&M^PI',
+      ),
+      meta: { fileName: 'patient-link.hl7' },
+      owner: FINESS_A,
+    });
+    const decision = engine.store.vigilance.applyIdentity(
+      {
+        birthName: 'LEGRAND',
+        firstGivenName: 'Anne',
+        birthDate: '1970-01-02',
+        sex: 'F',
+        identifiers: [{ finess: FINESS_A, ipp: 'IPP-BROWSER-9' }],
+      },
+      { messageId: receipt.messageId },
+    );
+    await logIn('operator');
+    await page.goto(`${d.base}/patients/${decision.patientId}`);
+    await Promise.all([page.waitForURL(/\/messages\?patient=\d+$/), page.click('#patient-messages')]);
+    assert.deepEqual(await page.locator('#messages tbody tr td:first-child').allTextContents(), [
+      String(receipt.messageId),
+    ]);
+    assert.match((await page.locator('#patient-filter').textContent()) ?? '', /about\s+patient/);
+    await shot('patient-messages');
+    await page.goto(`${d.base}/messages`);
+    await page.fill('input[name=text]', 'IPP-BROWSER-9');
+    await Promise.all([
+      page.waitForURL(/text=IPP-BROWSER-9/),
+      page.click('#message-search button[type=submit]'),
+    ]);
+    assert.deepEqual(await page.locator('#messages tbody tr td:first-child').allTextContents(), [
+      String(receipt.messageId),
+    ]);
+  });
+
   it('answers a refused or unknown page with an error page in the layout, the API with JSON', async () => {
     await logIn('viewer');
     const refused = await page.goto(`${d.base}/audit`);
@@ -282,7 +320,7 @@ describe('dashboard in a browser', function () {
     await shot('error-404');
     const api = await page.goto(`${d.base}/api/no-such-thing`);
     assert.equal(api?.status(), 404);
-    assert.equal(((await api!.json()) as { error: string }).error, 'NOT_FOUND');
+    assert.equal(((await api!.json()) as { error: string }).error, 'ROUTE_UNKNOWN');
     const apiRefused = await page.goto(`${d.base}/api/audit`);
     assert.equal(apiRefused?.status(), 403);
     assert.equal(((await apiRefused!.json()) as { error: string }).error, 'FORBIDDEN');

@@ -10,16 +10,19 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import { XMLParser } from 'fast-xml-parser';
+import { attr, element, elements, parseXml, text } from '../../transformers/xml.ts';
 
 const run = promisify(execFile);
 
 export type CdaKind = 'FRCP' | 'PPS';
 
-const SCHEMATRON: Readonly<Record<CdaKind, string>> = {
+/** Schematrons by path under the kit's schematrons/ folder (without `.sch`). */
+const SCHEMATRON = {
   FRCP: 'CI-SIS_CANCER-FRCP_2022.01',
   PPS: 'CI-SIS_CANCER-PPS_2022.01',
-};
+  /** The CI-SIS content models (sections and entries of every CI-SIS document), beyond the document's own rules. */
+  contentModels: 'profils/CI-SIS_ModelesDeContenusCDA',
+} as const;
 
 const SAXON_JARS = ['/usr/share/java/Saxon-HE.jar', '/usr/share/java/Saxon-HE-9.9.jar'];
 const SKELETON_DIRS = [
@@ -69,29 +72,30 @@ export interface FailedAssert {
   text: string;
 }
 
+export interface SchematronResult {
+  failedAsserts: FailedAssert[];
+  /** Rules that applied: 0 means the document was not even recognised. */
+  firedRules: number;
+}
+
 export interface CdaReport {
   name: string;
   /** xmllint's schema-validity errors for this document (empty: valid against CDA_extended.xsd). */
   xsdErrors: string[];
-  failedAsserts: FailedAssert[];
-  /** Rules of the schematron that applied: 0 means the document was not even recognised. */
-  firedRules: number;
+  /** The document's own schematron (CANCER-FRCP or CANCER-PPS). */
+  document: SchematronResult;
+  /** The CI-SIS content-model schematron. */
+  contentModels: SchematronResult;
 }
 
 export interface CdaDocument {
   /** File name, unique within one validate() call: letters, digits, dot, dash, underscore. */
   name: string;
+  kind: CdaKind;
   xml: string;
 }
 
-const svrlParser = new XMLParser({
-  ignoreAttributes: false,
-  attributeNamePrefix: '',
-  removeNSPrefix: true,
-  isArray: (name) => name === 'failed-assert' || name === 'fired-rule',
-});
-
-/** Compiles both schematrons once (per AnsValidator: one per test run) and validates batches of documents. */
+/** Compiles the schematrons once (per AnsValidator: one per test run) and validates batches of documents. */
 export class AnsValidator {
   readonly #tools: AnsTools;
   #work: Promise<string> | undefined;
@@ -100,7 +104,7 @@ export class AnsValidator {
     this.#tools = tools;
   }
 
-  /** The temporary kit layout holding `schematrons/<NAME>.xsl`; compiled on first call only. */
+  /** The temporary kit layout holding `schematrons/<PATH>.xsl`; compiled on first call only. */
   compile(): Promise<string> {
     this.#work ??= this.#compile();
     return this.#work;
@@ -110,56 +114,54 @@ export class AnsValidator {
     const work = await mkdtemp(path.join(os.tmpdir(), 'onco-ans-'));
     await mkdir(path.join(work, 'schematrons'));
     await symlink(path.join(this.#tools.cdaKit, 'jeuxDeValeurs'), path.join(work, 'jeuxDeValeurs'));
-    const schemas = Object.values(SCHEMATRON).map((n) =>
-      pathToFileURL(path.join(this.#tools.cdaKit, 'schematrons', `${n}.sch`)),
-    );
     await this.#saxon([
       '-it',
       `-xsl:${COMPILER}`,
       `skeleton=${pathToFileURL(this.#tools.skeleton).href}`,
-      `schemas=${schemas.map((u) => u.href).join(' ')}`,
+      `base=${pathToFileURL(path.join(this.#tools.cdaKit, 'schematrons')).href}`,
+      `schemas=${Object.values(SCHEMATRON)
+        .map((n) => `${n}.sch`)
+        .join(' ')}`,
       `out=${pathToFileURL(path.join(work, 'schematrons')).href}`,
     ]);
     return work;
   }
 
-  /** Validates every document against the XSD and the schematron of `kind`, in two processes in all. */
-  async validate(kind: CdaKind, documents: readonly CdaDocument[]): Promise<CdaReport[]> {
+  /**
+   * Validates every document against the XSD, its kind's schematron and the content models: one
+   * xmllint and three Saxon processes for the whole batch.
+   */
+  async validate(documents: readonly CdaDocument[]): Promise<CdaReport[]> {
     const work = await this.compile();
-    const batch = await mkdtemp(path.join(work, `${kind}-`));
-    const input = path.join(batch, 'in');
-    const output = path.join(batch, 'svrl');
-    await mkdir(input);
-    await mkdir(output);
+    const batch = await mkdtemp(path.join(work, 'batch-'));
+    const dir = (name: string): string => path.join(batch, name);
+    for (const name of ['all', 'FRCP', 'PPS', 'svrl-FRCP', 'svrl-PPS', 'svrl-all']) await mkdir(dir(name));
     for (const doc of documents) {
       if (!/^[\w.-]+$/.test(doc.name))
         throw new Error(`document name "${doc.name}" is not a plain file name`);
-      await writeFile(path.join(input, doc.name), doc.xml);
+      await writeFile(path.join(dir('all'), doc.name), doc.xml);
+      await writeFile(path.join(dir(doc.kind), doc.name), doc.xml);
     }
-    const xsd = await this.#xsd(documents.map((d) => path.join(input, d.name)));
-    await this.#saxon([
-      `-s:${input}`,
-      `-xsl:${path.join(work, 'schematrons', `${SCHEMATRON[kind]}.xsl`)}`,
-      `-o:${output}`,
+    const compiled = (n: string): string => path.join(work, 'schematrons', `${n}.xsl`);
+    const runs: Array<[string, string]> = [
+      ['all', SCHEMATRON.contentModels],
+      ...(['FRCP', 'PPS'] as const)
+        .filter((kind) => documents.some((d) => d.kind === kind))
+        .map((kind): [string, string] => [kind, SCHEMATRON[kind]]),
+    ];
+    const [xsd] = await Promise.all([
+      this.#xsd(documents.map((d) => path.join(dir('all'), d.name))),
+      ...runs.map(([input, schematron]) =>
+        this.#saxon([`-s:${dir(input)}`, `-xsl:${compiled(schematron)}`, `-o:${dir(`svrl-${input}`)}`]),
+      ),
     ]);
     const reports: CdaReport[] = [];
     for (const doc of documents) {
-      const svrl = svrlParser.parse(await readFile(path.join(output, doc.name), 'utf8')) as {
-        'schematron-output'?: {
-          'failed-assert'?: Array<{ test: string; location: string; text: unknown }>;
-          'fired-rule'?: unknown[];
-        };
-      };
-      const out = svrl['schematron-output'] ?? {};
       reports.push({
         name: doc.name,
-        xsdErrors: xsd.get(path.join(input, doc.name)) ?? [],
-        failedAsserts: (out['failed-assert'] ?? []).map((f) => ({
-          test: f.test,
-          location: f.location,
-          text: String(f.text).replace(/\s+/g, ' ').trim(),
-        })),
-        firedRules: (out['fired-rule'] ?? []).length,
+        xsdErrors: xsd.get(path.join(dir('all'), doc.name)) ?? [],
+        document: await svrl(path.join(dir(`svrl-${doc.kind}`), doc.name)),
+        contentModels: await svrl(path.join(dir('svrl-all'), doc.name)),
       });
     }
     await rm(batch, { recursive: true, force: true });
@@ -201,4 +203,16 @@ export class AnsValidator {
     const dir = await work?.catch(() => undefined);
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   }
+}
+
+async function svrl(file: string): Promise<SchematronResult> {
+  const report = parseXml(await readFile(file, 'utf8'));
+  return {
+    failedAsserts: elements(report, 'failed-assert').map((f) => ({
+      test: attr(f, 'test') ?? '',
+      location: attr(f, 'location') ?? '',
+      text: text(element(f, 'text')),
+    })),
+    firedRules: elements(report, 'fired-rule').length,
+  };
 }

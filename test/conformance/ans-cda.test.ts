@@ -46,7 +46,7 @@ describe('ANS CDA conformance: CDA XSD and CI-SIS schematrons (FRCP, PPS)', func
   const tools = locateTools();
   let validator: AnsValidator | undefined;
   const reports = new Map<string, CdaReport>();
-  const documents: Record<CdaKind, CdaDocument[]> = { FRCP: [], PPS: [] };
+  const documents: CdaDocument[] = [];
   const examples: Record<CdaKind, string[]> = { FRCP: [], PPS: [] };
 
   before(async function () {
@@ -62,46 +62,44 @@ describe('ANS CDA conformance: CDA XSD and CI-SIS schematrons (FRCP, PPS)', func
       this.skip();
     }
     this.timeout(600_000);
-    const kit = tools.cdaKit;
-    const exampleDir = path.join(kit, 'ExemplesCDA');
+    const exampleDir = path.join(tools.cdaKit, 'ExemplesCDA');
+    const kitXml: Record<CdaKind, string> = { FRCP: '', PPS: '' };
     for (const kind of ['FRCP', 'PPS'] as const) {
       for (const name of readdirSync(exampleDir).filter((n) => n.startsWith(`CANCER-${kind}_2022.01_`))) {
+        const xml = readFileSync(path.join(exampleDir, name), 'utf8');
         examples[kind].push(name);
-        documents[kind].push({ name, xml: readFileSync(path.join(exampleDir, name), 'utf8') });
+        documents.push({ name, kind, xml });
+        kitXml[kind] ||= xml;
       }
     }
-    const kitFrcp = documents.FRCP[0]?.xml ?? '';
-    const kitPps = documents.PPS[0]?.xml ?? '';
     const ourFrcp = writeFrcp(fullForm);
-    documents.FRCP.push(
-      { name: 'ours-frcp-full.xml', xml: ourFrcp },
-      { name: 'ours-frcp-minimal-uncoded.xml', xml: writeFrcp(minimalUncodedForm) },
-      { name: 'ours-frcp-v2-replacement.xml', xml: writeFrcp(correctedForm) },
-      { name: 'ours-frcp-hostile-text.xml', xml: writeFrcp(hostileForm) },
-      {
-        name: 'broken-kit-frcp.xml',
-        xml: withoutSection(replaceOnce(kitFrcp, 'code="34794-8"', 'code="11488-4"'), CARE_PLAN),
-      },
-      {
-        name: 'broken-ours-frcp-value-set.xml',
-        xml: replaceOnce(ourFrcp, 'code="ORG-117"', 'code="ORG-999"'),
-      },
-      {
-        name: 'broken-ours-frcp-xsd.xml',
-        xml: replaceOnce(ourFrcp, '<versionNumber value="1"/>', '<versionNumber value="one"/>'),
-      },
-    );
-    documents.PPS.push(
-      { name: 'ours-pps-full.xml', xml: writePps(fullPps) },
-      { name: 'ours-pps-minimal-uncoded.xml', xml: writePps(minimalUncodedPps) },
-      { name: 'ours-pps-v2-replacement.xml', xml: writePps(correctedPps) },
-      { name: 'broken-kit-pps.xml', xml: replaceOnce(kitPps, 'code="18776-5"', 'code="11488-4"') },
+    const frcp = (name: string, xml: string): CdaDocument => ({ name, kind: 'FRCP', xml });
+    const pps = (name: string, xml: string): CdaDocument => ({ name, kind: 'PPS', xml });
+    documents.push(
+      frcp('ours-frcp-full.xml', ourFrcp),
+      frcp('ours-frcp-minimal-uncoded.xml', writeFrcp(minimalUncodedForm)),
+      frcp('ours-frcp-v2-replacement.xml', writeFrcp(correctedForm)),
+      frcp('ours-frcp-hostile-text.xml', writeFrcp(hostileForm)),
+      pps('ours-pps-full.xml', writePps(fullPps)),
+      pps('ours-pps-minimal-uncoded.xml', writePps(minimalUncodedPps)),
+      pps('ours-pps-v2-replacement.xml', writePps(correctedPps)),
+      frcp(
+        'broken-kit-frcp.xml',
+        withoutSection(replaceOnce(kitXml.FRCP, 'code="34794-8"', 'code="11488-4"'), CARE_PLAN),
+      ),
+      pps('broken-kit-pps.xml', replaceOnce(kitXml.PPS, 'code="18776-5"', 'code="11488-4"')),
+      frcp('broken-ours-frcp-value-set.xml', replaceOnce(ourFrcp, 'code="ORG-117"', 'code="ORG-999"')),
+      frcp(
+        'broken-ours-frcp-xsd.xml',
+        replaceOnce(ourFrcp, '<versionNumber value="1"/>', '<versionNumber value="one"/>'),
+      ),
+      frcp(
+        'broken-ours-frcp-entry.xml',
+        replaceOnce(ourFrcp, '<text><reference value="#tumeur-primitive"/></text>', ''),
+      ),
     );
     validator = new AnsValidator(tools);
-    const batches = await Promise.all(
-      (['FRCP', 'PPS'] as const).map((kind) => validator?.validate(kind, documents[kind]) ?? []),
-    );
-    for (const report of batches.flat()) reports.set(report.name, report);
+    for (const r of await validator.validate(documents)) reports.set(r.name, r);
   });
 
   after(async () => {
@@ -114,12 +112,18 @@ describe('ANS CDA conformance: CDA XSD and CI-SIS schematrons (FRCP, PPS)', func
     return r;
   }
 
-  function assertConformant(name: string, minRules: number): void {
+  /** XSD-valid, 0 failed asserts in both schematrons, and enough rules fired to show they applied. */
+  function assertConformant(name: string, minRules: { document: number; contentModels: number }): void {
     const r = report(name);
     assert.deepEqual(r.xsdErrors, [], `${name}: CDA XSD errors`);
-    assert.deepEqual(r.failedAsserts, [], `${name}: schematron failed asserts`);
-    // A schematron that recognised nothing would also report no failure.
-    assert.ok(r.firedRules >= minRules, `${name}: only ${r.firedRules} rules fired`);
+    for (const which of ['document', 'contentModels'] as const) {
+      assert.deepEqual(r[which].failedAsserts, [], `${name}: ${which} schematron failed asserts`);
+      // A schematron that recognised nothing would also report no failure.
+      assert.ok(
+        r[which].firedRules >= minRules[which],
+        `${name}: only ${r[which].firedRules} ${which} rules fired`,
+      );
+    }
   }
 
   describe('positive control: the kit’s own examples', () => {
@@ -128,15 +132,33 @@ describe('ANS CDA conformance: CDA XSD and CI-SIS schematrons (FRCP, PPS)', func
       assert.ok(examples.PPS.length >= 2, `PPS examples: ${examples.PPS.join(', ')}`);
     });
 
-    it('every FRCP and PPS example of the kit is XSD-valid with 0 failed asserts', () => {
-      for (const name of examples.FRCP) assertConformant(name, 15);
-      for (const name of examples.PPS) assertConformant(name, 10);
+    it('every FRCP and PPS example of the kit is XSD-valid with 0 failed asserts in its document schematron', () => {
+      for (const name of [...examples.FRCP, ...examples.PPS]) {
+        const r = report(name);
+        assert.deepEqual(r.xsdErrors, [], `${name}: CDA XSD errors`);
+        assert.deepEqual(r.document.failedAsserts, [], `${name}: failed asserts`);
+        assert.ok(r.document.firedRules >= 10, `${name}: only ${r.document.firedRules} rules fired`);
+      }
+    });
+
+    it('against the content models, the PPS examples pass and the FRCP examples fail only the kit’s known author-code value set', () => {
+      for (const name of examples.PPS) assert.deepEqual(report(name).contentModels.failedAsserts, [], name);
+      for (const name of examples.FRCP) {
+        const r = report(name).contentModels;
+        assert.ok(r.firedRules >= 50, `${name}: only ${r.firedRules} content-model rules fired`);
+        // The agency's own FRCP examples code an entry author's speciality outside JDV_J01_XdsAuthorSpecialty.
+        assert.deepEqual(
+          [...new Set(r.failedAsserts.map((f) => f.text.split(' [')[0]))],
+          ["[dansJeuDeValeurs] L'élément author/assignedAuthor/code"],
+          `${name}: ${JSON.stringify(r.failedAsserts.map((f) => f.text))}`,
+        );
+      }
     });
   });
 
   describe('negative control: broken documents fail with the asserts named', () => {
     it('an FRCP with a wrong document code and no care-plan section fails both asserts', () => {
-      const tests = report('broken-kit-frcp.xml').failedAsserts.map((f) => f.test);
+      const tests = report('broken-kit-frcp.xml').document.failedAsserts.map((f) => f.test);
       assert.ok(
         tests.some((t) => t.includes("@code='34794-8'")),
         `document-code assert missing from ${JSON.stringify(tests)}`,
@@ -148,7 +170,7 @@ describe('ANS CDA conformance: CDA XSD and CI-SIS schematrons (FRCP, PPS)', func
     });
 
     it('a PPS with a wrong document code fails the header assert', () => {
-      const tests = report('broken-kit-pps.xml').failedAsserts.map((f) => f.test);
+      const tests = report('broken-kit-pps.xml').document.failedAsserts.map((f) => f.test);
       assert.ok(
         tests.some((t) => t.includes("@code='18776-5'")),
         `document-code assert missing from ${JSON.stringify(tests)}`,
@@ -156,10 +178,20 @@ describe('ANS CDA conformance: CDA XSD and CI-SIS schematrons (FRCP, PPS)', func
     });
 
     it('a code outside its value set fails the value-set assert (the value sets are loaded)', () => {
-      const failed = report('broken-ours-frcp-value-set.xml').failedAsserts;
+      const failed = report('broken-ours-frcp-value-set.xml').document.failedAsserts;
       assert.ok(
         failed.some((f) => f.text.includes('JDV_NatureDiscussion')),
         `value-set assert missing from ${JSON.stringify(failed)}`,
+      );
+    });
+
+    it('a diagnosis entry without its narrative reference fails the content-model assert', () => {
+      const failed = report('broken-ours-frcp-entry.xml').contentModels.failedAsserts;
+      assert.ok(
+        failed.some(
+          (f) => f.text.includes('E_diagnosticDuCancer_fr.sch') && f.test.includes('cda:text/cda:reference'),
+        ),
+        `content-model assert missing from ${JSON.stringify(failed)}`,
       );
     });
 
@@ -172,14 +204,21 @@ describe('ANS CDA conformance: CDA XSD and CI-SIS schematrons (FRCP, PPS)', func
     });
   });
 
-  describe('our writers: 0 errors', () => {
-    it('a full, coded FRCP', () => assertConformant('ours-frcp-full.xml', 15));
+  describe('our writers: 0 errors (XSD, document schematron, CI-SIS content models)', () => {
+    const frcpRules = { document: 12, contentModels: 20 };
+    const ppsRules = { document: 3, contentModels: 5 };
+    it('a full, coded FRCP', () =>
+      assertConformant('ours-frcp-full.xml', { document: 15, contentModels: 24 }));
     it('a minimal FRCP whose diagnosis, treatments and apparatus are not coded', () =>
-      assertConformant('ours-frcp-minimal-uncoded.xml', 12));
-    it('an FRCP version 2 replacing version 1', () => assertConformant('ours-frcp-v2-replacement.xml', 15));
-    it('an FRCP whose free text is full of markup', () => assertConformant('ours-frcp-hostile-text.xml', 12));
-    it('a full, coded PPS', () => assertConformant('ours-pps-full.xml', 5));
-    it('a minimal PPS whose acts are not coded', () => assertConformant('ours-pps-minimal-uncoded.xml', 3));
-    it('a PPS version 2 replacing version 1', () => assertConformant('ours-pps-v2-replacement.xml', 5));
+      assertConformant('ours-frcp-minimal-uncoded.xml', frcpRules));
+    it('an FRCP version 2 replacing version 1', () =>
+      assertConformant('ours-frcp-v2-replacement.xml', frcpRules));
+    it('an FRCP whose free text is full of markup', () =>
+      assertConformant('ours-frcp-hostile-text.xml', frcpRules));
+    it('a full, coded PPS', () => assertConformant('ours-pps-full.xml', { document: 5, contentModels: 8 }));
+    it('a minimal PPS whose acts are not coded', () =>
+      assertConformant('ours-pps-minimal-uncoded.xml', ppsRules));
+    it('a PPS version 2 replacing version 1', () =>
+      assertConformant('ours-pps-v2-replacement.xml', ppsRules));
   });
 });

@@ -2,10 +2,11 @@
 // identities in recordTarget, coded versus uncoded values, the version chain and input errors.
 // Their conformance to the agency's XSD and schematrons is proved in ans-cda.test.ts.
 import assert from 'node:assert/strict';
-import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { writeFrcp } from '../../transformers/cda-frcp.ts';
 import { writePps } from '../../transformers/cda-pps.ts';
 import { StepError } from '../../transformers/contract.ts';
+import { attr, descendants, element, elements, parseXml, text } from '../../transformers/xml.ts';
+import type { XmlElement } from '../../transformers/xml.ts';
 import {
   HOSTILE_TEXT,
   correctedForm,
@@ -14,46 +15,14 @@ import {
   fullPps,
   hostileForm,
   minimalUncodedForm,
+  minimalUncodedPps,
 } from '../fixtures/documents/rcp-forms.ts';
 
-type Node = { [key: string]: unknown };
+// The product's XML reader: it refuses anything that is not well-formed, so parsing is itself a check.
+const parse = (xml: string): XmlElement => parseXml(xml);
 
-const parser = new XMLParser({
-  ignoreAttributes: false,
-  attributeNamePrefix: '@',
-  parseTagValue: false,
-  parseAttributeValue: false,
-  trimValues: false,
-  processEntities: true,
-  htmlEntities: false,
-  isArray: (_name: string, _path: unknown, _leaf: boolean, isAttribute: boolean) => !isAttribute,
-});
-
-function parse(xml: string): Node {
-  const valid = XMLValidator.validate(xml);
-  assert.equal(valid, true, `not well-formed: ${JSON.stringify(valid)}`);
-  return parser.parse(xml) as Node;
-}
-
-/** Every element named `name` anywhere under `node`. */
-function all(node: unknown, name: string): Node[] {
-  // Text-only elements parse to strings: callers read them with text().
-  if (Array.isArray(node)) return node.flatMap((n) => all(n, name));
-  if (node === null || typeof node !== 'object') return [];
-  return Object.entries(node as Node).flatMap(([key, value]) =>
-    key === name ? [...(value as Node[]), ...all(value, name)] : key.startsWith('@') ? [] : all(value, name),
-  );
-}
-
-/** The text of an element (a text-only element parses to its string). */
-function text(node: unknown): string {
-  if (typeof node === 'string') return node;
-  const inner = (node as Node | undefined)?.['#text'];
-  return Array.isArray(inner) ? inner.join('') : String(inner ?? '');
-}
-
-function byId(doc: Node, id: string): Node {
-  const found = all(doc, 'content').find((c) => c['@ID'] === id);
+function byId(doc: XmlElement, id: string): XmlElement {
+  const found = descendants(doc, 'content').find((c) => attr(c, 'ID') === id);
   assert.ok(found !== undefined, `no <content ID="${id}">`);
   return found;
 }
@@ -62,14 +31,12 @@ describe('CDA writers (FRCP, PPS): pure content', () => {
   it('keeps markup, entities and quotes in free text as text (no XML injection)', () => {
     const xml = writeFrcp(hostileForm);
     const doc = parse(xml);
-    assert.equal(all(doc, 'evil').length, 0, 'an element was injected');
-    assert.equal(all(doc, 'script').length, 0, 'an element was injected');
-    assert.equal(text(byId(doc, 'question')), HOSTILE_TEXT);
-    const [family] = all(doc, 'family');
-    assert.equal(family !== undefined && text(family), `O"BRIEN<&>`);
-    const ipp = all(doc, 'patientRole').flatMap((r) => all(r, 'id'))[0];
-    assert.equal(ipp?.['@extension'], `IPP"<&>`);
-    assert.equal(text(all(doc, 'title')[0] ?? {}), `ONCO-OCCITANIE / 3C CHU Sud / Sein & "gynéco" <2>`);
+    assert.equal(descendants(doc, 'evil').length, 0, 'an element was injected');
+    assert.equal(descendants(doc, 'script').length, 0, 'an element was injected');
+    assert.equal(byId(doc, 'question').children.join(''), HOSTILE_TEXT);
+    assert.equal(text(element(doc, 'recordTarget/patientRole/patient/name/family')), `O"BRIEN<&>`);
+    assert.equal(attr(element(doc, 'recordTarget/patientRole/id'), 'extension'), `IPP"<&>`);
+    assert.equal(text(element(doc, 'title')), `ONCO-OCCITANIE / 3C CHU Sud / Sein & "gynéco" <2>`);
   });
 
   it('refuses a control character that XML cannot carry, naming it, with a hint', () => {
@@ -87,51 +54,85 @@ describe('CDA writers (FRCP, PPS): pure content', () => {
     assert.equal(writeFrcp(fullForm), writeFrcp(structuredClone(fullForm)));
     assert.equal(writePps(fullPps), writePps(structuredClone(fullPps)));
     const doc = parse(writeFrcp(fullForm));
-    const root = all(doc, 'ClinicalDocument')[0] as Node;
     assert.deepEqual(
-      (root['id'] as Node[]).map((i) => [i['@root'], i['@extension']]),
+      elements(doc, 'id').map((i) => [attr(i, 'root'), attr(i, 'extension')]),
       [[fullForm.id.root, fullForm.id.extension]],
     );
-    assert.equal((root['effectiveTime'] as Node[])[0]?.['@value'], fullForm.effectiveTime);
-    assert.equal((root['versionNumber'] as Node[])[0]?.['@value'], '1');
+    assert.equal(attr(element(doc, 'effectiveTime'), 'value'), fullForm.effectiveTime);
+    assert.equal(attr(element(doc, 'versionNumber'), 'value'), '1');
   });
 
   it('writes the INS and the IPP under the establishment OID in recordTarget, and only the IPP without a qualified INS', () => {
     const ids = (form: typeof fullForm): string[][] =>
-      all(all(parse(writeFrcp(form)), 'patientRole'), 'id').map((i) => [
-        String(i['@root']),
-        String(i['@extension']),
+      elements(parse(writeFrcp(form)), 'recordTarget/patientRole/id').map((i) => [
+        attr(i, 'root') ?? '',
+        attr(i, 'extension') ?? '',
       ]);
     assert.deepEqual(ids(fullForm), [
       ['1.2.250.1.213.1.4.10', '279035121518989'],
       ['1.2.250.1.71.4.2.2.310000001', 'IPP-000123'],
     ]);
     assert.deepEqual(ids(minimalUncodedForm), [['1.2.250.1.71.4.2.2.310000001', 'IPP-000123']]);
-    const patient = all(parse(writeFrcp(fullForm)), 'patient')[0] as Node;
-    const given = all(patient, 'given').map((g) => [g['@qualifier'], text(g)]);
+    const patient = element(parse(writeFrcp(fullForm)), 'recordTarget/patientRole/patient') as XmlElement;
+    const given = elements(patient, 'name/given').map((g) => [attr(g, 'qualifier'), text(g)]);
     assert.deepEqual(given, [
       [undefined, 'CAMILLE MARIE'],
       ['BR', 'CAMILLE'],
     ]);
-    assert.equal(all(patient, 'county').map(text)[0], '51215');
+    assert.equal(text(element(patient, 'birthplace/place/addr/county')), '51215');
   });
 
   it('codes the diagnosis when the form is coded (ICD-10 topography, ICD-O-3 morphology, TNM) and keeps the words when not', () => {
     const coded = parse(writeFrcp(fullForm));
-    const site = all(coded, 'targetSiteCode')[0];
-    assert.equal(site?.['@code'], 'C50.2');
-    assert.equal(site?.['@codeSystem'], '2.16.840.1.113883.6.3');
-    const values = all(coded, 'value').map((v) => v['@code']);
+    const site = descendants(coded, 'targetSiteCode')[0];
+    assert.equal(attr(site, 'code'), 'C50.2');
+    assert.equal(attr(site, 'codeSystem'), '2.16.840.1.113883.6.3');
+    const values = descendants(coded, 'value').map((v) => attr(v, 'code'));
     for (const code of ['8500/3', 'T1c', 'N0', 'M0'])
       assert.ok(values.includes(code), `${code} not among ${values.join(' ')}`);
-    const procedures = all(coded, 'procedure').map((p) => (p['code'] as Node[])[0]?.['@code']);
+    const procedures = descendants(coded, 'procedure').map((p) => attr(element(p, 'code'), 'code'));
     assert.deepEqual(procedures, ['C15313', 'C547']);
     const uncoded = parse(writeFrcp(minimalUncodedForm));
-    const siteText = all(uncoded, 'targetSiteCode')[0];
-    assert.equal(siteText?.['@nullFlavor'], 'OTH');
-    assert.equal(text(all(siteText, 'originalText')[0] ?? {}), 'Côlon, sans précision');
-    const treatment = all(uncoded, 'procedure')[0];
-    assert.equal((treatment?.['code'] as Node[])[0]?.['@code'], 'GEN-092.03.01');
+    const siteText = descendants(uncoded, 'targetSiteCode')[0];
+    assert.equal(attr(siteText, 'nullFlavor'), 'OTH');
+    assert.equal(text(siteText), 'Côlon, sans précision');
+    assert.equal(
+      attr(element(descendants(uncoded, 'procedure')[0] as XmlElement, 'code'), 'code'),
+      'GEN-092.03.01',
+    );
+  });
+
+  it('writes PPS acts with their kind and value-set value, an uncoded one as the set\'s "other" value with its words', () => {
+    const qualifiers = (xml: string): Array<[string | undefined, string | undefined, string]> =>
+      descendants(parse(xml), 'procedure').map((p) => {
+        const code = element(p, 'code');
+        const value = element(p, 'code/qualifier/value');
+        return [attr(code, 'code'), attr(value, 'code'), attr(element(p, 'text/reference'), 'value') ?? ''];
+      });
+    assert.deepEqual(qualifiers(writePps(fullPps)), [
+      ['MED-568', '387713003', '#traitement-1'],
+      ['MED-568', 'C15313', '#traitement-2'],
+      ['MED-571', '11429006', '#suivi-1'],
+      ['MED-571', 'MED-092', '#suivi-2'],
+      ['MED-572', 'ORG-036', '#support-1'],
+    ]);
+    const minimal = parse(writePps(minimalUncodedPps));
+    assert.deepEqual(
+      qualifiers(writePps(minimalUncodedPps)).map(([kind, value]) => [kind, value]),
+      [
+        ['MED-568', 'GEN-092.03.01'],
+        ['MED-571', 'GEN-092.04.06'],
+        ['MED-572', 'GEN-092.04.07'],
+      ],
+    );
+    assert.match(text(byId(minimal, 'support-1')), /Socio-esthétique/);
+    const gp = elements(parse(writePps(fullPps)), 'participant').filter(
+      (p) => attr(element(p, 'functionCode'), 'code') === 'PCP',
+    );
+    assert.deepEqual(
+      gp.map((p) => text(element(p, 'associatedEntity/associatedPerson/name/family'))),
+      ['GENERALE'],
+    );
   });
 
   it('writes a correction as the next version of the same set, replacing the previous one (RPLC)', () => {
@@ -140,14 +141,15 @@ describe('CDA writers (FRCP, PPS): pure content', () => {
       [writePps(correctedPps), fullPps],
     ] as const) {
       const doc = parse(xml);
-      const root = all(doc, 'ClinicalDocument')[0] as Node;
-      assert.equal((root['versionNumber'] as Node[])[0]?.['@value'], '2');
-      assert.equal((root['setId'] as Node[])[0]?.['@extension'], previous.setId.extension);
-      const related = (root['relatedDocument'] as Node[])[0];
-      assert.equal(related?.['@typeCode'], 'RPLC');
-      assert.equal(all(related, 'id')[0]?.['@extension'], previous.id.extension);
+      assert.equal(attr(element(doc, 'versionNumber'), 'value'), '2');
+      assert.equal(attr(element(doc, 'setId'), 'extension'), previous.setId.extension);
+      assert.equal(attr(element(doc, 'relatedDocument'), 'typeCode'), 'RPLC');
+      assert.equal(
+        attr(element(doc, 'relatedDocument/parentDocument/id'), 'extension'),
+        previous.id.extension,
+      );
     }
-    assert.equal(all(parse(writeFrcp(fullForm)), 'relatedDocument').length, 0);
+    assert.equal(elements(parse(writeFrcp(fullForm)), 'relatedDocument').length, 0);
   });
 
   it('refuses a version chain that does not hold, saying how to number versions', () => {

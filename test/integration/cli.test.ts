@@ -194,7 +194,7 @@ describe('onco-relay command line', function () {
     assert.equal(await outcome, 'exited', second.output());
     assert.equal(await second.exited, 1);
     assert.match(second.output(), new RegExp(`in use by the engine of process ${first.pid}\\b`));
-    assert.match(second.output(), /\[DATA_DIR_IN_USE\]\n {2}what to do: stop it first \(kill -TERM \d+\)/);
+    assert.match(second.output(), /DATA_DIR_IN_USE: .*Hint: stop it first \(kill -TERM \d+\)/);
     assert.equal((await health(env)).channels.length, 3, 'the first engine keeps running');
 
     first.kill('SIGKILL');
@@ -283,7 +283,10 @@ describe('onco-relay command line', function () {
     assert.equal(refused.status, 1);
     assert.match(refused.stderr, /the running version is unchanged; its file has 1 problem\(s\)/);
     assert.match(refused.stderr, /file-drop\.yaml:\d+: \/destinations\/0\/type: .*file-writter/);
-    assert.match(refused.stderr, /\[CHANNEL_FILE_INVALID\]/);
+    assert.match(
+      refused.stderr,
+      /^onco-relay deploy: CHANNEL_FILE_INVALID: channel "file-drop" not deployed/,
+    );
     const state = (await health(env)).channels.find((c) => c.id === 'file-drop')?.state;
     assert.equal(state, 'STARTED');
     engine.kill('SIGTERM');

@@ -63,9 +63,17 @@ describe('clinical channel: pathology and molecular steps in the engine', () => 
         'OBX|1|ED|60568-3^CR^LN||^TEXT^XML^Base64^%%%notbase64%%%||||||F\r',
     );
     const cases: Array<[Buffer, Record<string, string>, RegExp]> = [
-      [laughs, { fileName: 'cr.xml' }, /^XML_DTD_REFUSED: .*Hint: .*DOCTYPE/],
+      [
+        laughs,
+        { fileName: 'cr.xml' },
+        /^XML_DTD_REFUSED: .*DOCTYPE.*Hint: send the document without <!DOCTYPE/,
+      ],
       [notPdf, { fileName: 'cr.pdf', sidecar: '{}' }, /^REPORT_NOT_PDF: .*Hint: send the PDF file itself/],
-      [badBase64, { fileName: 'cr.hl7' }, /^REPORT_BAD_BASE64: .*OBX\[1\]-5.*Hint: /],
+      [
+        badBase64,
+        { fileName: 'cr.hl7' },
+        /^REPORT_BAD_BASE64: .*\(at OBX\[1\]-5\).*Hint: encode the document/,
+      ],
     ];
     const channel = h!.engine.channel('pathology');
     for (const [content, meta, expected] of cases) {

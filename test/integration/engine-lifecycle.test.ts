@@ -11,7 +11,7 @@ import { identityWriterSpec } from '../../connectors/identity-writer.ts';
 import type { DestinationSpec, SourceSpec } from '../../connectors/contract.ts';
 import { startEngine, until, type Harness } from '../support/engine-harness.ts';
 import { a28 } from '../support/pam.ts';
-import { basic, startDashboard, type Dashboard } from './dashboard-harness.ts';
+import { basic, session, startDashboard, type Dashboard } from './dashboard-harness.ts';
 import { idleSource, makeSink } from '../support/sink.ts';
 
 const fastRetry = { maxAttempts: 3, initialDelayMs: 20, maxDelayMs: 50, multiplier: 2, jitter: 0 };
@@ -113,6 +113,7 @@ describe('engine lifecycle', function () {
       },
     };
     h = await startEngine({
+      directory: { establishments: [{ finess: '310000001', name: 'CHU A' }] },
       registry: builtinRegistry().register(lockedOnce, idleSource),
       channels: [
         {
@@ -243,5 +244,19 @@ describe('redeploying a channel from its file (API)', function () {
     const again = await deploy('extra');
     assert.equal(again.status, 404);
     assert.equal(again.body.error, 'CHANNEL_UNKNOWN');
+  });
+
+  it("redeploys from the channel page's button, as an operator's session", async () => {
+    edit('drop.yaml', (ch) => ({
+      ...ch,
+      destinations: [{ name: 'out', type: 'file-writer', path: 'outbox-page', fileName: '{meta.fileName}' }],
+    }));
+    const s = await session(d.base, 'operator');
+    const page = await (await s.get('/channels/drop')).text();
+    assert.match(page, /<button type="submit" name="do" value="deploy">redeploy from file<\/button>/);
+    const res = await s.post('/channels/drop/deploy');
+    assert.equal(res.status, 303);
+    assert.equal(res.headers.get('location'), '/channels/drop');
+    await dropAndFind('from-page.txt', 'outbox-page');
   });
 });

@@ -87,7 +87,11 @@ describe('sftp-drop: built-in SFTP server', function () {
       dataDir,
       accounts,
       // The pathology channel's step fails on content holding "boom": a processing ERROR.
-      channels: [{ id: 'identity-feed' }, { id: 'pathology', steps: [{ type: 'test-upper' }] }],
+      channels: [
+        { id: 'identity-feed' },
+        { id: 'pathology', steps: [{ type: 'test-upper' }] },
+        { id: 'other-channel' },
+      ],
     });
     identity = engine.context('identity-feed', {
       beforeReceive: (msg) => {

@@ -6,13 +6,11 @@ import ssh2 from 'ssh2';
 import { builtinRegistry } from '../../channels/builtins.ts';
 import type { Engine } from '../../channels/engine.ts';
 import type {
-  ConnectorContext,
   ConnectorState,
   Inbound,
   Receipt,
-  SharedHandle,
-  SharedService,
   SourceContext,
+  SourceSpec,
 } from '../../connectors/contract.ts';
 import type { Role } from '../../store/accounts.ts';
 import { startEngine, type Harness } from './engine-harness.ts';
@@ -45,6 +43,8 @@ export interface ConnectorEngine {
   /** The channels' one destination (`out`). */
   sink: Sink;
   context(channelId: string, options?: ContextOptions): ChannelContext;
+  /** The context the engine gave the channel's source when it deployed it. */
+  sourceContext(channelId: string): SourceContext;
   stop(): Promise<void>;
 }
 
@@ -53,7 +53,10 @@ export interface ContextOptions {
   beforeReceive?: (msg: Inbound) => void | Promise<void>;
 }
 
-/** An engine whose channels have an idle source: the test's own connector is their way in. */
+/**
+ * An engine whose channels have an idle source: the test's own connector is their way in, through
+ * the very context the engine gave that source.
+ */
 export async function startConnectorEngine(options: {
   accounts?: TestAccount[];
   channels?: ChannelSetup[];
@@ -61,12 +64,18 @@ export async function startConnectorEngine(options: {
   dataDir?: string;
 }): Promise<ConnectorEngine> {
   const sink = makeSink();
+  const given = new Map<string, SourceContext>();
+  const capturing: SourceSpec = {
+    ...idleSource,
+    type: 'test-context',
+    create: (o, ctx) => (given.set(ctx.channelId, ctx), idleSource.create()),
+  };
   const harness = await startEngine({
     dataDir: options.dataDir,
-    registry: builtinRegistry().register(sink.spec, upperStep, idleSource),
+    registry: builtinRegistry().register(sink.spec, upperStep, capturing),
     channels: (options.channels ?? [{ id: 'test-channel' }]).map((c) => ({
       id: c.id,
-      source: { type: 'test-idle' },
+      source: { type: 'test-context' },
       steps: c.steps ?? [],
       destinations: [{ name: 'out', type: 'test-sink' }],
     })),
@@ -81,12 +90,18 @@ export async function startConnectorEngine(options: {
       publicKeys: (a.publicKeys ?? []).map(publicKey),
     });
   }
+  const sourceContext = (channelId: string): SourceContext => {
+    const ctx = given.get(channelId);
+    if (!ctx) throw new Error(`no channel "${channelId}" in this engine: list it in channels`);
+    return ctx;
+  };
   return {
     engine: harness.engine,
     harness,
     sink,
+    sourceContext,
     context: (channelId, contextOptions = {}) =>
-      new ChannelContext(harness.engine, channelId, contextOptions),
+      hooked(harness.engine, sourceContext(channelId), contextOptions),
     stop: () => harness.stop(),
   };
 }
@@ -100,7 +115,7 @@ export async function channelContext(
     dataDir: options.dataDir,
     channels: [{ id: 'test-channel', steps: options.steps }],
   });
-  return new ChannelContext(e.engine, 'test-channel', { ...options, onStop: () => e.stop() });
+  return hooked(e.engine, e.sourceContext('test-channel'), { ...options, onStop: () => e.stop() });
 }
 
 function publicKey(line: string): { algorithm: string; key: Buffer } {
@@ -109,76 +124,58 @@ function publicKey(line: string): { algorithm: string; key: Buffer } {
   return { algorithm: parsed.type, key: parsed.getPublicSSH() };
 }
 
-export class ChannelContext implements SourceContext {
-  readonly states: ConnectorState[] = [];
-  /** Every message handed to receive() and journaled, oldest first. */
-  readonly journal: Journaled[] = [];
+/** What a test adds to the channel's own source context. */
+export interface ContextHooks {
+  readonly engine: Engine;
+  /** Every state the connector reported, in order. */
+  readonly states: ConnectorState[];
+  /** Every message handed to receive() and journaled, oldest first, with the journal's receipt. */
+  readonly journal: Journaled[];
   /** When set, receive() waits for it before journaling (a slow journal). */
-  gate: Promise<void> | null = null;
+  gate: Promise<void> | null;
   /** When set, receive() throws it (the journal is down). */
-  failure: Error | null = null;
-  private readonly base: ConnectorContext;
-  private waiting: Array<(msg: Inbound) => void> = [];
-
-  constructor(
-    readonly engine: Engine,
-    readonly channelId: string,
-    private readonly options: ContextOptions & { onStop?: () => Promise<void> } = {},
-  ) {
-    this.base = engine.connectorContext(channelId, (s) => this.states.push(s));
-  }
-
-  get dataDir(): string {
-    return this.base.dataDir;
-  }
-
-  get log(): ConnectorContext['log'] {
-    return this.base.log;
-  }
-
-  get accounts(): ConnectorContext['accounts'] {
-    return this.base.accounts;
-  }
-
-  report(state: ConnectorState): void {
-    this.base.report(state);
-  }
-
-  shared<T extends SharedService>(key: string, create: () => T): Promise<SharedHandle<T>> {
-    return this.base.shared(key, create);
-  }
-
+  failure: Error | null;
   /** Resolves on the next call of receive(), before the gate. */
-  nextReceive(): Promise<Inbound> {
-    return new Promise((resolve) => this.waiting.push(resolve));
-  }
-
-  async receive(msg: Inbound): Promise<Receipt> {
-    const callers = this.waiting;
-    this.waiting = [];
-    for (const resolve of callers) resolve(msg);
-    if (this.gate) await this.gate;
-    if (this.failure) throw this.failure;
-    await this.options.beforeReceive?.(msg);
-    const receipt = await this.engine.channel(this.channelId).receive(msg);
-    this.journal.push({ ...msg, ...receipt });
-    return receipt;
-  }
-
-  outcome(messageId: number): ReturnType<SourceContext['outcome']> {
-    return this.engine.channel(this.channelId).outcome(messageId);
-  }
-
-  answersDue(afterId?: number): ReturnType<SourceContext['answersDue']> {
-    return this.engine.channel(this.channelId).answersDue(afterId);
-  }
-
-  answered(messageId: number, code: string): Promise<void> {
-    return this.engine.channel(this.channelId).answered(messageId, code);
-  }
-
+  nextReceive(): Promise<Inbound>;
   /** Stops the engine of a context made by channelContext(). */
-  async stop(): Promise<void> {
-    await this.options.onStop?.();
-  }
+  stop(): Promise<void>;
+}
+
+export type ChannelContext = SourceContext & ContextHooks;
+
+/**
+ * The context the engine gave the channel's source, with the test's hooks in front of receive()
+ * and report(); every other member (outcome, accounts, shared services…) is the channel's own.
+ */
+function hooked(
+  engine: Engine,
+  real: SourceContext,
+  options: ContextOptions & { onStop?: () => Promise<void> },
+): ChannelContext {
+  let waiting: Array<(msg: Inbound) => void> = [];
+  const ctx: ChannelContext = Object.assign(Object.create(real) as SourceContext, {
+    engine,
+    states: [] as ConnectorState[],
+    journal: [] as Journaled[],
+    gate: null as Promise<void> | null,
+    failure: null as Error | null,
+    nextReceive: () => new Promise<Inbound>((resolve) => waiting.push(resolve)),
+    stop: async () => options.onStop?.(),
+    report: (state: ConnectorState) => {
+      ctx.states.push(state);
+      real.report(state);
+    },
+    receive: async (msg: Inbound): Promise<Receipt> => {
+      const callers = waiting;
+      waiting = [];
+      for (const resolve of callers) resolve(msg);
+      if (ctx.gate) await ctx.gate;
+      if (ctx.failure) throw ctx.failure;
+      await options.beforeReceive?.(msg);
+      const receipt = await real.receive(msg);
+      ctx.journal.push({ ...msg, ...receipt });
+      return receipt;
+    },
+  });
+  return ctx;
 }

@@ -5,7 +5,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { readCdaReport } from '../../transformers/cda-report.ts';
 import { readHl7Report } from '../../transformers/hl7v2-report.ts';
-import { readReport } from '../../transformers/clinical-steps.ts';
+import { readReport, clinicalStepSchema } from '../../transformers/clinical-steps.ts';
+import { readOptions } from '../../transformers/contract.ts';
 import type { ClinicalReport } from '../../transformers/clinical-report.ts';
 
 const kit = process.env.ONCO_ANS_KIT;
@@ -95,6 +96,7 @@ describe('ANS kit: clinical documents (CR-GM, CDA over HL7 v2)', function () {
       name: "Laboratoire de génétique moléculaire d'Angers",
     });
     assert.equal(report.reportDate, '2018-01-23T12:45:00+01:00');
+    assert.deepEqual(report.order, { placerNumber: '11223345566778', placerNamespace: '1.2.250.2.21.1.1.1' });
   });
 
   it('CR-GM "analyse non réalisée": no variant, the genes of the panel listed', () => {
@@ -110,7 +112,12 @@ describe('ANS kit: clinical documents (CR-GM, CDA over HL7 v2)', function () {
       'TestContenuCDA-3-0/ExemplesCDA/CANCER-CR-GM_2022.01_AnalyseRealisee.xml',
     );
     assert.throws(
-      () => readReport({ content: readFileSync(file), contentType: 'text/xml', meta: {} }, 'molecular'),
+      () =>
+        readReport(
+          { content: readFileSync(file), contentType: 'text/xml', meta: {} },
+          'molecular',
+          readOptions(clinicalStepSchema, {}),
+        ),
       (e: Error & { code?: string; hint?: string }) =>
         e.code === 'REPORT_TEST_INS' && /ONCO_ACCEPT_TEST_INS=true/.test(e.hint ?? ''),
     );

@@ -4,17 +4,23 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pathologyStep, molecularStep, readReport } from '../../transformers/clinical-steps.ts';
+import {
+  pathologyStep,
+  molecularStep,
+  readReport,
+  clinicalStepSchema,
+} from '../../transformers/clinical-steps.ts';
 import { REPORT_CONTENT_TYPE } from '../../transformers/clinical-report.ts';
 import type { ClinicalReport } from '../../transformers/clinical-report.ts';
 import { writeOmlO21 } from '../../transformers/oml-o21.ts';
 import type { MolecularOrder } from '../../transformers/oml-o21.ts';
 import { parse, get } from '../../transformers/hl7v2.ts';
-import { renderError } from '../../config/errors.ts';
-import { StepError } from '../../transformers/contract.ts';
+import { StepError, readOptions } from '../../transformers/contract.ts';
 import type { StepInput, MetaValue } from '../../transformers/contract.ts';
 import { builtinRegistry } from '../../channels/builtins.ts';
 
+// Options as a channel file gives them, defaulted by the schema: the agency's test INS accepted.
+const testChannel = readOptions(clinicalStepSchema, { acceptTestIns: true });
 const fixtures = path.join(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/clinical');
 const fixture = (name: string): Buffer => readFileSync(path.join(fixtures, name));
 const input = (content: Buffer, meta: Record<string, MetaValue> = {}): StepInput => ({
@@ -24,7 +30,7 @@ const input = (content: Buffer, meta: Record<string, MetaValue> = {}): StepInput
 });
 
 async function run(kind: 'pathology' | 'molecular', content: Buffer, meta: Record<string, MetaValue> = {}) {
-  const step = (kind === 'pathology' ? pathologyStep : molecularStep).create({ acceptTestIns: true });
+  const step = (kind === 'pathology' ? pathologyStep : molecularStep).create(testChannel);
   const out = await step(input(content, meta));
   assert.ok(out !== null);
   assert.equal(out.contentType, REPORT_CONTENT_TYPE);
@@ -34,7 +40,7 @@ async function run(kind: 'pathology' | 'molecular', content: Buffer, meta: Recor
 function refusedWith(code: string, content: Buffer, meta: Record<string, MetaValue> = {}): StepError {
   let caught: unknown;
   try {
-    readReport(input(content, meta), 'pathology', { acceptTestIns: true });
+    readReport(input(content, meta), 'pathology', testChannel);
   } catch (error) {
     caught = error;
   }
@@ -235,6 +241,33 @@ describe('clinical reports: pathology and molecular steps', () => {
     assert.equal(meta.variants, 2);
   });
 
+  it('a CR-ACP inside an ORU: the CDA read, PID the patient, OBX-11 or the CDA the status', async () => {
+    const cda = fixture('cr-acp.xml').toString('base64');
+    // The fixture declares it replaces version 1: F cannot make it a second original.
+    for (const [flag, status] of [
+      ['F', 'replacement'],
+      ['C', 'replacement'],
+      ['D', 'deletion'],
+    ] as const) {
+      const message = ORU_HEAD + `OBX|1|ED|60568-3^CR ACP^LN||^TEXT^XML^Base64^${cda}||||||${flag}\r`;
+      const { report } = await run('pathology', Buffer.from(message));
+      assert.equal(report.format, 'hl7v2-oru');
+      assert.equal(report.template, '1.2.250.1.213.1.1.1.57');
+      assert.equal(report.document.status, status, `OBX-11 ${flag}`);
+      assert.equal(report.document.uniqueId, '1.2.250.1.999.2.1^CRACP-2026-0042-V2');
+      assert.equal(
+        report.patient.identifiers[0]?.authority,
+        '310000001',
+        'PID-3, not the CDA, names the patient',
+      );
+      assert.deepEqual(
+        report.findings.map((f) => f.code),
+        ['BHDCA7G0', 'C18.7', '8140/3', 'pT3', 'pN0', 'B', '35917007'],
+      );
+      assert.deepEqual(Buffer.from(report.attachments[0]?.base64 ?? '', 'base64'), fixture('cr-acp.xml'));
+    }
+  });
+
   it('a text report in TX OBX lines and coded findings in CWE OBX', async () => {
     const message =
       ORU_HEAD +
@@ -271,13 +304,24 @@ describe('clinical reports: pathology and molecular steps', () => {
     it('a CDA above the configured size', () => {
       const error = (() => {
         try {
-          readReport(input(fixture('cr-acp.xml')), 'pathology', { acceptTestIns: true, maxXmlBytes: 2048 });
+          const small = readOptions(clinicalStepSchema, { acceptTestIns: true, maxXmlBytes: 2048 });
+          readReport(input(fixture('cr-acp.xml')), 'pathology', small);
         } catch (e) {
           return e as StepError;
         }
         return undefined;
       })();
       assert.equal(error?.code, 'XML_TOO_LARGE');
+    });
+
+    it('a 100 MB CDA (refused by size before parsing) and a deeply nested one', () => {
+      const big = Buffer.alloc(100 * 1024 * 1024, 0x20);
+      big.write('<ClinicalDocument xmlns="urn:hl7-org:v3">', 0);
+      assert.match(refusedWith('XML_TOO_LARGE', big).message, /104857600 bytes/);
+      const deep = Buffer.from(
+        `<ClinicalDocument>${'<x>'.repeat(5000)}${'</x>'.repeat(5000)}</ClinicalDocument>`,
+      );
+      refusedWith('XML_TOO_DEEP', deep);
     });
 
     it('XML that is not a CDA', () => {
@@ -309,7 +353,12 @@ describe('clinical reports: pathology and molecular steps', () => {
 
     it('a base64 OBX that does not decode, and a PDF OBX that is not a PDF', () => {
       const bad = ORU_HEAD + 'OBX|1|ED|60568-3^CR^LN||^TEXT^XML^Base64^PD94bWwg*!!notbase64||||||F\r';
-      assert.match(renderError(refusedWith('REPORT_BAD_BASE64', Buffer.from(bad))), /OBX\[1\]-5/);
+      assert.equal(refusedWith('REPORT_BAD_BASE64', Buffer.from(bad)).location, 'OBX[1]-5');
+      const afterMetadata = bad.replace(
+        'OBX|1|ED',
+        'OBX|1|CWE|DESTDMP^Destinataire DMP^MetaDMPMSS||Y^^expandedYes-NoIndicator||||||F\rOBX|2|ED',
+      );
+      assert.equal(refusedWith('REPORT_BAD_BASE64', Buffer.from(afterMetadata)).location, 'OBX[2]-5');
       const notPdf =
         ORU_HEAD +
         `OBX|1|ED|60568-3^CR^LN||^AP^PDF^Base64^${Buffer.from('hello').toString('base64')}||||||F\r`;
