@@ -526,11 +526,6 @@ export const ERRORS = define({
     hint: "see the channel's last error",
     status: CONFLICT,
   },
-  CHANNEL_FILE_INVALID: {
-    message: 'channel "{id}" not deployed, the running version is unchanged: its file has problems',
-    hint: 'fix the problems listed with their file and line, then deploy again',
-    status: BAD_REQUEST,
-  },
   CURSOR_INVALID: {
     message: 'the page cursor is not one this search returned',
     hint: 'start again from the first page',

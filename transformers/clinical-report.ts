@@ -8,7 +8,6 @@ import { INS_OIDS, validMatricule } from './pam-fr.ts';
 import { decodeBytes } from './hl7v2-charset.ts';
 import { OncoError } from '../config/errors.ts';
 import type { Identifier, Ins, PatientIdentity } from './pam-fr.ts';
-import { OncoError } from '../config/errors.ts';
 
 export const REPORT_CONTENT_TYPE = 'application/vnd.onco-relay.report+json';
 
