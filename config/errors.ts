@@ -82,6 +82,11 @@ export const ERRORS = define({
     hint: 'run `onco-relay validate`, which names the file and line of each problem',
     status: BAD_REQUEST,
   },
+  JOURNAL_UNAVAILABLE: {
+    message: 'the journal cannot commit: {reason}',
+    hint: 'free disk space or fix the storage under the data directory; the work is kept and retried',
+    status: { http: 503, ack: 'AR', hl7: '207', smtp: 451, retryable: true },
+  },
   CHANNEL_UNKNOWN: {
     message: 'no channel "{id}"',
     hint: 'list the channels with `onco-relay status`',
@@ -368,7 +373,7 @@ export const ERRORS = define({
   },
   REPORT_TEST_INS: {
     message: 'the INS uses a test or demo OID',
-    hint: 'send the production INS-NIR/INS-NIA, or set acceptTestIns on a test channel',
+    hint: 'send the production INS-NIR/INS-NIA; on a test appliance only, set ONCO_ACCEPT_TEST_INS=true',
     status: VALUE_AE,
   },
   REPORT_BAD_BASE64: {

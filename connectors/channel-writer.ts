@@ -1,10 +1,12 @@
 // Channel writer destination: hands the message to another channel, which journals it as its own
 // input. The target's receipt is the response, so the journal links the two messages.
+import Type from 'typebox';
 import type { Destination, DestinationContext, DestinationSpec, Outbound, SendResult } from './contract.ts';
+import type { OptionsOf } from '../transformers/contract.ts';
 
-export interface ChannelWriterOptions {
-  channel: string;
-}
+const schema = Type.Object({ channel: Type.String({ description: 'Id of the target channel.' }) });
+
+export type ChannelWriterOptions = OptionsOf<typeof schema>;
 
 export class ChannelWriter implements Destination {
   constructor(
@@ -33,9 +35,6 @@ export const channelWriterSpec: DestinationSpec<ChannelWriterOptions> = {
   kind: 'destination',
   type: 'channel-writer',
   summary: 'Hands each message to another channel of this engine, as if its source had received it.',
-  schema: {
-    required: ['channel'],
-    properties: { channel: { type: 'string', description: 'Id of the target channel.' } },
-  },
+  schema,
   create: (o, ctx) => new ChannelWriter(o, ctx),
 };

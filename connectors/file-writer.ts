@@ -3,13 +3,20 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import Type from 'typebox';
 import { SendError, type Destination, type DestinationSpec, type Outbound } from './contract.ts';
+import { Default, type OptionsOf } from '../transformers/contract.ts';
 
-export interface FileWriterOptions {
-  path: string;
-  fileName: string;
-  fsync: boolean;
-}
+const schema = Type.Object({
+  path: Type.String({ description: 'Target folder (relative paths resolve against the data directory).' }),
+  fileName: Default(
+    Type.String({ description: 'Template: {key} (idempotency key), {messageId}, {meta.fileName} …' }),
+    '{key}',
+  ),
+  fsync: Default(Type.Boolean({ description: 'fsync before the rename, for power-loss safety.' }), true),
+});
+
+export type FileWriterOptions = OptionsOf<typeof schema>;
 
 /** `{key}`, `{messageId}` and `{meta.NAME}` in the file name template; anything unsafe becomes `_`. */
 export function renderFileName(template: string, msg: Outbound): string {
@@ -79,24 +86,6 @@ export const fileWriterSpec: DestinationSpec<FileWriterOptions> = {
   type: 'file-writer',
   summary:
     'Writes each message to a local folder (temporary name, then rename). The name comes from a template, by default the idempotency key, so a retry rewrites the same file.',
-  schema: {
-    required: ['path'],
-    properties: {
-      path: {
-        type: 'string',
-        description: 'Target folder (relative paths resolve against the data directory).',
-      },
-      fileName: {
-        type: 'string',
-        default: '{key}',
-        description: 'Template: {key} (idempotency key), {messageId}, {meta.fileName} …',
-      },
-      fsync: {
-        type: 'boolean',
-        default: true,
-        description: 'fsync before the rename, for power-loss safety.',
-      },
-    },
-  },
+  schema,
   create: (o, ctx) => new FileWriter(o, ctx.dataDir),
 };

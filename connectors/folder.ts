@@ -8,18 +8,42 @@ import { watch, type FSWatcher } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Source, SourceContext, SourceSpec } from './contract.ts';
+import Type from 'typebox';
+import { Default, type OptionsOf } from '../transformers/contract.ts';
 
-export interface FolderSourceOptions {
-  path: string;
-  archive: string | null;
-  error: string;
-  include: string;
-  stableMs: number;
-  maxFileBytes: number;
-  contentType: string;
-  concurrency: number;
-  pollMs: number;
-}
+const schema = Type.Object({
+  path: Type.String({ description: 'Inbox folder (relative paths resolve against the data directory).' }),
+  archive: Default(
+    Type.Union([Type.String(), Type.Null()], {
+      description: 'Where taken files go; null deletes them (the journal keeps the content).',
+    }),
+    null,
+  ),
+  error: Default(Type.String({ description: 'Where refused files go, each with NAME.error.txt.' }), 'error'),
+  include: Default(Type.String({ description: 'Regular expression a file name must match.' }), '.*'),
+  stableMs: Default(Type.Integer({ minimum: 0, description: 'Size and mtime must hold this long.' }), 500),
+  maxFileBytes: Default(
+    Type.Integer({
+      minimum: 1,
+      description: 'Larger files are moved to the error folder instead of being journaled.',
+    }),
+    52428800,
+  ),
+  contentType: Default(
+    Type.String({ description: 'Content type recorded for every file of this folder.' }),
+    'application/octet-stream',
+  ),
+  concurrency: Default(
+    Type.Integer({ minimum: 1, description: 'Files journaled at once (group commit).' }),
+    8,
+  ),
+  pollMs: Default(
+    Type.Integer({ minimum: 50, description: 'Rescan period, a safety net for missed events.' }),
+    2000,
+  ),
+});
+
+export type FolderSourceOptions = OptionsOf<typeof schema>;
 
 /** Names still being written by a cooperating client: taken only once renamed. */
 const inProgress = /\.(part|tmp)$/i;
@@ -238,54 +262,6 @@ export const folderSourceSpec: SourceSpec<FolderSourceOptions> = {
   type: 'folder',
   summary:
     'Watches a local folder. A file is taken once its size and mtime are stable; `.part`/`.tmp` names wait for their rename. After the journal commit it moves to `archive` (or is deleted); refused files go to `error` with NAME.error.txt.',
-  schema: {
-    required: ['path'],
-    properties: {
-      path: {
-        type: 'string',
-        description: 'Inbox folder (relative paths resolve against the data directory).',
-      },
-      archive: {
-        type: ['string', 'null'],
-        default: null,
-        description: 'Where taken files go; null deletes them (the journal keeps the content).',
-      },
-      error: {
-        type: 'string',
-        default: 'error',
-        description: 'Where refused files go, each with NAME.error.txt.',
-      },
-      include: { type: 'string', default: '.*', description: 'Regular expression a file name must match.' },
-      stableMs: {
-        type: 'integer',
-        minimum: 0,
-        default: 500,
-        description: 'Size and mtime must hold this long.',
-      },
-      maxFileBytes: {
-        type: 'integer',
-        minimum: 1,
-        default: 52428800,
-        description: 'Larger files are moved to the error folder instead of being journaled.',
-      },
-      contentType: {
-        type: 'string',
-        default: 'application/octet-stream',
-        description: 'Content type recorded for every file of this folder.',
-      },
-      concurrency: {
-        type: 'integer',
-        minimum: 1,
-        default: 8,
-        description: 'Files journaled at once (group commit).',
-      },
-      pollMs: {
-        type: 'integer',
-        minimum: 50,
-        default: 2000,
-        description: 'Rescan period, a safety net for missed events.',
-      },
-    },
-  },
+  schema,
   create: (o, ctx) => new FolderSource(o, ctx),
 };

@@ -301,7 +301,7 @@ export function readIns(
     throw new ReportError(
       'REPORT_TEST_INS',
       `the patient's INS uses the ${kind} OID ${oid}, refused on this channel`,
-      'send the production INS-NIR/INS-NIA, or set acceptTestIns on a test channel',
+      'send the production INS-NIR/INS-NIA; on a test appliance only, set ONCO_ACCEPT_TEST_INS=true',
       location,
     );
   }

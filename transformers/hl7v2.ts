@@ -8,10 +8,17 @@
 // segment's terminator as found (CR, LF, CRLF, or a run of them): encode(parse(x)) === x for any
 // message parse accepts. Repetitions, components and sub-components are split on demand and
 // unescaped only when read, so that parsing stays cheap and nothing is lost by a read.
-import { decodeMessage, resolveCharset, DEFAULT_CHARSET, decodeBytes } from './hl7v2-charset.ts';
+import Type, { type Static } from 'typebox';
+import {
+  decodeMessage,
+  resolveCharset,
+  DEFAULT_CHARSET,
+  decodeBytes,
+  defaultCharsetOption,
+} from './hl7v2-charset.ts';
 import type { Hl7Charset, DecodeOptions } from './hl7v2-charset.ts';
 import { Hl7Error } from './hl7v2-error.ts';
-import { StepError } from './contract.ts';
+import { readOptions, StepError, type OptionsOf } from './contract.ts';
 import type { StepSpec, Step, StepInput } from './contract.ts';
 
 export { Hl7Error } from './hl7v2-error.ts';
@@ -615,10 +622,9 @@ export function summarize(message: Hl7Message): Hl7HeaderSummary {
   };
 }
 
-export interface ValidateOptions {
-  /** Charset assumed when MSH-18 is empty. */
-  defaultCharset?: Hl7Charset;
-}
+const validateSchema = Type.Object({ defaultCharset: defaultCharsetOption });
+
+export type ValidateOptions = OptionsOf<typeof validateSchema>;
 
 /** Parse or throw the StepError an engine journals: same code, hint and location as the Hl7Error. */
 export function parseForStep(input: StepInput, options: ParseOptions = {}): Hl7Message {
@@ -630,22 +636,14 @@ export function parseForStep(input: StepInput, options: ParseOptions = {}): Hl7M
   }
 }
 
-export const hl7v2ValidateStep: StepSpec<ValidateOptions> = {
+export const hl7v2ValidateStep: StepSpec<Static<typeof validateSchema>> = {
   kind: 'step',
   type: 'hl7v2-validate',
   summary:
     'Checks that the content is one well-formed HL7 v2 message in its declared charset and records MSH-9, MSH-10, MSH-3 and MSH-4.',
-  schema: {
-    type: 'object',
-    additionalProperties: false,
-    properties: {
-      defaultCharset: {
-        enum: ['UNICODE UTF-8', '8859/1', '8859/15', 'ASCII'],
-        description: 'charset assumed when MSH-18 is empty',
-      },
-    },
-  },
-  create(options: ValidateOptions): Step {
+  schema: validateSchema,
+  create(given): Step {
+    const options: ValidateOptions = readOptions(validateSchema, given);
     return (input) => {
       const summary = summarize(parseForStep(input, options));
       return { ...input, meta: { ...input.meta, ...summary } };

@@ -7,9 +7,11 @@
 // identifier (MRG-1 → PID-3), A24/A37 link and unlink two PIDs.
 import { parseForStep, get, repetitions, component, segmentsNamed, splitBatch } from './hl7v2.ts';
 import { Hl7Error } from './hl7v2-error.ts';
-import type { Hl7Message, Hl7Segment, Hl7Repetition, Hl7Charset } from './hl7v2.ts';
+import type { Hl7Message, Hl7Segment, Hl7Repetition } from './hl7v2.ts';
 import type { Hl7ErrorCode } from './hl7v2-error.ts';
-import { StepError } from './contract.ts';
+import Type, { type Static } from 'typebox';
+import { Default, readOptions, StepError, type OptionsOf } from './contract.ts';
+import { defaultCharsetOption } from './hl7v2-charset.ts';
 import { OncoError } from '../config/errors.ts';
 import type { StepSpec, Step } from './contract.ts';
 
@@ -747,33 +749,27 @@ function readCollectionMode(message: Hl7Message): CollectionMode | undefined {
 // ---------------------------------------------------------------------------------------------
 // Step: pam-fr
 
-export interface PamStepOptions extends PamOptions {
-  defaultCharset?: Hl7Charset;
-}
+const stepSchema = Type.Object({
+  acceptTestIns: Default(
+    Type.Boolean({
+      description: 'accept the INS test and demo OIDs (test channels only: ONCO_ACCEPT_TEST_INS)',
+    }),
+    false,
+  ),
+  defaultCharset: defaultCharsetOption,
+});
 
-export const pamFrStep: StepSpec<PamStepOptions> = {
+export type PamStepOptions = OptionsOf<typeof stepSchema>;
+
+export const pamFrStep: StepSpec<Static<typeof stepSchema>> = {
   kind: 'step',
   type: 'pam-fr',
   summary:
     'Maps an IHE PAM FR ADT message (HL7 v2) to identity events (upsert, merge, identifier change, link, unlink) as JSON.',
-  schema: {
-    type: 'object',
-    additionalProperties: false,
-    properties: {
-      acceptTestIns: {
-        type: 'boolean',
-        default: false,
-        description: 'accept the INS test and demo OIDs (test channels only)',
-      },
-      defaultCharset: {
-        enum: ['UNICODE UTF-8', '8859/1', '8859/15', 'ASCII'],
-        description: 'charset assumed when MSH-18 is empty',
-      },
-    },
-  },
-  create(options: PamStepOptions): Step {
-    const parseOptions =
-      options.defaultCharset === undefined ? {} : { defaultCharset: options.defaultCharset };
+  schema: stepSchema,
+  create(given): Step {
+    const options = readOptions(stepSchema, given);
+    const parseOptions = { defaultCharset: options.defaultCharset };
     // A file may hold several messages (or an FHS/BHS batch): all are mapped, in order, or none is —
     // the sender gets one ACK for the file, so the file is accepted or refused whole.
     return (input) => {

@@ -19,9 +19,20 @@ const patient: PamPatient = {
   sex: 'F',
 };
 
-const BAD_DATE = 'PAM_BAD_DATE: PID-7 "19721345" is not a valid date. Hint: send the birth date as YYYYMMDD';
+const BAD_DATE =
+  'PAM_BAD_DATE: PID-7 "19721345" is not a valid date. Hint: send PID-7 as YYYYMMDD (YYYY or YYYYMM when only that is known)';
 const TEST_INS = `PAM_TEST_INS: PID-3[2] carries a INS-NIR-TEST (OID 1.2.250.1.213.1.4.10), refused on this channel (at PID-3[2].4.2). Hint: ${ERRORS.PAM_TEST_INS.hint}`;
 const GARBAGE = `HL7_NO_MSH: not an HL7 message: it starts with "????garbage", not MSH (at segment 1). Hint: an HL7 v2 message starts with MSH|^~\\&|`;
+
+// What the MLLP listener adds to every AE: the two ways out (issue 8, item 2).
+const WAYS_OUT =
+  'correct the message and send it again (a copy of a refused message is processed anew), or ask the DCC to replay it once the cause is fixed';
+
+/** An AE's text without the `message N: ` that names the journaled message. */
+function reasonOf(text: string): string {
+  assert.match(text, /^message \d+: /);
+  return text.replace(/^message \d+: /, '');
+}
 
 describe('error texts said once, over MLLP and SFTP', function () {
   this.timeout(60_000);
@@ -109,8 +120,8 @@ describe('error texts said once, over MLLP and SFTP', function () {
   it('answers a bad birth date with the reason once in MSA-3 and ERR-8, its code in ERR-5 and ERR-3 102', async () => {
     const ack = fields(await mllp(Buffer.from(a28(patient, 'E1'))));
     assert.equal(ack.msa1, 'AE');
-    assert.equal(ack.msa3, BAD_DATE);
-    assert.equal(ack.err8, BAD_DATE);
+    assert.equal(reasonOf(ack.msa3), `${BAD_DATE}; ${WAYS_OUT}`);
+    assert.equal(ack.err8, ack.msa3);
     assert.equal(ack.err5, 'PAM_BAD_DATE');
     assert.equal(ack.err3, '102');
     assert.equal((await journaled('PAM_BAD_DATE')).error, BAD_DATE, 'the dashboard and status show the same');
@@ -121,8 +132,8 @@ describe('error texts said once, over MLLP and SFTP', function () {
       await mllp(Buffer.from(a28({ ...patient, birthDate: '19720415', insBase: '2720431555123' }, 'E2'))),
     );
     assert.equal(ack.msa1, 'AE');
-    assert.equal(ack.msa3, TEST_INS);
-    assert.equal(ack.err8, TEST_INS);
+    assert.equal(reasonOf(ack.msa3), `${TEST_INS}; ${WAYS_OUT}`);
+    assert.equal(ack.err8, ack.msa3);
   });
 
   it('calls binary garbage "not an HL7 message" (AR), not a charset problem, and journals the same text', async () => {

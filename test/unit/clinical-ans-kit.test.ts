@@ -119,7 +119,7 @@ describe('ANS kit: clinical documents (CR-GM, CDA over HL7 v2)', function () {
           readOptions(clinicalStepSchema, {}),
         ),
       (e: Error & { code?: string; hint?: string }) =>
-        e.code === 'REPORT_TEST_INS' && /acceptTestIns/.test(e.hint ?? ''),
+        e.code === 'REPORT_TEST_INS' && /ONCO_ACCEPT_TEST_INS=true/.test(e.hint ?? ''),
     );
   });
 

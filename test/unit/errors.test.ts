@@ -36,14 +36,14 @@ function sources(dir = root): string[] {
 
 describe('error catalogue', () => {
   it('knows every code the appliance throws, so that each has a hint and its protocol statuses', () => {
-    // The first argument of an error constructor that is a code literal, and refuse()/PamErrorCode codes.
+    // The first argument of an error constructor that is a code literal, refuse() codes, code unions.
     const thrown = new Map<string, string>();
     for (const file of sources()) {
       const text = fs.readFileSync(file, 'utf8');
       const patterns = [
         /new [A-Z]\w*(?:Error|Refusal|Refused)\(\s*(?:\d+,\s*|STATUS\.\w+,\s*)?'([A-Z][A-Z0-9_]+)'/g,
         /refuse\(\s*(?:STATUS\.\w+,\s*)?'([A-Z][A-Z0-9_]+)'/g,
-        /\| '(PAM_[A-Z_]+)'/g,
+        /\| '([A-Z][A-Z0-9]*_[A-Z0-9_]+)'/g,
       ];
       for (const re of patterns)
         for (const m of text.matchAll(re)) thrown.set(m[1]!, path.relative(root, file));
