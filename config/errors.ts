@@ -141,11 +141,6 @@ export const ERRORS = define({
     hint: 'read its error in the message browser; once the cause is fixed, replay the delivery',
     status: REFUSED_FOR_GOOD,
   },
-  JOURNAL_UNAVAILABLE: {
-    message: 'the journal cannot commit: {reason}',
-    hint: 'free disk space or fix the storage under the data directory; the work is kept and retried',
-    status: TRY_AGAIN,
-  },
   JOURNAL_WRITE_FAILED: {
     message: '{where}: the journal cannot be written; the work is kept and tried again in {delayMs} ms',
     hint: 'free disk space or fix the storage under the data directory; nothing else is needed',
