@@ -6,14 +6,13 @@ import path from 'node:path';
 import { splitBatch } from '../transformers/hl7v2.ts';
 import { mapPamFr } from '../transformers/pam-fr.ts';
 import { parse } from '../transformers/hl7v2.ts';
-import { IdentityWriter } from '../connectors/identity-writer.ts';
+import { IdentityWriter, type IdentityRules } from '../connectors/identity-writer.ts';
 import type { Directory } from '../connectors/contract.ts';
 import type { Store } from '../store/store.ts';
-import type { VigilanceRules } from '../store/vigilance.ts';
 import { describeError } from './steps.ts';
 
 export interface ImportOptions {
-  rules?: Partial<VigilanceRules>;
+  rules?: IdentityRules;
   /** The establishments whose IPPs may be filed (the import has no sender: any of them). */
   directory: Directory;
   /** Messages per transaction: one fsync each. */

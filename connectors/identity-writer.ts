@@ -13,6 +13,7 @@ import type {
 import { SendError } from './contract.ts';
 import {
   identitiesOf,
+  INS_OIDS,
   type Identifier,
   type IdentityEvent,
   type PatientIdentity,
@@ -22,14 +23,32 @@ import type { VigilanceRules } from '../store/vigilance.ts';
 import type { Store } from '../store/store.ts';
 import { isTransientDbError } from '../store/db.ts';
 
+/** The rules of an identity feed: the store's vigilance rules, and which INS OIDs the feed may file. */
+export interface IdentityRules extends Partial<VigilanceRules> {
+  /** Accept the INS test and demo OIDs (every public example uses them). Never in production. */
+  acceptTestIns?: boolean;
+}
+
 export interface IdentityWriterOptions {
-  rules: Partial<VigilanceRules>;
+  rules: IdentityRules;
   /** The most this feed is trusted with (PROV, RECUP, VALI, QUAL). */
   sourceReliability: string | null;
 }
 
 const refused = (code: string, message: string, hint?: string): SendError =>
   new SendError(code, message, hint === undefined ? { retryable: false } : { retryable: false, hint });
+
+/**
+ * The INS OIDs the store may file for a feed with these rules, from the one list of pam-fr: the
+ * national ones, and the test and demo ones only with `acceptTestIns`. Every caller of the vigilance
+ * rules (this writer, the bulk import, tests) passes this list: the store holds no OID of its own.
+ */
+export function acceptedInsOids(rules: Pick<IdentityRules, 'acceptTestIns'> = {}): string[] {
+  const test = rules.acceptTestIns === true;
+  return [...INS_OIDS]
+    .filter(([, kind]) => test || (kind !== 'INS-NIR-TEST' && kind !== 'INS-NIR-DEMO'))
+    .map(([oid]) => oid);
+}
 
 /** IPPs of PID-3 (type PI) under their FINESS; other identifiers do not identify a patient here. */
 export function ippRefs(identifiers: readonly Identifier[]): IdentifierRef[] {
@@ -111,6 +130,8 @@ export class SenderScope {
 
 export class IdentityWriter implements Destination {
   private readonly scope: SenderScope;
+  private readonly rules: Partial<VigilanceRules>;
+  private readonly insOids: readonly string[];
 
   constructor(
     private readonly o: IdentityWriterOptions,
@@ -118,6 +139,9 @@ export class IdentityWriter implements Destination {
     directory: Directory,
   ) {
     this.scope = new SenderScope(directory);
+    const { acceptTestIns, ...rules } = o.rules;
+    this.rules = rules;
+    this.insOids = acceptedInsOids({ acceptTestIns });
   }
 
   apply(msg: Outbound): SendResult {
@@ -165,7 +189,8 @@ export class IdentityWriter implements Destination {
     const upsert = (patient: PatientIdentity) =>
       vigilance.applyIdentity(toIdentityInput(patient), {
         ...ctx,
-        rules: this.o.rules,
+        rules: this.rules,
+        insOids: this.insOids,
         sourceReliability: this.o.sourceReliability,
       });
     switch (e.kind) {

@@ -1,7 +1,7 @@
 // Identity vigilance: which DCC patient an incoming identity designates, and the review queue for
 // the pairs no rule may decide alone. Rules are tried from the most to the least certain:
 //   1. ipp-known      an establishment's IPP already designates a patient: that patient, always;
-//   2. ins-qualified  a qualified INS (status QUAL, accepted OID) that a live patient carries;
+//   2. ins-qualified  a qualified INS (status QUAL, OID in the list given) that a live patient carries;
 //   3. strict-traits  equal strict traits: link, or create and review, as configured;
 //   4. near-match     traits close enough to be a typo, a swap or an accent: create and review;
 //   5. no-match       create.
@@ -24,8 +24,6 @@ import {
 import { compareIdentities, type MatchResult } from './identity-match.ts';
 
 export interface VigilanceRules {
-  /** Accept the INS-NIR test and demo OIDs (…4.10, …4.11) that every public example uses. Never in production. */
-  acceptTestIns: boolean;
   /** What equal strict traits without INS or IPP agreement do. */
   strictTraitsMatch: 'link' | 'create-and-review';
   /** Score (0..1) from which a resemblance opens a review item. */
@@ -35,23 +33,10 @@ export interface VigilanceRules {
 }
 
 export const defaultVigilanceRules: VigilanceRules = {
-  acceptTestIns: false,
   strictTraitsMatch: 'link',
   nearMatchThreshold: 0.9,
   maxReviewsPerIdentity: 3,
 };
-
-export const INS_OIDS = {
-  nir: '1.2.250.1.213.1.4.8',
-  nia: '1.2.250.1.213.1.4.9',
-  nirTest: '1.2.250.1.213.1.4.10',
-  nirDemo: '1.2.250.1.213.1.4.11',
-} as const;
-
-export function insOidAccepted(oid: string, rules: Pick<VigilanceRules, 'acceptTestIns'>): boolean {
-  if (oid === INS_OIDS.nir || oid === INS_OIDS.nia) return true;
-  return rules.acceptTestIns && (oid === INS_OIDS.nirTest || oid === INS_OIDS.nirDemo);
-}
 
 export interface IdentityContext extends ActionContext {
   /**
@@ -60,6 +45,12 @@ export interface IdentityContext extends ActionContext {
    */
   sourceReliability?: string | null;
   rules?: Partial<VigilanceRules>;
+  /**
+   * The INS OIDs this source may file (settings are passed in: the store holds no OID list). An INS
+   * under any other OID is dropped with the note `ins-oid-refused`. Built by `acceptedInsOids` of the
+   * identity writer, from the pam-fr list and the feed's `acceptTestIns` rule.
+   */
+  insOids: readonly string[];
 }
 
 export interface IdentityDecision extends Decision {
@@ -160,17 +151,12 @@ export class Vigilance {
   applyIdentity(input: IdentityInput, ctx: IdentityContext): IdentityDecision {
     const rules = { ...defaultVigilanceRules, ...ctx.rules };
     const notes: string[] = [];
-    const identity = this.effectiveIdentity(parseIdentity(input), ctx, rules, notes);
+    const identity = this.effectiveIdentity(parseIdentity(input), ctx, notes);
     return this.patients.db.transaction(() => this.decide(input, identity, ctx, rules, notes))();
   }
 
   /** Applies the source cap and the INS acceptance: what the store may believe of this identity. */
-  private effectiveIdentity(
-    identity: Identity,
-    ctx: IdentityContext,
-    rules: VigilanceRules,
-    notes: string[],
-  ): Identity {
+  private effectiveIdentity(identity: Identity, ctx: IdentityContext, notes: string[]): Identity {
     let { reliability, ins } = identity;
     if (ctx.sourceReliability) {
       const cap = parseReliability(ctx.sourceReliability);
@@ -179,7 +165,7 @@ export class Vigilance {
         notes.push('reliability-capped-by-source');
       }
     }
-    if (ins !== null && !insOidAccepted(ins.oid, rules)) {
+    if (ins !== null && !ctx.insOids.includes(ins.oid)) {
       ins = null;
       notes.push('ins-oid-refused');
     }

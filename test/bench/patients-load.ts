@@ -9,6 +9,7 @@ import path from 'node:path';
 import { migrate, openDatabase } from '../../store/db.ts';
 import { PatientStore, patientMigrations, type IdentityInput } from '../../store/patients.ts';
 import { Vigilance } from '../../store/vigilance.ts';
+import { acceptedInsOids } from '../../connectors/identity-writer.ts';
 
 const count = Number(process.argv[2] ?? 557_842);
 const batch = Number(process.argv[3] ?? 1000);
@@ -80,11 +81,12 @@ const actions = new Map<string, number>();
 const started = process.hrtime.bigint();
 const cpu0 = process.cpuUsage();
 let slowest = 0;
+const insOids = acceptedInsOids();
 for (let at = 0; at < feed.length; at += batch) {
   const t0 = process.hrtime.bigint();
   db.transaction(() => {
     for (const [k, input] of feed.slice(at, at + batch).entries()) {
-      const d = vigilance.applyIdentity(input, { messageId: at + k });
+      const d = vigilance.applyIdentity(input, { messageId: at + k, insOids });
       actions.set(d.action, (actions.get(d.action) ?? 0) + 1);
     }
   })();

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { until } from '../support/engine-harness.ts';
 import { insOf } from '../support/pam.ts';
+import { acceptedInsOids } from '../../connectors/identity-writer.ts';
 import {
   FINESS_A,
   FINESS_B,
@@ -156,8 +157,12 @@ describe('dashboard in a browser', function () {
       identifiers: [{ finess, ipp }],
       ...(ins ? { ins: { matricule: ins, oid: '1.2.250.1.213.1.4.8', status: 'PROV' } } : {}),
     });
-    vigilance.applyIdentity(identity('DUPONT', FINESS_A, 'A-1', insOf('1610499123456')), {});
-    const second = vigilance.applyIdentity(identity('DUPONTT', FINESS_B, 'B-1'), {});
+    vigilance.applyIdentity(identity('DUPONT', FINESS_A, 'A-1', insOf('1610499123456')), {
+      insOids: acceptedInsOids(),
+    });
+    const second = vigilance.applyIdentity(identity('DUPONTT', FINESS_B, 'B-1'), {
+      insOids: acceptedInsOids(),
+    });
     assert.ok(second.reviewItemIds[0], `a near match opens a review item (got ${second.action})`);
     const reviewId = second.reviewItemIds[0]!;
 
@@ -283,7 +288,7 @@ describe('dashboard in a browser', function () {
         sex: 'F',
         identifiers: [{ finess: FINESS_A, ipp: 'IPP-BROWSER-9' }],
       },
-      { messageId: receipt.messageId },
+      { messageId: receipt.messageId, insOids: acceptedInsOids() },
     );
     await logIn('operator');
     await page.goto(`${d.base}/patients/${decision.patientId}`);

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { Store } from '../../store/store.ts';
+import { acceptedInsOids } from '../../connectors/identity-writer.ts';
 import { main } from '../../bin/cli.ts';
 import { tempDir } from '../support/engine-harness.ts';
 import { MessageIndexer, searchMessages } from '../../channels/message-index.ts';
@@ -230,8 +231,14 @@ describe('dashboard store: audit chain, sessions, message search, stats', () => 
       sex: 'M',
       identifiers: [{ finess: FINESS_A, ipp }],
     });
-    const first = store.vigilance.applyIdentity(identity('IPP-1', 'DUPONT'), { messageId: one });
-    const second = store.vigilance.applyIdentity(identity('IPP-2', 'MARTIN'), { messageId: two });
+    const first = store.vigilance.applyIdentity(identity('IPP-1', 'DUPONT'), {
+      messageId: one,
+      insOids: acceptedInsOids(),
+    });
+    const second = store.vigilance.applyIdentity(identity('IPP-2', 'MARTIN'), {
+      messageId: two,
+      insOids: acceptedInsOids(),
+    });
     assert.notEqual(first.patientId, second.patientId);
     assert.deepEqual(found({ patient: first.patientId! }), [one]);
     assert.deepEqual(found({ patient: second.patientId! }), [two]);
@@ -275,7 +282,7 @@ describe('GET /api/messages on a running engine', function () {
           sex: 'M',
           identifiers: [{ finess: FINESS_A, ipp: 'API-IPP-1' }],
         },
-        { messageId: ids[1] },
+        { messageId: ids[1], insOids: acceptedInsOids() },
       );
       const get = async (query: string) => {
         const res = await fetch(`${d.base}/api/messages?${query}`, {

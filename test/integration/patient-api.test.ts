@@ -1,5 +1,6 @@
 // Identity acts through the admin API: merge two patients, undo it, link and unlink — each audited.
 import assert from 'node:assert/strict';
+import { acceptedInsOids } from '../../connectors/identity-writer.ts';
 import { basic, startDashboard, type Dashboard, type UserKey } from './dashboard-harness.ts';
 
 describe('patient identity acts over the API', () => {
@@ -19,7 +20,7 @@ describe('patient identity acts over the API', () => {
           sex: 'F',
           identifiers: [{ finess: '330000001', ipp }],
         },
-        { messageId: null },
+        { messageId: null, insOids: acceptedInsOids() },
       ).patientId;
     a = person('X1', 'DOUBLON');
     b = person('X2', 'AUTRE');
@@ -60,7 +61,7 @@ describe('patient identity acts over the API', () => {
         sex: 'F',
         identifiers: [{ finess: '330000002', ipp: 'Z9' }],
       },
-      { messageId: null },
+      { messageId: null, insOids: acceptedInsOids() },
     );
     assert.equal(twin.patientId, a);
     assert.equal((await act('operator', a, 'detach', { finess: '330000002', ipp: 'Z9' })).status, 200);
@@ -92,7 +93,7 @@ describe('patient identity acts over the API', () => {
         sex: 'F',
         identifiers: [{ finess: '330000001', ipp: 'S1' }],
       },
-      { messageId: null },
+      { messageId: null, insOids: acceptedInsOids() },
     ).patientId;
     const found = async (q: string): Promise<number[]> => {
       const res = await fetch(`${d.base}/api/patients?q=${encodeURIComponent(q)}`, {

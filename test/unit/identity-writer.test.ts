@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { SenderScope } from '../../connectors/identity-writer.ts';
+import { acceptedInsOids, SenderScope } from '../../connectors/identity-writer.ts';
 import { mapPamFr } from '../../transformers/pam-fr.ts';
 import { parse } from '../../transformers/hl7v2.ts';
 import { a28, a40 } from '../support/pam.ts';
@@ -40,5 +40,18 @@ describe('identity writer: who may file under which FINESS', () => {
     const merge = mapPamFr(parse(a40({ ...person, ipp: 'I1', finess: '310000001' }, 'I2', 'C2')));
     scope.check(merge, '310000001');
     assert.throws(() => scope.check(merge, '310000005'), { code: 'IDENTITY_FINESS_NOT_GRANTED' });
+  });
+});
+
+describe('identity writer: the INS OIDs the store is given', () => {
+  it('passes the national OIDs, and the test and demo ones only with acceptTestIns', () => {
+    assert.deepEqual(acceptedInsOids(), ['1.2.250.1.213.1.4.8', '1.2.250.1.213.1.4.9']);
+    assert.deepEqual(acceptedInsOids({ acceptTestIns: false }), acceptedInsOids());
+    assert.deepEqual(acceptedInsOids({ acceptTestIns: true }), [
+      '1.2.250.1.213.1.4.8',
+      '1.2.250.1.213.1.4.9',
+      '1.2.250.1.213.1.4.10',
+      '1.2.250.1.213.1.4.11',
+    ]);
   });
 });

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { acceptedInsOids } from '../../connectors/identity-writer.ts';
 import { parseIdentity, PatientStore, type IdentityInput } from '../../store/patients.ts';
 import { identity, ipp, NIR_OID, openPatients, type PatientFixture } from './identity-fixtures.ts';
 
@@ -14,7 +15,7 @@ describe('patient store', () => {
   afterEach(() => f.close());
 
   const create = (overrides: Partial<IdentityInput>) =>
-    f.vigilance.applyIdentity(identity(overrides), {}).patientId;
+    f.vigilance.applyIdentity(identity(overrides), { insOids: acceptedInsOids() }).patientId;
   const by = { author: 'iv.nurse' };
 
   describe('merge', () => {
@@ -104,7 +105,7 @@ describe('patient store', () => {
       const a = create({ identifiers: [ipp('A1', CHU)] });
       const linked = f.vigilance.applyIdentity(
         identity({ usedName: 'DURAND', identifiers: [ipp('B1', CLINIC)] }),
-        {},
+        { insOids: acceptedInsOids() },
       );
       assert.equal(linked.patientId, a);
       const d = f.patients.detachIdentifier(ipp('B1', CLINIC), by);
@@ -174,7 +175,9 @@ describe('patient store', () => {
       { birthName: 'MARTIN', birthDate: '1974-01-01', identifiers: [ipp('L7', CHU)] },
     ];
     const names = (q: string) => f.patients.search(q).items.map((p) => p.birthName);
-    beforeEach(() => people.forEach((p) => f.vigilance.applyIdentity(identity(p), {})));
+    beforeEach(() =>
+      people.forEach((p) => f.vigilance.applyIdentity(identity(p), { insOids: acceptedInsOids() })),
+    );
 
     const cases: Array<[string, string[]]> = [
       ['lefevre', ['Lefèvre', 'LEFEVRE']],

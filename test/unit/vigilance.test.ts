@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import type { IdentityInput } from '../../store/patients.ts';
 import type { IdentityContext } from '../../store/vigilance.ts';
+import { acceptedInsOids } from '../../connectors/identity-writer.ts';
 import { identity, ipp, NIR_OID, openPatients, TEST_OID, type PatientFixture } from './identity-fixtures.ts';
 
 const CHU = '310781406';
@@ -16,7 +17,7 @@ describe('identity vigilance', () => {
   afterEach(() => f.close());
 
   const apply = (input: IdentityInput, ctx: Partial<IdentityContext> = {}) =>
-    f.vigilance.applyIdentity(input, { messageId: 1, ...ctx });
+    f.vigilance.applyIdentity(input, { messageId: 1, insOids: acceptedInsOids(), ...ctx });
   const livePatients = () =>
     f.db.prepare('SELECT count(*) FROM patients WHERE merged_into IS NULL').pluck().get();
 
@@ -242,11 +243,11 @@ describe('identity vigilance', () => {
     for (const [oid, acceptTestIns, used] of cases) {
       it(`${oid} with acceptTestIns=${acceptTestIns}: ${used ? 'used' : 'refused'}`, () => {
         const ins = { matricule: INS.matricule, oid };
-        const rules = { acceptTestIns };
-        const a = apply(identity({ ins, reliability: 'QUAL', identifiers: [ipp('A1', CHU)] }), { rules });
+        const insOids = acceptedInsOids({ acceptTestIns });
+        const a = apply(identity({ ins, reliability: 'QUAL', identifiers: [ipp('A1', CHU)] }), { insOids });
         const b = apply(
           identity({ birthName: 'MARTAN', ins, reliability: 'QUAL', identifiers: [ipp('B1', CLINIC)] }),
-          { rules },
+          { insOids },
         );
         assert.equal(f.patients.get(a.patientId)!.ins?.oid ?? null, used ? oid : null);
         assert.equal(f.patients.get(a.patientId)!.reliability, used ? 'QUAL' : 'VALI');
