@@ -3,6 +3,7 @@
 // acknowledged (200) only once the engine has journaled it, and a 2xx from the peer is the only success.
 import http from 'node:http';
 import https from 'node:https';
+import Type, { type Static } from 'typebox';
 import {
   SendError,
   type ConnectorContext,
@@ -15,35 +16,57 @@ import {
   type SourceSpec,
   type Account,
 } from './contract.ts';
-import {
-  connectionLimitsSchema,
-  defaultBind,
-  defaultConnectionLimits,
-  listen,
-  pickLimits,
-  readTlsFiles,
-  type TlsFiles,
-} from './listener-setup.ts';
+import { defaultBind, defaultConnectionLimits, listen, readTlsFiles } from './listener-setup.ts';
 import { OncoError } from '../config/errors.ts';
+import { Default, readOptions, type OptionsOf } from '../transformers/contract.ts';
 
 const MB = 1024 * 1024;
 
-export interface HttpListenerOptions {
-  port: number;
-  bind?: string;
-  /** Only this path takes messages. Default `/`. */
-  path?: string;
-  /** Larger bodies are answered 413. Default 10 MB. */
-  maxBodyBytes?: number;
-  /** `basic`: HTTP Basic checked against the appliance accounts; the account becomes the sender. */
-  auth?: 'none' | 'basic';
-  /** Serve HTTPS with these PEM files. */
-  tls?: { cert: string; key: string };
-  /** Connections open at once; beyond, a new one is closed at once. Default 200. */
-  maxConnections?: number;
-  /** A connection silent this long (no request, or a request dripping in) is closed. Default 5 min. */
-  idleTimeoutMs?: number;
-}
+const listenerSchema = Type.Object(
+  {
+    port: Type.Integer({
+      minimum: 0,
+      maximum: 65535,
+      description: 'Port to listen on (its own: not the dashboard port).',
+    }),
+    bind: Type.Optional(Type.String({ description: 'address to bind; default ONCO_BIND or 127.0.0.1' })),
+    path: Default(Type.String({ pattern: '^/', description: 'URL path that takes the POSTs.' }), '/'),
+    maxBodyBytes: Default(
+      Type.Integer({ minimum: 1, description: 'Larger bodies are refused with 413.' }),
+      10 * MB,
+    ),
+    auth: Default(
+      Type.Enum(['none', 'basic'] as const, {
+        description: 'basic: HTTP Basic against the accounts; the message is owned by the account’s FINESS.',
+      }),
+      'none',
+    ),
+    tls: Type.Optional(
+      Type.Object(
+        {
+          cert: Type.String({ description: 'PEM certificate file (relative to the data directory)' }),
+          key: Type.String({ description: 'PEM private key file' }),
+        },
+        { additionalProperties: false, description: 'Serve HTTPS with this certificate and key.' },
+      ),
+    ),
+    maxConnections: Default(
+      Type.Integer({
+        minimum: 1,
+        description: 'connections open at once; a new one beyond this is closed at once',
+      }),
+      defaultConnectionLimits.maxConnections,
+    ),
+    idleTimeoutMs: Default(
+      Type.Integer({ minimum: 1, description: 'a connection that sends nothing for this long is closed' }),
+      defaultConnectionLimits.idleTimeoutMs,
+    ),
+  },
+  { additionalProperties: false },
+);
+
+/** bind: default ONCO_BIND, else loopback. auth `basic`: the appliance account becomes the sender. */
+export type HttpListenerOptions = OptionsOf<typeof listenerSchema>;
 
 export interface HttpListener extends Source {
   /** The bound port, once started (useful when the option is 0). */
@@ -62,9 +85,10 @@ class RequestRefused extends OncoError {
   }
 }
 
-export function createHttpListener(options: HttpListenerOptions, ctx: SourceContext): HttpListener {
-  const route = options.path ?? '/';
-  const maxBodyBytes = options.maxBodyBytes ?? 10 * MB;
+export function createHttpListener(given: Static<typeof listenerSchema>, ctx: SourceContext): HttpListener {
+  const options = readOptions(listenerSchema, given);
+  const { path: route, maxBodyBytes } = options;
+  // The bind address comes from the environment when the options give none.
   const bind = options.bind ?? defaultBind();
   const inFlight = new Set<Promise<void>>();
   let boundPort = 0;
@@ -81,11 +105,10 @@ export function createHttpListener(options: HttpListenerOptions, ctx: SourceCont
   const server = options.tls
     ? https.createServer(readTlsFiles(ctx.dataDir, options.tls), handler)
     : http.createServer(handler);
-  const limits = { ...defaultConnectionLimits, ...pickLimits(options) };
-  server.maxConnections = limits.maxConnections;
+  server.maxConnections = options.maxConnections;
   // Without a 'timeout' listener Node destroys the idle socket; a body still being sent is activity.
-  server.setTimeout(limits.idleTimeoutMs);
-  server.requestTimeout = Math.max(limits.idleTimeoutMs, server.requestTimeout);
+  server.setTimeout(options.idleTimeoutMs);
+  server.requestTimeout = Math.max(options.idleTimeoutMs, server.requestTimeout);
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
@@ -214,17 +237,57 @@ function reply(res: http.ServerResponse, status: number, json: object): void {
   res.end(body);
 }
 
-export interface HttpSenderOptions {
-  url: string;
-  /** Default POST. */
-  method?: 'POST' | 'PUT' | 'PATCH';
-  headers?: Record<string, string>;
-  /** Whole exchange, connection included. Default 30 s. */
-  timeoutMs?: number;
-  tls?: TlsFiles & { rejectUnauthorized?: boolean };
-  /** Response bodies are kept up to this size (the rest is dropped, the send still succeeds). Default 1 MB. */
-  maxResponseBytes?: number;
-}
+const senderSchema = Type.Object(
+  {
+    url: Type.String({ pattern: '^https?://', description: 'Where each message is sent.' }),
+    method: Default(
+      Type.Enum(['POST', 'PUT', 'PATCH'] as const, { description: 'HTTP method of the request.' }),
+      'POST',
+    ),
+    headers: Type.Optional(
+      Type.Unsafe<Record<string, string>>({
+        type: 'object',
+        additionalProperties: { type: 'string' },
+        description: 'Extra request headers; write ${ENV_NAME} for a token.',
+      }),
+    ),
+    timeoutMs: Default(
+      Type.Integer({
+        minimum: 1,
+        description: 'No answer within this many milliseconds is a failed attempt (retried).',
+      }),
+      30_000,
+    ),
+    maxResponseBytes: Default(
+      Type.Integer({ minimum: 0, description: 'Response bytes kept as the delivery’s response stage.' }),
+      MB,
+    ),
+    tls: Type.Optional(
+      Type.Object(
+        {
+          ca: Type.Optional(
+            Type.String({ description: 'PEM CA bundle file trusted for the server certificate' }),
+          ),
+          cert: Type.Optional(Type.String({ description: 'PEM client certificate file (mutual TLS)' })),
+          key: Type.Optional(Type.String({ description: 'PEM client key file (mutual TLS)' })),
+          rejectUnauthorized: Default(
+            Type.Boolean({ description: 'false accepts any certificate: tests only.' }),
+            true,
+          ),
+        },
+        { additionalProperties: false, description: 'How the server’s certificate is checked.' },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+/**
+ * headers: written as JSON Schema additionalProperties (not a TypeBox Record) so that
+ * `onco-relay schema` still offers `${NAME}` values. Response bodies beyond maxResponseBytes are
+ * dropped, the send still succeeds.
+ */
+export type HttpSenderOptions = OptionsOf<typeof senderSchema>;
 
 interface HttpResponse {
   status: number;
@@ -239,13 +302,13 @@ export interface HttpSender extends Destination {
   stop(): Promise<void>;
 }
 
-export function createHttpSender(options: HttpSenderOptions, ctx: ConnectorContext): HttpSender {
+export function createHttpSender(given: Static<typeof senderSchema>, ctx: ConnectorContext): HttpSender {
+  const options = readOptions(senderSchema, given);
   const url = new URL(options.url);
   const secure = url.protocol === 'https:';
   // Never show credentials embedded in the URL.
   const where = `${url.origin}${url.pathname}`;
-  const timeoutMs = options.timeoutMs ?? 30_000;
-  const maxResponseBytes = options.maxResponseBytes ?? MB;
+  const { timeoutMs, maxResponseBytes } = options;
   const agent = secure
     ? new https.Agent({
         keepAlive: true,
@@ -257,7 +320,7 @@ export function createHttpSender(options: HttpSenderOptions, ctx: ConnectorConte
   function exchange(msg: Outbound): Promise<HttpResponse> {
     return new Promise((resolve, reject) => {
       const req = (secure ? https : http).request(url, {
-        method: options.method ?? 'POST',
+        method: options.method,
         agent,
         headers: {
           ...options.headers,
@@ -348,95 +411,18 @@ function describe(res: HttpResponse): string {
   return res.body.length > 300 ? `${text}…` : text;
 }
 
-const tlsSchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    cert: { type: 'string', description: 'PEM certificate file (relative to the data directory)' },
-    key: { type: 'string', description: 'PEM private key file' },
-  },
-  required: ['cert', 'key'],
-};
-
-export const httpListenerSpec: SourceSpec<HttpListenerOptions> = {
+export const httpListenerSpec: SourceSpec<Static<typeof listenerSchema>> = {
   kind: 'source',
   type: 'http-listener',
   summary: 'Takes each POST body on a port and path as a message; answers 200 once it is journaled.',
-  schema: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['port'],
-    properties: {
-      port: {
-        type: 'integer',
-        minimum: 0,
-        maximum: 65535,
-        description: 'Port to listen on (its own: not the dashboard port).',
-      },
-      bind: { type: 'string', description: 'address to bind; default ONCO_BIND or 127.0.0.1' },
-      path: { type: 'string', pattern: '^/', default: '/', description: 'URL path that takes the POSTs.' },
-      maxBodyBytes: {
-        type: 'integer',
-        minimum: 1,
-        default: 10 * MB,
-        description: 'Larger bodies are refused with 413.',
-      },
-      auth: {
-        enum: ['none', 'basic'],
-        default: 'none',
-        description: 'basic: HTTP Basic against the accounts; the message is owned by the account’s FINESS.',
-      },
-      tls: { ...tlsSchema, description: 'Serve HTTPS with this certificate and key.' },
-      ...connectionLimitsSchema,
-    },
-  },
+  schema: listenerSchema,
   create: createHttpListener,
 };
 
-export const httpSenderSpec: DestinationSpec<HttpSenderOptions> = {
+export const httpSenderSpec: DestinationSpec<Static<typeof senderSchema>> = {
   kind: 'destination',
   type: 'http-sender',
   summary: 'Sends the message as a request body with an Idempotency-Key; only a 2xx counts as delivered.',
-  schema: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['url'],
-    properties: {
-      url: { type: 'string', pattern: '^https?://', description: 'Where each message is sent.' },
-      method: { enum: ['POST', 'PUT', 'PATCH'], default: 'POST', description: 'HTTP method of the request.' },
-      headers: {
-        type: 'object',
-        additionalProperties: { type: 'string' },
-        description: 'Extra request headers; write ${ENV_NAME} for a token.',
-      },
-      timeoutMs: {
-        type: 'integer',
-        minimum: 1,
-        default: 30_000,
-        description: 'No answer within this many milliseconds is a failed attempt (retried).',
-      },
-      maxResponseBytes: {
-        type: 'integer',
-        minimum: 0,
-        default: MB,
-        description: 'Response bytes kept as the delivery’s response stage.',
-      },
-      tls: {
-        description: 'How the server’s certificate is checked.',
-        type: 'object',
-        additionalProperties: false,
-        properties: {
-          ca: { type: 'string', description: 'PEM CA bundle file trusted for the server certificate' },
-          cert: { type: 'string', description: 'PEM client certificate file (mutual TLS)' },
-          key: { type: 'string', description: 'PEM client key file (mutual TLS)' },
-          rejectUnauthorized: {
-            type: 'boolean',
-            default: true,
-            description: 'false accepts any certificate: tests only.',
-          },
-        },
-      },
-    },
-  },
+  schema: senderSchema,
   create: createHttpSender,
 };

@@ -24,6 +24,7 @@
 // is retried before the delivery goes to ERROR.
 import net from 'node:net';
 import tls from 'node:tls';
+import Type, { type Static } from 'typebox';
 import {
   SendError,
   type ConnectorContext,
@@ -37,78 +38,122 @@ import {
 } from './contract.ts';
 import { ackErrorOf, buildAck, parseAck, type AckCode, type AckError } from '../transformers/hl7v2-ack.ts';
 import { OncoError, renderError } from '../config/errors.ts';
+import { Default, readOptions, type OptionsOf } from '../transformers/contract.ts';
 import { Hl7Error, get, parse, summarize, type Hl7Charset, type Hl7Message } from '../transformers/hl7v2.ts';
-import {
-  connectionLimitsSchema,
-  defaultBind,
-  defaultConnectionLimits,
-  envPort,
-  listen,
-  pickLimits,
-  readTlsFiles,
-  type TlsFiles,
-} from './listener-setup.ts';
+import { defaultBind, defaultConnectionLimits, envPort, listen, readTlsFiles } from './listener-setup.ts';
 import { DEFAULT_MAX_FRAME_BYTES, FrameBudget, MllpFramer, frame, type FramerEvent } from './mllp-framer.ts';
 
-export interface MllpListenerOptions {
-  /** Default ONCO_MLLP_PORT, else 2575. */
-  port?: number;
-  bind?: string;
-  /** Largest message accepted; a longer frame closes the connection. Default 10 MB. */
-  maxFrameBytes?: number;
-  tls?: {
-    cert: string;
-    key: string;
-    /** CA bundle the client certificates must chain to; needed for subject (`CN=…`) keys of `clients`. */
-    ca?: string;
-    /**
-     * Binds each connection to an establishment by its client certificate: SHA-256 fingerprint
-     * (`AB:CD:…`, as `openssl x509 -fingerprint -sha256` prints it) or, with `ca`, `CN=name` → FINESS.
-     * A connection without a listed certificate has its messages refused (AR).
-     */
-    clients?: Record<string, string>;
-  };
-  /** FINESS of the one establishment this listener serves: its messages are owned by it. */
-  establishment?: string;
-  /**
-   * MSH-4 (sending facility) → FINESS: a message's owner by the facility it names; an unlisted MSH-4,
-   * or one that names another establishment than the connection is bound to, is refused (AR).
-   */
-  sendingFacilities?: Record<string, string>;
-  /**
-   * `on-commit` (default): ACK once the message is journaled. `on-outcome`: ACK once it has been
-   * processed, with AE when processing failed (or the ACK the processing produced, if any).
-   */
-  respond?: 'on-commit' | 'on-outcome';
-  /** Charset of messages whose MSH-18 is empty. Default UNICODE UTF-8. */
-  defaultCharset?: Hl7Charset;
-  /** Connections open at once; beyond, a new one is closed at once. Default 200. */
-  maxConnections?: number;
-  /** A connection that sends nothing for this long (and awaits no ACK) is closed. Default 5 min. */
-  idleTimeoutMs?: number;
-  /** Bytes of unfinished frames held across all connections; beyond, the connection adding more is closed. Default 100 MiB. */
-  maxBufferedBytes?: number;
-}
-
 export const DEFAULT_MAX_BUFFERED_BYTES = 100 * 1024 * 1024;
+
+const charsets = ['UNICODE UTF-8', '8859/1', '8859/15', 'ASCII'] as const;
+/**
+ * A map to FINESS numbers. Written as JSON Schema `additionalProperties` (not a TypeBox Record, which
+ * would give `patternProperties`) so that `onco-relay schema` still offers `${NAME}` for each value.
+ */
+const finessMap = (description: string) =>
+  Type.Unsafe<Record<string, string>>({
+    type: 'object',
+    additionalProperties: { type: 'string', pattern: '^\\d{9}$' },
+    description,
+  });
+
+const listenerSchema = Type.Object(
+  {
+    port: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 65535, description: 'default ONCO_MLLP_PORT, else 2575' }),
+    ),
+    bind: Type.Optional(Type.String({ description: 'address to bind; default ONCO_BIND or 127.0.0.1' })),
+    maxFrameBytes: Default(
+      Type.Integer({ minimum: 1, description: 'A larger message is refused and its connection closed.' }),
+      DEFAULT_MAX_FRAME_BYTES,
+    ),
+    maxConnections: Default(
+      Type.Integer({
+        minimum: 1,
+        description: 'connections open at once; a new one beyond this is closed at once',
+      }),
+      defaultConnectionLimits.maxConnections,
+    ),
+    idleTimeoutMs: Default(
+      Type.Integer({ minimum: 1, description: 'a connection that sends nothing for this long is closed' }),
+      defaultConnectionLimits.idleTimeoutMs,
+    ),
+    maxBufferedBytes: Default(
+      Type.Integer({
+        minimum: 1,
+        description:
+          'bytes of unfinished frames held across all connections; the connection that would pass it is closed',
+      }),
+      DEFAULT_MAX_BUFFERED_BYTES,
+    ),
+    respond: Default(
+      Type.Enum(['on-commit', 'on-outcome'] as const, {
+        description:
+          'on-commit: AA once journaled; on-outcome: the ACK waits for the steps and the store writers, so a refused message gets AE/AR with the reason.',
+      }),
+      'on-commit',
+    ),
+    establishment: Type.Optional(
+      Type.String({
+        pattern: '^\\d{9}$',
+        description: 'FINESS of the one establishment this listener serves: it owns every message',
+      }),
+    ),
+    sendingFacilities: Type.Optional(
+      finessMap(
+        'MSH-4 → FINESS: the owner of a message by its sending facility; an unlisted MSH-4 is refused (AR)',
+      ),
+    ),
+    defaultCharset: Type.Optional(
+      Type.Enum(charsets, { description: 'charset of messages with an empty MSH-18' }),
+    ),
+    tls: Type.Optional(
+      Type.Object(
+        {
+          cert: Type.String({ description: 'PEM certificate file (relative to the data directory)' }),
+          key: Type.String({ description: 'PEM private key file' }),
+          ca: Type.Optional(Type.String({ description: 'PEM CA bundle client certificates must chain to' })),
+          clients: Type.Optional(
+            finessMap(
+              'client certificate (SHA-256 fingerprint AB:CD:…, or CN=name with ca) → FINESS it binds the connection to',
+            ),
+          ),
+        },
+        { additionalProperties: false, description: 'Serve MLLP over TLS with this certificate and key.' },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+/**
+ * port: default ONCO_MLLP_PORT, else 2575. bind: default ONCO_BIND, else loopback. tls.clients binds
+ * each connection to an establishment by its client certificate (a connection without a listed one has
+ * its messages refused, AR). sendingFacilities: MSH-4 → FINESS, an unlisted MSH-4 or one naming another
+ * establishment than the connection's is refused (AR). respond: `on-commit` ACKs once journaled,
+ * `on-outcome` once processed (AE when processing failed, or the ACK the processing produced).
+ */
+export type MllpListenerOptions = OptionsOf<typeof listenerSchema>;
 
 export interface MllpListener extends Source {
   /** The bound port, once started (useful when the option is 0). */
   readonly port: number;
 }
 
-export function createMllpListener(options: MllpListenerOptions, ctx: SourceContext): MllpListener {
+export function createMllpListener(given: Static<typeof listenerSchema>, ctx: SourceContext): MllpListener {
+  const options = readOptions(listenerSchema, given);
+  // Port and bind come from the environment when the options give none.
   const port = options.port ?? envPort('ONCO_MLLP_PORT', 2575);
   const bind = options.bind ?? defaultBind();
-  const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+  const { maxFrameBytes } = options;
   const answer: AnswerOptions = {
-    respond: options.respond ?? 'on-commit',
+    respond: options.respond,
     defaultCharset: options.defaultCharset,
     sendingFacilities: options.sendingFacilities,
   };
   const connections = new Set<Connection>();
-  const limits = { ...defaultConnectionLimits, ...pickLimits(options) };
-  const budget = new FrameBudget(options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES);
+  const limits = { maxConnections: options.maxConnections, idleTimeoutMs: options.idleTimeoutMs };
+  const budget = new FrameBudget(options.maxBufferedBytes);
   let boundPort = 0;
 
   const accept = (socket: net.Socket): void => {
@@ -290,9 +335,9 @@ class Connection {
 }
 
 interface AnswerOptions {
-  respond: 'on-commit' | 'on-outcome';
+  respond: MllpListenerOptions['respond'];
   defaultCharset: Hl7Charset | undefined;
-  sendingFacilities: Record<string, string> | undefined;
+  sendingFacilities: Readonly<Record<string, string>> | undefined;
 }
 
 /** What the listener can vouch for about one connection, before any message is read. */
@@ -446,29 +491,63 @@ function readMessage(payload: Buffer, options: { defaultCharset?: Hl7Charset }):
   return message;
 }
 
-export interface MllpSenderOptions {
-  host: string;
-  port: number;
-  /** Connect with TLS; `ca` trusts a private authority, `cert`/`key` authenticate us (mutual TLS). */
-  tls?: TlsFiles & { rejectUnauthorized?: boolean; servername?: string };
-  /** From writing the message to reading its ACK (connection included). Default 30 s. */
-  ackTimeoutMs?: number;
-  /** Largest ACK accepted. Default 1 MB. */
-  maxFrameBytes?: number;
-}
+const senderSchema = Type.Object(
+  {
+    host: Type.String({ minLength: 1, description: 'Name or address of the receiving system.' }),
+    port: Type.Integer({ minimum: 1, maximum: 65535, description: 'Its MLLP port.' }),
+    ackTimeoutMs: Default(
+      Type.Integer({
+        minimum: 1,
+        description: 'No ACK within this many milliseconds is a failed attempt (retried).',
+      }),
+      30_000,
+    ),
+    maxFrameBytes: Default(
+      Type.Integer({ minimum: 1, description: 'Largest ACK accepted from the peer.' }),
+      1024 * 1024,
+    ),
+    tls: Type.Optional(
+      Type.Object(
+        {
+          ca: Type.Optional(
+            Type.String({ description: 'PEM CA bundle file trusted for the peer certificate' }),
+          ),
+          cert: Type.Optional(Type.String({ description: 'PEM client certificate file (mutual TLS)' })),
+          key: Type.Optional(Type.String({ description: 'PEM client key file (mutual TLS)' })),
+          rejectUnauthorized: Default(
+            Type.Boolean({ description: 'false accepts any certificate: tests only.' }),
+            true,
+          ),
+          servername: Type.Optional(
+            Type.String({ description: 'name expected in the peer certificate (SNI)' }),
+          ),
+        },
+        {
+          additionalProperties: false,
+          description: 'Connect over TLS; how the peer’s certificate is checked.',
+        },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+/** `tls`: `ca` trusts a private authority, `cert`/`key` authenticate us (mutual TLS). */
+export type MllpSenderOptions = OptionsOf<typeof senderSchema>;
 
 export interface MllpSender extends Destination {
   send(msg: Outbound): Promise<SendResult>;
   stop(): Promise<void>;
 }
 
-export function createMllpSender(options: MllpSenderOptions, ctx: ConnectorContext): MllpSender {
+export function createMllpSender(given: Static<typeof senderSchema>, ctx: ConnectorContext): MllpSender {
+  const options = readOptions(senderSchema, given);
   const where = `${options.host}:${options.port}`;
-  const ackTimeoutMs = options.ackTimeoutMs ?? 30_000;
+  const { ackTimeoutMs } = options;
   const tlsOptions = options.tls
     ? {
         ...readTlsFiles(ctx.dataDir, options.tls),
-        rejectUnauthorized: options.tls.rejectUnauthorized ?? true,
+        rejectUnauthorized: options.tls.rejectUnauthorized,
         ...(options.tls.servername ? { servername: options.tls.servername } : {}),
       }
     : null;
@@ -481,7 +560,7 @@ export function createMllpSender(options: MllpSenderOptions, ctx: ConnectorConte
     const deadline = new Deadline(ackTimeoutMs);
     try {
       // The peer may have closed the idle connection since the last send.
-      if (!link?.usable) link = new Link(options, tlsOptions, options.maxFrameBytes ?? 1024 * 1024, ctx);
+      if (!link?.usable) link = new Link(options, tlsOptions, options.maxFrameBytes, ctx);
       const ack = await deadline.race(link.request(msg.content));
       ctx.report({ connected: true, lastError: null });
       return judge(ack, expectedId, where);
@@ -673,112 +752,18 @@ function toSendError(err: unknown, where: string, ackTimeoutMs: number): SendErr
   });
 }
 
-const charsets = ['UNICODE UTF-8', '8859/1', '8859/15', 'ASCII'];
-
-export const mllpListenerSpec: SourceSpec<MllpListenerOptions> = {
+export const mllpListenerSpec: SourceSpec<Static<typeof listenerSchema>> = {
   kind: 'source',
   type: 'mllp-listener',
   summary: 'Receives HL7 v2 messages over MLLP; each ACK is sent once the message is journaled.',
-  schema: {
-    type: 'object',
-    additionalProperties: false,
-    properties: {
-      port: { type: 'integer', minimum: 0, maximum: 65535, description: 'default ONCO_MLLP_PORT, else 2575' },
-      bind: { type: 'string', description: 'address to bind; default ONCO_BIND or 127.0.0.1' },
-      maxFrameBytes: {
-        type: 'integer',
-        minimum: 1,
-        default: DEFAULT_MAX_FRAME_BYTES,
-        description: 'A larger message is refused and its connection closed.',
-      },
-      ...connectionLimitsSchema,
-      maxBufferedBytes: {
-        type: 'integer',
-        minimum: 1,
-        default: DEFAULT_MAX_BUFFERED_BYTES,
-        description:
-          'bytes of unfinished frames held across all connections; the connection that would pass it is closed',
-      },
-      respond: {
-        enum: ['on-commit', 'on-outcome'],
-        default: 'on-commit',
-        description:
-          'on-commit: AA once journaled; on-outcome: the ACK waits for the steps and the store writers, so a refused message gets AE/AR with the reason.',
-      },
-      establishment: {
-        type: 'string',
-        pattern: '^\\d{9}$',
-        description: 'FINESS of the one establishment this listener serves: it owns every message',
-      },
-      sendingFacilities: {
-        type: 'object',
-        additionalProperties: { type: 'string', pattern: '^\\d{9}$' },
-        description:
-          'MSH-4 → FINESS: the owner of a message by its sending facility; an unlisted MSH-4 is refused (AR)',
-      },
-      defaultCharset: { enum: charsets, description: 'charset of messages with an empty MSH-18' },
-      tls: {
-        type: 'object',
-        description: 'Serve MLLP over TLS with this certificate and key.',
-        additionalProperties: false,
-        required: ['cert', 'key'],
-        properties: {
-          cert: { type: 'string', description: 'PEM certificate file (relative to the data directory)' },
-          key: { type: 'string', description: 'PEM private key file' },
-          ca: { type: 'string', description: 'PEM CA bundle client certificates must chain to' },
-          clients: {
-            type: 'object',
-            additionalProperties: { type: 'string', pattern: '^\\d{9}$' },
-            description:
-              'client certificate (SHA-256 fingerprint AB:CD:…, or CN=name with ca) → FINESS it binds the connection to',
-          },
-        },
-      },
-    },
-  },
+  schema: listenerSchema,
   create: createMllpListener,
 };
 
-export const mllpSenderSpec: DestinationSpec<MllpSenderOptions> = {
+export const mllpSenderSpec: DestinationSpec<Static<typeof senderSchema>> = {
   kind: 'destination',
   type: 'mllp-sender',
   summary: 'Sends HL7 v2 messages over MLLP on a kept-alive connection; only an AA/CA counts as delivered.',
-  schema: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['host', 'port'],
-    properties: {
-      host: { type: 'string', minLength: 1, description: 'Name or address of the receiving system.' },
-      port: { type: 'integer', minimum: 1, maximum: 65535, description: 'Its MLLP port.' },
-      ackTimeoutMs: {
-        type: 'integer',
-        minimum: 1,
-        default: 30_000,
-        description: 'No ACK within this many milliseconds is a failed attempt (retried).',
-      },
-      maxFrameBytes: {
-        type: 'integer',
-        minimum: 1,
-        default: 1024 * 1024,
-        description: 'Largest ACK accepted from the peer.',
-      },
-      tls: {
-        description: 'Connect over TLS; how the peer’s certificate is checked.',
-        type: 'object',
-        additionalProperties: false,
-        properties: {
-          ca: { type: 'string', description: 'PEM CA bundle file trusted for the peer certificate' },
-          cert: { type: 'string', description: 'PEM client certificate file (mutual TLS)' },
-          key: { type: 'string', description: 'PEM client key file (mutual TLS)' },
-          rejectUnauthorized: {
-            type: 'boolean',
-            default: true,
-            description: 'false accepts any certificate: tests only.',
-          },
-          servername: { type: 'string', description: 'name expected in the peer certificate (SNI)' },
-        },
-      },
-    },
-  },
+  schema: senderSchema,
   create: createMllpSender,
 };
