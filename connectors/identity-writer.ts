@@ -22,6 +22,8 @@ import type { ActionContext, Decision, IdentifierRef, IdentityInput } from '../s
 import type { VigilanceRules } from '../store/vigilance.ts';
 import type { Store } from '../store/store.ts';
 import { isTransientDbError } from '../store/db.ts';
+import Type from 'typebox';
+import { Default, type OptionsOf } from '../transformers/contract.ts';
 
 /** The rules of an identity feed: the store's vigilance rules, and which INS OIDs the feed may file. */
 export interface IdentityRules extends Partial<VigilanceRules> {
@@ -29,11 +31,52 @@ export interface IdentityRules extends Partial<VigilanceRules> {
   acceptTestIns?: boolean;
 }
 
-export interface IdentityWriterOptions {
-  rules: IdentityRules;
+// The rules have no defaults here: the store completes them with its own (defaultVigilanceRules).
+const rules = Type.Object(
+  {
+    acceptTestIns: Type.Optional(
+      Type.Boolean({ description: 'Accept the INS test and demo OIDs. Never in production.' }),
+    ),
+    strictTraitsMatch: Type.Optional(
+      Type.Enum(['link', 'create-and-review'], {
+        description:
+          'Equal strict traits (birth name, first given name, birth date, sex, birth place): link to that patient (default link), or create one and open a review item.',
+      }),
+    ),
+    nearMatchThreshold: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: 1,
+        description: 'Score from which close traits open a review item (default 0.9).',
+      }),
+    ),
+    maxReviewsPerIdentity: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        description: 'Most review items one incoming identity may open, closest first (default 3).',
+      }),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description: 'Identity-vigilance rules of this feed (see the README, Identity vigilance).',
+  },
+);
+
+const schema = Type.Object({
+  rules: Default(rules, {}),
   /** The most this feed is trusted with (PROV, RECUP, VALI, QUAL). */
-  sourceReliability: string | null;
-}
+  sourceReliability: Default(
+    Type.Unsafe<'PROV' | 'RECUP' | 'VALI' | 'QUAL' | null>({
+      type: ['string', 'null'],
+      enum: ['PROV', 'RECUP', 'VALI', 'QUAL', null],
+      description: 'Cap on the identity status this feed may claim.',
+    }),
+    null,
+  ),
+});
+
+export type IdentityWriterOptions = OptionsOf<typeof schema>;
 
 const refused = (code: string, message: string, hint?: string): SendError =>
   new SendError(code, message, hint === undefined ? { retryable: false } : { retryable: false, hint });
@@ -241,44 +284,7 @@ export const identityWriterSpec: DestinationSpec<IdentityWriterOptions> = {
   type: 'identity-store',
   summary:
     'Files PAM FR identity events (output of the `pam-fr` step) into the core store through the identity-vigilance rules, in the same transaction as the delivery: exactly once.',
-  schema: {
-    properties: {
-      rules: {
-        type: 'object',
-        default: {},
-        description: 'Identity-vigilance rules of this feed (see the README, Identity vigilance).',
-        additionalProperties: false,
-        properties: {
-          acceptTestIns: {
-            type: 'boolean',
-            description: 'Accept the INS test and demo OIDs. Never in production.',
-          },
-          strictTraitsMatch: {
-            enum: ['link', 'create-and-review'],
-            description:
-              'Equal strict traits (birth name, first given name, birth date, sex, birth place): link to that patient (default link), or create one and open a review item.',
-          },
-          nearMatchThreshold: {
-            type: 'number',
-            minimum: 0,
-            maximum: 1,
-            description: 'Score from which close traits open a review item (default 0.9).',
-          },
-          maxReviewsPerIdentity: {
-            type: 'integer',
-            minimum: 0,
-            description: 'Most review items one incoming identity may open, closest first (default 3).',
-          },
-        },
-      },
-      sourceReliability: {
-        type: ['string', 'null'],
-        enum: ['PROV', 'RECUP', 'VALI', 'QUAL', null],
-        default: null,
-        description: 'Cap on the identity status this feed may claim.',
-      },
-    },
-  },
+  schema,
   create: (o, ctx: DestinationContext) => {
     if (ctx.directory === undefined)
       throw new Error('identity-store needs the directory of establishments: deploy it in an engine');

@@ -6,29 +6,18 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ackErrorOf, buildAck } from '../transformers/hl7v2-ack.ts';
 import type { DueAnswer, Inbound, Outcome, Source, SourceContext, SourceSpec } from './contract.ts';
-import { connectionLimitsSchema, defaultBind, envPort, pickLimits } from './listener-setup.ts';
+import Type, { type Static } from 'typebox';
+import { Default, readOptions, type OptionsOf } from '../transformers/contract.ts';
+import { connectionLimitsSchema, defaultBind, defaultConnectionLimits, envPort } from './listener-setup.ts';
 import {
   DROP_FOLDERS,
   SftpServer,
   SftpServerError,
   defaultSftpLimits,
-  type DropFolder,
   type SftpServerSettings,
   type TakeResult,
   type Upload,
 } from './sftp-server.ts';
-
-export interface SftpDropOptions {
-  folder: DropFolder;
-  port?: number;
-  bind?: string;
-  maxFileBytes?: number;
-  hostKeyFile?: string;
-  /** Of the shared SFTP server: the first sftp-drop source to start sets them. */
-  maxConnections?: number;
-  idleTimeoutMs?: number;
-  authTimeoutMs?: number;
-}
 
 /**
  * Builds the ACK file of an HL7 file from the processing outcome, or null when there is nothing to
@@ -62,50 +51,62 @@ const CONTENT_TYPES: Record<string, string> = {
   '.json': 'application/json',
 };
 
-const schema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['folder'],
-  properties: {
-    folder: { enum: [...DROP_FOLDERS], description: 'the drop folder this channel takes: /in/<folder>' },
-    port: {
-      type: 'integer',
+const schema = Type.Object({
+  folder: Type.Enum(DROP_FOLDERS, { description: 'the drop folder this channel takes: /in/<folder>' }),
+  port: Type.Optional(
+    Type.Integer({
       minimum: 0,
       maximum: 65535,
       description: 'SFTP port, shared by every sftp-drop source (default ONCO_SFTP_PORT or 2222)',
-    },
-    bind: { type: 'string', description: 'address to listen on (default ONCO_BIND or 127.0.0.1)' },
-    maxFileBytes: {
-      type: 'integer',
+    }),
+  ),
+  bind: Type.Optional(Type.String({ description: 'address to listen on (default ONCO_BIND or 127.0.0.1)' })),
+  maxFileBytes: Default(
+    Type.Integer({
       minimum: 1,
       maximum: MAX_FILE_BYTES,
       description:
         'larger uploads are refused as they pass it; a file is held in memory while it is journaled',
-    },
-    hostKeyFile: {
-      type: 'string',
+    }),
+    DEFAULT_MAX_FILE_BYTES,
+  ),
+  hostKeyFile: Default(
+    Type.String({
       description:
         'private host key, created on first start; relative to the data directory (default ssh_host_ed25519_key)',
-    },
-    ...connectionLimitsSchema,
-    authTimeoutMs: {
-      type: 'integer',
+    }),
+    'ssh_host_ed25519_key',
+  ),
+  // Of the shared SFTP server: the first sftp-drop source to start sets them.
+  maxConnections: Default(
+    Type.Integer({ minimum: 1, description: connectionLimitsSchema.maxConnections.description }),
+    defaultConnectionLimits.maxConnections,
+  ),
+  idleTimeoutMs: Default(
+    Type.Integer({ minimum: 1, description: connectionLimitsSchema.idleTimeoutMs.description }),
+    defaultConnectionLimits.idleTimeoutMs,
+  ),
+  authTimeoutMs: Default(
+    Type.Integer({
       minimum: 1,
-      default: defaultSftpLimits.authTimeoutMs,
       description: 'a connection not authenticated this long after it opened is closed',
-    },
-  },
-};
+    }),
+    defaultSftpLimits.authTimeoutMs,
+  ),
+});
+
+export type SftpDropOptions = OptionsOf<typeof schema>;
 
 export function sftpDropSpec(
   deps: { buildAck: AckBuilder } = { buildAck: hl7AckFile },
-): SourceSpec<SftpDropOptions> {
+): SourceSpec<Static<typeof schema>> {
   return {
     kind: 'source',
     type: 'sftp-drop',
     summary: 'Files dropped by establishments and labs into a folder of the built-in SFTP server',
     schema,
-    create: (options, ctx) => new SftpDropSource(options, ctx, deps.buildAck),
+    // Read here too, so that a source built without the registry (tests) gets the same defaults.
+    create: (input, ctx) => new SftpDropSource(readOptions(schema, input), ctx, deps.buildAck),
   };
 }
 
@@ -114,7 +115,7 @@ export function serverSettings(options: SftpDropOptions, dataDir: string): SftpS
   return {
     port: options.port ?? envPort('ONCO_SFTP_PORT', 2222),
     bind: options.bind ?? defaultBind(),
-    hostKeyFile: path.resolve(dataDir, options.hostKeyFile ?? 'ssh_host_ed25519_key'),
+    hostKeyFile: path.resolve(dataDir, options.hostKeyFile),
   };
 }
 
@@ -147,8 +148,9 @@ class SftpDropSource implements Source {
           accounts: ctx.accounts,
           log: ctx.log,
           limits: {
-            ...pickLimits(options),
-            ...(options.authTimeoutMs !== undefined ? { authTimeoutMs: options.authTimeoutMs } : {}),
+            maxConnections: options.maxConnections,
+            idleTimeoutMs: options.idleTimeoutMs,
+            authTimeoutMs: options.authTimeoutMs,
           },
         }),
     );
@@ -169,7 +171,7 @@ class SftpDropSource implements Source {
         );
       }
       this.unroute = server.route(options.folder, {
-        maxFileBytes: options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES,
+        maxFileBytes: options.maxFileBytes,
         take: (upload) => this.track(this.take(upload)),
       });
     } catch (err) {
