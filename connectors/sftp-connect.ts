@@ -6,68 +6,70 @@ import fs from 'node:fs';
 import path from 'node:path';
 import SftpClient from 'ssh2-sftp-client';
 import type { ConnectConfig } from 'ssh2';
-import type { JsonSchema } from './contract.ts';
+import Type from 'typebox';
+import { Default, type OptionsOf } from '../transformers/contract.ts';
 import { ConnectorSetupError } from './listener-setup.ts';
 
-export interface SftpServerOptions {
-  host: string;
-  port: number;
-  username: string;
-  password?: string;
-  /** Private key text (OpenSSH or PEM), typically `${ENV}` in the config. */
-  privateKey?: string;
-  /** Private key file; relative paths resolve against the data directory. */
-  privateKeyFile?: string;
-  passphrase?: string;
-  /** Accepted host key fingerprints as `ssh-keygen -l` prints them: `SHA256:base64`. */
-  hostKeySha256?: string | string[];
-  /** OpenSSH known_hosts file (plain or hashed host names, `[host]:port`, `@revoked`). */
-  knownHostsFile?: string;
-  connectTimeoutMs: number;
-}
+const fingerprint = { type: 'string', pattern: '^SHA256:[A-Za-z0-9+/]{43}=?$' } as const;
 
-/** JSON schema properties common to both SFTP specs. */
-export const sftpServerSchema = {
-  required: ['host', 'username'],
-  anyOf: [{ required: ['password'] }, { required: ['privateKey'] }, { required: ['privateKeyFile'] }],
-  properties: {
-    host: { type: 'string', minLength: 1, description: 'Name or address of the SFTP server.' },
-    port: {
-      type: 'integer',
-      minimum: 1,
-      maximum: 65535,
-      default: 22,
-      description: 'SSH port of the server.',
-    },
-    username: { type: 'string', minLength: 1, description: 'Account on the server.' },
-    password: { type: 'string', description: 'Write ${ENV_NAME} rather than the password itself.' },
-    privateKey: { type: 'string', description: 'Private key text; write ${ENV_NAME}.' },
-    privateKeyFile: {
-      type: 'string',
-      description: 'Private key file (relative paths resolve against the data directory).',
-    },
-    passphrase: { type: 'string', description: 'Passphrase of an encrypted private key; write ${ENV_NAME}.' },
-    hostKeySha256: {
-      oneOf: [
-        { type: 'string', pattern: '^SHA256:[A-Za-z0-9+/]{43}=?$' },
-        { type: 'array', minItems: 1, items: { type: 'string', pattern: '^SHA256:[A-Za-z0-9+/]{43}=?$' } },
-      ],
-      description:
-        'Pinned host key fingerprint(s), as `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` prints them on the server. Without it or knownHostsFile the server is refused.',
-    },
-    knownHostsFile: {
-      type: 'string',
-      description:
-        'OpenSSH known_hosts file listing the server (relative paths resolve against the data directory).',
-    },
-    connectTimeoutMs: {
-      type: 'integer',
-      minimum: 1000,
-      default: 15000,
-      description: 'Give up a connection attempt (TCP and SSH handshake) after this many milliseconds.',
-    },
+/** At least one credential: a password, a private key or a private key file. */
+export const sftpCredentialRequired = [
+  { required: ['password'] },
+  { required: ['privateKey'] },
+  { required: ['privateKeyFile'] },
+];
+
+/**
+ * Options common to both SFTP specs (poller and writer): the server, the login, the pinned host key.
+ * The specs spread its properties and require a credential with `anyOf: sftpCredentialRequired`.
+ */
+export const sftpServerSchema = Type.Object(
+  {
+    host: Type.String({ minLength: 1, description: 'Name or address of the SFTP server.' }),
+    port: Default(Type.Integer({ minimum: 1, maximum: 65535, description: 'SSH port of the server.' }), 22),
+    username: Type.String({ minLength: 1, description: 'Account on the server.' }),
+    password: Type.Optional(
+      Type.String({ description: 'Write ${ENV_NAME} rather than the password itself.' }),
+    ),
+    /** Private key text (OpenSSH or PEM), typically `${ENV}` in the config. */
+    privateKey: Type.Optional(Type.String({ description: 'Private key text; write ${ENV_NAME}.' })),
+    /** Private key file; relative paths resolve against the data directory. */
+    privateKeyFile: Type.Optional(
+      Type.String({
+        description: 'Private key file (relative paths resolve against the data directory).',
+      }),
+    ),
+    passphrase: Type.Optional(
+      Type.String({ description: 'Passphrase of an encrypted private key; write ${ENV_NAME}.' }),
+    ),
+    /** Accepted host key fingerprints as `ssh-keygen -l` prints them: `SHA256:base64`. */
+    // oneOf as before (a string or a non-empty list of them), so schema and docs output are unchanged.
+    hostKeySha256: Type.Optional(
+      Type.Unsafe<string | string[]>({
+        oneOf: [fingerprint, { type: 'array', minItems: 1, items: fingerprint }],
+        description:
+          'Pinned host key fingerprint(s), as `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` prints them on the server. Without it or knownHostsFile the server is refused.',
+      }),
+    ),
+    /** OpenSSH known_hosts file (plain or hashed host names, `[host]:port`, `@revoked`). */
+    knownHostsFile: Type.Optional(
+      Type.String({
+        description:
+          'OpenSSH known_hosts file listing the server (relative paths resolve against the data directory).',
+      }),
+    ),
+    connectTimeoutMs: Default(
+      Type.Integer({
+        minimum: 1000,
+        description: 'Give up a connection attempt (TCP and SSH handshake) after this many milliseconds.',
+      }),
+      15000,
+    ),
   },
-} satisfies JsonSchema;
+  { anyOf: sftpCredentialRequired },
+);
+
+export type SftpServerOptions = OptionsOf<typeof sftpServerSchema>;
 
 /** `SHA256:…` of an SSH public key blob, exactly as OpenSSH prints it (base64 without padding). */
 export function fingerprintOf(keyBlob: Buffer): string {

@@ -6,21 +6,53 @@ import crypto from 'node:crypto';
 import { posix } from 'node:path';
 import type { Source, SourceContext, SourceSpec } from './contract.ts';
 import { ConnectorSetupError } from './listener-setup.ts';
-import { describeFailure, sftpServerSchema, SftpSession, type SftpServerOptions } from './sftp-connect.ts';
+import Type, { type Static } from 'typebox';
+import { Default, readOptions, type OptionsOf } from '../transformers/contract.ts';
+import { describeFailure, sftpCredentialRequired, sftpServerSchema, SftpSession } from './sftp-connect.ts';
 
-export interface SftpPollOptions extends SftpServerOptions {
-  /** Remote folder to poll (relative to the login's home unless absolute). */
-  path: string;
-  afterRead: 'delete' | 'move';
-  /** Remote folder taken files are renamed into when afterRead is `move`. */
-  moveTo?: string;
-  include: string;
-  pollMs: number;
-  maxFileBytes: number;
-  contentType: string;
-  reconnectMinMs: number;
-  reconnectMaxMs: number;
-}
+const schema = Type.Object(
+  {
+    ...sftpServerSchema.properties,
+    /** Remote folder to poll (relative to the login's home unless absolute). */
+    path: Type.String({ minLength: 1, description: 'Remote folder to poll.' }),
+    afterRead: Type.Enum(['delete', 'move'], {
+      description: 'What happens to a remote file once journaled: deleted, or renamed into moveTo.',
+    }),
+    /** Remote folder taken files are renamed into when afterRead is `move`. */
+    moveTo: Type.Optional(Type.String({ minLength: 1, description: "Remote folder for afterRead: 'move'." })),
+    include: Default(Type.String({ description: 'Regular expression a file name must match.' }), '.*'),
+    pollMs: Default(Type.Integer({ minimum: 100, description: 'Time between two looks.' }), 5000),
+    maxFileBytes: Default(
+      Type.Integer({ minimum: 1, description: 'Larger remote files are left where they are and reported.' }),
+      52428800,
+    ),
+    contentType: Default(
+      Type.String({ description: 'Content type recorded for every file taken.' }),
+      'application/octet-stream',
+    ),
+    reconnectMinMs: Default(
+      Type.Integer({
+        minimum: 10,
+        description: 'First wait before reconnecting after a lost connection, in milliseconds.',
+      }),
+      1000,
+    ),
+    reconnectMaxMs: Default(
+      Type.Integer({
+        minimum: 10,
+        description: 'Longest wait between reconnection attempts (the wait doubles up to it).',
+      }),
+      60000,
+    ),
+  },
+  {
+    anyOf: sftpCredentialRequired,
+    if: { properties: { afterRead: { const: 'move' } } },
+    then: { required: ['moveTo'] },
+  },
+);
+
+export type SftpPollOptions = OptionsOf<typeof schema>;
 
 /** Names still being written by a cooperating client: taken only once renamed. */
 const inProgress = /\.(part|tmp)$/i;
@@ -182,50 +214,12 @@ export class SftpPoller implements Source {
   }
 }
 
-export const sftpPollSpec: SourceSpec<SftpPollOptions> = {
+export const sftpPollSpec: SourceSpec<Static<typeof schema>> = {
   kind: 'source',
   type: 'sftp-poll',
   summary:
     "Polls a folder on a remote SFTP server. A file is taken once its size and mtime held across two polls (`.part`/`.tmp` names wait for their rename); it is deleted or moved to `moveTo` only after the journal commit. Reconnects with backoff. The server's host key must be pinned (hostKeySha256 or knownHostsFile).",
-  schema: {
-    ...sftpServerSchema,
-    required: [...sftpServerSchema.required, 'path', 'afterRead'],
-    if: { properties: { afterRead: { const: 'move' } } },
-    then: { required: ['moveTo'] },
-    properties: {
-      ...sftpServerSchema.properties,
-      path: { type: 'string', minLength: 1, description: 'Remote folder to poll.' },
-      afterRead: {
-        enum: ['delete', 'move'],
-        description: 'What happens to a remote file once journaled: deleted, or renamed into moveTo.',
-      },
-      moveTo: { type: 'string', minLength: 1, description: "Remote folder for afterRead: 'move'." },
-      include: { type: 'string', default: '.*', description: 'Regular expression a file name must match.' },
-      pollMs: { type: 'integer', minimum: 100, default: 5000, description: 'Time between two looks.' },
-      maxFileBytes: {
-        type: 'integer',
-        minimum: 1,
-        default: 52428800,
-        description: 'Larger remote files are left where they are and reported.',
-      },
-      contentType: {
-        type: 'string',
-        default: 'application/octet-stream',
-        description: 'Content type recorded for every file taken.',
-      },
-      reconnectMinMs: {
-        type: 'integer',
-        minimum: 10,
-        default: 1000,
-        description: 'First wait before reconnecting after a lost connection, in milliseconds.',
-      },
-      reconnectMaxMs: {
-        type: 'integer',
-        minimum: 10,
-        default: 60000,
-        description: 'Longest wait between reconnection attempts (the wait doubles up to it).',
-      },
-    },
-  },
-  create: (o, ctx) => new SftpPoller(o, ctx),
+  schema,
+  // Read here too, so that a source built without the registry (tests) gets the same defaults.
+  create: (input, ctx) => new SftpPoller(readOptions(schema, input), ctx),
 };

@@ -15,17 +15,27 @@ import {
   describeFailure,
   isMissing,
   isRefusal,
+  sftpCredentialRequired,
   sftpServerSchema,
   SftpSession,
-  type SftpServerOptions,
 } from './sftp-connect.ts';
+import Type, { type Static } from 'typebox';
+import { Default, readOptions, type OptionsOf } from '../transformers/contract.ts';
 
-export interface SftpPushOptions extends SftpServerOptions {
-  /** Remote folder (relative to the login's home unless absolute). */
-  path: string;
-  /** Template: {key} (idempotency key), {messageId}, {meta.fileName} … */
-  fileName: string;
-}
+const schema = Type.Object(
+  {
+    ...sftpServerSchema.properties,
+    /** Remote folder (relative to the login's home unless absolute). */
+    path: Type.String({ minLength: 1, description: 'Remote folder.' }),
+    fileName: Default(
+      Type.String({ description: 'Template: {key} (idempotency key), {messageId}, {meta.fileName} …' }),
+      '{key}',
+    ),
+  },
+  { anyOf: sftpCredentialRequired },
+);
+
+export type SftpPushOptions = OptionsOf<typeof schema>;
 
 export class SftpWriter implements Destination {
   private session: SftpSession | undefined;
@@ -118,23 +128,12 @@ export class SftpWriter implements Destination {
   }
 }
 
-export const sftpPushSpec: DestinationSpec<SftpPushOptions> = {
+export const sftpPushSpec: DestinationSpec<Static<typeof schema>> = {
   kind: 'destination',
   type: 'sftp-push',
   summary:
     "Uploads each message to a folder on a remote SFTP server as NAME.part, then renames it to NAME. The name comes from a template, by default the idempotency key, so a retry rewrites the same file. The server's host key must be pinned (hostKeySha256 or knownHostsFile).",
-  schema: {
-    ...sftpServerSchema,
-    required: [...sftpServerSchema.required, 'path'],
-    properties: {
-      ...sftpServerSchema.properties,
-      path: { type: 'string', minLength: 1, description: 'Remote folder.' },
-      fileName: {
-        type: 'string',
-        default: '{key}',
-        description: 'Template: {key} (idempotency key), {messageId}, {meta.fileName} …',
-      },
-    },
-  },
-  create: (o, ctx) => new SftpWriter(o, ctx),
+  schema,
+  // Read here too, so that a destination built without the registry (tests) gets the same defaults.
+  create: (input, ctx) => new SftpWriter(readOptions(schema, input), ctx),
 };
