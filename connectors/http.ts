@@ -16,7 +16,14 @@ import {
   type SourceSpec,
   type Account,
 } from './contract.ts';
-import { defaultBind, defaultConnectionLimits, listen, readTlsFiles } from './listener-setup.ts';
+import {
+  defaultBind,
+  defaultConnectionLimits,
+  listen,
+  readTlsFiles,
+  tlsClientOption,
+  tlsServerOption,
+} from './listener-setup.ts';
 import { OncoError } from '../config/errors.ts';
 import { Default, readOptions, type OptionsOf } from '../transformers/contract.ts';
 
@@ -41,15 +48,7 @@ const listenerSchema = Type.Object(
       }),
       'none',
     ),
-    tls: Type.Optional(
-      Type.Object(
-        {
-          cert: Type.String({ description: 'PEM certificate file (relative to the data directory)' }),
-          key: Type.String({ description: 'PEM private key file' }),
-        },
-        { additionalProperties: false, description: 'Serve HTTPS with this certificate and key.' },
-      ),
-    ),
+    tls: Type.Optional(tlsServerOption('Serve HTTPS with this certificate and key.')),
     maxConnections: Default(
       Type.Integer({
         minimum: 1,
@@ -262,22 +261,7 @@ const senderSchema = Type.Object(
       Type.Integer({ minimum: 0, description: 'Response bytes kept as the delivery’s response stage.' }),
       MB,
     ),
-    tls: Type.Optional(
-      Type.Object(
-        {
-          ca: Type.Optional(
-            Type.String({ description: 'PEM CA bundle file trusted for the server certificate' }),
-          ),
-          cert: Type.Optional(Type.String({ description: 'PEM client certificate file (mutual TLS)' })),
-          key: Type.Optional(Type.String({ description: 'PEM client key file (mutual TLS)' })),
-          rejectUnauthorized: Default(
-            Type.Boolean({ description: 'false accepts any certificate: tests only.' }),
-            true,
-          ),
-        },
-        { additionalProperties: false, description: 'How the server’s certificate is checked.' },
-      ),
-    ),
+    tls: Type.Optional(tlsClientOption()),
   },
   { additionalProperties: false },
 );

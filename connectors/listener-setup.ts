@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import type { Server } from 'node:net';
 import path from 'node:path';
-import Type from 'typebox';
+import Type, { type TProperties } from 'typebox';
 import { OncoError } from '../config/errors.ts';
 import { Default } from '../transformers/contract.ts';
 
@@ -70,26 +70,37 @@ export function envPort(name: string, fallback: number): number {
   return port;
 }
 
-/** Options of a listener serving TLS: its certificate and key. */
-export const tlsServerOption = Type.Object(
-  {
-    cert: Type.String({ description: 'PEM certificate file (relative to the data directory)' }),
-    key: Type.String({ description: 'PEM private key file' }),
-  },
-  { additionalProperties: false, description: 'serve TLS with this certificate and key' },
-);
+/** Options of a listener serving TLS: its certificate and key, and what a listener adds (client checks). */
+export function tlsServerOption<P extends TProperties = Record<never, never>>(
+  description: string,
+  extra: P = {} as P,
+) {
+  return Type.Object(
+    {
+      cert: Type.String({ description: 'PEM certificate file (relative to the data directory)' }),
+      key: Type.String({ description: 'PEM private key file' }),
+      ...extra,
+    },
+    { additionalProperties: false, description },
+  );
+}
 
 /** Options of a TLS client: whom it trusts, and its own certificate for mutual TLS. */
-export const tlsClientOption = Type.Object(
-  {
-    ca: Type.Optional(Type.String({ description: 'PEM CA bundle file trusted for the peer certificate' })),
-    cert: Type.Optional(Type.String({ description: 'PEM client certificate file (mutual TLS)' })),
-    key: Type.Optional(Type.String({ description: 'PEM client key file (mutual TLS)' })),
-    rejectUnauthorized: Default(Type.Boolean({ description: 'refuse a peer certificate not trusted' }), true),
-    servername: Type.Optional(Type.String({ description: 'name expected in the peer certificate (SNI)' })),
-  },
-  { additionalProperties: false, description: 'connect with TLS' },
-);
+export function tlsClientOption<P extends TProperties = Record<never, never>>(extra: P = {} as P) {
+  return Type.Object(
+    {
+      ca: Type.Optional(Type.String({ description: 'PEM CA bundle file trusted for the peer certificate' })),
+      cert: Type.Optional(Type.String({ description: 'PEM client certificate file (mutual TLS)' })),
+      key: Type.Optional(Type.String({ description: 'PEM client key file (mutual TLS)' })),
+      rejectUnauthorized: Default(
+        Type.Boolean({ description: 'false accepts any certificate: tests only.' }),
+        true,
+      ),
+      ...extra,
+    },
+    { additionalProperties: false, description: 'Connect over TLS; how the peer’s certificate is checked.' },
+  );
+}
 
 /** Binds and resolves with the port actually used (the option may be 0 for tests). */
 export function listen(server: Server, port: number, bind: string, what: string): Promise<number> {

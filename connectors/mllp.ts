@@ -40,7 +40,15 @@ import { ackErrorOf, buildAck, parseAck, type AckCode, type AckError } from '../
 import { OncoError, renderError } from '../config/errors.ts';
 import { Default, readOptions, type OptionsOf } from '../transformers/contract.ts';
 import { Hl7Error, get, parse, summarize, type Hl7Charset, type Hl7Message } from '../transformers/hl7v2.ts';
-import { defaultBind, defaultConnectionLimits, envPort, listen, readTlsFiles } from './listener-setup.ts';
+import {
+  defaultBind,
+  defaultConnectionLimits,
+  envPort,
+  listen,
+  readTlsFiles,
+  tlsClientOption,
+  tlsServerOption,
+} from './listener-setup.ts';
 import { DEFAULT_MAX_FRAME_BYTES, FrameBudget, MllpFramer, frame, type FramerEvent } from './mllp-framer.ts';
 
 export const DEFAULT_MAX_BUFFERED_BYTES = 100 * 1024 * 1024;
@@ -108,19 +116,14 @@ const listenerSchema = Type.Object(
       Type.Enum(charsets, { description: 'charset of messages with an empty MSH-18' }),
     ),
     tls: Type.Optional(
-      Type.Object(
-        {
-          cert: Type.String({ description: 'PEM certificate file (relative to the data directory)' }),
-          key: Type.String({ description: 'PEM private key file' }),
-          ca: Type.Optional(Type.String({ description: 'PEM CA bundle client certificates must chain to' })),
-          clients: Type.Optional(
-            finessMap(
-              'client certificate (SHA-256 fingerprint AB:CD:…, or CN=name with ca) → FINESS it binds the connection to',
-            ),
+      tlsServerOption('Serve MLLP over TLS with this certificate and key.', {
+        ca: Type.Optional(Type.String({ description: 'PEM CA bundle client certificates must chain to' })),
+        clients: Type.Optional(
+          finessMap(
+            'client certificate (SHA-256 fingerprint AB:CD:…, or CN=name with ca) → FINESS it binds the connection to',
           ),
-        },
-        { additionalProperties: false, description: 'Serve MLLP over TLS with this certificate and key.' },
-      ),
+        ),
+      }),
     ),
   },
   { additionalProperties: false },
@@ -507,26 +510,11 @@ const senderSchema = Type.Object(
       1024 * 1024,
     ),
     tls: Type.Optional(
-      Type.Object(
-        {
-          ca: Type.Optional(
-            Type.String({ description: 'PEM CA bundle file trusted for the peer certificate' }),
-          ),
-          cert: Type.Optional(Type.String({ description: 'PEM client certificate file (mutual TLS)' })),
-          key: Type.Optional(Type.String({ description: 'PEM client key file (mutual TLS)' })),
-          rejectUnauthorized: Default(
-            Type.Boolean({ description: 'false accepts any certificate: tests only.' }),
-            true,
-          ),
-          servername: Type.Optional(
-            Type.String({ description: 'name expected in the peer certificate (SNI)' }),
-          ),
-        },
-        {
-          additionalProperties: false,
-          description: 'Connect over TLS; how the peer’s certificate is checked.',
-        },
-      ),
+      tlsClientOption({
+        servername: Type.Optional(
+          Type.String({ description: 'name expected in the peer certificate (SNI)' }),
+        ),
+      }),
     ),
   },
   { additionalProperties: false },
