@@ -352,7 +352,7 @@ export class Journal {
       setMessageStatus: db.prepare(
         'UPDATE messages SET status = ?, error = ?, meta = coalesce(?, meta), updated_at = ? WHERE id = ?',
       ),
-      // Status alone: leaves meta and error untouched, so the search index's update trigger does not fire.
+      // Status alone: leaves meta and error untouched (a status change has nothing new for the search index).
       setStatus: db.prepare('UPDATE messages SET status = ?, updated_at = ? WHERE id = ?'),
       queueDeliveries: db.prepare(
         `UPDATE deliveries SET status = ?, updated_at = ? WHERE message_id = ? AND status = 'WAITING'`,

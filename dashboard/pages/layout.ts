@@ -1,9 +1,10 @@
 // The frame of every page: navigation for the account's role, the CSRF field for forms, the style.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthUser } from '../auth.ts';
-import { html, type Html } from '../html.ts';
+import { Html, html } from '../html.ts';
 
-const style = `
+// Our own constant, not content: Html, so that quotes in the CSS are not escaped into it.
+const style = new Html(`
 body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#1d2430;background:#f5f6f8}
 header{background:#17324d;color:#fff;padding:.5em 1em;display:flex;gap:1em;align-items:center;flex-wrap:wrap}
 header a{color:#dfe9f5;text-decoration:none}header a:hover{text-decoration:underline}
@@ -17,7 +18,7 @@ th{background:#eef1f5}pre{background:#fff;border:1px solid #d6dbe2;padding:.5em;
 .card{background:#fff;border:1px solid #d6dbe2;padding:.7em;margin:.5em 0}
 .seg{display:block;white-space:pre-wrap}.seg b{color:#17324d}
 input,select,button{font:inherit}svg{background:#fff;border:1px solid #d6dbe2}
-`;
+`);
 
 function nav(user: AuthUser): Html {
   const links: Array<[string, string]> =
