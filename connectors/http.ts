@@ -18,7 +18,7 @@ import {
 } from './contract.ts';
 import {
   defaultBind,
-  defaultConnectionLimits,
+  connectionLimitOptions,
   listen,
   readTlsFiles,
   tlsClientOption,
@@ -49,17 +49,7 @@ const listenerSchema = Type.Object(
       'none',
     ),
     tls: Type.Optional(tlsServerOption('Serve HTTPS with this certificate and key.')),
-    maxConnections: Default(
-      Type.Integer({
-        minimum: 1,
-        description: 'connections open at once; a new one beyond this is closed at once',
-      }),
-      defaultConnectionLimits.maxConnections,
-    ),
-    idleTimeoutMs: Default(
-      Type.Integer({ minimum: 1, description: 'a connection that sends nothing for this long is closed' }),
-      defaultConnectionLimits.idleTimeoutMs,
-    ),
+    ...connectionLimitOptions,
   },
   { additionalProperties: false },
 );

@@ -139,24 +139,17 @@ export interface ConnectionLimits {
 
 export const defaultConnectionLimits: ConnectionLimits = { maxConnections: 200, idleTimeoutMs: 300_000 };
 
-/** The JSON Schema properties of ConnectionLimits, for the component specs (and so the docs). */
-export const connectionLimitsSchema = {
-  maxConnections: {
-    type: 'integer',
-    minimum: 1,
-    default: defaultConnectionLimits.maxConnections,
-    description: 'connections open at once; a new one beyond this is closed at once',
-  },
-  idleTimeoutMs: {
-    type: 'integer',
-    minimum: 1,
-    default: defaultConnectionLimits.idleTimeoutMs,
-    description: 'a connection that sends nothing for this long is closed',
-  },
-} as const;
-
-/** The limits a component's options set; the others keep their defaults. */
-export const pickLimits = (options: Partial<ConnectionLimits>): Partial<ConnectionLimits> => ({
-  ...(options.maxConnections !== undefined ? { maxConnections: options.maxConnections } : {}),
-  ...(options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
-});
+/** The options of ConnectionLimits, spread into each listener's spec (and so into the docs). */
+export const connectionLimitOptions = {
+  maxConnections: Default(
+    Type.Integer({
+      minimum: 1,
+      description: 'connections open at once; a new one beyond this is closed at once',
+    }),
+    defaultConnectionLimits.maxConnections,
+  ),
+  idleTimeoutMs: Default(
+    Type.Integer({ minimum: 1, description: 'a connection that sends nothing for this long is closed' }),
+    defaultConnectionLimits.idleTimeoutMs,
+  ),
+};

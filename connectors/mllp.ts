@@ -42,7 +42,7 @@ import { Default, readOptions, type OptionsOf } from '../transformers/contract.t
 import { Hl7Error, get, parse, summarize, type Hl7Charset, type Hl7Message } from '../transformers/hl7v2.ts';
 import {
   defaultBind,
-  defaultConnectionLimits,
+  connectionLimitOptions,
   envPort,
   listen,
   readTlsFiles,
@@ -75,17 +75,7 @@ const listenerSchema = Type.Object(
       Type.Integer({ minimum: 1, description: 'A larger message is refused and its connection closed.' }),
       DEFAULT_MAX_FRAME_BYTES,
     ),
-    maxConnections: Default(
-      Type.Integer({
-        minimum: 1,
-        description: 'connections open at once; a new one beyond this is closed at once',
-      }),
-      defaultConnectionLimits.maxConnections,
-    ),
-    idleTimeoutMs: Default(
-      Type.Integer({ minimum: 1, description: 'a connection that sends nothing for this long is closed' }),
-      defaultConnectionLimits.idleTimeoutMs,
-    ),
+    ...connectionLimitOptions,
     maxBufferedBytes: Default(
       Type.Integer({
         minimum: 1,

@@ -8,7 +8,7 @@ import { ackErrorOf, buildAck } from '../transformers/hl7v2-ack.ts';
 import type { DueAnswer, Inbound, Outcome, Source, SourceContext, SourceSpec } from './contract.ts';
 import Type, { type Static } from 'typebox';
 import { Default, readOptions, type OptionsOf } from '../transformers/contract.ts';
-import { connectionLimitsSchema, defaultBind, defaultConnectionLimits, envPort } from './listener-setup.ts';
+import { connectionLimitOptions, defaultBind, envPort } from './listener-setup.ts';
 import {
   DROP_FOLDERS,
   SftpServer,
@@ -78,14 +78,7 @@ const schema = Type.Object({
     'ssh_host_ed25519_key',
   ),
   // Of the shared SFTP server: the first sftp-drop source to start sets them.
-  maxConnections: Default(
-    Type.Integer({ minimum: 1, description: connectionLimitsSchema.maxConnections.description }),
-    defaultConnectionLimits.maxConnections,
-  ),
-  idleTimeoutMs: Default(
-    Type.Integer({ minimum: 1, description: connectionLimitsSchema.idleTimeoutMs.description }),
-    defaultConnectionLimits.idleTimeoutMs,
-  ),
+  ...connectionLimitOptions,
   authTimeoutMs: Default(
     Type.Integer({
       minimum: 1,
