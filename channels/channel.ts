@@ -250,23 +250,21 @@ export class Channel {
     const { store } = this.deps;
     const dedup = this.config.dedup && options.replayOf === undefined;
     const digest = dedup ? crypto.createHash('sha256').update(m.content).digest('hex') : undefined;
-    const receipt = await store.writer.write(() =>
-      store.journal.receive({
-        channel: this.id,
-        content: m.content,
-        contentType: m.contentType ?? 'application/octet-stream',
-        meta: m.meta ?? {},
-        sender: m.sender ?? null,
-        owner: m.owner ?? null,
-        dedupKey: dedup ? (m.dedupKey ?? `sha256:${digest}`) : null,
-        digest,
-        rejected: m.rejected ?? null,
-        replayOf: options.replayOf,
-        owesAnswer: m.owesAnswer,
-        destinations: this.config.destinations.map((d) => d.name),
-        now: Date.now(),
-      }),
-    );
+    const receipt = await store.write.journal.receive({
+      channel: this.id,
+      content: m.content,
+      contentType: m.contentType ?? 'application/octet-stream',
+      meta: m.meta ?? {},
+      sender: m.sender ?? null,
+      owner: m.owner ?? null,
+      dedupKey: dedup ? (m.dedupKey ?? `sha256:${digest}`) : null,
+      digest,
+      rejected: m.rejected ?? null,
+      replayOf: options.replayOf,
+      owesAnswer: m.owesAnswer,
+      destinations: this.config.destinations.map((d) => d.name),
+      now: Date.now(),
+    });
     this.metrics.received++;
     if (receipt.keyReusedFrom !== undefined) {
       const said = new OncoError('DEDUP_KEY_REUSED', {
@@ -333,8 +331,7 @@ export class Channel {
 
   /** Records an answer given: no longer due. */
   answered(messageId: number, code: string): Promise<void> {
-    const { journal, writer } = this.deps.store;
-    return writer.write(() => journal.answered(messageId, code));
+    return this.deps.store.write.journal.answered(messageId, code);
   }
 
   private pending(): number {

@@ -11,6 +11,7 @@ import { MessageSearch, messageSearchMigrations } from './message-search.ts';
 import { Stats } from './stats.ts';
 import { PatientStore, patientMigrations } from './patients.ts';
 import { Vigilance } from './vigilance.ts';
+import { writesThrough, type Writes } from './writes.ts';
 
 export const allMigrations: readonly Migration[] = [
   ...journalMigrations,
@@ -28,6 +29,20 @@ export interface StoreOptions extends OpenOptions {
   auth?: Partial<AuthPolicy>;
 }
 
+/**
+ * The modules whose methods the writer runs. A write that depends on what it reads (a matching
+ * decision, a status change) is one method here, so that it runs in one transaction of the writer.
+ */
+export interface WriterModules {
+  journal: Journal;
+  accounts: Accounts;
+  audit: Audit;
+  sessions: Sessions;
+  messageSearch: MessageSearch;
+  patients: PatientStore;
+  vigilance: Vigilance;
+}
+
 export class Store {
   readonly db: Db;
   readonly writer: GroupCommit;
@@ -40,6 +55,10 @@ export class Store {
   readonly stats: Stats;
   readonly patients: PatientStore;
   readonly vigilance: Vigilance;
+  /** Writes in the next group commit: `store.write.journal.receive(m)` settles once it is durable. */
+  readonly write: Writes<WriterModules>;
+  /** Writes committed in a transaction of their own (work under suspicion: the poison guard). */
+  readonly writeAlone: Writes<WriterModules>;
 
   constructor(options: StoreOptions) {
     const file = options.dataDir === ':memory:' ? ':memory:' : path.join(options.dataDir, 'onco-relay.db');
@@ -55,6 +74,27 @@ export class Store {
     this.patients = new PatientStore(this.db);
     this.vigilance = new Vigilance(this.patients);
     this.auth = new AuthService(this.db, this.writer, this.accounts, this.audit, this.sessions, options.auth);
+    const modules: WriterModules = {
+      journal: this.journal,
+      accounts: this.accounts,
+      audit: this.audit,
+      sessions: this.sessions,
+      messageSearch: this.messageSearch,
+      patients: this.patients,
+      vigilance: this.vigilance,
+    };
+    const call = (module: string, method: string, args: unknown[]) => () => {
+      const target = modules[module as keyof WriterModules] as unknown as Record<string, unknown>;
+      const fn = target?.[method];
+      if (typeof fn !== 'function') throw new Error(`the store has no write ${module}.${method}`);
+      return (fn as (...a: unknown[]) => unknown).apply(target, args);
+    };
+    this.write = writesThrough<WriterModules>((module, method, args) =>
+      this.writer.write(call(module, method, args)),
+    );
+    this.writeAlone = writesThrough<WriterModules>((module, method, args) =>
+      this.writer.writeAlone(call(module, method, args)),
+    );
   }
 
   /** Returns the pages freed by deletions to the file system (auto_vacuum = INCREMENTAL). */
