@@ -77,7 +77,7 @@ export function writerModules(db: Db, keying: AuditKeying): WriterModules {
     patients,
     vigilance,
     identityFiling: new IdentityFiling(patients, vigilance),
-    deliveries: new Deliveries(journal, () => modules),
+    deliveries: new Deliveries(db, journal, () => modules),
   };
   return modules;
 }
