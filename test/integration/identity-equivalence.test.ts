@@ -28,7 +28,9 @@ const TABLES: Record<string, string> = {
   search: 'SELECT name, patient_id, given FROM patient_search ORDER BY patient_id, name',
   decisions: `SELECT id, patient_id, other_patient_id, action, rule, message_id, author, input, detail
                 FROM identity_decisions ORDER BY id`,
-  merges: 'SELECT * FROM patient_merges ORDER BY id',
+  // The survivor's traits before the merge, its timestamps aside.
+  merges: `SELECT id, survivor_id, merged_id, json_remove(survivor_before, '$.createdAt', '$.updatedAt'),
+             identifier_id, decision_id, undo_decision_id FROM patient_merges ORDER BY id`,
   links: 'SELECT * FROM patient_links ORDER BY id',
   reviews: 'SELECT * FROM identity_reviews ORDER BY id',
 };
