@@ -65,9 +65,10 @@ describe('identity filing: decisions equal to the recorded ones', function () {
         filed: report.filed,
         refused: report.refused,
         actions: Object.fromEntries(Object.entries(report.actions).sort()),
-        errors: crypto
+        // Which messages were refused (their wording is the importer's, not a decision).
+        refusedAt: crypto
           .createHash('sha256')
-          .update(report.errors.map((e) => `${path.basename(e.file)}#${e.message}: ${e.error}`).join('\n'))
+          .update(report.errors.map((e) => `${path.basename(e.file)}#${e.message}`).join(' '))
           .digest('hex'),
       };
       for (const [table, sql] of Object.entries(TABLES)) {
