@@ -141,7 +141,7 @@ export const smallFile = (i: number) => Buffer.from(`result ${i} ${'x'.repeat(18
  * Uploads `files` over SFTP from a child process (sftp-uploader.ts), so that the clients' encryption
  * runs on the other core; each put resolves once the server has journaled the file (CLOSE answered).
  */
-async function sftpIngest(files: number): Promise<Ingest & { journaled: number }> {
+export async function sftpIngest(files: number): Promise<Ingest & { journaled: number }> {
   const port = await freePort();
   const h = await benchEngine({ type: 'sftp-drop', folder: 'pathology', port });
   const password = crypto.randomBytes(12).toString('hex');
