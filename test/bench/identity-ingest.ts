@@ -64,7 +64,7 @@ async function bulkLoad(total: number): Promise<Record<string, unknown>> {
     },
   });
   const patients = store.db.prepare('SELECT count(*) FROM patients').pluck().get();
-  store.close();
+  await store.close();
   return {
     identities: report.messages,
     patients,
