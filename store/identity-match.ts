@@ -285,16 +285,6 @@ function sameGivenNameLists(a: MatchTraits, b: MatchTraits): boolean {
   return referentialName(a.givenNames) === referentialName(b.givenNames);
 }
 
-/**
- * Compares two identities. `exact` means every strict trait is equal in its referential form
- * (`referentialName`: case, diacritics, hyphen, apostrophe and space spellings aside),
- * a birth place or given-name list missing on one side aside; `near` means the score reaches
- * `nearThreshold` without being exact.
- */
-export function compareIdentities(a: MatchTraits, b: MatchTraits, nearThreshold: number): MatchResult {
-  return compareFrom(a, b, nearThreshold, compareBirthDates(a.birthDate, b.birthDate));
-}
-
 /** The weighted score, summed in the one order every caller uses (floating point is not associative). */
 function weighted(sims: Record<keyof typeof WEIGHTS, number>): number {
   const sum = (Object.keys(WEIGHTS) as Array<keyof typeof WEIGHTS>).reduce(
@@ -305,36 +295,39 @@ function weighted(sims: Record<keyof typeof WEIGHTS, number>): number {
 }
 
 /**
- * `compareIdentities` for the candidate search, where most candidates are other people: null when
- * the pair is `different`, proved early when the traits compared so far cannot reach the threshold
- * even if the rest were equal (the score only grows with each similarity). Same result otherwise.
+ * False when `b` is surely `different` from `a` by its birth date and birth name alone (everything
+ * else counted as equal): the candidate search drops it before reading the rest of its traits.
  */
-export function compareIfClose(a: MatchTraits, b: MatchTraits, nearThreshold: number): MatchResult | null {
-  const birthDate = compareBirthDates(a.birthDate, b.birthDate);
+export function couldBeClose(
+  a: Pick<MatchTraits, 'birthDate' | 'birthName'>,
+  b: Pick<MatchTraits, 'birthDate' | 'birthName'>,
+  nearThreshold: number,
+): boolean {
   const sims = {
     birthName: 1,
     firstGivenName: 1,
-    birthDate: birthDate.sim,
-    sex: compareSex(a.sex, b.sex).sim,
-    birthPlace: compareBirthPlaces(a.birthPlace, b.birthPlace).sim,
+    birthDate: compareBirthDates(a.birthDate, b.birthDate).sim,
+    sex: 1,
+    birthPlace: 1,
   };
-  if (weighted(sims) < nearThreshold) return null;
+  // An exact pair scores 1 whatever the threshold: it must never be dropped.
+  const threshold = Math.min(nearThreshold, 1);
+  if (weighted(sims) < threshold) return false;
   sims.birthName = compareNames(a.birthName, b.birthName, 'birth-name').sim;
-  if (weighted(sims) < nearThreshold) return null;
-  const m = compareFrom(a, b, nearThreshold, birthDate);
-  return m.kind === 'different' ? null : m;
+  return weighted(sims) >= threshold;
 }
 
-function compareFrom(
-  a: MatchTraits,
-  b: MatchTraits,
-  nearThreshold: number,
-  birthDate: TraitSimilarity,
-): MatchResult {
+/**
+ * Compares two identities. `exact` means every strict trait is equal in its referential form
+ * (`referentialName`: case, diacritics, hyphen, apostrophe and space spellings aside),
+ * a birth place or given-name list missing on one side aside; `near` means the score reaches
+ * `nearThreshold` without being exact.
+ */
+export function compareIdentities(a: MatchTraits, b: MatchTraits, nearThreshold: number): MatchResult {
   const parts = {
     birthName: compareNames(a.birthName, b.birthName, 'birth-name'),
     firstGivenName: compareFirstGivenNames(a, b),
-    birthDate,
+    birthDate: compareBirthDates(a.birthDate, b.birthDate),
     sex: compareSex(a.sex, b.sex),
     birthPlace: compareBirthPlaces(a.birthPlace, b.birthPlace),
   };

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {
   compareIdentities,
+  couldBeClose,
   oneEditApart,
   foldName,
   referentialName,
@@ -36,6 +37,38 @@ describe('identity matching', () => {
     fc.assert(
       fc.property(name, name, (a, b) => oneEditApart(a, b) === (optimalStringAlignment(a, b) === 1)),
       { numRuns: 5000 },
+    );
+  });
+
+  it('drops a candidate early only when the full comparison finds it different', () => {
+    const traits = fc.record({
+      birthName: fc.constantFrom(
+        'DUPONT',
+        'Dupont',
+        'DUPOND',
+        'DUPONT-MARTIN',
+        'DU PONT',
+        'MARTIN',
+        'DUPOTN',
+      ),
+      givenNames: fc.constantFrom('JEAN PIERRE', 'PIERRE JEAN', 'JEAN', ''),
+      firstGivenName: fc.constantFrom('JEAN', 'PIERRE', 'JAEN', 'MARC'),
+      birthDate: fc.constantFrom(
+        '1960-01-02',
+        '1960-02-01',
+        '1960-01-03',
+        '1906-01-02',
+        '1960',
+        '1961-05-07',
+      ),
+      sex: fc.constantFrom<'M' | 'F' | 'U'>('M', 'F', 'U'),
+      birthPlace: fc.constantFrom('75056', '13055', null),
+    });
+    fc.assert(
+      fc.property(traits, traits, fc.constantFrom(0, 0.5, 0.85, 0.9, 0.95, 1, 1.5), (a, b, threshold) =>
+        compareIdentities(a, b, threshold).kind === 'different' ? true : couldBeClose(a, b, threshold),
+      ),
+      { numRuns: 20_000 },
     );
   });
 
