@@ -21,7 +21,7 @@ import {
   parseReliability,
   reliabilityRank,
 } from './patients.ts';
-import { compareIfClose, type MatchResult } from './identity-match.ts';
+import { compareIdentities, couldBeClose, type MatchResult } from './identity-match.ts';
 import type { CandidateRecord } from './patient-schema.ts';
 
 export interface VigilanceRules {
@@ -277,12 +277,10 @@ export class Vigilance {
     rules: VigilanceRules,
   ): { rule: string; link: number | null; review: Candidate[] } {
     const scored = this.patients
-      .candidates(identity)
+      .candidates(identity, (c) => couldBeClose(identity, c, rules.nearMatchThreshold))
       .filter((c) => !UNTRUSTED.has(c.reliability) && !differentQualifiedIns(identity, c))
-      .flatMap((c) => {
-        const m = compareIfClose(identity, c, rules.nearMatchThreshold);
-        return m === null ? [] : [{ c, m }];
-      });
+      .map((c) => ({ c, m: compareIdentities(identity, c, rules.nearMatchThreshold) }))
+      .filter(({ m }) => m.kind !== 'different');
     const exact = scored.filter(
       ({ c, m }) => m.kind === 'exact' && !this.sameEstablishmentOtherIpp(c.id, input),
     );
