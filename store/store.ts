@@ -11,6 +11,8 @@ import { MessageSearch, messageSearchMigrations } from './message-search.ts';
 import { Stats } from './stats.ts';
 import { PatientStore, patientMigrations } from './patients.ts';
 import { Vigilance } from './vigilance.ts';
+import { Documents, documentMigrations } from './documents.ts';
+import { DocumentFiles } from './document-files.ts';
 import { writesThrough, type Writes } from './writes.ts';
 
 export const allMigrations: readonly Migration[] = [
@@ -20,6 +22,7 @@ export const allMigrations: readonly Migration[] = [
   ...auditMigrations,
   ...messageSearchMigrations,
   ...patientMigrations,
+  ...documentMigrations,
 ];
 
 export interface StoreOptions extends OpenOptions {
@@ -41,6 +44,7 @@ export interface WriterModules {
   messageSearch: MessageSearch;
   patients: PatientStore;
   vigilance: Vigilance;
+  documents: Documents;
 }
 
 export class Store {
@@ -55,6 +59,7 @@ export class Store {
   readonly stats: Stats;
   readonly patients: PatientStore;
   readonly vigilance: Vigilance;
+  readonly documents: Documents;
   /** Writes in the next group commit: `store.write.journal.receive(m)` settles once it is durable. */
   readonly write: Writes<WriterModules>;
   /** Writes committed in a transaction of their own (work under suspicion: the poison guard). */
@@ -72,7 +77,13 @@ export class Store {
     this.messageSearch = new MessageSearch(this.db);
     this.stats = new Stats(this.db);
     this.patients = new PatientStore(this.db);
-    this.vigilance = new Vigilance(this.patients);
+    // Documents are kept as files beside the database; a store in memory files none.
+    const files =
+      options.dataDir === ':memory:' ? null : new DocumentFiles(path.join(options.dataDir, 'documents'));
+    this.documents = new Documents(this.db, this.patients, files);
+    this.vigilance = new Vigilance(this.patients, (patientId, ctx) =>
+      this.documents.identityFiled(patientId, ctx),
+    );
     this.auth = new AuthService(this.db, this.writer, this.accounts, this.audit, this.sessions, options.auth);
     const modules: WriterModules = {
       journal: this.journal,
@@ -82,6 +93,7 @@ export class Store {
       messageSearch: this.messageSearch,
       patients: this.patients,
       vigilance: this.vigilance,
+      documents: this.documents,
     };
     const call = (module: string, method: string, args: unknown[]) => () => {
       const target = modules[module as keyof WriterModules] as unknown as Record<string, unknown>;

@@ -123,7 +123,11 @@ function insKey(ins: Identity['ins']): string | null {
 export class Vigilance {
   private readonly sql;
 
-  constructor(readonly patients: PatientStore) {
+  constructor(
+    readonly patients: PatientStore,
+    /** Told of every identity filed, in its transaction: documents waiting for it are filed then. */
+    private readonly identityFiled: (patientId: number, ctx: ActionContext) => void = () => {},
+  ) {
     const p = (s: string) => patients.db.prepare(s);
     const select = `SELECT r.*, d.at AS opened_at, rd.author AS resolved_by, rd.at AS resolved_at FROM identity_reviews r
       JOIN identity_decisions d ON d.id = r.decision_id LEFT JOIN identity_decisions rd ON rd.id = r.resolution_decision_id`;
@@ -221,6 +225,7 @@ export class Vigilance {
       const outcome = this.patients.attachIdentifier(patientId, ref, identity, ctx);
       if (outcome === 'attached') attached++;
     }
+    this.identityFiled(patientId, ctx);
     const kept = this.dedupeReviews(patientId, reviews, rules, notes);
     const action: IdentityDecision['action'] = created
       ? kept.length > 0
