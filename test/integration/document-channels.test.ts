@@ -135,6 +135,11 @@ describe('shipped pathology and molecular channels (real engine, OpenSSH sftp)',
       h.engine.store.documents.get(molecular.id)!.variants.map((v) => v.gene),
       ['EGFR', 'KRAS'],
     );
+    // The message browser's patient filter finds the messages that carried them.
+    const carried = h.engine.store.messageSearch
+      .search({ patient: patientId })
+      .items.map((m) => m.meta.fileName);
+    assert.equal(carried.length, 6, carried.join(' '));
     const ack = await until(() => fetch('/out/ack/molecular-oru.hl7.ack.hl7'), 'the ACK file');
     assert.equal(parseAck(Buffer.from(ack)).code, 'AA');
     assert.equal(await fetch('/error/scan-1.pdf.error.txt'), null);
