@@ -36,8 +36,11 @@ describe('shipped pathology and molecular channels (real engine, OpenSSH sftp)',
     // The shipped files read these: the test's port, and the kit's test INS OID accepted.
     process.env.ONCO_SFTP_PORT = String(port);
     process.env.ONCO_ACCEPT_TEST_INS = 'true';
+    // A lone half of a pair waits 5 s here (10 min as shipped), so that its expiry is seen.
+    const pathology = shipped('pathology') as { source: Record<string, unknown> };
+    pathology.source.pairWaitMs = 5000;
     h = await startEngine({
-      channels: [shipped('pathology'), shipped('molecular'), shipped('identity-feed-sftp')],
+      channels: [pathology, shipped('molecular'), shipped('identity-feed-sftp')],
       directory: {
         establishments: [
           { finess: '310000001', name: 'CHU Demo' },
@@ -143,6 +146,16 @@ describe('shipped pathology and molecular channels (real engine, OpenSSH sftp)',
     const ack = await until(() => fetch('/out/ack/molecular-oru.hl7.ack.hl7'), 'the ACK file');
     assert.equal(parseAck(Buffer.from(ack)).code, 'AA');
     assert.equal(await fetch('/error/scan-1.pdf.error.txt'), null);
+  });
+
+  it('sends a PDF whose sidecar never comes to /error, saying what is missing', async () => {
+    await put('pathology', [['lonely.pdf', fixture('report.pdf')]]);
+    const note = await until(() => fetch('/error/lonely.pdf.error.txt'), 'the note of the lone PDF');
+    assert.match(note, /lonely\.json or lonely\.hl7 did not arrive/);
+    assert.equal(
+      await fetch('/error/lonely.pdf').then((c) => c?.length),
+      fixture('report.pdf').toString('utf8').length,
+    );
   });
 
   it('files a report that came before its identity as soon as the identity arrives, with no human act', async () => {
