@@ -1,17 +1,15 @@
 // Store writer `document-store`: files the reports of the `pathology` and `molecular` steps into the
 // core store. Thin on purpose: it checks that the sender speaks for the IPPs it names, maps the
-// report model to the store's input, and hands it to `documents.file`, which reads, decides and
-// writes in one transaction — the delivery's own, so a report is filed exactly once.
-import type { Destination, DestinationContext, DestinationSpec, Outbound, SendResult } from './contract.ts';
+// report model to the store's input, and names `documents.fileReport` as the filing, which the
+// store's writer runs (read, decide, write) in the transaction that marks the delivery SENT: a
+// report is filed exactly once.
+import type { Destination, DestinationContext, DestinationSpec, Filing, Outbound } from './contract.ts';
 import { SendError } from './contract.ts';
 import type { ClinicalReport, Attachment } from '../transformers/clinical-report.ts';
 import { REPORT_CONTENT_TYPE } from '../transformers/clinical-report.ts';
 import type { Identifier } from '../transformers/pam-fr.ts';
 import { acceptedInsOids, ippRefs, SenderScope } from './identity-writer.ts';
-import type { DocumentBytes, DocumentInput, FilingContext, FilingResult } from '../store/documents.ts';
-import { DocumentError } from '../store/documents.ts';
-import { isTransientDbError } from '../store/db.ts';
-import type { Store } from '../store/store.ts';
+import type { DocumentBytes, DocumentInput, FilingContext } from '../store/documents.ts';
 import Type from 'typebox';
 import { Default, type OptionsOf } from '../transformers/contract.ts';
 
@@ -97,19 +95,19 @@ export function toDocumentInput(report: ClinicalReport, owner: string | null): D
 
 const metaText = (v: unknown): string | null => (typeof v === 'string' && v !== '' ? v : null);
 
+/** The document-store destination: a thin spec, its filing is `documents.fileReport` in the store's writer. */
 export class DocumentWriter implements Destination {
   private readonly insOids: string[];
 
   constructor(
     private readonly o: DocumentWriterOptions,
-    private readonly store: Store,
     private readonly scope: SenderScope,
     private readonly channelId: string,
   ) {
     this.insOids = acceptedInsOids({ acceptTestIns: o.acceptTestIns });
   }
 
-  apply(msg: Outbound): SendResult {
+  filing(msg: Outbound): Filing {
     if (msg.contentType !== REPORT_CONTENT_TYPE)
       throw new SendError(
         'DOCUMENT_NOT_REPORT',
@@ -135,32 +133,7 @@ export class DocumentWriter implements Destination {
         owner,
       },
     };
-    let result: FilingResult;
-    try {
-      result = this.store.documents.file(toDocumentInput(report, owner), ctx);
-    } catch (error) {
-      if (isTransientDbError(error) || !(error instanceof DocumentError)) throw error;
-      throw new SendError(error.code, error.message, { retryable: false, hint: error.hint, cause: error });
-    }
-    return {
-      response: Buffer.from(JSON.stringify(result)),
-      responseType: 'application/json',
-      detail: describe(result),
-    };
-  }
-}
-
-function describe(r: FilingResult): string {
-  const doc = `document ${r.documentId} version ${r.version}`;
-  switch (r.action) {
-    case 'filed':
-      return `${doc} filed on patient ${r.patientId} (${r.rule})`;
-    case 'deleted':
-      return `${doc}: the document is deleted`;
-    case 'duplicate':
-      return `already filed as ${doc}`;
-    default:
-      return `${doc} waits for its patient (${r.rule}${r.reviewIds.length > 0 ? `, review items ${r.reviewIds.join(', ')}` : ''})`;
+    return { module: 'documents', method: 'fileReport', args: [toDocumentInput(report, owner), ctx] };
   }
 }
 
@@ -173,6 +146,6 @@ export const documentWriterSpec: DestinationSpec<DocumentWriterOptions> = {
   create: (o, ctx: DestinationContext) => {
     if (ctx.directory === undefined)
       throw new Error('document-store needs the directory of establishments: deploy it in an engine');
-    return new DocumentWriter(o, ctx.store, new SenderScope(ctx.directory), ctx.channelId);
+    return new DocumentWriter(o, new SenderScope(ctx.directory), ctx.channelId);
   },
 };

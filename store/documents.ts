@@ -16,6 +16,7 @@
 import type { Db } from './db.ts';
 import { OncoError } from '../config/errors.ts';
 import type { DocumentFiles } from './document-files.ts';
+import type { Filed } from './filing.ts';
 import { compareIdentities, normaliseBirthDate } from './identity-match.ts';
 import {
   parseIdentity,
@@ -579,6 +580,12 @@ export class Documents {
     })();
   }
 
+  /** `file` as a store writer's filing: the result is the delivery's response, with a one-line detail. */
+  fileReport(input: DocumentInput, ctx: FilingContext): Filed & { response: FilingResult } {
+    const result = this.file(input, ctx);
+    return { response: result, detail: describeFiling(result) };
+  }
+
   /**
    * Files again every unfiled document an identity now designates (its IPPs, INS or birth date):
    * called by identity vigilance in the transaction that filed the identity.
@@ -1097,4 +1104,18 @@ function toVariant(v: VariantRow, documentId: number): VariantRecord {
         }),
     interpretation: JSON.parse(v.interpretation) as CodedValue[],
   };
+}
+
+function describeFiling(r: FilingResult): string {
+  const doc = `document ${r.documentId} version ${r.version}`;
+  switch (r.action) {
+    case 'filed':
+      return `${doc} filed on patient ${r.patientId} (${r.rule})`;
+    case 'deleted':
+      return `${doc}: the document is deleted`;
+    case 'duplicate':
+      return `already filed as ${doc}`;
+    default:
+      return `${doc} waits for its patient (${r.rule}${r.reviewIds.length > 0 ? `, review items ${r.reviewIds.join(', ')}` : ''})`;
+  }
 }

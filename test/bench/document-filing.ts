@@ -68,7 +68,7 @@ export async function benchDocumentFiling(): Promise<unknown> {
       identifiers: [{ finess: FINESS, ipp: `B-${i}` }],
     });
     for (let i = 0; i < total; i += 2)
-      store.vigilance.applyIdentity(identity(i), { messageId: null, insOids });
+      await store.write.vigilance.applyIdentity(identity(i), { messageId: null, insOids });
     const options = readOptions(clinicalStepSchema, {});
     const inputs = Array.from({ length: total }, (_, i) =>
       toDocumentInput(
@@ -99,7 +99,7 @@ export async function benchDocumentFiling(): Promise<unknown> {
       baselineFilesKeptPerSecond: rate(total, baselineMs),
     };
   } finally {
-    store.close();
+    await store.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -28,16 +28,18 @@ describe('documents in a browser', function () {
     fs.mkdirSync(artifacts, { recursive: true });
     d = await startDashboard();
     browser = await launchChromium();
-    patientId = d.h.engine.store.vigilance.applyIdentity(
-      {
-        birthName: 'FICTIF',
-        givenNames: ['Camille', 'Marie'],
-        firstGivenName: 'Camille',
-        birthDate: '1979-03-28',
-        sex: 'F',
-        identifiers: [{ finess: FINESS_A, ipp: 'IPP-000123' }],
-      },
-      { messageId: null, insOids },
+    patientId = (
+      await d.h.engine.store.write.vigilance.applyIdentity(
+        {
+          birthName: 'FICTIF',
+          givenNames: ['Camille', 'Marie'],
+          firstGivenName: 'Camille',
+          birthDate: '1979-03-28',
+          sex: 'F',
+          identifiers: [{ finess: FINESS_A, ipp: 'IPP-000123' }],
+        },
+        { messageId: null, insOids },
+      )
     ).patientId;
     page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
     await page.goto(`${d.base}/login`);

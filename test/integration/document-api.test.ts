@@ -26,15 +26,17 @@ describe('documents API', () => {
   before(async () => {
     d = await startDashboard();
     const { store } = d.h.engine;
-    patientId = store.vigilance.applyIdentity(
-      {
-        birthName: 'FICTIF',
-        firstGivenName: 'Camille',
-        birthDate: '1979-03-28',
-        sex: 'F',
-        identifiers: [{ finess: FINESS_A, ipp: 'IPP-000123' }],
-      },
-      { messageId: null, insOids },
+    patientId = (
+      await store.write.vigilance.applyIdentity(
+        {
+          birthName: 'FICTIF',
+          firstGivenName: 'Camille',
+          birthDate: '1979-03-28',
+          sex: 'F',
+          identifiers: [{ finess: FINESS_A, ipp: 'IPP-000123' }],
+        },
+        { messageId: null, insOids },
+      )
     ).patientId;
     const file = (content: Buffer, meta: Record<string, string>, owner: string) => {
       const report = readReport(

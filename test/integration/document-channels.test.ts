@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import ssh2 from 'ssh2';
 import YAML from 'yaml';
-import { startEngine, tempDir, until, type Harness } from '../support/engine-harness.ts';
+import { addAccount, startEngine, tempDir, until, type Harness } from '../support/engine-harness.ts';
 import { openssh } from '../support/openssh-sftp.ts';
 import { freePort } from '../support/ports.ts';
 import { a28 } from '../support/pam.ts';
@@ -51,7 +51,7 @@ describe('shipped pathology and molecular channels (real engine, OpenSSH sftp)',
     });
     const parsed = ssh2.utils.parseKey(fs.readFileSync(`${key}.pub`, 'utf8'));
     if (parsed instanceof Error) throw parsed;
-    h.engine.store.accounts.add({
+    await addAccount(h.engine.store, {
       login: 'chu',
       role: 'establishment',
       finess: '310000001',
@@ -91,21 +91,23 @@ describe('shipped pathology and molecular channels (real engine, OpenSSH sftp)',
 
   const fixture = (name: string) => fs.readFileSync(path.join(fixtures, name));
 
-  const camille = () =>
-    h.engine.store.vigilance.applyIdentity(
-      {
-        birthName: 'FICTIF',
-        givenNames: ['Camille', 'Marie'],
-        firstGivenName: 'Camille',
-        birthDate: '1979-03-28',
-        sex: 'F',
-        identifiers: [{ finess: '310000001', ipp: 'IPP-000123' }],
-      },
-      { messageId: null, insOids: [] },
+  const camille = async () =>
+    (
+      await h.engine.store.write.vigilance.applyIdentity(
+        {
+          birthName: 'FICTIF',
+          givenNames: ['Camille', 'Marie'],
+          firstGivenName: 'Camille',
+          birthDate: '1979-03-28',
+          sex: 'F',
+          identifiers: [{ finess: '310000001', ipp: 'IPP-000123' }],
+        },
+        { messageId: null, insOids: [] },
+      )
     ).patientId;
 
   it('files every fixture format dropped over SFTP on the patient, PDF and sidecar paired', async () => {
-    const patientId = camille();
+    const patientId = await camille();
     await put('pathology', [
       ['report.hpr', fixture('report.hpr')],
       ['report-medecin.txt', fixture('report-medecin.txt')],

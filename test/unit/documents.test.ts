@@ -26,10 +26,11 @@ describe('documents store', () => {
 
   beforeEach(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'onco-documents-'));
-    store = new Store({ dataDir: dir, synchronous: 'OFF' });
+    // Inline: the test files and reads on one connection, synchronously.
+    store = new Store({ dataDir: dir, synchronous: 'OFF', writer: 'inline' });
   });
-  afterEach(() => {
-    store.close();
+  afterEach(async () => {
+    await store.close();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
