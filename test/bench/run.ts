@@ -1,6 +1,6 @@
 // `npm run bench`: every benchmark of the project, each beside the baseline measured in the same run.
 // Prints one JSON document. Timings live here, never in pass/fail tests.
-//   npm run bench [-- section ...]   sections: journal, transports, search, identities, core, documents
+//   npm run bench [-- section ...]   sections: journal, transports, search, identities, core, reports
 import os from 'node:os';
 import { benchJournalIngest } from './journal-ingest.ts';
 import { benchTransportIngest } from './transport-ingest.ts';
@@ -15,7 +15,7 @@ const sections: Record<string, () => Promise<unknown>> = {
   search: benchMessageSearch,
   identities: benchIdentityIngest,
   core: benchCore,
-  documents: benchDocumentFiling,
+  reports: benchDocumentFiling,
 };
 
 const wanted = process.argv.slice(2).filter((a) => a in sections);
