@@ -18,7 +18,7 @@ const port = parentPort!;
 const init = workerData as WriterInit;
 const db = openDatabase(init.file, { synchronous: init.synchronous });
 // The head file of the audit chain is the main thread's business: it reads the committed head.
-const modules = writerModules(db, { key: Buffer.from(init.auditKey), headFile: null });
+const modules = writerModules(db, { key: Buffer.from(init.auditKey), headFile: null }, init.documentsDir);
 const gc = new GroupCommit(db);
 
 let outbox: WriteReply[] = [];
