@@ -3,6 +3,7 @@ import { Registry } from './registry.ts';
 import { folderSourceSpec } from '../connectors/folder.ts';
 import { fileWriterSpec } from '../connectors/file-writer.ts';
 import { channelWriterSpec } from '../connectors/channel-writer.ts';
+import { storeOutboxSpec } from '../connectors/store-outbox.ts';
 import { identityWriterSpec } from '../connectors/identity-writer.ts';
 import { sftpDropSpec } from '../connectors/sftp-drop.ts';
 import { sftpPollSpec } from '../connectors/sftp-poller.ts';
@@ -19,6 +20,7 @@ export function builtinRegistry(): Registry {
     folderSourceSpec,
     fileWriterSpec,
     channelWriterSpec,
+    storeOutboxSpec,
     identityWriterSpec,
     sftpDropSpec(),
     sftpPollSpec,

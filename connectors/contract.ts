@@ -35,6 +35,11 @@ export interface Inbound {
    * source calls `answered`, so that it is written after a crash and rewritten after a late failure.
    */
   owesAnswer?: boolean;
+  /**
+   * The store outbox row this message carries (`store-outbox`): the journal takes the row in the
+   * transaction that stores the message, so a row is journaled exactly once across a crash.
+   */
+  outboxId?: number;
 }
 
 export interface Receipt {
@@ -175,6 +180,8 @@ export interface SourceContext extends ConnectorContext {
   answersDue(afterId?: number): Promise<DueAnswer[]>;
   /** Records the answer given (AA, AE, AR): durable, so that it is not given twice. */
   answered(messageId: number, code: string): Promise<void>;
+  /** The core store, for store-fed sources only (the outbox): the engine always gives it. */
+  store?: Store;
 }
 
 export interface Source {

@@ -12,6 +12,7 @@ import { Stats } from './stats.ts';
 import { PatientStore, patientMigrations } from './patients.ts';
 import { Vigilance } from './vigilance.ts';
 import { writesThrough, type Writes } from './writes.ts';
+import { Outbox, outboxMigrations } from './outbox.ts';
 
 export const allMigrations: readonly Migration[] = [
   ...journalMigrations,
@@ -20,6 +21,7 @@ export const allMigrations: readonly Migration[] = [
   ...auditMigrations,
   ...messageSearchMigrations,
   ...patientMigrations,
+  ...outboxMigrations,
 ];
 
 export interface StoreOptions extends OpenOptions {
@@ -41,7 +43,11 @@ export interface WriterModules {
   messageSearch: MessageSearch;
   patients: PatientStore;
   vigilance: Vigilance;
+  outbox: Outbox;
 }
+
+/** Told after a write committed, with the module written: store-fed sources wake on it. */
+export type CommitListener = (module: string) => void;
 
 export class Store {
   readonly db: Db;
@@ -55,6 +61,7 @@ export class Store {
   readonly stats: Stats;
   readonly patients: PatientStore;
   readonly vigilance: Vigilance;
+  readonly outbox: Outbox;
   /** Writes in the next group commit: `store.write.journal.receive(m)` settles once it is durable. */
   readonly write: Writes<WriterModules>;
   /** Writes committed in a transaction of their own (work under suspicion: the poison guard). */
@@ -73,6 +80,7 @@ export class Store {
     this.stats = new Stats(this.db);
     this.patients = new PatientStore(this.db);
     this.vigilance = new Vigilance(this.patients);
+    this.outbox = new Outbox(this.db, this.journal);
     this.auth = new AuthService(this.db, this.writer, this.accounts, this.audit, this.sessions, options.auth);
     const modules: WriterModules = {
       journal: this.journal,
@@ -82,6 +90,7 @@ export class Store {
       messageSearch: this.messageSearch,
       patients: this.patients,
       vigilance: this.vigilance,
+      outbox: this.outbox,
     };
     const call = (module: string, method: string, args: unknown[]) => () => {
       const target = modules[module as keyof WriterModules] as unknown as Record<string, unknown>;
@@ -90,11 +99,24 @@ export class Store {
       return (fn as (...a: unknown[]) => unknown).apply(target, args);
     };
     this.write = writesThrough<WriterModules>((module, method, args) =>
-      this.writer.write(call(module, method, args)),
+      this.writer.write(call(module, method, args)).then((r) => this.committed(module, r)),
     );
     this.writeAlone = writesThrough<WriterModules>((module, method, args) =>
-      this.writer.writeAlone(call(module, method, args)),
+      this.writer.writeAlone(call(module, method, args)).then((r) => this.committed(module, r)),
     );
+  }
+
+  private readonly commitListeners = new Set<CommitListener>();
+
+  /** Calls `listener` after every write through `write`/`writeAlone` committed; returns the unsubscribe. */
+  onCommit(listener: CommitListener): () => void {
+    this.commitListeners.add(listener);
+    return () => this.commitListeners.delete(listener);
+  }
+
+  private committed<R>(module: string, result: R): R {
+    for (const l of this.commitListeners) l(module);
+    return result;
   }
 
   /** Returns the pages freed by deletions to the file system (auto_vacuum = INCREMENTAL). */
