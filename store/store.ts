@@ -13,6 +13,7 @@ import { PatientStore, patientMigrations } from './patients.ts';
 import { Vigilance } from './vigilance.ts';
 import { writesThrough, type Writes } from './writes.ts';
 import { Outbox, outboxMigrations } from './outbox.ts';
+import { Rcp, rcpMigrations } from './rcp.ts';
 
 export const allMigrations: readonly Migration[] = [
   ...journalMigrations,
@@ -22,6 +23,7 @@ export const allMigrations: readonly Migration[] = [
   ...messageSearchMigrations,
   ...patientMigrations,
   ...outboxMigrations,
+  ...rcpMigrations,
 ];
 
 export interface StoreOptions extends OpenOptions {
@@ -44,6 +46,7 @@ export interface WriterModules {
   patients: PatientStore;
   vigilance: Vigilance;
   outbox: Outbox;
+  rcp: Rcp;
 }
 
 /** Told after a write committed, with the module written: store-fed sources wake on it. */
@@ -62,6 +65,7 @@ export class Store {
   readonly patients: PatientStore;
   readonly vigilance: Vigilance;
   readonly outbox: Outbox;
+  readonly rcp: Rcp;
   /** Writes in the next group commit: `store.write.journal.receive(m)` settles once it is durable. */
   readonly write: Writes<WriterModules>;
   /** Writes committed in a transaction of their own (work under suspicion: the poison guard). */
@@ -81,6 +85,7 @@ export class Store {
     this.patients = new PatientStore(this.db);
     this.vigilance = new Vigilance(this.patients);
     this.outbox = new Outbox(this.db, this.journal);
+    this.rcp = new Rcp(this.db, this.patients, this.outbox, this.audit);
     this.auth = new AuthService(this.db, this.writer, this.accounts, this.audit, this.sessions, options.auth);
     const modules: WriterModules = {
       journal: this.journal,
@@ -91,6 +96,7 @@ export class Store {
       patients: this.patients,
       vigilance: this.vigilance,
       outbox: this.outbox,
+      rcp: this.rcp,
     };
     const call = (module: string, method: string, args: unknown[]) => () => {
       const target = modules[module as keyof WriterModules] as unknown as Record<string, unknown>;
