@@ -917,6 +917,17 @@ export const ERRORS = define({
     status: REFUSED_FOR_GOOD,
   },
 
+  DOCUMENT_ROUTE_INVALID: {
+    message: '{reason}',
+    hint: 'complete the establishment’s documents route in directory.yaml, then replay the delivery',
+    status: REFUSED_FOR_GOOD,
+  },
+  PICKUP_NO_ACCOUNT: {
+    message: 'no establishment account for FINESS {finess}',
+    hint: 'create one (onco-relay user add LOGIN --role establishment --finess FINESS), then replay the delivery',
+    status: REFUSED_FOR_GOOD,
+  },
+
   // Listeners (connectors/listener-setup.ts)
   PORT_IN_USE: {
     message: 'port {port} of {bind} is already in use',

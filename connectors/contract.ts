@@ -129,10 +129,33 @@ export interface DirectoryEntry {
   kind: string;
   /** Establishments whose patients it may report on besides its own: `all` of the directory, or a list. */
   reportsFor?: 'all' | readonly string[];
+  /** How it takes the documents the DCC sends it (validated FRCP, PPS); default: pickup in its `/out/`. */
+  documents?: DocumentRoute;
+}
+
+/** An establishment's preferred way and format for outbound documents (`directory.yaml`). */
+export interface DocumentRoute {
+  /** `sftp-push` to its server, `pickup` in its own `/out/` of the built-in SFTP server, `mllp` to its record system, `mssante` to its mailbox. */
+  way: 'sftp-push' | 'pickup' | 'mllp' | 'mssante';
+  /** The channel that carries this way for it (its server's address lives there); default per way. */
+  channel?: string;
+  /** Its MSSanté mailbox (way `mssante`). */
+  mailbox?: string;
+  /** What it reads: the CDA with its PDF, an XDM zip, or HL7 v2 MDM. */
+  format?: 'cda' | 'xdm' | 'mdm';
+}
+
+/** A professional of the directory, as the document routing sees them. */
+export interface DirectoryProfessional {
+  rpps: string;
+  /** MSSanté mailbox: the documents of the patients they care for go there. */
+  mssante?: string;
+  finess?: string;
 }
 
 export interface Directory {
   readonly establishments: readonly DirectoryEntry[];
+  readonly professionals?: readonly DirectoryProfessional[];
 }
 
 /** Everything a connector may use. Nothing else of the engine is visible to it. */
