@@ -10,6 +10,7 @@ import { registerAuditApi } from './api/audit.ts';
 import { registerChannelApi } from './api/channels.ts';
 import { registerMessageApi } from './api/messages.ts';
 import { registerPatientApi } from './api/patients.ts';
+import { registerRcpApi } from './api/rcp.ts';
 import { registerStatsApi } from './api/stats.ts';
 import { registerMetrics } from './metrics.ts';
 import { collectRoutes, registerOpenApi } from './openapi.ts';
@@ -129,6 +130,7 @@ export function buildServer(engine: Engine, options: HttpOptions): FastifyInstan
   registerChannelApi(app, engine);
   registerMessageApi(app, engine);
   registerPatientApi(app, engine);
+  registerRcpApi(app, engine);
   registerAuditApi(app, engine);
   registerStatsApi(app, engine);
   registerMetrics(app, engine);

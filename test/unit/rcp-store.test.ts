@@ -205,4 +205,37 @@ describe('RCP and PPS store', () => {
     );
     assert.equal(store.rcp.meetings('2026-01-01', '2027-01-01', 'Sein').length, 1);
   });
+
+  it('yearly statistics: sessions by date, forms once per set, distinct patients presented, PPS', async () => {
+    const a = patient(true, 'IPP-A');
+    const b = patient(false, 'IPP-B');
+    const jan = await store.write.rcp.createMeeting({ ...meetingData, date: '2024-01-10' }, actor, NOW);
+    const mar = await store.write.rcp.createMeeting(
+      { ...meetingData, date: '20240305140000+0100' },
+      actor,
+      NOW,
+    );
+    await store.write.rcp.createMeeting({ ...meetingData, date: '2025-01-10' }, actor, NOW);
+    const form = (patientId: number, meetingId: number) =>
+      store.write.rcp.create('frcp', { patientId, meetingId, content: formContent }, actor, NOW);
+    const first = await form(a, jan.id);
+    await store.write.rcp.validate('frcp', first.id, actor, NOW);
+    await store.write.rcp.update(
+      'frcp',
+      first.id,
+      { patientId: a, meetingId: jan.id, content: formContent },
+      actor,
+      NOW,
+    );
+    await form(b, jan.id);
+    await form(a, mar.id);
+    await store.write.rcp.create('pps', { patientId: a, content: ppsContent }, actor, Date.UTC(2024, 5, 1));
+    const f = store.stats.yearly(2024).figures;
+    assert.equal(f.rcpSessions.total, 2);
+    assert.deepEqual(f.rcpSessions.monthly.slice(0, 3), [1, 0, 1]);
+    assert.equal(f.rcpForms.total, 3, 'a corrected form is still one form');
+    assert.deepEqual(f.patientsPresented.monthly.slice(0, 3), [2, 0, 1]);
+    assert.equal(f.patientsPresented.total, 2);
+    assert.equal(f.pps.monthly[5], 1);
+  });
 });
