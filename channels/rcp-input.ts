@@ -5,7 +5,8 @@
 // speciality and address) is kept as given, so a richer producer loses nothing.
 import type { DirectoryConfig } from '../config/config.ts';
 import { OncoError } from '../config/errors.ts';
-import type { DocumentInput, MeetingData, PersonData } from '../store/rcp.ts';
+import type { Actor, DocumentInput, MeetingData, PersonData } from '../store/rcp.ts';
+import type { Store } from '../store/store.ts';
 
 type Json = Record<string, unknown>;
 
@@ -156,4 +157,64 @@ export function ppsInput(body: Json, directory: DirectoryConfig): DocumentInput 
     },
     externalId: typeof externalId === 'string' ? externalId : null,
   };
+}
+
+export interface ImportResult {
+  index: number;
+  id?: number;
+  status?: string;
+  error?: { code: string; message: string };
+}
+
+/**
+ * Imports forms produced elsewhere (`onco-relay import forms FILE`, `POST /api/rcp/forms/import`):
+ * each item as `POST /api/rcp/forms` with its `externalId`, the patient by `patientId` or by
+ * `patient: { finess, ipp }`, the session by `meetingId` or given whole as `meeting` (created once
+ * per import however many forms name it). Each form is validated (so sent) unless `validate: false`;
+ * a refused item is reported with its index and does not stop the others.
+ */
+export async function importForms(
+  store: Store,
+  items: readonly Json[],
+  directory: DirectoryConfig,
+  actor: Actor,
+): Promise<ImportResult[]> {
+  const meetings = new Map<string, number>();
+  const results: ImportResult[] = [];
+  const inputs: Array<DocumentInput & { validate: boolean; index: number }> = [];
+  for (const [index, item] of items.entries()) {
+    try {
+      let { patientId, meetingId } = item;
+      if (patientId === undefined && isObject(item.patient)) {
+        const { finess, ipp } = item.patient;
+        patientId = store.patients.resolveIdentifier({ finess: String(finess), ipp: String(ipp) });
+        if (patientId === null)
+          throw new OncoError('RCP_UNKNOWN', {
+            params: { what: 'patient with IPP', id: `${String(finess)}/${String(ipp)}` },
+          });
+      }
+      if (meetingId === undefined && isObject(item.meeting)) {
+        const key = JSON.stringify(item.meeting);
+        meetingId = meetings.get(key);
+        if (meetingId === undefined) {
+          meetingId = (
+            await store.write.rcp.createMeeting(meetingInput(item.meeting, directory), actor, Date.now())
+          ).id;
+          meetings.set(key, meetingId as number);
+        }
+      }
+      const { patient: _p, meeting: _m, validate, ...form } = item;
+      inputs.push({
+        ...formInput({ ...form, patientId, meetingId }, directory),
+        validate: validate !== false,
+        index,
+      });
+    } catch (error) {
+      if (!(error instanceof OncoError)) throw error;
+      results.push({ index, error: { code: error.code, message: error.message } });
+    }
+  }
+  const stored = await store.write.rcp.importForms(inputs, actor, Date.now());
+  for (const [i, r] of stored.entries()) results.push({ ...r, index: inputs[i]!.index });
+  return results.sort((a, b) => a.index - b.index);
 }

@@ -6,7 +6,7 @@
 // patient read, audited here.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Engine } from '../../channels/engine.ts';
-import { formInput, meetingInput, ppsInput } from '../../channels/rcp-input.ts';
+import { formInput, importForms, meetingInput, ppsInput } from '../../channels/rcp-input.ts';
 import type { Actor, DocumentKind, DocumentRecord } from '../../store/rcp.ts';
 import { ActionError } from '../actions.ts';
 import { audit } from '../audit-log.ts';
@@ -261,18 +261,12 @@ export function registerRcpApi(app: FastifyInstance, engine: Engine): void {
       config: { roles: operators },
       schema: {
         summary:
-          'Import forms produced elsewhere: a JSON array of forms (as POST /api/rcp/forms, with externalId), each validated unless `validate: false`',
+          'Import forms produced elsewhere: a JSON array of forms (as POST /api/rcp/forms, with externalId; the patient by patientId or { finess, ipp }, the session by meetingId or whole as meeting), each validated unless `validate: false`',
         tags: ['rcp'],
         body: { type: 'array', items: anyBody },
       },
     },
-    async (req) => ({
-      items: await engine.store.write.rcp.importForms(
-        (req.body as Json[]).map((f) => ({ ...formInput(f, directory), validate: f.validate !== false })),
-        actorOf(req),
-        Date.now(),
-      ),
-    }),
+    async (req) => ({ items: await importForms(engine.store, req.body as Json[], directory, actorOf(req)) }),
   );
   app.put(
     '/api/patients/:id/oppositions/mes',
