@@ -17,7 +17,7 @@ import { writePps } from './cda-pps.ts';
 export const RCP_DOCUMENT_TYPE = 'application/vnd.onco-relay.rcp-document+json';
 export const CDA_TYPE = 'application/hl7-cda+xml';
 
-const schema = Type.Object({
+export const rcpCdaSchema = Type.Object({
   documentRoot: Default(
     Type.String({
       pattern: '^[0-2](\\.(0|[1-9][0-9]*))+$',
@@ -49,7 +49,7 @@ const schema = Type.Object({
   ),
 });
 
-export type RcpCdaOptions = OptionsOf<typeof schema>;
+export type RcpCdaOptions = OptionsOf<typeof rcpCdaSchema>;
 
 /** What this step reads of the store's outbox document. */
 interface OutboxDocument {
@@ -196,7 +196,7 @@ export const rcpCdaStep: StepSpec<RcpCdaOptions> = {
   type: 'rcp-cda',
   summary:
     'Writes a validated RCP form or PPS from the core store (documents-out) as its CI-SIS CDA R2 document; meta names its recipients for the routing.',
-  schema,
+  schema: rcpCdaSchema,
   create(o: RcpCdaOptions): Step {
     return (input) => {
       if (input.contentType !== RCP_DOCUMENT_TYPE)

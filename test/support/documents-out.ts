@@ -2,10 +2,16 @@
 // in its SFTP /out/, CHU Nord takes them on its own SFTP server — a real sshd), two professionals
 // with MSSanté mailboxes, and a patient known to both hospitals.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import { acceptedInsOids } from '../../connectors/identity-writer.ts';
-import type { Store } from '../../store/store.ts';
+import { Store } from '../../store/store.ts';
+import type { DirectoryConfig } from '../../config/config.ts';
+import { formInput, meetingInput } from '../../channels/rcp-input.ts';
+import { rcpCdaSchema, rcpCdaStep } from '../../transformers/rcp-document.ts';
+import { readOptions } from '../../transformers/contract.ts';
+import { formContent, meetingData, ppsContent, uncodedFormContent } from '../fixtures/documents/rcp-store.ts';
 import type { Sshd } from './sshd.ts';
 
 export const SUD = '310000001';
@@ -81,4 +87,100 @@ export function knownPatient(store: Store, qualified: boolean, ipp = 'IPP-000123
     },
     { messageId: null, insOids: acceptedInsOids({ acceptTestIns: true }) },
   ).patientId;
+}
+
+/**
+ * The CDA documents the appliance itself produces from the store: a form made through the API's
+ * JSON (the contract's flat input, completed from the directory), its correction (version 2), a
+ * form and a PPS in the model's own shape — each validated in a real store, taken from its outbox
+ * row and written by the `rcp-cda` step with its shipped options.
+ */
+export async function storeProducedDocuments(): Promise<
+  Array<{ name: string; kind: 'FRCP' | 'PPS'; xml: string }>
+> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'onco-store-cda-'));
+  const store = new Store({ dataDir: dir, synchronous: 'OFF' });
+  try {
+    const directory = documentDirectory as DirectoryConfig;
+    const actor = { login: 'conformance' };
+    const now = Date.UTC(2026, 0, 12, 15);
+    const patientId = knownPatient(store, true);
+    const unqualified = knownPatient(store, false, 'IPP-UNQ');
+    const { rcp } = store.write;
+    const flatMeeting = await rcp.createMeeting(
+      meetingInput(
+        { date: '2026-01-12', committee: 'Sein', organ: 'sein', site: SUD, organiserRpps: '10000000004' },
+        directory,
+      ),
+      actor,
+      now,
+    );
+    const flatForm = formInput(
+      {
+        patientId,
+        meetingId: flatMeeting.id,
+        question: 'Traitement adjuvant ?',
+        summary: 'Patiente de 46 ans.',
+        diagnosis: { icd10: 'C50.2', icdo3Morphology: '8500/3', tnm: 'T1cN0M0', date: '20251210' },
+        proposal: 'Radiothérapie adjuvante.',
+        participants: [{ rpps: '10000000004' }, { name: 'Dr Invitée' }],
+        referringRpps: '10000000004',
+        gpRpps: '10000000005',
+      },
+      directory,
+    );
+    const modelMeeting = await rcp.createMeeting(meetingData, actor, now);
+    const step = rcpCdaStep.create(readOptions(rcpCdaSchema, shippedStepOptions()));
+    const written = async (kind: 'frcp' | 'pps', id: number): Promise<string> => {
+      const { outboxId } = await rcp.validate(kind, id, actor, now);
+      const row = store.outbox.row(outboxId)!;
+      const out = await step({ content: row.content, contentType: row.contentType, meta: row.meta });
+      return out!.content.toString('utf8');
+    };
+    const v1 = await rcp.create('frcp', flatForm, actor, now);
+    const api = await written('frcp', v1.id);
+    const v2 = await rcp.update(
+      'frcp',
+      v1.id,
+      { ...flatForm, content: { ...flatForm.content, question: 'Corrigée ?' } },
+      actor,
+      now,
+    );
+    const corrected = await written('frcp', v2.id);
+    const model = await rcp.create(
+      'frcp',
+      { patientId, meetingId: modelMeeting.id, content: formContent },
+      actor,
+      now,
+    );
+    const uncoded = await rcp.create(
+      'frcp',
+      { patientId: unqualified, meetingId: modelMeeting.id, content: uncodedFormContent },
+      actor,
+      now,
+    );
+    const pps = await rcp.create(
+      'pps',
+      { patientId, meetingId: modelMeeting.id, content: ppsContent },
+      actor,
+      now,
+    );
+    return [
+      { name: 'store-frcp-api-input.xml', kind: 'FRCP', xml: api },
+      { name: 'store-frcp-api-v2.xml', kind: 'FRCP', xml: corrected },
+      { name: 'store-frcp-model.xml', kind: 'FRCP', xml: await written('frcp', model.id) },
+      { name: 'store-frcp-uncoded-unqualified.xml', kind: 'FRCP', xml: await written('frcp', uncoded.id) },
+      { name: 'store-pps-model.xml', kind: 'PPS', xml: await written('pps', pps.id) },
+    ];
+  } finally {
+    store.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The `rcp-cda` options of the shipped documents-out channel, with its defaults. */
+function shippedStepOptions(): Parameters<typeof readOptions<typeof rcpCdaSchema>>[1] {
+  const step = (shipped('documents-out') as { steps: Array<Record<string, unknown>> }).steps[0]!;
+  const { type: _type, documentRoot: _root, ...options } = step;
+  return options as Parameters<typeof readOptions<typeof rcpCdaSchema>>[1];
 }
