@@ -3,7 +3,7 @@ import { Registry } from './registry.ts';
 import { folderSourceSpec } from '../connectors/folder.ts';
 import { fileWriterSpec } from '../connectors/file-writer.ts';
 import { channelSourceSpec, channelWriterSpec } from '../connectors/channel-writer.ts';
-import { documentRouterSpec } from '../connectors/document-router.ts';
+import { documentRouterSpec, documentStatusSpec } from '../connectors/document-router.ts';
 import { sftpPickupSpec } from '../connectors/sftp-pickup.ts';
 import { rcpCdaStep } from '../transformers/rcp-document.ts';
 import { storeOutboxSpec } from '../connectors/store-outbox.ts';
@@ -26,6 +26,7 @@ export function builtinRegistry(): Registry {
     channelSourceSpec,
     storeOutboxSpec,
     documentRouterSpec,
+    documentStatusSpec,
     sftpPickupSpec,
     identityWriterSpec,
     sftpDropSpec(),

@@ -14,6 +14,7 @@ import {
   type DestinationSpec,
   type DirectoryEntry,
   type DocumentRoute,
+  type Filing,
   type Meta,
   type Outbound,
   type SendResult,
@@ -168,9 +169,6 @@ export class DocumentRouter implements Destination {
         messageId: receipt.duplicateOf ?? receipt.messageId,
       });
     }
-    const { documentKind, documentId } = msg.meta;
-    if ((documentKind === 'frcp' || documentKind === 'pps') && typeof documentId === 'number')
-      await this.ctx.store.write.rcp.markSent(documentKind, documentId, Date.now());
     return {
       response: Buffer.from(JSON.stringify({ recipients: handed, unreachable })),
       responseType: 'application/json',
@@ -186,4 +184,24 @@ export const documentRouterSpec: DestinationSpec<DocumentRouterOptions> = {
     'Sends a validated document to each of its recipients, one message per recipient on the channel of its way (directory: establishments’ routes, professionals’ MSSanté mailboxes; Mon espace santé when allowed).',
   schema,
   create: (o, ctx) => new DocumentRouter(o, ctx),
+};
+
+/**
+ * The document's status in the core store becomes `sent` once documents-out has written it and
+ * queued it for its recipients (each recipient's delivery is shown apart): filed in the transaction
+ * that marks this delivery SENT.
+ */
+export const documentStatusSpec: DestinationSpec<Record<string, never>> = {
+  kind: 'destination',
+  type: 'rcp-status',
+  summary:
+    'Marks the validated RCP form or PPS (meta documentKind, documentId) sent in the core store, in the transaction of this delivery.',
+  schema: Type.Object({}),
+  create: () => ({
+    filing: (msg: Outbound): Filing => ({
+      module: 'rcp',
+      method: 'markSent',
+      args: [msg.meta.documentKind, msg.meta.documentId, Date.now()],
+    }),
+  }),
 };

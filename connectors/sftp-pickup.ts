@@ -42,11 +42,8 @@ export class SftpPickup implements Destination {
 
   async send(msg: Outbound): Promise<SendResult> {
     const finess = msg.meta.finess;
-    const logins = this.ctx.store.accounts
-      .list()
-      .filter((a) => a.role === 'establishment' && a.finess === finess && !a.disabled)
-      .map((a) => a.login)
-      .filter(loginUsableAsDirectory);
+    const accounts = typeof finess === 'string' ? await this.ctx.accounts.ofEstablishment!(finess) : [];
+    const logins = accounts.map((a) => a.login).filter(loginUsableAsDirectory);
     if (typeof finess !== 'string' || logins.length === 0)
       throw new SendError('PICKUP_NO_ACCOUNT', `no establishment account for FINESS ${String(finess)}`, {
         retryable: false,
@@ -81,5 +78,9 @@ export const sftpPickupSpec: DestinationSpec<SftpPickupOptions> = {
   summary:
     'Puts each message in the /out/ folder of the built-in SFTP server of every establishment account of its FINESS (meta.finess), written whole under a stable name.',
   schema,
-  create: (o, ctx) => new SftpPickup(o, ctx),
+  create: (o, ctx) => {
+    if (!ctx.accounts.ofEstablishment)
+      throw new Error('sftp-pickup needs the engine’s accounts: deploy it in an engine');
+    return new SftpPickup(o, ctx);
+  },
 };

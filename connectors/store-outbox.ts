@@ -3,8 +3,7 @@
 // is journaled and marked taken in one transaction (store/outbox.ts), so a crash at any moment
 // neither loses a row nor journals it twice. Woken by every store commit; a poll is the safety net.
 import Type from 'typebox';
-import type { Source, SourceContext, SourceSpec } from './contract.ts';
-import type { Store } from '../store/store.ts';
+import type { OutboxAccess, Source, SourceContext, SourceSpec } from './contract.ts';
 import { Default, type OptionsOf } from '../transformers/contract.ts';
 
 const schema = Type.Object({
@@ -27,12 +26,12 @@ export class StoreOutboxSource implements Source {
   constructor(
     private readonly o: StoreOutboxOptions,
     private readonly ctx: SourceContext,
-    private readonly store: Store,
+    private readonly outbox: OutboxAccess,
   ) {}
 
   async start(): Promise<void> {
     // The journal's own commits never add outbox rows: they would only wake the loop for nothing.
-    this.unsubscribe = this.store.onCommit((module) => {
+    this.unsubscribe = this.outbox.onCommit((module) => {
       if (module !== 'journal') this.poke();
     });
     this.loop = this.run();
@@ -78,7 +77,7 @@ export class StoreOutboxSource implements Source {
   private async drain(): Promise<void> {
     let after = 0;
     while (!this.stopped) {
-      const rows = this.store.outbox.waiting(this.ctx.channelId, after, this.o.batch);
+      const rows = this.outbox.waiting(this.ctx.channelId, after, this.o.batch);
       if (rows.length === 0) return;
       // One receive per row, all in flight together: they share the writer's group commits.
       await Promise.all(
@@ -105,7 +104,7 @@ export const storeOutboxSpec: SourceSpec<StoreOutboxOptions> = {
     'Takes the messages the core store wrote for this channel (validated RCP forms and PPS, molecular orders) into the journal, each exactly once across a crash.',
   schema,
   create: (o, ctx) => {
-    if (!ctx.store) throw new Error('store-outbox reads the core store: deploy it in an engine');
-    return new StoreOutboxSource(o, ctx, ctx.store);
+    if (!ctx.outbox) throw new Error('store-outbox reads the core store: deploy it in an engine');
+    return new StoreOutboxSource(o, ctx, ctx.outbox);
   },
 };

@@ -514,9 +514,12 @@ export class Rcp {
     });
   }
 
-  /** The document's messages are on their way to every recipient. */
-  markSent(kind: DocumentKind, id: number, now: number): void {
+  /** The document was written and queued for each of its recipients (documents-out's `rcp-status`). */
+  markSent(kind: DocumentKind, id: number, now: number): { detail: string } {
+    if (kind !== 'frcp' && kind !== 'pps')
+      throw new RcpError('RCP_UNKNOWN', { what: 'document kind', id: String(kind) });
     this.s.docs[kind].sent.run(iso(now), id);
+    return { detail: `${kind} ${id} sent` };
   }
 
   /** Records (or withdraws) a patient's opposition; `mes`: nothing goes to Mon espace santé. */

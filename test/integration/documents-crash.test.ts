@@ -9,7 +9,7 @@ import type { ChildProcess } from 'node:child_process';
 import Database from 'better-sqlite3';
 import YAML from 'yaml';
 import { startChildEngine } from '../support/child-engine.ts';
-import { tempDir, until } from '../support/engine-harness.ts';
+import { addAccount, tempDir, until } from '../support/engine-harness.ts';
 import { documentDirectory, knownPatient, SUD } from '../support/documents-out.ts';
 import { formContent, meetingData } from '../fixtures/documents/rcp-store.ts';
 import { Store } from '../../store/store.ts';
@@ -42,13 +42,13 @@ describe('documents out across kill -9', function () {
 
     // Validated while no engine runs: the rows wait in the outbox, as after a crash right after validation.
     const store = new Store({ dataDir });
-    store.accounts.add({
+    await addAccount(store, {
       login: 'chu-sud',
       role: 'establishment',
       finess: SUD,
       password: 'pw-chu-sud-crash',
     });
-    const patientId = knownPatient(store, true);
+    const patientId = await knownPatient(store, true);
     const actor = { login: 'dr-rcp' };
     const meeting = await store.write.rcp.createMeeting(meetingData, actor, Date.now());
     for (let i = 0; i < FORMS; i++) {
@@ -60,7 +60,7 @@ describe('documents out across kill -9', function () {
       );
       await store.write.rcp.validate('frcp', f.id, actor, Date.now());
     }
-    store.close();
+    await store.close();
 
     const mailDir = path.join(dataDir, 'outbox', 'mail');
     const pickupDir = path.join(dataDir, 'sftp', 'chu-sud', 'out');

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startEngine, until, type Harness } from '../support/engine-harness.ts';
+import { addAccount, startEngine, until, type Harness } from '../support/engine-harness.ts';
 import { startSshd, type Sshd } from '../support/sshd.ts';
 import {
   documentChannels,
@@ -33,7 +33,7 @@ describe('documents out: a validated RCP form reaches each of its recipients', f
     remote = path.join(sshd.files, 'nord-in');
     fs.mkdirSync(remote);
     h = await startEngine({ channels: documentChannels(sshd, remote), directory: documentDirectory });
-    h.engine.store.accounts.add({
+    await addAccount(h.engine.store, {
       login: 'chu-sud',
       role: 'establishment',
       finess: SUD,
@@ -81,7 +81,7 @@ describe('documents out: a validated RCP form reaches each of its recipients', f
   };
 
   it('qualified INS: both hospitals (SFTP push, pickup), two professionals and Mon espace santé', async () => {
-    const patientId = knownPatient(h.engine.store, true);
+    const patientId = await knownPatient(h.engine.store, true);
     const { id, name } = await validated(patientId);
     const pushed = path.join(remote, `${name}.xml`);
     const picked = path.join(h.dataDir, 'sftp', 'chu-sud', 'out', `${name}.xml`);
@@ -127,8 +127,8 @@ describe('documents out: a validated RCP form reaches each of its recipients', f
   });
 
   it('no Mon espace santé without a qualified INS, nor with an opposition recorded', async () => {
-    const unqualified = await validated(knownPatient(h.engine.store, false, 'IPP-UNQ'));
-    const opposedId = knownPatient(h.engine.store, true, 'IPP-OPP');
+    const unqualified = await validated(await knownPatient(h.engine.store, false, 'IPP-UNQ'));
+    const opposedId = await knownPatient(h.engine.store, true, 'IPP-OPP');
     await h.engine.store.write.rcp.setOpposition(opposedId, 'mes', true, actor, Date.now());
     const opposed = await validated(opposedId);
     for (const f of [unqualified, opposed]) {

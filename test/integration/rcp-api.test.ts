@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import type { FastifyInstance } from 'fastify';
 import { buildServer } from '../../dashboard/server.ts';
-import { startEngine, until, type Harness } from '../support/engine-harness.ts';
+import { addAccount, startEngine, until, type Harness } from '../support/engine-harness.ts';
 import { documentDirectory, INS, knownPatient, NORD, SUD } from '../support/documents-out.ts';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -48,14 +48,14 @@ describe('RCP admin API', function () {
       channels: [shipped('documents-out'), shipped('documents-pickup'), shipped('documents-mail')],
       directory,
     });
-    for (const u of [operator, viewer]) h.engine.store.accounts.add(u);
-    h.engine.store.accounts.add({
+    for (const u of [operator, viewer]) await addAccount(h.engine.store, u);
+    await addAccount(h.engine.store, {
       login: 'chu-sud',
       role: 'establishment',
       finess: SUD,
       password: 'pw-chu-sud-1',
     });
-    patientId = knownPatient(h.engine.store, true);
+    patientId = await knownPatient(h.engine.store, true);
     app = buildServer(h.engine, { bind: '127.0.0.1', port: 0 });
     await app.listen({ host: '127.0.0.1', port: 0 });
     base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;

@@ -24,8 +24,8 @@ describe('onco-relay import forms', function () {
     const dataDir = tempDir('onco-formimport-data-');
     fs.writeFileSync(path.join(configDir, 'directory.yaml'), YAML.stringify(documentDirectory));
     const store = new Store({ dataDir });
-    knownPatient(store, true);
-    store.close();
+    await knownPatient(store, true);
+    await store.close();
     const meeting = { date: '2024-03-05', committee: 'Digestif', site: SUD, organiserRpps: '10000000004' };
     const form = (externalId: string, ipp: string) => ({
       externalId,
@@ -54,7 +54,7 @@ describe('onco-relay import forms', function () {
         after.audit.search({ action: 'frcp-validate' }, {}).items.every((a) => a.actor.startsWith('import:')),
       );
     } finally {
-      after.close();
+      await after.close();
     }
     const again = await run(['import', 'forms', file, '--data', dataDir, '--config', configDir]);
     assert.match(again.out, /RCP_ALREADY_IMPORTED/);

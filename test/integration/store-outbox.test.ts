@@ -80,7 +80,7 @@ describe('store outbox source', () => {
     const { Store } = await import('../../store/store.ts');
     const offline = new Store({ dataDir });
     await add(offline, 'while stopped');
-    offline.close();
+    await offline.close();
     const second = await start(dataDir);
     await until(() => sink.received.length === 1, 'the waiting row delivered');
     assert.equal(sink.received[0]!.content.toString(), 'while stopped');

@@ -69,8 +69,8 @@ export const documentDirectory = {
 };
 
 /** A patient known to both hospitals; `qualified`: its INS is qualified. */
-export function knownPatient(store: Store, qualified: boolean, ipp = 'IPP-000123'): number {
-  return store.vigilance.applyIdentity(
+export async function knownPatient(store: Store, qualified: boolean, ipp = 'IPP-000123'): Promise<number> {
+  const decision = await store.write.vigilance.applyIdentity(
     {
       birthName: 'PAT-TEST',
       givenNames: ['CAMILLE', 'MARIE'],
@@ -86,7 +86,8 @@ export function knownPatient(store: Store, qualified: boolean, ipp = 'IPP-000123
       ],
     },
     { messageId: null, insOids: acceptedInsOids({ acceptTestIns: true }) },
-  ).patientId;
+  );
+  return decision.patientId!;
 }
 
 /**
@@ -104,8 +105,8 @@ export async function storeProducedDocuments(): Promise<
     const directory = documentDirectory as DirectoryConfig;
     const actor = { login: 'conformance' };
     const now = Date.UTC(2026, 0, 12, 15);
-    const patientId = knownPatient(store, true);
-    const unqualified = knownPatient(store, false, 'IPP-UNQ');
+    const patientId = await knownPatient(store, true);
+    const unqualified = await knownPatient(store, false, 'IPP-UNQ');
     const { rcp } = store.write;
     const flatMeeting = await rcp.createMeeting(
       meetingInput(
@@ -173,7 +174,7 @@ export async function storeProducedDocuments(): Promise<
       { name: 'store-pps-model.xml', kind: 'PPS', xml: await written('pps', pps.id) },
     ];
   } finally {
-    store.close();
+    await store.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -16,37 +16,39 @@ describe('RCP and PPS store', () => {
 
   beforeEach(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'onco-rcp-'));
-    store = new Store({ dataDir: dir, synchronous: 'OFF' });
+    store = new Store({ dataDir: dir, synchronous: 'OFF', writer: 'inline' });
   });
-  afterEach(() => {
-    store.close();
+  afterEach(async () => {
+    await store.close();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  const patient = (qualified: boolean, ipp = 'IPP-1'): number =>
-    store.vigilance.applyIdentity(
-      {
-        birthName: 'PAT-TEST',
-        givenNames: ['CAMILLE'],
-        firstGivenName: 'CAMILLE',
-        birthDate: '19790328',
-        sex: 'F',
-        reliability: qualified ? 'QUAL' : 'PROV',
-        ins: {
-          matricule: '279035121518989',
-          oid: '1.2.250.1.213.1.4.10',
-          status: qualified ? 'QUAL' : 'PROV',
+  const patient = async (qualified: boolean, ipp = 'IPP-1'): Promise<number> =>
+    (
+      await store.write.vigilance.applyIdentity(
+        {
+          birthName: 'PAT-TEST',
+          givenNames: ['CAMILLE'],
+          firstGivenName: 'CAMILLE',
+          birthDate: '19790328',
+          sex: 'F',
+          reliability: qualified ? 'QUAL' : 'PROV',
+          ins: {
+            matricule: '279035121518989',
+            oid: '1.2.250.1.213.1.4.10',
+            status: qualified ? 'QUAL' : 'PROV',
+          },
+          identifiers: [{ finess: '310000001', ipp }],
         },
-        identifiers: [{ finess: '310000001', ipp }],
-      },
-      { messageId: null, insOids: acceptedInsOids({ acceptTestIns: true }) },
-    ).patientId;
+        { messageId: null, insOids: acceptedInsOids({ acceptTestIns: true }) },
+      )
+    ).patientId!;
 
   const outboxDocument = (outboxId: number): ValidatedDocument =>
     JSON.parse(store.outbox.row(outboxId)!.content.toString()) as ValidatedDocument;
 
   it('validating a form writes its outbox row in the same transaction, with the patient and the meeting', async () => {
-    const patientId = patient(true);
+    const patientId = await patient(true);
     const meeting = await store.write.rcp.createMeeting(meetingData, actor, NOW);
     const form = await store.write.rcp.create(
       'frcp',
@@ -80,7 +82,7 @@ describe('RCP and PPS store', () => {
   });
 
   it('a failed validation leaves neither the status nor an outbox row', async () => {
-    const patientId = patient(true);
+    const patientId = await patient(true);
     const meeting = await store.write.rcp.createMeeting(meetingData, actor, NOW);
     const form = await store.write.rcp.create(
       'frcp',
@@ -94,7 +96,7 @@ describe('RCP and PPS store', () => {
   });
 
   it('a correction after validation is the next version of the same set, replacing the first', async () => {
-    const patientId = patient(true);
+    const patientId = await patient(true);
     const meeting = await store.write.rcp.createMeeting(meetingData, actor, NOW);
     const v1 = await store.write.rcp.create(
       'frcp',
@@ -149,10 +151,10 @@ describe('RCP and PPS store', () => {
       );
       return outboxDocument((await store.write.rcp.validate('frcp', f.id, actor, NOW)).outboxId);
     };
-    const unqualified = await send(patient(false, 'IPP-2'));
+    const unqualified = await send(await patient(false, 'IPP-2'));
     assert.equal(unqualified.mesAllowed, false);
     assert.equal(unqualified.patient.ins, null);
-    const opposed = patient(true, 'IPP-3');
+    const opposed = await patient(true, 'IPP-3');
     await store.write.rcp.setOpposition(opposed, 'mes', true, actor, NOW);
     assert.equal(store.rcp.hasOpposition(opposed), true);
     assert.equal((await send(opposed)).mesAllowed, false);
@@ -161,7 +163,7 @@ describe('RCP and PPS store', () => {
   });
 
   it('stores and validates a PPS; refuses incomplete input with the missing fields named', async () => {
-    const patientId = patient(true);
+    const patientId = await patient(true);
     const pps = await store.write.rcp.create('pps', { patientId, content: ppsContent }, actor, NOW);
     const done = await store.write.rcp.validate('pps', pps.id, actor, NOW);
     assert.equal(outboxDocument(done.outboxId).kind, 'pps');
@@ -178,7 +180,7 @@ describe('RCP and PPS store', () => {
   });
 
   it('imports forms produced elsewhere: each validated, a second import of the same form refused', async () => {
-    const patientId = patient(true);
+    const patientId = await patient(true);
     const meeting = await store.write.rcp.createMeeting(meetingData, actor, NOW);
     const item = { patientId, meetingId: meeting.id, content: formContent, externalId: 'DCC-X-42' };
     const bad = { patientId, meetingId: meeting.id, content: {}, externalId: 'DCC-X-43' };
@@ -207,8 +209,8 @@ describe('RCP and PPS store', () => {
   });
 
   it('yearly statistics: sessions by date, forms once per set, distinct patients presented, PPS', async () => {
-    const a = patient(true, 'IPP-A');
-    const b = patient(false, 'IPP-B');
+    const a = await patient(true, 'IPP-A');
+    const b = await patient(false, 'IPP-B');
     const jan = await store.write.rcp.createMeeting({ ...meetingData, date: '2024-01-10' }, actor, NOW);
     const mar = await store.write.rcp.createMeeting(
       { ...meetingData, date: '20240305140000+0100' },
