@@ -263,7 +263,11 @@ export class Rcp {
       return {
         get: db.prepare<[number], DocumentRow>(`SELECT * FROM ${t} WHERE id = ?`),
         versions: db.prepare<[string], DocumentRow>(`SELECT * FROM ${t} WHERE set_id = ? ORDER BY version`),
-        ofMeeting: db.prepare<[number], DocumentRow>(`SELECT * FROM ${t} WHERE session_id = ? ORDER BY id`),
+        // The latest version of each set: a session lists its forms, not their corrections.
+        ofMeeting: db.prepare<[number], DocumentRow>(
+          `SELECT * FROM ${t} f WHERE session_id = ?
+           AND version = (SELECT max(version) FROM ${t} g WHERE g.set_id = f.set_id) ORDER BY set_id, id`,
+        ),
         ofPatient: db.prepare<[number], DocumentRow>(`SELECT * FROM ${t} WHERE patient_id = ? ORDER BY id`),
         byExternal: db.prepare<[string], number>(`SELECT id FROM ${t} WHERE external_id = ?`).pluck(),
         insert: db.prepare(
@@ -330,6 +334,7 @@ export class Rcp {
     return d ? this.s.docs[kind].versions.all(d.set_id).map((r) => toDocument(kind, r)) : [];
   }
 
+  /** The forms of a session, each in its latest version. */
   formsOfMeeting(meetingId: number): DocumentRecord[] {
     return this.s.docs.frcp.ofMeeting.all(meetingId).map((r) => toDocument('frcp', r));
   }
