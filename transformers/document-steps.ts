@@ -286,7 +286,7 @@ export const cdaXdmStep: StepSpec<OptionsOf<typeof xdmSchema>> = {
       `${attr(id, 'root') ?? ''}^${attr(id, 'extension') ?? ''}|${recipients.join(',')}`,
     );
     const zip = await xdmPackage(
-      [{ cda, pdf: o.includePdf ? renderPdf(doc) : undefined, classCode: o.classCode }],
+      [{ cda, parsed: doc, pdf: o.includePdf ? renderPdf(doc) : undefined, classCode: o.classCode }],
       {
         uniqueId: uuidOid(setKey),
         sourceId: o.sourceId,

@@ -32,6 +32,8 @@ export interface XdsCode {
 export interface XdmDocument {
   /** The CDA R2 document, as written (its bytes are what the hash and size describe). */
   cda: string;
+  /** The CDA already parsed by the caller (the product's XML reader): spares a second parse. */
+  parsed?: XmlElement;
   /** Its PDF rendering, carried beside it. */
   pdf?: Uint8Array;
   /** XDS classCode (JDV_J06); by default chosen from the document type (CLASS_CODES). */
@@ -327,7 +329,7 @@ function association(type: string, source: string, target: string, id: string, .
 function entriesOf(documents: readonly XdmDocument[]): Entry[] {
   const entries: Entry[] = [];
   documents.forEach((d) => {
-    const header = parseXml(d.cda);
+    const header = d.parsed ?? parseXml(d.cda);
     if (header.local !== 'ClinicalDocument') throw incomplete('ClinicalDocument root');
     const summary = summarizeCda(header);
     const template = elements(header, 'templateId')

@@ -7,84 +7,12 @@ import { builtinRegistry } from '../../channels/builtins.ts';
 import type { Step, StepInput } from '../../transformers/contract.ts';
 import { VALIDATED_DOCUMENT_TYPE } from '../../transformers/document-steps.ts';
 import type { ValidatedDocument } from '../../transformers/document-steps.ts';
+import { correction, validatedForm, validatedPps } from '../fixtures/documents/validated.ts';
 import { get, parse, segmentsNamed } from '../../transformers/hl7v2.ts';
 import { attr, element, elements, parseXml } from '../../transformers/xml.ts';
 import { pdfText } from '../support/pdf-text.ts';
-import { fullForm, fullPps, meeting } from '../fixtures/documents/rcp-forms.ts';
 import { AnsValidator, locateTools } from './ans-cda-validator.ts';
 import yauzl from 'yauzl';
-
-/** The clinical content as the store keeps it: the model document without what the steps add. */
-function clinical(document: object): Record<string, unknown> {
-  const drop = new Set([
-    'id',
-    'setId',
-    'version',
-    'replaces',
-    'effectiveTime',
-    'confidentiality',
-    'author',
-    'authorTime',
-    'custodian',
-    'legalAuthenticator',
-    'legalAuthenticationTime',
-    'patient',
-    'meeting',
-    'status',
-    'statusDate',
-  ]);
-  return Object.fromEntries(Object.entries(document).filter(([k]) => !drop.has(k)));
-}
-
-const patient: ValidatedDocument['patient'] = {
-  id: 7,
-  ins: { matricule: '279035121518989', oid: '1.2.250.1.213.1.4.10' },
-  identifiers: [
-    { finess: '310000009', ipp: 'OTHER-1' },
-    { finess: '310000001', ipp: 'IPP-000123' },
-  ],
-  birthName: 'PAT-TEST',
-  givenNames: 'CAMILLE MARIE',
-  firstGivenName: 'CAMILLE',
-  usedName: 'EPOUSE-TEST',
-  usedGivenName: null,
-  sex: 'F',
-  birthDate: '1979-03-28',
-  birthPlace: '51215',
-};
-
-const validatedForm: ValidatedDocument = {
-  kind: 'frcp',
-  documentId: 42,
-  setId: 'frcp-set-42',
-  version: 1,
-  replaces: null,
-  validatedAt: '2026-01-12T15:00:00.000Z',
-  validatedBy: 'dr.oncotest',
-  patient,
-  meeting: { ...meeting, id: 3 },
-  content: clinical(fullForm),
-  mesAllowed: true,
-};
-
-const correction: ValidatedDocument = {
-  ...validatedForm,
-  documentId: 43,
-  version: 2,
-  replaces: { documentId: 42, version: 1 },
-  validatedAt: '2026-01-13T08:00:00.000Z',
-};
-
-const validatedPps: ValidatedDocument = {
-  ...validatedForm,
-  kind: 'pps',
-  documentId: 50,
-  setId: 'pps-set-50',
-  meeting: null,
-  patient: { ...patient, ins: null },
-  content: clinical(fullPps),
-  mesAllowed: false,
-};
 
 const registry = builtinRegistry();
 const step = (type: string, options: Record<string, unknown> = {}): Step =>

@@ -1,0 +1,119 @@
+// Documents out (issue 11 proof): validated forms through the real engine — journaled on receipt,
+// written as CDA (rcp-cda), then packaged for a recipient as IHE_XDM.ZIP with the PDF inside
+// (cda-xdm), every stage journaled — measured from the first receipt to the last delivery. A region's
+// year is 142,390 RCP forms; the target is that year in under 10 minutes. Beside it, each stage
+// alone in this process, to show where the time goes.
+//   npm run bench -- documents        (ONCO_BENCH_DOCUMENTS: how many forms, default 400)
+import { builtinRegistry } from '../../channels/builtins.ts';
+import { writeFrcp } from '../../transformers/cda-frcp.ts';
+import { modelOf, VALIDATED_DOCUMENT_TYPE } from '../../transformers/document-steps.ts';
+import type { ValidatedDocument } from '../../transformers/document-steps.ts';
+import { renderPdf } from '../../transformers/pdf-render.ts';
+import { xdmPackage } from '../../transformers/xdm-package.ts';
+import { parseXml } from '../../transformers/xml.ts';
+import { validatedForm } from '../fixtures/documents/validated.ts';
+import { idleSource } from '../support/sink.ts';
+import { startEngine } from '../support/engine-harness.ts';
+import { discard } from './journal-ingest.ts';
+
+const YEAR_OF_FORMS = 142_390;
+const TARGET_SECONDS = 600;
+
+function form(i: number): ValidatedDocument {
+  return {
+    ...validatedForm,
+    documentId: 1000 + i,
+    setId: `frcp-set-${1000 + i}`,
+    patient: {
+      ...validatedForm.patient,
+      id: 1000 + i,
+      identifiers: [{ finess: '310000001', ipp: `IPP-${i}` }],
+    },
+  };
+}
+
+function perSecond(count: number, since: bigint): number {
+  return count / (Number(process.hrtime.bigint() - since) / 1e9);
+}
+
+/** Each stage alone, `n` times, in this process: documents per second. */
+async function stages(n: number): Promise<Record<string, number>> {
+  const input = {
+    content: Buffer.from(JSON.stringify(form(0))),
+    contentType: VALIDATED_DOCUMENT_TYPE,
+    meta: {},
+  };
+  const model = modelOf(input, '1.2.250.1.999.7');
+  if (model.kind !== 'frcp') throw new Error('the bench form is an FRCP');
+  const cda = writeFrcp(model.document);
+  const pdf = renderPdf(cda);
+  const submission = {
+    uniqueId: '2.25.1',
+    sourceId: '1.2.250.1.999.7',
+    submissionTime: '20260112160000+0100',
+  };
+  const time = async (f: () => unknown): Promise<number> => {
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) await f();
+    return Math.round(perSecond(n, t0));
+  };
+  return {
+    cda: await time(() => writeFrcp(model.document)),
+    parseCda: await time(() => parseXml(cda)),
+    pdf: await time(() => renderPdf(cda)),
+    xdmZipWithGivenPdf: await time(() => xdmPackage([{ cda, pdf }], submission)),
+  };
+}
+
+export async function benchDocumentsOut(): Promise<unknown> {
+  const total = Number(process.env.ONCO_BENCH_DOCUMENTS ?? 400);
+  const h = await startEngine({
+    registry: builtinRegistry().register(discard, idleSource),
+    channels: [
+      {
+        id: 'documents-out',
+        queueLimit: 1_000_000,
+        source: { type: 'test-idle' },
+        steps: [{ type: 'rcp-cda', oidRoot: '1.2.250.1.999.7' }],
+        destinations: [
+          {
+            name: 'mssante',
+            type: 'discard',
+            queue: 'parallel',
+            concurrency: 4,
+            steps: [{ type: 'cda-xdm', sourceId: '1.2.250.1.999.7' }],
+          },
+        ],
+      },
+    ],
+  });
+  const channel = h.engine.channel('documents-out');
+  const t0 = process.hrtime.bigint();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (next < total) {
+        const i = next++;
+        await channel.receive({
+          content: Buffer.from(JSON.stringify(form(i))),
+          contentType: VALIDATED_DOCUMENT_TYPE,
+          meta: { documentKind: 'frcp', recipient: `dr-${i}@chu-sud.mssante.fr` },
+        });
+      }
+    }),
+  );
+  while (channel.metrics.sent + channel.metrics.errored < total) await new Promise((r) => setTimeout(r, 20));
+  const rate = perSecond(total, t0);
+  const errored = channel.metrics.errored;
+  await h.stop();
+  const yearSeconds = YEAR_OF_FORMS / rate;
+  return {
+    documents: total,
+    errored,
+    chainDocumentsPerSecond: Number(rate.toFixed(1)),
+    yearOfFormsMinutes: Number((yearSeconds / 60).toFixed(1)),
+    targetMinutes: TARGET_SECONDS / 60,
+    withinTarget: yearSeconds <= TARGET_SECONDS,
+    stagesAlonePerSecond: await stages(Math.min(100, total)),
+  };
+}
