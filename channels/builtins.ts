@@ -14,6 +14,7 @@ import { hl7v2ValidateStep } from '../transformers/hl7v2.ts';
 import { pamFrStep } from '../transformers/pam-fr.ts';
 import { pathologyStep, molecularStep } from '../transformers/clinical-steps.ts';
 import { rcpCdaStep, cdaPdfStep, cdaXdmStep, cdaHl7v2Step } from '../transformers/document-steps.ts';
+import { orderOmlStep } from '../transformers/oml-o21.ts';
 
 export function builtinRegistry(): Registry {
   return new Registry().register(
@@ -37,5 +38,6 @@ export function builtinRegistry(): Registry {
     cdaPdfStep,
     cdaXdmStep,
     cdaHl7v2Step,
+    orderOmlStep,
   );
 }
