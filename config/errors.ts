@@ -913,14 +913,9 @@ export const ERRORS = define({
     hint: 'give submissionTime as YYYYMMDDHHMMSS[+ZZZZ]',
     status: CONTENT_AE,
   },
-  DOCUMENT_NOT_JSON: {
-    message: 'the validated document is not readable JSON: {reason}',
-    hint: 'the outbox of documents-out carries an RCP form or a PPS as JSON (rcp-model.ts); replay it once the producer is fixed',
-    status: CONTENT_AE,
-  },
-  DOCUMENT_KIND_UNKNOWN: {
-    message: 'the message is not a validated RCP form nor a PPS (content type {contentType})',
-    hint: 'give the content type application/vnd.onco-relay.frcp+json or application/vnd.onco-relay.pps+json, or meta documentKind frcp|pps',
+  ORDER_NOT_JSON: {
+    message: 'the order is not readable JSON: {reason}',
+    hint: 'the molecular-orders outbox carries an order as JSON (store/orders.ts); replay it once the producer is fixed',
     status: CONTENT_AE,
   },
 

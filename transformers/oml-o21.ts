@@ -138,7 +138,7 @@ export const orderOmlStep: StepSpec<OptionsOf<typeof orderOmlSchema>> = {
     try {
       order = JSON.parse(input.content.toString('utf8')) as MolecularOrder;
     } catch (error) {
-      throw new StepError('DOCUMENT_NOT_JSON', `the order is not readable JSON: ${String(error)}`);
+      throw new StepError('ORDER_NOT_JSON', `the order is not readable JSON: ${String(error)}`);
     }
     if (o.lab !== undefined && order.lab?.finess !== o.lab) return null;
     let message: string;

@@ -1,17 +1,16 @@
-// Documents out (issue 11 proof): validated forms through the real engine — journaled on receipt,
-// written as CDA (rcp-cda), then packaged for a recipient as IHE_XDM.ZIP with the PDF inside
-// (cda-xdm), every stage journaled — measured from the first receipt to the last delivery. A region's
+// Documents out (issue 11 proof): forms written as CDA (the FRCP writer), through the real engine —
+// journaled on receipt, then packaged for a recipient as IHE_XDM.ZIP with the PDF inside (cda-xdm),
+// every stage journaled — measured from the first CDA written to the last delivery. A region's
 // year is 142,390 RCP forms; the target is that year in under 10 minutes. Beside it, each stage
 // alone in this process, to show where the time goes.
 //   npm run bench -- documents        (ONCO_BENCH_DOCUMENTS: how many forms, default 400)
 import { builtinRegistry } from '../../channels/builtins.ts';
 import { writeFrcp } from '../../transformers/cda-frcp.ts';
-import { modelOf, VALIDATED_DOCUMENT_TYPE } from '../../transformers/document-steps.ts';
-import type { ValidatedDocument } from '../../transformers/document-steps.ts';
 import { renderPdf } from '../../transformers/pdf-render.ts';
 import { xdmPackage } from '../../transformers/xdm-package.ts';
 import { parseXml } from '../../transformers/xml.ts';
-import { validatedForm } from '../fixtures/documents/validated.ts';
+import type { RcpForm } from '../../transformers/rcp-model.ts';
+import { fullForm } from '../fixtures/documents/rcp-forms.ts';
 import { idleSource } from '../support/sink.ts';
 import { startEngine } from '../support/engine-harness.ts';
 import { discard } from './journal-ingest.ts';
@@ -19,16 +18,13 @@ import { discard } from './journal-ingest.ts';
 const YEAR_OF_FORMS = 142_390;
 const TARGET_SECONDS = 600;
 
-function form(i: number): ValidatedDocument {
+/** A distinct form for each i: its own ids and patient IPP. */
+function form(i: number): RcpForm {
   return {
-    ...validatedForm,
-    documentId: 1000 + i,
-    setId: `frcp-set-${1000 + i}`,
-    patient: {
-      ...validatedForm.patient,
-      id: 1000 + i,
-      identifiers: [{ finess: '310000001', ipp: `IPP-${i}` }],
-    },
+    ...fullForm,
+    id: { root: '1.2.250.1.999.7.1', extension: `frcp-${i}` },
+    setId: { root: '1.2.250.1.999.7.1', extension: `frcp-set-${i}` },
+    patient: { ...fullForm.patient, ipp: { ...fullForm.patient.ipp, value: `IPP-${i}` } },
   };
 }
 
@@ -38,14 +34,8 @@ function perSecond(count: number, since: bigint): number {
 
 /** Each stage alone, `n` times, in this process: documents per second. */
 async function stages(n: number): Promise<Record<string, number>> {
-  const input = {
-    content: Buffer.from(JSON.stringify(form(0))),
-    contentType: VALIDATED_DOCUMENT_TYPE,
-    meta: {},
-  };
-  const model = modelOf(input, '1.2.250.1.999.7');
-  if (model.kind !== 'frcp') throw new Error('the bench form is an FRCP');
-  const cda = writeFrcp(model.document);
+  const one = form(0);
+  const cda = writeFrcp(one);
   const pdf = renderPdf(cda);
   const submission = {
     uniqueId: '2.25.1',
@@ -58,7 +48,7 @@ async function stages(n: number): Promise<Record<string, number>> {
     return Math.round(perSecond(n, t0));
   };
   return {
-    cda: await time(() => writeFrcp(model.document)),
+    cda: await time(() => writeFrcp(one)),
     parseCda: await time(() => parseXml(cda)),
     pdf: await time(() => renderPdf(cda)),
     xdmZipWithGivenPdf: await time(() => xdmPackage([{ cda, pdf }], submission)),
@@ -74,7 +64,6 @@ export async function benchDocumentsOut(): Promise<unknown> {
         id: 'documents-out',
         queueLimit: 1_000_000,
         source: { type: 'test-idle' },
-        steps: [{ type: 'rcp-cda', oidRoot: '1.2.250.1.999.7' }],
         destinations: [
           {
             name: 'mssante',
@@ -97,9 +86,9 @@ export async function benchDocumentsOut(): Promise<unknown> {
       while (next < total) {
         const i = next++;
         await channel.receive({
-          content: Buffer.from(JSON.stringify(form(i))),
-          contentType: VALIDATED_DOCUMENT_TYPE,
-          meta: { documentKind: 'frcp', recipient: `dr-${i}@chu-sud.mssante.fr` },
+          content: Buffer.from(writeFrcp(form(i)), 'utf8'),
+          contentType: 'application/hl7-cda+xml',
+          meta: { to: `dr-${i}@chu-sud.mssante.fr` },
         });
       }
     }),
