@@ -98,6 +98,21 @@ describe('PDF rendering of FRCP and PPS (transformers/pdf-render.ts)', () => {
     ]);
   });
 
+  it('breaks a long document over pages, each naming its patient, document and page', () => {
+    const lines = Array.from({ length: 150 }, (_, i) => `Ligne ${i + 1} de l'histoire de la maladie.`);
+    const pdf = renderPdf(writeFrcp({ ...fullForm, clinicalSummary: lines.join('\n') }));
+    const text = pdfText(pdf);
+    const footers = text.filter((l) =>
+      l.startsWith('PAT-TEST CAMILLE né(e) le 28/03/1979 — FRCP-2026-000001-1 — page '),
+    );
+    assert.ok(footers.length >= 4, `${footers.length} pages`);
+    assert.deepEqual(
+      footers.map((f) => f.replace(/.* page /, '')),
+      footers.map((_, i) => `${i + 1}/${footers.length}`),
+    );
+    assertShows(pdf, ['Ligne 1 de l', 'Ligne 150 de l', 'Validé le 12/01/2026 16:00']);
+  });
+
   it('is deterministic: the same document gives the same bytes, dated by the document', () => {
     const cda = writeFrcp(fullForm);
     const pdf = renderPdf(cda);
