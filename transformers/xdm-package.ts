@@ -49,7 +49,7 @@ export interface XdmSubmission {
   sourceId: string;
   /** When the set was made, HL7 TS; also the zip entries' date, this module has no clock. */
   submissionTime: string;
-  /** Whom the set is for: MSSanté addresses (XDM intendedRecipient, `|` then the address). */
+  /** Whom the set is for: MSSanté addresses (XDM intendedRecipient, as its XTN: `||^^Internet^address`). */
   recipients?: string[];
   title?: string;
   /** XDS contentTypeCode of the submission set, when the receiver asks for one. */
@@ -408,7 +408,8 @@ function metadataOf(entries: readonly Entry[], submission: XdmSubmission): strin
   const patientId = setPatient(entries);
   const first = entries[0] as Entry;
   const author = element(first.header, 'author/assignedAuthor');
-  const set = 'SubmissionSet01';
+  // A UUID, as XDM media want every entryUUID to be; derived, so the same set has the same one.
+  const set = entryUuid(`submission-set:${submission.uniqueId}`);
   const pdfTarget = new Map<Entry, Entry>();
   entries.forEach((e, i) => {
     const previous = entries[i - 1];
@@ -420,7 +421,7 @@ function metadataOf(entries: readonly Entry[], submission: XdmSubmission): strin
       'rim:RegistryPackage',
       { id: set, objectType: 'urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:RegistryPackage' },
       slot('submissionTime', dtm(submission.submissionTime)),
-      slot('intendedRecipient', ...(submission.recipients ?? []).map((r) => `|${r}`)),
+      slot('intendedRecipient', ...(submission.recipients ?? []).map((r) => `||^^Internet^${r}`)),
       localized(
         'rim:Name',
         submission.title ?? (text(element(first.header, 'title')) || first.summary.code.displayName),

@@ -61,7 +61,7 @@ describe('documents-out packaging steps (cda-pdf, cda-xdm, cda-hl7v2)', () => {
     assert.ok(recipients !== undefined);
     assert.deepEqual(
       elements(recipients, 'ValueList/Value').map((v) => v.children.join('')),
-      ['|anne.oncotest@chu-sud.mssante.fr'],
+      ['||^^Internet^anne.oncotest@chu-sud.mssante.fr'],
     );
     const setId = (zip: Buffer): Promise<string | undefined> =>
       zipEntries(zip).then((f) =>

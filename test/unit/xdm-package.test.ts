@@ -154,11 +154,14 @@ describe('IHE XDM packaging (transformers/xdm-package.ts)', () => {
     ]);
 
     const set = element(metadata, 'RegistryObjectList/RegistryPackage') as XmlElement;
+    const uuid = /^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+    assert.match(attr(set, 'id') ?? '', uuid);
+    assert.match(attr(e, 'id') ?? '', uuid);
     assert.equal(externalId(set, SCHEME.setPatientId), externalId(e, SCHEME.patientId));
     assert.equal(externalId(set, SCHEME.setUniqueId), '2.25.123456789');
     assert.equal(externalId(set, SCHEME.setSourceId), '1.2.250.1.999.2');
     assert.deepEqual(slot(set, 'submissionTime'), ['20260112150500']);
-    assert.deepEqual(slot(set, 'intendedRecipient'), ['|anne.oncotest@chu-sud.mssante.fr']);
+    assert.deepEqual(slot(set, 'intendedRecipient'), ['||^^Internet^anne.oncotest@chu-sud.mssante.fr']);
     const members = elements(metadata, 'RegistryObjectList/Association');
     assert.deepEqual(
       members.map((a) => [attr(a, 'associationType'), attr(a, 'sourceObject'), attr(a, 'targetObject')]),
