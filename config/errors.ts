@@ -915,6 +915,41 @@ export const ERRORS = define({
     hint: 'package a CDA written by the FRCP/PPS writers, or complete the document header',
     status: REQUIRED_AE,
   },
+  PDF_CDA_INCOMPLETE: {
+    message: 'the CDA document has no {what}: it cannot be rendered as PDF',
+    hint: 'render a CDA written by the FRCP/PPS writers (put the rcp-cda step first)',
+    status: REQUIRED_AE,
+  },
+  XDM_CDA_INCOMPLETE: {
+    message: 'the CDA document has no {what}: its XDS metadata cannot be written',
+    hint: 'package a CDA written by the FRCP/PPS writers (put the rcp-cda step first)',
+    status: REQUIRED_AE,
+  },
+  XDM_NO_CLASS_CODE: {
+    message: 'no XDS classCode is known for documents of type {type}',
+    hint: 'give classCode in the cda-xdm step options',
+    status: VALUE_AE,
+  },
+  XDM_MIXED_PATIENTS: {
+    message: 'the documents of one XDM set are not all about the same patient',
+    hint: 'send one package per patient',
+    status: CONTENT_AE,
+  },
+  XDM_EMPTY: {
+    message: 'an XDM submission set needs at least one document',
+    hint: 'give the CDA document to package',
+    status: REQUIRED_AE,
+  },
+  XDM_BAD_TIME: {
+    message: 'the submission time "{time}" is not an HL7 TS',
+    hint: 'give submissionTime as YYYYMMDDHHMMSS[+ZZZZ]',
+    status: CONTENT_AE,
+  },
+  ORDER_NOT_JSON: {
+    message: 'the order is not readable JSON: {reason}',
+    hint: 'the molecular-orders outbox carries an order as JSON (store/orders.ts); replay it once the producer is fixed',
+    status: CONTENT_AE,
+  },
 
   // RCP and PPS in the core store (store/rcp.ts) and their routing (connectors/document-router.ts)
   RCP_INVALID: {
