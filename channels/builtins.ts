@@ -7,6 +7,7 @@ import { identityWriterSpec } from '../connectors/identity-writer.ts';
 import { sftpDropSpec } from '../connectors/sftp-drop.ts';
 import { sftpPollSpec } from '../connectors/sftp-poller.ts';
 import { sftpPushSpec } from '../connectors/sftp-writer.ts';
+import { smtpInboxSpec } from '../connectors/smtp-inbox.ts';
 import { mllpListenerSpec, mllpSenderSpec } from '../connectors/mllp.ts';
 import { httpListenerSpec, httpSenderSpec } from '../connectors/http.ts';
 import { matchStepSpec } from '../transformers/match.ts';
@@ -23,6 +24,7 @@ export function builtinRegistry(): Registry {
     sftpDropSpec(),
     sftpPollSpec,
     sftpPushSpec,
+    smtpInboxSpec,
     mllpListenerSpec,
     mllpSenderSpec,
     httpListenerSpec,

@@ -31,6 +31,8 @@ export interface Establishment {
   kind: 'hospital' | 'pathology-lab' | 'molecular-lab' | 'other';
   /** Whose patients it may report on besides its own (default: `all` for labs, none otherwise). */
   reportsFor?: 'all' | string[];
+  /** Its MSSanté addresses (smtp-inbox allow-lists). */
+  mssante?: string[];
   [setting: string]: unknown;
 }
 

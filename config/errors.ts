@@ -884,6 +884,63 @@ export const ERRORS = define({
     status: REQUIRED_AE,
   },
 
+  // MSSanté: the SMTP inbox (connectors/smtp-server.ts), each refusal with its SMTP reply code
+  SMTP_UNKNOWN_MAILBOX: {
+    message: 'no mailbox {mailbox} here',
+    hint: 'check the address: the DCC takes mail only for the mailboxes its channels configure',
+    status: { smtp: 550 },
+  },
+  SMTP_SENDER_REFUSED: {
+    message: 'sender {sender} may not write to {mailbox}',
+    hint: "send from the MSSanté address the DCC's directory lists for your establishment, or ask the DCC to add it",
+    status: { smtp: 550 },
+  },
+  SMTP_TOO_BIG: {
+    message: 'message larger than {limit} bytes',
+    hint: 'send the documents in several mails, or ask the DCC to raise maxMessageBytes',
+    status: { smtp: 552 },
+  },
+  SMTP_AUTH_REQUIRED: {
+    message: 'authentication required',
+    hint: 'start TLS (STARTTLS), then AUTH with the account the DCC gave your establishment',
+    status: { smtp: 530 },
+  },
+  SMTP_AUTH_FAILED: {
+    message: 'authentication failed',
+    hint: 'check the login and password of the account the DCC gave your establishment',
+    status: { smtp: 535 },
+  },
+  SMTP_TLS_REQUIRED: {
+    message: 'must issue STARTTLS first',
+    hint: 'configure the mail client or relay to use STARTTLS',
+    status: { smtp: 530 },
+  },
+  SMTP_CLIENT_CERTIFICATE: {
+    message: 'client certificate refused: {reason}',
+    hint: 'present the certificate of your MSSanté operator (IGC-Santé), issued by a CA the DCC trusts',
+    status: { smtp: 554 },
+  },
+  SMTP_MAILBOX_GONE: {
+    message: 'mailbox {mailbox} closed while the mail was being sent',
+    hint: 'send the mail again in a moment',
+    status: { smtp: 451 },
+  },
+  SMTP_NOT_STORED: {
+    message: 'the mail could not be stored',
+    hint: 'nothing was kept: send the mail again later (your server retries by itself)',
+    status: { smtp: 451, retryable: true },
+  },
+  SMTP_MAILBOX_TAKEN: {
+    message: 'two channels take the mailbox {mailbox}',
+    hint: 'give each mailbox to one smtp-inbox source only',
+    status: SETUP,
+  },
+  SMTP_SETTINGS_CLASH: {
+    message: 'channel {channel}: smtp-inbox option {option} differs from the running SMTP server',
+    hint: 'every smtp-inbox source shares one SMTP server: give them the same port, bind, hostname, size, auth and TLS options',
+    status: SETUP,
+  },
+
   // Listeners (connectors/listener-setup.ts)
   PORT_IN_USE: {
     message: 'port {port} of {bind} is already in use',
