@@ -8,6 +8,7 @@ import { sftpDropSpec } from '../connectors/sftp-drop.ts';
 import { sftpPollSpec } from '../connectors/sftp-poller.ts';
 import { sftpPushSpec } from '../connectors/sftp-writer.ts';
 import { smtpInboxSpec } from '../connectors/smtp-inbox.ts';
+import { mssanteSpec } from '../connectors/mssante.ts';
 import { mllpListenerSpec, mllpSenderSpec } from '../connectors/mllp.ts';
 import { httpListenerSpec, httpSenderSpec } from '../connectors/http.ts';
 import { matchStepSpec } from '../transformers/match.ts';
@@ -25,6 +26,7 @@ export function builtinRegistry(): Registry {
     sftpPollSpec,
     sftpPushSpec,
     smtpInboxSpec,
+    mssanteSpec,
     mllpListenerSpec,
     mllpSenderSpec,
     httpListenerSpec,

@@ -53,6 +53,7 @@ const listeners: Record<string, { defaultPort?: (env: NodeJS.ProcessEnv) => numb
   'mllp-listener': { defaultPort: (env) => Number(env.ONCO_MLLP_PORT || 2575) },
   'http-listener': {},
   'sftp-drop': { defaultPort: (env) => Number(env.ONCO_SFTP_PORT || 2222), shared: 'the SFTP server' },
+  'smtp-inbox': { defaultPort: (env) => Number(env.ONCO_SMTP_PORT || 2525), shared: 'the SMTP server' },
 };
 
 interface Listener {

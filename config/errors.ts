@@ -941,6 +941,33 @@ export const ERRORS = define({
     status: SETUP,
   },
 
+  // MSSanté: mail out (connectors/mssante.ts, transformers/mss-mail.ts)
+  MSS_MAIL_INVALID: {
+    message: 'the mail to send is not valid: {reason}',
+    hint: 'the step before the mssante destination must produce mail JSON (transformers/mss-mail.ts) or a document',
+    status: { ...CONTENT_AE, retryable: false },
+  },
+  MSS_NO_RECIPIENT: {
+    message: 'the mail names no recipient',
+    hint: 'give the recipients in the mail JSON `to`, in meta.to, or in the destination option `to`',
+    status: REFUSED_FOR_GOOD,
+  },
+  MSS_REFUSED: {
+    message: 'the relay refused the mail',
+    hint: "read the relay's answer: a 5xx will not pass by retrying; correct the address or content, then replay the delivery",
+    status: REFUSED_FOR_GOOD,
+  },
+  MSS_RECIPIENT_REFUSED: {
+    message: 'the relay refused recipient(s) {recipients}',
+    hint: 'check the MSSanté address in the directory (the national MSSanté directory lists the valid ones), then replay the delivery',
+    status: REFUSED_FOR_GOOD,
+  },
+  MSS_RELAY_UNAVAILABLE: {
+    message: 'the MSSanté relay could not take the mail now',
+    hint: 'retried by itself; if it lasts, check the relay host, port, TLS and credentials of the destination',
+    status: TRY_AGAIN,
+  },
+
   // Listeners (connectors/listener-setup.ts)
   PORT_IN_USE: {
     message: 'port {port} of {bind} is already in use',

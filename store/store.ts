@@ -11,6 +11,7 @@ import { MessageSearch, messageSearchMigrations } from './message-search.ts';
 import { Stats } from './stats.ts';
 import { PatientStore, patientMigrations } from './patients.ts';
 import { Vigilance } from './vigilance.ts';
+import { MailTracking, mailTrackingMigrations } from './mail-tracking.ts';
 import { writesThrough, type Writes } from './writes.ts';
 
 export const allMigrations: readonly Migration[] = [
@@ -20,6 +21,7 @@ export const allMigrations: readonly Migration[] = [
   ...auditMigrations,
   ...messageSearchMigrations,
   ...patientMigrations,
+  ...mailTrackingMigrations,
 ];
 
 export interface StoreOptions extends OpenOptions {
@@ -41,6 +43,7 @@ export interface WriterModules {
   messageSearch: MessageSearch;
   patients: PatientStore;
   vigilance: Vigilance;
+  mailTracking: MailTracking;
 }
 
 export class Store {
@@ -55,6 +58,7 @@ export class Store {
   readonly stats: Stats;
   readonly patients: PatientStore;
   readonly vigilance: Vigilance;
+  readonly mailTracking: MailTracking;
   /** Writes in the next group commit: `store.write.journal.receive(m)` settles once it is durable. */
   readonly write: Writes<WriterModules>;
   /** Writes committed in a transaction of their own (work under suspicion: the poison guard). */
@@ -73,6 +77,7 @@ export class Store {
     this.stats = new Stats(this.db);
     this.patients = new PatientStore(this.db);
     this.vigilance = new Vigilance(this.patients);
+    this.mailTracking = new MailTracking(this.db);
     this.auth = new AuthService(this.db, this.writer, this.accounts, this.audit, this.sessions, options.auth);
     const modules: WriterModules = {
       journal: this.journal,
@@ -82,6 +87,7 @@ export class Store {
       messageSearch: this.messageSearch,
       patients: this.patients,
       vigilance: this.vigilance,
+      mailTracking: this.mailTracking,
     };
     const call = (module: string, method: string, args: unknown[]) => () => {
       const target = modules[module as keyof WriterModules] as unknown as Record<string, unknown>;
