@@ -9,6 +9,8 @@ import { sftpPollSpec } from '../connectors/sftp-poller.ts';
 import { sftpPushSpec } from '../connectors/sftp-writer.ts';
 import { smtpInboxSpec } from '../connectors/smtp-inbox.ts';
 import { mssanteSpec } from '../connectors/mssante.ts';
+import { attachmentDispatchSpec } from '../connectors/attachment-dispatch.ts';
+import { mailAttachmentsStep } from '../transformers/mime-attachments.ts';
 import { mllpListenerSpec, mllpSenderSpec } from '../connectors/mllp.ts';
 import { httpListenerSpec, httpSenderSpec } from '../connectors/http.ts';
 import { matchStepSpec } from '../transformers/match.ts';
@@ -27,6 +29,7 @@ export function builtinRegistry(): Registry {
     sftpPushSpec,
     smtpInboxSpec,
     mssanteSpec,
+    attachmentDispatchSpec,
     mllpListenerSpec,
     mllpSenderSpec,
     httpListenerSpec,
@@ -36,5 +39,6 @@ export function builtinRegistry(): Registry {
     pamFrStep,
     pathologyStep,
     molecularStep,
+    mailAttachmentsStep,
   );
 }

@@ -968,6 +968,68 @@ export const ERRORS = define({
     status: TRY_AGAIN,
   },
 
+  // MSSanté: mail in, its attachments and XDM archives (transformers/mime-attachments.ts, xdm-read.ts)
+  MAIL_NO_DOCUMENT: {
+    message: 'the mail carries no document the DCC files',
+    hint: 'attach IHE_XDM.ZIP, a CDA, an HL7 file or a PDF described by XDM metadata, then send again',
+    status: CONTENT_AE,
+  },
+  MAIL_PARTS_EXPECTED: {
+    message: 'the message is not the list of parts of a mail',
+    hint: 'put a mail-attachments step before the attachment-dispatch destination',
+    status: REFUSED_FOR_GOOD,
+  },
+  MAIL_KIND_UNROUTED: {
+    message: 'no channel takes {kind} documents here',
+    hint: 'set the route of that kind on the attachment-dispatch destination, then replay the delivery',
+    status: REFUSED_FOR_GOOD,
+  },
+  ZIP_BROKEN: {
+    message: 'the archive cannot be read as a zip',
+    hint: 'send the archive again: it was cut or damaged on the way',
+    status: CONTENT_AE,
+  },
+  ZIP_TOO_MANY_ENTRIES: {
+    message: 'the archive holds too many entries',
+    hint: 'send fewer documents per mail',
+    status: CONTENT_AE,
+  },
+  ZIP_TOO_LARGE: {
+    message: 'the archive inflates past the size limit',
+    hint: 'send fewer or smaller documents per mail',
+    status: CONTENT_AE,
+  },
+  ZIP_RATIO: {
+    message: 'an entry of the archive inflates far more than documents do',
+    hint: 'this looks like a zip bomb; send the documents themselves',
+    status: CONTENT_AE,
+  },
+  ZIP_PATH_OUTSIDE: {
+    message: 'an entry of the archive would be written outside it',
+    hint: 'entry names must be relative paths without ".." (IHE_XDM/SUBSET01/…)',
+    status: CONTENT_AE,
+  },
+  ZIP_NESTED: {
+    message: 'archives are nested too deep',
+    hint: 'send IHE_XDM.ZIP with the documents themselves inside, not archives of archives',
+    status: CONTENT_AE,
+  },
+  XDM_NO_METADATA: {
+    message: 'the archive has no IHE_XDM/SUBSETnn/METADATA.XML',
+    hint: 'send an IHE XDM archive (IHE_XDM.ZIP) as your practice software or MSSanté client produces it',
+    status: REQUIRED_AE,
+  },
+  XDM_BAD_URI: {
+    message: 'a document of METADATA.XML names no file, or one outside its subset',
+    hint: 'each ExtrinsicObject needs a URI slot naming its file in the same SUBSET folder',
+    status: CONTENT_AE,
+  },
+  XDM_MISSING_DOCUMENT: {
+    message: 'METADATA.XML describes a document absent from the archive',
+    hint: 'send the archive again with every document its METADATA.XML lists',
+    status: REQUIRED_AE,
+  },
+
   // Listeners (connectors/listener-setup.ts)
   PORT_IN_USE: {
     message: 'port {port} of {bind} is already in use',

@@ -21,8 +21,9 @@ export function zip(entries: ZipEntry[]): Promise<Buffer> {
   });
 }
 
+const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/"/g, '&quot;');
 const slot = (name: string, ...values: string[]): string =>
-  `<rim:Slot name="${name}"><rim:ValueList>${values.map((v) => `<rim:Value>${v}</rim:Value>`).join('')}</rim:ValueList></rim:Slot>`;
+  `<rim:Slot name="${name}"><rim:ValueList>${values.map((v) => `<rim:Value>${esc(v)}</rim:Value>`).join('')}</rim:ValueList></rim:Slot>`;
 const classification = (scheme: string, code: string, codingScheme: string, display: string): string =>
   `<rim:Classification classificationScheme="${scheme}" nodeRepresentation="${code}">${slot('codingScheme', codingScheme)}<rim:Name><rim:LocalizedString value="${display}"/></rim:Name></rim:Classification>`;
 
@@ -55,7 +56,7 @@ export function metadataXml(
       ${classification('urn:uuid:41a5887f-8865-4c09-adf7-e362475b143a', '10', '1.2.250.1.213.1.1.4.1', 'Compte rendu')}
       ${classification('urn:uuid:f0306f51-975f-434e-a61c-c59651d33983', d.typeCode, '2.16.840.1.113883.6.1', d.title)}
       ${classification('urn:uuid:a09d5840-386c-46f2-b5ad-9c3699a4309d', d.formatCode, '1.2.250.1.213.1.1.4.2.282', d.formatCode)}
-      <rim:ExternalIdentifier identificationScheme="urn:uuid:58a6f841-87b3-4a3e-92fd-a8ffeff98427" value="${patient}" registryObject="Document${i + 1}"/>
+      <rim:ExternalIdentifier identificationScheme="urn:uuid:58a6f841-87b3-4a3e-92fd-a8ffeff98427" value="${esc(patient)}" registryObject="Document${i + 1}"/>
       <rim:ExternalIdentifier identificationScheme="urn:uuid:2e82c1f6-a085-4c72-9da3-8640a32e42ab" value="${d.uniqueId}" registryObject="Document${i + 1}"/>
     </rim:ExtrinsicObject>`,
     )
