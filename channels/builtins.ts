@@ -11,6 +11,8 @@ import { smtpInboxSpec } from '../connectors/smtp-inbox.ts';
 import { mssanteSpec } from '../connectors/mssante.ts';
 import { attachmentDispatchSpec } from '../connectors/attachment-dispatch.ts';
 import { mailAttachmentsStep } from '../transformers/mime-attachments.ts';
+import { mailReportStep } from '../transformers/mail-report.ts';
+import { mssTrackingSpec } from '../connectors/mss-tracking.ts';
 import { mllpListenerSpec, mllpSenderSpec } from '../connectors/mllp.ts';
 import { httpListenerSpec, httpSenderSpec } from '../connectors/http.ts';
 import { matchStepSpec } from '../transformers/match.ts';
@@ -30,6 +32,7 @@ export function builtinRegistry(): Registry {
     smtpInboxSpec,
     mssanteSpec,
     attachmentDispatchSpec,
+    mssTrackingSpec,
     mllpListenerSpec,
     mllpSenderSpec,
     httpListenerSpec,
@@ -40,5 +43,6 @@ export function builtinRegistry(): Registry {
     pathologyStep,
     molecularStep,
     mailAttachmentsStep,
+    mailReportStep,
   );
 }

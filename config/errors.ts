@@ -1030,6 +1030,18 @@ export const ERRORS = define({
     status: REQUIRED_AE,
   },
 
+  // MSSanté: delivery tracking (transformers/mail-report.ts, connectors/mss-tracking.ts)
+  MAIL_REPORT_UNMATCHABLE: {
+    message: 'a delivery or read report that names no original Message-ID',
+    hint: 'nothing to match it to: it stays in the journal for a person to read',
+    status: CONTENT_AE,
+  },
+  MAIL_REPORT_EXPECTED: {
+    message: 'the message is not a DSN/MDN report',
+    hint: 'put a mail-report step before the mss-tracking destination',
+    status: REFUSED_FOR_GOOD,
+  },
+
   // Listeners (connectors/listener-setup.ts)
   PORT_IN_USE: {
     message: 'port {port} of {bind} is already in use',

@@ -35,18 +35,8 @@ export const mailTrackingMigrations: Migration[] = [
 ];
 
 export type ReportKind = 'dsn' | 'mdn';
-/** DSN actions and MDN dispositions, as the reports spell them (lower case). */
-export type ReportStatus =
-  | 'delivered'
-  | 'failed'
-  | 'delayed'
-  | 'relayed'
-  | 'expanded'
-  | 'displayed'
-  | 'processed'
-  | 'deleted'
-  | 'dispatched'
-  | 'error';
+/** DSN actions (delivered, failed, delayed…) and MDN dispositions (displayed, processed, error…), lower case. */
+export type ReportStatus = string;
 
 export interface SentMail {
   messageIdHeader: string;
@@ -86,15 +76,24 @@ export interface RecordedReport {
   added: boolean;
 }
 
-interface ReportRow {
-  id: number;
+/** The mail a delivery sent, as the message browser and the API show it. */
+export interface DeliveryMail {
+  messageId: string;
+  recipients: string;
+  reports: MailReport[];
+}
+
+interface MailRow {
   delivery_id: number;
-  kind: ReportKind;
-  status: ReportStatus;
+  message_id_header: string;
+  recipients: string;
+  id: number | null;
+  kind: ReportKind | null;
+  status: ReportStatus | null;
   recipient: string | null;
   reason: string | null;
   reported_by_message: number | null;
-  received_at: number;
+  received_at: number | null;
 }
 
 export class MailTracking {
@@ -121,8 +120,12 @@ export class MailTracking {
     this.s.sent.run(m.messageIdHeader, m.deliveryId, m.recipients.join(', '), m.now);
   }
 
-  /** A DSN or MDN: recorded once, and matched to the delivery that sent its original, if ours. */
-  report(r: NewReport): RecordedReport {
+  /** The entries of a DSN or MDN: each recorded once, and matched to the delivery that sent its original, if ours. */
+  report(reports: NewReport[]): RecordedReport[] {
+    return reports.map((r) => this.reportOne(r));
+  }
+
+  private reportOne(r: NewReport): RecordedReport {
     const added = this.s.report.run(
       r.reportKey,
       r.originalMessageId,
@@ -136,40 +139,35 @@ export class MailTracking {
     return { deliveryId: this.s.deliveryOf.get(r.originalMessageId) ?? null, added: added > 0 };
   }
 
-  /** The reports about the mail of each delivery given, oldest first. */
-  reportsOf(deliveryIds: readonly number[]): Map<number, MailReport[]> {
-    const out = new Map<number, MailReport[]>();
+  /** The mail each delivery given sent (those that sent none are absent), with its reports, oldest first. */
+  mailOf(deliveryIds: readonly number[]): Map<number, DeliveryMail> {
+    const out = new Map<number, DeliveryMail>();
     if (deliveryIds.length === 0) return out;
     const rows = this.db
-      .prepare<number[], ReportRow>(
-        `SELECT r.id, s.delivery_id, r.kind, r.status, r.recipient, r.reason, r.reported_by_message, r.received_at
-         FROM mail_sent s JOIN mail_reports r ON r.original_message_id = s.message_id_header
-         WHERE s.delivery_id IN (${deliveryIds.map(() => '?').join(', ')}) ORDER BY r.id`,
+      .prepare<number[], MailRow>(
+        `SELECT s.delivery_id, s.message_id_header, s.recipients, r.id, r.kind, r.status, r.recipient, r.reason,
+                r.reported_by_message, r.received_at
+         FROM mail_sent s LEFT JOIN mail_reports r ON r.original_message_id = s.message_id_header
+         WHERE s.delivery_id IN (${deliveryIds.map(() => '?').join(', ')}) ORDER BY s.delivery_id, r.id`,
       )
       .all(...deliveryIds);
     for (const row of rows) {
-      const list = out.get(row.delivery_id) ?? [];
-      list.push({
+      let mail = out.get(row.delivery_id);
+      if (!mail) {
+        mail = { messageId: row.message_id_header, recipients: row.recipients, reports: [] };
+        out.set(row.delivery_id, mail);
+      }
+      if (row.id === null) continue;
+      mail.reports.push({
         id: row.id,
-        kind: row.kind,
-        status: row.status,
+        kind: row.kind!,
+        status: row.status!,
         recipient: row.recipient,
         reason: row.reason,
         reportedByMessage: row.reported_by_message,
-        receivedAt: row.received_at,
+        receivedAt: row.received_at!,
       });
-      out.set(row.delivery_id, list);
     }
     return out;
-  }
-
-  /** The Message-ID a delivery sent under, if it sent mail. */
-  messageIdOf(deliveryId: number): string | null {
-    return (
-      this.db
-        .prepare<[number], string>('SELECT message_id_header FROM mail_sent WHERE delivery_id = ?')
-        .pluck()
-        .get(deliveryId) ?? null
-    );
   }
 }
