@@ -13,6 +13,7 @@ import { attachmentDispatchSpec } from '../connectors/attachment-dispatch.ts';
 import { mailAttachmentsStep } from '../transformers/mime-attachments.ts';
 import { mailReportStep } from '../transformers/mail-report.ts';
 import { mssTrackingSpec } from '../connectors/mss-tracking.ts';
+import { imapPollSpec } from '../connectors/imap.ts';
 import { mllpListenerSpec, mllpSenderSpec } from '../connectors/mllp.ts';
 import { httpListenerSpec, httpSenderSpec } from '../connectors/http.ts';
 import { matchStepSpec } from '../transformers/match.ts';
@@ -30,6 +31,7 @@ export function builtinRegistry(): Registry {
     sftpPollSpec,
     sftpPushSpec,
     smtpInboxSpec,
+    imapPollSpec,
     mssanteSpec,
     attachmentDispatchSpec,
     mssTrackingSpec,
