@@ -10,6 +10,7 @@ import { Default, readOptions, type OptionsOf } from '../transformers/contract.t
 import type { Source, SourceContext, SourceSpec } from './contract.ts';
 import { readTlsFiles, tlsClientOption } from './listener-setup.ts';
 import { mailInbound } from './mail-inbound.ts';
+import { reconnectDelay, Sleeper } from './poll-loop.ts';
 
 const schema = Type.Object(
   {
@@ -80,7 +81,7 @@ export class ImapPoller implements Source {
   private client: ImapFlow | undefined;
   private loop: Promise<void> | undefined;
   private stopped = false;
-  private sleeping: { wake: () => void } | undefined;
+  private readonly sleeper = new Sleeper();
   private failures = 0;
   private uidValidity: bigint | null = null;
   private readonly where: string;
@@ -101,7 +102,7 @@ export class ImapPoller implements Source {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.sleeping?.wake();
+    this.sleeper.wake();
     await this.loop;
     await this.disconnect();
     this.ctx.report({ connected: false });
@@ -117,7 +118,7 @@ export class ImapPoller implements Source {
         if (error instanceof JournalFailure) this.ctx.report({ lastError: error.message });
         else delay = await this.failed(error);
       }
-      await this.sleep(delay);
+      if (!this.stopped) await this.sleeper.sleep(delay);
     }
   }
 
@@ -170,21 +171,7 @@ export class ImapPoller implements Source {
     const lastError = errorText(error);
     this.ctx.report({ connected: false, lastError, detail: this.where });
     this.ctx.log.warn({ channelId: this.ctx.channelId, where: this.where, lastError }, 'imap poll failed');
-    const base = Math.min(this.o.reconnectMaxMs, this.o.reconnectMinMs * 2 ** (this.failures - 1));
-    return Math.round(base * (0.8 + Math.random() * 0.4));
-  }
-
-  private sleep(ms: number): Promise<void> {
-    if (this.stopped) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => wake(), ms);
-      const wake = (): void => {
-        clearTimeout(timer);
-        this.sleeping = undefined;
-        resolve();
-      };
-      this.sleeping = { wake };
-    });
+    return reconnectDelay(this.failures, this.o.reconnectMinMs, this.o.reconnectMaxMs);
   }
 
   /** One look at the mailbox: every mail not yet taken, oldest first. */

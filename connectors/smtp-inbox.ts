@@ -12,6 +12,7 @@ import {
   tlsServerOption,
 } from './listener-setup.ts';
 import { mailInbound } from './mail-inbound.ts';
+import { InFlight } from './poll-loop.ts';
 import {
   normalAddress,
   SmtpError,
@@ -119,7 +120,7 @@ const COMPARED = [
 ] as const;
 
 class SmtpInboxSource implements Source {
-  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly inFlight = new InFlight();
   private release: (() => Promise<void>) | null = null;
   private unroute: (() => void) | null = null;
 
@@ -154,7 +155,7 @@ class SmtpInboxSource implements Source {
       }
       this.unroute = server.route(options.mailbox, {
         allowFrom: allowedSenders(options.allowFrom, ctx.directory),
-        take: (mail) => this.track(this.take(mail)),
+        take: (mail) => this.inFlight.track(this.take(mail)),
       });
     } catch (err) {
       await this.stop();
@@ -167,18 +168,11 @@ class SmtpInboxSource implements Source {
   async stop(): Promise<void> {
     this.unroute?.();
     this.unroute = null;
-    await Promise.allSettled([...this.inFlight]);
+    await this.inFlight.settled();
     const release = this.release;
     this.release = null;
     await release?.();
     this.ctx.report({ connected: false });
-  }
-
-  private track<T>(work: Promise<T>): Promise<T> {
-    this.inFlight.add(work);
-    const forget = (): void => void this.inFlight.delete(work);
-    work.then(forget, forget);
-    return work;
   }
 
   private async take(mail: IncomingMail): Promise<void> {
