@@ -1,8 +1,9 @@
 // Destination `mssante`: sends a document set as RFC 5322 mail (nodemailer) through the MSSanté
 // operator's relay, or, with no relay configured, writes it as an `.eml` file under data/outbox/ so a
 // demonstration shows what would leave. The Message-ID comes from the delivery's idempotency key:
-// a retry or a replay sends the same Message-ID, which is how a receiver (and our DSN/MDN matching)
-// recognises it.
+// a retry or a replay sends the same Message-ID, which is how a receiver recognises it. The detail
+// journaled with the delivery starts `Message-ID <…>`: DSN/MDN tracking (store/mail-tracking.ts)
+// matches reports to the delivery by it.
 import path from 'node:path';
 import nodemailer, { type Transporter } from 'nodemailer';
 import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
@@ -104,7 +105,7 @@ export class MssanteDestination implements Destination {
 
   constructor(
     private readonly o: MssanteOptions,
-    private readonly ctx: DestinationContext,
+    ctx: DestinationContext,
   ) {
     this.domain = o.domain ?? o.from.split('@')[1]!;
     if (o.relay) {
@@ -146,13 +147,6 @@ export class MssanteDestination implements Destination {
   async send(msg: Outbound): Promise<SendResult> {
     const mail = this.mailOf(msg);
     const messageId = `${msg.idempotencyKey}@${this.domain}`;
-    // Before the first byte leaves: a report may come back before the send is journaled.
-    await this.ctx.store.write.mailTracking.sent({
-      messageIdHeader: messageId,
-      deliveryId: msg.deliveryId,
-      recipients: mail.to,
-      now: Date.now(),
-    });
     const message: Mail.Options = {
       from: this.o.from,
       to: mail.to,

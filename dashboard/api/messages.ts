@@ -121,7 +121,7 @@ export async function readMessage(engine: Engine, req: FastifyRequest, id: numbe
   const { journal, mailTracking } = engine.store;
   const deliveries = journal.deliveries(id);
   // Mail deliveries carry their Message-ID and the DSN/MDN reports about it.
-  const mail = mailTracking.mailOf(deliveries.map((d) => d.id));
+  const mail = mailTracking.mailOf(deliveries);
   await audit(engine.store, req, {
     action: 'message-read',
     object: `message:${id}`,

@@ -107,7 +107,7 @@ function messageRows(items: MessageSummary[], filtered: boolean): Html {
 /** The Message-ID of a mail delivery and the DSN/MDN reports that came back about it. */
 function mailReports(mail: DeliveryMail): Html {
   return html`<div class="mail muted">
-    Message-ID &lt;${mail.messageId}&gt; to ${mail.recipients}
+    Message-ID &lt;${mail.messageId}&gt;
     <ul class="mail-reports">
       ${
         mail.reports.length === 0

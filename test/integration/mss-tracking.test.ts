@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildServer } from '../../dashboard/server.ts';
 import { readMailReport } from '../../transformers/mail-report.ts';
-import { startEngine, tempDir, until, type Harness } from '../support/engine-harness.ts';
+import { addAccount, startEngine, tempDir, until, type Harness } from '../support/engine-harness.ts';
 import { idleSource } from '../support/sink.ts';
 import { builtinRegistry } from '../../channels/builtins.ts';
 
@@ -119,7 +119,7 @@ describe('MSSanté delivery tracking: DSN and MDN matched to the outbound mail',
         },
       ],
     });
-    harness.engine.store.accounts.add(ADMIN);
+    await addAccount(harness.engine.store, ADMIN);
     app = buildServer(harness.engine, { bind: '127.0.0.1', port: 0 });
     await app.listen({ host: '127.0.0.1', port: 0 });
     base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
@@ -168,10 +168,8 @@ describe('MSSanté delivery tracking: DSN and MDN matched to the outbound mail',
     await swaksData(mdn(messageId, 'processed/error', '902^Identifiant de patient inconnu^INS absent'));
     // A DSN about a mail this DCC never sent is kept, matched to nothing.
     await swaksData(dsn('elsewhere@other.test', 'delayed', '451 try later'));
-    await until(
-      () => engine.store.mailTracking.mailOf([delivery.id]).get(delivery.id)?.reports.length === 2,
-      'both reports recorded',
-    );
+    const reportsOf = () => engine.store.mailTracking.mailOf([delivery]).get(delivery.id)?.reports ?? [];
+    await until(() => reportsOf().length === 2, 'both reports recorded');
 
     const api = await run('curl', [
       '-sf',
@@ -219,8 +217,8 @@ describe('MSSanté delivery tracking: DSN and MDN matched to the outbound mail',
         now: Date.now(),
       },
     ]);
-    assert.deepEqual(again, [{ deliveryId: delivery.id, added: false }]);
-    assert.equal(engine.store.mailTracking.mailOf([delivery.id]).get(delivery.id)?.reports.length, 2);
+    assert.deepEqual(again.response, { added: 0, deliveries: [delivery.id] });
+    assert.equal(reportsOf().length, 2);
   });
 
   it('reads DSN and MDN shapes: delivered, displayed, and an ordinary mail is no report', function () {

@@ -131,7 +131,7 @@ describe('mssante destination: mail out', function () {
     assert.deepEqual(mail.attachments[1]!.content, PDF);
     assert.match(delivery.detail ?? '', /Message-ID <mss-out-\d+-mail@dcc\.test>/);
     assert.equal(
-      engine.store.mailTracking.mailOf([delivery.id]).get(delivery.id)?.messageId,
+      engine.store.mailTracking.mailOf([delivery]).get(delivery.id)?.messageId,
       `mss-out-${receipt.messageId}-mail@dcc.test`,
     );
 
