@@ -14,6 +14,8 @@ import { selfSignedCert, type TestCert } from '../support/self-signed-cert.ts';
 import { idleSource } from '../support/sink.ts';
 import { freePort } from '../support/ports.ts';
 import { xdmZip } from '../support/xdm-fixture.ts';
+import { smtpInboxSpec } from '../../connectors/smtp-inbox.ts';
+import { startConnectorEngine } from '../support/channel-context.ts';
 
 const PDF = Buffer.from('%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n');
 const SUBJECT = 'XDM/1.0/DDM+FRCP DUPONT Marie 19790328';
@@ -185,6 +187,95 @@ describe('mssante destination: mail out', function () {
     assert.equal(mail.messageId, `<mss-out-${receipt.messageId}-mail@dcc.test>`);
     assert.equal((mail.to as { text: string }).text, '1790328123456@patient.mssante.fr');
     assert.ok((await entriesOf(mail.attachments[0]!.content)).includes('IHE_XDM/SUBSET01/DOC0001.PDF'));
+  });
+
+  it('through a relay that requires STARTTLS, a client certificate and AUTH (the inbox of another engine): sent with the account; a wrong password is a refusal, not retried', async function () {
+    const client = selfSignedCert();
+    const relayEngine = await startConnectorEngine({
+      dataDir: path.join(dir, 'relay'),
+      accounts: [
+        { login: 'dcc-out', role: 'establishment', finess: '310000001', password: 'relay-secret-pass' },
+      ],
+      channels: [{ id: 'relay-in' }],
+    });
+    const relayCtx = relayEngine.context('relay-in');
+    const inbox = smtpInboxSpec.create(
+      {
+        mailbox: 'dr.martin@pro.mssante.test',
+        port: 0,
+        auth: 'required',
+        requireTls: true,
+        clientCertificate: 'require',
+        tls: {
+          cert: path.join(cert.dir, cert.cert),
+          key: path.join(cert.dir, cert.key),
+          ca: path.join(client.dir, client.cert),
+        },
+      },
+      relayCtx,
+    );
+    try {
+      await inbox.start();
+      const port = Number(/:(\d+) /.exec(relayCtx.states.at(-1)?.detail ?? '')?.[1]);
+      const relayOptions = (password: string) => ({
+        host: '127.0.0.1',
+        port,
+        user: 'dcc-out',
+        password,
+        tls: {
+          ca: path.join(cert.dir, cert.cert),
+          cert: path.join(client.dir, client.cert),
+          key: path.join(client.dir, client.key),
+        },
+      });
+      harness = await startEngine({
+        dataDir: path.join(dir, 'data'),
+        registry: builtinRegistry().register(idleSource),
+        channels: [
+          {
+            id: 'mss-out',
+            source: { type: 'test-idle' },
+            destinations: [
+              {
+                name: 'mail',
+                type: 'mssante',
+                from: 'dcc@dcc.test',
+                relay: relayOptions('relay-secret-pass'),
+              },
+              {
+                name: 'badpass',
+                type: 'mssante',
+                from: 'dcc@dcc.test',
+                relay: relayOptions('wrong-password'),
+              },
+            ],
+          },
+        ],
+      });
+      const { engine } = harness;
+      const receipt = await engine.dispatch('mss-out', {
+        content: await mailOut(['dr.martin@pro.mssante.test']),
+        contentType: MAIL_JSON,
+      });
+      await until(() => relayCtx.journal.length === 1, 'the mail at the relay');
+      const got = relayCtx.journal[0]!;
+      assert.equal(got.sender, 'dcc-out');
+      assert.equal(got.meta?.tls, true);
+      assert.equal(got.meta?.clientCertificate, 'localhost');
+      assert.equal(got.meta?.messageIdHeader, `mss-out-${receipt.messageId}-mail@dcc.test`);
+      const refused = await until(() => {
+        const d = engine.store.journal.deliveries(receipt.messageId).find((x) => x.destination === 'badpass');
+        return d?.status === 'ERROR' ? d : undefined;
+      }, 'the refused delivery');
+      assert.equal(refused.attempts, 1);
+      assert.match(refused.lastError ?? '', /MSS_REFUSED/);
+    } finally {
+      await harness?.stop();
+      harness = undefined;
+      await inbox.stop();
+      await relayEngine.stop();
+      client.remove();
+    }
   });
 
   it('a mail naming no recipient goes to ERROR at once with MSS_NO_RECIPIENT', async function () {

@@ -15,7 +15,7 @@ import { tempDir, until } from '../support/engine-harness.ts';
 import { freePort } from '../support/ports.ts';
 
 const KILLS = 3;
-const MAX_KILLS = 15;
+const MAX_KILLS = 10;
 const SENDERS = 6;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -84,7 +84,7 @@ class RetryingSender {
 }
 
 describe('SMTP inbox crash safety (kill -9 between DATA and 250)', function () {
-  this.timeout(120_000);
+  this.timeout(300_000);
   const children = new Set<ChildProcess>();
   after(() => {
     for (const c of children) c.kill('SIGKILL');
@@ -125,7 +125,8 @@ describe('SMTP inbox crash safety (kill -9 between DATA and 250)', function () {
     let kills = 0;
     while (kills < KILLS || (kills < MAX_KILLS && duplicatesSoFar() === 0)) {
       kills++;
-      await sleep(300 + Math.random() * 700);
+      // Long enough for a loaded machine's fresh engine to take a few mails before it dies.
+      await sleep(1500 + Math.random() * 1500);
       child.kill('SIGKILL');
       await new Promise((r) => child.once('exit', r));
       await endSession();
