@@ -147,4 +147,22 @@ describe('MSSanté inbox flow: mail → attachments → the flows of their kinds
       (e: { responseCode?: number }) => e.responseCode === 550,
     );
   });
+
+  it('validate: a route to a channel that does not exist is a configuration problem, with its path', async function () {
+    await assert.rejects(
+      startEngine({
+        start: false,
+        registry: builtinRegistry().register(idleSource, sink.spec),
+        channels: [
+          {
+            id: 'mss-x',
+            source: { type: 'test-idle' },
+            steps: [{ type: 'mail-attachments', defaultKind: 'pathology' }],
+            destinations: [{ name: 'documents', type: 'attachment-dispatch', routes: { pathology: 'nope' } }],
+          },
+        ],
+      }),
+      /\/destinations\/0\/routes\/pathology.*no channel has id "nope"/s,
+    );
+  });
 });
