@@ -25,12 +25,24 @@ export interface EngineConfig {
   identity: Record<string, unknown>;
 }
 
+/** An establishment's contextual-call settings (directory.yaml, `actx`). */
+export interface ActxSettings {
+  verifier: 'hmac-sha256' | 'jwt';
+  secret?: string;
+  secretFile?: string;
+  publicKeyFile?: string;
+  createAccounts: boolean;
+  accountRole: 'establishment' | 'viewer';
+  acceptTestIns: boolean;
+}
+
 export interface Establishment {
   finess: string;
   name: string;
   kind: 'hospital' | 'pathology-lab' | 'molecular-lab' | 'other';
   /** Whose patients it may report on besides its own (default: `all` for labs, none otherwise). */
   reportsFor?: 'all' | string[];
+  actx?: ActxSettings;
   [setting: string]: unknown;
 }
 

@@ -12,6 +12,7 @@ import { Stats } from './stats.ts';
 import { PatientStore, patientMigrations } from './patients.ts';
 import { Vigilance } from './vigilance.ts';
 import { writesThrough, type Writes } from './writes.ts';
+import { ContextualCalls, actxMigrations } from './actx.ts';
 
 export const allMigrations: readonly Migration[] = [
   ...journalMigrations,
@@ -20,6 +21,7 @@ export const allMigrations: readonly Migration[] = [
   ...auditMigrations,
   ...messageSearchMigrations,
   ...patientMigrations,
+  ...actxMigrations,
 ];
 
 export interface StoreOptions extends OpenOptions {
@@ -41,6 +43,7 @@ export interface WriterModules {
   messageSearch: MessageSearch;
   patients: PatientStore;
   vigilance: Vigilance;
+  actx: ContextualCalls;
 }
 
 export class Store {
@@ -55,6 +58,7 @@ export class Store {
   readonly stats: Stats;
   readonly patients: PatientStore;
   readonly vigilance: Vigilance;
+  readonly actx: ContextualCalls;
   /** Writes in the next group commit: `store.write.journal.receive(m)` settles once it is durable. */
   readonly write: Writes<WriterModules>;
   /** Writes committed in a transaction of their own (work under suspicion: the poison guard). */
@@ -73,6 +77,12 @@ export class Store {
     this.stats = new Stats(this.db);
     this.patients = new PatientStore(this.db);
     this.vigilance = new Vigilance(this.patients);
+    this.actx = new ContextualCalls(this.db, {
+      accounts: this.accounts,
+      audit: this.audit,
+      sessions: this.sessions,
+      vigilance: this.vigilance,
+    });
     this.auth = new AuthService(this.db, this.writer, this.accounts, this.audit, this.sessions, options.auth);
     const modules: WriterModules = {
       journal: this.journal,
@@ -82,6 +92,7 @@ export class Store {
       messageSearch: this.messageSearch,
       patients: this.patients,
       vigilance: this.vigilance,
+      actx: this.actx,
     };
     const call = (module: string, method: string, args: unknown[]) => () => {
       const target = modules[module as keyof WriterModules] as unknown as Record<string, unknown>;
