@@ -18,6 +18,7 @@ import { createLogger } from './logger.ts';
 import { buildServer } from '../dashboard/server.ts';
 import { ConnectorSetupError } from '../connectors/listener-setup.ts';
 import { identityFiles, importIdentities, type ImportProgress } from '../channels/identity-import.ts';
+import { actxUrl, actxUrlUsage } from './actx-url.ts';
 
 const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -38,6 +39,7 @@ const usage = `Usage: onco-relay <command> [options]
              its problems. An operator account: --user (or ONCO_USER), password on stdin (or ONCO_PASSWORD)
   import identities FILE|DIR... [--data DIR] [--accept-test-ins] [--batch N]
              load PAM FR identity files through the identity-vigilance rules (progress on stderr)
+  ${actxUrlUsage}
   docs                                       print the component reference (Markdown)
   schema                                     print the JSON Schema of a channel file (for editors)
 
@@ -61,6 +63,8 @@ export async function main(argv: string[]): Promise<number> {
         return await deploy(rest);
       case 'import':
         return await importCommand(rest);
+      case 'actx-url':
+        return await actxUrl(rest, (v) => ({ base: applianceUrl(v.url), configDir: dirs(v).configDir }));
       case 'docs':
         process.stdout.write(`${builtinRegistry().docs()}\n`);
         return 0;

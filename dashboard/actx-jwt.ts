@@ -2,7 +2,7 @@
 // parameter `jwt`, whose claims are the contract's parameters (`iat` and `jti` stand for `ts` and
 // `nonce` when those are absent). HS256 with the establishment's ACTX secret, or an asymmetric
 // algorithm with its public key: the DCC then holds nothing that could sign a call.
-import { jwtVerify } from 'jose';
+import { jwtVerify, SignJWT } from 'jose';
 import { OncoError } from '../config/errors.ts';
 import type { ActxParams, ActxVerifier } from './actx-verify.ts';
 
@@ -10,6 +10,13 @@ const ASYMMETRIC = ['RS256', 'PS256', 'ES256', 'EdDSA'];
 
 export const jwtVerifier: ActxVerifier = {
   usable: (keys) => keys.secret !== null || keys.publicKey !== null,
+  async sign(params, keys) {
+    if (keys.secret === null) return null;
+    const token = await new SignJWT(params)
+      .setProtectedHeader({ alg: 'HS256' })
+      .sign(new TextEncoder().encode(keys.secret));
+    return new URLSearchParams({ finess: params.finess ?? '', jwt: token }).toString();
+  },
   async verify(query, keys) {
     const token = query.jwt;
     if (token === undefined || token === '')

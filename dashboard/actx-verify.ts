@@ -27,6 +27,11 @@ export interface ActxVerifier {
    * the same way for every verifier). Throws an OncoError (401, or 400 for a missing proof) otherwise.
    */
   verify(query: ActxParams, keys: ActxKeys): Promise<ActxParams>;
+  /**
+   * The query string of a call carrying these parameters, as the establishment would make it (for
+   * `onco-relay actx-url`); null when the DCC holds no key that can sign (a public key only).
+   */
+  sign(params: ActxParams, keys: ActxKeys): Promise<string | null>;
 }
 
 /** RFC 3986: everything but the unreserved characters (ALPHA DIGIT - . _ ~) is percent-encoded. */
@@ -45,12 +50,10 @@ export function canonicalString(params: ActxParams): string {
 export const hmacSignature = (params: ActxParams, secret: string): string =>
   crypto.createHmac('sha256', secret).update(canonicalString(params)).digest('hex');
 
-/** The query of a signed call (what `onco-relay actx-url` prints after the path). */
-export const signedQuery = (params: ActxParams, secret: string): string =>
-  `${canonicalString(params)}&sig=${hmacSignature(params, secret)}`;
-
 export const hmacVerifier: ActxVerifier = {
   usable: (keys) => keys.secret !== null,
+  sign: async (params, keys) =>
+    keys.secret === null ? null : `${canonicalString(params)}&sig=${hmacSignature(params, keys.secret)}`,
   async verify(query, keys) {
     const sig = query.sig;
     if (sig === undefined || sig === '')
