@@ -8,7 +8,12 @@ import { readActxCall } from '../channels/actx-call.ts';
 import type { Engine } from '../channels/engine.ts';
 import { OncoError } from '../config/errors.ts';
 import { SESSION_COOKIE, setCookie, type Authenticator } from './auth.ts';
+import { html } from './html.ts';
+import { safeNext } from './pages/login.ts';
 import { actxEstablishments, type ActxEstablishment, type ActxParams } from './actx-verify.ts';
+
+/** Where a browser's accepted call goes first (see the route for why). */
+const CONTINUE = '/actx/continue';
 
 /** How far `ts` may be from the DCC clock, either way (the contract's ±300 s). */
 export const ACTX_WINDOW_S = 300;
@@ -79,7 +84,8 @@ export function registerActx(
           userCreated: outcome.userCreated,
         };
       }
-      return reply.redirect(outcome.patientId === null ? '/' : `/patients/${outcome.patientId}`, 302);
+      const target = outcome.patientId === null ? '/' : `/patients/${outcome.patientId}`;
+      return reply.redirect(`${CONTINUE}?to=${encodeURIComponent(target)}`, 302);
     } catch (error) {
       if (!(error as { audited?: boolean }).audited) {
         const rpps = /^\d{11}$/.test(query.rpps ?? '') ? query.rpps! : null;
@@ -95,6 +101,33 @@ export function registerActx(
       throw error;
     }
   };
+
+  // The session cookie is SameSite=Strict: a browser does not send it along a redirect chain that a
+  // click on another site (the record system) started. This page, of our own site, moves on to the
+  // target itself, so the next request is same-site and carries the session the call just opened.
+  app.get(
+    CONTINUE,
+    {
+      config: { public: true },
+      schema: { summary: 'Continues a contextual call to its page', tags: ['actx'] },
+    },
+    async (req, reply) => {
+      const to = safeNext((req.query as { to?: string }).to);
+      return reply.type('text/html; charset=utf-8').send(
+        html`<!doctype html>
+          <html lang="en">
+            <head>
+              <meta charset="utf-8" />
+              <meta http-equiv="refresh" content="0;url=${to}" />
+              <title>Onco-Relay</title>
+            </head>
+            <body>
+              <p><a href="${to}">Continue to the DCC</a></p>
+            </body>
+          </html>`.value,
+      );
+    },
+  );
 
   const config = { public: true };
   const schema = (summary: string) => ({ summary, tags: ['actx'] });

@@ -141,7 +141,9 @@ describe('contextual calls (ACTX)', function () {
       redirect: 'manual',
     });
     assert.equal(res.status, 302);
-    const location = res.headers.get('location')!;
+    // Through a page of our own (the SameSite=Strict cookie would not follow a cross-site chain).
+    const landing = await fetch(`${base}${res.headers.get('location')!}`);
+    const location = /http-equiv="refresh" content="0;url=([^"]+)"/.exec(await landing.text())?.[1] ?? '';
     assert.match(location, /^\/patients\/\d+$/);
     const cookie = res.headers
       .getSetCookie()
@@ -174,10 +176,17 @@ describe('contextual calls (ACTX)', function () {
   it('lands a global call on the home page, without a patient', async () => {
     const res = await fetch(url('global', { finess: A, ...professional }), { redirect: 'manual' });
     assert.equal(res.status, 302);
-    assert.equal(res.headers.get('location'), '/');
+    assert.equal(res.headers.get('location'), '/actx/continue?to=%2F');
     const body = await (await json(url('global', { finess: A, ...professional }))).json();
     assert.deepEqual(body, { patientId: null, patientCreated: false, userCreated: false });
     assert.equal(lastAudit().action, 'actx-global');
+  });
+
+  it('continues only to a page of this site', async () => {
+    for (const to of ['//evil.example/x', 'https://evil.example/', '/\\evil.example']) {
+      const page = await (await fetch(`${base}/actx/continue?to=${encodeURIComponent(to)}`)).text();
+      assert.match(page, /content="0;url=\/"/, to);
+    }
   });
 
   const refusals: Array<[string, () => string, number, string, RegExp]> = [

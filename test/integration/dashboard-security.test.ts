@@ -47,6 +47,7 @@ describe('dashboard security', () => {
     assert.deepEqual(
       open.sort(),
       [
+        'GET /actx/continue → 200',
         'GET /actx/global → 400',
         'GET /actx/patient → 400',
         'GET /api/health → 200',
