@@ -130,11 +130,14 @@ export function registerActx(
   );
 
   const config = { public: true };
+  // A HEAD (a link checker, a mail scanner's preview) must not spend the nonce of the clinician's click.
+  const exposeHeadRoute = false;
   const schema = (summary: string) => ({ summary, tags: ['actx'] });
   app.get(
     '/actx/patient',
     {
       config,
+      exposeHeadRoute,
       schema: schema(
         "Contextual call in a patient's context: signed by the establishment; opens a session on the patient's page (or JSON)",
       ),
@@ -145,6 +148,7 @@ export function registerActx(
     '/actx/global',
     {
       config,
+      exposeHeadRoute,
       schema: schema("Contextual call without a patient: opens a session on the professional's home page"),
     },
     handle('global'),

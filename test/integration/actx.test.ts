@@ -9,16 +9,19 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { SignJWT } from 'jose';
+import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
+import { canonicalString } from '../../dashboard/actx-verify.ts';
+import { loadConfig } from '../../config/config.ts';
 import { buildServer } from '../../dashboard/server.ts';
 import { acceptedInsOids } from '../../connectors/identity-writer.ts';
-import { startEngine, type Harness } from '../support/engine-harness.ts';
+import { startEngine, tempDir, type Harness } from '../support/engine-harness.ts';
 import { insOf } from '../support/pam.ts';
 
 const A = '330000011'; // creates its professionals' accounts
 const B = '330000012'; // does not
 const C = '330000013'; // no ACTX secret
-const J = '330000014'; // signs a JWT
+const J = '330000014'; // signs a JWT with the shared secret
+const K = '330000015'; // signs a JWT with its private key; the DCC holds the public one
 const SECRET = {
   [A]: 'secret-of-a-0123456789',
   [B]: 'secret-of-b-0123456789',
@@ -50,6 +53,14 @@ describe('contextual calls (ACTX)', function () {
   let app: FastifyInstance;
   let base: string;
 
+  const keys = tempDir('onco-actx-keys-');
+  let privateKey: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
+  before(async () => {
+    const pair = await generateKeyPair('ES256');
+    privateKey = pair.privateKey;
+    fs.writeFileSync(path.join(keys, 'k.pem'), await exportSPKI(pair.publicKey));
+    fs.writeFileSync(path.join(keys, 'b.secret'), `${SECRET[B]}\n`);
+  });
   const open = async (dataDir?: string) => {
     h = await startEngine({
       channels: [],
@@ -61,9 +72,14 @@ describe('contextual calls (ACTX)', function () {
             name: 'CH A',
             actx: { secret: SECRET[A], createAccounts: true, acceptTestIns: true },
           },
-          { finess: B, name: 'CH B', actx: { secret: SECRET[B] } },
+          { finess: B, name: 'CH B', actx: { secretFile: path.join(keys, 'b.secret') } },
           { finess: C, name: 'CH C', actx: { secret: '' } },
           { finess: J, name: 'CH J', actx: { verifier: 'jwt', secret: SECRET[J], createAccounts: true } },
+          {
+            finess: K,
+            name: 'CH K',
+            actx: { verifier: 'jwt', publicKeyFile: path.join(keys, 'k.pem'), createAccounts: true },
+          },
         ],
       },
     });
@@ -80,6 +96,7 @@ describe('contextual calls (ACTX)', function () {
     await close();
     fs.rmSync(h.dataDir, { recursive: true, force: true });
     fs.rmSync(h.configDir, { recursive: true, force: true });
+    fs.rmSync(keys, { recursive: true, force: true });
   });
 
   /** A call signed as the establishment would; `tamper` changes the query after signing. */
@@ -102,6 +119,10 @@ describe('contextual calls (ACTX)', function () {
   it('signs the canonical string as the contract writes it', () => {
     assert.equal(
       canonical({ pro_nom: "D'Arc", prenom: 'Anne Marie', nom: 'ÉLOI', b: '*~' }),
+      'b=%2A~&nom=%C3%89LOI&prenom=Anne%20Marie&pro_nom=D%27Arc',
+    );
+    assert.equal(
+      canonicalString({ sig: 'x', pro_nom: "D'Arc", prenom: 'Anne Marie', nom: 'ÉLOI', b: '*~' }),
       'b=%2A~&nom=%C3%89LOI&prenom=Anne%20Marie&pro_nom=D%27Arc',
     );
   });
@@ -390,6 +411,38 @@ describe('contextual calls (ACTX)', function () {
     const forged = await json(`${base}/actx/patient?finess=${J}&jwt=${await token(SECRET[A])}`);
     assert.equal(forged.status, 401);
     assert.equal(((await forged.json()) as { error: string }).error, 'ACTX_TOKEN_INVALID');
+  });
+
+  it('verifies a JWT signed with the private key of an establishment whose public key the DCC holds', async () => {
+    const claims = { finess: K, ...professional, rpps: '10002222222', ...dupont };
+    const token = (key: typeof privateKey | Uint8Array, alg: string) =>
+      new SignJWT(claims).setProtectedHeader({ alg }).setIssuedAt().setJti(nonce()).sign(key);
+    const res = await json(`${base}/actx/patient?finess=${K}&jwt=${await token(privateKey, 'ES256')}`);
+    assert.equal(res.status, 200);
+    // The public key is public: an HS256 token "signed" with it must not pass.
+    const pem = new TextEncoder().encode(fs.readFileSync(path.join(keys, 'k.pem'), 'utf8'));
+    const confused = await json(`${base}/actx/patient?finess=${K}&jwt=${await token(pem, 'HS256')}`);
+    assert.equal(confused.status, 401);
+  });
+
+  it('refuses a HEAD without spending the nonce', async () => {
+    const once = url('patient', { finess: A, ...professional, ...dupont });
+    assert.ok((await fetch(once, { method: 'HEAD' })).status >= 400);
+    assert.equal((await json(once)).status, 200);
+  });
+
+  it('refuses a short ACTX secret in the configuration', () => {
+    const dir = tempDir();
+    fs.writeFileSync(
+      path.join(dir, 'directory.yaml'),
+      `establishments:\n  - { finess: '${A}', name: A, actx: { secret: short } }\n`,
+    );
+    const { problems } = loadConfig(dir);
+    fs.rmSync(dir, { recursive: true, force: true });
+    assert.deepEqual(
+      problems.map((p) => p.path),
+      ['/establishments/0/actx/secret'],
+    );
   });
 
   it('takes a URL made by `onco-relay actx-url`, fetched by curl', async () => {
