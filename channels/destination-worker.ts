@@ -1,7 +1,7 @@
 // Drains one destination's queue: ordered (one at a time, head of line blocks, as identity feeds
 // need) or parallel (up to `concurrency` at once). Retries with backoff, then ERROR; never drops.
 import type { Destination, Outbound, SendResult } from '../connectors/contract.ts';
-import { SendError } from '../connectors/contract.ts';
+import type { OncoError } from '../config/errors.ts';
 import type { Step, StepInput } from '../transformers/contract.ts';
 import type { RetryPolicy } from '../config/config.ts';
 import type { Store } from '../store/store.ts';
@@ -147,13 +147,14 @@ export class DestinationWorker {
   }
 
   private async tryDelivery(d: StoredDelivery, suspect: boolean): Promise<void> {
-    const { journal, writer } = this.o.store;
+    const { store } = this.o;
+    const { journal } = store;
     const policy = this.o.storage();
     let unfinished = 0;
     try {
       // After a journal failure this process saw, the start already marked stands for this one:
       // that attempt did not crash anything, it must not count towards quarantine.
-      if (!this.unrecorded.delete(d.id)) unfinished = writer.mark(() => journal.startDelivery(d.id));
+      if (!this.unrecorded.delete(d.id)) unfinished = await store.mark.journal.startDelivery(d.id);
     } catch (error) {
       this.journalFailed(error);
       return;
@@ -184,9 +185,9 @@ export class DestinationWorker {
       await this.fail(d, error, false);
       return;
     }
-    const write = <T>(op: () => T): Promise<T> => (suspect ? writer.writeAlone(op) : writer.write(op));
+    const write = suspect ? store.writeAlone : store.write;
     if (input === null) {
-      await write(() => journal.filteredDelivery(d.id, policy, Date.now()));
+      await write.journal.filteredDelivery(d.id, policy, Date.now());
       this.o.onAttempt(d, 'FILTERED');
       return;
     }
@@ -200,24 +201,17 @@ export class DestinationWorker {
       owner: message.owner,
       attempt: d.attempts + 1,
     };
-    const record = (r: SendResult): void =>
-      journal.sent({
-        deliveryId: d.id,
-        // Without destination steps, what was sent is the message's content already journaled: no second copy.
-        sent: this.o.steps.length ? { content: input.content, contentType: input.contentType } : undefined,
-        response: r.response && { content: r.response, contentType: r.responseType ?? 'text/plain' },
-        detail: r.detail,
-        policy,
-        now: Date.now(),
-      });
+    // Without destination steps, what was sent is the message's content already journaled: no second copy.
+    const sent = this.o.steps.length ? { content: input.content, contentType: input.contentType } : undefined;
     let result: SendResult | undefined;
     try {
-      const apply = this.o.destination.apply?.bind(this.o.destination);
-      if (apply) {
-        // Filing and the SENT mark share one transaction: exactly-once into the core store.
-        await write(() => record(apply(outbound)));
+      const { destination } = this.o;
+      if (destination.filing) {
+        // Filing and the SENT mark share one transaction of the writer: exactly-once into the core store.
+        const filing = destination.filing(outbound);
+        await write.deliveries.fileAndMarkSent(filing, { deliveryId: d.id, sent, policy, now: Date.now() });
       } else {
-        result = await this.o.destination.send!(outbound);
+        result = await destination.send!(outbound);
       }
     } catch (error) {
       if (error instanceof JournalUnavailable) throw error;
@@ -225,7 +219,19 @@ export class DestinationWorker {
       return;
     }
     // Sent but not journaled (it throws): sent again once the journal is back, same idempotency key.
-    if (result) await write(() => record(result));
+    if (result) {
+      await write.journal.sent({
+        deliveryId: d.id,
+        sent,
+        response: result.response && {
+          content: result.response,
+          contentType: result.responseType ?? 'text/plain',
+        },
+        detail: result.detail,
+        policy,
+        now: Date.now(),
+      });
+    }
     this.journalBackoff.succeeded();
     this.o.metrics.sent++;
     this.o.metrics.observeLatency((Date.now() - message.receivedAt) / 1000);
@@ -235,7 +241,8 @@ export class DestinationWorker {
   private async fail(
     d: StoredDelivery,
     error: unknown,
-    retryable = !(error instanceof SendError) || error.retryable,
+    // A SendError says; so does a refusal of the store's filing (an OncoError refused for good).
+    retryable = (error as Partial<OncoError> | null)?.protocol?.retryable !== false,
   ): Promise<void> {
     const attempts = d.attempts + 1;
     // A locked database (another process's transaction) only says "later": never ERROR for good.
@@ -263,11 +270,9 @@ export class DestinationWorker {
     retryAt: number | null,
     quarantine = false,
   ): Promise<void> {
-    await this.o.store.writer.write(() =>
-      this.o.store.journal.failed(
-        { deliveryId: d.id, error: failure.text, retryAt, now: Date.now(), quarantine },
-        this.o.storage(),
-      ),
+    await this.o.store.write.journal.failed(
+      { deliveryId: d.id, error: failure.text, retryAt, now: Date.now(), quarantine },
+      this.o.storage(),
     );
     if (retryAt === null) this.o.metrics.errored++;
     this.o.onAttempt(d, quarantine ? 'QUARANTINED' : retryAt === null ? 'ERROR' : 'RETRY', failure);

@@ -84,7 +84,8 @@ export class Engine {
   constructor(private readonly o: EngineOptions) {
     this.lock = takeDataDir(o.dataDir);
     try {
-      this.store = new Store({ dataDir: o.dataDir, synchronous: o.config.engine.store.synchronous });
+      const { synchronous, writer } = o.config.engine.store;
+      this.store = new Store({ dataDir: o.dataDir, synchronous, writer });
     } catch (error) {
       this.lock?.release();
       throw error;
@@ -98,7 +99,7 @@ export class Engine {
         granted(await auth.publicKey(login, algorithm, key, peer, proof)),
       find: async (login) => toAccount(accounts.get(login)),
       audit: async (act) => {
-        await this.store.writer.write(() => this.store.audit.record(act));
+        await this.store.write.audit.record(act);
       },
     };
     for (const { config } of o.config.channels) this.channels.set(config.id, this.newChannel(config));
@@ -285,12 +286,12 @@ export class Engine {
     const before = now - this.o.config.engine.store.pruneAfterDays * 86_400_000;
     let total = 0;
     for (;;) {
-      const n = await this.store.writer.write(() => this.store.journal.prune(before, 500));
+      const n = await this.store.write.journal.prune(before, 500);
       total += n;
       if (n < 500) break;
     }
     if (total > 0) {
-      this.store.reclaimSpace();
+      await this.store.reclaimSpace();
       this.o.log.info({ pruned: total }, 'journal pruned');
     }
     return total;
