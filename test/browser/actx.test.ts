@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { launchChromium } from '../support/chromium.ts';
 import { buildServer } from '../../dashboard/server.ts';
 import { hmacVerifier } from '../../dashboard/actx-verify.ts';
 import { startEngine, type Harness } from '../support/engine-harness.ts';
@@ -44,19 +45,7 @@ describe('contextual call in a browser', function () {
       res.end(`<!doctype html><title>DPI</title><a id="open-dcc" href="${link}">Dossier DCC</a>`);
     });
     await new Promise<void>((resolve) => dpi.listen(0, '127.0.0.1', resolve));
-    browser = await chromium.launch({
-      executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--no-first-run',
-        '--disable-quic',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();
