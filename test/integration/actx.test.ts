@@ -44,7 +44,8 @@ const sign = (p: Record<string, string>, secret: string) =>
 const now = () => Math.floor(Date.now() / 1000);
 const nonce = () => crypto.randomBytes(12).toString('hex');
 
-const professional = { rpps: RPPS, pro_nom: 'Martin', pro_prenom: 'Anne-Marie' };
+// URLSearchParams writes the space as '+': the signature is over the decoded value, encoded again.
+const professional = { rpps: RPPS, pro_nom: "D'Arc", pro_prenom: 'Anne Marie' };
 const dupont = { ipp: 'IPP-1001', nom: 'DUPONT', prenom: 'Jean', ddn: '19600315', sexe: 'M', lieu: '31555' };
 
 describe('contextual calls (ACTX)', function () {
