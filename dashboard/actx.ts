@@ -132,7 +132,32 @@ export function registerActx(
   const config = { public: true };
   // A HEAD (a link checker, a mail scanner's preview) must not spend the nonce of the clinician's click.
   const exposeHeadRoute = false;
-  const schema = (summary: string) => ({ summary, tags: ['actx'] });
+  // Documentation only (OpenAPI): nothing is required here, so that each refusal keeps its own code.
+  const parameter = (description: string) => ({ type: 'string', description });
+  const querystring = {
+    type: 'object',
+    properties: {
+      finess: parameter('calling establishment (FINESS), in the directory'),
+      ipp: parameter("patient's identifier in that establishment (patient call)"),
+      nom: parameter('birth name (patient call)'),
+      prenom: parameter('first given name (patient call)'),
+      ddn: parameter('birth date YYYYMMDD (patient call)'),
+      sexe: parameter('M, F or I (patient call)'),
+      lieu: parameter('INSEE code of the birth place (optional)'),
+      ins: parameter('INS matricule, only for a qualified identity (optional)'),
+      ins_oid: parameter('OID of the INS (with ins)'),
+      rpps: parameter("the professional's RPPS"),
+      pro_nom: parameter("the professional's family name"),
+      pro_prenom: parameter("the professional's given name"),
+      ts: parameter('Unix time in seconds, within ±300 s of the DCC clock'),
+      nonce: parameter('random, 8 to 128 of A-Z a-z 0-9 - . _ ~, single use'),
+      sig: parameter(
+        'lowercase hex HMAC-SHA256 of the other parameters sorted by name, name=value RFC 3986-encoded, joined by &',
+      ),
+      jwt: parameter('instead of the others but finess, for a jwt establishment: a signed token of them'),
+    },
+  };
+  const schema = (summary: string) => ({ summary, tags: ['actx'], querystring });
   app.get(
     '/actx/patient',
     {
