@@ -1,10 +1,12 @@
-// Headless Debian Chromium (/usr/bin/chromium, or CHROMIUM_PATH) driven by playwright-core, with a
-// fresh temporary profile: launch() gives every run one of its own (no --user-data-dir allowed).
+// Headless Debian Chromium driven by playwright-core, for the browser tests.
 import { chromium, type Browser } from 'playwright-core';
 
+const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+/** Headless Debian Chromium with a fresh temporary profile (launch() allows no --user-data-dir). */
 export const launchChromium = (): Promise<Browser> =>
   chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    executablePath: chromiumPath,
     args: [
       '--headless',
       '--no-sandbox',
