@@ -624,6 +624,64 @@ export const ERRORS = define({
     status: BAD_REQUEST,
   },
 
+  // Contextual calls (dashboard/actx*.ts, store/actx.ts): the hospital's IT reads these answers
+  ACTX_PARAM_MISSING: {
+    message: 'parameter {name} is missing',
+    hint: 'add {name} to the URL (the parameters are listed in the ACTX section of the contract)',
+    status: BAD_REQUEST,
+  },
+  ACTX_PARAM_INVALID: {
+    message: 'parameter {name} is malformed: {reason}',
+    hint: 'correct {name} in the calling system',
+    status: BAD_REQUEST,
+  },
+  ACTX_ESTABLISHMENT_UNKNOWN: {
+    message: 'FINESS {finess} is not an establishment of the DCC directory',
+    hint: 'check the finess parameter, or ask the DCC administrator to add the establishment to directory.yaml',
+    status: { http: 401 },
+  },
+  ACTX_NOT_ENABLED: {
+    message: 'contextual calls are not enabled for FINESS {finess}: no ACTX secret is set',
+    hint: 'the DCC administrator sets the secret (ONCO_ACTX_SECRET_{finess} in the shipped configuration) and restarts',
+    status: { http: 401 },
+  },
+  ACTX_SIGNATURE_INVALID: {
+    message: 'the signature does not match the parameters',
+    hint: "sign the canonical string (every other parameter sorted by name, name=value RFC 3986-encoded, joined by &) with the establishment's ACTX secret; `onco-relay actx-url` prints a correct URL to compare with",
+    status: { http: 401 },
+  },
+  ACTX_TOKEN_INVALID: {
+    message: 'the signed token is not valid: {reason}',
+    hint: 'sign the token with the key the DCC holds for the establishment (HS256 with its ACTX secret, or its configured public key)',
+    status: { http: 401 },
+  },
+  ACTX_TS_OUT_OF_WINDOW: {
+    message: 'ts {ts} is {skew} s away from the DCC clock; at most {window} s are allowed',
+    hint: 'synchronise the calling system clock (NTP) and sign a fresh URL for every call',
+    status: { http: 401 },
+  },
+  ACTX_NONCE_REPLAYED: {
+    message: 'nonce {nonce} of FINESS {finess} was already used',
+    hint: 'generate a new random nonce for every call: a contextual URL works once',
+    status: CONFLICT,
+  },
+  ACTX_ACCOUNT_UNKNOWN: {
+    message:
+      'no DCC account for RPPS {rpps}, and FINESS {finess} does not create accounts by contextual call',
+    hint: 'ask the DCC administrator to create the account, or to set createAccounts for the establishment',
+    status: { http: 403 },
+  },
+  ACTX_ACCOUNT_DISABLED: {
+    message: 'the DCC account of RPPS {rpps} is disabled',
+    hint: 'ask the DCC administrator to enable it (onco-relay user enable)',
+    status: { http: 403 },
+  },
+  ACTX_ACCOUNT_MISMATCH: {
+    message: 'the DCC account of RPPS {rpps} is not one that FINESS {finess} may open: {reason}',
+    hint: 'call from the establishment the account belongs to, or ask the DCC administrator to review the account',
+    status: { http: 403 },
+  },
+
   // HTTP listener and sender (connectors/http.ts)
   UNAUTHORIZED: {
     message: 'missing or wrong credentials',

@@ -16,6 +16,7 @@ import { Vigilance } from './vigilance.ts';
 import { Documents, documentMigrations } from './documents.ts';
 import { DocumentFiles } from './document-files.ts';
 import { writesThrough, type Writes } from './writes.ts';
+import { ContextualCalls, actxMigrations } from './actx.ts';
 import { IdentityFiling } from './identity-filing.ts';
 import { Deliveries } from './filing.ts';
 import { Outbox, outboxMigrations } from './outbox.ts';
@@ -33,6 +34,7 @@ export const allMigrations: readonly Migration[] = [
   ...outboxMigrations,
   ...rcpMigrations,
   ...mailTrackingMigrations,
+  ...actxMigrations,
 ];
 
 export interface StoreOptions extends OpenOptions {
@@ -67,6 +69,7 @@ export interface WriterModules {
   outbox: Outbox;
   rcp: Rcp;
   mailTracking: MailTracking;
+  actx: ContextualCalls;
 }
 
 /** Told after a write committed, with the module written: store-fed sources wake on it. */
@@ -105,6 +108,7 @@ export function writerModules(db: Db, keying: AuditKeying, documentsDir: string 
     outbox,
     rcp: new Rcp(db, patients, outbox, audit),
     mailTracking: new MailTracking(db),
+    actx: new ContextualCalls(db, { accounts, audit, sessions, vigilance }),
   };
   return modules;
 }
