@@ -126,7 +126,11 @@ export class Vigilance {
   /** Built once: better-sqlite3 builds a wrapper (four functions) at every `db.transaction(fn)`. */
   private readonly decideAtomically;
 
-  constructor(readonly patients: PatientStore) {
+  constructor(
+    readonly patients: PatientStore,
+    /** Told of every identity filed, in its transaction: documents waiting for it are filed then. */
+    private readonly identityFiled: (patientId: number, ctx: ActionContext) => void = () => {},
+  ) {
     this.decideAtomically = patients.db.transaction(
       (
         input: IdentityInput,
@@ -237,6 +241,7 @@ export class Vigilance {
       const outcome = this.patients.attachIdentifier(patientId, ref, identity, ctx);
       if (outcome === 'attached') attached++;
     }
+    this.identityFiled(patientId, ctx);
     const kept = this.dedupeReviews(patientId, reviews, rules, notes);
     const action: IdentityDecision['action'] = created
       ? kept.length > 0
