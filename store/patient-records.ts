@@ -207,13 +207,13 @@ export class PatientRecords {
 
   /**
    * Live patients sharing the birth date or a name block: the only rows a match looks at (at most
-   * MAX_CANDIDATES, lowest ids first). Most are other people: `keep` sees each one's birth date and
-   * birth name, read from the blocks' indexes, and only the rows it keeps are read, with only the
-   * columns a match compares.
+   * MAX_CANDIDATES, lowest ids first). Most are other people: `keep` (e.g. `couldBeClose`) sees each
+   * one's birth date and birth name, read from the blocks' indexes, and only the rows it keeps are
+   * read, with only the columns a match compares.
    */
   candidates(
     identity: Identity,
-    keep: (c: { birthDate: string; birthName: string }) => boolean,
+    keep: (c: { birthDate: string; birthName: string }) => boolean = () => true,
   ): CandidateRecord[] {
     const { nameYear, nameDay } = blockingKeys(identity);
     const blocks = this.sql.blocks.all({
