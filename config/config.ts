@@ -36,6 +36,13 @@ export interface Establishment {
   kind: 'hospital' | 'pathology-lab' | 'molecular-lab' | 'other';
   /** Whose patients it may report on besides its own (default: `all` for labs, none otherwise). */
   reportsFor?: 'all' | string[];
+  /** Its preferred way and format for outbound documents (default: pickup in its SFTP `/out/`). */
+  documents?: {
+    way: 'sftp-push' | 'pickup' | 'mllp' | 'mssante';
+    channel?: string;
+    mailbox?: string;
+    format?: 'cda' | 'xdm' | 'mdm';
+  };
   [setting: string]: unknown;
 }
 
