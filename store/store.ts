@@ -14,6 +14,7 @@ import { Stats } from './stats.ts';
 import { PatientStore, patientMigrations } from './patients.ts';
 import { Vigilance } from './vigilance.ts';
 import { Documents, documentMigrations } from './documents.ts';
+import { Orders, orderMigrations } from './orders.ts';
 import { DocumentFiles } from './document-files.ts';
 import { writesThrough, type Writes } from './writes.ts';
 import { IdentityFiling } from './identity-filing.ts';
@@ -29,6 +30,7 @@ export const allMigrations: readonly Migration[] = [
   ...messageSearchMigrations,
   ...patientMigrations,
   ...documentMigrations,
+  ...orderMigrations,
   ...outboxMigrations,
   ...rcpMigrations,
 ];
@@ -64,6 +66,7 @@ export interface WriterModules {
   documents: Documents;
   outbox: Outbox;
   rcp: Rcp;
+  orders: Orders;
 }
 
 /** Told after a write committed, with the module written: store-fed sources wake on it. */
@@ -87,6 +90,7 @@ export function writerModules(db: Db, keying: AuditKeying, documentsDir: string 
   );
   const vigilance = new Vigilance(patients, (patientId, ctx) => documents.identityFiled(patientId, ctx));
   const outbox = new Outbox(db, journal);
+  const orders = new Orders(db, patients, outbox, audit);
   const modules: WriterModules = {
     journal,
     accounts,
@@ -101,6 +105,7 @@ export function writerModules(db: Db, keying: AuditKeying, documentsDir: string 
     documents,
     outbox,
     rcp: new Rcp(db, patients, outbox, audit),
+    orders,
   };
   return modules;
 }
@@ -119,6 +124,7 @@ export class Store {
   readonly patients: PatientStore;
   readonly vigilance: Vigilance;
   readonly documents: Documents;
+  readonly orders: Orders;
   readonly outbox: Outbox;
   readonly rcp: Rcp;
   /** Writes in the next group commit: `store.write.journal.receive(m)` settles once it is durable. */
@@ -151,6 +157,7 @@ export class Store {
       patients: this.patients,
       vigilance: this.vigilance,
       documents: this.documents,
+      orders: this.orders,
       outbox: this.outbox,
       rcp: this.rcp,
     } = modules);
