@@ -12,6 +12,13 @@ import { documentWriterSpec } from '../connectors/document-writer.ts';
 import { sftpDropSpec } from '../connectors/sftp-drop.ts';
 import { sftpPollSpec } from '../connectors/sftp-poller.ts';
 import { sftpPushSpec } from '../connectors/sftp-writer.ts';
+import { smtpInboxSpec } from '../connectors/smtp-inbox.ts';
+import { mssanteSpec } from '../connectors/mssante.ts';
+import { attachmentDispatchSpec } from '../connectors/attachment-dispatch.ts';
+import { mailAttachmentsStep } from '../transformers/mime-attachments.ts';
+import { mailReportStep } from '../transformers/mail-report.ts';
+import { mssTrackingSpec } from '../connectors/mss-tracking.ts';
+import { imapPollSpec } from '../connectors/imap.ts';
 import { mllpListenerSpec, mllpSenderSpec } from '../connectors/mllp.ts';
 import { httpListenerSpec, httpSenderSpec } from '../connectors/http.ts';
 import { matchStepSpec } from '../transformers/match.ts';
@@ -36,6 +43,11 @@ export function builtinRegistry(): Registry {
     sftpDropSpec(),
     sftpPollSpec,
     sftpPushSpec,
+    smtpInboxSpec,
+    imapPollSpec,
+    mssanteSpec,
+    attachmentDispatchSpec,
+    mssTrackingSpec,
     mllpListenerSpec,
     mllpSenderSpec,
     httpListenerSpec,
@@ -50,5 +62,7 @@ export function builtinRegistry(): Registry {
     cdaXdmStep,
     cdaHl7v2Step,
     orderOmlStep,
+    mailAttachmentsStep,
+    mailReportStep,
   );
 }

@@ -30,6 +30,17 @@ export interface EngineConfig {
   identity: Record<string, unknown>;
 }
 
+/** An establishment's contextual-call settings (directory.yaml, `actx`). */
+export interface ActxSettings {
+  verifier: 'hmac-sha256' | 'jwt';
+  secret?: string;
+  secretFile?: string;
+  publicKeyFile?: string;
+  createAccounts: boolean;
+  accountRole: 'establishment' | 'viewer';
+  acceptTestIns: boolean;
+}
+
 export interface Establishment {
   finess: string;
   name: string;
@@ -43,6 +54,9 @@ export interface Establishment {
     mailbox?: string;
     format?: 'cda' | 'xdm' | 'mdm';
   };
+  /** Its MSSanté addresses (smtp-inbox allow-lists). */
+  mssante?: string[];
+  actx?: ActxSettings;
   [setting: string]: unknown;
 }
 

@@ -17,10 +17,12 @@ import { Documents, documentMigrations } from './documents.ts';
 import { Orders, orderMigrations } from './orders.ts';
 import { DocumentFiles } from './document-files.ts';
 import { writesThrough, type Writes } from './writes.ts';
+import { ContextualCalls, actxMigrations } from './actx.ts';
 import { IdentityFiling } from './identity-filing.ts';
 import { Deliveries } from './filing.ts';
 import { Outbox, outboxMigrations } from './outbox.ts';
 import { Rcp, rcpMigrations } from './rcp.ts';
+import { MailTracking, mailTrackingMigrations } from './mail-tracking.ts';
 
 export const allMigrations: readonly Migration[] = [
   ...journalMigrations,
@@ -33,6 +35,8 @@ export const allMigrations: readonly Migration[] = [
   ...orderMigrations,
   ...outboxMigrations,
   ...rcpMigrations,
+  ...mailTrackingMigrations,
+  ...actxMigrations,
 ];
 
 export interface StoreOptions extends OpenOptions {
@@ -67,6 +71,8 @@ export interface WriterModules {
   outbox: Outbox;
   rcp: Rcp;
   orders: Orders;
+  mailTracking: MailTracking;
+  actx: ContextualCalls;
 }
 
 /** Told after a write committed, with the module written: store-fed sources wake on it. */
@@ -106,6 +112,8 @@ export function writerModules(db: Db, keying: AuditKeying, documentsDir: string 
     outbox,
     rcp: new Rcp(db, patients, outbox, audit),
     orders,
+    mailTracking: new MailTracking(db),
+    actx: new ContextualCalls(db, { accounts, audit, sessions, vigilance }),
   };
   return modules;
 }
@@ -127,6 +135,7 @@ export class Store {
   readonly orders: Orders;
   readonly outbox: Outbox;
   readonly rcp: Rcp;
+  readonly mailTracking: MailTracking;
   /** Writes in the next group commit: `store.write.journal.receive(m)` settles once it is durable. */
   readonly write: Writes<WriterModules>;
   /** Writes committed in a transaction of their own (work under suspicion: the poison guard). */
@@ -160,6 +169,7 @@ export class Store {
       orders: this.orders,
       outbox: this.outbox,
       rcp: this.rcp,
+      mailTracking: this.mailTracking,
     } = modules);
     this.stats = new Stats(this.db);
     if (memory || options.writer === 'inline') this.writer = new InlineWriter(this.db, modules);
