@@ -1003,6 +1003,16 @@ export const ERRORS = define({
     hint: 'give submissionTime as YYYYMMDDHHMMSS[+ZZZZ]',
     status: CONTENT_AE,
   },
+  ORDER_LAB_UNKNOWN: {
+    message: '{finess} is not a molecular biology lab of the directory',
+    hint: 'choose a lab of kind molecular-lab in directory.yaml',
+    status: { http: 400 },
+  },
+  ORDER_UNKNOWN: {
+    message: 'no order {id}',
+    hint: 'list the orders with GET /api/orders',
+    status: NOT_FOUND,
+  },
   ORDER_NOT_JSON: {
     message: 'the order is not readable JSON: {reason}',
     hint: 'the molecular-orders outbox carries an order as JSON (store/orders.ts); replay it once the producer is fixed',

@@ -11,6 +11,7 @@ import { registerAuditApi } from './api/audit.ts';
 import { registerChannelApi } from './api/channels.ts';
 import { registerMessageApi } from './api/messages.ts';
 import { registerPatientApi } from './api/patients.ts';
+import { registerOrderApi } from './api/orders.ts';
 import { registerDocumentApi } from './api/documents.ts';
 import { registerRcpApi } from './api/rcp.ts';
 import { registerStatsApi } from './api/stats.ts';
@@ -135,6 +136,7 @@ export function buildServer(engine: Engine, options: HttpOptions): FastifyInstan
   registerMessageApi(app, engine);
   registerPatientApi(app, engine);
   registerDocumentApi(app, engine);
+  registerOrderApi(app, engine);
   registerRcpApi(app, engine);
   registerAuditApi(app, engine);
   registerStatsApi(app, engine);

@@ -5,6 +5,7 @@
 // order number closes the order (`resultArrived`, called by the documents filing).
 import type { Db, Migration } from './db.ts';
 import type { Audit } from './audit.ts';
+import type { Outbox } from './outbox.ts';
 import type { PatientStore } from './patients.ts';
 import { OncoError } from '../config/errors.ts';
 
@@ -48,18 +49,6 @@ export const ORDER_CONTENT_TYPE = 'application/vnd.onco-relay.molecular-order+js
 const NUMBER_PREFIX = 'DCC-MO-';
 
 export type OrderStatus = 'ordered' | 'resulted';
-
-/** What orders need of the store's outbox (store/outbox.ts, the rcp engineer's): one row added. */
-export interface OrderOutbox {
-  add(item: {
-    channel: string;
-    content: string;
-    contentType: string;
-    meta: Record<string, string | number>;
-    owner: string;
-    now: number;
-  }): number;
-}
 
 export interface OrderInput {
   patientId: number;
@@ -151,7 +140,7 @@ export class Orders {
   constructor(
     db: Db,
     private readonly patients: PatientStore,
-    private readonly outbox: OrderOutbox,
+    private readonly outbox: Outbox,
     private readonly audit: Audit,
   ) {
     const p = (sql: string) => db.prepare(sql);

@@ -14,6 +14,7 @@ import { Stats } from './stats.ts';
 import { PatientStore, patientMigrations } from './patients.ts';
 import { Vigilance } from './vigilance.ts';
 import { Documents, documentMigrations } from './documents.ts';
+import { Orders, orderMigrations } from './orders.ts';
 import { DocumentFiles } from './document-files.ts';
 import { writesThrough, type Writes } from './writes.ts';
 import { ContextualCalls, actxMigrations } from './actx.ts';
@@ -31,6 +32,7 @@ export const allMigrations: readonly Migration[] = [
   ...messageSearchMigrations,
   ...patientMigrations,
   ...documentMigrations,
+  ...orderMigrations,
   ...outboxMigrations,
   ...rcpMigrations,
   ...mailTrackingMigrations,
@@ -68,6 +70,7 @@ export interface WriterModules {
   documents: Documents;
   outbox: Outbox;
   rcp: Rcp;
+  orders: Orders;
   mailTracking: MailTracking;
   actx: ContextualCalls;
 }
@@ -93,6 +96,7 @@ export function writerModules(db: Db, keying: AuditKeying, documentsDir: string 
   );
   const vigilance = new Vigilance(patients, (patientId, ctx) => documents.identityFiled(patientId, ctx));
   const outbox = new Outbox(db, journal);
+  const orders = new Orders(db, patients, outbox, audit);
   const modules: WriterModules = {
     journal,
     accounts,
@@ -107,6 +111,7 @@ export function writerModules(db: Db, keying: AuditKeying, documentsDir: string 
     documents,
     outbox,
     rcp: new Rcp(db, patients, outbox, audit),
+    orders,
     mailTracking: new MailTracking(db),
     actx: new ContextualCalls(db, { accounts, audit, sessions, vigilance }),
   };
@@ -127,6 +132,7 @@ export class Store {
   readonly patients: PatientStore;
   readonly vigilance: Vigilance;
   readonly documents: Documents;
+  readonly orders: Orders;
   readonly outbox: Outbox;
   readonly rcp: Rcp;
   readonly mailTracking: MailTracking;
@@ -160,6 +166,7 @@ export class Store {
       patients: this.patients,
       vigilance: this.vigilance,
       documents: this.documents,
+      orders: this.orders,
       outbox: this.outbox,
       rcp: this.rcp,
       mailTracking: this.mailTracking,
