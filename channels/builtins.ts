@@ -2,7 +2,11 @@
 import { Registry } from './registry.ts';
 import { folderSourceSpec } from '../connectors/folder.ts';
 import { fileWriterSpec } from '../connectors/file-writer.ts';
-import { channelWriterSpec } from '../connectors/channel-writer.ts';
+import { channelSourceSpec, channelWriterSpec } from '../connectors/channel-writer.ts';
+import { documentRouterSpec, documentStatusSpec } from '../connectors/document-router.ts';
+import { sftpPickupSpec } from '../connectors/sftp-pickup.ts';
+import { rcpCdaStep } from '../transformers/rcp-document.ts';
+import { storeOutboxSpec } from '../connectors/store-outbox.ts';
 import { identityWriterSpec } from '../connectors/identity-writer.ts';
 import { documentWriterSpec } from '../connectors/document-writer.ts';
 import { sftpDropSpec } from '../connectors/sftp-drop.ts';
@@ -27,6 +31,11 @@ export function builtinRegistry(): Registry {
     folderSourceSpec,
     fileWriterSpec,
     channelWriterSpec,
+    channelSourceSpec,
+    storeOutboxSpec,
+    documentRouterSpec,
+    documentStatusSpec,
+    sftpPickupSpec,
     identityWriterSpec,
     documentWriterSpec,
     sftpDropSpec(),
@@ -48,5 +57,6 @@ export function builtinRegistry(): Registry {
     molecularStep,
     mailAttachmentsStep,
     mailReportStep,
+    rcpCdaStep,
   );
 }

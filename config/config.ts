@@ -38,6 +38,13 @@ export interface Establishment {
   reportsFor?: 'all' | string[];
   /** Its MSSanté addresses (smtp-inbox allow-lists). */
   mssante?: string[];
+  /** Its preferred way and format for outbound documents (default: pickup in its SFTP `/out/`). */
+  documents?: {
+    way: 'sftp-push' | 'pickup' | 'mllp' | 'mssante';
+    channel?: string;
+    mailbox?: string;
+    format?: 'cda' | 'xdm' | 'mdm';
+  };
   [setting: string]: unknown;
 }
 

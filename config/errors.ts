@@ -1074,6 +1074,50 @@ export const ERRORS = define({
     status: REFUSED_FOR_GOOD,
   },
 
+  // RCP and PPS in the core store (store/rcp.ts) and their routing (connectors/document-router.ts)
+  RCP_INVALID: {
+    message: 'the {what} cannot be stored: missing {missing}',
+    hint: 'give every required field (see /api/openapi.json and the README, RCP and PPS)',
+    status: { http: 422 },
+  },
+  RCP_UNKNOWN: { message: 'no {what} {id}', hint: 'check the id', status: NOT_FOUND },
+  RCP_ALREADY_IMPORTED: {
+    message: 'the form {id} of the producing software was imported already',
+    hint: 'correct the imported form through the API (a new version) instead of importing it again',
+    status: CONFLICT,
+  },
+  RCP_PATIENT_CHANGED: {
+    message: 'document {id} belongs to another patient',
+    hint: 'a document cannot move to another patient: create one for the right patient',
+    status: CONFLICT,
+  },
+  RCP_NOT_LATEST: {
+    message: 'document {id} has a newer version ({latest})',
+    hint: 'edit or validate the latest version',
+    status: CONFLICT,
+  },
+  RCP_NOT_DRAFT: {
+    message: 'document {id} is {status}, not a draft',
+    hint: 'a validated document is corrected by editing it (a new version), then validating that version',
+    status: CONFLICT,
+  },
+  RCP_CONTENT_INVALID: {
+    message: 'the validated document cannot be written as CDA: {reason}',
+    hint: 'correct the document (a new version) and validate it again',
+    status: REFUSED_FOR_GOOD,
+  },
+
+  DOCUMENT_ROUTE_INVALID: {
+    message: '{reason}',
+    hint: 'complete the establishment’s documents route in directory.yaml, then replay the delivery',
+    status: REFUSED_FOR_GOOD,
+  },
+  PICKUP_NO_ACCOUNT: {
+    message: 'no establishment account for FINESS {finess}',
+    hint: 'create one (onco-relay user add LOGIN --role establishment --finess FINESS), then replay the delivery',
+    status: REFUSED_FOR_GOOD,
+  },
+
   // Listeners (connectors/listener-setup.ts)
   PORT_IN_USE: {
     message: 'port {port} of {bind} is already in use',

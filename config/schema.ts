@@ -165,6 +165,36 @@ const establishment = {
       items: { type: 'string', pattern: '^[^@\\s]+@[^@\\s]+$' },
       default: [],
     },
+    documents: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['way'],
+      description:
+        'how it takes the documents the DCC sends (validated FRCP, PPS); default: pickup in its own /out/ of the built-in SFTP server',
+      properties: {
+        way: {
+          enum: ['sftp-push', 'pickup', 'mllp', 'mssante'],
+          description:
+            'sftp-push to its server, pickup in its /out/, mllp to its record system, mssante to its mailbox',
+        },
+        channel: {
+          type: 'string',
+          description:
+            'the channel carrying this way for it, where its server is configured (default documents-sftp, documents-pickup, documents-mllp, documents-mail)',
+        },
+        mailbox: {
+          type: 'string',
+          pattern: '^[^@\\s]+@[^@\\s]+$',
+          description: 'its MSSanté mailbox (way mssante)',
+        },
+        format: {
+          enum: ['cda', 'xdm', 'mdm'],
+          description: 'what it reads: CDA with PDF, XDM zip, HL7 v2 MDM',
+        },
+      },
+      if: { properties: { way: { const: 'mssante' } } },
+      then: { required: ['way', 'mailbox'] },
+    },
   },
 } as const;
 
@@ -184,7 +214,11 @@ export const directorySchema = {
           rpps: { type: 'string', pattern: '^\\d{11}$' },
           family: { type: 'string' },
           given: { type: 'string' },
-          mssante: { type: 'string' },
+          mssante: {
+            type: 'string',
+            pattern: '^[^@\\s]+@[^@\\s]+$',
+            description: 'MSSanté mailbox: documents of the patients they care for are sent there',
+          },
           finess: { type: 'string' },
         },
       },

@@ -11,6 +11,7 @@ import { registerChannelApi } from './api/channels.ts';
 import { registerMessageApi } from './api/messages.ts';
 import { registerPatientApi } from './api/patients.ts';
 import { registerDocumentApi } from './api/documents.ts';
+import { registerRcpApi } from './api/rcp.ts';
 import { registerStatsApi } from './api/stats.ts';
 import { registerMetrics } from './metrics.ts';
 import { collectRoutes, registerOpenApi } from './openapi.ts';
@@ -133,6 +134,7 @@ export function buildServer(engine: Engine, options: HttpOptions): FastifyInstan
   registerMessageApi(app, engine);
   registerPatientApi(app, engine);
   registerDocumentApi(app, engine);
+  registerRcpApi(app, engine);
   registerAuditApi(app, engine);
   registerStatsApi(app, engine);
   registerMetrics(app, engine);

@@ -19,6 +19,8 @@ import { writesThrough, type Writes } from './writes.ts';
 import { IdentityFiling } from './identity-filing.ts';
 import { Deliveries } from './filing.ts';
 import { MailTracking, mailTrackingMigrations } from './mail-tracking.ts';
+import { Outbox, outboxMigrations } from './outbox.ts';
+import { Rcp, rcpMigrations } from './rcp.ts';
 
 export const allMigrations: readonly Migration[] = [
   ...journalMigrations,
@@ -29,6 +31,8 @@ export const allMigrations: readonly Migration[] = [
   ...patientMigrations,
   ...documentMigrations,
   ...mailTrackingMigrations,
+  ...outboxMigrations,
+  ...rcpMigrations,
 ];
 
 export interface StoreOptions extends OpenOptions {
@@ -61,7 +65,12 @@ export interface WriterModules {
   deliveries: Deliveries;
   documents: Documents;
   mailTracking: MailTracking;
+  outbox: Outbox;
+  rcp: Rcp;
 }
+
+/** Told after a write committed, with the module written: store-fed sources wake on it. */
+export type CommitListener = (module: string) => void;
 
 /**
  * Builds every writer module on one connection: the writer thread does it on the write connection,
@@ -80,6 +89,7 @@ export function writerModules(db: Db, keying: AuditKeying, documentsDir: string 
     documentsDir === null ? null : new DocumentFiles(documentsDir),
   );
   const vigilance = new Vigilance(patients, (patientId, ctx) => documents.identityFiled(patientId, ctx));
+  const outbox = new Outbox(db, journal);
   const modules: WriterModules = {
     journal,
     accounts,
@@ -93,6 +103,8 @@ export function writerModules(db: Db, keying: AuditKeying, documentsDir: string 
     deliveries: new Deliveries(db, journal, () => modules),
     documents,
     mailTracking: new MailTracking(db),
+    outbox,
+    rcp: new Rcp(db, patients, outbox, audit),
   };
   return modules;
 }
@@ -112,6 +124,8 @@ export class Store {
   readonly vigilance: Vigilance;
   readonly documents: Documents;
   readonly mailTracking: MailTracking;
+  readonly outbox: Outbox;
+  readonly rcp: Rcp;
   /** Writes in the next group commit: `store.write.journal.receive(m)` settles once it is durable. */
   readonly write: Writes<WriterModules>;
   /** Writes committed in a transaction of their own (work under suspicion: the poison guard). */
@@ -143,6 +157,8 @@ export class Store {
       vigilance: this.vigilance,
       documents: this.documents,
       mailTracking: this.mailTracking,
+      outbox: this.outbox,
+      rcp: this.rcp,
     } = modules);
     this.stats = new Stats(this.db);
     if (memory || options.writer === 'inline') this.writer = new InlineWriter(this.db, modules);
@@ -156,11 +172,26 @@ export class Store {
       });
     }
     const through = (mode: WriteMode) =>
-      writesThrough<WriterModules>((module, method, args) => this.writer.run(module, method, args, mode));
+      writesThrough<WriterModules>((module, method, args) =>
+        this.writer.run(module, method, args, mode).then((r) => this.committed(module, r)),
+      );
     this.write = through('group');
     this.writeAlone = through('alone');
     this.mark = through('mark');
     this.auth = new AuthService(this.db, this.write, this.accounts, options.auth);
+  }
+
+  private readonly commitListeners = new Set<CommitListener>();
+
+  /** Calls `listener` after every write through `write`/`writeAlone`/`mark` committed; returns the unsubscribe. */
+  onCommit(listener: CommitListener): () => void {
+    this.commitListeners.add(listener);
+    return () => this.commitListeners.delete(listener);
+  }
+
+  private committed<R>(module: string, result: R): R {
+    for (const l of this.commitListeners) l(module);
+    return result;
   }
 
   /** Returns the pages freed by deletions to the file system (auto_vacuum = INCREMENTAL). */
