@@ -19,6 +19,7 @@ import { buildServer } from '../dashboard/server.ts';
 import { ConnectorSetupError } from '../connectors/listener-setup.ts';
 import { identityFiles, importIdentities, type ImportProgress } from '../channels/identity-import.ts';
 import { importForms } from '../channels/rcp-input.ts';
+import { actxUrl, actxUrlUsage } from './actx-url.ts';
 
 const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -42,6 +43,7 @@ const usage = `Usage: onco-relay <command> [options]
   import forms FILE [--data DIR] [--config DIR]
              load RCP forms produced elsewhere (a JSON array, as POST /api/rcp/forms/import): each
              validated and sent by documents-out; names every refused form; exit 1 if any
+  ${actxUrlUsage}
   docs                                       print the component reference (Markdown)
   schema                                     print the JSON Schema of a channel file (for editors)
 
@@ -65,6 +67,8 @@ export async function main(argv: string[]): Promise<number> {
         return await deploy(rest);
       case 'import':
         return await importCommand(rest);
+      case 'actx-url':
+        return await actxUrl(rest, (v) => ({ base: applianceUrl(v.url), configDir: dirs(v).configDir }));
       case 'docs':
         process.stdout.write(`${builtinRegistry().docs()}\n`);
         return 0;

@@ -25,6 +25,8 @@ import { matchStepSpec } from '../transformers/match.ts';
 import { hl7v2ValidateStep } from '../transformers/hl7v2.ts';
 import { pamFrStep } from '../transformers/pam-fr.ts';
 import { pathologyStep, molecularStep } from '../transformers/clinical-steps.ts';
+import { cdaPdfStep, cdaXdmStep, cdaHl7v2Step } from '../transformers/document-steps.ts';
+import { orderOmlStep } from '../transformers/oml-o21.ts';
 
 export function builtinRegistry(): Registry {
   return new Registry().register(
@@ -55,8 +57,12 @@ export function builtinRegistry(): Registry {
     pamFrStep,
     pathologyStep,
     molecularStep,
+    rcpCdaStep,
+    cdaPdfStep,
+    cdaXdmStep,
+    cdaHl7v2Step,
+    orderOmlStep,
     mailAttachmentsStep,
     mailReportStep,
-    rcpCdaStep,
   );
 }

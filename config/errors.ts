@@ -624,6 +624,64 @@ export const ERRORS = define({
     status: BAD_REQUEST,
   },
 
+  // Contextual calls (dashboard/actx*.ts, store/actx.ts): the hospital's IT reads these answers
+  ACTX_PARAM_MISSING: {
+    message: 'parameter {name} is missing',
+    hint: 'add {name} to the URL (the parameters are listed in the ACTX section of the contract)',
+    status: BAD_REQUEST,
+  },
+  ACTX_PARAM_INVALID: {
+    message: 'parameter {name} is malformed: {reason}',
+    hint: 'correct {name} in the calling system',
+    status: BAD_REQUEST,
+  },
+  ACTX_ESTABLISHMENT_UNKNOWN: {
+    message: 'FINESS {finess} is not an establishment of the DCC directory',
+    hint: 'check the finess parameter, or ask the DCC administrator to add the establishment to directory.yaml',
+    status: { http: 401 },
+  },
+  ACTX_NOT_ENABLED: {
+    message: 'contextual calls are not enabled for FINESS {finess}: no ACTX secret is set',
+    hint: 'the DCC administrator sets the secret (ONCO_ACTX_SECRET_{finess} in the shipped configuration) and restarts',
+    status: { http: 401 },
+  },
+  ACTX_SIGNATURE_INVALID: {
+    message: 'the signature does not match the parameters',
+    hint: "sign the canonical string (every other parameter sorted by name, name=value RFC 3986-encoded, joined by &) with the establishment's ACTX secret; `onco-relay actx-url` prints a correct URL to compare with",
+    status: { http: 401 },
+  },
+  ACTX_TOKEN_INVALID: {
+    message: 'the signed token is not valid: {reason}',
+    hint: 'sign the token with the key the DCC holds for the establishment (HS256 with its ACTX secret, or its configured public key)',
+    status: { http: 401 },
+  },
+  ACTX_TS_OUT_OF_WINDOW: {
+    message: 'ts {ts} is {skew} s away from the DCC clock; at most {window} s are allowed',
+    hint: 'synchronise the calling system clock (NTP) and sign a fresh URL for every call',
+    status: { http: 401 },
+  },
+  ACTX_NONCE_REPLAYED: {
+    message: 'nonce {nonce} of FINESS {finess} was already used',
+    hint: 'generate a new random nonce for every call: a contextual URL works once',
+    status: CONFLICT,
+  },
+  ACTX_ACCOUNT_UNKNOWN: {
+    message:
+      'no DCC account for RPPS {rpps}, and FINESS {finess} does not create accounts by contextual call',
+    hint: 'ask the DCC administrator to create the account, or to set createAccounts for the establishment',
+    status: { http: 403 },
+  },
+  ACTX_ACCOUNT_DISABLED: {
+    message: 'the DCC account of RPPS {rpps} is disabled',
+    hint: 'ask the DCC administrator to enable it (onco-relay user enable)',
+    status: { http: 403 },
+  },
+  ACTX_ACCOUNT_MISMATCH: {
+    message: 'the DCC account of RPPS {rpps} is not one that FINESS {finess} may open: {reason}',
+    hint: 'call from the establishment the account belongs to, or ask the DCC administrator to review the account',
+    status: { http: 403 },
+  },
+
   // HTTP listener and sender (connectors/http.ts)
   UNAUTHORIZED: {
     message: 'missing or wrong credentials',
@@ -915,6 +973,85 @@ export const ERRORS = define({
     hint: 'package a CDA written by the FRCP/PPS writers, or complete the document header',
     status: REQUIRED_AE,
   },
+  PDF_CDA_INCOMPLETE: {
+    message: 'the CDA document has no {what}: it cannot be rendered as PDF',
+    hint: 'render a CDA written by the FRCP/PPS writers (put the rcp-cda step first)',
+    status: REQUIRED_AE,
+  },
+  XDM_CDA_INCOMPLETE: {
+    message: 'the CDA document has no {what}: its XDS metadata cannot be written',
+    hint: 'package a CDA written by the FRCP/PPS writers (put the rcp-cda step first)',
+    status: REQUIRED_AE,
+  },
+  XDM_NO_CLASS_CODE: {
+    message: 'no XDS classCode is known for documents of type {type}',
+    hint: 'give classCode in the cda-xdm step options',
+    status: VALUE_AE,
+  },
+  XDM_MIXED_PATIENTS: {
+    message: 'the documents of one XDM set are not all about the same patient',
+    hint: 'send one package per patient',
+    status: CONTENT_AE,
+  },
+  XDM_EMPTY: {
+    message: 'an XDM submission set needs at least one document',
+    hint: 'give the CDA document to package',
+    status: REQUIRED_AE,
+  },
+  XDM_BAD_TIME: {
+    message: 'the submission time "{time}" is not an HL7 TS',
+    hint: 'give submissionTime as YYYYMMDDHHMMSS[+ZZZZ]',
+    status: CONTENT_AE,
+  },
+  ORDER_NOT_JSON: {
+    message: 'the order is not readable JSON: {reason}',
+    hint: 'the molecular-orders outbox carries an order as JSON (store/orders.ts); replay it once the producer is fixed',
+    status: CONTENT_AE,
+  },
+
+  // RCP and PPS in the core store (store/rcp.ts) and their routing (connectors/document-router.ts)
+  RCP_INVALID: {
+    message: 'the {what} cannot be stored: missing {missing}',
+    hint: 'give every required field (see /api/openapi.json and the README, RCP and PPS)',
+    status: { http: 422 },
+  },
+  RCP_UNKNOWN: { message: 'no {what} {id}', hint: 'check the id', status: NOT_FOUND },
+  RCP_ALREADY_IMPORTED: {
+    message: 'the form {id} of the producing software was imported already',
+    hint: 'correct the imported form through the API (a new version) instead of importing it again',
+    status: CONFLICT,
+  },
+  RCP_PATIENT_CHANGED: {
+    message: 'document {id} belongs to another patient',
+    hint: 'a document cannot move to another patient: create one for the right patient',
+    status: CONFLICT,
+  },
+  RCP_NOT_LATEST: {
+    message: 'document {id} has a newer version ({latest})',
+    hint: 'edit or validate the latest version',
+    status: CONFLICT,
+  },
+  RCP_NOT_DRAFT: {
+    message: 'document {id} is {status}, not a draft',
+    hint: 'a validated document is corrected by editing it (a new version), then validating that version',
+    status: CONFLICT,
+  },
+  RCP_CONTENT_INVALID: {
+    message: 'the validated document cannot be written as CDA: {reason}',
+    hint: 'correct the document (a new version) and validate it again',
+    status: REFUSED_FOR_GOOD,
+  },
+
+  DOCUMENT_ROUTE_INVALID: {
+    message: '{reason}',
+    hint: 'complete the establishment’s documents route in directory.yaml, then replay the delivery',
+    status: REFUSED_FOR_GOOD,
+  },
+  PICKUP_NO_ACCOUNT: {
+    message: 'no establishment account for FINESS {finess}',
+    hint: 'create one (onco-relay user add LOGIN --role establishment --finess FINESS), then replay the delivery',
+    status: REFUSED_FOR_GOOD,
+  },
 
   // MSSanté: the SMTP inbox (connectors/smtp-server.ts), each refusal with its SMTP reply code
   SMTP_UNKNOWN_MAILBOX: {
@@ -1071,50 +1208,6 @@ export const ERRORS = define({
   MAIL_REPORT_EXPECTED: {
     message: 'the message is not a DSN/MDN report',
     hint: 'put a mail-report step before the mss-tracking destination',
-    status: REFUSED_FOR_GOOD,
-  },
-
-  // RCP and PPS in the core store (store/rcp.ts) and their routing (connectors/document-router.ts)
-  RCP_INVALID: {
-    message: 'the {what} cannot be stored: missing {missing}',
-    hint: 'give every required field (see /api/openapi.json and the README, RCP and PPS)',
-    status: { http: 422 },
-  },
-  RCP_UNKNOWN: { message: 'no {what} {id}', hint: 'check the id', status: NOT_FOUND },
-  RCP_ALREADY_IMPORTED: {
-    message: 'the form {id} of the producing software was imported already',
-    hint: 'correct the imported form through the API (a new version) instead of importing it again',
-    status: CONFLICT,
-  },
-  RCP_PATIENT_CHANGED: {
-    message: 'document {id} belongs to another patient',
-    hint: 'a document cannot move to another patient: create one for the right patient',
-    status: CONFLICT,
-  },
-  RCP_NOT_LATEST: {
-    message: 'document {id} has a newer version ({latest})',
-    hint: 'edit or validate the latest version',
-    status: CONFLICT,
-  },
-  RCP_NOT_DRAFT: {
-    message: 'document {id} is {status}, not a draft',
-    hint: 'a validated document is corrected by editing it (a new version), then validating that version',
-    status: CONFLICT,
-  },
-  RCP_CONTENT_INVALID: {
-    message: 'the validated document cannot be written as CDA: {reason}',
-    hint: 'correct the document (a new version) and validate it again',
-    status: REFUSED_FOR_GOOD,
-  },
-
-  DOCUMENT_ROUTE_INVALID: {
-    message: '{reason}',
-    hint: 'complete the establishment’s documents route in directory.yaml, then replay the delivery',
-    status: REFUSED_FOR_GOOD,
-  },
-  PICKUP_NO_ACCOUNT: {
-    message: 'no establishment account for FINESS {finess}',
-    hint: 'create one (onco-relay user add LOGIN --role establishment --finess FINESS), then replay the delivery',
     status: REFUSED_FOR_GOOD,
   },
 

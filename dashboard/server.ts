@@ -6,6 +6,7 @@ import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { Engine } from '../channels/engine.ts';
 import { OncoError } from '../config/errors.ts';
 import { Authenticator, defaultAuthOptions, type AuthOptions } from './auth.ts';
+import { registerActx } from './actx.ts';
 import { registerAuditApi } from './api/audit.ts';
 import { registerChannelApi } from './api/channels.ts';
 import { registerMessageApi } from './api/messages.ts';
@@ -138,6 +139,7 @@ export function buildServer(engine: Engine, options: HttpOptions): FastifyInstan
   registerAuditApi(app, engine);
   registerStatsApi(app, engine);
   registerMetrics(app, engine);
+  registerActx(app, engine, auth);
   registerPages(app, engine, auth);
   registerOpenApi(app, routes);
   app.decorate('registeredRoutes', routes);

@@ -16,11 +16,12 @@ import { Vigilance } from './vigilance.ts';
 import { Documents, documentMigrations } from './documents.ts';
 import { DocumentFiles } from './document-files.ts';
 import { writesThrough, type Writes } from './writes.ts';
+import { ContextualCalls, actxMigrations } from './actx.ts';
 import { IdentityFiling } from './identity-filing.ts';
 import { Deliveries } from './filing.ts';
-import { MailTracking, mailTrackingMigrations } from './mail-tracking.ts';
 import { Outbox, outboxMigrations } from './outbox.ts';
 import { Rcp, rcpMigrations } from './rcp.ts';
+import { MailTracking, mailTrackingMigrations } from './mail-tracking.ts';
 
 export const allMigrations: readonly Migration[] = [
   ...journalMigrations,
@@ -30,9 +31,10 @@ export const allMigrations: readonly Migration[] = [
   ...messageSearchMigrations,
   ...patientMigrations,
   ...documentMigrations,
-  ...mailTrackingMigrations,
   ...outboxMigrations,
   ...rcpMigrations,
+  ...mailTrackingMigrations,
+  ...actxMigrations,
 ];
 
 export interface StoreOptions extends OpenOptions {
@@ -64,9 +66,10 @@ export interface WriterModules {
   identityFiling: IdentityFiling;
   deliveries: Deliveries;
   documents: Documents;
-  mailTracking: MailTracking;
   outbox: Outbox;
   rcp: Rcp;
+  mailTracking: MailTracking;
+  actx: ContextualCalls;
 }
 
 /** Told after a write committed, with the module written: store-fed sources wake on it. */
@@ -102,9 +105,10 @@ export function writerModules(db: Db, keying: AuditKeying, documentsDir: string 
     identityFiling: new IdentityFiling(patients, vigilance),
     deliveries: new Deliveries(db, journal, () => modules),
     documents,
-    mailTracking: new MailTracking(db),
     outbox,
     rcp: new Rcp(db, patients, outbox, audit),
+    mailTracking: new MailTracking(db),
+    actx: new ContextualCalls(db, { accounts, audit, sessions, vigilance }),
   };
   return modules;
 }
@@ -123,9 +127,9 @@ export class Store {
   readonly patients: PatientStore;
   readonly vigilance: Vigilance;
   readonly documents: Documents;
-  readonly mailTracking: MailTracking;
   readonly outbox: Outbox;
   readonly rcp: Rcp;
+  readonly mailTracking: MailTracking;
   /** Writes in the next group commit: `store.write.journal.receive(m)` settles once it is durable. */
   readonly write: Writes<WriterModules>;
   /** Writes committed in a transaction of their own (work under suspicion: the poison guard). */
@@ -156,9 +160,9 @@ export class Store {
       patients: this.patients,
       vigilance: this.vigilance,
       documents: this.documents,
-      mailTracking: this.mailTracking,
       outbox: this.outbox,
       rcp: this.rcp,
+      mailTracking: this.mailTracking,
     } = modules);
     this.stats = new Stats(this.db);
     if (memory || options.writer === 'inline') this.writer = new InlineWriter(this.db, modules);
