@@ -8,6 +8,7 @@ import { sftpPickupSpec } from '../connectors/sftp-pickup.ts';
 import { rcpCdaStep } from '../transformers/rcp-document.ts';
 import { storeOutboxSpec } from '../connectors/store-outbox.ts';
 import { identityWriterSpec } from '../connectors/identity-writer.ts';
+import { documentWriterSpec } from '../connectors/document-writer.ts';
 import { sftpDropSpec } from '../connectors/sftp-drop.ts';
 import { sftpPollSpec } from '../connectors/sftp-poller.ts';
 import { sftpPushSpec } from '../connectors/sftp-writer.ts';
@@ -29,6 +30,7 @@ export function builtinRegistry(): Registry {
     documentStatusSpec,
     sftpPickupSpec,
     identityWriterSpec,
+    documentWriterSpec,
     sftpDropSpec(),
     sftpPollSpec,
     sftpPushSpec,

@@ -18,6 +18,7 @@ import {
   type TakeResult,
   type Upload,
 } from './sftp-server.ts';
+import { halfOf, SidecarPairing, type Pair } from './sftp-pairing.ts';
 
 /**
  * Builds the ACK file of an HL7 file from the processing outcome, or null when there is nothing to
@@ -77,6 +78,20 @@ const schema = Type.Object({
     }),
     'ssh_host_ed25519_key',
   ),
+  pairSidecars: Default(
+    Type.Boolean({
+      description:
+        'a PDF and its sidecar of the same base name (NAME.pdf with NAME.json, or NAME.hl7 sent after the PDF) make one message: the PDF, with the sidecar in meta.sidecar',
+    }),
+    false,
+  ),
+  pairWaitMs: Default(
+    Type.Integer({
+      minimum: 1000,
+      description: 'a PDF or JSON sidecar whose partner has not arrived after this long goes to /error',
+    }),
+    600_000,
+  ),
   // Of the shared SFTP server: the first sftp-drop source to start sets them.
   ...connectionLimitOptions,
   authTimeoutMs: Default(
@@ -122,6 +137,8 @@ class SftpDropSource implements Source {
   private server: SftpServer | null = null;
   /** The answer being written per message: a later one (a late failure) waits for it, then rewrites. */
   private readonly answering = new Map<number, Promise<void>>();
+  private pairing: SidecarPairing | null = null;
+  private sweeper: NodeJS.Timeout | null = null;
 
   constructor(options: SftpDropOptions, ctx: SourceContext, buildAck: AckBuilder) {
     this.options = options;
@@ -171,6 +188,7 @@ class SftpDropSource implements Source {
       await this.stop();
       throw err;
     }
+    if (options.pairSidecars) this.startPairing(server);
     const { port, bind } = server.address();
     ctx.report({ connected: true, lastError: null, detail: `sftp://${bind}:${port}/in/${options.folder}` });
     // Answers are not awaited by stop(): one still due then stays due in the journal for the next start.
@@ -196,7 +214,23 @@ class SftpDropSource implements Source {
     }
   }
 
+  /** Parked halves survive a restart: the sweep finds them on disk, pairing goes on where it stopped. */
+  private startPairing(server: SftpServer): void {
+    const { options, ctx } = this;
+    const pairing = new SidecarPairing(path.join(ctx.dataDir, 'sftp', '.pairing'), options.folder);
+    this.pairing = pairing;
+    const sweep = (): void => {
+      void this.track(
+        pairing.expire(options.pairWaitMs, Date.now(), (login) => server.accountTree(login)),
+      ).catch((err: unknown) => ctx.log.warn({ err }, 'sftp-drop could not sweep unpaired files'));
+    };
+    this.sweeper = setInterval(sweep, Math.min(options.pairWaitMs / 2, 60_000));
+    this.sweeper.unref();
+  }
+
   async stop(): Promise<void> {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = null;
     this.unroute?.();
     this.unroute = null;
     await Promise.allSettled([...this.inFlight]);
@@ -214,22 +248,51 @@ class SftpDropSource implements Source {
   }
 
   private async take(upload: Upload): Promise<TakeResult> {
+    if (this.pairing !== null && halfOf(upload.name) !== null && upload.size > 0) {
+      const paired = await this.pairing.offer(upload.account.login, upload.name, upload.file);
+      if (paired === null) return;
+      if (paired !== 'alone') return this.takePair(upload, paired);
+    }
     const content = await fs.readFile(upload.file);
+    return this.journal(upload, upload.name, content, {}, createHash('sha256').update(content));
+  }
+
+  private async takePair(upload: Upload, pair: Pair): Promise<TakeResult> {
+    const digest = createHash('sha256').update(pair.pdf.content).update(pair.sidecar.content);
+    const result = await this.journal(
+      upload,
+      pair.pdf.name,
+      pair.pdf.content,
+      { sidecar: pair.sidecar.content.toString('utf8'), sidecarName: pair.sidecar.name },
+      digest,
+    );
+    await this.pairing!.done(pair);
+    return result;
+  }
+
+  private async journal(
+    upload: Upload,
+    name: string,
+    content: Buffer,
+    meta: Record<string, string>,
+    digest: ReturnType<typeof createHash>,
+  ): Promise<TakeResult> {
     const rejected =
       content.length === 0 ? 'file refused: it is empty; send it again with its content' : undefined;
-    const hl7 = isHl7(upload.name, content);
+    const hl7 = isHl7(name, content);
     const inbound: Inbound = {
       content,
-      contentType: hl7 ? 'application/hl7-v2' : contentTypeOf(upload.name),
+      contentType: hl7 ? 'application/hl7-v2' : contentTypeOf(name),
       meta: {
-        fileName: upload.name,
+        fileName: name,
         account: upload.account.login,
         folder: upload.folder,
         size: content.length,
+        ...meta,
       },
       sender: upload.account.login,
       // The account is the authenticated sender; the digest of the content makes a copy a copy.
-      dedupKey: `sftp:${upload.account.login}:${createHash('sha256').update(content).digest('hex')}`,
+      dedupKey: `sftp:${upload.account.login}:${digest.digest('hex')}`,
       ...(upload.account.finess ? { owner: upload.account.finess } : {}),
       ...(rejected ? { rejected } : { owesAnswer: true }),
     };

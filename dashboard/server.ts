@@ -11,6 +11,7 @@ import { registerChannelApi } from './api/channels.ts';
 import { registerMessageApi } from './api/messages.ts';
 import { registerPatientApi } from './api/patients.ts';
 import { registerRcpApi } from './api/rcp.ts';
+import { registerDocumentApi } from './api/documents.ts';
 import { registerStatsApi } from './api/stats.ts';
 import { registerMetrics } from './metrics.ts';
 import { collectRoutes, registerOpenApi } from './openapi.ts';
@@ -85,7 +86,9 @@ export function buildServer(engine: Engine, options: HttpOptions): FastifyInstan
     (_req, body, done) => done(null, Object.fromEntries(new URLSearchParams(body as string))),
   );
   app.addHook('onSend', async (_req, reply) => {
-    reply.headers(securityHeaders);
+    // A route may set a header of its own (a PDF shown inline on our pages may be framed by them).
+    for (const [name, value] of Object.entries(securityHeaders))
+      if (!reply.hasHeader(name)) reply.header(name, value);
   });
   app.setErrorHandler((error: FastifyError, req, reply) => {
     const a = errorAnswer(error);
@@ -131,6 +134,7 @@ export function buildServer(engine: Engine, options: HttpOptions): FastifyInstan
   registerMessageApi(app, engine);
   registerPatientApi(app, engine);
   registerRcpApi(app, engine);
+  registerDocumentApi(app, engine);
   registerAuditApi(app, engine);
   registerStatsApi(app, engine);
   registerMetrics(app, engine);

@@ -13,6 +13,8 @@ import { MessageSearch, messageSearchMigrations } from './message-search.ts';
 import { Stats } from './stats.ts';
 import { PatientStore, patientMigrations } from './patients.ts';
 import { Vigilance } from './vigilance.ts';
+import { Documents, documentMigrations } from './documents.ts';
+import { DocumentFiles } from './document-files.ts';
 import { writesThrough, type Writes } from './writes.ts';
 import { IdentityFiling } from './identity-filing.ts';
 import { Deliveries } from './filing.ts';
@@ -28,6 +30,7 @@ export const allMigrations: readonly Migration[] = [
   ...patientMigrations,
   ...outboxMigrations,
   ...rcpMigrations,
+  ...documentMigrations,
 ];
 
 export interface StoreOptions extends OpenOptions {
@@ -60,6 +63,7 @@ export interface WriterModules {
   deliveries: Deliveries;
   outbox: Outbox;
   rcp: Rcp;
+  documents: Documents;
 }
 
 /** Told after a write committed, with the module written: store-fed sources wake on it. */
@@ -69,13 +73,19 @@ export type CommitListener = (module: string) => void;
  * Builds every writer module on one connection: the writer thread does it on the write connection,
  * the main thread on its read connection (the same classes answer reads there).
  */
-export function writerModules(db: Db, keying: AuditKeying): WriterModules {
+export function writerModules(db: Db, keying: AuditKeying, documentsDir: string | null): WriterModules {
   const journal = new Journal(db);
   const accounts = new Accounts(db);
   const audit = new Audit(db, keying);
   const sessions = new Sessions(db);
   const patients = new PatientStore(db);
-  const vigilance = new Vigilance(patients);
+  // Documents are kept as files beside the database; a store in memory files none.
+  const documents = new Documents(
+    db,
+    patients,
+    documentsDir === null ? null : new DocumentFiles(documentsDir),
+  );
+  const vigilance = new Vigilance(patients, (patientId, ctx) => documents.identityFiled(patientId, ctx));
   const outbox = new Outbox(db, journal);
   const modules: WriterModules = {
     journal,
@@ -87,7 +97,8 @@ export function writerModules(db: Db, keying: AuditKeying): WriterModules {
     patients,
     vigilance,
     identityFiling: new IdentityFiling(patients, vigilance),
-    deliveries: new Deliveries(journal, () => modules),
+    deliveries: new Deliveries(db, journal, () => modules),
+    documents,
     outbox,
     rcp: new Rcp(db, patients, outbox, audit),
   };
@@ -109,6 +120,7 @@ export class Store {
   readonly vigilance: Vigilance;
   readonly outbox: Outbox;
   readonly rcp: Rcp;
+  readonly documents: Documents;
   /** Writes in the next group commit: `store.write.journal.receive(m)` settles once it is durable. */
   readonly write: Writes<WriterModules>;
   /** Writes committed in a transaction of their own (work under suspicion: the poison guard). */
@@ -128,7 +140,8 @@ export class Store {
     const keying = auditKeying(options.dataDir);
     // Built here first, on a connection that may still write: a module's one-off upgrade at start
     // (the audit chain's rekeying, a search reindex) is done before the writer thread opens.
-    const modules = writerModules(this.db, keying);
+    const documentsDir = memory ? null : path.join(options.dataDir, 'documents');
+    const modules = writerModules(this.db, keying, documentsDir);
     ({
       journal: this.journal,
       accounts: this.accounts,
@@ -139,6 +152,7 @@ export class Store {
       vigilance: this.vigilance,
       outbox: this.outbox,
       rcp: this.rcp,
+      documents: this.documents,
     } = modules);
     this.stats = new Stats(this.db);
     if (memory || options.writer === 'inline') this.writer = new InlineWriter(this.db, modules);
@@ -148,6 +162,7 @@ export class Store {
         file,
         synchronous: options.synchronous ?? 'FULL',
         auditKey: keying.key,
+        documentsDir,
       });
     }
     const through = (mode: WriteMode) =>

@@ -6,6 +6,7 @@ import type { Authenticator } from '../auth.ts';
 import { registerLive } from '../sse.ts';
 import { registerAuditPage } from './audit.ts';
 import { registerIdentityPages } from './identity.ts';
+import { registerDocumentPages } from './documents.ts';
 import { registerLogin } from './login.ts';
 import { registerMessagePages } from './messages.ts';
 import { registerOverviewPages } from './overview.ts';
@@ -18,6 +19,7 @@ export function registerPages(app: FastifyInstance, engine: Engine, auth: Authen
   registerOverviewPages(app, engine);
   registerMessagePages(app, engine);
   registerIdentityPages(app, engine);
+  registerDocumentPages(app, engine);
   registerAuditPage(app, engine);
   registerStatsPage(app, engine);
   registerRcpPages(app, engine);
