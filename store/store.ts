@@ -28,9 +28,9 @@ export const allMigrations: readonly Migration[] = [
   ...auditMigrations,
   ...messageSearchMigrations,
   ...patientMigrations,
+  ...documentMigrations,
   ...outboxMigrations,
   ...rcpMigrations,
-  ...documentMigrations,
 ];
 
 export interface StoreOptions extends OpenOptions {
@@ -61,9 +61,9 @@ export interface WriterModules {
   vigilance: Vigilance;
   identityFiling: IdentityFiling;
   deliveries: Deliveries;
+  documents: Documents;
   outbox: Outbox;
   rcp: Rcp;
-  documents: Documents;
 }
 
 /** Told after a write committed, with the module written: store-fed sources wake on it. */
@@ -118,9 +118,9 @@ export class Store {
   readonly stats: Stats;
   readonly patients: PatientStore;
   readonly vigilance: Vigilance;
+  readonly documents: Documents;
   readonly outbox: Outbox;
   readonly rcp: Rcp;
-  readonly documents: Documents;
   /** Writes in the next group commit: `store.write.journal.receive(m)` settles once it is durable. */
   readonly write: Writes<WriterModules>;
   /** Writes committed in a transaction of their own (work under suspicion: the poison guard). */
@@ -150,9 +150,9 @@ export class Store {
       messageSearch: this.messageSearch,
       patients: this.patients,
       vigilance: this.vigilance,
+      documents: this.documents,
       outbox: this.outbox,
       rcp: this.rcp,
-      documents: this.documents,
     } = modules);
     this.stats = new Stats(this.db);
     if (memory || options.writer === 'inline') this.writer = new InlineWriter(this.db, modules);
