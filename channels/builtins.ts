@@ -12,12 +12,21 @@ import { documentWriterSpec } from '../connectors/document-writer.ts';
 import { sftpDropSpec } from '../connectors/sftp-drop.ts';
 import { sftpPollSpec } from '../connectors/sftp-poller.ts';
 import { sftpPushSpec } from '../connectors/sftp-writer.ts';
+import { smtpInboxSpec } from '../connectors/smtp-inbox.ts';
+import { mssanteSpec } from '../connectors/mssante.ts';
+import { attachmentDispatchSpec } from '../connectors/attachment-dispatch.ts';
+import { mailAttachmentsStep } from '../transformers/mime-attachments.ts';
+import { mailReportStep } from '../transformers/mail-report.ts';
+import { mssTrackingSpec } from '../connectors/mss-tracking.ts';
+import { imapPollSpec } from '../connectors/imap.ts';
 import { mllpListenerSpec, mllpSenderSpec } from '../connectors/mllp.ts';
 import { httpListenerSpec, httpSenderSpec } from '../connectors/http.ts';
 import { matchStepSpec } from '../transformers/match.ts';
 import { hl7v2ValidateStep } from '../transformers/hl7v2.ts';
 import { pamFrStep } from '../transformers/pam-fr.ts';
 import { pathologyStep, molecularStep } from '../transformers/clinical-steps.ts';
+import { cdaPdfStep, cdaXdmStep, cdaHl7v2Step } from '../transformers/document-steps.ts';
+import { orderOmlStep } from '../transformers/oml-o21.ts';
 
 export function builtinRegistry(): Registry {
   return new Registry().register(
@@ -34,6 +43,11 @@ export function builtinRegistry(): Registry {
     sftpDropSpec(),
     sftpPollSpec,
     sftpPushSpec,
+    smtpInboxSpec,
+    imapPollSpec,
+    mssanteSpec,
+    attachmentDispatchSpec,
+    mssTrackingSpec,
     mllpListenerSpec,
     mllpSenderSpec,
     httpListenerSpec,
@@ -44,5 +58,11 @@ export function builtinRegistry(): Registry {
     pathologyStep,
     molecularStep,
     rcpCdaStep,
+    cdaPdfStep,
+    cdaXdmStep,
+    cdaHl7v2Step,
+    orderOmlStep,
+    mailAttachmentsStep,
+    mailReportStep,
   );
 }

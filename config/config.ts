@@ -43,6 +43,8 @@ export interface Establishment {
     mailbox?: string;
     format?: 'cda' | 'xdm' | 'mdm';
   };
+  /** Its MSSanté addresses (smtp-inbox allow-lists). */
+  mssante?: string[];
   [setting: string]: unknown;
 }
 

@@ -158,6 +158,13 @@ const establishment = {
         { type: 'array', items: { type: 'string', pattern: '^\\d{9}$' }, uniqueItems: true },
       ],
     },
+    mssante: {
+      description:
+        'its MSSanté addresses: the senders an smtp-inbox with allowFrom directory (or labs) accepts',
+      type: 'array',
+      items: { type: 'string', pattern: '^[^@\\s]+@[^@\\s]+$' },
+      default: [],
+    },
     documents: {
       type: 'object',
       additionalProperties: false,

@@ -134,6 +134,8 @@ export interface DirectoryEntry {
   kind: string;
   /** Establishments whose patients it may report on besides its own: `all` of the directory, or a list. */
   reportsFor?: 'all' | readonly string[];
+  /** Its MSSanté addresses: the senders an inbox's allow-list takes from the directory. */
+  mssante?: readonly string[];
   /** How it takes the documents the DCC sends it (validated FRCP, PPS); default: pickup in its `/out/`. */
   documents?: DocumentRoute;
 }

@@ -20,6 +20,7 @@ import { IdentityFiling } from './identity-filing.ts';
 import { Deliveries } from './filing.ts';
 import { Outbox, outboxMigrations } from './outbox.ts';
 import { Rcp, rcpMigrations } from './rcp.ts';
+import { MailTracking, mailTrackingMigrations } from './mail-tracking.ts';
 
 export const allMigrations: readonly Migration[] = [
   ...journalMigrations,
@@ -31,6 +32,7 @@ export const allMigrations: readonly Migration[] = [
   ...documentMigrations,
   ...outboxMigrations,
   ...rcpMigrations,
+  ...mailTrackingMigrations,
 ];
 
 export interface StoreOptions extends OpenOptions {
@@ -64,6 +66,7 @@ export interface WriterModules {
   documents: Documents;
   outbox: Outbox;
   rcp: Rcp;
+  mailTracking: MailTracking;
 }
 
 /** Told after a write committed, with the module written: store-fed sources wake on it. */
@@ -101,6 +104,7 @@ export function writerModules(db: Db, keying: AuditKeying, documentsDir: string 
     documents,
     outbox,
     rcp: new Rcp(db, patients, outbox, audit),
+    mailTracking: new MailTracking(db),
   };
   return modules;
 }
@@ -121,6 +125,7 @@ export class Store {
   readonly documents: Documents;
   readonly outbox: Outbox;
   readonly rcp: Rcp;
+  readonly mailTracking: MailTracking;
   /** Writes in the next group commit: `store.write.journal.receive(m)` settles once it is durable. */
   readonly write: Writes<WriterModules>;
   /** Writes committed in a transaction of their own (work under suspicion: the poison guard). */
@@ -153,6 +158,7 @@ export class Store {
       documents: this.documents,
       outbox: this.outbox,
       rcp: this.rcp,
+      mailTracking: this.mailTracking,
     } = modules);
     this.stats = new Stats(this.db);
     if (memory || options.writer === 'inline') this.writer = new InlineWriter(this.db, modules);
