@@ -49,8 +49,25 @@ export function validateConfig(
       }
     });
   }
-  problems.push(...portClashes(config, env));
+  problems.push(...portClashes(config, env), ...documentRoutes(config, ids));
   return problems;
+}
+
+/** An establishment's documents route must name a channel of this configuration (documents-out hands to it). */
+function documentRoutes(config: LoadedConfig, ids: ReadonlySet<string>): ConfigProblem[] {
+  return config.directory.establishments.flatMap((e, i) => {
+    const channel = e.documents?.channel;
+    return channel === undefined || ids.has(channel)
+      ? []
+      : [
+          {
+            file: `${config.dir}/directory.yaml`,
+            path: `/establishments/${i}/documents/channel`,
+            message: `${e.finess} takes its documents through channel "${channel}", which does not exist`,
+            hint: `add config/channels/${channel}.yaml (a copy of documents-sftp.yaml, say), or use one of ${[...ids].join(', ')}`,
+          },
+        ];
+  });
 }
 
 /**

@@ -48,6 +48,24 @@ describe('configuration', () => {
     );
   });
 
+  it('documents routes of the directory: a way among four, a mailbox for mssante, a channel that exists', () => {
+    const dir = configDir({
+      'directory.yaml': [
+        'establishments:',
+        "  - { finess: '310000001', name: A, documents: { way: sftp-push, channel: documents-sftp-a } }",
+        "  - { finess: '310000002', name: B, documents: { way: mssante } }",
+        "  - { finess: '310000003', name: C, documents: { way: fax } }",
+      ].join('\n'),
+    });
+    const problems = problemsOf(dir).join('\n');
+    assert.match(
+      problems,
+      /310000001 takes its documents through channel "documents-sftp-a", which does not exist/,
+    );
+    assert.match(problems, /establishments\/1\/documents.*mailbox/);
+    assert.match(problems, /establishments\/2\/documents\/way/);
+  });
+
   it('accepts the shipped configuration', () => {
     assert.deepEqual(problemsOf(path.resolve('config'), { ONCO_DATA_DIR: tempDir() }), []);
   });
