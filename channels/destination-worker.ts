@@ -11,6 +11,7 @@ import { JournalUnavailable } from '../store/group-commit.ts';
 import { backoffDelay, JournalBackoff } from './backoff.ts';
 import { runSteps, describeError } from './steps.ts';
 import { Wake } from './wake.ts';
+import { withContent, withContentOf } from './content.ts';
 import type { ChannelMetrics } from './metrics.ts';
 import type { Logger } from '../connectors/contract.ts';
 
@@ -173,12 +174,12 @@ export class DestinationWorker {
       return;
     }
     let input: StepInput | null;
+    const stored = withContent(this.o.store.blobs, content, {
+      contentType: content.contentType,
+      meta: message.meta as StepInput['meta'],
+    });
     try {
-      input = await runSteps(this.o.steps, {
-        content: content.content,
-        contentType: content.contentType,
-        meta: message.meta as StepInput['meta'],
-      });
+      input = await runSteps(this.o.steps, stored.value);
     } catch (error) {
       // A step refused this content: retrying cannot help. Journaled as the step said it, once.
       await this.fail(d, error, false);
@@ -190,21 +191,26 @@ export class DestinationWorker {
       this.o.onAttempt(d, 'FILTERED');
       return;
     }
-    const outbound: Outbound = {
+    // A large file no step changed is streamed out from its blob; `content` reads it only if touched.
+    const file = stored.unchanged(input) ? input.file : undefined;
+    const outbound: Outbound = withContentOf(input, {
       messageId: d.messageId,
       deliveryId: d.id,
       idempotencyKey: `${this.o.channelId}-${d.messageId}-${this.o.name}`,
-      content: input.content,
+      ...(file ? { file } : {}),
       contentType: input.contentType,
       meta: input.meta,
       owner: message.owner,
       attempt: d.attempts + 1,
-    };
+    });
     const record = (r: SendResult): void =>
       journal.sent({
         deliveryId: d.id,
         // Without destination steps, what was sent is the message's content already journaled: no second copy.
-        sent: this.o.steps.length ? { content: input.content, contentType: input.contentType } : undefined,
+        sent:
+          this.o.steps.length && !file
+            ? { content: input.content, contentType: input.contentType }
+            : undefined,
         response: r.response && { content: r.response, contentType: r.responseType ?? 'text/plain' },
         detail: r.detail,
         policy,

@@ -20,7 +20,12 @@ export interface EngineConfig {
     secureCookies: 'auto' | 'always' | 'never';
     trustProxy: string[];
   };
-  store: { synchronous: 'FULL' | 'NORMAL'; pruneAfterDays: number; pruneEveryMinutes: number };
+  store: {
+    synchronous: 'FULL' | 'NORMAL';
+    pruneAfterDays: number;
+    pruneEveryMinutes: number;
+    blobThresholdBytes: number;
+  };
   defaults: { retry: RetryPolicy; queueLimit: number };
   identity: Record<string, unknown>;
 }

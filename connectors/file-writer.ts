@@ -62,9 +62,11 @@ export class FileWriter implements Destination {
     const target = path.join(this.dir, name);
     const temp = path.join(this.dir, `.${name}.${crypto.randomBytes(4).toString('hex')}.tmp`);
     try {
-      const handle = await fs.open(temp, 'wx');
+      // A large file is copied by the kernel from its blob: never read into memory.
+      if (msg.file) await fs.copyFile(msg.file.path, temp, fs.constants.COPYFILE_EXCL);
+      const handle = await fs.open(temp, msg.file ? 'r+' : 'wx');
       try {
-        await handle.writeFile(msg.content);
+        if (!msg.file) await handle.writeFile(msg.content);
         if (this.o.fsync) await handle.sync();
       } finally {
         await handle.close();

@@ -1,7 +1,6 @@
 // Source `sftp-drop`: the files establishments and labs drop into one folder of the built-in SFTP
 // server (`/in/identity`, `/in/pathology` or `/in/molecular`). A file is journaled before its upload
 // is acknowledged; an HL7 file then gets its ACK file in `/out/ack`, a failed one a note in `/error`.
-import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ackErrorOf, buildAck } from '../transformers/hl7v2-ack.ts';
@@ -39,9 +38,11 @@ export const hl7AckFile: AckBuilder = (content, outcome) => {
 };
 
 const MiB = 1024 * 1024;
-/** Each file is read whole into memory to be journaled: this bounds that. */
+/** A policy (what a drop folder accepts), not a memory bound: large files are never held in memory. */
 const DEFAULT_MAX_FILE_BYTES = 50 * MiB;
-const MAX_FILE_BYTES = 1024 * MiB;
+const MAX_FILE_BYTES = 16 * 1024 * MiB;
+/** Enough of a file to tell HL7 from other content and to build its ACK (MSH comes first). */
+const HEAD_BYTES = 64 * 1024;
 const SHARED_KEY = 'sftp-server';
 
 const CONTENT_TYPES: Record<string, string> = {
@@ -66,7 +67,7 @@ const schema = Type.Object({
       minimum: 1,
       maximum: MAX_FILE_BYTES,
       description:
-        'larger uploads are refused as they pass it; a file is held in memory while it is journaled',
+        'larger uploads are refused as they pass it (a policy: large files are streamed to disk, never held in memory)',
     }),
     DEFAULT_MAX_FILE_BYTES,
   ),
@@ -214,22 +215,24 @@ class SftpDropSource implements Source {
   }
 
   private async take(upload: Upload): Promise<TakeResult> {
-    const content = await fs.readFile(upload.file);
+    // The upload's file moves to the journal's side (hashed on the way) when it is large: never read whole.
+    const staged = await this.ctx.stage({ file: upload.file, move: true });
+    const head = staged.content ?? (await readHead(staged.file!));
     const rejected =
-      content.length === 0 ? 'file refused: it is empty; send it again with its content' : undefined;
-    const hl7 = isHl7(upload.name, content);
+      staged.size === 0 ? 'file refused: it is empty; send it again with its content' : undefined;
+    const hl7 = isHl7(upload.name, head);
     const inbound: Inbound = {
-      content,
+      staged,
       contentType: hl7 ? 'application/hl7-v2' : contentTypeOf(upload.name),
       meta: {
         fileName: upload.name,
         account: upload.account.login,
         folder: upload.folder,
-        size: content.length,
+        size: staged.size,
       },
       sender: upload.account.login,
       // The account is the authenticated sender; the digest of the content makes a copy a copy.
-      dedupKey: `sftp:${upload.account.login}:${createHash('sha256').update(content).digest('hex')}`,
+      dedupKey: `sftp:${upload.account.login}:${staged.digest}`,
       ...(upload.account.finess ? { owner: upload.account.finess } : {}),
       ...(rejected ? { rejected } : { owesAnswer: true }),
     };
@@ -238,7 +241,7 @@ class SftpDropSource implements Source {
     // Answered later, once processed: the upload is acknowledged now that the message is journaled.
     void this.answer({
       messageId: receipt.messageId,
-      content,
+      content: head,
       contentType: inbound.contentType!,
       meta: inbound.meta!,
       sender: upload.account.login,
@@ -288,6 +291,18 @@ class SftpDropSource implements Source {
       // Still due in the journal: written on the next start.
       this.ctx.log.warn({ err, messageId, login }, 'sftp-drop could not answer an upload');
     }
+  }
+}
+
+/** The first bytes of a file: what the type check and the ACK need of a large one. */
+async function readHead(file: string): Promise<Buffer> {
+  const handle = await fs.open(file, 'r');
+  try {
+    const buf = Buffer.alloc(HEAD_BYTES);
+    const { bytesRead } = await handle.read(buf, 0, HEAD_BYTES, 0);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
   }
 }
 

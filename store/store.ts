@@ -12,6 +12,7 @@ import { Stats } from './stats.ts';
 import { PatientStore, patientMigrations } from './patients.ts';
 import { Vigilance } from './vigilance.ts';
 import { writesThrough, type Writes } from './writes.ts';
+import { BlobFiles } from './blob-files.ts';
 
 export const allMigrations: readonly Migration[] = [
   ...journalMigrations,
@@ -27,7 +28,11 @@ export interface StoreOptions extends OpenOptions {
   dataDir: string;
   /** Throttling and audit aggregation of failed logins (tests shorten the windows). */
   auth?: Partial<AuthPolicy>;
+  /** Content larger than this many bytes is kept as a file in `<dataDir>/blobs` (default 1 MiB). */
+  blobThresholdBytes?: number;
 }
+
+export const DEFAULT_BLOB_THRESHOLD = 1024 * 1024;
 
 /**
  * The modules whose methods the writer runs. A write that depends on what it reads (a matching
@@ -55,6 +60,8 @@ export class Store {
   readonly stats: Stats;
   readonly patients: PatientStore;
   readonly vigilance: Vigilance;
+  /** Large content's files beside the database; the journal's `blobs` rows say which are referenced. */
+  readonly blobs: BlobFiles;
   /** Writes in the next group commit: `store.write.journal.receive(m)` settles once it is durable. */
   readonly write: Writes<WriterModules>;
   /** Writes committed in a transaction of their own (work under suspicion: the poison guard). */
@@ -73,6 +80,10 @@ export class Store {
     this.stats = new Stats(this.db);
     this.patients = new PatientStore(this.db);
     this.vigilance = new Vigilance(this.patients);
+    this.blobs = new BlobFiles(
+      options.dataDir === ':memory:' ? null : path.join(options.dataDir, 'blobs'),
+      options.blobThresholdBytes ?? DEFAULT_BLOB_THRESHOLD,
+    );
     this.auth = new AuthService(this.db, this.writer, this.accounts, this.audit, this.sessions, options.auth);
     const modules: WriterModules = {
       journal: this.journal,
