@@ -5,7 +5,13 @@ import { SendError } from '../connectors/contract.ts';
 import type { Step, StepInput } from '../transformers/contract.ts';
 import type { RetryPolicy } from '../config/config.ts';
 import type { Store } from '../store/store.ts';
-import type { DeliveryStatus, StoragePolicy, StoredDelivery } from '../store/journal.ts';
+import type {
+  DeliveryStatus,
+  SentResult,
+  StoragePolicy,
+  StoredDelivery,
+  StoredMessage,
+} from '../store/journal.ts';
 import { isTransientDbError } from '../store/db.ts';
 import { JournalUnavailable } from '../store/group-commit.ts';
 import { backoffDelay, JournalBackoff } from './backoff.ts';
@@ -43,6 +49,16 @@ export interface WorkerOptions {
  * outcome before the item is quarantined: the engine died or was stopped hard during each of them.
  */
 export const POISON_LIMIT = 3;
+
+/** A delivery ready to send, and how to journal it once sent. */
+interface Prepared {
+  outbound: Outbound;
+  message: StoredMessage;
+  sent: (r: SendResult) => SentResult;
+}
+
+/** Most deliveries one batch takes: bounds the memory of a batch and the work one failure can delay. */
+const BATCH = 256;
 
 export class DestinationWorker {
   private readonly wake = new Wake();
@@ -96,19 +112,36 @@ export class DestinationWorker {
           await this.wake.wait();
           continue;
         }
+        // A destination that sends batches takes up to BATCH deliveries as one attempt of each.
+        const width = this.o.destination.sendBatch ? BATCH : free;
         // An ordered queue looks only at its head, due or not: a later message must not overtake it.
         const rows = this.o.ordered
-          ? journal.queue(this.o.channelId, this.o.name, 1, null)
+          ? journal.queue(this.o.channelId, this.o.name, this.o.destination.sendBatch ? BATCH : 1, null)
           : journal
-              .queue(this.o.channelId, this.o.name, this.o.concurrency * 2, now)
+              .queue(this.o.channelId, this.o.name, Math.max(this.o.concurrency * 2, width), now)
               .filter((r) => !this.inFlight.has(r.id));
-        let due = rows.filter((r) => r.nextAttemptAt <= now && !this.inFlight.has(r.id)).slice(0, free);
+        const notDue = rows.findIndex((r) => r.nextAttemptAt > now);
+        let due = (
+          this.o.ordered
+            ? rows.slice(0, notDue < 0 ? rows.length : notDue)
+            : rows.filter((r) => r.nextAttemptAt <= now)
+        ).slice(0, width);
         // A suspect (an attempt of it began and never ended) runs alone: if it takes the engine down
-        // again, no other delivery is counted against it.
-        const suspect = due.find((r) => r.starts > r.attempts);
-        if (suspect) due = this.inFlight.size === 0 ? [suspect] : [];
+        // again, no other delivery is counted against it. In an ordered batch, what precedes it goes first.
+        const suspect = due.findIndex((r) => r.starts > r.attempts);
+        if (suspect > 0 && this.o.ordered) due = due.slice(0, suspect);
+        else if (suspect >= 0) due = this.inFlight.size === 0 ? [due[suspect]!] : [];
         if (due.length === 0) {
           await this.wake.wait(this.sleepFor(rows, now));
+          continue;
+        }
+        if (due.length > 1 && this.o.destination.sendBatch) {
+          const batch = due;
+          const p = this.attemptBatch(batch).finally(() => {
+            for (const d of batch) this.inFlight.delete(d.id);
+            this.wake.notify();
+          });
+          for (const d of batch) this.inFlight.set(d.id, p);
           continue;
         }
         for (const d of due) {
@@ -147,9 +180,62 @@ export class DestinationWorker {
     }
   }
 
+  /**
+   * One attempt of each delivery of a batch (none a suspect): their starts marked in one commit, the
+   * destination sends them together, what was sent is journaled in one write and each failure on
+   * its own, as a single attempt's would be.
+   */
+  private async attemptBatch(batch: StoredDelivery[]): Promise<void> {
+    const { journal, writer } = this.o.store;
+    try {
+      const fresh = batch.filter((d) => !this.unrecorded.delete(d.id)).map((d) => d.id);
+      writer.mark(() => journal.startDeliveries(fresh));
+    } catch (error) {
+      this.journalFailed(error);
+      return;
+    }
+    const write = <T>(op: () => T): Promise<T> => writer.write(op);
+    const prepared: Array<Prepared & { d: StoredDelivery }> = [];
+    try {
+      for (const d of batch) {
+        const p = await this.prepare(d, write);
+        if (p) prepared.push({ d, ...p });
+      }
+      if (prepared.length === 0) return;
+      const outcomes = await this.o.destination.sendBatch!(
+        prepared.map((p) => p.outbound),
+        { ordered: this.o.ordered },
+      ).catch((error: unknown) => prepared.map(() => ({ error })));
+      const sent: Array<{ p: (typeof prepared)[number]; result: SendResult }> = [];
+      const failed: Array<[StoredDelivery, unknown]> = [];
+      const notAttempted: number[] = [];
+      outcomes.forEach((o, i) => {
+        const p = prepared[i]!;
+        if ('result' in o) sent.push({ p, result: o.result });
+        else if ('error' in o) failed.push([p.d, o.error]);
+        else notAttempted.push(p.d.id);
+      });
+      // Sent but not journaled (it throws): sent again once the journal is back, same idempotency keys.
+      await this.o.store.write.journal.batchSent({
+        sent: sent.map(({ p, result }) => p.sent(result)),
+        notAttempted,
+      });
+      this.journalBackoff.succeeded();
+      for (const { p } of sent) {
+        this.o.metrics.sent++;
+        this.o.metrics.observeLatency((Date.now() - p.message.receivedAt) / 1000);
+        this.o.onAttempt(p.d, 'SENT');
+      }
+      await Promise.all(failed.map(([d, error]) => this.fail(d, error)));
+    } catch (error) {
+      // Only journal writes throw here: the outcomes not recorded keep their marked start.
+      for (const d of batch) this.unrecorded.add(d.id);
+      this.journalFailed(error);
+    }
+  }
+
   private async tryDelivery(d: StoredDelivery, suspect: boolean): Promise<void> {
     const { journal, writer } = this.o.store;
-    const policy = this.o.storage();
     let unfinished = 0;
     try {
       // After a journal failure this process saw, the start already marked stands for this one:
@@ -167,55 +253,11 @@ export class DestinationWorker {
       await this.settleFailure(d, { code: 'DELIVERY_QUARANTINED', text }, null, true);
       return;
     }
-    const message = journal.message(d.messageId);
-    const content = journal.content(d.messageId, 'transformed') ?? journal.content(d.messageId, 'raw');
-    if (!message || !content) {
-      await this.settleFailure(d, { code: 'CONTENT_GONE', text: 'message content is gone (pruned)' }, null);
-      return;
-    }
-    let input: StepInput | null;
-    const stored = withContent(this.o.store.blobs, content, {
-      contentType: content.contentType,
-      meta: message.meta as StepInput['meta'],
-    });
-    try {
-      input = await runSteps(this.o.steps, stored.value);
-    } catch (error) {
-      // A step refused this content: retrying cannot help. Journaled as the step said it, once.
-      await this.fail(d, error, false);
-      return;
-    }
     const write = <T>(op: () => T): Promise<T> => (suspect ? writer.writeAlone(op) : writer.write(op));
-    if (input === null) {
-      await write(() => journal.filteredDelivery(d.id, policy, Date.now()));
-      this.o.onAttempt(d, 'FILTERED');
-      return;
-    }
-    // A large file no step changed is streamed out from its blob; `content` reads it only if touched.
-    const file = stored.unchanged(input) ? input.file : undefined;
-    const outbound: Outbound = withContentOf(input, {
-      messageId: d.messageId,
-      deliveryId: d.id,
-      idempotencyKey: `${this.o.channelId}-${d.messageId}-${this.o.name}`,
-      ...(file ? { file } : {}),
-      contentType: input.contentType,
-      meta: input.meta,
-      owner: message.owner,
-      attempt: d.attempts + 1,
-    });
-    const record = (r: SendResult): void =>
-      journal.sent({
-        deliveryId: d.id,
-        // Without destination steps, what was sent is the message's content already journaled: no second copy.
-        sent:
-          this.o.steps.length && !file
-            ? { content: input.content, contentType: input.contentType }
-            : undefined,
-        response: r.response && { content: r.response, contentType: r.responseType ?? 'text/plain' },
-        detail: r.detail,
-        policy,
-        now: Date.now(),
-      });
+    const prepared = await this.prepare(d, write);
+    if (!prepared) return;
+    const { outbound, message } = prepared;
+    const record = (r: SendResult): void => journal.sent(prepared.sent(r));
     let result: SendResult | undefined;
     try {
       const apply = this.o.destination.apply?.bind(this.o.destination);
@@ -236,6 +278,62 @@ export class DestinationWorker {
     this.o.metrics.sent++;
     this.o.metrics.observeLatency((Date.now() - message.receivedAt) / 1000);
     this.o.onAttempt(d, 'SENT');
+  }
+
+  /**
+   * What one delivery sends: its message's content through the destination's steps, as an Outbound,
+   * and how to journal it as sent. Null when the delivery is settled already: its content is gone,
+   * a step refused it (ERROR) or filtered it.
+   */
+  private async prepare(d: StoredDelivery, write: <T>(op: () => T) => Promise<T>): Promise<Prepared | null> {
+    const { journal } = this.o.store;
+    const policy = this.o.storage();
+    const message = journal.message(d.messageId);
+    const content = journal.content(d.messageId, 'transformed') ?? journal.content(d.messageId, 'raw');
+    if (!message || !content) {
+      await this.settleFailure(d, { code: 'CONTENT_GONE', text: 'message content is gone (pruned)' }, null);
+      return null;
+    }
+    let input: StepInput | null;
+    const stored = withContent(this.o.store.blobs, content, {
+      contentType: content.contentType,
+      meta: message.meta as StepInput['meta'],
+    });
+    try {
+      input = await runSteps(this.o.steps, stored.value);
+    } catch (error) {
+      // A step refused this content: retrying cannot help. Journaled as the step said it, once.
+      await this.fail(d, error, false);
+      return null;
+    }
+    if (input === null) {
+      await write(() => journal.filteredDelivery(d.id, policy, Date.now()));
+      this.o.onAttempt(d, 'FILTERED');
+      return null;
+    }
+    // A large file no step changed is streamed out from its blob; `content` reads it only if touched.
+    const file = stored.unchanged(input) ? input.file : undefined;
+    const outbound: Outbound = withContentOf(input, {
+      messageId: d.messageId,
+      deliveryId: d.id,
+      idempotencyKey: `${this.o.channelId}-${d.messageId}-${this.o.name}`,
+      ...(file ? { file } : {}),
+      contentType: input.contentType,
+      meta: input.meta,
+      owner: message.owner,
+      attempt: d.attempts + 1,
+    });
+    const sent = (r: SendResult): SentResult => ({
+      deliveryId: d.id,
+      // Without destination steps, what was sent is the message's content already journaled: no second copy.
+      sent:
+        this.o.steps.length && !file ? { content: input.content, contentType: input.contentType } : undefined,
+      response: r.response && { content: r.response, contentType: r.responseType ?? 'text/plain' },
+      detail: r.detail,
+      policy,
+      now: Date.now(),
+    });
+    return { outbound, message, sent };
   }
 
   private async fail(

@@ -220,10 +220,20 @@ export interface SendResult {
   detail?: string;
 }
 
+/** What became of one message of a batch: sent, failed (alone), or not attempted. */
+export type BatchOutcome = { result: SendResult } | { error: unknown } | { notAttempted: true };
+
 export interface Destination {
   start?(): Promise<void>;
   /** Sends outside the appliance: at-least-once, made harmless by `idempotencyKey`. */
   send?(msg: Outbound): Promise<SendResult>;
+  /**
+   * Sends several queued messages at once, sharing what can be shared (a file writer fsyncs its
+   * folder once for the batch). One outcome per message, in order; a failure concerns its message
+   * alone. `ordered`: the batch stops at its first failure, and the messages after it are
+   * `notAttempted`, so that an ordered queue stays ordered. Destinations without it get `send`.
+   */
+  sendBatch?(msgs: Outbound[], options: { ordered: boolean }): Promise<BatchOutcome[]>;
   /**
    * Files into the core store instead of sending: runs synchronously inside the very transaction that
    * marks the delivery SENT, which is what makes store filing exactly-once (DESIGN.md, rule 4).

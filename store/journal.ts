@@ -365,6 +365,7 @@ export class Journal {
         .pluck(),
       startProcessing: db.prepare('UPDATE messages SET attempts = attempts + 1 WHERE id = ?'),
       startDelivery: db.prepare('UPDATE deliveries SET starts = starts + 1 WHERE id = ?'),
+      undoStart: db.prepare('UPDATE deliveries SET starts = starts - 1 WHERE id = ? AND starts > attempts'),
       firstError: db
         .prepare<[number], string>(
           `SELECT destination || ': ' || coalesce(last_error, status) FROM deliveries
@@ -560,6 +561,21 @@ export class Journal {
     if (!d) return 0;
     this.s.startDelivery.run(deliveryId);
     return d.starts - d.attempts;
+  }
+
+  /** Marks the start of a batch of delivery attempts (none of them a suspect): one commit for all. */
+  startDeliveries(deliveryIds: number[]): void {
+    for (const id of deliveryIds) this.s.startDelivery.run(id);
+  }
+
+  /**
+   * Journals what one batch sent, in one write: each delivery SENT as `sent` would, and the
+   * deliveries of the batch that were not attempted (an ordered batch stops at its first failure)
+   * lose their start mark, so that they are not taken for attempts that crashed.
+   */
+  batchSent(r: { sent: SentResult[]; notAttempted: number[] }): void {
+    for (const one of r.sent) this.sent(one);
+    for (const id of r.notAttempted) this.s.undoStart.run(id);
   }
 
   /** Records the answer a source wrote (its code: AA, AE, AR); it is no longer due. */

@@ -1,17 +1,19 @@
 // `npm run bench`: every benchmark of the project, each beside the baseline measured in the same run.
 // Prints one JSON document. Timings live here, never in pass/fail tests.
-//   npm run bench [-- section ...]   sections: journal, transports, search, identities
+//   npm run bench [-- section ...]   sections: journal, transports, search, identities, streams
 import os from 'node:os';
 import { benchJournalIngest } from './journal-ingest.ts';
 import { benchTransportIngest } from './transport-ingest.ts';
 import { benchMessageSearch } from './message-search.ts';
 import { benchIdentityIngest } from './identity-ingest.ts';
+import { benchStreams } from './streams.ts';
 
 const sections: Record<string, () => Promise<unknown>> = {
   journal: benchJournalIngest,
   transports: benchTransportIngest,
   search: benchMessageSearch,
   identities: benchIdentityIngest,
+  streams: benchStreams,
 };
 
 const wanted = process.argv.slice(2).filter((a) => a in sections);

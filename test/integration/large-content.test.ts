@@ -5,41 +5,22 @@
 // pruning deletes the file with its last message; a kill -9 between the file and its commit leaves
 // no orphan; a blob that went missing or was altered ends its message in ERROR at start.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import ssh2 from 'ssh2';
 import { builtinRegistry } from '../../channels/builtins.ts';
 import type { StepSpec } from '../../transformers/contract.ts';
 import { Store } from '../../store/store.ts';
 import { startEngine, tempDir, until, type Harness } from '../support/engine-harness.ts';
 import { openssh } from '../support/openssh-sftp.ts';
 import { freePort } from '../support/ports.ts';
+import { generate, sha256Of } from '../support/large-file.ts';
+import { keyAccount } from '../support/ssh-account.ts';
+import { journalOne } from '../support/journaled.ts';
 
 const MiB = 1024 * 1024;
 const SIZE = 200 * MiB;
-
-/** Writes `size` pseudo-random bytes a MiB at a time; returns their SHA-256. */
-async function generate(file: string, size: number): Promise<string> {
-  const hash = createHash('sha256');
-  async function* chunks(): AsyncGenerator<Buffer> {
-    for (let left = size; left > 0; left -= MiB) {
-      const chunk = randomBytes(Math.min(MiB, left));
-      hash.update(chunk);
-      yield chunk;
-    }
-  }
-  await pipeline(chunks(), fs.createWriteStream(file));
-  return hash.digest('hex');
-}
-
-async function sha256Of(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  await pipeline(fs.createReadStream(file), hash);
-  return hash.digest('hex');
-}
 
 /** A step that reads its input in chunks (never whole) and passes it on: `meta.bytesSeen` says it read it all. */
 const countingStep: StepSpec<Record<string, unknown>> = {
@@ -80,8 +61,6 @@ describe('large content kept as files (real engine)', function () {
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it('stores, processes and writes out a 200 MB SFTP upload and a 200 MB folder file byte-identical', async function () {
-    const key = path.join(dir, 'id');
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', '', '-f', key]);
     const port = await freePort();
     h = await startEngine({
       registry: builtinRegistry().register(countingStep),
@@ -104,14 +83,7 @@ describe('large content kept as files (real engine)', function () {
         },
       ],
     });
-    const parsed = ssh2.utils.parseKey(fs.readFileSync(`${key}.pub`, 'utf8'));
-    if (parsed instanceof Error) throw parsed;
-    h.engine.store.accounts.add({
-      login: 'lab',
-      role: 'lab',
-      finess: '750000001',
-      publicKeys: [{ algorithm: parsed.type, key: parsed.getPublicSSH() }],
-    });
+    const key = keyAccount(h.engine.store, dir, 'lab', 'lab', '750000001');
     await h.engine.start();
     const { dataDir } = h;
     const { journal } = h.engine.store;
@@ -204,20 +176,8 @@ describe('large content kept as files (real engine)', function () {
     const journaled: Array<{ id: number; digest: string }> = [];
     for (let i = 0; i < 2; i++) {
       const staged = await store.blobs.stage({ buffer: randomBytes(2 * MiB) });
-      const { messageId } = await store.blobs.keep(staged, (blob) =>
-        store.write.journal.receive({
-          channel: 'lost',
-          content: Buffer.alloc(0),
-          blob,
-          contentType: 'application/octet-stream',
-          meta: { fileName: `f${i}.bin` },
-          sender: null,
-          owner: null,
-          dedupKey: null,
-          rejected: null,
-          destinations: ['out'],
-          now: Date.now(),
-        }),
+      const messageId = await store.blobs.keep(staged, (blob) =>
+        journalOne(store, 'lost', { blob, meta: { fileName: `f${i}.bin` } }),
       );
       journaled.push({ id: messageId, digest: staged.digest });
     }
