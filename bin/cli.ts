@@ -126,7 +126,7 @@ async function start(args: string[]): Promise<number> {
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o750 });
   const log = createLogger();
   const engine = new Engine({ config, dataDir, registry: builtinRegistry(), log });
-  firstAdmin(engine.store);
+  await firstAdmin(engine.store);
   await engine.start();
   const http = buildServer(engine, config.engine.http);
   const { bind, port } = config.engine.http;
@@ -158,18 +158,14 @@ async function start(args: string[]): Promise<number> {
 }
 
 /** On a store with no admin, creates `admin` with a random password, prints it once, and forces its change. */
-function firstAdmin(store: Store): void {
+async function firstAdmin(store: Store): Promise<void> {
   if (store.accounts.adminCount() > 0) return;
   const password = crypto.randomBytes(12).toString('base64url');
-  store.db.transaction(() => {
-    store.accounts.add({ login: 'admin', role: 'admin', password, mustChangePassword: true });
-    store.audit.record({
-      actor: 'system',
-      action: 'account-add',
-      object: 'account:admin',
-      detail: { role: 'admin', firstStart: true },
-    });
-  })();
+  await store.write.logins.addAccount(
+    { login: 'admin', role: 'admin', passwordHash: hashPassword(password), mustChangePassword: true },
+    { actor: 'system' },
+    { role: 'admin', firstStart: true },
+  );
   process.stdout.write(
     `\n  First start: created the account "admin" with the one-time password\n\n      ${password}\n\n` +
       `  It is shown only this once. Log in: the dashboard asks for a new password first. Or create your\n` +
@@ -211,9 +207,9 @@ async function user(args: string[]): Promise<number> {
   }
   const store = new Store({ dataDir });
   try {
-    if (sub === 'passwd') store.auth.setPassword(login, hashPassword(password!), cliActor());
-    else if (sub === 'unlock') store.auth.unlock(login, cliActor());
-    else store.auth.setDisabled(login, sub === 'disable', cliActor());
+    if (sub === 'passwd') await store.auth.setPassword(login, hashPassword(password!), cliActor());
+    else if (sub === 'unlock') await store.auth.unlock(login, cliActor());
+    else await store.auth.setDisabled(login, sub === 'disable', cliActor());
     const done = {
       passwd: 'password changed, sessions ended',
       unlock: 'failed logins cleared',
@@ -225,7 +221,7 @@ async function user(args: string[]): Promise<number> {
   } catch (error) {
     return accountFailure(error);
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
@@ -277,27 +273,22 @@ async function userAdd(
     : [];
   const store = new Store({ dataDir });
   try {
-    const a = store.db.transaction(() => {
-      const added = store.accounts.add({
+    const a = await store.write.logins.addAccount(
+      {
         login,
         role: values.role as Role,
         finess: values.finess ?? null,
-        password,
+        passwordHash: password === null ? null : hashPassword(password),
         publicKeys,
-      });
-      store.audit.record({
-        ...cliActor(),
-        action: 'account-add',
-        object: `account:${login}`,
-        detail: {
-          role: added.role,
-          finess: added.finess,
-          password: password !== null,
-          keys: publicKeys.length,
-        },
-      });
-      return added;
-    })();
+      },
+      cliActor(),
+      {
+        role: values.role,
+        finess: values.finess ?? null,
+        password: password !== null,
+        keys: publicKeys.length,
+      },
+    );
     process.stdout.write(
       `account "${a.login}" created (role ${a.role}${a.finess ? `, FINESS ${a.finess}` : ''})\n`,
     );
@@ -305,7 +296,7 @@ async function userAdd(
   } catch (error) {
     return accountFailure(error);
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
@@ -326,7 +317,7 @@ export function parseOpenSshPublicKey(text: string): { algorithm: string; key: B
   return { algorithm, key, comment: comment.join(' ') || undefined };
 }
 
-function auditCommand(args: string[]): number {
+async function auditCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
@@ -336,7 +327,8 @@ function auditCommand(args: string[]): number {
     process.stderr.write(`${usage}\n`);
     return 2;
   }
-  const store = new Store({ dataDir: dirs(values).dataDir });
+  // Reads only: no writer thread to start.
+  const store = new Store({ dataDir: dirs(values).dataDir, writer: 'inline' });
   try {
     const v = store.audit.verify();
     if (v.ok) {
@@ -347,7 +339,7 @@ function auditCommand(args: string[]): number {
     for (const b of v.breaks) process.stderr.write(`  ${b.kind}: ${b.message}\n`);
     return 1;
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
@@ -476,21 +468,19 @@ async function importCommand(args: string[]): Promise<number> {
       onProgress: progressBar(Date.now()),
     });
     process.stderr.write('\n');
-    await store.writer.write(() =>
-      store.audit.record({
-        actor: `import:${user}`,
-        source: 'cli',
-        action: 'identity-import',
-        object: `files:${files.length}`,
-        outcome: report.refused > 0 ? 'failed' : 'ok',
-        detail: {
-          files: files.length,
-          messages: report.messages,
-          filed: report.filed,
-          refused: report.refused,
-        },
-      }),
-    );
+    await store.write.audit.record({
+      actor: `import:${user}`,
+      source: 'cli',
+      action: 'identity-import',
+      object: `files:${files.length}`,
+      outcome: report.refused > 0 ? 'failed' : 'ok',
+      detail: {
+        files: files.length,
+        messages: report.messages,
+        filed: report.filed,
+        refused: report.refused,
+      },
+    });
     process.stdout.write(
       `${report.filed} identities filed, ${report.refused} refused, from ${report.files} file(s) in ${report.seconds.toFixed(1)} s ` +
         `(${Math.round(report.messages / report.seconds)}/s)\n${JSON.stringify(report.actions)}\n`,
@@ -501,7 +491,7 @@ async function importCommand(args: string[]): Promise<number> {
       );
     return report.refused > 0 ? 1 : 0;
   } finally {
-    store.close();
+    await store.close();
   }
 }
 

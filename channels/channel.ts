@@ -140,13 +140,12 @@ export class Channel {
       const destCtx: DestinationContext = {
         ...this.deps.connectorContext(this.id, () => undefined),
         dispatch: this.deps.dispatch,
-        store,
       };
       this.storeWriters = new Set();
       this.workers = this.config.destinations.map((d) => {
         const destination = registry.createDestination(d, destCtx, destinationFrameKeys);
         this.destinations.push(destination);
-        if (destination.apply) this.storeWriters.add(d.name);
+        if (destination.filing) this.storeWriters.add(d.name);
         this.queued.set(d.name, store.journal.queueCount(this.id, d.name));
         return new DestinationWorker({
           channelId: this.id,
@@ -420,57 +419,59 @@ export class Channel {
    * The processing stage: strictly in journal order, so an ordered feed stays ordered end to end.
    *
    * Poison guard: each message's attempt is marked in the journal before its steps run (a commit
-   * without fsync: GroupCommit.mark), and its result clears it. A message found with unfinished
-   * attempts was being processed when the engine died or was stopped hard; it is a suspect and is
-   * processed alone, its result committed at once, so that only the message that kills the engine
-   * keeps counting. After POISON_LIMIT unfinished attempts it is quarantined, not run again.
+   * without fsync: the writer's `mark`), and its result clears it. The messages of a run are marked
+   * together, in one such commit. A message found with unfinished attempts was being processed
+   * when the engine died or was stopped hard; it is a suspect and runs alone, marked alone, its
+   * result committed at once, so that only the message that kills the engine keeps counting (the
+   * others of its run count one unfinished attempt, then each runs alone and goes through). After
+   * POISON_LIMIT unfinished attempts it is quarantined, not run again.
    */
   private async processLoop(): Promise<void> {
-    const { journal, writer } = this.deps.store;
+    const { store } = this.deps;
     const backoff = new JournalBackoff(this.log, 'processing');
     /** Messages whose result this process failed to journal: their next try is not a new start. */
     const unrecorded = new Set<number>();
     while (this.processingRunning) {
-      let batch: StoredMessage[];
-      let failure: unknown;
+      let run: StoredMessage[];
+      let unfinished: number[];
       try {
-        batch = journal.backlog(this.id, 0, PROCESS_BATCH);
+        const batch = store.journal.backlog(this.id, 0, PROCESS_BATCH);
+        if (batch.length === 0) {
+          await this.processWake.wait();
+          continue;
+        }
+        const firstSuspect = batch.findIndex((m) => m.attempts > 0);
+        run =
+          firstSuspect === 0
+            ? batch.slice(0, 1)
+            : batch.slice(0, firstSuspect < 0 ? undefined : firstSuspect);
+        // After a journal failure this process saw, the start already marked stands for this one.
+        const fresh = run.filter((m) => !unrecorded.delete(m.id)).map((m) => m.id);
+        const counts = fresh.length ? await store.mark.journal.startProcessingEach(fresh) : [];
+        unfinished = run.map((m) => counts[fresh.indexOf(m.id)] ?? 0);
       } catch (error) {
         await this.pauseProcessing(backoff.failed(error));
         continue;
       }
-      if (batch.length === 0) {
-        await this.processWake.wait();
-        continue;
-      }
       const writes: Array<Promise<ProcessingResult>> = [];
-      const ids: number[] = [];
       let slice = Date.now();
-      for (const m of batch) {
-        if (!this.processingRunning) break;
+      // A marked run is processed to its end, a stop included: its marks are not left unfinished.
+      for (const [i, m] of run.entries()) {
         if (Date.now() - slice > SLICE_MS) {
           await nextTurn();
           slice = Date.now();
         }
-        let unfinished = 0;
-        try {
-          // After a journal failure this process saw, the start already marked stands for this one.
-          if (!unrecorded.delete(m.id)) unfinished = writer.mark(() => journal.startProcessing(m.id));
-        } catch (error) {
-          failure = error;
-          break;
-        }
         const result =
-          unfinished >= POISON_LIMIT
-            ? this.quarantine(m.id, unfinished)
+          unfinished[i]! >= POISON_LIMIT
+            ? this.quarantine(m.id, unfinished[i]!)
             : await this.process(m.id, m.contentType, m.meta);
-        const record = (): ProcessingResult => (journal.processed(result, this.storage), result);
-        writes.push(m.attempts > 0 ? writer.writeAlone(record) : writer.write(record));
-        ids.push(m.id);
+        const write = m.attempts > 0 ? store.writeAlone : store.write;
+        writes.push(write.journal.processed(result, this.storage).then(() => result));
       }
+      let failure: unknown;
       (await Promise.allSettled(writes)).forEach((s, i) => {
         if (s.status === 'fulfilled') return this.processed(s.value);
-        unrecorded.add(ids[i]!);
+        unrecorded.add(run[i]!.id);
         failure ??= s.reason;
       });
       if (failure === undefined) backoff.succeeded();
@@ -572,10 +573,10 @@ export class Channel {
 
   /** Puts one delivery back in its queue with fresh attempts. */
   async replayDelivery(deliveryId: number): Promise<void> {
-    const { journal, writer } = this.deps.store;
+    const { journal, write } = this.deps.store;
     const d = journal.delivery(deliveryId);
     if (!d || d.channel !== this.id) throw new Error(`delivery ${deliveryId} is not in channel ${this.id}`);
-    await writer.write(() => journal.requeue(deliveryId, Date.now()));
+    await write.journal.requeue(deliveryId, Date.now());
     this.queued.set(d.destination, (this.queued.get(d.destination) ?? 0) + 1);
     this.workers.find((w) => w.name === d.destination)?.notify();
   }

@@ -1,7 +1,7 @@
 // Drains one destination's queue: ordered (one at a time, head of line blocks, as identity feeds
 // need) or parallel (up to `concurrency` at once). Retries with backoff, then ERROR; never drops.
 import type { Destination, Outbound, SendResult } from '../connectors/contract.ts';
-import { SendError } from '../connectors/contract.ts';
+import type { OncoError } from '../config/errors.ts';
 import type { Step, StepInput } from '../transformers/contract.ts';
 import type { RetryPolicy } from '../config/config.ts';
 import type { Store } from '../store/store.ts';
@@ -50,11 +50,11 @@ export interface WorkerOptions {
  */
 export const POISON_LIMIT = 3;
 
-/** A delivery ready to send, and how to journal it once sent. */
+/** A delivery ready to send, and the `sent` stage to journal once it is (none: the content as journaled). */
 interface Prepared {
   outbound: Outbound;
   message: StoredMessage;
-  sent: (r: SendResult) => SentResult;
+  sent: SentResult['sent'];
 }
 
 /** Most deliveries one batch takes: bounds the memory of a batch and the work one failure can delay. */
@@ -186,19 +186,18 @@ export class DestinationWorker {
    * its own, as a single attempt's would be.
    */
   private async attemptBatch(batch: StoredDelivery[]): Promise<void> {
-    const { journal, writer } = this.o.store;
+    const { store } = this.o;
     try {
       const fresh = batch.filter((d) => !this.unrecorded.delete(d.id)).map((d) => d.id);
-      writer.mark(() => journal.startDeliveries(fresh));
+      await store.mark.journal.startDeliveries(fresh);
     } catch (error) {
       this.journalFailed(error);
       return;
     }
-    const write = <T>(op: () => T): Promise<T> => writer.write(op);
     const prepared: Array<Prepared & { d: StoredDelivery }> = [];
     try {
       for (const d of batch) {
-        const p = await this.prepare(d, write);
+        const p = await this.prepare(d, store.write);
         if (p) prepared.push({ d, ...p });
       }
       if (prepared.length === 0) return;
@@ -206,22 +205,19 @@ export class DestinationWorker {
         prepared.map((p) => p.outbound),
         { ordered: this.o.ordered },
       ).catch((error: unknown) => prepared.map(() => ({ error })));
-      const sent: Array<{ p: (typeof prepared)[number]; result: SendResult }> = [];
+      const sent: SentResult[] = [];
       const failed: Array<[StoredDelivery, unknown]> = [];
       const notAttempted: number[] = [];
       outcomes.forEach((o, i) => {
         const p = prepared[i]!;
-        if ('result' in o) sent.push({ p, result: o.result });
+        if ('result' in o) sent.push(this.sentResult(p.d, p.sent, o.result));
         else if ('error' in o) failed.push([p.d, o.error]);
         else notAttempted.push(p.d.id);
       });
       // Sent but not journaled (it throws): sent again once the journal is back, same idempotency keys.
-      await this.o.store.write.journal.batchSent({
-        sent: sent.map(({ p, result }) => p.sent(result)),
-        notAttempted,
-      });
+      await store.write.journal.batchSent({ sent, notAttempted });
       this.journalBackoff.succeeded();
-      for (const { p } of sent) {
+      for (const p of prepared.filter((_, i) => 'result' in outcomes[i]!)) {
         this.o.metrics.sent++;
         this.o.metrics.observeLatency((Date.now() - p.message.receivedAt) / 1000);
         this.o.onAttempt(p.d, 'SENT');
@@ -235,12 +231,13 @@ export class DestinationWorker {
   }
 
   private async tryDelivery(d: StoredDelivery, suspect: boolean): Promise<void> {
-    const { journal, writer } = this.o.store;
+    const { store } = this.o;
+    const policy = this.o.storage();
     let unfinished = 0;
     try {
       // After a journal failure this process saw, the start already marked stands for this one:
       // that attempt did not crash anything, it must not count towards quarantine.
-      if (!this.unrecorded.delete(d.id)) unfinished = writer.mark(() => journal.startDelivery(d.id));
+      if (!this.unrecorded.delete(d.id)) unfinished = await store.mark.journal.startDelivery(d.id);
     } catch (error) {
       this.journalFailed(error);
       return;
@@ -253,19 +250,19 @@ export class DestinationWorker {
       await this.settleFailure(d, { code: 'DELIVERY_QUARANTINED', text }, null, true);
       return;
     }
-    const write = <T>(op: () => T): Promise<T> => (suspect ? writer.writeAlone(op) : writer.write(op));
+    const write = suspect ? store.writeAlone : store.write;
     const prepared = await this.prepare(d, write);
     if (!prepared) return;
-    const { outbound, message } = prepared;
-    const record = (r: SendResult): void => journal.sent(prepared.sent(r));
+    const { outbound, message, sent } = prepared;
     let result: SendResult | undefined;
     try {
-      const apply = this.o.destination.apply?.bind(this.o.destination);
-      if (apply) {
-        // Filing and the SENT mark share one transaction: exactly-once into the core store.
-        await write(() => record(apply(outbound)));
+      const { destination } = this.o;
+      if (destination.filing) {
+        // Filing and the SENT mark share one transaction of the writer: exactly-once into the core store.
+        const filing = destination.filing(outbound);
+        await write.deliveries.fileAndMarkSent(filing, { deliveryId: d.id, sent, policy, now: Date.now() });
       } else {
-        result = await this.o.destination.send!(outbound);
+        result = await destination.send!(outbound);
       }
     } catch (error) {
       if (error instanceof JournalUnavailable) throw error;
@@ -273,7 +270,7 @@ export class DestinationWorker {
       return;
     }
     // Sent but not journaled (it throws): sent again once the journal is back, same idempotency key.
-    if (result) await write(() => record(result));
+    if (result) await write.journal.sent(this.sentResult(d, sent, result));
     this.journalBackoff.succeeded();
     this.o.metrics.sent++;
     this.o.metrics.observeLatency((Date.now() - message.receivedAt) / 1000);
@@ -282,12 +279,11 @@ export class DestinationWorker {
 
   /**
    * What one delivery sends: its message's content through the destination's steps, as an Outbound,
-   * and how to journal it as sent. Null when the delivery is settled already: its content is gone,
-   * a step refused it (ERROR) or filtered it.
+   * and the `sent` stage to journal with it. Null when the delivery is settled already: its content
+   * is gone, a step refused it (ERROR) or filtered it.
    */
-  private async prepare(d: StoredDelivery, write: <T>(op: () => T) => Promise<T>): Promise<Prepared | null> {
+  private async prepare(d: StoredDelivery, write: Store['write']): Promise<Prepared | null> {
     const { journal } = this.o.store;
-    const policy = this.o.storage();
     const message = journal.message(d.messageId);
     const content = journal.content(d.messageId, 'transformed') ?? journal.content(d.messageId, 'raw');
     if (!message || !content) {
@@ -307,7 +303,7 @@ export class DestinationWorker {
       return null;
     }
     if (input === null) {
-      await write(() => journal.filteredDelivery(d.id, policy, Date.now()));
+      await write.journal.filteredDelivery(d.id, this.o.storage(), Date.now());
       this.o.onAttempt(d, 'FILTERED');
       return null;
     }
@@ -323,23 +319,32 @@ export class DestinationWorker {
       owner: message.owner,
       attempt: d.attempts + 1,
     });
-    const sent = (r: SendResult): SentResult => ({
-      deliveryId: d.id,
-      // Without destination steps, what was sent is the message's content already journaled: no second copy.
-      sent:
-        this.o.steps.length && !file ? { content: input.content, contentType: input.contentType } : undefined,
-      response: r.response && { content: r.response, contentType: r.responseType ?? 'text/plain' },
-      detail: r.detail,
-      policy,
-      now: Date.now(),
-    });
+    // Without destination steps, what was sent is the message's content already journaled: no second copy.
+    const sent =
+      this.o.steps.length && !file ? { content: input.content, contentType: input.contentType } : undefined;
     return { outbound, message, sent };
+  }
+
+  /** The journal's record of a delivery the destination sent. */
+  private sentResult(d: StoredDelivery, sent: Prepared['sent'], result: SendResult): SentResult {
+    return {
+      deliveryId: d.id,
+      sent,
+      response: result.response && {
+        content: result.response,
+        contentType: result.responseType ?? 'text/plain',
+      },
+      detail: result.detail,
+      policy: this.o.storage(),
+      now: Date.now(),
+    };
   }
 
   private async fail(
     d: StoredDelivery,
     error: unknown,
-    retryable = !(error instanceof SendError) || error.retryable,
+    // A SendError says; so does a refusal of the store's filing (an OncoError refused for good).
+    retryable = (error as Partial<OncoError> | null)?.protocol?.retryable !== false,
   ): Promise<void> {
     const attempts = d.attempts + 1;
     // A locked database (another process's transaction) only says "later": never ERROR for good.
@@ -367,11 +372,9 @@ export class DestinationWorker {
     retryAt: number | null,
     quarantine = false,
   ): Promise<void> {
-    await this.o.store.writer.write(() =>
-      this.o.store.journal.failed(
-        { deliveryId: d.id, error: failure.text, retryAt, now: Date.now(), quarantine },
-        this.o.storage(),
-      ),
+    await this.o.store.write.journal.failed(
+      { deliveryId: d.id, error: failure.text, retryAt, now: Date.now(), quarantine },
+      this.o.storage(),
     );
     if (retryAt === null) this.o.metrics.errored++;
     this.o.onAttempt(d, quarantine ? 'QUARANTINED' : retryAt === null ? 'ERROR' : 'RETRY', failure);

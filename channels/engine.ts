@@ -85,11 +85,8 @@ export class Engine {
   constructor(private readonly o: EngineOptions) {
     this.lock = takeDataDir(o.dataDir);
     try {
-      this.store = new Store({
-        dataDir: o.dataDir,
-        synchronous: o.config.engine.store.synchronous,
-        blobThresholdBytes: o.config.engine.store.blobThresholdBytes,
-      });
+      const { synchronous, writer, blobThresholdBytes } = o.config.engine.store;
+      this.store = new Store({ dataDir: o.dataDir, synchronous, writer, blobThresholdBytes });
     } catch (error) {
       this.lock?.release();
       throw error;
@@ -103,7 +100,7 @@ export class Engine {
         granted(await auth.publicKey(login, algorithm, key, peer, proof)),
       find: async (login) => toAccount(accounts.get(login)),
       audit: async (act) => {
-        await this.store.writer.write(() => this.store.audit.record(act));
+        await this.store.write.audit.record(act);
       },
     };
     for (const { config } of o.config.channels) this.channels.set(config.id, this.newChannel(config));
@@ -314,7 +311,7 @@ export class Engine {
     const before = now - this.o.config.engine.store.pruneAfterDays * 86_400_000;
     let total = 0;
     for (;;) {
-      const n = await this.store.writer.write(() => this.store.journal.prune(before, 500));
+      const n = await this.store.write.journal.prune(before, 500);
       total += n;
       if (n < 500) break;
     }
@@ -324,7 +321,7 @@ export class Engine {
     if (released.length > 0 || removed > 0)
       this.o.log.info({ released: released.length, removed }, 'content files pruned');
     if (total > 0) {
-      this.store.reclaimSpace();
+      await this.store.reclaimSpace();
       this.o.log.info({ pruned: total }, 'journal pruned');
     }
     return total;

@@ -9,6 +9,7 @@ import { parse } from '../transformers/hl7v2.ts';
 import { IdentityWriter, type IdentityRules } from '../connectors/identity-writer.ts';
 import type { Directory } from '../connectors/contract.ts';
 import type { Store } from '../store/store.ts';
+import type { IdentityFilingInput } from '../store/identity-filing.ts';
 import { describeError } from './steps.ts';
 
 export interface ImportOptions {
@@ -61,7 +62,7 @@ export async function importIdentities(
   files: readonly string[],
   o: ImportOptions,
 ): Promise<ImportReport> {
-  const writer = new IdentityWriter({ rules: o.rules ?? {}, sourceReliability: null }, store, o.directory);
+  const writer = new IdentityWriter({ rules: o.rules ?? {}, sourceReliability: null }, o.directory);
   const batch = o.batch ?? 1000;
   const started = process.hrtime.bigint();
   const report: ImportReport = {
@@ -91,26 +92,49 @@ export async function importIdentities(
       o.onProgress?.(report);
       continue;
     }
+    // Read and mapped here, filed by the store's writer a batch per call: one commit each, one
+    // savepoint a message (a refusal rolls back that message alone). The next batch is mapped
+    // while the writer commits this one.
+    let filing: Promise<void> = Promise.resolve();
     for (let at = 0; at < messages.length; at += batch) {
-      store.db.transaction(() => {
-        messages.slice(at, at + batch).forEach((bytes, k) => {
-          const n = at + k + 1;
-          try {
-            const events = mapPamFr(parse(bytes), { acceptTestIns: o.rules?.acceptTestIns ?? false });
-            // One savepoint a message: a refusal rolls back that message alone.
-            const decisions = store.db.transaction(() =>
-              writer.fileEvents(events, { author: o.author }, null),
-            )();
-            for (const d of decisions) report.actions[d.action] = (report.actions[d.action] ?? 0) + 1;
-            report.filed++;
-          } catch (error) {
-            refuse(file, n, error);
+      const inputs: IdentityFilingInput[] = [];
+      const unmapped = new Map<number, unknown>();
+      messages.slice(at, at + batch).forEach((bytes, k) => {
+        const n = at + k + 1;
+        try {
+          const events = mapPamFr(parse(bytes), { acceptTestIns: o.rules?.acceptTestIns ?? false });
+          inputs.push(writer.input(events, { author: o.author }, null));
+        } catch (error) {
+          unmapped.set(n, error);
+        }
+      });
+      const count = Math.min(batch, messages.length - at);
+      const previous = filing;
+      const outcomes = store.write.identityFiling.fileEach(inputs);
+      filing = (async () => {
+        await previous;
+        const filed = await outcomes;
+        // Refusals in message order, whichever side refused.
+        for (let n = at + 1, i = 0; n <= at + count; n++) {
+          if (unmapped.has(n)) {
+            refuse(file, n, unmapped.get(n));
+            continue;
           }
-        });
+          const outcome = filed[i++]!;
+          if (!outcome.ok) {
+            refuse(file, n, outcome.error);
+            continue;
+          }
+          for (const d of outcome.decisions) report.actions[d.action] = (report.actions[d.action] ?? 0) + 1;
+          report.filed++;
+        }
+        report.messages += count;
+        o.onProgress?.(report);
       })();
-      report.messages += Math.min(batch, messages.length - at);
-      o.onProgress?.(report);
+      // At most two batches in hand: memory stays bounded whatever the file's size.
+      await previous;
     }
+    await filing;
     report.filesDone++;
     o.onProgress?.(report);
   }

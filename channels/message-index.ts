@@ -137,7 +137,7 @@ export class MessageIndexer {
     const sources = search.unindexed(this.o.batch ?? 200);
     if (sources.length === 0) return 0;
     const rows = sources.map((m) => ({ id: m.id, text: messageTerms(m) }));
-    await this.store.writer.write(() => search.record(rows, sources.at(-1)!.id));
+    await this.store.write.messageSearch.record(rows, sources.at(-1)!.id);
     return sources.length;
   }
 

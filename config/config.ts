@@ -22,6 +22,7 @@ export interface EngineConfig {
   };
   store: {
     synchronous: 'FULL' | 'NORMAL';
+    writer: 'thread' | 'inline';
     pruneAfterDays: number;
     pruneEveryMinutes: number;
     blobThresholdBytes: number;

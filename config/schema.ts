@@ -99,6 +99,12 @@ export const engineSchema = {
           default: 'FULL',
           description: 'FULL survives a power cut; NORMAL only a process crash.',
         },
+        writer: {
+          enum: ['thread', 'inline'],
+          default: 'thread',
+          description:
+            'thread: a worker thread owns the write connection, so that commits never stall the sockets; inline: commits in the main thread (the benchmark baseline).',
+        },
         pruneAfterDays: {
           type: 'integer',
           minimum: 1,

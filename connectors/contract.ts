@@ -1,7 +1,7 @@
 // The contract between the engine (channels/) and the connectors: a connector only moves bytes.
 // The engine owns journaling, acknowledgement timing, retry, metrics and shutdown (Benthos' split),
 // so a connector never retries on its own and never decides whether a message is durable.
-import type { Store } from '../store/store.ts';
+import type { Filing } from '../store/filing.ts';
 import type { Role } from '../store/accounts.ts';
 import type { DueAnswer } from '../store/journal.ts';
 import type { StageFrom, StagedContent } from '../store/blob-files.ts';
@@ -9,6 +9,8 @@ import { OncoError } from '../config/errors.ts';
 
 /** A message whose answer its source still owes: after a crash, or once a delivery failed late. */
 export type { DueAnswer };
+/** A store writer's filing: a writer module method and its plain arguments. */
+export type { Filing };
 
 import type { ContentFile, JsonSchema, MetaValue } from '../transformers/contract.ts';
 import type { TObject } from 'typebox';
@@ -235,18 +237,18 @@ export interface Destination {
    */
   sendBatch?(msgs: Outbound[], options: { ordered: boolean }): Promise<BatchOutcome[]>;
   /**
-   * Files into the core store instead of sending: runs synchronously inside the very transaction that
-   * marks the delivery SENT, which is what makes store filing exactly-once (DESIGN.md, rule 4).
+   * Files into the core store instead of sending: names the store's filing of this message (a
+   * writer module method with plain arguments), which the store's writer runs inside the very
+   * transaction that marks the delivery SENT: store filing is exactly-once (DESIGN.md, rule 4).
+   * Content it refuses before any write: throw a SendError.
    */
-  apply?(msg: Outbound): SendResult;
+  filing?(msg: Outbound): Filing;
   stop?(): Promise<void>;
 }
 
 export interface DestinationContext extends ConnectorContext {
   /** Hands a message to another deployed channel, as its source would (the channel writer). */
   dispatch(channelId: string, msg: Inbound): Promise<Receipt>;
-  /** The core store, for store writers only: they file inside the delivery's own transaction (`apply`). */
-  store: Store;
 }
 
 /**

@@ -1,14 +1,15 @@
 // Identity store writer: files the identity events of the PAM FR step into the core store through the
-// identity-vigilance rules. It runs inside the delivery's own transaction (`apply`), so an event is
-// filed exactly once even across a crash, and a failure leaves no half-filed identity.
+// identity-vigilance rules. It names its filing (`store/identity-filing.ts`), which the store's writer
+// runs inside the delivery's own transaction, so an event is filed exactly once even across a crash,
+// and a failure leaves no half-filed identity.
 import type {
   Destination,
   DestinationContext,
   DestinationSpec,
   Directory,
   DirectoryEntry,
+  Filing,
   Outbound,
-  SendResult,
 } from './contract.ts';
 import { SendError } from './contract.ts';
 import {
@@ -18,10 +19,9 @@ import {
   type IdentityEvent,
   type PatientIdentity,
 } from '../transformers/pam-fr.ts';
-import type { ActionContext, Decision, IdentifierRef, IdentityInput } from '../store/patients.ts';
+import type { ActionContext, IdentifierRef, IdentityInput } from '../store/patients.ts';
 import type { VigilanceRules } from '../store/vigilance.ts';
-import type { Store } from '../store/store.ts';
-import { isTransientDbError } from '../store/db.ts';
+import type { IdentityFilingInput, IdentityStep } from '../store/identity-filing.ts';
 import Type from 'typebox';
 import { Default, type OptionsOf } from '../transformers/contract.ts';
 
@@ -171,6 +171,53 @@ export class SenderScope {
   }
 }
 
+/**
+ * The store's filing steps of one message's events, checked in this thread before any write: a
+ * sender outside its scope, an IPP without FINESS or a missing birth date is refused here.
+ */
+export function identitySteps(
+  events: readonly IdentityEvent[],
+  scope: SenderScope,
+  owner: string | null,
+): IdentityStep[] {
+  scope.check(events, owner);
+  return events.map((e): IdentityStep => {
+    const event = e.source.event;
+    switch (e.kind) {
+      case 'upsert':
+        return { event, kind: 'upsert', identity: toIdentityInput(e.patient) };
+      case 'merge':
+        return {
+          event,
+          kind: 'merge',
+          survivor: toIdentityInput(e.survivor),
+          survivorRef: single(e.survivor.identifiers, 'PID-3'),
+          mergedRef: single(e.merged.identifiers, 'MRG-1'),
+        };
+      case 'change-identifier': {
+        const [from, to] = [ippRefs([e.from])[0], ippRefs([e.to])[0]];
+        if (!from || !to) throw refused('IDENTITY_NO_IPP', 'A47 needs an IPP in MRG-1 and in PID-3');
+        return { event, kind: 'change-identifier', from, toIpp: to.ipp };
+      }
+      case 'link':
+      case 'unlink':
+        return {
+          event,
+          kind: e.kind,
+          a: single(e.a.identifiers, 'PID-3'),
+          b: single(e.b.identifiers, 'PID-3'),
+        };
+    }
+  });
+}
+
+function single(identifiers: readonly Identifier[], where: string): IdentifierRef {
+  const [ref] = ippRefs(identifiers);
+  if (!ref) throw refused('IDENTITY_NO_IPP', `${where} carries no IPP (identifier of type PI)`);
+  return ref;
+}
+
+/** The identity-store destination: a thin spec, its filing is `identityFiling.file` in the store's writer. */
 export class IdentityWriter implements Destination {
   private readonly scope: SenderScope;
   private readonly rules: Partial<VigilanceRules>;
@@ -178,7 +225,6 @@ export class IdentityWriter implements Destination {
 
   constructor(
     private readonly o: IdentityWriterOptions,
-    private readonly store: Store,
     directory: Directory,
   ) {
     this.scope = new SenderScope(directory);
@@ -187,7 +233,7 @@ export class IdentityWriter implements Destination {
     this.insOids = acceptedInsOids({ acceptTestIns });
   }
 
-  apply(msg: Outbound): SendResult {
+  filing(msg: Outbound): Filing {
     let events: IdentityEvent[];
     try {
       events = JSON.parse(msg.content.toString('utf8')) as IdentityEvent[];
@@ -197,85 +243,22 @@ export class IdentityWriter implements Destination {
         cause: error,
       });
     }
-    const decisions = this.fileEvents(events, { messageId: msg.messageId }, msg.owner ?? null);
     return {
-      response: Buffer.from(JSON.stringify(decisions)),
-      responseType: 'application/json',
-      detail: decisions.map((d) => `${d.action} patient ${d.patientId} (${d.rule})`).join('; '),
+      module: 'identityFiling',
+      method: 'file',
+      args: [this.input(events, { messageId: msg.messageId }, msg.owner ?? null)],
     };
   }
 
-  /**
-   * Files events in order; the caller provides the transaction. Store refusals become non-retryable
-   * SendErrors naming the event. Also used by the bulk import, with an author instead of a message.
-   */
-  fileEvents(events: readonly IdentityEvent[], ctx: ActionContext, owner: string | null): Decision[] {
-    this.scope.check(events, owner);
-    return events.map((e, i) => {
-      try {
-        return this.file(e, ctx);
-      } catch (error) {
-        // A locked database is not a refusal: thrown as is, the delivery is retried.
-        if (error instanceof SendError || isTransientDbError(error)) throw error;
-        // The store refuses deterministically (a conflicting IPP, an unknown patient): retrying cannot help.
-        const at = events.length > 1 ? `event ${i + 1} of ${events.length} (${e.source.event}): ` : '';
-        throw new SendError('IDENTITY_REFUSED', `${at}${(error as Error).message}`, {
-          retryable: false,
-          cause: error,
-        });
-      }
-    });
-  }
-
-  private file(e: IdentityEvent, ctx: ActionContext): Decision {
-    const { vigilance, patients } = this.store;
-    const upsert = (patient: PatientIdentity) =>
-      vigilance.applyIdentity(toIdentityInput(patient), {
-        ...ctx,
-        rules: this.rules,
-        insOids: this.insOids,
-        sourceReliability: this.o.sourceReliability,
-      });
-    switch (e.kind) {
-      case 'upsert':
-        return upsert(e.patient);
-      case 'merge':
-        // The A40's PID is the survivor's current identity: file it first, so that a survivor the
-        // DCC has not seen yet exists before the merged IPP is folded into it.
-        upsert(e.survivor);
-        return patients.mergeIdentifiers(
-          this.single(e.survivor.identifiers, 'PID-3'),
-          this.single(e.merged.identifiers, 'MRG-1'),
-          ctx,
-        );
-      case 'change-identifier': {
-        const [from, to] = [ippRefs([e.from])[0], ippRefs([e.to])[0]];
-        if (!from || !to) throw refused('IDENTITY_NO_IPP', 'A47 needs an IPP in MRG-1 and in PID-3');
-        return patients.changeIdentifier(from.finess, from.ipp, to.ipp, ctx);
-      }
-      case 'link':
-      case 'unlink': {
-        const a = this.patientOf(e.a);
-        const b = this.patientOf(e.b);
-        return e.kind === 'link'
-          ? patients.link(a, b, ctx, 'pam-a24')
-          : patients.unlink(a, b, ctx, 'pam-a37');
-      }
-    }
-  }
-
-  private single(identifiers: readonly Identifier[], where: string): IdentifierRef {
-    const [ref] = ippRefs(identifiers);
-    if (!ref) throw refused('IDENTITY_NO_IPP', `${where} carries no IPP (identifier of type PI)`);
-    return ref;
-  }
-
-  private patientOf(p: PatientIdentity): number {
-    const ref = this.single(p.identifiers, 'PID-3');
-    const id = this.store.patients.resolveIdentifier(ref);
-    if (id === null)
-      throw refused('IDENTITY_UNKNOWN_IPP', `IPP ${ref.ipp} of FINESS ${ref.finess} is not known to the DCC`);
-    return id;
+  /** What the store's `identityFiling` files for these events; also the bulk import's unit. */
+  input(events: readonly IdentityEvent[], ctx: ActionContext, owner: string | null): IdentityFilingInput {
+    return {
+      steps: identitySteps(events, this.scope, owner),
+      ctx,
+      rules: this.rules,
+      insOids: this.insOids,
+      sourceReliability: this.o.sourceReliability,
+    };
   }
 }
 
@@ -288,6 +271,6 @@ export const identityWriterSpec: DestinationSpec<IdentityWriterOptions> = {
   create: (o, ctx: DestinationContext) => {
     if (ctx.directory === undefined)
       throw new Error('identity-store needs the directory of establishments: deploy it in an engine');
-    return new IdentityWriter(o, ctx.store, ctx.directory);
+    return new IdentityWriter(o, ctx.directory);
   },
 };

@@ -4,6 +4,7 @@ import type { FastifyRequest } from 'fastify';
 import { EngineError, type Engine } from '../channels/engine.ts';
 import { ConfigError } from '../config/loader.ts';
 import type { StoredMessage } from '../store/journal.ts';
+import type { PatientAct } from '../store/patients.ts';
 import { audit } from './audit-log.ts';
 import { scopeOf } from './auth.ts';
 import { OncoError } from '../config/errors.ts';
@@ -153,11 +154,9 @@ export async function resolveReview(
   if (!item) throw new ActionError(404, 'REVIEW_UNKNOWN', `no review item ${id}`);
   let result;
   try {
-    result = await engine.store.writer.write(() =>
-      decision === 'reject'
-        ? vigilance.reject(id, { author, note })
-        : vigilance.confirm(id, { author, as: decision }),
-    );
+    result = await (decision === 'reject'
+      ? engine.store.write.vigilance.reject(id, { author, note })
+      : engine.store.write.vigilance.confirm(id, { author, as: decision }));
   } catch (error) {
     throw new ActionError(
       409,
@@ -173,7 +172,7 @@ export async function resolveReview(
   });
 }
 
-export type IdentityAction = 'merge' | 'unmerge' | 'link' | 'unlink' | 'detach';
+export type IdentityAction = PatientAct;
 
 /** What an identity act names besides the patient: the other patient, or the IPP to detach. */
 export interface IdentityActBody {
@@ -194,7 +193,6 @@ export async function identityAction(
   id: number,
   body: IdentityActBody,
 ): Promise<{ decisionId: number; patientId: number }> {
-  const { patients, writer } = engine.store;
   const ctx = { author: req.user!.login };
   const { other, finess, ipp } = body;
   if ((action === 'merge' || action === 'link' || action === 'unlink') && other === undefined) {
@@ -209,25 +207,7 @@ export async function identityAction(
   }
   let result;
   try {
-    result = await writer.write(() => {
-      switch (action) {
-        case 'merge':
-          return patients.merge(other!, id, ctx);
-        case 'unmerge':
-          return patients.unmerge(id, ctx);
-        case 'link':
-          return patients.link(id, other!, ctx);
-        case 'unlink':
-          return patients.unlink(id, other!, ctx);
-        case 'detach':
-          if (patients.resolveIdentifier({ finess: finess!, ipp: ipp! }) !== patients.resolvePatient(id)) {
-            throw Object.assign(new Error(`IPP ${ipp} of FINESS ${finess} is not one of patient ${id}'s`), {
-              code: 'IDENTIFIER_NOT_OF_PATIENT',
-            });
-          }
-          return patients.detachIdentifier({ finess: finess!, ipp: ipp! }, ctx);
-      }
-    });
+    result = await engine.store.write.patients.act(action, id, body, ctx);
   } catch (error) {
     throw new ActionError(
       409,

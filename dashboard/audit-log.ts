@@ -9,13 +9,11 @@ export type Act = Omit<AuditEvent, 'actor' | 'role' | 'source'> & { actor?: stri
 /** Resolves after the row is committed: a read of patient data is traced before the data leaves. */
 export async function audit(store: Store, req: FastifyRequest, act: Act): Promise<void> {
   const user = req.user;
-  await store.writer.write(() =>
-    store.audit.record({
-      ...act,
-      actor: act.actor ?? user?.login ?? 'anonymous',
-      role: act.role ?? user?.role ?? null,
-      source: req.ip,
-      establishment: act.establishment ?? user?.finess ?? null,
-    }),
-  );
+  await store.write.audit.record({
+    ...act,
+    actor: act.actor ?? user?.login ?? 'anonymous',
+    role: act.role ?? user?.role ?? null,
+    source: req.ip,
+    establishment: act.establishment ?? user?.finess ?? null,
+  });
 }

@@ -121,7 +121,13 @@ export class Authenticator {
   async identify(req: FastifyRequest): Promise<AuthUser | null> {
     const token = req.cookies[SESSION_COOKIE];
     if (token) {
-      const s = this.engine.store.sessions.find(token, this.options);
+      const { sessions, write } = this.engine.store;
+      const s = sessions.find(token, this.options);
+      // Not awaited: the request goes on while the writer touches (or ends) the session.
+      if (sessions.stale(token, s))
+        void write.sessions
+          .seen(token, { idleMs: this.options.idleMs, maxAgeMs: this.options.maxAgeMs })
+          .catch(() => undefined);
       const a = s && this.engine.store.accounts.get(s.login);
       if (s && a && !a.disabled)
         return {

@@ -182,6 +182,8 @@ export interface NewAccount {
   role: Role;
   finess?: string | null;
   password?: string | null;
+  /** The password already hashed (hashPassword) by the caller: the writer thread does not hash. */
+  passwordHash?: string | null;
   /** The first-start admin: its password was shown once on a terminal and must be changed. */
   mustChangePassword?: boolean;
   publicKeys?: Array<{ algorithm: string; key: Buffer; comment?: string }>;
@@ -235,7 +237,7 @@ export class Accounts {
     if (a.finess && !/^\d{9}$/.test(a.finess)) {
       throw new AccountError('ACCOUNT_INVALID', `FINESS "${a.finess}" must be 9 digits`);
     }
-    if (!a.password && !a.publicKeys?.length) {
+    if (!a.password && !a.passwordHash && !a.publicKeys?.length) {
       throw new AccountError(
         'ACCOUNT_INVALID',
         'an account needs a password (--password-stdin) or an SSH key (--ssh-key)',
@@ -248,7 +250,7 @@ export class Accounts {
         login: a.login,
         role: a.role,
         finess: a.finess ?? null,
-        hash: a.password ? hashPassword(a.password) : null,
+        hash: a.passwordHash ?? (a.password ? hashPassword(a.password) : null),
         now,
         mustChange: a.mustChangePassword ? 1 : 0,
       });

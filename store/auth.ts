@@ -12,9 +12,10 @@
 // - Failures are audited, but aggregated: one row when an address starts failing on an account, then
 //   one row per window with the count, so that an attacker cannot fill the audit trail.
 import type { Db } from './db.ts';
-import type { GroupCommit } from './group-commit.ts';
-import type { Audit } from './audit.ts';
+import type { Audit, AuditEvent } from './audit.ts';
 import type { Sessions } from './sessions.ts';
+import type { Writes } from './writes.ts';
+import type { WriterModules } from './store.ts';
 import {
   AccountError,
   decoyHash,
@@ -24,6 +25,7 @@ import {
   verifyPasswordHash,
   type AccountRecord,
   type Accounts,
+  type NewAccount,
   type Role,
 } from './accounts.ts';
 
@@ -89,6 +91,117 @@ export interface Actor {
 /** `::ffff:10.0.0.1` and `10.0.0.1` are one address. */
 export const normalizeAddress = (address: string): string => address.replace(/^::ffff:(?=\d+\.)/, '');
 
+type ThrottlePolicy = Pick<AuthPolicy, 'forgetAfterMs' | 'freeFailures' | 'firstDelayMs' | 'maxDelayMs'>;
+
+const throttleStatements = (db: Db) => ({
+  get: db.prepare<[string, string], ThrottleRow>(
+    'SELECT failures, last_at, blocked_until FROM auth_throttle WHERE address = ? AND login = ?',
+  ),
+  put: db.prepare(`INSERT INTO auth_throttle (address, login, failures, last_at, blocked_until)
+    VALUES (@address, @login, @failures, @now, @blocked)
+    ON CONFLICT (address, login) DO UPDATE SET failures = @failures, last_at = @now, blocked_until = @blocked`),
+  clearPair: db.prepare('DELETE FROM auth_throttle WHERE address = ? AND login = ?'),
+  unlock: db.prepare(`DELETE FROM auth_throttle WHERE login = @login
+    OR (login = '' AND address IN (SELECT address FROM auth_throttle WHERE login = @login))`),
+  forget: db.prepare('DELETE FROM auth_throttle WHERE last_at < ? AND blocked_until < ?'),
+});
+
+/**
+ * The writes of authentication, each one method so that it runs in one transaction of the store's
+ * writer: a failure counted with the throttle it decides, an account change with its audit row.
+ */
+export class LoginLedger {
+  private readonly s;
+
+  constructor(
+    db: Db,
+    private readonly accounts: Accounts,
+    private readonly audit: Audit,
+    private readonly sessions: Sessions,
+  ) {
+    this.s = throttleStatements(db);
+  }
+
+  /** A login succeeded: the account's failures and the pair's throttle are cleared, the login audited. */
+  succeeded(login: string, address: string, event: AuditEvent, now: number): void {
+    this.accounts.recordSuccess(login, now);
+    this.s.clearPair.run(address, login);
+    this.audit.record(event, now);
+  }
+
+  /** One more failure of an address (and of the account when it exists); returns until when the address is blocked. */
+  failed(address: string, login: string | null, now: number, policy: ThrottlePolicy): number {
+    const blocked = this.count(address, '', now, policy);
+    if (login !== null) {
+      this.count(address, login, now, policy);
+      this.accounts.recordFailure(login);
+    }
+    return blocked;
+  }
+
+  /** The first failure of an address on an account: audited at once; stale throttles are forgotten. */
+  firstFailure(event: AuditEvent, now: number, forgetAfterMs: number): void {
+    this.s.forget.run(now - forgetAfterMs, now);
+    this.audit.record(event, now);
+  }
+
+  /** Creates an account (the password hashed here, off the caller's thread); audited with `detail`. */
+  addAccount(a: NewAccount, by: Actor, detail: Record<string, unknown>): AccountRecord {
+    const added = this.accounts.add(a);
+    this.audit.record({ ...by, action: 'account-add', object: `account:${a.login}`, detail });
+    return added;
+  }
+
+  /** Clears the failures of an account and of the addresses that failed on it; audited. */
+  unlock(login: string, by: Actor): void {
+    if (!this.accounts.get(login))
+      throw new AccountError('ACCOUNT_UNKNOWN', `account "${login}" does not exist`);
+    this.accounts.resetFailures(login);
+    this.s.unlock.run({ login });
+    this.audit.record({ ...by, action: 'account-unlock', object: `account:${login}` });
+  }
+
+  /**
+   * Sets a new password (hashed by the caller) and ends every session of the account: whoever held
+   * one with the old password is out. With `sessionFrom`, opens the one new session of the caller
+   * (who just changed its own password) in the same transaction. Audited.
+   */
+  setPassword(
+    login: string,
+    hash: string,
+    by: Actor,
+    options: { mustChange?: boolean; sessionFrom?: string | null } = {},
+  ): { token: string; csrf: string } | null {
+    this.accounts.setPasswordHash(login, hash, options.mustChange ?? false);
+    this.sessions.endAll(login);
+    this.audit.record({ ...by, action: 'account-password', object: `account:${login}` });
+    return options.sessionFrom === undefined ? null : this.sessions.create(login, options.sessionFrom);
+  }
+
+  /** Disables (or enables again) an account; a disabled account's sessions end at once. Audited. */
+  setDisabled(login: string, disabled: boolean, by: Actor): void {
+    this.accounts.setDisabled(login, disabled);
+    if (disabled) this.sessions.endAll(login);
+    this.audit.record({
+      ...by,
+      action: disabled ? 'account-disable' : 'account-enable',
+      object: `account:${login}`,
+    });
+  }
+
+  private count(address: string, login: string, now: number, policy: ThrottlePolicy): number {
+    const r = this.s.get.get(address, login);
+    const failures = r && now - r.last_at < policy.forgetAfterMs ? r.failures + 1 : 1;
+    const beyond = failures - policy.freeFailures;
+    const blocked =
+      login === '' && beyond >= 0
+        ? now + Math.min(policy.firstDelayMs * 2 ** Math.min(beyond, 30), policy.maxDelayMs)
+        : 0;
+    this.s.put.run({ address, login, failures, now, blocked });
+    return blocked;
+  }
+}
+
 export class AuthService {
   readonly policy: AuthPolicy;
   private readonly s;
@@ -98,28 +211,19 @@ export class AuthService {
   private hashing = 0;
   private readonly waitingForHash: Array<() => void> = [];
 
+  /**
+   * `db` is for reads (the throttle in force); every write goes through the store's writer, to the
+   * `logins` module (LoginLedger) and to `accounts` and `audit`.
+   */
   constructor(
-    private readonly db: Db,
-    private readonly writer: GroupCommit,
+    db: Db,
+    private readonly write: Writes<WriterModules>,
     private readonly accounts: Accounts,
-    private readonly audit: Audit,
-    private readonly sessions: Sessions,
     policy: Partial<AuthPolicy> = {},
     private readonly clock: () => number = Date.now,
   ) {
     this.policy = { ...defaultAuthPolicy, ...policy };
-    this.s = {
-      get: db.prepare<[string, string], ThrottleRow>(
-        'SELECT failures, last_at, blocked_until FROM auth_throttle WHERE address = ? AND login = ?',
-      ),
-      put: db.prepare(`INSERT INTO auth_throttle (address, login, failures, last_at, blocked_until)
-        VALUES (@address, @login, @failures, @now, @blocked)
-        ON CONFLICT (address, login) DO UPDATE SET failures = @failures, last_at = @now, blocked_until = @blocked`),
-      clearPair: db.prepare('DELETE FROM auth_throttle WHERE address = ? AND login = ?'),
-      unlock: db.prepare(`DELETE FROM auth_throttle WHERE login = @login
-        OR (login = '' AND address IN (SELECT address FROM auth_throttle WHERE login = @login))`),
-      forget: db.prepare('DELETE FROM auth_throttle WHERE last_at < ? AND blocked_until < ?'),
-    };
+    this.s = throttleStatements(db);
     this.flushTimer = setInterval(() => this.flush(false), this.policy.auditWindowMs);
     this.flushTimer.unref();
   }
@@ -139,7 +243,7 @@ export class AuthService {
         }
         if (row.password_hash && hashIsWeak(row.password_hash)) {
           const stronger = await hashPasswordAsync(password);
-          await this.writer.write(() => this.accounts.upgradeHash(login, row.password_hash!, stronger));
+          await this.write.accounts.upgradeHash(login, row.password_hash!, stronger);
         }
         return this.succeed(toRecord(row), { ...peer, address });
       }),
@@ -176,50 +280,37 @@ export class AuthService {
   }
 
   /** Clears the failures of an account and of the addresses that failed on it; audited. */
-  unlock(login: string, by: Actor): void {
-    this.db.transaction(() => {
-      if (!this.accounts.get(login))
-        throw new AccountError('ACCOUNT_UNKNOWN', `account "${login}" does not exist`);
-      this.accounts.resetFailures(login);
-      this.s.unlock.run({ login });
-      this.audit.record({ ...by, action: 'account-unlock', object: `account:${login}` });
-    })();
+  unlock(login: string, by: Actor): Promise<void> {
+    return this.write.logins.unlock(login, by);
   }
 
   /**
    * Sets a new password (hashed by the caller: hashPasswordAsync or hashPassword) and ends every
    * session of the account: whoever held one with the old password is out. Audited.
    */
-  setPassword(login: string, hash: string, by: Actor, options: { mustChange?: boolean } = {}): void {
-    this.db.transaction(() => {
-      this.accounts.setPasswordHash(login, hash, options.mustChange ?? false);
-      this.sessions.endAll(login);
-      this.audit.record({ ...by, action: 'account-password', object: `account:${login}` });
-    })();
+  async setPassword(
+    login: string,
+    hash: string,
+    by: Actor,
+    options: { mustChange?: boolean } = {},
+  ): Promise<void> {
+    await this.write.logins.setPassword(login, hash, by, options);
   }
 
   /** Disables (or enables again) an account; a disabled account's sessions end at once. Audited. */
-  setDisabled(login: string, disabled: boolean, by: Actor): void {
-    this.db.transaction(() => {
-      this.accounts.setDisabled(login, disabled);
-      if (disabled) this.sessions.endAll(login);
-      this.audit.record({
-        ...by,
-        action: disabled ? 'account-disable' : 'account-enable',
-        object: `account:${login}`,
-      });
-    })();
+  setDisabled(login: string, disabled: boolean, by: Actor): Promise<void> {
+    return this.write.logins.setDisabled(login, disabled, by);
   }
 
   /** Writes the pending failure summaries now instead of when their window closes. */
-  flushFailures(): void {
-    this.flush(true);
+  flushFailures(): Promise<void> {
+    return this.flush(true);
   }
 
-  /** Writes the pending failure summaries (at shutdown). */
-  close(): void {
+  /** Writes the pending failure summaries (at shutdown, before the writer closes). */
+  close(): Promise<void> {
     clearInterval(this.flushTimer);
-    this.flush(true);
+    return this.flush(true);
   }
 
   private serial<T>(login: string, fn: () => Promise<T>): Promise<T> {
@@ -257,18 +348,19 @@ export class AuthService {
     if (peer.roles && !peer.roles.includes(account.role)) {
       return this.refuse(account.login, this.accounts.row(account.login), peer, 'role', null);
     }
-    await this.writer.write(() => {
-      this.accounts.recordSuccess(account.login, this.clock());
-      this.s.clearPair.run(peer.address, account.login);
-      this.audit.record({
+    await this.write.logins.succeeded(
+      account.login,
+      peer.address,
+      {
         actor: account.login,
         role: account.role,
         source: peer.address,
         establishment: account.finess,
         action: 'login',
         detail: { via: peer.protocol },
-      });
-    });
+      },
+      this.clock(),
+    );
     return { ok: true, account };
   }
 
@@ -284,30 +376,11 @@ export class AuthService {
     // A throttled attempt is not checked, and a right password on the wrong protocol is no guess:
     // both only show in the audit count.
     if (reason !== 'throttled' && reason !== 'role') {
-      await this.writer.write(() => {
-        const blocked = this.count(peer.address, '', now);
-        if (account) {
-          this.count(peer.address, login, now);
-          this.accounts.recordFailure(login);
-        }
-        retryAfterMs = blocked > now ? blocked - now : null;
-      });
+      const blocked = await this.write.logins.failed(peer.address, account ? login : null, now, this.policy);
+      retryAfterMs = blocked > now ? blocked - now : null;
     }
     await this.noteFailure(peer, account, reason, now);
     return { ok: false, reason, retryAfterMs };
-  }
-
-  /** One more failure for (address, login); returns until when the address is blocked. */
-  private count(address: string, login: string, now: number): number {
-    const r = this.s.get.get(address, login);
-    const failures = r && now - r.last_at < this.policy.forgetAfterMs ? r.failures + 1 : 1;
-    const beyond = failures - this.policy.freeFailures;
-    const blocked =
-      login === '' && beyond >= 0
-        ? now + Math.min(this.policy.firstDelayMs * 2 ** Math.min(beyond, 30), this.policy.maxDelayMs)
-        : 0;
-    this.s.put.run({ address, login, failures, now, blocked });
-    return blocked;
   }
 
   /** The first failure of an address on an account is written at once; the next ones are summed. */
@@ -325,7 +398,7 @@ export class AuthService {
       open.via.add(peer.protocol);
       return;
     }
-    if (open) await this.writer.write(() => this.writeSummary(open));
+    if (open) await this.writeSummaries([open]);
     this.windows.set(key, {
       address: peer.address,
       account,
@@ -334,52 +407,50 @@ export class AuthService {
       reasons: {},
       via: new Set(),
     });
-    await this.writer.write(() => {
-      this.s.forget.run(now - this.policy.forgetAfterMs, now);
-      this.audit.record(
-        {
-          // The typed text of an unknown login is not kept: people type passwords into the login field.
-          actor: account?.login ?? 'unknown',
-          role: account?.role ?? null,
-          source: peer.address,
-          establishment: account?.finess ?? null,
-          action: 'login-failed',
-          outcome: 'refused',
-          detail: { via: peer.protocol, reason },
-        },
-        now,
-      );
-    });
-  }
-
-  private writeSummary(w: FailureWindow): void {
-    if (w.count === 0) return;
-    this.audit.record({
-      actor: w.account?.login ?? 'unknown',
-      role: w.account?.role ?? null,
-      source: w.address,
-      establishment: w.account?.finess ?? null,
-      action: 'login-failed',
-      outcome: 'refused',
-      detail: {
-        attempts: w.count,
-        reasons: w.reasons,
-        via: [...w.via],
-        since: new Date(w.opened).toISOString(),
+    await this.write.logins.firstFailure(
+      {
+        // The typed text of an unknown login is not kept: people type passwords into the login field.
+        actor: account?.login ?? 'unknown',
+        role: account?.role ?? null,
+        source: peer.address,
+        establishment: account?.finess ?? null,
+        action: 'login-failed',
+        outcome: 'refused',
+        detail: { via: peer.protocol, reason },
       },
-    });
+      now,
+      this.policy.forgetAfterMs,
+    );
   }
 
-  private flush(all: boolean): void {
+  private async writeSummaries(windows: readonly FailureWindow[]): Promise<void> {
+    await Promise.all(windows.filter((w) => w.count > 0).map((w) => this.write.audit.record(summary(w))));
+  }
+
+  private flush(all: boolean): Promise<void> {
     const now = this.clock();
     const due = [...this.windows].filter(([, w]) => all || now - w.opened >= this.policy.auditWindowMs);
     for (const [key] of due) this.windows.delete(key);
-    if (due.length === 0) return;
-    const write = (): void => {
-      for (const [, w] of due) this.writeSummary(w);
-    };
-    // At shutdown the writer may already refuse: the summary is written directly, in its own transaction.
-    if (all) this.db.transaction(write)();
-    else void this.writer.write(write).catch(() => undefined);
+    const written = this.writeSummaries(due.map(([, w]) => w));
+    // A timer's flush has no caller to tell: a summary lost to a failing store is only a count.
+    if (!all) written.catch(() => undefined);
+    return written;
   }
+}
+
+function summary(w: FailureWindow): AuditEvent {
+  return {
+    actor: w.account?.login ?? 'unknown',
+    role: w.account?.role ?? null,
+    source: w.address,
+    establishment: w.account?.finess ?? null,
+    action: 'login-failed',
+    outcome: 'refused',
+    detail: {
+      attempts: w.count,
+      reasons: w.reasons,
+      via: [...w.via],
+      since: new Date(w.opened).toISOString(),
+    },
+  };
 }

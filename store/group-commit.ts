@@ -4,6 +4,84 @@
 import type { Db } from './db.ts';
 import { OncoError } from '../config/errors.ts';
 
+/**
+ * How a write is committed: in the next group transaction; alone, in a transaction of its own
+ * committed at once (work under suspicion); or as a mark, alone and without waiting for the disk
+ * (the poison guard's "attempt begins").
+ */
+export type WriteMode = 'group' | 'alone' | 'mark';
+
+/**
+ * The store's writer, wherever it runs: a worker thread owning the write connection
+ * (`store/writer-thread.ts`), or the caller's own thread (`InlineWriter`, for `:memory:` stores and
+ * as the benchmark's baseline). Calls name a module method and carry plain data only.
+ */
+export interface Writer {
+  run(module: string, method: string, args: unknown[], mode: WriteMode): Promise<unknown>;
+  /** Gives the pages freed by deletions back to the file system (auto_vacuum = INCREMENTAL). */
+  reclaimSpace(): Promise<void>;
+  /** Transactions committed and writes they carried: the batching shows in the benchmark. */
+  readonly stats: { commits: number; writes: number };
+  /** Commits what waits, then refuses later writes. */
+  close(): Promise<void>;
+}
+
+/** Calls `modules[module][method](...args)`: what every writer runs for one request. */
+export function callModule(modules: object, module: string, method: string, args: unknown[]): unknown {
+  const target = (modules as Record<string, Record<string, unknown> | undefined>)[module];
+  const fn = target?.[method];
+  if (typeof fn !== 'function') throw new Error(`the store has no write ${module}.${method}`);
+  return (fn as (...a: unknown[]) => unknown).apply(target, args);
+}
+
+/** Runs one request on a group-commit writer, in the way its mode says. */
+export function runOn(gc: GroupCommit, mode: WriteMode, op: () => unknown): Promise<unknown> {
+  if (mode === 'mark') {
+    try {
+      return Promise.resolve(gc.mark(op));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+  return mode === 'alone' ? gc.writeAlone(op) : gc.write(op);
+}
+
+/** The writer in the caller's thread: commits block its event loop while they run. */
+export class InlineWriter implements Writer {
+  private readonly gc: GroupCommit;
+
+  constructor(
+    private readonly db: Db,
+    private readonly modules: object,
+  ) {
+    this.gc = new GroupCommit(db);
+  }
+
+  get stats(): { commits: number; writes: number } {
+    return this.gc.stats;
+  }
+
+  run(module: string, method: string, args: unknown[], mode: WriteMode): Promise<unknown> {
+    return runOn(this.gc, mode, () => callModule(this.modules, module, method, args));
+  }
+
+  reclaimSpace(): Promise<void> {
+    reclaim(this.db);
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    this.gc.close();
+    return Promise.resolve();
+  }
+}
+
+/** Returns freed pages to the disk and empties the WAL: outside any transaction, on the write connection. */
+export function reclaim(db: Db): void {
+  db.pragma('incremental_vacuum');
+  db.pragma('wal_checkpoint(TRUNCATE)');
+}
+
 /** The journal could not commit (disk full, I/O error): nothing of the batch is durable; try again later. */
 export class JournalUnavailable extends OncoError {
   constructor(cause: unknown) {

@@ -55,30 +55,36 @@ function upperWithoutDiacritics(s: string): string {
  * spaces. Two spellings with the same referential form are the same strict trait; the original
  * spelling is what the store keeps and shows.
  */
-export function referentialName(s: string): string {
-  return upperWithoutDiacritics(s)
+export const referentialName = memoised((s) =>
+  upperWithoutDiacritics(s)
     .replace(/[\u2010-\u2015\u2212\uFE63\uFF0D]/g, '-')
     .replace(/[\u2018\u2019\u02BC\u00B4`]/g, "'")
     .replace(/\s+/g, ' ')
     .replace(/ ?([-']) ?/g, '$1')
-    .trim();
-}
-
-const folded = new Map<string, string>();
-/** Names repeat (MARTIN, MARIE): the region's load folds each of them once, not at every comparison. */
-const FOLD_CACHE_SIZE = 100_000;
+    .trim(),
+);
 
 /** Folds what keyboards and record systems disagree on: accents, ligatures, hyphens, apostrophes, case. */
-export function foldName(s: string): string {
-  const hit = folded.get(s);
-  if (hit !== undefined) return hit;
-  const out = upperWithoutDiacritics(s)
+export const foldName = memoised((s) =>
+  upperWithoutDiacritics(s)
     .replace(/[^A-Z]+/g, ' ')
-    .trim();
-  if (folded.size >= FOLD_CACHE_SIZE) folded.clear();
-  // Only name-sized keys: the cache must not keep oversized input alive.
-  if (s.length <= MAX_COMPARED_CHARS) folded.set(s, out);
-  return out;
+    .trim(),
+);
+
+/** Names repeat (MARTIN, MARIE): the region's load folds each of them once, not at every comparison. */
+const NAME_CACHE_SIZE = 100_000;
+
+function memoised(f: (s: string) => string): (s: string) => string {
+  const cache = new Map<string, string>();
+  return (s) => {
+    const hit = cache.get(s);
+    if (hit !== undefined) return hit;
+    const out = f(s);
+    if (cache.size >= NAME_CACHE_SIZE) cache.clear();
+    // Only name-sized keys: the cache must not keep oversized input alive.
+    if (s.length <= MAX_COMPARED_CHARS) cache.set(s, out);
+    return out;
+  };
 }
 
 /** `YYYY-MM-DD`, `YYYYMMDD` (an HL7 TS with a time is cut to its date), or a partial `YYYY`/`YYYYMM`; null if not a date. */
@@ -225,7 +231,10 @@ function compareNames(a: string, b: string, prefix: string): TraitSimilarity {
     return { sim: 0.92, reason: `${prefix}-compound` };
   }
   const jw = jaroWinkler(ja, jb);
-  const oneEdit = Math.min(ja.length, jb.length) >= 4 && damerauLevenshtein(ja, jb) === 1;
+  // One edit only lifts a similarity below 0.9, and needs lengths (as compared) one apart at most.
+  const [la, lb] = [Math.min(ja.length, MAX_COMPARED_CHARS), Math.min(jb.length, MAX_COMPARED_CHARS)];
+  const oneEdit =
+    jw < 0.9 && Math.min(la, lb) >= 4 && Math.abs(la - lb) <= 1 && damerauLevenshtein(ja, jb) === 1;
   const sim = oneEdit ? Math.max(jw, 0.9) : jw;
   // Below 0.8 Jaro-Winkler still rewards shared letters (GARCIA/MARTIN ≈ 0.67): that is not a typo, it is another name.
   return sim >= 0.8 ? { sim, reason: `${prefix}-typo` } : { sim: 0, reason: `${prefix}-differs` };
@@ -293,10 +302,49 @@ function sameGivenNameLists(a: MatchTraits, b: MatchTraits): boolean {
  * `nearThreshold` without being exact.
  */
 export function compareIdentities(a: MatchTraits, b: MatchTraits, nearThreshold: number): MatchResult {
+  return compareFrom(a, b, nearThreshold, compareBirthDates(a.birthDate, b.birthDate));
+}
+
+/** The weighted score, summed in the one order every caller uses (floating point is not associative). */
+function weighted(sims: Record<keyof typeof WEIGHTS, number>): number {
+  const sum = (Object.keys(WEIGHTS) as Array<keyof typeof WEIGHTS>).reduce(
+    (s, k) => s + WEIGHTS[k] * sims[k],
+    0,
+  );
+  return Math.round(sum * 1000) / 1000;
+}
+
+/**
+ * `compareIdentities` for the candidate search, where most candidates are other people: null when
+ * the pair is `different`, proved early when the traits compared so far cannot reach the threshold
+ * even if the rest were equal (the score only grows with each similarity). Same result otherwise.
+ */
+export function compareIfClose(a: MatchTraits, b: MatchTraits, nearThreshold: number): MatchResult | null {
+  const birthDate = compareBirthDates(a.birthDate, b.birthDate);
+  const sims = {
+    birthName: 1,
+    firstGivenName: 1,
+    birthDate: birthDate.sim,
+    sex: compareSex(a.sex, b.sex).sim,
+    birthPlace: compareBirthPlaces(a.birthPlace, b.birthPlace).sim,
+  };
+  if (weighted(sims) < nearThreshold) return null;
+  sims.birthName = compareNames(a.birthName, b.birthName, 'birth-name').sim;
+  if (weighted(sims) < nearThreshold) return null;
+  const m = compareFrom(a, b, nearThreshold, birthDate);
+  return m.kind === 'different' ? null : m;
+}
+
+function compareFrom(
+  a: MatchTraits,
+  b: MatchTraits,
+  nearThreshold: number,
+  birthDate: TraitSimilarity,
+): MatchResult {
   const parts = {
     birthName: compareNames(a.birthName, b.birthName, 'birth-name'),
     firstGivenName: compareFirstGivenNames(a, b),
-    birthDate: compareBirthDates(a.birthDate, b.birthDate),
+    birthDate,
     sex: compareSex(a.sex, b.sex),
     birthPlace: compareBirthPlaces(a.birthPlace, b.birthPlace),
   };
@@ -304,13 +352,13 @@ export function compareIdentities(a: MatchTraits, b: MatchTraits, nearThreshold:
   const allEqual = Object.values(parts).every((p) => p.reason === null);
   const sameLists = sameGivenNameLists(a, b);
   if (!sameLists) reasons.push('given-names-differ');
-  const score =
-    Math.round(
-      (Object.keys(WEIGHTS) as Array<keyof typeof WEIGHTS>).reduce(
-        (s, k) => s + WEIGHTS[k] * parts[k].sim,
-        0,
-      ) * 1000,
-    ) / 1000;
+  const score = weighted({
+    birthName: parts.birthName.sim,
+    firstGivenName: parts.firstGivenName.sim,
+    birthDate: parts.birthDate.sim,
+    sex: parts.sex.sim,
+    birthPlace: parts.birthPlace.sim,
+  });
   if (allEqual && sameLists) return { kind: 'exact', score: 1, reasons: [] };
   return { kind: score >= nearThreshold ? 'near' : 'different', score, reasons };
 }

@@ -555,6 +555,11 @@ export class Journal {
     return before;
   }
 
+  /** startProcessing for each message of a run, in one transaction (one mark for the run). */
+  startProcessingEach(messageIds: readonly number[]): number[] {
+    return messageIds.map((id) => this.startProcessing(id));
+  }
+
   /** Same as startProcessing, for one delivery attempt. */
   startDelivery(deliveryId: number): number {
     const d = this.s.delivery.get(deliveryId);

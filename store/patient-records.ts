@@ -11,7 +11,7 @@
 // patient's documents with `WHERE patient_id IN (SELECT value FROM json_each(?))` bound to
 // `JSON.stringify(family(resolvePatient(id)))`, never `= id`.
 import type { Db } from './db.ts';
-import { foldName } from './identity-match.ts';
+import { blockingKeys, foldName } from './identity-match.ts';
 import {
   PatientStoreError,
   type ActionContext,
@@ -22,9 +22,13 @@ import {
   type PatientRecord,
 } from './patient-model.ts';
 import {
+  CANDIDATE_COLUMNS,
+  toCandidate,
   toIdentifier,
   toPatient,
   traitParams,
+  type CandidateRecord,
+  type CandidateRow,
   type IdentifierRow,
   type PatientRow,
 } from './patient-schema.ts';
@@ -56,10 +60,14 @@ export class PatientRecords {
       byIns: p(
         `SELECT id FROM patients WHERE ins_matricule = ? AND ins_oid = ? AND merged_into IS NULL ORDER BY id`,
       ).pluck(),
-      candidates: p(`SELECT * FROM patients WHERE birth_date = @birth_date AND merged_into IS NULL
-                     UNION SELECT * FROM patients WHERE name_year_block = @name_year_block AND merged_into IS NULL
-                     UNION SELECT * FROM patients WHERE name_day_block = @name_day_block AND merged_into IS NULL
-                     LIMIT ${MAX_CANDIDATES}`),
+      // The three blocks are unioned on ids from their indexes alone, then only the rows kept are read
+      // (a union of whole rows sorts them all in a temporary b-tree); lowest ids first, as ever.
+      candidates: p(`SELECT ${CANDIDATE_COLUMNS} FROM patients WHERE id IN (
+                       SELECT id FROM patients WHERE birth_date = @birth_date AND merged_into IS NULL
+                       UNION SELECT id FROM patients WHERE name_year_block = @name_year_block AND merged_into IS NULL
+                       UNION SELECT id FROM patients WHERE name_day_block = @name_day_block AND merged_into IS NULL
+                       ORDER BY id LIMIT ${MAX_CANDIDATES})
+                     ORDER BY id`).raw(),
       insert:
         p(`INSERT INTO patients (birth_name, given_names, first_given_name, birth_date, sex, birth_place,
                    used_name, used_given_name, ins_matricule, ins_oid, ins_status, reliability, collection_mode,
@@ -83,8 +91,14 @@ export class PatientRecords {
       deleteSearch: p('DELETE FROM patient_search WHERE patient_id = ?'),
       insertSearch: p('INSERT OR IGNORE INTO patient_search (name, patient_id, given) VALUES (?, ?, ?)'),
       identifier: p('SELECT * FROM patient_identifiers WHERE finess = ? AND ipp = ?'),
+      identifierPatient: p('SELECT patient_id FROM patient_identifiers WHERE finess = ? AND ipp = ?').pluck(),
+      identifierRow: p('SELECT id, patient_id FROM patient_identifiers WHERE finess = ? AND ipp = ?').raw(),
       identifiersOf: p(`SELECT * FROM patient_identifiers WHERE patient_id IN (SELECT value FROM json_each(?))
                         ORDER BY finess, ipp`),
+      identifierRefsOf:
+        p(`WITH RECURSIVE f(id) AS (SELECT ? UNION SELECT p.id FROM patients p JOIN f ON p.merged_into = f.id
+                           WHERE p.merged_into IS NOT NULL)
+                         SELECT finess, ipp FROM patient_identifiers WHERE patient_id IN f`),
       insertIdentifier:
         p(`INSERT INTO patient_identifiers (finess, ipp, namespace, patient_id, identity, created_at,
                    updated_at, source_message_id) VALUES (@finess, @ipp, @namespace, @patient_id, @identity, @at, @at, @message_id)`),
@@ -170,6 +184,11 @@ export class PatientRecords {
     return (this.sql.identifiersOf.all(JSON.stringify(this.family(id))) as IdentifierRow[]).map(toIdentifier);
   }
 
+  /** The FINESS and IPP of every identifier of the patient and its merged patients: `identifiers` without their identities. */
+  identifierRefs(id: number): Array<{ finess: string; ipp: string }> {
+    return this.sql.identifierRefsOf.all(id) as Array<{ finess: string; ipp: string }>;
+  }
+
   findIdentifier(finess: string, ipp: string): IdentifierRecord | null {
     const row = this.sql.identifier.get(finess, ipp) as IdentifierRow | undefined;
     return row ? toIdentifier(row) : null;
@@ -177,8 +196,8 @@ export class PatientRecords {
 
   /** The surviving patient an establishment's IPP designates, or null. */
   resolveIdentifier(ref: IdentifierRef): number | null {
-    const found = this.findIdentifier(ref.finess, ref.ipp);
-    return found === null ? null : this.resolvePatient(found.patientId);
+    const patientId = this.sql.identifierPatient.get(ref.finess, ref.ipp) as number | undefined;
+    return patientId === undefined ? null : this.resolvePatient(patientId);
   }
 
   /** Live patients carrying this INS. */
@@ -186,12 +205,20 @@ export class PatientRecords {
     return this.sql.byIns.all(matricule, oid) as number[];
   }
 
-  /** Live patients sharing the birth date or the name block: the only rows a match looks at. */
-  candidates(identity: Identity): PatientRecord[] {
-    const { birth_date, name_year_block, name_day_block } = traitParams(identity);
-    return (this.sql.candidates.all({ birth_date, name_year_block, name_day_block }) as PatientRow[]).map(
-      toPatient,
-    );
+  /**
+   * Live patients sharing the birth date or the name block: the only rows a match looks at, with only
+   * the columns it compares (a whole record costs twice as much to read, and most candidates are
+   * other people).
+   */
+  candidates(identity: Identity): CandidateRecord[] {
+    const { nameYear, nameDay } = blockingKeys(identity);
+    return (
+      this.sql.candidates.all({
+        birth_date: identity.birthDate,
+        name_year_block: nameYear,
+        name_day_block: nameDay,
+      }) as CandidateRow[]
+    ).map(toCandidate);
   }
 
   create(identity: Identity, ctx: ActionContext): number {
@@ -207,7 +234,7 @@ export class PatientRecords {
         message_id: ctx.messageId ?? null,
       }).lastInsertRowid,
     );
-    this.reindexSearch(id, identity);
+    this.indexSearch(id, identity);
     return id;
   }
 
@@ -258,6 +285,14 @@ export class PatientRecords {
     i: Pick<Identity, 'birthName' | 'usedName' | 'givenNames' | 'usedGivenName'>,
   ): void {
     this.sql.deleteSearch.run(id);
+    this.indexSearch(id, i);
+  }
+
+  /** The search keys of a patient that has none yet. */
+  private indexSearch(
+    id: number,
+    i: Pick<Identity, 'birthName' | 'usedName' | 'givenNames' | 'usedGivenName'>,
+  ): void {
     const given = foldName(`${i.givenNames} ${i.usedGivenName ?? ''}`);
     const keys = new Set(given.split(' '));
     for (const name of [i.birthName, i.usedName]) {
@@ -293,9 +328,9 @@ export class PatientRecords {
     identity: Identity,
     ctx: ActionContext,
   ): 'attached' | 'refreshed' | 'elsewhere' {
-    const found = this.findIdentifier(ref.finess, ref.ipp);
+    const found = this.sql.identifierRow.get(ref.finess, ref.ipp) as [number, number] | undefined;
     const params = { identity: JSON.stringify(identity), at: this.at(), message_id: ctx.messageId ?? null };
-    if (found === null) {
+    if (found === undefined) {
       this.sql.insertIdentifier.run({
         ...params,
         finess: ref.finess,
@@ -305,8 +340,9 @@ export class PatientRecords {
       });
       return 'attached';
     }
-    if (this.resolvePatient(found.patientId) !== this.resolvePatient(patientId)) return 'elsewhere';
-    this.sql.refreshIdentifier.run({ ...params, id: found.id, namespace: ref.namespace ?? null });
+    const [identifierId, owner] = found;
+    if (this.resolvePatient(owner) !== this.resolvePatient(patientId)) return 'elsewhere';
+    this.sql.refreshIdentifier.run({ ...params, id: identifierId, namespace: ref.namespace ?? null });
     return 'refreshed';
   }
 }

@@ -224,6 +224,66 @@ export function toPatient(r: PatientRow): PatientRecord {
   };
 }
 
+/** What the candidate search compares of a patient. */
+export type CandidateRecord = Pick<
+  PatientRecord,
+  | 'id'
+  | 'birthName'
+  | 'givenNames'
+  | 'firstGivenName'
+  | 'birthDate'
+  | 'sex'
+  | 'birthPlace'
+  | 'reliability'
+  | 'ins'
+>;
+
+/** The columns of a candidate, read as an array (`raw()`): no object per row to build and drop. */
+export const CANDIDATE_COLUMNS =
+  'id, birth_name, given_names, first_given_name, birth_date, sex, birth_place, reliability, ins_matricule, ins_oid, ins_status';
+
+export type CandidateRow = [
+  number,
+  string,
+  string,
+  string,
+  string,
+  Sex,
+  string | null,
+  Reliability,
+  string | null,
+  string | null,
+  Reliability | null,
+];
+
+export function toCandidate(r: CandidateRow): CandidateRecord {
+  const [
+    id,
+    birthName,
+    givenNames,
+    firstGivenName,
+    birthDate,
+    sex,
+    birthPlace,
+    reliability,
+    matricule,
+    oid,
+    status,
+  ] = r;
+  return {
+    id,
+    birthName,
+    givenNames,
+    firstGivenName,
+    birthDate,
+    sex,
+    birthPlace,
+    reliability,
+    // As toPatient reads it.
+    ins: matricule !== null && oid !== null ? { matricule, oid, status: status ?? reliability } : null,
+  };
+}
+
 export function toIdentifier(r: IdentifierRow): IdentifierRecord {
   return {
     id: r.id,

@@ -9,6 +9,8 @@ import {
   type PatientRecord,
   type PatientSummary,
   type PatientView,
+  type ActionContext,
+  type Decision,
 } from './patient-model.ts';
 import { toDecision, toPatient, type DecisionRow, type PatientRow } from './patient-schema.ts';
 import { PatientGraph } from './patient-graph.ts';
@@ -38,6 +40,9 @@ function decodeCursor(c: string): [string, number] {
 
 /** A birth name alone is long enough to find a patient; search below that is noise. */
 const MIN_SEARCH_CHARS = 2;
+
+/** What a reviewer may do to a patient's identity from the dashboard. */
+export type PatientAct = 'merge' | 'unmerge' | 'link' | 'unlink' | 'detach';
 
 export class PatientStore extends PatientGraph {
   private readonly reads;
@@ -107,6 +112,37 @@ export class PatientStore extends PatientGraph {
       items: page.map((r) => summary(toPatient(r))),
       next: rows.length > limit && last ? encodeCursor([last.search_name, last.id]) : null,
     };
+  }
+
+  /**
+   * An identity-vigilance act of a reviewer on patient `id` (the dashboard): merge it into `other`,
+   * undo its merge, link or unlink the pair, or detach one of its IPPs. One method, so that the
+   * check of the IPP and the act share the writer's transaction.
+   */
+  act(
+    action: PatientAct,
+    id: number,
+    body: { other?: number; finess?: string; ipp?: string },
+    ctx: ActionContext,
+  ): Decision {
+    const { other, finess, ipp } = body;
+    switch (action) {
+      case 'merge':
+        return this.merge(other!, id, ctx);
+      case 'unmerge':
+        return this.unmerge(id, ctx);
+      case 'link':
+        return this.link(id, other!, ctx);
+      case 'unlink':
+        return this.unlink(id, other!, ctx);
+      case 'detach':
+        if (this.resolveIdentifier({ finess: finess!, ipp: ipp! }) !== this.resolvePatient(id)) {
+          throw Object.assign(new Error(`IPP ${ipp} of FINESS ${finess} is not one of patient ${id}'s`), {
+            code: 'IDENTIFIER_NOT_OF_PATIENT',
+          });
+        }
+        return this.detachIdentifier({ finess: finess!, ipp: ipp! }, ctx);
+    }
   }
 
   /** A patient with its identities per establishment, merges, links and decision history; follows merges. */

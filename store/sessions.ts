@@ -70,16 +70,13 @@ export class Sessions {
     return { token, csrf };
   }
 
-  /** The live session of a token, or null (unknown, idle too long or too old: then deleted). */
+  /**
+   * The live session of a token, or null (unknown, idle too long or too old). A read: every request
+   * makes one, and it must not wait for a commit; `seen` writes what it found out.
+   */
   find(token: string, policy: SessionPolicy, now = Date.now()): SessionRecord | null {
-    const key = digest(token);
-    const r = this.s.get.get(key);
-    if (!r) return null;
-    if (now - r.last_seen_at > policy.idleMs || now - r.created_at > policy.maxAgeMs) {
-      this.s.remove.run(key);
-      return null;
-    }
-    if (now - r.last_seen_at > TOUCH_EVERY_MS) this.s.touch.run(now, key);
+    const r = this.s.get.get(digest(token));
+    if (!r || now - r.last_seen_at > policy.idleMs || now - r.created_at > policy.maxAgeMs) return null;
     return {
       login: r.login,
       csrf: r.csrf,
@@ -87,6 +84,30 @@ export class Sessions {
       createdAt: r.created_at,
       lastSeenAt: r.last_seen_at,
     };
+  }
+
+  /**
+   * After `find`: ends a session found expired, or records that a live one was used (at most every
+   * TOUCH_EVERY_MS, so that most requests write nothing). Returns whether it wrote.
+   */
+  seen(token: string, policy: SessionPolicy, now = Date.now()): boolean {
+    const key = digest(token);
+    const r = this.s.get.get(key);
+    if (!r) return false;
+    if (now - r.last_seen_at > policy.idleMs || now - r.created_at > policy.maxAgeMs) {
+      this.s.remove.run(key);
+      return true;
+    }
+    if (now - r.last_seen_at <= TOUCH_EVERY_MS) return false;
+    this.s.touch.run(now, key);
+    return true;
+  }
+
+  /** Whether `seen` has something to write for this session, found by `find` (null: expired or unknown). */
+  stale(token: string, found: SessionRecord | null, now = Date.now()): boolean {
+    return found === null
+      ? this.s.get.get(digest(token)) !== undefined
+      : now - found.lastSeenAt > TOUCH_EVERY_MS;
   }
 
   end(token: string): void {

@@ -1,11 +1,13 @@
-// The store facade: one database file, every module's migrations, one group-commit writer.
+// The store facade: one database file, every module's migrations, one group-commit writer (in a
+// thread of its own by default), and this thread's connection for reads.
 import path from 'node:path';
 import { openDatabase, migrate, type Db, type Migration, type OpenOptions } from './db.ts';
-import { GroupCommit } from './group-commit.ts';
+import { InlineWriter, type WriteMode, type Writer } from './group-commit.ts';
+import { ThreadWriter } from './writer-thread.ts';
 import { Journal, journalMigrations } from './journal.ts';
 import { Accounts, accountMigrations } from './accounts.ts';
-import { Audit, auditKeying, auditMigrations } from './audit.ts';
-import { AuthService, type AuthPolicy } from './auth.ts';
+import { Audit, auditKeying, auditMigrations, type AuditKeying } from './audit.ts';
+import { AuthService, LoginLedger, type AuthPolicy } from './auth.ts';
 import { Sessions, sessionMigrations } from './sessions.ts';
 import { MessageSearch, messageSearchMigrations } from './message-search.ts';
 import { Stats } from './stats.ts';
@@ -13,6 +15,8 @@ import { PatientStore, patientMigrations } from './patients.ts';
 import { Vigilance } from './vigilance.ts';
 import { writesThrough, type Writes } from './writes.ts';
 import { BlobFiles } from './blob-files.ts';
+import { IdentityFiling } from './identity-filing.ts';
+import { Deliveries } from './filing.ts';
 
 export const allMigrations: readonly Migration[] = [
   ...journalMigrations,
@@ -28,6 +32,12 @@ export interface StoreOptions extends OpenOptions {
   dataDir: string;
   /** Throttling and audit aggregation of failed logins (tests shorten the windows). */
   auth?: Partial<AuthPolicy>;
+  /**
+   * `thread` (default): a worker thread owns the write connection, commits never block the event
+   * loop, and this thread's connection only reads. `inline`: one connection, commits in this thread
+   * (always so for `:memory:`; the benchmark's baseline).
+   */
+  writer?: 'thread' | 'inline';
   /** Content larger than this many bytes is kept as a file in `<dataDir>/blobs` (default 1 MiB). */
   blobThresholdBytes?: number;
 }
@@ -43,14 +53,44 @@ export interface WriterModules {
   accounts: Accounts;
   audit: Audit;
   sessions: Sessions;
+  logins: LoginLedger;
   messageSearch: MessageSearch;
   patients: PatientStore;
   vigilance: Vigilance;
+  identityFiling: IdentityFiling;
+  deliveries: Deliveries;
+}
+
+/**
+ * Builds every writer module on one connection: the writer thread does it on the write connection,
+ * the main thread on its read connection (the same classes answer reads there).
+ */
+export function writerModules(db: Db, keying: AuditKeying): WriterModules {
+  const journal = new Journal(db);
+  const accounts = new Accounts(db);
+  const audit = new Audit(db, keying);
+  const sessions = new Sessions(db);
+  const patients = new PatientStore(db);
+  const vigilance = new Vigilance(patients);
+  const modules: WriterModules = {
+    journal,
+    accounts,
+    audit,
+    sessions,
+    logins: new LoginLedger(db, accounts, audit, sessions),
+    messageSearch: new MessageSearch(db),
+    patients,
+    vigilance,
+    identityFiling: new IdentityFiling(patients, vigilance),
+    deliveries: new Deliveries(journal, () => modules),
+  };
+  return modules;
 }
 
 export class Store {
+  /** This thread's connection: read-only (`query_only`) when the writer runs in its own thread. */
   readonly db: Db;
-  readonly writer: GroupCommit;
+  readonly writer: Writer;
   readonly journal: Journal;
   readonly accounts: Accounts;
   readonly audit: Audit;
@@ -66,26 +106,27 @@ export class Store {
   readonly write: Writes<WriterModules>;
   /** Writes committed in a transaction of their own (work under suspicion: the poison guard). */
   readonly writeAlone: Writes<WriterModules>;
+  /**
+   * Writes committed at once, alone, without waiting for the disk: the poison guard's "attempt
+   * begins" (it survives a crash of the process, which is what it guards against).
+   */
+  readonly mark: Writes<WriterModules>;
+  private closing: Promise<void> | undefined;
 
   constructor(options: StoreOptions) {
-    const file = options.dataDir === ':memory:' ? ':memory:' : path.join(options.dataDir, 'onco-relay.db');
+    const memory = options.dataDir === ':memory:';
+    const file = memory ? ':memory:' : path.join(options.dataDir, 'onco-relay.db');
     this.db = openDatabase(file, options);
     migrate(this.db, allMigrations);
-    this.writer = new GroupCommit(this.db);
-    this.journal = new Journal(this.db);
-    this.accounts = new Accounts(this.db);
-    this.audit = new Audit(this.db, auditKeying(options.dataDir));
-    this.sessions = new Sessions(this.db);
-    this.messageSearch = new MessageSearch(this.db);
-    this.stats = new Stats(this.db);
-    this.patients = new PatientStore(this.db);
-    this.vigilance = new Vigilance(this.patients);
+    const keying = auditKeying(options.dataDir);
+    // Built here first, on a connection that may still write: a module's one-off upgrade at start
+    // (the audit chain's rekeying, a search reindex) is done before the writer thread opens.
+    const modules = writerModules(this.db, keying);
     this.blobs = new BlobFiles(
-      options.dataDir === ':memory:' ? null : path.join(options.dataDir, 'blobs'),
+      memory ? null : path.join(options.dataDir, 'blobs'),
       options.blobThresholdBytes ?? DEFAULT_BLOB_THRESHOLD,
     );
-    this.auth = new AuthService(this.db, this.writer, this.accounts, this.audit, this.sessions, options.auth);
-    const modules: WriterModules = {
+    ({
       journal: this.journal,
       accounts: this.accounts,
       audit: this.audit,
@@ -93,31 +134,45 @@ export class Store {
       messageSearch: this.messageSearch,
       patients: this.patients,
       vigilance: this.vigilance,
-    };
-    const call = (module: string, method: string, args: unknown[]) => () => {
-      const target = modules[module as keyof WriterModules] as unknown as Record<string, unknown>;
-      const fn = target?.[method];
-      if (typeof fn !== 'function') throw new Error(`the store has no write ${module}.${method}`);
-      return (fn as (...a: unknown[]) => unknown).apply(target, args);
-    };
-    this.write = writesThrough<WriterModules>((module, method, args) =>
-      this.writer.write(call(module, method, args)),
-    );
-    this.writeAlone = writesThrough<WriterModules>((module, method, args) =>
-      this.writer.writeAlone(call(module, method, args)),
-    );
+    } = modules);
+    this.stats = new Stats(this.db);
+    if (memory || options.writer === 'inline') this.writer = new InlineWriter(this.db, modules);
+    else {
+      this.db.pragma('query_only = ON');
+      this.writer = new ThreadWriter({
+        file,
+        synchronous: options.synchronous ?? 'FULL',
+        auditKey: keying.key,
+      });
+    }
+    const through = (mode: WriteMode) =>
+      writesThrough<WriterModules>((module, method, args) => this.writer.run(module, method, args, mode));
+    this.write = through('group');
+    this.writeAlone = through('alone');
+    this.mark = through('mark');
+    this.auth = new AuthService(this.db, this.write, this.accounts, options.auth);
   }
 
   /** Returns the pages freed by deletions to the file system (auto_vacuum = INCREMENTAL). */
-  reclaimSpace(): void {
-    this.db.pragma('incremental_vacuum');
-    this.db.pragma('wal_checkpoint(TRUNCATE)');
+  reclaimSpace(): Promise<void> {
+    return this.writer.reclaimSpace();
   }
 
-  close(): void {
-    this.auth.close();
-    this.writer.close();
-    this.audit.close();
-    this.db.close();
+  /** Writes what waits (the failed-login summaries included), stops the writer, closes the database. */
+  close(): Promise<void> {
+    if (this.closing) return this.closing;
+    // Queued first, so that the writer commits them before it stops.
+    const summaries = this.auth.close().catch(() => undefined);
+    const stopped = this.writer.close();
+    const finish = (): void => {
+      this.audit.close();
+      this.db.close();
+    };
+    // Inline, everything is committed by now: closed before this returns, as a synchronous caller expects.
+    if (this.writer instanceof InlineWriter) finish();
+    this.closing = Promise.all([summaries, stopped]).then(() => {
+      if (this.db.open) finish();
+    });
+    return this.closing;
   }
 }

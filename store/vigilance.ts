@@ -21,7 +21,8 @@ import {
   parseReliability,
   reliabilityRank,
 } from './patients.ts';
-import { compareIdentities, type MatchResult } from './identity-match.ts';
+import { compareIfClose, type MatchResult } from './identity-match.ts';
+import type { CandidateRecord } from './patient-schema.ts';
 
 export interface VigilanceRules {
   /** What equal strict traits without INS or IPP agreement do. */
@@ -122,8 +123,19 @@ function insKey(ins: Identity['ins']): string | null {
 
 export class Vigilance {
   private readonly sql;
+  /** Built once: better-sqlite3 builds a wrapper (four functions) at every `db.transaction(fn)`. */
+  private readonly decideAtomically;
 
   constructor(readonly patients: PatientStore) {
+    this.decideAtomically = patients.db.transaction(
+      (
+        input: IdentityInput,
+        identity: Identity,
+        ctx: IdentityContext,
+        rules: VigilanceRules,
+        notes: string[],
+      ) => this.decide(input, identity, ctx, rules, notes),
+    );
     const p = (s: string) => patients.db.prepare(s);
     const select = `SELECT r.*, d.at AS opened_at, rd.author AS resolved_by, rd.at AS resolved_at FROM identity_reviews r
       JOIN identity_decisions d ON d.id = r.decision_id LEFT JOIN identity_decisions rd ON rd.id = r.resolution_decision_id`;
@@ -152,7 +164,7 @@ export class Vigilance {
     const rules = { ...defaultVigilanceRules, ...ctx.rules };
     const notes: string[] = [];
     const identity = this.effectiveIdentity(parseIdentity(input), ctx, notes);
-    return this.patients.db.transaction(() => this.decide(input, identity, ctx, rules, notes))();
+    return this.decideAtomically(input, identity, ctx, rules, notes);
   }
 
   /** Applies the source cap and the INS acceptance: what the store may believe of this identity. */
@@ -195,8 +207,12 @@ export class Vigilance {
     for (const other of byIpp.slice(1))
       reviews.push({ patientId: other, score: 1, reasons: ['identifiers-on-two-patients'] });
 
+    // Patients carrying the INS before this decision. Read again after it, the list could only have
+    // gained the decided patient, which the same-ins reviews leave out: one read serves both.
+    let withIns: number[] | null = null;
     if (target === null && identity.ins !== null && identity.reliability === 'QUAL') {
-      target = this.patients.findByIns(identity.ins.matricule, identity.ins.oid)[0] ?? null;
+      withIns = this.patients.findByIns(identity.ins.matricule, identity.ins.oid);
+      target = withIns[0] ?? null;
       rule = 'ins-qualified';
     }
     if (target === null) {
@@ -212,7 +228,7 @@ export class Vigilance {
     const patientId = target ?? this.patients.create(identity, ctx);
     const changes = created ? { changed: [] as string[] } : this.update(patientId, identity, ctx, notes);
     if (identity.ins !== null) {
-      for (const other of this.patients.findByIns(identity.ins.matricule, identity.ins.oid)) {
+      for (const other of withIns ?? this.patients.findByIns(identity.ins.matricule, identity.ins.oid)) {
         if (other !== patientId) reviews.push({ patientId: other, score: 1, reasons: ['same-ins'] });
       }
     }
@@ -263,13 +279,15 @@ export class Vigilance {
     const scored = this.patients
       .candidates(identity)
       .filter((c) => !UNTRUSTED.has(c.reliability) && !differentQualifiedIns(identity, c))
-      .map((c) => ({ c, m: compareIdentities(identity, c, rules.nearMatchThreshold) }))
-      .filter(({ m }) => m.kind !== 'different');
+      .flatMap((c) => {
+        const m = compareIfClose(identity, c, rules.nearMatchThreshold);
+        return m === null ? [] : [{ c, m }];
+      });
     const exact = scored.filter(
       ({ c, m }) => m.kind === 'exact' && !this.sameEstablishmentOtherIpp(c.id, input),
     );
     const asCandidate = (
-      { c, m }: { c: PatientRecord; m: MatchResult },
+      { c, m }: { c: CandidateRecord; m: MatchResult },
       extra: string[] = [],
     ): Candidate => ({
       patientId: c.id,
@@ -291,7 +309,7 @@ export class Vigilance {
 
   /** The establishment itself keeps this patient under another IPP: it says they are two people, or it has a duplicate to fix. */
   private sameEstablishmentOtherIpp(patientId: number, input: IdentityInput): boolean {
-    const theirs = this.patients.identifiers(patientId);
+    const theirs = this.patients.identifierRefs(patientId);
     return input.identifiers.some((ref) => theirs.some((t) => t.finess === ref.finess && t.ipp !== ref.ipp));
   }
 
@@ -466,7 +484,7 @@ export class Vigilance {
   }
 }
 
-function differentQualifiedIns(identity: Identity, candidate: PatientRecord): boolean {
+function differentQualifiedIns(identity: Identity, candidate: CandidateRecord): boolean {
   return (
     identity.ins !== null &&
     candidate.ins !== null &&

@@ -76,9 +76,7 @@ export function registerLogin(app: FastifyInstance, engine: Engine, auth: Authen
     const next = safeNext(body.next);
     const account = await auth.login(req, body.login ?? '', body.password ?? '', 'session');
     if (!account) return form(req, reply, next, true);
-    const { token } = await engine.store.writer.write(() =>
-      engine.store.sessions.create(account.login, req.ip),
-    );
+    const { token } = await engine.store.write.sessions.create(account.login, req.ip);
     setCookie(req, reply, auth.options, SESSION_COOKIE, token);
     setCookie(req, reply, auth.options, LOGIN_CSRF_COOKIE, '', 0);
     if (account.mustChangePassword) return reply.redirect('/password', 303);
@@ -88,7 +86,7 @@ export function registerLogin(app: FastifyInstance, engine: Engine, auth: Authen
 
   app.post('/logout', { config: { roles: everyone, beforePasswordChange: true } }, async (req, reply) => {
     const token = req.cookies[SESSION_COOKIE];
-    if (token) await engine.store.writer.write(() => engine.store.sessions.end(token));
+    if (token) await engine.store.write.sessions.end(token);
     await audit(engine.store, req, { action: 'logout' });
     setCookie(req, reply, auth.options, SESSION_COOKIE, '', 0);
     return reply.redirect('/login', 303);

@@ -69,14 +69,13 @@ export function registerPasswordPage(app: FastifyInstance, engine: Engine, auth:
     const hash = await hashPasswordAsync(password);
     const { store } = engine;
     // Every session ends, this one too; this browser gets a fresh one.
-    const { token } = await store.writer.write(() => {
-      store.auth.setPassword(user.login, hash, {
-        actor: user.login,
-        role: user.role,
-        source: req.ip,
-      });
-      return store.sessions.create(user.login, req.ip);
-    });
+    const session = await store.write.logins.setPassword(
+      user.login,
+      hash,
+      { actor: user.login, role: user.role, source: req.ip },
+      { sessionFrom: req.ip },
+    );
+    const token = session!.token;
     setCookie(req, reply, auth.options, SESSION_COOKIE, token);
     const home = user.role === 'establishment' || user.role === 'lab' ? '/my-files' : '/';
     return reply.redirect(home, 303);

@@ -8,52 +8,7 @@ import { identityFiles, importIdentities } from '../../channels/identity-import.
 import { Store } from '../../store/store.ts';
 import { idleSource } from '../support/sink.ts';
 import { startEngine, tempDir } from '../support/engine-harness.ts';
-import { a28 } from '../support/pam.ts';
-
-const finesses = ['310000001', '310000002', '820000016', '340780477', '660780180'];
-const directory = {
-  establishments: finesses.map((finess) => ({ finess, name: `Établissement ${finess}`, kind: 'hospital' })),
-};
-const syllables = [
-  'MA',
-  'RI',
-  'TO',
-  'LE',
-  'BO',
-  'NA',
-  'DU',
-  'PE',
-  'CA',
-  'VI',
-  'GA',
-  'SO',
-  'LU',
-  'FE',
-  'RO',
-  'ZE',
-];
-
-/** Message i: a deterministic fictitious person; every fifth person comes again from another establishment. */
-function message(i: number): string {
-  const person = i % 5 === 4 ? i - 1 : i;
-  const name = [0, 1, 2, 3].map((k) => syllables[(person >> (k * 4)) % 16]).join('') + syllables[person % 7];
-  const finess = finesses[(person + (i === person ? 0 : 1)) % finesses.length]!;
-  // Spread over the 28,896 dates of 1925-2010 as a real base is (a modulo of the person number
-  // would give a few thousand dates, each shared by hundreds of people).
-  const h = Math.imul(person, 2654435761) >>> 0;
-  const birthDate = `${1925 + (h % 86)}${String(1 + ((h >>> 8) % 12)).padStart(2, '0')}${String(1 + ((h >>> 16) % 28)).padStart(2, '0')}`;
-  return a28(
-    {
-      ipp: `P${i}`,
-      finess,
-      birthName: name,
-      given: syllables[person % 16]! + 'NE',
-      birthDate,
-      sex: person % 2 ? 'F' : 'M',
-    },
-    `M${i}`,
-  );
-}
+import { benchDirectory as directory, feedMessage as message } from './people.ts';
 
 async function engineIngest(total: number, producers: number): Promise<number> {
   const { engine } = await startEngine({

@@ -1,11 +1,12 @@
 // `npm run bench`: every benchmark of the project, each beside the baseline measured in the same run.
 // Prints one JSON document. Timings live here, never in pass/fail tests.
-//   npm run bench [-- section ...]   sections: journal, transports, search, identities, streams
+//   npm run bench [-- section ...]   sections: journal, transports, search, identities, core, streams
 import os from 'node:os';
 import { benchJournalIngest } from './journal-ingest.ts';
 import { benchTransportIngest } from './transport-ingest.ts';
 import { benchMessageSearch } from './message-search.ts';
 import { benchIdentityIngest } from './identity-ingest.ts';
+import { benchCore } from './core.ts';
 import { benchStreams } from './streams.ts';
 
 const sections: Record<string, () => Promise<unknown>> = {
@@ -13,6 +14,7 @@ const sections: Record<string, () => Promise<unknown>> = {
   transports: benchTransportIngest,
   search: benchMessageSearch,
   identities: benchIdentityIngest,
+  core: benchCore,
   streams: benchStreams,
 };
 

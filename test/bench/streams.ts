@@ -73,7 +73,7 @@ async function largeContentEngine(dir: string): Promise<{ h: Harness; port: numb
       },
     ],
   });
-  const key = keyAccount(h.engine.store, dir, 'lab', 'lab', '750000001');
+  const key = await keyAccount(h.engine.store, dir, 'lab', 'lab', '750000001');
   await h.engine.start();
   return { h, port, key };
 }

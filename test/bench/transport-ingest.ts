@@ -11,7 +11,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { builtinRegistry } from '../../channels/builtins.ts';
 import { frame, MllpFramer } from '../../connectors/mllp-framer.ts';
-import { startEngine, tempDir, type Harness } from '../support/engine-harness.ts';
+import { addAccount, startEngine, tempDir, type Harness } from '../support/engine-harness.ts';
 import { freePort } from '../support/ports.ts';
 import { discard, rawInserts } from './journal-ingest.ts';
 
@@ -141,11 +141,11 @@ export const smallFile = (i: number) => Buffer.from(`result ${i} ${'x'.repeat(18
  * Uploads `files` over SFTP from a child process (sftp-uploader.ts), so that the clients' encryption
  * runs on the other core; each put resolves once the server has journaled the file (CLOSE answered).
  */
-async function sftpIngest(files: number): Promise<Ingest & { journaled: number }> {
+export async function sftpIngest(files: number): Promise<Ingest & { journaled: number }> {
   const port = await freePort();
   const h = await benchEngine({ type: 'sftp-drop', folder: 'pathology', port });
   const password = crypto.randomBytes(12).toString('hex');
-  h.engine.store.accounts.add({ login: 'lab', role: 'lab', finess: '310000001', password });
+  await addAccount(h.engine.store, { login: 'lab', role: 'lab', finess: '310000001', password });
   await h.engine.start();
   const uploader = spawn(
     process.execPath,

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { until } from '../support/engine-harness.ts';
+import { addAccount, until } from '../support/engine-harness.ts';
 import { insOf } from '../support/pam.ts';
 import { acceptedInsOids } from '../../connectors/identity-writer.ts';
 import {
@@ -74,7 +74,7 @@ describe('dashboard in a browser', function () {
   }
 
   it('takes the first-start admin from the one-time password to its own before any page', async () => {
-    d.h.engine.store.accounts.add({
+    await addAccount(d.h.engine.store, {
       login: 'first-start',
       role: 'admin',
       password: 'printed-once-123',
@@ -145,7 +145,7 @@ describe('dashboard in a browser', function () {
   });
 
   it('resolves an identity review item: traits side by side, differences marked, a merge confirmed first', async () => {
-    const { vigilance } = d.h.engine.store;
+    const { vigilance } = d.h.engine.store.write;
     const identity = (birthName: string, finess: string, ipp: string, ins?: string) => ({
       birthName,
       firstGivenName: 'Jean',
@@ -157,10 +157,10 @@ describe('dashboard in a browser', function () {
       identifiers: [{ finess, ipp }],
       ...(ins ? { ins: { matricule: ins, oid: '1.2.250.1.213.1.4.8', status: 'PROV' } } : {}),
     });
-    vigilance.applyIdentity(identity('DUPONT', FINESS_A, 'A-1', insOf('1610499123456')), {
+    await vigilance.applyIdentity(identity('DUPONT', FINESS_A, 'A-1', insOf('1610499123456')), {
       insOids: acceptedInsOids(),
     });
-    const second = vigilance.applyIdentity(identity('DUPONTT', FINESS_B, 'B-1'), {
+    const second = await vigilance.applyIdentity(identity('DUPONTT', FINESS_B, 'B-1'), {
       insOids: acceptedInsOids(),
     });
     assert.ok(second.reviewItemIds[0], `a near match opens a review item (got ${second.action})`);
@@ -195,13 +195,13 @@ describe('dashboard in a browser', function () {
       page.waitForURL(/\/vigilance\/\d+\/merge$/),
       item.locator('button[value=merge]').click(),
     ]);
-    assert.equal(vigilance.getReview(reviewId)?.status, 'open');
+    assert.equal(d.h.engine.store.vigilance.getReview(reviewId)?.status, 'open');
     assert.match((await page.locator('h1').textContent()) ?? '', new RegExp(`Merge review ${reviewId}\\?`));
     assert.equal(await page.locator('#confirm-merge td.differs').count(), 4);
     await shot('vigilance-confirm-merge');
     await Promise.all([page.waitForURL(/\/vigilance$/), page.click('button[value=yes]')]);
     assert.equal(await page.locator(`#review-${reviewId}`).count(), 0);
-    assert.equal(vigilance.getReview(reviewId)?.status, 'confirmed');
+    assert.equal(d.h.engine.store.vigilance.getReview(reviewId)?.status, 'confirmed');
 
     await page.goto(`${d.base}/patients?q=dupont`);
     await shot('patients');
@@ -280,7 +280,7 @@ describe('dashboard in a browser', function () {
       meta: { fileName: 'patient-link.hl7' },
       owner: FINESS_A,
     });
-    const decision = engine.store.vigilance.applyIdentity(
+    const decision = await engine.store.write.vigilance.applyIdentity(
       {
         birthName: 'LEGRAND',
         firstGivenName: 'Anne',

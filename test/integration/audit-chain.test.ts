@@ -46,14 +46,14 @@ function rewriteWithoutKey(db: Database.Database): void {
 
 function trail(rows: number): string {
   const dir = tempDir();
-  const store = new Store({ dataDir: dir });
+  const store = new Store({ dataDir: dir, writer: 'inline' });
   for (let i = 0; i < rows; i++) store.audit.record({ actor: 'alice', action: 'patient-read', patientId: i });
   store.close();
   return dir;
 }
 
 const breaksOf = (dir: string) => {
-  const store = new Store({ dataDir: dir });
+  const store = new Store({ dataDir: dir, writer: 'inline' });
   try {
     const v = store.audit.verify();
     return v.ok ? [] : v.breaks;
@@ -129,7 +129,7 @@ describe('keyed audit chain', () => {
       db.exec("DELETE FROM audit_meta WHERE name = 'chain'");
     });
     fs.rmSync(path.join(dir, 'audit-head.json'));
-    const store = new Store({ dataDir: dir });
+    const store = new Store({ dataDir: dir, writer: 'inline' });
     try {
       const rekey = store.audit.search({ action: 'audit-rekey' }).items;
       assert.equal(rekey.length, 1);
@@ -138,7 +138,7 @@ describe('keyed audit chain', () => {
     } finally {
       store.close();
     }
-    const again = new Store({ dataDir: dir });
+    const again = new Store({ dataDir: dir, writer: 'inline' });
     assert.equal(again.audit.search({ action: 'audit-rekey' }).items.length, 1, 'once');
     again.close();
   });
@@ -148,7 +148,7 @@ describe('keyed audit chain', () => {
     const key = 'k'.repeat(40);
     process.env.ONCO_AUDIT_KEY = key;
     try {
-      const store = new Store({ dataDir: dir });
+      const store = new Store({ dataDir: dir, writer: 'inline' });
       store.audit.record({ actor: 'bob', action: 'login' });
       store.audit.record({ actor: 'bob', action: 'logout' });
       assert.equal(store.audit.verify().ok, true);

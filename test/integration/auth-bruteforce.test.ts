@@ -8,7 +8,7 @@ import ssh2 from 'ssh2';
 import SftpClient from 'ssh2-sftp-client';
 import { main } from '../../bin/cli.ts';
 import { buildServer } from '../../dashboard/server.ts';
-import { startEngine, type Harness } from '../support/engine-harness.ts';
+import { addAccount, startEngine, type Harness } from '../support/engine-harness.ts';
 import { freePort } from '../support/ports.ts';
 import { startDashboard, users, type Dashboard } from './dashboard-harness.ts';
 
@@ -84,7 +84,7 @@ describe('authentication under brute force', function () {
     assert.deepEqual(await formLogins(d.base, '127.0.0.12', viewer.login, [viewer.password]), [303]);
     // Six refusals, one row now; the rest summed into one row when the window closes.
     assert.equal(failedAudit(viewer.login, '127.0.0.11').length, 1);
-    d.h.engine.store.auth.flushFailures();
+    await d.h.engine.store.auth.flushFailures();
     const rows = failedAudit(viewer.login, '127.0.0.11');
     assert.equal(rows.length, 2);
     assert.deepEqual(rows[0]!.detail?.reasons, { 'bad-password': 4, throttled: 1 });
@@ -99,7 +99,7 @@ describe('authentication under brute force', function () {
     assert.equal(statuses.at(-1), 401, 'the right password, decided after 99 failures, is refused');
     assert.ok(statuses.every((s) => s === 401));
     assert.equal(d.h.engine.store.accounts.get(admin.login)!.failedLogins, 5, 'only 5 were checked');
-    d.h.engine.store.auth.flushFailures();
+    await d.h.engine.store.auth.flushFailures();
     const rows = failedAudit(admin.login, '127.0.0.13');
     assert.equal(rows.length, 2, '100 refusals, 2 audit rows: the trail cannot be flooded');
     assert.equal(rows[0]!.detail?.attempts, 99);
@@ -176,7 +176,7 @@ describe('authentication under brute force: SFTP and the HTTP listener', functio
         },
       ],
     });
-    h.engine.store.accounts.add({
+    await addAccount(h.engine.store, {
       login: 'chu',
       role: 'establishment',
       finess: '310000001',

@@ -181,7 +181,7 @@ describe('channel runtime', () => {
     // Without back-pressure the third receive queues its write in this turn of the event loop, so
     // a write queued on the next turn commits after it: yet no third message is journaled.
     await new Promise((r) => setImmediate(r));
-    await h!.engine.store.writer.write(() => undefined);
+    await h!.engine.store.write.journal.prune(0, 1);
     assert.equal(h!.engine.store.journal.message(3), undefined, 'the third receive should wait for room');
     release();
     await third;
@@ -222,11 +222,10 @@ describe('channel runtime', () => {
       registry,
       start: false,
     });
-    const { journal, writer } = h.engine.store;
     const total = 100;
-    await writer.write(() => {
-      for (let i = 0; i < total; i++) {
-        journal.receive({
+    await Promise.all(
+      Array.from({ length: total }, (_, i) =>
+        h!.engine.store.write.journal.receive({
           channel: 'c1',
           content: Buffer.from(`m${i}`),
           contentType: 'text/plain',
@@ -237,9 +236,9 @@ describe('channel runtime', () => {
           rejected: null,
           destinations: ['out'],
           now: Date.now(),
-        });
-      }
-    });
+        }),
+      ),
+    );
     await h.engine.start();
     await until(() => sink.received.length === total, 'the backlog delivered');
     assert.ok(
@@ -251,7 +250,8 @@ describe('channel runtime', () => {
   it('backs off while the journal cannot be written (disk full), logging once per step, then delivers', async () => {
     const lines: Array<{ code?: string; delayMs?: number }> = [];
     const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
-    await start(channel(), { log });
+    // The writer in this thread, so that this test can make its journal fail.
+    await start(channel(), { log, engine: { store: { writer: 'inline' } } });
     const sends: number[] = [];
     sink.behaviour = () => void sends.push(Date.now());
     const { journal } = h!.engine.store;

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildServer } from '../../dashboard/server.ts';
 import type { AuthOptions } from '../../dashboard/auth.ts';
-import { startEngine, type Harness } from '../support/engine-harness.ts';
+import { addAccount, startEngine, type Harness } from '../support/engine-harness.ts';
 
 export const FINESS_A = '330000001';
 export const FINESS_B = '330000002';
@@ -47,7 +47,7 @@ export async function startDashboard(
       },
     ],
   });
-  for (const u of Object.values(users)) h.engine.store.accounts.add(u);
+  for (const u of Object.values(users)) await addAccount(h.engine.store, u);
   const app = buildServer(h.engine, { bind: '127.0.0.1', port: 0, auth: options.auth });
   let base = '';
   if (options.listen !== false) {

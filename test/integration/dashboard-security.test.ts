@@ -121,7 +121,7 @@ describe('dashboard security', () => {
       FINESS_A,
       `MSH|^~\\&|<img src=x onerror=alert(1)>\rPID|1||${probe}`,
     );
-    const patientId = d.h.engine.store.patients.create(
+    const patientId = await d.h.engine.store.write.patients.create(
       {
         birthName: `<svg onload=alert(1)>`,
         givenNames: `"><script>alert(2)</script>`,
@@ -250,7 +250,7 @@ describe('dashboard security', () => {
     );
     // Every refusal shows the same text (no account enumeration): the throttle is read from the store.
     assert.match(await throttled.text(), /too many failures from your address/);
-    d.h.engine.store.auth.flushFailures();
+    await d.h.engine.store.auth.flushFailures();
     const failures = d.h.engine.store.audit.search({
       actor: users.viewer.login,
       action: 'login-failed',

@@ -25,7 +25,7 @@ describe('dashboard store: audit chain, sessions, message search, stats', () => 
   let store: Store;
   beforeEach(() => {
     dir = tempDir('onco-dash-store-');
-    store = new Store({ dataDir: dir });
+    store = new Store({ dataDir: dir, writer: 'inline' });
   });
   afterEach(() => {
     store.close();
@@ -78,14 +78,14 @@ describe('dashboard store: audit chain, sessions, message search, stats', () => 
     const raw = new Database(path.join(dir, 'onco-relay.db'));
     raw.exec("DROP TRIGGER audit_no_update; UPDATE audit SET actor = 'mallory' WHERE id = 3");
     raw.close();
-    store = new Store({ dataDir: dir });
+    store = new Store({ dataDir: dir, writer: 'inline' });
     const v = store.audit.verify();
     assert.equal(v.ok, false);
     assert.equal(v.ok === false && v.firstBadId, 3);
     assert.match(v.ok === false ? v.reason : '', /changed/);
     store.close();
     assert.equal(await main(['audit', 'verify', '--data', dir]), 1, 'onco-relay audit verify exits 1');
-    store = new Store({ dataDir: dir });
+    store = new Store({ dataDir: dir, writer: 'inline' });
   });
 
   it('verify() names the first row after a deleted one', () => {
@@ -94,7 +94,7 @@ describe('dashboard store: audit chain, sessions, message search, stats', () => 
     const raw = new Database(path.join(dir, 'onco-relay.db'));
     raw.exec('DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE id = 2');
     raw.close();
-    store = new Store({ dataDir: dir });
+    store = new Store({ dataDir: dir, writer: 'inline' });
     const v = store.audit.verify();
     assert.equal(v.ok === false && v.firstBadId, 2);
   });
@@ -204,7 +204,7 @@ describe('dashboard store: audit chain, sessions, message search, stats', () => 
     const indexer = new MessageIndexer(store, { log: silent, batch: 2 });
     assert.equal(await indexer.indexBatch(), 2);
     store.close();
-    store = new Store({ dataDir: dir });
+    store = new Store({ dataDir: dir, writer: 'inline' });
     assert.equal(store.messageSearch.highWater(), ids[1]);
     await indexAll(2);
     assert.equal(store.messageSearch.highWater(), ids[4]);
@@ -274,7 +274,7 @@ describe('GET /api/messages on a running engine', function () {
         });
         ids.push(r.messageId);
       }
-      const linked = engine.store.vigilance.applyIdentity(
+      const linked = await engine.store.write.vigilance.applyIdentity(
         {
           birthName: 'DUPONT',
           firstGivenName: 'JEAN',

@@ -23,7 +23,7 @@ async function queue(dataDir: string, names: string[]): Promise<number[]> {
         processed: true,
       }),
     );
-  store.close();
+  await store.close();
   return ids;
 }
 

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import Database from 'better-sqlite3';
+import pino from 'pino';
 import { builtinRegistry } from '../../channels/builtins.ts';
 import type { Engine } from '../../channels/engine.ts';
 import { identityWriterSpec } from '../../connectors/identity-writer.ts';
@@ -88,32 +89,41 @@ describe('engine lifecycle', function () {
 
   it('retries an identity filing that met a database locked by another connection, even past maxAttempts', async () => {
     let lockHolder: Database.Database | undefined;
+    const release = (): void => {
+      if (!lockHolder?.open) return;
+      lockHolder.exec('ROLLBACK');
+      lockHolder.close();
+    };
     // The real identity-store writer; a second connection takes the write lock just before its
-    // first filing and lets go as that filing fails, as an import or a backup would.
+    // first filing, as an import or a backup would, and holds it until that filing failed (past the
+    // writer's busy timeout): the engine logs the failure before it journals it.
+    const log = pino(
+      { level: 'warn' },
+      {
+        write: (line: string) => {
+          if (line.includes('delivery failed, will retry')) release();
+        },
+      },
+    );
     const lockedOnce: DestinationSpec<Record<string, unknown>> = {
       ...(identityWriterSpec as unknown as DestinationSpec<Record<string, unknown>>),
       type: 'test-identity-store-locked-once',
       create: (o, ctx) => {
         const inner = identityWriterSpec.create(o as never, ctx);
         return {
-          apply: (msg) => {
+          filing: (msg) => {
             if (!lockHolder) {
               lockHolder = new Database(path.join(h!.dataDir, 'onco-relay.db'), { timeout: 0 });
               lockHolder.exec('BEGIN IMMEDIATE');
-              try {
-                return inner.apply!(msg);
-              } finally {
-                lockHolder.exec('ROLLBACK');
-                lockHolder.close();
-              }
             }
-            return inner.apply!(msg);
+            return inner.filing!(msg);
           },
         };
       },
     };
     h = await startEngine({
       directory: { establishments: [{ finess: '310000001', name: 'CHU A' }] },
+      log,
       registry: builtinRegistry().register(lockedOnce, idleSource),
       channels: [
         {
@@ -131,8 +141,6 @@ describe('engine lifecycle', function () {
         },
       ],
     });
-    // Waiting for a lock would stall the whole engine; the test wants SQLITE_BUSY at once.
-    h.engine.store.db.pragma('busy_timeout = 0');
     const person = {
       ipp: 'L-1',
       finess: '310000001',

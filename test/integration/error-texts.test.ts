@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import SftpClient from 'ssh2-sftp-client';
-import { startEngine, until, type Harness } from '../support/engine-harness.ts';
+import { addAccount, startEngine, until, type Harness } from '../support/engine-harness.ts';
 import { freePort } from '../support/ports.ts';
 import { a28, type PamPatient } from '../support/pam.ts';
 import { frame, MllpFramer } from '../../connectors/mllp-framer.ts';
@@ -61,7 +61,7 @@ describe('error texts said once, over MLLP and SFTP', function () {
       ],
       start: false,
     });
-    h.engine.store.accounts.add({
+    await addAccount(h.engine.store, {
       login: 'chu-a',
       role: 'establishment',
       finess: '310000001',

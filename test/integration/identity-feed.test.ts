@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import SftpClient from 'ssh2-sftp-client';
-import { startEngine, tempDir, until, type Harness } from '../support/engine-harness.ts';
+import { addAccount, startEngine, tempDir, until, type Harness } from '../support/engine-harness.ts';
 import { openssh } from '../support/openssh-sftp.ts';
 import { parseOpenSshPublicKey } from '../../bin/cli.ts';
 import { freePort } from '../support/ports.ts';
@@ -61,7 +61,7 @@ describe('identity feed (SFTP and MLLP into the patient store)', function () {
       ['chu-c', 'establishment', '310000005'],
       ['lab', 'lab', '310000002'],
     ] as const) {
-      h.engine.store.accounts.add({ login, role, finess, password: `pw-${login}`, publicKeys });
+      await addAccount(h.engine.store, { login, role, finess, password: `pw-${login}`, publicKeys });
     }
     await h.engine.start();
   });

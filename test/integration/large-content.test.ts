@@ -83,7 +83,7 @@ describe('large content kept as files (real engine)', function () {
         },
       ],
     });
-    const key = keyAccount(h.engine.store, dir, 'lab', 'lab', '750000001');
+    const key = await keyAccount(h.engine.store, dir, 'lab', 'lab', '750000001');
     await h.engine.start();
     const { dataDir } = h;
     const { journal } = h.engine.store;
@@ -181,7 +181,7 @@ describe('large content kept as files (real engine)', function () {
       );
       journaled.push({ id: messageId, digest: staged.digest });
     }
-    store.close();
+    await store.close();
     fs.rmSync(path.join(dataDir, 'blobs', journaled[0]!.digest));
     const altered = path.join(dataDir, 'blobs', journaled[1]!.digest);
     const fd = fs.openSync(altered, 'r+');

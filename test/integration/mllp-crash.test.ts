@@ -13,17 +13,63 @@ import { Client, Message } from 'node-hl7-client';
 import YAML from 'yaml';
 import { tempDir, until } from '../support/engine-harness.ts';
 import { freePort } from '../support/ports.ts';
+import { a28 } from '../support/pam.ts';
+import net from 'node:net';
+import { frame, MllpFramer } from '../../connectors/mllp-framer.ts';
+import { Store } from '../../store/store.ts';
+import { searchMessages } from '../../channels/message-index.ts';
 
 const KILLS = 6;
 const MAX_KILLS = 15;
 /** Unacknowledged messages a sender keeps on the wire: the ones a kill can catch after their commit. */
 const WINDOW = 20;
 const CONNECTIONS = 4;
+/** The identity phase: 8 connections at full speed, each with a deeper window, killed at least this often. */
+const IDENTITY_KILLS = 10;
+const IDENTITY_CONNECTIONS = 8;
+const IDENTITY_WINDOW = 50;
+const FINESS = '310000001';
 
 function adt(controlId: string): string {
   return (
     `MSH|^~\\&|GAM|CHU-X|DCC|ONCO|20240306111154||ADT^A01^ADT_A01|${controlId}|P|2.5^FRA^2.11|||||FRA|UNICODE UTF-8\r` +
     `PID|||${controlId}^^^CHU-X^PI||DUPONT^Zoé^^^^^L||19700101|F\r`
+  );
+}
+
+/** A number as six letters: names far apart, so that every A28 is a new patient (no link, no review). */
+function letters(n: number): string {
+  let v = (n * 7919 + 104_729) % 26 ** 6;
+  let out = '';
+  for (let i = 0; i < 6; i++, v = Math.floor(v / 26)) out += String.fromCharCode(65 + (v % 26));
+  return out;
+}
+
+/** An A28 of a new patient, its IPP the control id. */
+function a28Of(controlId: string): string {
+  const n = Number(controlId.slice(1));
+  const birthDate = `${1930 + (n % 80)}${String(1 + (n % 12)).padStart(2, '0')}${String(1 + (n % 28)).padStart(2, '0')}`;
+  return a28(
+    { ipp: controlId, finess: FINESS, birthName: letters(n), given: letters(n + 1), birthDate, sex: 'F' },
+    controlId,
+  );
+}
+
+function writeIdentityConfig(dir: string, port: number): void {
+  fs.mkdirSync(path.join(dir, 'channels'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'engine.yaml'), YAML.stringify({ http: { port: 0 } }));
+  fs.writeFileSync(
+    path.join(dir, 'directory.yaml'),
+    YAML.stringify({ establishments: [{ finess: FINESS, name: 'CHU', kind: 'hospital' }] }),
+  );
+  fs.writeFileSync(
+    path.join(dir, 'channels', 'ids.yaml'),
+    YAML.stringify({
+      id: 'ids',
+      source: { type: 'mllp-listener', port, respond: 'on-commit' },
+      steps: [{ type: 'pam-fr' }],
+      destinations: [{ name: 'identities', type: 'identity-store', queue: 'ordered' }],
+    }),
   );
 }
 
@@ -58,6 +104,14 @@ class ResendingSender {
   produced = 0;
   producing = true;
 
+  constructor(
+    private readonly o: { connections: number; window: number; text: (id: string) => string } = {
+      connections: CONNECTIONS,
+      window: WINDOW,
+      text: adt,
+    },
+  ) {}
+
   /** Opens CONNECTIONS connections to the engine at `port`; returns a function that ends them. */
   session(port: number): () => Promise<void> {
     const client = new Client({ host: '127.0.0.1' });
@@ -75,19 +129,19 @@ class ResendingSender {
       connection.on('close', () => (alive = false));
       const send = async (id: string): Promise<void> => {
         this.sends.set(id, (this.sends.get(id) ?? 0) + 1);
-        await connection.sendMessage(new Message({ text: adt(id) }));
+        await connection.sendMessage(new Message({ text: this.o.text(id) }));
       };
       try {
         while (alive && resend.length) await send(resend.shift()!);
         while (alive && this.producing) {
-          if (this.sends.size - this.acked.size >= WINDOW * CONNECTIONS) await sleep(2);
+          if (this.sends.size - this.acked.size >= this.o.window * this.o.connections) await sleep(2);
           else await send(`C${String(this.produced++).padStart(5, '0')}`);
         }
       } catch {
         alive = false; // sending on a connection the kill has closed
       }
     };
-    const running = Promise.all(Array.from({ length: CONNECTIONS }, worker));
+    const running = Promise.all(Array.from({ length: this.o.connections }, worker));
     return async () => {
       alive = false;
       await running;
@@ -199,5 +253,157 @@ describe('MLLP crash safety (kill -9 between receipt and ACK)', function () {
     console.log(
       `      ${sender.produced} messages, ${kills} kills, ${resent} resent, ${duplicates} recorded as duplicates`,
     );
+  });
+
+  it(`files every acknowledged A28 exactly once under ${IDENTITY_CONNECTIONS}-connection load at full speed across ${IDENTITY_KILLS} kills`, async function () {
+    this.timeout(240_000);
+    const configDir = tempDir('onco-ids-crash-config-');
+    const dataDir = tempDir('onco-ids-crash-data-');
+    const port = await freePort();
+    writeIdentityConfig(configDir, port);
+    const sender = new ResendingSender({
+      connections: IDENTITY_CONNECTIONS,
+      window: IDENTITY_WINDOW,
+      text: a28Of,
+    });
+    const db = () => new Database(path.join(dataDir, 'onco-relay.db'), { readonly: true });
+    const start = async () => {
+      const child = await startChild(configDir, dataDir);
+      children.add(child);
+      child.once('exit', () => children.delete(child));
+      return child;
+    };
+
+    let child = await start();
+    let endSession = sender.session(port);
+    for (let kills = 0; kills < IDENTITY_KILLS; kills++) {
+      await sleep(300 + Math.random() * 700);
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+      await endSession();
+      child = await start();
+      endSession = sender.session(port);
+    }
+    sender.producing = false;
+    await until(() => sender.unacked().length === 0, 'the last ACKs', 30_000);
+    await endSession();
+    await until(
+      () => {
+        const d = db();
+        const open = d
+          .prepare(
+            `SELECT (SELECT count(*) FROM deliveries WHERE status IN ('WAITING','QUEUED'))
+                  + (SELECT count(*) FROM messages WHERE status = 'RECEIVED')`,
+          )
+          .pluck()
+          .get() as number;
+        d.close();
+        return open === 0;
+      },
+      'the identity filing to drain',
+      60_000,
+    );
+    child.kill('SIGTERM');
+    assert.equal(await new Promise((r) => child.once('exit', r)), 0, 'SIGTERM stops the engine with 0');
+
+    const d = db();
+    const rows = d
+      .prepare(
+        `SELECT m.id, m.status, json_extract(m.meta, '$.controlId') AS controlId,
+           (SELECT count(*) FROM identity_decisions WHERE message_id = m.id) AS decisions
+         FROM messages m WHERE channel = 'ids' ORDER BY id`,
+      )
+      .all() as Array<{ id: number; status: string; controlId: string; decisions: number }>;
+    const identifiers = d
+      .prepare(
+        `SELECT ipp, count(*) AS n, count(DISTINCT patient_id) AS patients FROM patient_identifiers GROUP BY ipp`,
+      )
+      .all() as Array<{ ipp: string; n: number; patients: number }>;
+    const patients = d.prepare('SELECT count(*) FROM patients').pluck().get() as number;
+    d.close();
+
+    const byId = new Map<string, typeof rows>();
+    for (const r of rows) byId.set(r.controlId, [...(byId.get(r.controlId) ?? []), r]);
+    assert.deepEqual([...byId.keys()].sort(), [...sender.acked].sort(), 'every ACKed message is journaled');
+    for (const [id, [first, ...later]] of byId) {
+      assert.equal(first!.status, 'SENT', `${id}: its first copy is filed`);
+      assert.equal(first!.decisions, 1, `${id}: filed exactly once (one identity decision)`);
+      for (const copy of later) {
+        assert.equal(copy.status, 'DUPLICATE', `${id}: a resend is recorded as a duplicate`);
+        assert.equal(copy.decisions, 0, `${id}: a duplicate files nothing`);
+      }
+    }
+    assert.equal(identifiers.length, sender.acked.size, 'one IPP per acknowledged message');
+    assert.ok(
+      identifiers.every((i) => i.n === 1 && i.patients === 1),
+      'each IPP attached once, to one patient',
+    );
+    assert.equal(patients, sender.acked.size, 'one patient per acknowledged A28');
+    const resent = [...sender.sends.values()].filter((n) => n > 1).length;
+    console.log(
+      `      ${sender.produced} A28, ${IDENTITY_KILLS} kills, ${resent} resent, ${rows.length - byId.size} recorded as duplicates`,
+    );
+  });
+
+  it('finds a message by search once indexing catches up after a kill -9 between its receipt and its indexing', async () => {
+    const configDir = tempDir('onco-index-crash-config-');
+    const dataDir = tempDir('onco-index-crash-data-');
+    const port = await freePort();
+    writeConfig(configDir, port);
+    const db = () => new Database(path.join(dataDir, 'onco-relay.db'), { readonly: true });
+    const state = (controlId: string) => {
+      const d = db();
+      const mark = d.prepare('SELECT high_water FROM message_index_state').pluck().get() as number;
+      const id = d
+        .prepare(`SELECT id FROM messages WHERE json_extract(meta, '$.controlId') = ?`)
+        .pluck()
+        .get(controlId) as number | undefined;
+      d.close();
+      return { mark, id };
+    };
+    /** Sends one message and kills the engine the moment its ACK arrives. */
+    const sendAndKill = async (child: ChildProcess, controlId: string): Promise<void> => {
+      const socket = net.connect(port, '127.0.0.1');
+      const framer = new MllpFramer();
+      await new Promise<void>((resolve, reject) => {
+        socket.on('data', (chunk) => {
+          if (framer.push(chunk).some((e) => e.type === 'frame')) {
+            child.kill('SIGKILL');
+            resolve();
+          }
+        });
+        socket.on('error', reject);
+        socket.write(frame(Buffer.from(adt(controlId))));
+      });
+      await new Promise((r) => child.once('exit', r));
+      socket.destroy();
+    };
+
+    // The indexer may have caught the message before the kill: try again until a kill fell between.
+    let found: { controlId: string; id: number } | undefined;
+    let child: ChildProcess;
+    for (let attempt = 0; attempt < 10 && !found; attempt++) {
+      child = await startChild(configDir, dataDir);
+      children.add(child);
+      const controlId = `IDX${attempt}`;
+      await sendAndKill(child, controlId);
+      children.delete(child);
+      const { mark, id } = state(controlId);
+      assert.ok(id !== undefined, `${controlId} was acknowledged, so it is journaled`);
+      if (id > mark) found = { controlId, id };
+    }
+    assert.ok(found, 'a kill fell between a receipt and its indexing');
+    child = await startChild(configDir, dataDir);
+    children.add(child);
+    await until(() => state(found!.controlId).mark >= found!.id, 'the indexer to resume past it', 20_000);
+    child.kill('SIGTERM');
+    assert.equal(await new Promise((r) => child.once('exit', r)), 0);
+    const store = new Store({ dataDir, writer: 'inline' });
+    try {
+      const hits = searchMessages(store, { text: found.controlId }).items.map((m) => m.id);
+      assert.deepEqual(hits, [found.id]);
+    } finally {
+      await store.close();
+    }
   });
 });

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { hashPassword, lowerScryptCostForTests, SCRYPT, verifyPasswordHash } from '../../store/accounts.ts';
 import { login, startDashboard, type Dashboard, type Session } from './dashboard-harness.ts';
+import { addAccount } from '../support/engine-harness.ts';
 
 const first = { login: 'first-admin', password: 'one-time-pw-1234' };
 
@@ -21,7 +22,7 @@ describe('passwords and accounts', function () {
   let d: Dashboard;
   before(async () => {
     d = await startDashboard();
-    d.h.engine.store.accounts.add({ ...first, role: 'admin', mustChangePassword: true });
+    await addAccount(d.h.engine.store, { ...first, role: 'admin', mustChangePassword: true });
   });
   after(() => d.stop());
 
@@ -74,11 +75,11 @@ describe('passwords and accounts', function () {
 
   it('upgrades a hash of a lower scrypt cost at the next successful login', async () => {
     const store = d.h.engine.store;
-    store.accounts.add({ login: 'old-hash', role: 'viewer', password: 'placeholder-pass' });
+    await addAccount(store, { login: 'old-hash', role: 'viewer', password: 'placeholder-pass' });
     const salt = crypto.randomBytes(16);
     const key = crypto.scryptSync('old hash password', salt, 32, { N: 1024, r: 8, p: 1 });
     const weak = `scrypt$1024$8$1$${salt.toString('base64')}$${key.toString('base64')}`;
-    store.accounts.setPasswordHash('old-hash', weak);
+    await store.write.accounts.setPasswordHash('old-hash', weak);
     const r = await fetch(`${d.base}/api/channels`, {
       headers: { authorization: basic('old-hash', 'old hash password') },
     });

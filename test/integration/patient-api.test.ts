@@ -10,20 +10,22 @@ describe('patient identity acts over the API', () => {
 
   before(async () => {
     d = await startDashboard();
-    const { vigilance } = d.h.engine.store;
-    const person = (ipp: string, birthName: string) =>
-      vigilance.applyIdentity(
-        {
-          birthName,
-          firstGivenName: 'LOUISE',
-          birthDate: '19500203',
-          sex: 'F',
-          identifiers: [{ finess: '330000001', ipp }],
-        },
-        { messageId: null, insOids: acceptedInsOids() },
+    const { vigilance } = d.h.engine.store.write;
+    const person = async (ipp: string, birthName: string) =>
+      (
+        await vigilance.applyIdentity(
+          {
+            birthName,
+            firstGivenName: 'LOUISE',
+            birthDate: '19500203',
+            sex: 'F',
+            identifiers: [{ finess: '330000001', ipp }],
+          },
+          { messageId: null, insOids: acceptedInsOids() },
+        )
       ).patientId;
-    a = person('X1', 'DOUBLON');
-    b = person('X2', 'AUTRE');
+    a = await person('X1', 'DOUBLON');
+    b = await person('X2', 'AUTRE');
   });
   after(() => d.stop());
 
@@ -51,9 +53,9 @@ describe('patient identity acts over the API', () => {
   });
 
   it('detaches an IPP wrongly linked to a patient: it becomes a patient of its own', async () => {
-    const { patients, vigilance } = d.h.engine.store;
+    const { patients, write } = d.h.engine.store;
     // Same strict traits from another hospital: linked by rule, and here that link is wrong.
-    const twin = vigilance.applyIdentity(
+    const twin = await write.vigilance.applyIdentity(
       {
         birthName: 'DOUBLON',
         firstGivenName: 'LOUISE',
@@ -82,18 +84,20 @@ describe('patient identity acts over the API', () => {
   });
 
   it('finds a patient by any given name and by any word of the used name, accents aside', async () => {
-    const { vigilance } = d.h.engine.store;
-    const zoe = vigilance.applyIdentity(
-      {
-        birthName: 'LÉGER',
-        firstGivenName: 'Zoé',
-        givenNames: ['Zoé', 'Amélie'],
-        usedName: 'MARTIN-DUVAL',
-        birthDate: '19850512',
-        sex: 'F',
-        identifiers: [{ finess: '330000001', ipp: 'S1' }],
-      },
-      { messageId: null, insOids: acceptedInsOids() },
+    const { vigilance } = d.h.engine.store.write;
+    const zoe = (
+      await vigilance.applyIdentity(
+        {
+          birthName: 'LÉGER',
+          firstGivenName: 'Zoé',
+          givenNames: ['Zoé', 'Amélie'],
+          usedName: 'MARTIN-DUVAL',
+          birthDate: '19850512',
+          sex: 'F',
+          identifiers: [{ finess: '330000001', ipp: 'S1' }],
+        },
+        { messageId: null, insOids: acceptedInsOids() },
+      )
     ).patientId;
     const found = async (q: string): Promise<number[]> => {
       const res = await fetch(`${d.base}/api/patients?q=${encodeURIComponent(q)}`, {

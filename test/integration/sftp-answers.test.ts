@@ -9,7 +9,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import path from 'node:path';
 import ssh2 from 'ssh2';
-import { startEngine, tempDir, until, type Harness } from '../support/engine-harness.ts';
+import { addAccount, startEngine, tempDir, until, type Harness } from '../support/engine-harness.ts';
 import { openssh } from '../support/openssh-sftp.ts';
 import { freePort } from '../support/ports.ts';
 import { a28, type PamPatient } from '../support/pam.ts';
@@ -64,7 +64,7 @@ describe('SFTP drop answers (real engine, OpenSSH sftp)', function () {
     if (!h.engine.store.accounts.get('chu')) {
       const parsed = ssh2.utils.parseKey(fs.readFileSync(`${key}.pub`, 'utf8'));
       if (parsed instanceof Error) throw parsed;
-      h.engine.store.accounts.add({
+      await addAccount(h.engine.store, {
         login: 'chu',
         role: 'establishment',
         finess: '310000001',

@@ -13,7 +13,7 @@ import type {
   SourceSpec,
 } from '../../connectors/contract.ts';
 import type { Role } from '../../store/accounts.ts';
-import { startEngine, type Harness } from './engine-harness.ts';
+import { addAccount, startEngine, type Harness } from './engine-harness.ts';
 import { idleSource, makeSink, upperStep, type Sink } from './sink.ts';
 
 export interface TestAccount {
@@ -84,9 +84,8 @@ export async function startConnectorEngine(options: {
       destinations: [{ name: 'out', type: 'test-sink' }],
     })),
   });
-  const { accounts } = harness.engine.store;
   for (const a of options.accounts ?? []) {
-    accounts.add({
+    await addAccount(harness.engine.store, {
       login: a.login,
       role: a.role,
       finess: a.finess ?? null,

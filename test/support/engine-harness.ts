@@ -9,11 +9,26 @@ import { builtinRegistry } from '../../channels/builtins.ts';
 import { validateConfig } from '../../channels/validate.ts';
 import { Engine } from '../../channels/engine.ts';
 import type { Registry } from '../../channels/registry.ts';
-import { lowerScryptCostForTests } from '../../store/accounts.ts';
+import {
+  hashPassword,
+  lowerScryptCostForTests,
+  type AccountRecord,
+  type NewAccount,
+} from '../../store/accounts.ts';
+import type { Store } from '../../store/store.ts';
 import { formatProblem } from '../../config/loader.ts';
 
 // Every test process that builds an engine hashes passwords at a test cost (store/accounts.ts says why).
 lowerScryptCostForTests(2 ** 14);
+
+/**
+ * Adds an account through the store's writer, its password hashed here at the test cost (the
+ * writer thread hashes nothing: it must not stall commits for a quarter of a second).
+ */
+export function addAccount(store: Store, a: NewAccount): Promise<AccountRecord> {
+  const { password, ...rest } = a;
+  return store.write.accounts.add({ ...rest, passwordHash: password ? hashPassword(password) : null });
+}
 
 export function tempDir(prefix = 'onco-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));

@@ -25,17 +25,21 @@ const crashStep: StepSpec = {
   create: () => (input) => (input.content.includes('POISON-STEP') ? die() : input),
 };
 
-/** A store writer (apply) that kills the process on POISON-APPLY and records the others it filed. */
+/**
+ * A store writer that kills the process on POISON-APPLY as it names its filing, and records the
+ * others. Its filing is a read of the message (a store module method that changes nothing): the
+ * test is about the poison guard around the filing, not about what is filed.
+ */
 const crashStore = (dataDir: string): DestinationSpec => ({
   kind: 'destination',
   type: 'test-crash-store',
   summary: 'test store writer that kills the engine',
   schema: { properties: {} },
   create: () => ({
-    apply: (msg) => {
+    filing: (msg) => {
       if (msg.content.includes('POISON-APPLY')) die();
       fs.appendFileSync(path.join(dataDir, 'filed.txt'), `${msg.content.toString()}\n`);
-      return {};
+      return { module: 'journal', method: 'message', args: [msg.messageId] };
     },
   }),
 });

@@ -45,7 +45,7 @@ describe('journal', () => {
 
   it('prunes finished messages older than the cut-off and gives the disk space back', () => {
     const dir = tempDir();
-    const s = new Store({ dataDir: dir });
+    const s = new Store({ dataDir: dir, writer: 'inline' });
     const old = Date.now() - 100 * 86_400_000;
     const big = 'x'.repeat(64 * 1024);
     for (let i = 0; i < 200; i++) {

@@ -1,0 +1,119 @@
+// Filing of identity events into the core store through the vigilance rules, as one writer method:
+// the identity-store destination (connectors/identity-writer.ts) turns a PAM FR message into these
+// steps in its own thread, the writer runs them in the delivery's transaction. The bulk import
+// files many messages in one call, each in a savepoint of its own.
+import { OncoError, renderError } from '../config/errors.ts';
+import { isTransientDbError } from './db.ts';
+import type { ActionContext, Decision, IdentifierRef, IdentityInput, PatientStore } from './patients.ts';
+import type { Vigilance, VigilanceRules } from './vigilance.ts';
+import type { Filed } from './filing.ts';
+
+/** One identity event, as the store files it. */
+export type IdentityStep = { event: string } & (
+  | { kind: 'upsert'; identity: IdentityInput }
+  /** A40: the survivor's current identity is filed first, then the merged IPP folded into it. */
+  | { kind: 'merge'; survivor: IdentityInput; survivorRef: IdentifierRef; mergedRef: IdentifierRef }
+  | { kind: 'change-identifier'; from: IdentifierRef; toIpp: string }
+  | { kind: 'link' | 'unlink'; a: IdentifierRef; b: IdentifierRef }
+);
+
+/** One message's events and the rules of the feed that sent it. */
+export interface IdentityFilingInput {
+  steps: IdentityStep[];
+  ctx: ActionContext;
+  rules: Partial<VigilanceRules>;
+  /** The INS OIDs this feed may file (see IdentityContext.insOids). */
+  insOids: readonly string[];
+  sourceReliability: string | null;
+}
+
+export type IdentityFilingOutcome = { ok: true; decisions: Decision[] } | { ok: false; error: string };
+
+/** A refusal already worded for the sender: not wrapped again. Never retryable. */
+class IdentityRefusal extends OncoError {
+  constructor(code: string, message: string) {
+    super(code, { message, protocol: { retryable: false } });
+  }
+}
+
+export class IdentityFiling {
+  constructor(
+    private readonly patients: PatientStore,
+    private readonly vigilance: Vigilance,
+  ) {}
+
+  /**
+   * Files the events in order. A store refusal is a non-retryable IDENTITY_REFUSED naming the event;
+   * a locked database is thrown as is (the delivery is retried).
+   */
+  file(input: IdentityFilingInput): Filed & { response: Decision[] } {
+    const decisions = input.steps.map((step, i) => {
+      try {
+        return this.fileStep(step, input);
+      } catch (error) {
+        if (error instanceof IdentityRefusal || isTransientDbError(error)) throw error;
+        // The store refuses deterministically (a conflicting IPP, an unknown patient): retrying cannot help.
+        const at = input.steps.length > 1 ? `event ${i + 1} of ${input.steps.length} (${step.event}): ` : '';
+        throw new OncoError('IDENTITY_REFUSED', {
+          message: `${at}${(error as Error).message}`,
+          cause: error,
+          protocol: { retryable: false },
+        });
+      }
+    });
+    return {
+      response: decisions,
+      detail: decisions.map((d) => `${d.action} patient ${d.patientId} (${d.rule})`).join('; '),
+    };
+  }
+
+  /** Many messages (the bulk import), each in a savepoint of its own: a refusal rolls back that one alone. */
+  fileEach(inputs: readonly IdentityFilingInput[]): IdentityFilingOutcome[] {
+    const db = this.patients.db;
+    return inputs.map((input) => {
+      try {
+        return { ok: true, decisions: db.transaction(() => this.file(input).response)() };
+      } catch (error) {
+        return { ok: false, error: renderError(error) };
+      }
+    });
+  }
+
+  private fileStep(step: IdentityStep, input: IdentityFilingInput): Decision {
+    const { patients } = this;
+    const upsert = (identity: IdentityInput) =>
+      this.vigilance.applyIdentity(identity, {
+        ...input.ctx,
+        rules: input.rules,
+        insOids: input.insOids,
+        sourceReliability: input.sourceReliability,
+      });
+    switch (step.kind) {
+      case 'upsert':
+        return upsert(step.identity);
+      case 'merge':
+        upsert(step.survivor);
+        return patients.mergeIdentifiers(step.survivorRef, step.mergedRef, input.ctx);
+      case 'change-identifier':
+        return patients.changeIdentifier(step.from.finess, step.from.ipp, step.toIpp, input.ctx);
+      case 'link':
+      case 'unlink': {
+        const a = this.patientOf(step.a);
+        const b = this.patientOf(step.b);
+        return step.kind === 'link'
+          ? patients.link(a, b, input.ctx, 'pam-a24')
+          : patients.unlink(a, b, input.ctx, 'pam-a37');
+      }
+    }
+  }
+
+  private patientOf(ref: IdentifierRef): number {
+    const id = this.patients.resolveIdentifier(ref);
+    if (id === null)
+      throw new IdentityRefusal(
+        'IDENTITY_UNKNOWN_IPP',
+        `IPP ${ref.ipp} of FINESS ${ref.finess} is not known to the DCC`,
+      );
+    return id;
+  }
+}

@@ -1,0 +1,79 @@
+// Inside the writer thread: the one write connection and an instance of every writer module. What
+// arrives while a commit runs waits in the port and joins the next group transaction.
+import { parentPort, workerData } from 'node:worker_threads';
+import { openDatabase } from './db.ts';
+import { callModule, GroupCommit, reclaim, runOn } from './group-commit.ts';
+import { writerModules } from './store.ts';
+import {
+  asBuffers,
+  errorToValue,
+  type FromWriter,
+  type ToWriter,
+  type WriteReply,
+  type WriterInit,
+} from './writer-thread.ts';
+
+const port = parentPort!;
+const init = workerData as WriterInit;
+const db = openDatabase(init.file, { synchronous: init.synchronous });
+// The head file of the audit chain is the main thread's business: it reads the committed head.
+const modules = writerModules(db, { key: Buffer.from(init.auditKey), headFile: null });
+const gc = new GroupCommit(db);
+
+let outbox: WriteReply[] = [];
+
+/** Replies of one commit go back in one message, once its callers' promises have all settled. */
+function reply(r: WriteReply): void {
+  if (outbox.length === 0) queueMicrotask(send);
+  outbox.push(r);
+}
+
+function send(): void {
+  const replies = outbox;
+  outbox = [];
+  const stats = { ...gc.stats };
+  try {
+    port.postMessage({ type: 'replies', replies, stats } satisfies FromWriter);
+  } catch {
+    // A result that cannot cross (a module returned a function): that one caller is told, not all.
+    for (const r of replies) {
+      try {
+        port.postMessage({ type: 'replies', replies: [r], stats } satisfies FromWriter);
+      } catch (error) {
+        const failed: WriteReply = { id: r.id, ok: false, error: errorToValue(error) };
+        port.postMessage({ type: 'replies', replies: [failed], stats } satisfies FromWriter);
+      }
+    }
+  }
+}
+
+port.on('message', (m: ToWriter) => {
+  switch (m.type) {
+    case 'run':
+      for (const r of m.requests) {
+        runOn(gc, r.mode, () => callModule(modules, r.module, r.method, asBuffers(r.args))).then(
+          (value) => reply({ id: r.id, ok: true, value }),
+          (error: unknown) => reply({ id: r.id, ok: false, error: errorToValue(error) }),
+        );
+      }
+      return;
+    case 'reclaim':
+      try {
+        gc.flush();
+        reclaim(db);
+        reply({ id: m.id, ok: true, value: undefined });
+      } catch (error) {
+        reply({ id: m.id, ok: false, error: errorToValue(error) });
+      }
+      return;
+    case 'close':
+      gc.close();
+      // After the last replies went out (they are sent from a microtask of this turn).
+      setImmediate(() => {
+        db.close();
+        port.postMessage({ type: 'closed' } satisfies FromWriter);
+        port.close();
+      });
+      return;
+  }
+});

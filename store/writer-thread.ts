@@ -1,0 +1,208 @@
+// The store's writer in a worker thread: it owns the only write connection, so that an fsync never
+// stalls the event loop that accepts and frames messages. Requests cross as plain data: every call
+// made while a commit runs is posted at once and joins the next group transaction in the thread.
+import { Worker } from 'node:worker_threads';
+import { OncoError, type ProtocolStatus } from '../config/errors.ts';
+import { JournalUnavailable, type WriteMode, type Writer } from './group-commit.ts';
+
+/** What the thread needs to open the database and build every writer module. */
+export interface WriterInit {
+  file: string;
+  synchronous: 'FULL' | 'NORMAL' | 'OFF';
+  /** The audit chain's key: the thread appends audit rows. */
+  auditKey: Uint8Array;
+}
+
+export interface WriteRequest {
+  id: number;
+  module: string;
+  method: string;
+  args: unknown[];
+  mode: WriteMode;
+}
+
+/** Main thread → writer thread. */
+export type ToWriter =
+  { type: 'run'; requests: WriteRequest[] } | { type: 'reclaim'; id: number } | { type: 'close' };
+
+export type WriteReply =
+  { id: number; ok: true; value: unknown } | { id: number; ok: false; error: ErrorValue };
+
+/** Writer thread → main thread. */
+export type FromWriter =
+  { type: 'replies'; replies: WriteReply[]; stats: { commits: number; writes: number } } | { type: 'closed' };
+
+/** An error as data: what the caller needs to act on it (code, sentence, hint, whether to retry). */
+export interface ErrorValue {
+  name: string;
+  message: string;
+  /** The stable code of an OncoError, or a SQLite code (SQLITE_BUSY: try again later). */
+  code?: string;
+  hint?: string;
+  location?: string;
+  protocol?: ProtocolStatus;
+  onco: boolean;
+  cause?: ErrorValue;
+}
+
+export function errorToValue(error: unknown, depth = 0): ErrorValue {
+  if (!(error instanceof Error)) return { name: 'Error', message: String(error), onco: false };
+  const e = error as Error & { code?: unknown };
+  const value: ErrorValue = {
+    name: e.name,
+    message: e.message,
+    onco: error instanceof OncoError,
+    ...(typeof e.code === 'string' ? { code: e.code } : {}),
+  };
+  if (error instanceof OncoError) {
+    if (error.hint !== undefined) value.hint = error.hint;
+    if (error.location !== undefined) value.location = error.location;
+    value.protocol = error.protocol;
+  }
+  if (e.cause !== undefined && depth < 4) value.cause = errorToValue(e.cause, depth + 1);
+  return value;
+}
+
+/** Rebuilds an error on this side with its class (OncoError, JournalUnavailable), code and cause. */
+export function errorFromValue(v: ErrorValue): Error {
+  const cause = v.cause && errorFromValue(v.cause);
+  if (v.name === 'JournalUnavailable') return new JournalUnavailable(cause ?? new Error(v.message));
+  const error = v.onco
+    ? new OncoError(v.code ?? 'INTERNAL', {
+        message: v.message,
+        hint: v.hint,
+        location: v.location,
+        protocol: v.protocol,
+        cause,
+      })
+    : Object.assign(new Error(v.message, { cause }), v.code === undefined ? {} : { code: v.code });
+  error.name = v.name;
+  return error;
+}
+
+/**
+ * A Buffer crosses a thread as a plain Uint8Array: wrapped again (no copy) wherever it sits in
+ * plain objects and arrays, so that module code reads `content.toString()` as before.
+ */
+export function asBuffers<T>(value: T): T {
+  if (value instanceof Uint8Array) {
+    return (
+      Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength)
+    ) as T;
+  }
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) value[i] = asBuffers(value[i]);
+  } else if (
+    value !== null &&
+    typeof value === 'object' &&
+    Object.getPrototypeOf(value) === Object.prototype
+  ) {
+    const o = value as Record<string, unknown>;
+    for (const k of Object.keys(o)) o[k] = asBuffers(o[k]);
+  }
+  return value;
+}
+
+// The thread runs TypeScript like the rest of the appliance: it registers tsx itself, whatever
+// loader the main thread was started with (loader hooks are not inherited by workers on Node 20).
+const bootstrap = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})
+  .then(({ register }) => { register(); return import(${JSON.stringify(new URL('./writer-thread-worker.ts', import.meta.url).href)}); })`;
+
+interface Waiting {
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+}
+
+export class ThreadWriter implements Writer {
+  readonly stats = { commits: 0, writes: 0 };
+  private readonly worker: Worker;
+  private readonly waiting = new Map<number, Waiting>();
+  private outbox: WriteRequest[] = [];
+  private nextId = 1;
+  private failure: Error | null = null;
+  private closing: Promise<void> | null = null;
+
+  constructor(init: WriterInit) {
+    this.worker = new Worker(bootstrap, { eval: true, workerData: init });
+    this.worker.unref();
+    this.worker.on('message', (m: FromWriter) => {
+      if (m.type === 'replies') this.replied(m);
+    });
+    this.worker.on('error', (error) => this.stopped(error));
+    this.worker.on('exit', (code) =>
+      this.stopped(new Error(`the store writer thread ended (exit code ${code})`)),
+    );
+  }
+
+  run(module: string, method: string, args: unknown[], mode: WriteMode): Promise<unknown> {
+    if (this.closing || this.failure) return Promise.reject(this.refusal());
+    const id = this.nextId++;
+    // Posted once per turn: every call made meanwhile crosses in one message.
+    if (this.outbox.length === 0) queueMicrotask(() => this.post());
+    this.outbox.push({ id, module, method, args, mode });
+    return this.wait(id);
+  }
+
+  reclaimSpace(): Promise<void> {
+    if (this.closing || this.failure) return Promise.reject(this.refusal());
+    const id = this.nextId++;
+    this.post();
+    this.worker.postMessage({ type: 'reclaim', id } satisfies ToWriter);
+    return this.wait(id).then(() => undefined);
+  }
+
+  close(): Promise<void> {
+    this.closing ??= new Promise<void>((resolve) => {
+      this.post();
+      this.worker.ref();
+      this.worker.once('exit', () => resolve());
+      if (this.failure) void this.worker.terminate();
+      else this.worker.postMessage({ type: 'close' } satisfies ToWriter);
+    });
+    return this.closing;
+  }
+
+  private refusal(): Error {
+    return this.failure ?? new Error('the store is closed: no write accepted after shutdown');
+  }
+
+  private wait(id: number): Promise<unknown> {
+    // Referenced while something waits: a command that awaits a write must not exit before it.
+    if (this.waiting.size === 0) this.worker.ref();
+    return new Promise((resolve, reject) => this.waiting.set(id, { resolve, reject }));
+  }
+
+  private post(): void {
+    if (this.outbox.length === 0) return;
+    const requests = this.outbox;
+    this.outbox = [];
+    try {
+      this.worker.postMessage({ type: 'run', requests } satisfies ToWriter);
+    } catch (error) {
+      // An argument that cannot cross (a function, a class with private state): that caller's bug.
+      for (const r of requests) this.settle({ id: r.id, ok: false, error: errorToValue(error) });
+    }
+  }
+
+  private replied(m: Extract<FromWriter, { type: 'replies' }>): void {
+    Object.assign(this.stats, m.stats);
+    for (const r of m.replies) this.settle(r);
+  }
+
+  private settle(r: WriteReply): void {
+    const w = this.waiting.get(r.id);
+    if (!w) return;
+    this.waiting.delete(r.id);
+    if (this.waiting.size === 0) this.worker.unref();
+    if (r.ok) w.resolve(asBuffers(r.value));
+    else w.reject(errorFromValue(r.error));
+  }
+
+  /** The thread is gone: what waited is not durable, and nothing more is accepted. */
+  private stopped(cause: Error): void {
+    if (!this.closing) this.failure ??= new JournalUnavailable(cause);
+    const failure = this.failure ?? new JournalUnavailable(cause);
+    for (const [, w] of this.waiting) w.reject(failure);
+    this.waiting.clear();
+  }
+}
