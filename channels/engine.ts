@@ -180,7 +180,7 @@ export class Engine {
     }
     this.shared.clear();
     await this.indexer.stop();
-    this.store.close();
+    await this.store.close();
     this.lock?.release();
   }
 
