@@ -205,7 +205,8 @@ async function user(args: string[]): Promise<number> {
     process.stderr.write(`${password.message}\n`);
     return 2;
   }
-  const store = new Store({ dataDir });
+  // One write: not worth starting a writer thread for.
+  const store = new Store({ dataDir, writer: 'inline' });
   try {
     if (sub === 'passwd') await store.auth.setPassword(login, hashPassword(password!), cliActor());
     else if (sub === 'unlock') await store.auth.unlock(login, cliActor());
@@ -271,7 +272,7 @@ async function userAdd(
   const publicKeys = values['ssh-key']
     ? [parseOpenSshPublicKey(fs.readFileSync(values['ssh-key'], 'utf8'))]
     : [];
-  const store = new Store({ dataDir });
+  const store = new Store({ dataDir, writer: 'inline' });
   try {
     const a = await store.write.logins.addAccount(
       {

@@ -4,6 +4,7 @@ import { folderSourceSpec } from '../connectors/folder.ts';
 import { fileWriterSpec } from '../connectors/file-writer.ts';
 import { channelWriterSpec } from '../connectors/channel-writer.ts';
 import { identityWriterSpec } from '../connectors/identity-writer.ts';
+import { documentWriterSpec } from '../connectors/document-writer.ts';
 import { sftpDropSpec } from '../connectors/sftp-drop.ts';
 import { sftpPollSpec } from '../connectors/sftp-poller.ts';
 import { sftpPushSpec } from '../connectors/sftp-writer.ts';
@@ -20,6 +21,7 @@ export function builtinRegistry(): Registry {
     fileWriterSpec,
     channelWriterSpec,
     identityWriterSpec,
+    documentWriterSpec,
     sftpDropSpec(),
     sftpPollSpec,
     sftpPushSpec,

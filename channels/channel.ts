@@ -69,6 +69,12 @@ const ANSWER_HEAD_BYTES = 64 * 1024;
 
 const EMPTY = Buffer.alloc(0);
 
+/** A store-writer delivery of a message in the run, and the worker of its queue. */
+interface InlineFiler {
+  worker: DestinationWorker;
+  deliveryId: number;
+}
+
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 export class Channel {
@@ -434,6 +440,7 @@ export class Channel {
     while (this.processingRunning) {
       let run: StoredMessage[];
       let unfinished: number[];
+      let inline: Map<number, InlineFiler[]>;
       try {
         const batch = store.journal.backlog(this.id, 0, PROCESS_BATCH);
         if (batch.length === 0) {
@@ -447,13 +454,17 @@ export class Channel {
             : batch.slice(0, firstSuspect < 0 ? undefined : firstSuspect);
         // After a journal failure this process saw, the start already marked stands for this one.
         const fresh = run.filter((m) => !unrecorded.delete(m.id)).map((m) => m.id);
-        const counts = fresh.length ? await store.mark.journal.startProcessingEach(fresh) : [];
+        inline = this.inlineFilers(run);
+        const premarked = [...inline.values()].flatMap((list) => list.map((f) => f.deliveryId));
+        const counts = fresh.length ? await store.mark.journal.startProcessingEach(fresh, premarked) : [];
         unfinished = run.map((m) => counts[fresh.indexOf(m.id)] ?? 0);
       } catch (error) {
         await this.pauseProcessing(backoff.failed(error));
         continue;
       }
-      const writes: Array<Promise<ProcessingResult>> = [];
+      const writes: Array<
+        Promise<{ result: ProcessingResult; filed: DestinationWorker[]; receivedAt: number }>
+      > = [];
       let slice = Date.now();
       // A marked run is processed to its end, a stop included: its marks are not left unfinished.
       for (const [i, m] of run.entries()) {
@@ -461,16 +472,31 @@ export class Channel {
           await nextTurn();
           slice = Date.now();
         }
-        const result =
+        const { result, output } =
           unfinished[i]! >= POISON_LIMIT
-            ? this.quarantine(m.id, unfinished[i]!)
+            ? { result: this.quarantine(m.id, unfinished[i]!), output: null }
             : await this.process(m.id, m.contentType, m.meta);
+        const filers = inline.get(m.id) ?? [];
+        const filings = output
+          ? filers.flatMap(({ worker, deliveryId }) => {
+              const filing = worker.inlineFiling(m.id, deliveryId, output, m.owner);
+              return filing ? [{ deliveryId, ordered: worker.ordered, filing }] : [];
+            })
+          : [];
         const write = m.attempts > 0 ? store.writeAlone : store.write;
-        writes.push(write.journal.processed(result, this.storage).then(() => result));
+        const premarked = filers.map((f) => f.deliveryId);
+        writes.push(
+          write.deliveries.processedAndFiled(result, this.storage, filings, premarked).then((filed) => ({
+            result,
+            filed: filers.filter((f) => filed.includes(f.deliveryId)).map((f) => f.worker),
+            receivedAt: m.receivedAt,
+          })),
+        );
       }
       let failure: unknown;
       (await Promise.allSettled(writes)).forEach((s, i) => {
-        if (s.status === 'fulfilled') return this.processed(s.value);
+        if (s.status === 'fulfilled')
+          return this.processed(s.value.result, s.value.filed, s.value.receivedAt);
         unrecorded.add(run[i]!.id);
         failure ??= s.reason;
       });
@@ -490,47 +516,84 @@ export class Channel {
     return { messageId, status: 'QUARANTINED', error: renderError(error), now: Date.now() };
   }
 
+  /** Runs the steps; `output` is what the destinations read (null unless TRANSFORMED). */
   private async process(
     messageId: number,
     contentType: string | null,
     meta: Record<string, unknown>,
-  ): Promise<ProcessingResult> {
+  ): Promise<{ result: ProcessingResult; output: StepInput | null }> {
     const now = Date.now();
     const raw = this.deps.store.journal.content(messageId, 'raw');
-    if (!raw) return { messageId, status: 'ERROR', error: 'raw content missing from the journal', now };
+    const failed = (error: string) => ({
+      result: { messageId, status: 'ERROR' as const, error, now: Date.now() },
+      output: null,
+    });
+    if (!raw) return failed('raw content missing from the journal');
     try {
       const input = withContent(this.deps.store.blobs, raw, {
         contentType: raw.contentType ?? contentType ?? 'application/octet-stream',
         meta: meta as StepInput['meta'],
       });
       const out = await runSteps(this.steps, input.value);
-      if (out === null) return { messageId, status: 'FILTERED', now: Date.now() };
+      if (out === null) return { result: { messageId, status: 'FILTERED', now }, output: null };
       // A large file a step passed on unchanged stays one blob: referenced again, not copied in.
       const same = input.unchanged(out) ? raw.blob : undefined;
       return {
-        messageId,
-        status: 'TRANSFORMED',
-        now: Date.now(),
-        // Without steps the raw content is what destinations read: no second copy.
-        transformed: this.steps.length
-          ? same
-            ? { content: EMPTY, blob: same, contentType: out.contentType, meta: out.meta }
-            : { content: out.content, contentType: out.contentType, meta: out.meta }
-          : undefined,
+        result: {
+          messageId,
+          status: 'TRANSFORMED',
+          now: Date.now(),
+          // Without steps the raw content is what destinations read: no second copy.
+          transformed: this.steps.length
+            ? same
+              ? { content: EMPTY, blob: same, contentType: out.contentType, meta: out.meta }
+              : { content: out.content, contentType: out.contentType, meta: out.meta }
+            : undefined,
+        },
+        output: out,
       };
     } catch (error) {
-      return { messageId, status: 'ERROR', error: describeError(error), now: Date.now() };
+      return failed(describeError(error));
     }
   }
 
-  private processed(r: ProcessingResult): void {
+  /**
+   * The store-writer deliveries of a run that the processing stage files itself (item 1 of issue
+   * 14: received, processed and filed in two group commits): those of a store writer without
+   * destination steps whose queue is empty, for messages that are not suspects (a suspect goes the
+   * long way, its delivery marked on its own). Their start is marked with the run's.
+   */
+  private inlineFilers(run: readonly StoredMessage[]): Map<number, InlineFiler[]> {
+    const filers = new Map<number, InlineFiler[]>();
+    const workers = this.workers.filter(
+      (w) => w.filesInProcess && w.idle && (this.queued.get(w.name) ?? 0) === 0,
+    );
+    if (workers.length === 0) return filers;
+    for (const m of run) {
+      if (m.attempts > 0) continue;
+      const deliveries = this.deps.store.journal.deliveries(m.id);
+      const list = workers.flatMap((worker) => {
+        const d = deliveries.find((x) => x.destination === worker.name && x.status === 'WAITING');
+        return d ? [{ worker, deliveryId: d.id }] : [];
+      });
+      if (list.length) filers.set(m.id, list);
+    }
+    return filers;
+  }
+
+  private processed(r: ProcessingResult, filed: readonly DestinationWorker[], receivedAt: number): void {
     this.backlog = Math.max(0, this.backlog - 1);
     if (r.status === 'TRANSFORMED') {
       this.metrics.transformed++;
       for (const w of this.workers) {
+        if (filed.includes(w)) {
+          w.filedInProcess(receivedAt);
+          continue;
+        }
         this.queued.set(w.name, (this.queued.get(w.name) ?? 0) + 1);
         w.notify();
       }
+      if (filed.length) this.filingWake.notify();
     } else if (r.status === 'FILTERED') this.metrics.filtered++;
     else {
       if (r.status === 'QUARANTINED') {

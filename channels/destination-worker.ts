@@ -1,8 +1,8 @@
 // Drains one destination's queue: ordered (one at a time, head of line blocks, as identity feeds
 // need) or parallel (up to `concurrency` at once). Retries with backoff, then ERROR; never drops.
-import type { Destination, Outbound, SendResult } from '../connectors/contract.ts';
+import type { Destination, Filing, Outbound, SendResult } from '../connectors/contract.ts';
 import type { OncoError } from '../config/errors.ts';
-import type { Step, StepInput } from '../transformers/contract.ts';
+import type { ContentFile, Step, StepInput } from '../transformers/contract.ts';
 import type { RetryPolicy } from '../config/config.ts';
 import type { Store } from '../store/store.ts';
 import type {
@@ -77,6 +77,65 @@ export class DestinationWorker {
 
   get name(): string {
     return this.o.name;
+  }
+
+  get ordered(): boolean {
+    return this.o.ordered;
+  }
+
+  /** A store writer without destination steps: the processing stage may file for it (Channel.processLoop). */
+  get filesInProcess(): boolean {
+    return this.o.destination.filing !== undefined && this.o.steps.length === 0;
+  }
+
+  /** Nothing of this queue in flight nor waiting: a new message would be its head. */
+  get idle(): boolean {
+    return this.inFlight.size === 0;
+  }
+
+  /**
+   * The filing of a just-processed message, for the processing stage to run in its own result's
+   * transaction; null when the destination refuses the content (its worker then journals that).
+   */
+  inlineFiling(
+    messageId: number,
+    deliveryId: number,
+    content: StepInput,
+    owner: string | null,
+  ): Filing | null {
+    try {
+      return this.o.destination.filing!(this.outbound(messageId, deliveryId, content, owner, 1));
+    } catch {
+      return null;
+    }
+  }
+
+  /** What the destination is handed for one attempt. */
+  private outbound(
+    messageId: number,
+    deliveryId: number,
+    input: StepInput,
+    owner: string | null,
+    attempt: number,
+    file?: ContentFile,
+  ): Outbound {
+    // `content` passed on as it is: for a blob, the getter that reads the file only if touched.
+    return withContentOf(input, {
+      messageId,
+      deliveryId,
+      idempotencyKey: `${this.o.channelId}-${messageId}-${this.o.name}`,
+      ...(file ? { file } : {}),
+      contentType: input.contentType,
+      meta: input.meta,
+      owner,
+      attempt,
+    });
+  }
+
+  /** A delivery filed in process: counted as this queue's. */
+  filedInProcess(receivedAt: number): void {
+    this.o.metrics.sent++;
+    this.o.metrics.observeLatency((Date.now() - receivedAt) / 1000);
   }
 
   start(): void {
@@ -309,16 +368,7 @@ export class DestinationWorker {
     }
     // A large file no step changed is streamed out from its blob; `content` reads it only if touched.
     const file = stored.unchanged(input) ? input.file : undefined;
-    const outbound: Outbound = withContentOf(input, {
-      messageId: d.messageId,
-      deliveryId: d.id,
-      idempotencyKey: `${this.o.channelId}-${d.messageId}-${this.o.name}`,
-      ...(file ? { file } : {}),
-      contentType: input.contentType,
-      meta: input.meta,
-      owner: message.owner,
-      attempt: d.attempts + 1,
-    });
+    const outbound = this.outbound(d.messageId, d.id, input, message.owner, d.attempts + 1, file);
     // Without destination steps, what was sent is the message's content already journaled: no second copy.
     const sent =
       this.o.steps.length && !file ? { content: input.content, contentType: input.contentType } : undefined;

@@ -497,6 +497,38 @@ export const ERRORS = define({
     hint: 'choose two patients',
     status: BAD_REQUEST,
   },
+  // Clinical documents (store/documents.ts, connectors/document-writer.ts)
+  DOCUMENT_UNKNOWN: { message: 'no document {id}', hint: 'check the document id', status: NOT_FOUND },
+  DOCUMENT_NO_CONTENT: {
+    message: 'document {id} has no {what}',
+    hint: 'open the original instead: /api/documents/{id}/original',
+    status: NOT_FOUND,
+  },
+  DOCUMENT_NOT_REPORT: {
+    message: 'document-store files the report model, not {contentType}',
+    hint: 'put a `pathology` or `molecular` step before the document-store destination',
+    status: REFUSED_FOR_GOOD,
+  },
+  DOCUMENT_NOT_OWNER: {
+    message: 'document {id} was filed by another sender: only it may replace or delete it',
+    hint: 'send corrections from the establishment or lab that sent the document',
+    status: { ...REFUSED_FOR_GOOD, http: 403 },
+  },
+  DOCUMENT_TO_DELETE_UNKNOWN: {
+    message: 'the deletion names a document the DCC never filed',
+    hint: 'check the unique id of the document to delete (OBX-11 D, TXA-12/13 or relatedDocument)',
+    status: { ...REFUSED_FOR_GOOD, hl7: '204' },
+  },
+  DOCUMENT_ALREADY_FILED: {
+    message: 'document {id} is already filed on a patient',
+    hint: 'reload the vigilance queue: only unfiled documents are attached by hand',
+    status: CONFLICT,
+  },
+  DOCUMENT_FILES_UNAVAILABLE: {
+    message: 'this store has no data directory to keep document files in',
+    hint: 'open the store on a data directory',
+    status: { http: 500 },
+  },
   REVIEW_UNKNOWN: { message: 'no review item {id}', hint: 'reload the review queue', status: NOT_FOUND },
   REVIEW_NOT_OPEN: {
     message: 'review item {id} is already decided',

@@ -149,24 +149,30 @@ export class SenderScope {
   }
 
   check(events: readonly IdentityEvent[], owner: string | null): void {
+    this.checkIdentifiers(
+      events.flatMap(identitiesOf).flatMap((identity) => identity.identifiers),
+      owner,
+    );
+  }
+
+  /** The same rule for the IPPs of any message (a clinical report's patient). */
+  checkIdentifiers(identifiers: readonly Identifier[], owner: string | null): void {
     const sender = owner === null ? undefined : this.byFiness.get(owner);
     const grants = sender === undefined ? [] : grantsOf(sender);
-    for (const identity of events.flatMap(identitiesOf)) {
-      for (const id of identity.identifiers.filter((i) => i.type === 'PI')) {
-        if (!this.byFiness.has(id.authority))
-          throw refused(
-            'IDENTITY_FINESS_UNKNOWN',
-            `IPP ${id.value} is issued under FINESS ${id.authority}, which is not an establishment of the DCC directory`,
-            `correct PID-3.4.2, or ask the DCC administrator to add FINESS ${id.authority} to directory.yaml`,
-          );
-        if (owner === null || id.authority === owner || grants === 'all' || grants.includes(id.authority))
-          continue;
+    for (const id of identifiers.filter((i) => i.type === 'PI')) {
+      if (!this.byFiness.has(id.authority))
         throw refused(
-          'IDENTITY_FINESS_NOT_GRANTED',
-          `IPP ${id.value} is filed under FINESS ${id.authority}, but the sender speaks for FINESS ${owner} only`,
-          `send your own establishment's IPPs, or ask the DCC administrator to grant ${owner} reportsFor ${id.authority} in directory.yaml`,
+          'IDENTITY_FINESS_UNKNOWN',
+          `IPP ${id.value} is issued under FINESS ${id.authority}, which is not an establishment of the DCC directory`,
+          `correct PID-3.4.2, or ask the DCC administrator to add FINESS ${id.authority} to directory.yaml`,
         );
-      }
+      if (owner === null || id.authority === owner || grants === 'all' || grants.includes(id.authority))
+        continue;
+      throw refused(
+        'IDENTITY_FINESS_NOT_GRANTED',
+        `IPP ${id.value} is filed under FINESS ${id.authority}, but the sender speaks for FINESS ${owner} only`,
+        `send your own establishment's IPPs, or ask the DCC administrator to grant ${owner} reportsFor ${id.authority} in directory.yaml`,
+      );
     }
   }
 }

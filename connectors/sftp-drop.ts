@@ -1,6 +1,7 @@
 // Source `sftp-drop`: the files establishments and labs drop into one folder of the built-in SFTP
 // server (`/in/identity`, `/in/pathology` or `/in/molecular`). A file is journaled before its upload
 // is acknowledged; an HL7 file then gets its ACK file in `/out/ack`, a failed one a note in `/error`.
+import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ackErrorOf, buildAck } from '../transformers/hl7v2-ack.ts';
@@ -17,6 +18,7 @@ import {
   type TakeResult,
   type Upload,
 } from './sftp-server.ts';
+import { halfOf, SidecarPairing, type Pair } from './sftp-pairing.ts';
 
 /**
  * Builds the ACK file of an HL7 file from the processing outcome, or null when there is nothing to
@@ -78,6 +80,20 @@ const schema = Type.Object({
     }),
     'ssh_host_ed25519_key',
   ),
+  pairSidecars: Default(
+    Type.Boolean({
+      description:
+        'a PDF and its sidecar of the same base name (NAME.pdf with NAME.json, or NAME.hl7 sent after the PDF) make one message: the PDF, with the sidecar in meta.sidecar',
+    }),
+    false,
+  ),
+  pairWaitMs: Default(
+    Type.Integer({
+      minimum: 1000,
+      description: 'a PDF or JSON sidecar whose partner has not arrived after this long goes to /error',
+    }),
+    600_000,
+  ),
   // Of the shared SFTP server: the first sftp-drop source to start sets them.
   ...connectionLimitOptions,
   authTimeoutMs: Default(
@@ -123,6 +139,8 @@ class SftpDropSource implements Source {
   private server: SftpServer | null = null;
   /** The answer being written per message: a later one (a late failure) waits for it, then rewrites. */
   private readonly answering = new Map<number, Promise<void>>();
+  private pairing: SidecarPairing | null = null;
+  private sweeper: NodeJS.Timeout | null = null;
 
   constructor(options: SftpDropOptions, ctx: SourceContext, buildAck: AckBuilder) {
     this.options = options;
@@ -172,6 +190,7 @@ class SftpDropSource implements Source {
       await this.stop();
       throw err;
     }
+    if (options.pairSidecars) this.startPairing(server);
     const { port, bind } = server.address();
     ctx.report({ connected: true, lastError: null, detail: `sftp://${bind}:${port}/in/${options.folder}` });
     // Answers are not awaited by stop(): one still due then stays due in the journal for the next start.
@@ -197,7 +216,23 @@ class SftpDropSource implements Source {
     }
   }
 
+  /** Parked halves survive a restart: the sweep finds them on disk, pairing goes on where it stopped. */
+  private startPairing(server: SftpServer): void {
+    const { options, ctx } = this;
+    const pairing = new SidecarPairing(path.join(ctx.dataDir, 'sftp', '.pairing'), options.folder);
+    this.pairing = pairing;
+    const sweep = (): void => {
+      void this.track(
+        pairing.expire(options.pairWaitMs, Date.now(), (login) => server.accountTree(login)),
+      ).catch((err: unknown) => ctx.log.warn({ err }, 'sftp-drop could not sweep unpaired files'));
+    };
+    this.sweeper = setInterval(sweep, Math.min(options.pairWaitMs / 2, 60_000));
+    this.sweeper.unref();
+  }
+
   async stop(): Promise<void> {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = null;
     this.unroute?.();
     this.unroute = null;
     await Promise.allSettled([...this.inFlight]);
@@ -215,24 +250,57 @@ class SftpDropSource implements Source {
   }
 
   private async take(upload: Upload): Promise<TakeResult> {
+    if (this.pairing !== null && halfOf(upload.name) !== null && upload.size > 0) {
+      const paired = await this.pairing.offer(upload.account.login, upload.name, upload.file);
+      if (paired === null) return;
+      if (paired !== 'alone') return this.takePair(upload, paired);
+    }
     // The upload's file moves to the journal's side (hashed on the way) when it is large: never read whole.
     const staged = await this.ctx.stage({ file: upload.file, move: true });
     const head = staged.content ?? (await readHead(staged.file!));
-    const rejected =
-      staged.size === 0 ? 'file refused: it is empty; send it again with its content' : undefined;
-    const hl7 = isHl7(upload.name, head);
+    return this.journal(upload, upload.name, { staged }, { head, size: staged.size, digest: staged.digest });
+  }
+
+  private async takePair(upload: Upload, pair: Pair): Promise<TakeResult> {
+    const digest = createHash('sha256').update(pair.pdf.content).update(pair.sidecar.content);
+    const { content } = pair.pdf;
+    const result = await this.journal(
+      upload,
+      pair.pdf.name,
+      { content },
+      { head: content, size: content.length, digest: digest.digest('hex') },
+      { sidecar: pair.sidecar.content.toString('utf8'), sidecarName: pair.sidecar.name },
+    );
+    await this.pairing!.done(pair);
+    return result;
+  }
+
+  /**
+   * Journals one file: its bytes or its staged file (`body`), told apart as HL7 or not by its `head`
+   * (which the ACK file is built from, too); `digest` makes a copy a copy.
+   */
+  private async journal(
+    upload: Upload,
+    name: string,
+    body: Pick<Inbound, 'content' | 'staged'>,
+    { head, size, digest }: { head: Buffer; size: number; digest: string },
+    meta: Record<string, string> = {},
+  ): Promise<TakeResult> {
+    const rejected = size === 0 ? 'file refused: it is empty; send it again with its content' : undefined;
+    const hl7 = isHl7(name, head);
     const inbound: Inbound = {
-      staged,
-      contentType: hl7 ? 'application/hl7-v2' : contentTypeOf(upload.name),
+      ...body,
+      contentType: hl7 ? 'application/hl7-v2' : contentTypeOf(name),
       meta: {
-        fileName: upload.name,
+        fileName: name,
         account: upload.account.login,
         folder: upload.folder,
-        size: staged.size,
+        size,
+        ...meta,
       },
       sender: upload.account.login,
       // The account is the authenticated sender; the digest of the content makes a copy a copy.
-      dedupKey: `sftp:${upload.account.login}:${staged.digest}`,
+      dedupKey: `sftp:${upload.account.login}:${digest}`,
       ...(upload.account.finess ? { owner: upload.account.finess } : {}),
       ...(rejected ? { rejected } : { owesAnswer: true }),
     };

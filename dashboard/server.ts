@@ -10,6 +10,7 @@ import { registerAuditApi } from './api/audit.ts';
 import { registerChannelApi } from './api/channels.ts';
 import { registerMessageApi } from './api/messages.ts';
 import { registerPatientApi } from './api/patients.ts';
+import { registerDocumentApi } from './api/documents.ts';
 import { registerStatsApi } from './api/stats.ts';
 import { registerMetrics } from './metrics.ts';
 import { collectRoutes, registerOpenApi } from './openapi.ts';
@@ -84,7 +85,9 @@ export function buildServer(engine: Engine, options: HttpOptions): FastifyInstan
     (_req, body, done) => done(null, Object.fromEntries(new URLSearchParams(body as string))),
   );
   app.addHook('onSend', async (_req, reply) => {
-    reply.headers(securityHeaders);
+    // A route may set a header of its own (a PDF shown inline on our pages may be framed by them).
+    for (const [name, value] of Object.entries(securityHeaders))
+      if (!reply.hasHeader(name)) reply.header(name, value);
   });
   app.setErrorHandler((error: FastifyError, req, reply) => {
     const a = errorAnswer(error);
@@ -129,6 +132,7 @@ export function buildServer(engine: Engine, options: HttpOptions): FastifyInstan
   registerChannelApi(app, engine);
   registerMessageApi(app, engine);
   registerPatientApi(app, engine);
+  registerDocumentApi(app, engine);
   registerAuditApi(app, engine);
   registerStatsApi(app, engine);
   registerMetrics(app, engine);

@@ -2,7 +2,8 @@
 // module method and its plain arguments. The writer runs it in the transaction that marks the
 // delivery SENT, which is what makes store filing exactly-once (README, delivery rule 4).
 import { callModule } from './group-commit.ts';
-import type { Journal, SentResult } from './journal.ts';
+import { isTransientDbError, type Db } from './db.ts';
+import type { Journal, ProcessingResult, SentResult, StoragePolicy } from './journal.ts';
 
 /** Which writer module method files a message, with its arguments (structured-cloneable). */
 export interface Filing {
@@ -17,11 +18,53 @@ export interface Filed {
   detail?: string;
 }
 
+/** A store-writer delivery the processing stage files itself, in the transaction of its result. */
+export interface InlineFiling {
+  deliveryId: number;
+  /** An ordered queue: filed only when no earlier delivery of it waits (a retrying head, say). */
+  ordered: boolean;
+  filing: Filing;
+}
+
 export class Deliveries {
   constructor(
+    private readonly db: Db,
     private readonly journal: Journal,
     private readonly modules: () => object,
   ) {}
+
+  /**
+   * Records a processing result and, for a transformed message, files its store-writer deliveries
+   * in the same transaction, each in a savepoint: received, processed and filed in two group
+   * commits. A filing refused here stays QUEUED: its destination worker tries it again under its
+   * retry rules and journals the refusal. `premarked`: the deliveries whose start the run's mark
+   * recorded; those not filed here get it back (their attempt did not happen). Returns the filed ones.
+   */
+  processedAndFiled(
+    result: ProcessingResult,
+    policy: StoragePolicy,
+    filings: readonly InlineFiling[],
+    premarked: readonly number[],
+  ): number[] {
+    this.journal.processed(result, policy);
+    const filed: number[] = [];
+    if (result.status === 'TRANSFORMED') {
+      for (const f of filings) {
+        if (f.ordered && this.journal.queuedBefore(f.deliveryId)) continue;
+        try {
+          this.db.transaction(() =>
+            this.fileAndMarkSent(f.filing, { deliveryId: f.deliveryId, policy, now: result.now }),
+          )();
+          filed.push(f.deliveryId);
+        } catch (error) {
+          // A locked database fails the whole result, retried; a refusal is the worker's to journal.
+          if (isTransientDbError(error)) throw error;
+        }
+      }
+    }
+    for (const id of premarked) if (!filed.includes(id)) this.journal.unstartDelivery(id);
+    return filed;
+  }
 
   /** Files, then marks the delivery SENT with the filing's response: one transaction, both or neither. */
   fileAndMarkSent(filing: Filing, sent: Omit<SentResult, 'response' | 'detail'>): Filed {

@@ -189,13 +189,32 @@ export class GroupCommit {
    * Writes waiting for the group commit are not part of it: they keep their FULL commit.
    */
   mark<T>(op: (db: Db) => T): T {
+    const [outcome] = this.markEach([op]);
+    if (!outcome!.ok) throw outcome!.value;
+    return outcome!.value as T;
+  }
+
+  /**
+   * Marks that arrived together (the writer thread gets them in one message), in one such commit,
+   * each in a savepoint of its own: one failing rejects alone; a failed commit, all of them.
+   */
+  markEach(ops: ReadonlyArray<(db: Db) => unknown>): Array<{ ok: boolean; value: unknown }> {
     if (this.closed) throw new Error('the store is closed: no write accepted after shutdown');
     const relaxed = this.syncLevel > 1;
     if (relaxed) this.db.pragma('synchronous = NORMAL');
     try {
-      return this.db.transaction(op)(this.db);
+      return this.db.transaction(() =>
+        ops.map((op) => {
+          try {
+            return { ok: true, value: this.db.transaction(op)(this.db) };
+          } catch (error) {
+            return { ok: false, value: error };
+          }
+        }),
+      )();
     } catch (error) {
-      throw new JournalUnavailable(error);
+      const unavailable = new JournalUnavailable(error);
+      return ops.map(() => ({ ok: false, value: unavailable }));
     } finally {
       if (relaxed) this.db.pragma(`synchronous = ${this.syncLevel}`);
     }

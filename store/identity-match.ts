@@ -185,29 +185,22 @@ export function jaroWinkler(longA: string, longB: string): number {
 }
 
 /**
- * Optimal-string-alignment distance (insertions, deletions, substitutions and adjacent
- * transpositions) of the first `MAX_COMPARED_CHARS` characters of each string, in three rows of
- * memory rather than a full matrix.
+ * Whether one edit (an insertion, a deletion, a substitution, or a transposition of two adjacent
+ * characters) turns the first `MAX_COMPARED_CHARS` characters of one string into the other's: their
+ * optimal-string-alignment distance is exactly 1. One pass, where the distance itself fills a matrix.
  */
-export function damerauLevenshtein(longA: string, longB: string): number {
+export function oneEditApart(longA: string, longB: string): boolean {
   const a = capped(longA);
   const b = capped(longB);
-  let before = new Array<number>(b.length + 1).fill(0);
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = new Array<number>(b.length + 1).fill(0);
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let v = Math.min(previous[j]! + 1, row[j - 1]! + 1, previous[j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
-        v = Math.min(v, before[j - 2]! + 1);
-      row[j] = v;
-    }
-    before = previous;
-    previous = row;
+  if (a === b || Math.abs(a.length - b.length) > 1) return false;
+  let i = 0;
+  while (a[i] === b[i]) i++;
+  if (a.length === b.length) {
+    if (a.slice(i + 1) === b.slice(i + 1)) return true;
+    return a[i] === b[i + 1] && a[i + 1] === b[i] && a.slice(i + 2) === b.slice(i + 2);
   }
-  return previous[b.length]!;
+  const [shorter, longer] = a.length < b.length ? [a, b] : [b, a];
+  return shorter.slice(i) === longer.slice(i + 1);
 }
 
 interface TraitSimilarity {
@@ -231,10 +224,7 @@ function compareNames(a: string, b: string, prefix: string): TraitSimilarity {
     return { sim: 0.92, reason: `${prefix}-compound` };
   }
   const jw = jaroWinkler(ja, jb);
-  // One edit only lifts a similarity below 0.9, and needs lengths (as compared) one apart at most.
-  const [la, lb] = [Math.min(ja.length, MAX_COMPARED_CHARS), Math.min(jb.length, MAX_COMPARED_CHARS)];
-  const oneEdit =
-    jw < 0.9 && Math.min(la, lb) >= 4 && Math.abs(la - lb) <= 1 && damerauLevenshtein(ja, jb) === 1;
+  const oneEdit = Math.min(ja.length, jb.length) >= 4 && oneEditApart(ja, jb);
   const sim = oneEdit ? Math.max(jw, 0.9) : jw;
   // Below 0.8 Jaro-Winkler still rewards shared letters (GARCIA/MARTIN ≈ 0.67): that is not a typo, it is another name.
   return sim >= 0.8 ? { sim, reason: `${prefix}-typo` } : { sim: 0, reason: `${prefix}-differs` };
@@ -295,16 +285,6 @@ function sameGivenNameLists(a: MatchTraits, b: MatchTraits): boolean {
   return referentialName(a.givenNames) === referentialName(b.givenNames);
 }
 
-/**
- * Compares two identities. `exact` means every strict trait is equal in its referential form
- * (`referentialName`: case, diacritics, hyphen, apostrophe and space spellings aside),
- * a birth place or given-name list missing on one side aside; `near` means the score reaches
- * `nearThreshold` without being exact.
- */
-export function compareIdentities(a: MatchTraits, b: MatchTraits, nearThreshold: number): MatchResult {
-  return compareFrom(a, b, nearThreshold, compareBirthDates(a.birthDate, b.birthDate));
-}
-
 /** The weighted score, summed in the one order every caller uses (floating point is not associative). */
 function weighted(sims: Record<keyof typeof WEIGHTS, number>): number {
   const sum = (Object.keys(WEIGHTS) as Array<keyof typeof WEIGHTS>).reduce(
@@ -315,36 +295,39 @@ function weighted(sims: Record<keyof typeof WEIGHTS, number>): number {
 }
 
 /**
- * `compareIdentities` for the candidate search, where most candidates are other people: null when
- * the pair is `different`, proved early when the traits compared so far cannot reach the threshold
- * even if the rest were equal (the score only grows with each similarity). Same result otherwise.
+ * False when `b` is surely `different` from `a` by its birth date and birth name alone (everything
+ * else counted as equal): the candidate search drops it before reading the rest of its traits.
  */
-export function compareIfClose(a: MatchTraits, b: MatchTraits, nearThreshold: number): MatchResult | null {
-  const birthDate = compareBirthDates(a.birthDate, b.birthDate);
+export function couldBeClose(
+  a: Pick<MatchTraits, 'birthDate' | 'birthName'>,
+  b: Pick<MatchTraits, 'birthDate' | 'birthName'>,
+  nearThreshold: number,
+): boolean {
   const sims = {
     birthName: 1,
     firstGivenName: 1,
-    birthDate: birthDate.sim,
-    sex: compareSex(a.sex, b.sex).sim,
-    birthPlace: compareBirthPlaces(a.birthPlace, b.birthPlace).sim,
+    birthDate: compareBirthDates(a.birthDate, b.birthDate).sim,
+    sex: 1,
+    birthPlace: 1,
   };
-  if (weighted(sims) < nearThreshold) return null;
+  // An exact pair scores 1 whatever the threshold: it must never be dropped.
+  const threshold = Math.min(nearThreshold, 1);
+  if (weighted(sims) < threshold) return false;
   sims.birthName = compareNames(a.birthName, b.birthName, 'birth-name').sim;
-  if (weighted(sims) < nearThreshold) return null;
-  const m = compareFrom(a, b, nearThreshold, birthDate);
-  return m.kind === 'different' ? null : m;
+  return weighted(sims) >= threshold;
 }
 
-function compareFrom(
-  a: MatchTraits,
-  b: MatchTraits,
-  nearThreshold: number,
-  birthDate: TraitSimilarity,
-): MatchResult {
+/**
+ * Compares two identities. `exact` means every strict trait is equal in its referential form
+ * (`referentialName`: case, diacritics, hyphen, apostrophe and space spellings aside),
+ * a birth place or given-name list missing on one side aside; `near` means the score reaches
+ * `nearThreshold` without being exact.
+ */
+export function compareIdentities(a: MatchTraits, b: MatchTraits, nearThreshold: number): MatchResult {
   const parts = {
     birthName: compareNames(a.birthName, b.birthName, 'birth-name'),
     firstGivenName: compareFirstGivenNames(a, b),
-    birthDate,
+    birthDate: compareBirthDates(a.birthDate, b.birthDate),
     sex: compareSex(a.sex, b.sex),
     birthPlace: compareBirthPlaces(a.birthPlace, b.birthPlace),
   };

@@ -365,7 +365,13 @@ export class Journal {
         .pluck(),
       startProcessing: db.prepare('UPDATE messages SET attempts = attempts + 1 WHERE id = ?'),
       startDelivery: db.prepare('UPDATE deliveries SET starts = starts + 1 WHERE id = ?'),
-      undoStart: db.prepare('UPDATE deliveries SET starts = starts - 1 WHERE id = ? AND starts > attempts'),
+      unstartDelivery: db.prepare(
+        'UPDATE deliveries SET starts = starts - 1 WHERE id = ? AND starts > attempts',
+      ),
+      queuedBefore: db.prepare<[number], number>(
+        `SELECT 1 FROM deliveries q JOIN deliveries d ON d.id = ?
+         WHERE q.channel = d.channel AND q.destination = d.destination AND q.status = 'QUEUED' AND q.id < d.id LIMIT 1`,
+      ),
       firstError: db
         .prepare<[number], string>(
           `SELECT destination || ': ' || coalesce(last_error, status) FROM deliveries
@@ -555,9 +561,23 @@ export class Journal {
     return before;
   }
 
-  /** startProcessing for each message of a run, in one transaction (one mark for the run). */
-  startProcessingEach(messageIds: readonly number[]): number[] {
+  /**
+   * startProcessing for each message of a run, in one transaction (one mark for the run), and
+   * startDelivery for the store-writer deliveries the run may file in process (see Deliveries).
+   */
+  startProcessingEach(messageIds: readonly number[], deliveryIds: readonly number[] = []): number[] {
+    for (const id of deliveryIds) this.startDelivery(id);
     return messageIds.map((id) => this.startProcessing(id));
+  }
+
+  /** Takes back a delivery's start: the attempt it announced did not happen (nothing crashed). */
+  unstartDelivery(deliveryId: number): void {
+    this.s.unstartDelivery.run(deliveryId);
+  }
+
+  /** Whether an ordered queue holds an earlier delivery than this one: this one must wait its turn. */
+  queuedBefore(deliveryId: number): boolean {
+    return this.s.queuedBefore.get(deliveryId) !== undefined;
   }
 
   /** Same as startProcessing, for one delivery attempt. */
@@ -580,7 +600,7 @@ export class Journal {
    */
   batchSent(r: { sent: SentResult[]; notAttempted: number[] }): void {
     for (const one of r.sent) this.sent(one);
-    for (const id of r.notAttempted) this.s.undoStart.run(id);
+    for (const id of r.notAttempted) this.unstartDelivery(id);
   }
 
   /** Records the answer a source wrote (its code: AA, AE, AR); it is no longer due. */

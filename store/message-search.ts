@@ -90,7 +90,7 @@ export interface MessageFilter {
   text?: string;
   /** FINESS of the account the search is scoped to (establishment and lab accounts). */
   owner?: string;
-  /** Messages the identity decisions link to this patient, or to a patient merged into it. */
+  /** Messages the identity decisions or the filed documents link to this patient, or to a patient merged into it. */
   patient?: number;
 }
 
@@ -210,8 +210,10 @@ export class MessageSearch {
       // A merged patient's messages concern its survivor: follow merged_into back from the survivor.
       cte = `WITH RECURSIVE family (id) AS (SELECT @patient UNION SELECT p.id FROM patients p JOIN family f ON p.merged_into = f.id)`;
       where.push(
-        `m.id IN (SELECT d.message_id FROM identity_decisions d WHERE d.message_id IS NOT NULL
-          AND (d.patient_id IN family OR d.other_patient_id IN family))`,
+        `(m.id IN (SELECT d.message_id FROM identity_decisions d WHERE d.message_id IS NOT NULL
+          AND (d.patient_id IN family OR d.other_patient_id IN family))
+         OR m.id IN (SELECT v.message_id FROM document_versions v JOIN documents doc ON doc.id = v.document_id
+          WHERE v.message_id IS NOT NULL AND doc.patient_id IN family))`,
       );
       params.patient = filter.patient;
     }

@@ -60,14 +60,14 @@ export class PatientRecords {
       byIns: p(
         `SELECT id FROM patients WHERE ins_matricule = ? AND ins_oid = ? AND merged_into IS NULL ORDER BY id`,
       ).pluck(),
-      // The three blocks are unioned on ids from their indexes alone, then only the rows kept are read
-      // (a union of whole rows sorts them all in a temporary b-tree); lowest ids first, as ever.
-      candidates: p(`SELECT ${CANDIDATE_COLUMNS} FROM patients WHERE id IN (
-                       SELECT id FROM patients WHERE birth_date = @birth_date AND merged_into IS NULL
-                       UNION SELECT id FROM patients WHERE name_year_block = @name_year_block AND merged_into IS NULL
-                       UNION SELECT id FROM patients WHERE name_day_block = @name_day_block AND merged_into IS NULL
-                       ORDER BY id LIMIT ${MAX_CANDIDATES})
-                     ORDER BY id`).raw(),
+      // The three blocks, unioned from their covering indexes alone (migration 404): the id, and the
+      // birth date and name that most candidates are told apart by; lowest ids first, as ever.
+      blocks:
+        p(`SELECT id, birth_date, birth_name FROM patients WHERE birth_date = @birth_date AND merged_into IS NULL
+                 UNION SELECT id, birth_date, birth_name FROM patients WHERE name_year_block = @name_year_block AND merged_into IS NULL
+                 UNION SELECT id, birth_date, birth_name FROM patients WHERE name_day_block = @name_day_block AND merged_into IS NULL
+                 ORDER BY id LIMIT ${MAX_CANDIDATES}`).raw(),
+      candidate: p(`SELECT ${CANDIDATE_COLUMNS} FROM patients WHERE id = ?`).raw(),
       insert:
         p(`INSERT INTO patients (birth_name, given_names, first_given_name, birth_date, sex, birth_place,
                    used_name, used_given_name, ins_matricule, ins_oid, ins_status, reliability, collection_mode,
@@ -206,19 +206,24 @@ export class PatientRecords {
   }
 
   /**
-   * Live patients sharing the birth date or the name block: the only rows a match looks at, with only
-   * the columns it compares (a whole record costs twice as much to read, and most candidates are
-   * other people).
+   * Live patients sharing the birth date or a name block: the only rows a match looks at (at most
+   * MAX_CANDIDATES, lowest ids first). Most are other people: `keep` sees each one's birth date and
+   * birth name, read from the blocks' indexes, and only the rows it keeps are read, with only the
+   * columns a match compares.
    */
-  candidates(identity: Identity): CandidateRecord[] {
+  candidates(
+    identity: Identity,
+    keep: (c: { birthDate: string; birthName: string }) => boolean,
+  ): CandidateRecord[] {
     const { nameYear, nameDay } = blockingKeys(identity);
-    return (
-      this.sql.candidates.all({
-        birth_date: identity.birthDate,
-        name_year_block: nameYear,
-        name_day_block: nameDay,
-      }) as CandidateRow[]
-    ).map(toCandidate);
+    const blocks = this.sql.blocks.all({
+      birth_date: identity.birthDate,
+      name_year_block: nameYear,
+      name_day_block: nameDay,
+    }) as Array<[number, string, string]>;
+    return blocks
+      .filter(([, birthDate, birthName]) => keep({ birthDate, birthName }))
+      .map(([id]) => toCandidate(this.sql.candidate.get(id) as CandidateRow));
   }
 
   create(identity: Identity, ctx: ActionContext): number {

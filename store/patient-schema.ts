@@ -148,6 +148,21 @@ export const patientMigrations: Migration[] = [
       INSERT INTO patient_search_pending SELECT id FROM patients;
     `,
   },
+  {
+    version: 404,
+    name: 'candidate blocks that cover the birth date and name: most candidates are told apart without reading their row',
+    up: `
+      DROP INDEX patients_birth_date;
+      DROP INDEX patients_name_year_block;
+      DROP INDEX patients_name_day_block;
+      -- merged_into last: its value is implied, but an index holding it is covering for the blocks' query.
+      CREATE INDEX patients_birth_date ON patients (birth_date, birth_name, merged_into) WHERE merged_into IS NULL;
+      CREATE INDEX patients_name_year_block ON patients (name_year_block, birth_date, birth_name, merged_into)
+        WHERE merged_into IS NULL;
+      CREATE INDEX patients_name_day_block ON patients (name_day_block, birth_date, birth_name, merged_into)
+        WHERE merged_into IS NULL;
+    `,
+  },
 ];
 
 export interface PatientRow {

@@ -11,6 +11,8 @@ export const yearlyFigures = [
   'newUsers',
   'newPatients',
   'patientsTotal',
+  'pathologyReports',
+  'molecularResults',
 ] as const;
 export type YearlyFigure = (typeof yearlyFigures)[number];
 
@@ -22,9 +24,17 @@ export interface FigureValue {
   available: boolean;
 }
 
+/** Reports and results first filed in the year, per lab (its FINESS, else the sender's). */
+export interface LabCount {
+  lab: string;
+  pathologyReports: number;
+  molecularResults: number;
+}
+
 export interface YearlyStats {
   year: number;
   figures: Record<YearlyFigure, FigureValue>;
+  byLab: LabCount[];
 }
 
 export interface ThroughputSeries {
@@ -99,7 +109,31 @@ export class Stats {
         figures[figure] = { total: monthly.reduce((a, b) => a + b, 0), monthly, available: true };
       }
     }
-    return { year, figures };
+    let byLab: LabCount[] = [];
+    if (this.hasTable('documents')) {
+      const iso = bounds.map((t) => new Date(t).toISOString());
+      // A document counts once, in the year its first version was filed, whatever corrections followed.
+      for (const [figure, kind] of [
+        ['pathologyReports', 'pathology'],
+        ['molecularResults', 'molecular'],
+      ] as const) {
+        const count = this.db
+          .prepare<[string, string, string], number>(
+            'SELECT count(*) FROM documents WHERE kind = ? AND created_at >= ? AND created_at < ?',
+          )
+          .pluck();
+        const monthly = iso.slice(0, 12).map((from, m) => count.get(kind, from, iso[m + 1]!) ?? 0);
+        figures[figure] = { total: monthly.reduce((a, b) => a + b, 0), monthly, available: true };
+      }
+      byLab = this.db
+        .prepare<[string, string], LabCount>(
+          `SELECT COALESCE(lab_finess, owner, 'unknown') AS lab,
+             SUM(kind = 'pathology') AS pathologyReports, SUM(kind = 'molecular') AS molecularResults
+           FROM documents WHERE created_at >= ? AND created_at < ? GROUP BY lab ORDER BY lab`,
+        )
+        .all(iso[0]!, iso[12]!);
+    }
+    return { year, figures, byLab };
   }
 
   private perMonth(bounds: number[], sql: string): FigureValue {

@@ -13,6 +13,8 @@ import { MessageSearch, messageSearchMigrations } from './message-search.ts';
 import { Stats } from './stats.ts';
 import { PatientStore, patientMigrations } from './patients.ts';
 import { Vigilance } from './vigilance.ts';
+import { Documents, documentMigrations } from './documents.ts';
+import { DocumentFiles } from './document-files.ts';
 import { writesThrough, type Writes } from './writes.ts';
 import { BlobFiles } from './blob-files.ts';
 import { IdentityFiling } from './identity-filing.ts';
@@ -25,6 +27,7 @@ export const allMigrations: readonly Migration[] = [
   ...auditMigrations,
   ...messageSearchMigrations,
   ...patientMigrations,
+  ...documentMigrations,
 ];
 
 export interface StoreOptions extends OpenOptions {
@@ -59,19 +62,26 @@ export interface WriterModules {
   vigilance: Vigilance;
   identityFiling: IdentityFiling;
   deliveries: Deliveries;
+  documents: Documents;
 }
 
 /**
  * Builds every writer module on one connection: the writer thread does it on the write connection,
  * the main thread on its read connection (the same classes answer reads there).
  */
-export function writerModules(db: Db, keying: AuditKeying): WriterModules {
+export function writerModules(db: Db, keying: AuditKeying, documentsDir: string | null): WriterModules {
   const journal = new Journal(db);
   const accounts = new Accounts(db);
   const audit = new Audit(db, keying);
   const sessions = new Sessions(db);
   const patients = new PatientStore(db);
-  const vigilance = new Vigilance(patients);
+  // Documents are kept as files beside the database; a store in memory files none.
+  const documents = new Documents(
+    db,
+    patients,
+    documentsDir === null ? null : new DocumentFiles(documentsDir),
+  );
+  const vigilance = new Vigilance(patients, (patientId, ctx) => documents.identityFiled(patientId, ctx));
   const modules: WriterModules = {
     journal,
     accounts,
@@ -82,7 +92,8 @@ export function writerModules(db: Db, keying: AuditKeying): WriterModules {
     patients,
     vigilance,
     identityFiling: new IdentityFiling(patients, vigilance),
-    deliveries: new Deliveries(journal, () => modules),
+    deliveries: new Deliveries(db, journal, () => modules),
+    documents,
   };
   return modules;
 }
@@ -102,6 +113,7 @@ export class Store {
   readonly vigilance: Vigilance;
   /** Large content's files beside the database; the journal's `blobs` rows say which are referenced. */
   readonly blobs: BlobFiles;
+  readonly documents: Documents;
   /** Writes in the next group commit: `store.write.journal.receive(m)` settles once it is durable. */
   readonly write: Writes<WriterModules>;
   /** Writes committed in a transaction of their own (work under suspicion: the poison guard). */
@@ -121,7 +133,8 @@ export class Store {
     const keying = auditKeying(options.dataDir);
     // Built here first, on a connection that may still write: a module's one-off upgrade at start
     // (the audit chain's rekeying, a search reindex) is done before the writer thread opens.
-    const modules = writerModules(this.db, keying);
+    const documentsDir = memory ? null : path.join(options.dataDir, 'documents');
+    const modules = writerModules(this.db, keying, documentsDir);
     this.blobs = new BlobFiles(
       memory ? null : path.join(options.dataDir, 'blobs'),
       options.blobThresholdBytes ?? DEFAULT_BLOB_THRESHOLD,
@@ -134,6 +147,7 @@ export class Store {
       messageSearch: this.messageSearch,
       patients: this.patients,
       vigilance: this.vigilance,
+      documents: this.documents,
     } = modules);
     this.stats = new Stats(this.db);
     if (memory || options.writer === 'inline') this.writer = new InlineWriter(this.db, modules);
@@ -143,6 +157,7 @@ export class Store {
         file,
         synchronous: options.synchronous ?? 'FULL',
         auditKey: keying.key,
+        documentsDir,
       });
     }
     const through = (mode: WriteMode) =>

@@ -21,7 +21,7 @@ import {
   parseReliability,
   reliabilityRank,
 } from './patients.ts';
-import { compareIfClose, type MatchResult } from './identity-match.ts';
+import { compareIdentities, couldBeClose, type MatchResult } from './identity-match.ts';
 import type { CandidateRecord } from './patient-schema.ts';
 
 export interface VigilanceRules {
@@ -126,7 +126,11 @@ export class Vigilance {
   /** Built once: better-sqlite3 builds a wrapper (four functions) at every `db.transaction(fn)`. */
   private readonly decideAtomically;
 
-  constructor(readonly patients: PatientStore) {
+  constructor(
+    readonly patients: PatientStore,
+    /** Told of every identity filed, in its transaction: documents waiting for it are filed then. */
+    private readonly identityFiled: (patientId: number, ctx: ActionContext) => void = () => {},
+  ) {
     this.decideAtomically = patients.db.transaction(
       (
         input: IdentityInput,
@@ -237,6 +241,7 @@ export class Vigilance {
       const outcome = this.patients.attachIdentifier(patientId, ref, identity, ctx);
       if (outcome === 'attached') attached++;
     }
+    this.identityFiled(patientId, ctx);
     const kept = this.dedupeReviews(patientId, reviews, rules, notes);
     const action: IdentityDecision['action'] = created
       ? kept.length > 0
@@ -277,12 +282,10 @@ export class Vigilance {
     rules: VigilanceRules,
   ): { rule: string; link: number | null; review: Candidate[] } {
     const scored = this.patients
-      .candidates(identity)
+      .candidates(identity, (c) => couldBeClose(identity, c, rules.nearMatchThreshold))
       .filter((c) => !UNTRUSTED.has(c.reliability) && !differentQualifiedIns(identity, c))
-      .flatMap((c) => {
-        const m = compareIfClose(identity, c, rules.nearMatchThreshold);
-        return m === null ? [] : [{ c, m }];
-      });
+      .map((c) => ({ c, m: compareIdentities(identity, c, rules.nearMatchThreshold) }))
+      .filter(({ m }) => m.kind !== 'different');
     const exact = scored.filter(
       ({ c, m }) => m.kind === 'exact' && !this.sameEstablishmentOtherIpp(c.id, input),
     );

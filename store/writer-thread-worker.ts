@@ -10,6 +10,7 @@ import {
   type FromWriter,
   type ToWriter,
   type WriteReply,
+  type WriteRequest,
   type WriterInit,
 } from './writer-thread.ts';
 
@@ -17,10 +18,13 @@ const port = parentPort!;
 const init = workerData as WriterInit;
 const db = openDatabase(init.file, { synchronous: init.synchronous });
 // The head file of the audit chain is the main thread's business: it reads the committed head.
-const modules = writerModules(db, { key: Buffer.from(init.auditKey), headFile: null });
+const modules = writerModules(db, { key: Buffer.from(init.auditKey), headFile: null }, init.documentsDir);
 const gc = new GroupCommit(db);
 
 let outbox: WriteReply[] = [];
+
+/** The module method a request names, as an operation of the group commit. */
+const call = (r: WriteRequest) => () => callModule(modules, r.module, r.method, asBuffers(r.args));
 
 /** Replies of one commit go back in one message, once its callers' promises have all settled. */
 function reply(r: WriteReply): void {
@@ -50,8 +54,31 @@ function send(): void {
 port.on('message', (m: ToWriter) => {
   switch (m.type) {
     case 'run':
-      for (const r of m.requests) {
-        runOn(gc, r.mode, () => callModule(modules, r.module, r.method, asBuffers(r.args))).then(
+      for (let i = 0; i < m.requests.length; i++) {
+        const r = m.requests[i]!;
+        if (r.mode === 'mark') {
+          // Marks posted together share one no-fsync commit.
+          let end = i + 1;
+          while (end < m.requests.length && m.requests[end]!.mode === 'mark') end++;
+          const marks = m.requests.slice(i, end);
+          i = end - 1;
+          let outcomes: Array<{ ok: boolean; value: unknown }>;
+          try {
+            outcomes = gc.markEach(marks.map(call));
+          } catch (error) {
+            outcomes = marks.map(() => ({ ok: false, value: error }));
+          }
+          marks.forEach((q, k) => {
+            const o = outcomes[k]!;
+            reply(
+              o.ok
+                ? { id: q.id, ok: true, value: o.value }
+                : { id: q.id, ok: false, error: errorToValue(o.value) },
+            );
+          });
+          continue;
+        }
+        runOn(gc, r.mode, call(r)).then(
           (value) => reply({ id: r.id, ok: true, value }),
           (error: unknown) => reply({ id: r.id, ok: false, error: errorToValue(error) }),
         );

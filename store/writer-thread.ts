@@ -11,6 +11,8 @@ export interface WriterInit {
   synchronous: 'FULL' | 'NORMAL' | 'OFF';
   /** The audit chain's key: the thread appends audit rows. */
   auditKey: Uint8Array;
+  /** Where the documents' files are kept (null: none, a store in memory). */
+  documentsDir: string | null;
 }
 
 export interface WriteRequest {

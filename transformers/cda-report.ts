@@ -95,8 +95,17 @@ export function readCdaReport(
     readVariants(body, report);
     readConclusion(body, report);
     readAttachments(body, report);
+    readNarrative(body, report);
   }
   return report;
+}
+
+/** The document as a person reads it: each section's title and narrative text, outermost first. */
+function readNarrative(body: XmlElement, report: ClinicalReport): void {
+  const blocks = descendants(body, 'section')
+    .map((s) => [text(element(s, 'title')), text(element(s, 'text'))].filter((t) => t !== '').join('\n'))
+    .filter((b) => b !== '');
+  if (blocks.length > 0) report.text = blocks.join('\n\n');
 }
 
 function coded(e: XmlElement | undefined): Coded | undefined {

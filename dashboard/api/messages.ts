@@ -36,7 +36,8 @@ export const messageQuerySchema = {
     patient: {
       type: 'integer',
       minimum: 1,
-      description: 'messages the identity decisions link to this patient (or to patients merged into it)',
+      description:
+        'messages the identity decisions or the filed documents link to this patient (or to patients merged into it)',
     },
     after: { type: 'string', description: 'the "next" cursor of the previous page' },
     limit: { type: 'integer', minimum: 1, maximum: 500 },

@@ -10,7 +10,7 @@ export function registerStatsApi(app: FastifyInstance, engine: Engine): void {
       config: { roles: staff },
       schema: {
         summary:
-          'Yearly figures: RCP sessions and forms, PPS, active and new users, new patients, patients in all',
+          'Yearly figures: RCP sessions and forms, PPS, active and new users, new patients, patients in all, pathology reports and molecular results (also per lab)',
         tags: ['stats'],
         querystring: {
           type: 'object',

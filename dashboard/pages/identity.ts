@@ -7,6 +7,7 @@ import { readPatient, searchPatients } from '../api/patients.ts';
 import { operators, staff } from '../auth.ts';
 import { html, query, type Html } from '../html.ts';
 import { actionButton, csrfField, emptyState, sendError, sendPage } from './layout.ts';
+import { documentsTable, unfiledDocuments } from './documents.ts';
 
 const identityLine = (p: PatientRecord | null) =>
   p
@@ -180,8 +181,8 @@ export function registerIdentityPages(app: FastifyInstance, engine: Engine): voi
           </tbody>
         </table>
         <p><a id="patient-messages" href="/messages?patient=${p.id}">Messages about this patient</a></p>
-        <h2>Documents</h2>
-        <p class="muted">No document module in this installation yet.</p>
+        <h2>Documents and results</h2>
+        ${documentsTable(engine.store.documents.listOfPatient(p.id))}
         <h2>Identity history</h2>
         <table>
           <thead>
@@ -210,6 +211,7 @@ export function registerIdentityPages(app: FastifyInstance, engine: Engine): voi
   app.get('/vigilance', { config: { roles: staff } }, async (req, reply) => {
     const { after } = req.query as { after?: string };
     const page = engine.store.vigilance.listOpen({ after: after ?? null });
+    const unfiled = engine.store.documents.listWaiting();
     const canAct = operators.includes(req.user!.role);
     const items = page.items.map(
       (r) =>
@@ -224,7 +226,9 @@ export function registerIdentityPages(app: FastifyInstance, engine: Engine): voi
       reply,
       'Identity vigilance',
       html`${items.length ? items : emptyState('no-reviews', 'No review items: no identity waits for a decision.')}
-      ${page.next ? html`<p><a href="/vigilance?after=${page.next}">More →</a></p>` : ''}`,
+        ${page.next ? html`<p><a href="/vigilance?after=${page.next}">More →</a></p>` : ''}
+        <h2>Unfiled documents</h2>
+        ${unfiledDocuments(req, unfiled.items)}`,
     );
   });
 

@@ -6,6 +6,7 @@ import type { Authenticator } from '../auth.ts';
 import { registerLive } from '../sse.ts';
 import { registerAuditPage } from './audit.ts';
 import { registerIdentityPages } from './identity.ts';
+import { registerDocumentPages } from './documents.ts';
 import { registerLogin } from './login.ts';
 import { registerMessagePages } from './messages.ts';
 import { registerOverviewPages } from './overview.ts';
@@ -17,6 +18,7 @@ export function registerPages(app: FastifyInstance, engine: Engine, auth: Authen
   registerOverviewPages(app, engine);
   registerMessagePages(app, engine);
   registerIdentityPages(app, engine);
+  registerDocumentPages(app, engine);
   registerAuditPage(app, engine);
   registerStatsPage(app, engine);
   // Only a logged-in user gets here (the authenticator sends the others to the login form).

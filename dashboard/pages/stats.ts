@@ -15,6 +15,8 @@ const titles: Record<YearlyFigure, string> = {
   newUsers: 'New users',
   newPatients: 'New patients',
   patientsTotal: 'Patients in all',
+  pathologyReports: 'Pathology reports',
+  molecularResults: 'Molecular biology results',
 };
 
 const units: Record<YearlyFigure, string> = {
@@ -25,6 +27,8 @@ const units: Record<YearlyFigure, string> = {
   newUsers: 'users',
   newPatients: 'patients',
   patientsTotal: 'patients',
+  pathologyReports: 'reports',
+  molecularResults: 'results',
 };
 
 const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
@@ -63,6 +67,26 @@ export function registerStatsPage(app: FastifyInstance, engine: Engine): void {
                   <td data-figure="${f}">
                     ${s.figures[f].total}${s.figures[f].available ? '' : html` <span class="muted">(not recorded by this installation yet)</span>`}
                   </td>
+                </tr>`,
+            )}
+          </tbody>
+        </table>
+        <h2>Reports and results by lab</h2>
+        <table id="by-lab">
+          <thead>
+            <tr>
+              <th>Lab (FINESS)</th>
+              <th>Pathology reports</th>
+              <th>Molecular results</th>
+            </tr>
+          </thead>
+          <tbody>
+            ${s.byLab.map(
+              (l) =>
+                html`<tr>
+                  <td>${l.lab}</td>
+                  <td>${l.pathologyReports}</td>
+                  <td>${l.molecularResults}</td>
                 </tr>`,
             )}
           </tbody>

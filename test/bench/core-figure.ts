@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { builtinRegistry } from '../../channels/builtins.ts';
 import { migrate, openDatabase } from '../../store/db.ts';
-import { allMigrations } from '../../store/store.ts';
+import { allMigrations, Store } from '../../store/store.ts';
+import { identityFiles, importIdentities } from '../../channels/identity-import.ts';
 import { PatientStore, parseIdentity, type IdentityInput } from '../../store/patients.ts';
 import { startEngine, tempDir, type Harness } from '../support/engine-harness.ts';
 import { freePort } from '../support/ports.ts';
@@ -196,7 +197,43 @@ function raw(): object {
   };
 }
 
+/** The bulk import of the PAM FR files of `dir` (`total` messages) into an empty store, as the CLI runs it. */
+async function identityImport(o: { dir: string; total: number }): Promise<object> {
+  const store = new Store({ dataDir: tempDir('onco-bench-data-') });
+  const cpu0 = process.cpuUsage();
+  let lastShown = Date.now();
+  const report = await importIdentities(store, await identityFiles([o.dir]), {
+    author: 'bench',
+    directory: benchDirectory,
+    onProgress: (p) => {
+      if (Date.now() - lastShown < 10_000) return;
+      lastShown = Date.now();
+      process.stderr.write(
+        `  identities: ${p.messages.toLocaleString('en')} of ${o.total.toLocaleString('en')}, RSS ${rssMB()} MB\n`,
+      );
+    },
+  });
+  const cpu = process.cpuUsage(cpu0);
+  const count = (table: string): unknown => store.db.prepare(`SELECT count(*) FROM ${table}`).pluck().get();
+  const result = {
+    identities: report.messages,
+    patients: count('patients'),
+    reviewItems: count('identity_reviews'),
+    refused: report.refused,
+    seconds: Number(report.seconds.toFixed(1)),
+    perSecond: Math.round(report.messages / report.seconds),
+    // Both threads: the importer's mapping and the writer's filing.
+    cpuSeconds: Math.round((cpu.user + cpu.system) / 1e6),
+    rssAfterMB: rssMB(),
+    rssPeakMB: peakMB(),
+    actions: report.actions,
+  };
+  await store.close();
+  return result;
+}
+
 const figures: Record<string, (o: never) => object | Promise<object>> = {
+  'identity-import': identityImport,
   raw,
   seed,
   sftp,

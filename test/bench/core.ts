@@ -25,7 +25,8 @@ const FIRST_NEW_PERSON = 10_000_000;
 
 type Figure = Record<string, number>;
 
-function figure(name: string, options: object = {}): Promise<Figure> {
+/** Runs one figure of core-figure.ts in a process of its own; resolves with its JSON. */
+export function figure(name: string, options: object = {}): Promise<Figure> {
   process.stderr.write(`  core: ${name} ${JSON.stringify(options)}\n`);
   const child = spawn(
     process.execPath,

@@ -1,14 +1,14 @@
 // Identity filing: A28 messages through a real engine (pam-fr step, identity-store destination,
-// FULL sync) and the bulk import of the region's whole base from PAM FR files, with the progress the
-// CLI shows. Synthetic, fictitious people; one in five also known to a second establishment.
+// FULL sync) and the bulk import of the region's whole base from PAM FR files (in a process of its
+// own: its RSS is the import's), with the progress the CLI shows. Synthetic, fictitious people; one in
+// five also known to a second establishment.
 import fs from 'node:fs';
 import path from 'node:path';
 import { builtinRegistry } from '../../channels/builtins.ts';
-import { identityFiles, importIdentities } from '../../channels/identity-import.ts';
-import { Store } from '../../store/store.ts';
 import { idleSource } from '../support/sink.ts';
 import { startEngine, tempDir } from '../support/engine-harness.ts';
 import { benchDirectory as directory, feedMessage as message } from './people.ts';
+import { figure } from './core.ts';
 
 async function engineIngest(total: number, producers: number): Promise<number> {
   const { engine } = await startEngine({
@@ -50,29 +50,11 @@ async function bulkLoad(total: number): Promise<Record<string, unknown>> {
     for (let i = f * perFile; i < Math.min(total, (f + 1) * perFile); i++) parts.push(message(i));
     fs.writeFileSync(path.join(dir, `identities-${String(f).padStart(3, '0')}.hl7`), parts.join(''));
   }
-  const store = new Store({ dataDir: tempDir('onco-bench-data-') });
-  let lastShown = 0;
-  const report = await importIdentities(store, await identityFiles([dir]), {
-    author: 'bench',
-    directory,
-    onProgress: (p) => {
-      if (Date.now() - lastShown < 10_000) return;
-      lastShown = Date.now();
-      process.stderr.write(
-        `  identities: ${p.messages.toLocaleString('en')} of ${total.toLocaleString('en')}\n`,
-      );
-    },
-  });
-  const patients = store.db.prepare('SELECT count(*) FROM patients').pluck().get();
-  store.close();
-  return {
-    identities: report.messages,
-    patients,
-    refused: report.refused,
-    seconds: Number(report.seconds.toFixed(1)),
-    perSecond: Math.round(report.messages / report.seconds),
-    actions: report.actions,
-  };
+  try {
+    return await figure('identity-import', { dir, total });
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 export async function benchIdentityIngest(): Promise<Record<string, unknown>> {

@@ -1,12 +1,13 @@
 // `npm run bench`: every benchmark of the project, each beside the baseline measured in the same run.
 // Prints one JSON document. Timings live here, never in pass/fail tests.
-//   npm run bench [-- section ...]   sections: journal, transports, search, identities, core, streams
+//   npm run bench [-- section ...]   sections: journal, transports, search, identities, core, reports, streams
 import os from 'node:os';
 import { benchJournalIngest } from './journal-ingest.ts';
 import { benchTransportIngest } from './transport-ingest.ts';
 import { benchMessageSearch } from './message-search.ts';
 import { benchIdentityIngest } from './identity-ingest.ts';
 import { benchCore } from './core.ts';
+import { benchDocumentFiling } from './document-filing.ts';
 import { benchStreams } from './streams.ts';
 
 const sections: Record<string, () => Promise<unknown>> = {
@@ -15,6 +16,7 @@ const sections: Record<string, () => Promise<unknown>> = {
   search: benchMessageSearch,
   identities: benchIdentityIngest,
   core: benchCore,
+  reports: benchDocumentFiling,
   streams: benchStreams,
 };
 

@@ -55,8 +55,10 @@ function writesPerCommit(h: Harness): number {
   return Number((writes / commits).toFixed(1));
 }
 
-function benchEngine(source: object): Promise<Harness> {
+/** `writer`: the store's writer thread (default), or in the engine's thread (the baseline before issue 14). */
+function benchEngine(source: object, writer: 'thread' | 'inline' = 'thread'): Promise<Harness> {
   return startEngine({
+    engine: { store: { writer } },
     channels: [
       {
         id: 'bench',
@@ -96,9 +98,9 @@ export function mllpConnection(port: number, next: () => number | null): Promise
   });
 }
 
-async function mllpIngest(connections: number, total: number): Promise<Ingest> {
+async function mllpIngest(connections: number, total: number, writer: 'thread' | 'inline'): Promise<Ingest> {
   const port = await freePort();
-  const h = await benchEngine({ type: 'mllp-listener', port, respond: 'on-commit' });
+  const h = await benchEngine({ type: 'mllp-listener', port, respond: 'on-commit' }, writer);
   await h.engine.start();
   let handed = 0;
   const next = () => (handed < total ? handed++ : null);
@@ -119,12 +121,15 @@ async function benchMllp(): Promise<Record<string, unknown>> {
     [1, 3000],
     [8, 20_000],
   ] as const) {
-    const { rate, cpuPercent, writesPerCommit } = await mllpIngest(connections, total);
+    const { rate, cpuPercent, writesPerCommit } = await mllpIngest(connections, total, 'thread');
+    const inline = await mllpIngest(connections, total, 'inline');
     results[`${connections}connection${connections > 1 ? 's' : ''}`] = {
       messages: total,
       ingestMsgsPerSec: Math.round(rate),
       writesPerCommit,
       cpuPercent,
+      inlineWriterMsgsPerSec: Math.round(inline.rate),
+      inlineWritesPerCommit: inline.writesPerCommit,
       rawFullOnePerTxRowsPerSec: Math.round(rawOnePerTx),
       rawFull100PerTxRowsPerSec: Math.round(raw100PerTx),
       ratioToRawOnePerTx: Number((rate / rawOnePerTx).toFixed(2)),

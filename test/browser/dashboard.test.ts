@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { launchChromium } from '../support/chromium.ts';
 import { addAccount, until } from '../support/engine-harness.ts';
 import { insOf } from '../support/pam.ts';
 import { acceptedInsOids } from '../../connectors/identity-writer.ts';
@@ -17,23 +18,6 @@ import {
 } from '../integration/dashboard-harness.ts';
 
 const artifacts = path.resolve('test-artifacts', 'browser');
-const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-
-/** Headless Debian Chromium with a fresh temporary profile (launch() allows no --user-data-dir). */
-const launchChromium = (): Promise<Browser> =>
-  chromium.launch({
-    executablePath: chromiumPath,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--no-first-run',
-      '--disable-quic',
-      '--disable-sync',
-    ],
-  });
 
 describe('dashboard in a browser', function () {
   this.timeout(60_000);

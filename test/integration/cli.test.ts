@@ -178,6 +178,8 @@ describe('onco-relay command line', function () {
       ['file-drop', 'STARTED'],
       ['identity-feed-mllp', 'STARTED'],
       ['identity-feed-sftp', 'STARTED'],
+      ['molecular', 'STARTED'],
+      ['pathology', 'STARTED'],
     ]);
     assert.equal(await first.stop(), 0, first.out());
     const second = await start();
@@ -196,7 +198,7 @@ describe('onco-relay command line', function () {
     assert.equal(await second.exited, 1);
     assert.match(second.output(), new RegExp(`in use by the engine of process ${first.pid}\\b`));
     assert.match(second.output(), /DATA_DIR_IN_USE: .*Hint: stop it first \(kill -TERM \d+\)/);
-    assert.equal((await health(env)).channels.length, 3, 'the first engine keeps running');
+    assert.equal((await health(env)).channels.length, 5, 'the first engine keeps running');
 
     first.kill('SIGKILL');
     await first.exited;

@@ -96,12 +96,18 @@ describe('engine lifecycle', function () {
     };
     // The real identity-store writer; a second connection takes the write lock just before its
     // first filing, as an import or a backup would, and holds it until that filing failed (past the
-    // writer's busy timeout): the engine logs the failure before it journals it.
+    // writer's busy timeout): the engine logs the failure before it journals it. The first filing
+    // runs with the processing result (a failed journal write, retried) or in the destination's
+    // worker (a failed attempt, retried): either way a lock is "later", never a refusal.
+    let met = false;
     const log = pino(
       { level: 'warn' },
       {
         write: (line: string) => {
-          if (line.includes('delivery failed, will retry')) release();
+          if (line.includes('delivery failed, will retry') || line.includes('JOURNAL_WRITE_FAILED')) {
+            met = true;
+            release();
+          }
         },
       },
     );
@@ -157,7 +163,7 @@ describe('engine lifecycle', function () {
     }, 'the filing settled');
     assert.ok(lockHolder, 'the lock was taken');
     assert.equal(d!.status, 'SENT', `a locked database is not a refusal: ${d!.lastError}`);
-    assert.equal(d!.attempts, 2);
+    assert.ok(met, 'the filing met the lock');
     assert.ok(h.engine.store.patients.resolveIdentifier({ finess: '310000001', ipp: 'L-1' }));
   });
 });

@@ -93,7 +93,7 @@ describe('identity filing: decisions equal to the recorded ones', function () {
         'the store differs from the recorded decisions: see test-artifacts/identity-equivalence/',
       );
     } finally {
-      store.close();
+      await store.close();
       for (const dir of [src, data]) fs.rmSync(dir, { recursive: true, force: true });
     }
   });

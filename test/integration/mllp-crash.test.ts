@@ -256,7 +256,8 @@ describe('MLLP crash safety (kill -9 between receipt and ACK)', function () {
   });
 
   it(`files every acknowledged A28 exactly once under ${IDENTITY_CONNECTIONS}-connection load at full speed across ${IDENTITY_KILLS} kills`, async function () {
-    this.timeout(240_000);
+    // Ten restarts of a real engine and the filing of every A28: minutes on a loaded CI machine.
+    this.timeout(600_000);
     const configDir = tempDir('onco-ids-crash-config-');
     const dataDir = tempDir('onco-ids-crash-data-');
     const port = await freePort();

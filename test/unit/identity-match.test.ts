@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import {
   compareIdentities,
-  damerauLevenshtein,
+  couldBeClose,
+  oneEditApart,
   foldName,
-  MAX_COMPARED_CHARS,
   referentialName,
   jaroWinkler,
   blockingKeys,
@@ -15,14 +16,60 @@ describe('identity matching', () => {
   it('computes the published reference values', () => {
     assert.equal(jaroWinkler('MARTHA', 'MARHTA').toFixed(3), '0.961');
     assert.equal(jaroWinkler('DIXON', 'DICKSONX').toFixed(3), '0.813');
-    assert.equal(damerauLevenshtein('CA', 'AC'), 1);
-    assert.equal(damerauLevenshtein('KITTEN', 'SITTING'), 3);
+    assert.equal(optimalStringAlignment('CA', 'AC'), 1);
+    assert.equal(optimalStringAlignment('KITTEN', 'SITTING'), 3);
     assert.deepEqual(['ROBERT', 'RUPERT', 'ASHCRAFT', 'TYMCZAK'].map(soundex), [
       'R163',
       'R163',
       'A261',
       'T522',
     ]);
+  });
+
+  it('finds names one edit apart exactly where their optimal-string-alignment distance is 1', () => {
+    assert.equal(oneEditApart('DUPONT', 'DUPOND'), true);
+    assert.equal(oneEditApart('DUPONT', 'DUPNOT'), true);
+    assert.equal(oneEditApart('DUPONT', 'DUPONTS'), true);
+    assert.equal(oneEditApart('DUPONT', 'UPONT'), true);
+    assert.equal(oneEditApart('DUPONT', 'DUPONT'), false);
+    assert.equal(oneEditApart('DUPONT', 'DPUNOT'), false);
+    const name = fc.string({ unit: fc.constantFrom('A', 'B', 'C'), maxLength: 7 });
+    fc.assert(
+      fc.property(name, name, (a, b) => oneEditApart(a, b) === (optimalStringAlignment(a, b) === 1)),
+      { numRuns: 5000 },
+    );
+  });
+
+  it('drops a candidate early only when the full comparison finds it different', () => {
+    const traits = fc.record({
+      birthName: fc.constantFrom(
+        'DUPONT',
+        'Dupont',
+        'DUPOND',
+        'DUPONT-MARTIN',
+        'DU PONT',
+        'MARTIN',
+        'DUPOTN',
+      ),
+      givenNames: fc.constantFrom('JEAN PIERRE', 'PIERRE JEAN', 'JEAN', ''),
+      firstGivenName: fc.constantFrom('JEAN', 'PIERRE', 'JAEN', 'MARC'),
+      birthDate: fc.constantFrom(
+        '1960-01-02',
+        '1960-02-01',
+        '1960-01-03',
+        '1906-01-02',
+        '1960',
+        '1961-05-07',
+      ),
+      sex: fc.constantFrom<'M' | 'F' | 'U'>('M', 'F', 'U'),
+      birthPlace: fc.constantFrom('75056', '13055', null),
+    });
+    fc.assert(
+      fc.property(traits, traits, fc.constantFrom(0, 0.5, 0.85, 0.9, 0.95, 1, 1.5), (a, b, threshold) =>
+        compareIdentities(a, b, threshold).kind === 'different' ? true : couldBeClose(a, b, threshold),
+      ),
+      { numRuns: 20_000 },
+    );
   });
 
   it('folds accents, ligatures, hyphens and apostrophes', () => {
@@ -90,11 +137,29 @@ describe('identity matching', () => {
   it('bounds every comparison: two 200,000-character names cost what two capped names cost', () => {
     const a = 'A'.repeat(200_000);
     const b = 'B'.repeat(200_000);
-    // Every character differs: a distance of the cap proves that no more than the cap was compared.
-    assert.equal(damerauLevenshtein(a, b), MAX_COMPARED_CHARS);
+    // Only the first characters count: one edit past the cap is not seen, one within it is.
+    assert.equal(oneEditApart(`${a}X`, `${a}Y`), false);
+    assert.equal(oneEditApart(`X${a}`, `Y${a}`), true);
+    assert.equal(oneEditApart(a, b), false);
     assert.equal(jaroWinkler(`${a}X`, `${a}Y`), 1);
     const long = { ...base, birthName: `${a}X`, givenNames: a, firstGivenName: a };
     const r = compareIdentities(long, { ...long, birthName: `${a}Y` }, 0.9);
     assert.equal(r.kind, 'exact');
   });
 });
+
+/** The textbook distance (full matrix): the reference the one-pass check is held to. */
+function optimalStringAlignment(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
+    }
+  }
+  return d[a.length]![b.length]!;
+}
