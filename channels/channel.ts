@@ -225,6 +225,10 @@ export class Channel {
       outcome: (id) => this.outcome(id),
       answersDue: (afterId) => this.answersDue(afterId),
       answered: (id, code) => this.answered(id, code),
+      outbox: {
+        waiting: (channel, afterId, limit) => this.deps.store.outbox.waiting(channel, afterId, limit),
+        onCommit: (listener) => this.deps.store.onCommit(listener),
+      },
     };
     this.source = this.deps.registry.createSource(this.config.source, ctx);
     await this.source.start();
@@ -264,8 +268,8 @@ export class Channel {
     const digest = dedup
       ? (staged?.digest ?? crypto.createHash('sha256').update(m.content!).digest('hex'))
       : undefined;
-    const receipt = await store.blobs.keep(staged, (blob) =>
-      store.write.journal.receive({
+    const receipt = await store.blobs.keep(staged, (blob) => {
+      const message = {
         channel: this.id,
         content: blob ? EMPTY : (staged?.content ?? m.content!),
         blob,
@@ -280,8 +284,13 @@ export class Channel {
         owesAnswer: m.owesAnswer,
         destinations: this.config.destinations.map((d) => d.name),
         now: Date.now(),
-      }),
-    );
+      };
+      return m.outboxId === undefined
+        ? store.write.journal.receive(message)
+        : store.write.outbox.receive(m.outboxId, message);
+    });
+    // An outbox row taken already (offered again after a crash) journaled nothing new.
+    if ('alreadyTaken' in receipt) return { messageId: receipt.messageId };
     this.metrics.received++;
     if (receipt.keyReusedFrom !== undefined) {
       const said = new OncoError('DEDUP_KEY_REUSED', {
