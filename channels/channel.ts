@@ -10,6 +10,7 @@ import type {
   Receipt,
   Source,
   SourceContext,
+  StagedContent,
   ConnectorContext,
   ConnectorState,
 } from '../connectors/contract.ts';
@@ -25,6 +26,7 @@ import { DestinationWorker, POISON_LIMIT } from './destination-worker.ts';
 import { ChannelMetrics } from './metrics.ts';
 import { describeError, runSteps } from './steps.ts';
 import { Wake } from './wake.ts';
+import { withContent } from './content.ts';
 
 export type ChannelState = 'UNDEPLOYED' | 'STARTING' | 'STARTED' | 'PAUSED' | 'STOPPING' | 'FAILED';
 
@@ -63,6 +65,9 @@ const SLICE_MS = 50;
  */
 const FILING_WAIT_MS = 10_000;
 const ANSWERS_PAGE = 100;
+const ANSWER_HEAD_BYTES = 64 * 1024;
+
+const EMPTY = Buffer.alloc(0);
 
 /** A store-writer delivery of a message in the run, and the worker of its queue. */
 interface InlineFiler {
@@ -216,6 +221,7 @@ export class Channel {
     const ctx: SourceContext = {
       ...base,
       receive: (m) => this.receive(m),
+      stage: (from) => this.deps.store.blobs.stage(from),
       outcome: (id) => this.outcome(id),
       answersDue: (afterId) => this.answersDue(afterId),
       answered: (id, code) => this.answered(id, code),
@@ -258,26 +264,31 @@ export class Channel {
     while (this.pending() >= this.queueLimit && this.processingRunning) await this.capacity.wait(1000);
     const { store } = this.deps;
     const dedup = this.config.dedup && options.replayOf === undefined;
-    const digest = dedup ? crypto.createHash('sha256').update(m.content).digest('hex') : undefined;
-    const message = {
-      channel: this.id,
-      content: m.content,
-      contentType: m.contentType ?? 'application/octet-stream',
-      meta: m.meta ?? {},
-      sender: m.sender ?? null,
-      owner: m.owner ?? null,
-      dedupKey: dedup ? (m.dedupKey ?? `sha256:${digest}`) : null,
-      digest,
-      rejected: m.rejected ?? null,
-      replayOf: options.replayOf,
-      owesAnswer: m.owesAnswer,
-      destinations: this.config.destinations.map((d) => d.name),
-      now: Date.now(),
-    };
-    const receipt =
-      m.outboxId === undefined
-        ? await store.write.journal.receive(message)
-        : await store.write.outbox.receive(m.outboxId, message);
+    const staged = await this.staged(m);
+    const digest = dedup
+      ? (staged?.digest ?? crypto.createHash('sha256').update(m.content!).digest('hex'))
+      : undefined;
+    const receipt = await store.blobs.keep(staged, (blob) => {
+      const message = {
+        channel: this.id,
+        content: blob ? EMPTY : (staged?.content ?? m.content!),
+        blob,
+        contentType: m.contentType ?? 'application/octet-stream',
+        meta: m.meta ?? {},
+        sender: m.sender ?? null,
+        owner: m.owner ?? null,
+        dedupKey: dedup ? (m.dedupKey ?? `sha256:${digest}`) : null,
+        digest,
+        rejected: m.rejected ?? null,
+        replayOf: options.replayOf,
+        owesAnswer: m.owesAnswer,
+        destinations: this.config.destinations.map((d) => d.name),
+        now: Date.now(),
+      };
+      return m.outboxId === undefined
+        ? store.write.journal.receive(message)
+        : store.write.outbox.receive(m.outboxId, message);
+    });
     // An outbox row taken already (offered again after a crash) journaled nothing new.
     if ('alreadyTaken' in receipt) return { messageId: receipt.messageId };
     this.metrics.received++;
@@ -295,6 +306,15 @@ export class Channel {
       this.processWake.notify();
     }
     return receipt;
+  }
+
+  /** Content above the store's threshold goes to a file first, whether it came as bytes or staged. */
+  private async staged(m: Inbound): Promise<StagedContent | undefined> {
+    if (m.staged) return m.staged;
+    if (!m.content) throw new Error('a source handed over a message without content');
+    return m.content.length > this.deps.store.blobs.threshold
+      ? this.deps.store.blobs.stage({ buffer: m.content })
+      : undefined;
   }
 
   /**
@@ -341,7 +361,12 @@ export class Channel {
 
   /** Answers a source owes its senders (after a crash, or a late failure), a page at a time. */
   async answersDue(afterId = 0): Promise<DueAnswer[]> {
-    return this.deps.store.journal.answersDue(this.id, afterId, ANSWERS_PAGE);
+    return this.deps.store.journal.answersDue(this.id, afterId, ANSWERS_PAGE).map((a) => this.withHead(a));
+  }
+
+  /** An answer is built from the head of its message (an HL7 file's MSH): a large one's file is not read whole. */
+  private withHead(due: DueAnswer): DueAnswer {
+    return due.blob ? { ...due, content: this.deps.store.blobs.head(due.blob, ANSWER_HEAD_BYTES) } : due;
   }
 
   /** Records an answer given: no longer due. */
@@ -391,7 +416,8 @@ export class Channel {
 
   private dueAnswer(messageId: number): DueAnswer | undefined {
     try {
-      return this.deps.store.journal.dueAnswer(messageId);
+      const due = this.deps.store.journal.dueAnswer(messageId);
+      return due && this.withHead(due);
     } catch (error) {
       // The answer stays due in the journal: the source writes it when it next starts.
       this.log.error({ err: describeError(error), messageId }, 'reading a due answer failed');
@@ -507,20 +533,20 @@ export class Channel {
   ): Promise<{ result: ProcessingResult; output: StepInput | null }> {
     const now = Date.now();
     const raw = this.deps.store.journal.content(messageId, 'raw');
-    const content = raw?.content;
-    contentType = raw?.contentType ?? contentType;
     const failed = (error: string) => ({
       result: { messageId, status: 'ERROR' as const, error, now: Date.now() },
       output: null,
     });
-    if (!content) return failed('raw content missing from the journal');
+    if (!raw) return failed('raw content missing from the journal');
     try {
-      const out = await runSteps(this.steps, {
-        content,
-        contentType: contentType ?? 'application/octet-stream',
+      const input = withContent(this.deps.store.blobs, raw, {
+        contentType: raw.contentType ?? contentType ?? 'application/octet-stream',
         meta: meta as StepInput['meta'],
       });
+      const out = await runSteps(this.steps, input.value);
       if (out === null) return { result: { messageId, status: 'FILTERED', now }, output: null };
+      // A large file a step passed on unchanged stays one blob: referenced again, not copied in.
+      const same = input.unchanged(out) ? raw.blob : undefined;
       return {
         result: {
           messageId,
@@ -528,7 +554,9 @@ export class Channel {
           now: Date.now(),
           // Without steps the raw content is what destinations read: no second copy.
           transformed: this.steps.length
-            ? { content: out.content, contentType: out.contentType, meta: out.meta }
+            ? same
+              ? { content: EMPTY, blob: same, contentType: out.contentType, meta: out.meta }
+              : { content: out.content, contentType: out.contentType, meta: out.meta }
             : undefined,
         },
         output: out,
@@ -605,7 +633,7 @@ export class Channel {
       throw new Error(`message ${messageId} kept no raw content (storage policy): it cannot be replayed`);
     return this.receive(
       {
-        content: raw.content,
+        ...(raw.blob ? { staged: this.deps.store.blobs.existing(raw.blob) } : { content: raw.content }),
         contentType: raw.contentType,
         meta: { ...(m.meta as Record<string, string>), replayOf: messageId },
         sender: m.sender ?? undefined,

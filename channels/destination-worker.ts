@@ -2,15 +2,22 @@
 // need) or parallel (up to `concurrency` at once). Retries with backoff, then ERROR; never drops.
 import type { Destination, Filing, Outbound, SendResult } from '../connectors/contract.ts';
 import type { OncoError } from '../config/errors.ts';
-import type { Step, StepInput } from '../transformers/contract.ts';
+import type { ContentFile, Step, StepInput } from '../transformers/contract.ts';
 import type { RetryPolicy } from '../config/config.ts';
 import type { Store } from '../store/store.ts';
-import type { DeliveryStatus, StoragePolicy, StoredDelivery } from '../store/journal.ts';
+import type {
+  DeliveryStatus,
+  SentResult,
+  StoragePolicy,
+  StoredDelivery,
+  StoredMessage,
+} from '../store/journal.ts';
 import { isTransientDbError } from '../store/db.ts';
 import { JournalUnavailable } from '../store/group-commit.ts';
 import { backoffDelay, JournalBackoff } from './backoff.ts';
 import { runSteps, describeError } from './steps.ts';
 import { Wake } from './wake.ts';
+import { withContent, withContentOf } from './content.ts';
 import type { ChannelMetrics } from './metrics.ts';
 import type { Logger } from '../connectors/contract.ts';
 
@@ -42,6 +49,16 @@ export interface WorkerOptions {
  * outcome before the item is quarantined: the engine died or was stopped hard during each of them.
  */
 export const POISON_LIMIT = 3;
+
+/** A delivery ready to send, and the `sent` stage to journal once it is (none: the content as journaled). */
+interface Prepared {
+  outbound: Outbound;
+  message: StoredMessage;
+  sent: SentResult['sent'];
+}
+
+/** Most deliveries one batch takes: bounds the memory of a batch and the work one failure can delay. */
+const BATCH = 256;
 
 export class DestinationWorker {
   private readonly wake = new Wake();
@@ -100,17 +117,19 @@ export class DestinationWorker {
     input: StepInput,
     owner: string | null,
     attempt: number,
+    file?: ContentFile,
   ): Outbound {
-    return {
+    // `content` passed on as it is: for a blob, the getter that reads the file only if touched.
+    return withContentOf(input, {
       messageId,
       deliveryId,
       idempotencyKey: `${this.o.channelId}-${messageId}-${this.o.name}`,
-      content: input.content,
+      ...(file ? { file } : {}),
       contentType: input.contentType,
       meta: input.meta,
       owner,
       attempt,
-    };
+    });
   }
 
   /** A delivery filed in process: counted as this queue's. */
@@ -152,19 +171,36 @@ export class DestinationWorker {
           await this.wake.wait();
           continue;
         }
+        // A destination that sends batches takes up to BATCH deliveries as one attempt of each.
+        const width = this.o.destination.sendBatch ? BATCH : free;
         // An ordered queue looks only at its head, due or not: a later message must not overtake it.
         const rows = this.o.ordered
-          ? journal.queue(this.o.channelId, this.o.name, 1, null)
+          ? journal.queue(this.o.channelId, this.o.name, this.o.destination.sendBatch ? BATCH : 1, null)
           : journal
-              .queue(this.o.channelId, this.o.name, this.o.concurrency * 2, now)
+              .queue(this.o.channelId, this.o.name, Math.max(this.o.concurrency * 2, width), now)
               .filter((r) => !this.inFlight.has(r.id));
-        let due = rows.filter((r) => r.nextAttemptAt <= now && !this.inFlight.has(r.id)).slice(0, free);
+        const notDue = rows.findIndex((r) => r.nextAttemptAt > now);
+        let due = (
+          this.o.ordered
+            ? rows.slice(0, notDue < 0 ? rows.length : notDue)
+            : rows.filter((r) => r.nextAttemptAt <= now)
+        ).slice(0, width);
         // A suspect (an attempt of it began and never ended) runs alone: if it takes the engine down
-        // again, no other delivery is counted against it.
-        const suspect = due.find((r) => r.starts > r.attempts);
-        if (suspect) due = this.inFlight.size === 0 ? [suspect] : [];
+        // again, no other delivery is counted against it. In an ordered batch, what precedes it goes first.
+        const suspect = due.findIndex((r) => r.starts > r.attempts);
+        if (suspect > 0 && this.o.ordered) due = due.slice(0, suspect);
+        else if (suspect >= 0) due = this.inFlight.size === 0 ? [due[suspect]!] : [];
         if (due.length === 0) {
           await this.wake.wait(this.sleepFor(rows, now));
+          continue;
+        }
+        if (due.length > 1 && this.o.destination.sendBatch) {
+          const batch = due;
+          const p = this.attemptBatch(batch).finally(() => {
+            for (const d of batch) this.inFlight.delete(d.id);
+            this.wake.notify();
+          });
+          for (const d of batch) this.inFlight.set(d.id, p);
           continue;
         }
         for (const d of due) {
@@ -203,9 +239,58 @@ export class DestinationWorker {
     }
   }
 
+  /**
+   * One attempt of each delivery of a batch (none a suspect): their starts marked in one commit, the
+   * destination sends them together, what was sent is journaled in one write and each failure on
+   * its own, as a single attempt's would be.
+   */
+  private async attemptBatch(batch: StoredDelivery[]): Promise<void> {
+    const { store } = this.o;
+    try {
+      const fresh = batch.filter((d) => !this.unrecorded.delete(d.id)).map((d) => d.id);
+      await store.mark.journal.startDeliveries(fresh);
+    } catch (error) {
+      this.journalFailed(error);
+      return;
+    }
+    const prepared: Array<Prepared & { d: StoredDelivery }> = [];
+    try {
+      for (const d of batch) {
+        const p = await this.prepare(d, store.write);
+        if (p) prepared.push({ d, ...p });
+      }
+      if (prepared.length === 0) return;
+      const outcomes = await this.o.destination.sendBatch!(
+        prepared.map((p) => p.outbound),
+        { ordered: this.o.ordered },
+      ).catch((error: unknown) => prepared.map(() => ({ error })));
+      const sent: SentResult[] = [];
+      const failed: Array<[StoredDelivery, unknown]> = [];
+      const notAttempted: number[] = [];
+      outcomes.forEach((o, i) => {
+        const p = prepared[i]!;
+        if ('result' in o) sent.push(this.sentResult(p.d, p.sent, o.result));
+        else if ('error' in o) failed.push([p.d, o.error]);
+        else notAttempted.push(p.d.id);
+      });
+      // Sent but not journaled (it throws): sent again once the journal is back, same idempotency keys.
+      await store.write.journal.batchSent({ sent, notAttempted });
+      this.journalBackoff.succeeded();
+      for (const p of prepared.filter((_, i) => 'result' in outcomes[i]!)) {
+        this.o.metrics.sent++;
+        this.o.metrics.observeLatency((Date.now() - p.message.receivedAt) / 1000);
+        this.o.onAttempt(p.d, 'SENT');
+      }
+      await Promise.all(failed.map(([d, error]) => this.fail(d, error)));
+    } catch (error) {
+      // Only journal writes throw here: the outcomes not recorded keep their marked start.
+      for (const d of batch) this.unrecorded.add(d.id);
+      this.journalFailed(error);
+    }
+  }
+
   private async tryDelivery(d: StoredDelivery, suspect: boolean): Promise<void> {
     const { store } = this.o;
-    const { journal } = store;
     const policy = this.o.storage();
     let unfinished = 0;
     try {
@@ -224,33 +309,10 @@ export class DestinationWorker {
       await this.settleFailure(d, { code: 'DELIVERY_QUARANTINED', text }, null, true);
       return;
     }
-    const message = journal.message(d.messageId);
-    const content = journal.content(d.messageId, 'transformed') ?? journal.content(d.messageId, 'raw');
-    if (!message || !content) {
-      await this.settleFailure(d, { code: 'CONTENT_GONE', text: 'message content is gone (pruned)' }, null);
-      return;
-    }
-    let input: StepInput | null;
-    try {
-      input = await runSteps(this.o.steps, {
-        content: content.content,
-        contentType: content.contentType,
-        meta: message.meta as StepInput['meta'],
-      });
-    } catch (error) {
-      // A step refused this content: retrying cannot help. Journaled as the step said it, once.
-      await this.fail(d, error, false);
-      return;
-    }
     const write = suspect ? store.writeAlone : store.write;
-    if (input === null) {
-      await write.journal.filteredDelivery(d.id, policy, Date.now());
-      this.o.onAttempt(d, 'FILTERED');
-      return;
-    }
-    const outbound = this.outbound(d.messageId, d.id, input, message.owner, d.attempts + 1);
-    // Without destination steps, what was sent is the message's content already journaled: no second copy.
-    const sent = this.o.steps.length ? { content: input.content, contentType: input.contentType } : undefined;
+    const prepared = await this.prepare(d, write);
+    if (!prepared) return;
+    const { outbound, message, sent } = prepared;
     let result: SendResult | undefined;
     try {
       const { destination } = this.o;
@@ -267,23 +329,65 @@ export class DestinationWorker {
       return;
     }
     // Sent but not journaled (it throws): sent again once the journal is back, same idempotency key.
-    if (result) {
-      await write.journal.sent({
-        deliveryId: d.id,
-        sent,
-        response: result.response && {
-          content: result.response,
-          contentType: result.responseType ?? 'text/plain',
-        },
-        detail: result.detail,
-        policy,
-        now: Date.now(),
-      });
-    }
+    if (result) await write.journal.sent(this.sentResult(d, sent, result));
     this.journalBackoff.succeeded();
     this.o.metrics.sent++;
     this.o.metrics.observeLatency((Date.now() - message.receivedAt) / 1000);
     this.o.onAttempt(d, 'SENT');
+  }
+
+  /**
+   * What one delivery sends: its message's content through the destination's steps, as an Outbound,
+   * and the `sent` stage to journal with it. Null when the delivery is settled already: its content
+   * is gone, a step refused it (ERROR) or filtered it.
+   */
+  private async prepare(d: StoredDelivery, write: Store['write']): Promise<Prepared | null> {
+    const { journal } = this.o.store;
+    const message = journal.message(d.messageId);
+    const content = journal.content(d.messageId, 'transformed') ?? journal.content(d.messageId, 'raw');
+    if (!message || !content) {
+      await this.settleFailure(d, { code: 'CONTENT_GONE', text: 'message content is gone (pruned)' }, null);
+      return null;
+    }
+    let input: StepInput | null;
+    const stored = withContent(this.o.store.blobs, content, {
+      contentType: content.contentType,
+      meta: message.meta as StepInput['meta'],
+    });
+    try {
+      input = await runSteps(this.o.steps, stored.value);
+    } catch (error) {
+      // A step refused this content: retrying cannot help. Journaled as the step said it, once.
+      await this.fail(d, error, false);
+      return null;
+    }
+    if (input === null) {
+      await write.journal.filteredDelivery(d.id, this.o.storage(), Date.now());
+      this.o.onAttempt(d, 'FILTERED');
+      return null;
+    }
+    // A large file no step changed is streamed out from its blob; `content` reads it only if touched.
+    const file = stored.unchanged(input) ? input.file : undefined;
+    const outbound = this.outbound(d.messageId, d.id, input, message.owner, d.attempts + 1, file);
+    // Without destination steps, what was sent is the message's content already journaled: no second copy.
+    const sent =
+      this.o.steps.length && !file ? { content: input.content, contentType: input.contentType } : undefined;
+    return { outbound, message, sent };
+  }
+
+  /** The journal's record of a delivery the destination sent. */
+  private sentResult(d: StoredDelivery, sent: Prepared['sent'], result: SendResult): SentResult {
+    return {
+      deliveryId: d.id,
+      sent,
+      response: result.response && {
+        content: result.response,
+        contentType: result.responseType ?? 'text/plain',
+      },
+      detail: result.detail,
+      policy: this.o.storage(),
+      now: Date.now(),
+    };
   }
 
   private async fail(

@@ -16,6 +16,7 @@ import { loadConfig, type ChannelConfig, type LoadedConfig } from '../config/con
 import { ConfigError } from '../config/loader.ts';
 import { Store } from '../store/store.ts';
 import { lockDataDir, type DataDirLock } from '../store/db.ts';
+import type { BlobError } from '../store/blob-files.ts';
 import type { AccountRecord } from '../store/accounts.ts';
 import type { AuthResult } from '../store/auth.ts';
 import { Channel, type ChannelStatus } from './channel.ts';
@@ -84,8 +85,8 @@ export class Engine {
   constructor(private readonly o: EngineOptions) {
     this.lock = takeDataDir(o.dataDir);
     try {
-      const { synchronous, writer } = o.config.engine.store;
-      this.store = new Store({ dataDir: o.dataDir, synchronous, writer });
+      const { synchronous, writer, blobThresholdBytes } = o.config.engine.store;
+      this.store = new Store({ dataDir: o.dataDir, synchronous, writer, blobThresholdBytes });
     } catch (error) {
       this.lock?.release();
       throw error;
@@ -139,6 +140,7 @@ export class Engine {
    * acknowledge on some channels while silently missing others.
    */
   async start(): Promise<void> {
+    await this.recoverBlobs();
     const enabled = [...this.channels.values()].filter((c) => c.config.enabled);
     const failures: string[] = [];
     const failed = (c: Channel) => (e: unknown) => {
@@ -287,7 +289,30 @@ export class Engine {
     return c.receive(msg);
   }
 
-  /** Deletes finished messages older than the configured age, then gives the space back to the disk. */
+  /**
+   * Recovery of large content, before any channel runs: blob files of commits that never happened
+   * (a crash between writing the file and the commit) are deleted, and every blob that work still
+   * needs is read through; a missing or altered one ends its message in ERROR with the reason.
+   */
+  private async recoverBlobs(): Promise<void> {
+    const { blobs, journal } = this.store;
+    const swept = await blobs.sweep((digest) => journal.blobKnown(digest), { staging: true });
+    if (swept > 0) this.o.log.info({ swept }, 'content files of unfinished commits deleted');
+    const checked = new Map<string, BlobError | null>();
+    for (const use of journal.blobsInUse()) {
+      if (!checked.has(use.digest)) checked.set(use.digest, await blobs.check(use));
+      const problem = checked.get(use.digest);
+      if (!problem) continue;
+      const error = describeError(problem);
+      await this.store.write.journal.contentLost({ messageId: use.messageId, error, now: Date.now() });
+      this.o.log.error({ code: problem.code, messageId: use.messageId }, error);
+    }
+  }
+
+  /**
+   * Deletes finished messages older than the configured age, then the content files no message
+   * references any more, then gives the space back to the disk.
+   */
   async prune(now = Date.now()): Promise<number> {
     const before = now - this.o.config.engine.store.pruneAfterDays * 86_400_000;
     let total = 0;
@@ -296,6 +321,11 @@ export class Engine {
       total += n;
       if (n < 500) break;
     }
+    const { blobs, journal } = this.store;
+    const released = await this.store.write.journal.releaseBlobs();
+    const removed = await blobs.sweep((digest) => journal.blobKnown(digest));
+    if (released.length > 0 || removed > 0)
+      this.o.log.info({ released: released.length, removed }, 'content files pruned');
     if (total > 0) {
       await this.store.reclaimSpace();
       this.o.log.info({ pruned: total }, 'journal pruned');

@@ -25,6 +25,7 @@ export interface EngineConfig {
     writer: 'thread' | 'inline';
     pruneAfterDays: number;
     pruneEveryMinutes: number;
+    blobThresholdBytes: number;
   };
   defaults: { retry: RetryPolicy; queueLimit: number };
   identity: Record<string, unknown>;

@@ -87,6 +87,16 @@ export const ERRORS = define({
     hint: 'free disk space or fix the storage under the data directory; the work is kept and retried',
     status: { http: 503, ack: 'AR', hl7: '207', smtp: 451, retryable: true },
   },
+  BLOB_MISSING: {
+    message: 'the content file {digest} is missing from the data directory ({detail})',
+    hint: 'restore data/blobs from the backup taken with the database, then replay the message; or ask the sender to send it again',
+    status: { http: 500, retryable: false },
+  },
+  BLOB_CORRUPT: {
+    message: 'the content file {digest} no longer holds the bytes that were journaled: {detail}',
+    hint: 'the disk or a person changed it: restore data/blobs from the backup taken with the database, then replay the message; or ask the sender to send it again',
+    status: { http: 500, retryable: false },
+  },
   CHANNEL_UNKNOWN: {
     message: 'no channel "{id}"',
     hint: 'list the channels with `onco-relay status`',

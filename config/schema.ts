@@ -117,6 +117,13 @@ export const engineSchema = {
           default: 60,
           description: 'How often pruning runs.',
         },
+        blobThresholdBytes: {
+          type: 'integer',
+          minimum: 1024,
+          default: 1048576,
+          description:
+            'Content larger than this is kept as a file in data/blobs (written and fsynced before the commit that references it, one file per distinct content) instead of in the database: memory does not grow with message size.',
+        },
       },
     },
     defaults: {

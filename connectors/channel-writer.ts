@@ -24,7 +24,10 @@ export class ChannelWriter implements Destination {
   async send(msg: Outbound): Promise<SendResult> {
     // The idempotency key doubles as the target's dedup key: a retry after a crash is recorded as a duplicate there.
     const receipt = await this.ctx.dispatch(this.o.channel, {
-      content: msg.content,
+      // A large file is handed on as the blob it already is: one more reference, never read whole.
+      ...(msg.file
+        ? { staged: { digest: msg.file.digest, size: msg.file.size, file: msg.file.path } }
+        : { content: msg.content }),
       contentType: msg.contentType,
       meta: { ...msg.meta, fromChannel: this.ctx.channelId, fromMessage: msg.messageId },
       sender: `channel:${this.ctx.channelId}`,

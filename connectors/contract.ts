@@ -4,6 +4,7 @@
 import type { Filing } from '../store/filing.ts';
 import type { Role } from '../store/accounts.ts';
 import type { DueAnswer } from '../store/journal.ts';
+import type { StageFrom, StagedContent } from '../store/blob-files.ts';
 import type { OutboxRow } from '../store/outbox.ts';
 import { OncoError } from '../config/errors.ts';
 
@@ -12,15 +13,18 @@ export type { DueAnswer };
 /** A store writer's filing: a writer module method and its plain arguments. */
 export type { Filing };
 
-import type { JsonSchema, MetaValue } from '../transformers/contract.ts';
+import type { ContentFile, JsonSchema, MetaValue } from '../transformers/contract.ts';
 import type { TObject } from 'typebox';
 
-export type { JsonSchema, MetaValue } from '../transformers/contract.ts';
+export type { ContentFile, JsonSchema, MetaValue } from '../transformers/contract.ts';
+export type { StageFrom, StagedContent } from '../store/blob-files.ts';
 export type Meta = Record<string, MetaValue>;
 
-/** What a source hands to the engine. */
+/** What a source hands to the engine: `content`, or `staged` (SourceContext.stage) for a file or a stream. */
 export interface Inbound {
-  content: Buffer;
+  content?: Buffer;
+  /** Content made ready by `SourceContext.stage`: large content is then never held in memory. */
+  staged?: StagedContent;
   /** MIME type as far as the source knows it (`application/hl7-v2`, `application/xml`, …). */
   contentType?: string;
   /** Free metadata shown in the message browser (file name, remote address, account, MSH-10 …). */
@@ -195,6 +199,13 @@ export interface SharedHandle<T> {
 
 export interface SourceContext extends ConnectorContext {
   /**
+   * Makes content ready to be journaled without holding it in memory: a finished file (`move`: the
+   * source is done with it) or a stream is written to a file beside the journal when it is above
+   * the engine's threshold, hashed on the way; smaller content comes back as bytes. Pass the result
+   * as `Inbound.staged`; its `digest` (SHA-256, hex) may serve in a de-duplication key.
+   */
+  stage(from: StageFrom): Promise<StagedContent>;
+  /**
    * Journal the message durably. Resolves only after the commit (group commit: other messages may
    * share the fsync), so the caller may acknowledge to its peer exactly then. Waits while the
    * channel's queue is above its bound: that wait is the back-pressure a source passes on.
@@ -236,7 +247,10 @@ export interface Outbound {
   deliveryId: number;
   /** Stable across retries and replays: use it as file name, Message-ID or MSH-10 so resends are harmless. */
   idempotencyKey: string;
+  /** The bytes. For content kept as a file (`file`), reading this loads the file whole, once. */
   content: Buffer;
+  /** Content above the engine's threshold: a destination streams it from here instead. */
+  file?: ContentFile;
   contentType: string;
   meta: Meta;
   /** FINESS of the authenticated sender (Inbound `owner`); null when the source knows none. */
@@ -251,10 +265,20 @@ export interface SendResult {
   detail?: string;
 }
 
+/** What became of one message of a batch: sent, failed (alone), or not attempted. */
+export type BatchOutcome = { result: SendResult } | { error: unknown } | { notAttempted: true };
+
 export interface Destination {
   start?(): Promise<void>;
   /** Sends outside the appliance: at-least-once, made harmless by `idempotencyKey`. */
   send?(msg: Outbound): Promise<SendResult>;
+  /**
+   * Sends several queued messages at once, sharing what can be shared (a file writer fsyncs its
+   * folder once for the batch). One outcome per message, in order; a failure concerns its message
+   * alone. `ordered`: the batch stops at its first failure, and the messages after it are
+   * `notAttempted`, so that an ordered queue stays ordered. Destinations without it get `send`.
+   */
+  sendBatch?(msgs: Outbound[], options: { ordered: boolean }): Promise<BatchOutcome[]>;
   /**
    * Files into the core store instead of sending: names the store's filing of this message (a
    * writer module method with plain arguments), which the store's writer runs inside the very

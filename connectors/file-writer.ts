@@ -4,7 +4,14 @@ import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import Type from 'typebox';
-import { SendError, type Destination, type DestinationSpec, type Outbound } from './contract.ts';
+import {
+  SendError,
+  type BatchOutcome,
+  type Destination,
+  type DestinationSpec,
+  type Outbound,
+  type SendResult,
+} from './contract.ts';
 import { Default, type OptionsOf } from '../transformers/contract.ts';
 
 const schema = Type.Object({
@@ -57,27 +64,87 @@ export class FileWriter implements Destination {
     }
   }
 
-  async send(msg: Outbound): Promise<{ detail: string }> {
+  async send(msg: Outbound): Promise<SendResult> {
+    const [outcome] = await this.sendBatch([msg], { ordered: true });
+    if (outcome && 'result' in outcome) return outcome.result;
+    throw outcome && 'error' in outcome ? outcome.error : new Error('file not written');
+  }
+
+  /**
+   * Writes every file of the batch to a temporary name and fsyncs each (at once: the fsyncs overlap),
+   * renames them in order, then fsyncs the folder once, which makes the names durable: a file is
+   * reported written only once it would survive a power cut under its name.
+   */
+  async sendBatch(msgs: Outbound[], { ordered }: { ordered: boolean }): Promise<BatchOutcome[]> {
+    const written = await Promise.allSettled(msgs.map((m) => this.writeTemporary(m)));
+    const outcomes: BatchOutcome[] = [];
+    const renamed: number[] = [];
+    let stopped = false;
+    for (const [i, w] of written.entries()) {
+      if (stopped) {
+        if (w.status === 'fulfilled') await fs.rm(w.value.temp, { force: true });
+        outcomes.push({ notAttempted: true });
+        continue;
+      }
+      try {
+        if (w.status === 'rejected') throw w.reason;
+        await fs.rename(w.value.temp, w.value.target).catch(async (error: unknown) => {
+          await fs.rm(w.value.temp, { force: true });
+          throw writeFailed(w.value.target, error);
+        });
+        renamed.push(i);
+        outcomes.push({ result: { detail: w.value.target } });
+      } catch (error) {
+        outcomes.push({ error });
+        stopped = ordered;
+      }
+    }
+    if (renamed.length > 0 && this.o.fsync) {
+      try {
+        await syncDirectory(this.dir);
+      } catch (error) {
+        const failed = writeFailed(this.dir, error);
+        for (const i of renamed) outcomes[i] = { error: failed };
+      }
+    }
+    return outcomes;
+  }
+
+  /** One file under a temporary name, fsynced; a large file is copied by the kernel from its blob. */
+  private async writeTemporary(msg: Outbound): Promise<{ temp: string; target: string }> {
     const name = renderFileName(this.o.fileName, msg);
     const target = path.join(this.dir, name);
     const temp = path.join(this.dir, `.${name}.${crypto.randomBytes(4).toString('hex')}.tmp`);
     try {
-      const handle = await fs.open(temp, 'wx');
+      if (msg.file) await fs.copyFile(msg.file.path, temp, fs.constants.COPYFILE_EXCL);
+      const handle = await fs.open(temp, msg.file ? 'r+' : 'wx');
       try {
-        await handle.writeFile(msg.content);
+        if (!msg.file) await handle.writeFile(msg.content);
         if (this.o.fsync) await handle.sync();
       } finally {
         await handle.close();
       }
-      await fs.rename(temp, target);
     } catch (error) {
       await fs.rm(temp, { force: true });
-      throw new SendError('FILE_WRITE_FAILED', `writing ${target}: ${(error as Error).message}`, {
-        retryable: true,
-        cause: error,
-      });
+      throw writeFailed(target, error);
     }
-    return { detail: target };
+    return { temp, target };
+  }
+}
+
+function writeFailed(target: string, error: unknown): SendError {
+  return new SendError('FILE_WRITE_FAILED', `writing ${target}: ${(error as Error).message}`, {
+    retryable: true,
+    cause: error,
+  });
+}
+
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await fs.open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 
@@ -85,7 +152,7 @@ export const fileWriterSpec: DestinationSpec<FileWriterOptions> = {
   kind: 'destination',
   type: 'file-writer',
   summary:
-    'Writes each message to a local folder (temporary name, then rename). The name comes from a template, by default the idempotency key, so a retry rewrites the same file.',
+    'Writes each message to a local folder (temporary name, fsync, then rename; the folder fsynced once per batch of queued messages). The name comes from a template, by default the idempotency key, so a retry rewrites the same file.',
   schema,
   create: (o, ctx) => new FileWriter(o, ctx.dataDir),
 };

@@ -25,7 +25,8 @@ const schema = Type.Object({
   maxFileBytes: Default(
     Type.Integer({
       minimum: 1,
-      description: 'Larger files are moved to the error folder instead of being journaled.',
+      description:
+        'Larger files are moved to the error folder instead of being journaled (a policy: large files are streamed, never held in memory).',
     }),
     52428800,
   ),
@@ -223,8 +224,9 @@ export class FolderSource implements Source {
       await fs.writeFile(`${target}.error.txt`, `${reason}\n`);
       return;
     }
-    const content = await fs.readFile(claimed);
-    const receipt = await this.ctx.receive({ content, contentType: this.o.contentType, meta });
+    // Copied to the journal's side (hashed on the way) when large: the claimed file stays until the commit.
+    const staged = await this.ctx.stage({ file: claimed });
+    const receipt = await this.ctx.receive({ staged, contentType: this.o.contentType, meta });
     // The journal holds the content now: moving the file is the acknowledgement.
     if (this.archiveDir) await moveAside(claimed, this.archiveDir, name);
     else await fs.rm(claimed, { force: true });

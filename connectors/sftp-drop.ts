@@ -41,9 +41,11 @@ export const hl7AckFile: AckBuilder = (content, outcome) => {
 };
 
 const MiB = 1024 * 1024;
-/** Each file is read whole into memory to be journaled: this bounds that. */
+/** A policy (what a drop folder accepts), not a memory bound: large files are never held in memory. */
 const DEFAULT_MAX_FILE_BYTES = 50 * MiB;
-const MAX_FILE_BYTES = 1024 * MiB;
+const MAX_FILE_BYTES = 16 * 1024 * MiB;
+/** Enough of a file to tell HL7 from other content and to build its ACK (MSH comes first). */
+const HEAD_BYTES = 64 * 1024;
 const SHARED_KEY = 'sftp-server';
 
 const CONTENT_TYPES: Record<string, string> = {
@@ -68,7 +70,7 @@ const schema = Type.Object({
       minimum: 1,
       maximum: MAX_FILE_BYTES,
       description:
-        'larger uploads are refused as they pass it; a file is held in memory while it is journaled',
+        'larger uploads are refused as they pass it (a policy: large files are streamed to disk, never held in memory)',
     }),
     DEFAULT_MAX_FILE_BYTES,
   ),
@@ -247,46 +249,52 @@ class SftpDropSource implements Source {
       if (paired === null) return;
       if (paired !== 'alone') return this.takePair(upload, paired);
     }
-    const content = await fs.readFile(upload.file);
-    return this.journal(upload, upload.name, content, {}, createHash('sha256').update(content));
+    // The upload's file moves to the journal's side (hashed on the way) when it is large: never read whole.
+    const staged = await this.ctx.stage({ file: upload.file, move: true });
+    const head = staged.content ?? (await readHead(staged.file!));
+    return this.journal(upload, upload.name, { staged }, { head, size: staged.size, digest: staged.digest });
   }
 
   private async takePair(upload: Upload, pair: Pair): Promise<TakeResult> {
     const digest = createHash('sha256').update(pair.pdf.content).update(pair.sidecar.content);
+    const { content } = pair.pdf;
     const result = await this.journal(
       upload,
       pair.pdf.name,
-      pair.pdf.content,
+      { content },
+      { head: content, size: content.length, digest: digest.digest('hex') },
       { sidecar: pair.sidecar.content.toString('utf8'), sidecarName: pair.sidecar.name },
-      digest,
     );
     await this.pairing!.done(pair);
     return result;
   }
 
+  /**
+   * Journals one file: its bytes or its staged file (`body`), told apart as HL7 or not by its `head`
+   * (which the ACK file is built from, too); `digest` makes a copy a copy.
+   */
   private async journal(
     upload: Upload,
     name: string,
-    content: Buffer,
-    meta: Record<string, string>,
-    digest: ReturnType<typeof createHash>,
+    body: Pick<Inbound, 'content' | 'staged'>,
+    { head, size, digest }: { head: Buffer; size: number; digest: string },
+    meta: Record<string, string> = {},
   ): Promise<TakeResult> {
-    const rejected =
-      content.length === 0 ? 'file refused: it is empty; send it again with its content' : undefined;
-    const hl7 = isHl7(name, content);
+    const rejected = size === 0 ? 'file refused: it is empty; send it again with its content' : undefined;
+    const hl7 = isHl7(name, head);
     const inbound: Inbound = {
-      content,
+      ...body,
       contentType: hl7 ? 'application/hl7-v2' : contentTypeOf(name),
       meta: {
         fileName: name,
         account: upload.account.login,
         folder: upload.folder,
-        size: content.length,
+        size,
         ...meta,
       },
       sender: upload.account.login,
       // The account is the authenticated sender; the digest of the content makes a copy a copy.
-      dedupKey: `sftp:${upload.account.login}:${digest.digest('hex')}`,
+      dedupKey: `sftp:${upload.account.login}:${digest}`,
       ...(upload.account.finess ? { owner: upload.account.finess } : {}),
       ...(rejected ? { rejected } : { owesAnswer: true }),
     };
@@ -295,7 +303,7 @@ class SftpDropSource implements Source {
     // Answered later, once processed: the upload is acknowledged now that the message is journaled.
     void this.answer({
       messageId: receipt.messageId,
-      content,
+      content: head,
       contentType: inbound.contentType!,
       meta: inbound.meta!,
       sender: upload.account.login,
@@ -345,6 +353,18 @@ class SftpDropSource implements Source {
       // Still due in the journal: written on the next start.
       this.ctx.log.warn({ err, messageId, login }, 'sftp-drop could not answer an upload');
     }
+  }
+}
+
+/** The first bytes of a file: what the type check and the ACK need of a large one. */
+async function readHead(file: string): Promise<Buffer> {
+  const handle = await fs.open(file, 'r');
+  try {
+    const buf = Buffer.alloc(HEAD_BYTES);
+    const { bytesRead } = await handle.read(buf, 0, HEAD_BYTES, 0);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
   }
 }
 

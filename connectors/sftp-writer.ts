@@ -1,6 +1,7 @@
 // Remote SFTP destination: uploads NAME.part then renames it to NAME, so the receiver never sees half a
 // file. NAME comes from the delivery's idempotency key (through a template), so a retry after a cut
 // connection rewrites the same .part and a completed earlier attempt is recognised by its size.
+import { createReadStream } from 'node:fs';
 import { posix } from 'node:path';
 import {
   SendError,
@@ -59,14 +60,16 @@ export class SftpWriter implements Destination {
         if (isMissing(error)) return null;
         throw error;
       });
-      if (existing && msg.attempt > 1 && existing.size === msg.content.length) {
+      const size = msg.file?.size ?? msg.content.length;
+      if (existing && msg.attempt > 1 && existing.size === size) {
         return { detail: `${this.where}${posix.resolve('/', target)} (completed by an earlier attempt)` };
       }
       const part = `${target}.part`;
-      await client.put(msg.content, part);
+      // A large file is streamed from its blob, never held in memory.
+      await client.put(msg.file ? createReadStream(msg.file.path) : msg.content, part);
       const written = await client.stat(part);
-      if (written.size !== msg.content.length) {
-        throw new Error(`${part} holds ${written.size} bytes after upload, expected ${msg.content.length}`);
+      if (written.size !== size) {
+        throw new Error(`${part} holds ${written.size} bytes after upload, expected ${size}`);
       }
       // SFTP v3 rename refuses an existing target on OpenSSH: replace it (same name = same delivery).
       if (existing) await client.delete(target, true);

@@ -2,6 +2,7 @@
 // delivery row per destination. The engine's delivery guarantees rest on the order of writes here:
 // a message and its deliveries are committed before the source acknowledges (DESIGN.md, rule 1).
 import type { Db, Migration } from './db.ts';
+import type { BlobRef } from './blob-files.ts';
 import { OncoError, renderError } from '../config/errors.ts';
 
 export const journalMigrations: Migration[] = [
@@ -98,6 +99,22 @@ export const journalMigrations: Migration[] = [
       CREATE INDEX answers_due ON answers (channel, message_id) WHERE due = 1;
     `,
   },
+  {
+    version: 102,
+    name: 'journal: large content kept as files (blobs)',
+    // A content row above the threshold holds no bytes: `blob` names the file (store/blob-files.ts).
+    // One blobs row per distinct file, however many contents reference it: an identical re-upload
+    // is one more reference. A blob no content references any more is released at pruning.
+    up: `
+      CREATE TABLE blobs (
+        digest TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      ALTER TABLE contents ADD COLUMN blob TEXT REFERENCES blobs (digest);
+      CREATE INDEX contents_by_blob ON contents (blob) WHERE blob IS NOT NULL;
+    `,
+  },
 ];
 
 export type MessageStatus =
@@ -122,7 +139,10 @@ const keptAfterCompletion: Record<StoragePolicy, ReadonlySet<Stage>> = {
 
 export interface NewMessage {
   channel: string;
+  /** The bytes; empty when `blob` holds them. */
   content: Buffer;
+  /** Content above the threshold: its file, already written and fsynced under its digest. */
+  blob?: BlobRef;
   contentType: string;
   meta: Record<string, unknown>;
   sender: string | null;
@@ -170,7 +190,15 @@ export interface StoredContent {
   stage: Stage;
   destination: string;
   contentType: string;
+  /** The bytes; empty when `blob` holds them. */
   content: Buffer;
+  /** Kept as a file (above the threshold): read it through BlobFiles. */
+  blob?: BlobRef;
+}
+
+/** A blob referenced by a message still at work (received, or with deliveries to make): checked at start. */
+export interface BlobInUse extends BlobRef {
+  messageId: number;
 }
 
 export interface StoredDelivery {
@@ -237,6 +265,21 @@ export const toMessage = (r: MessageRow): StoredMessage => ({
   attempts: r.attempts ?? 0,
 });
 
+interface ContentRow {
+  content_type: string;
+  content: Buffer;
+  blob: string | null;
+  blob_size: number | null;
+}
+
+const blobOf = (r: ContentRow): BlobRef | undefined =>
+  r.blob === null ? undefined : { digest: r.blob, size: r.blob_size ?? 0 };
+
+function toContent(stage: Stage, destination: string, r: ContentRow): StoredContent {
+  const blob = blobOf(r);
+  return { stage, destination, contentType: r.content_type, content: r.content, ...(blob ? { blob } : {}) };
+}
+
 const toDelivery = (r: DeliveryRow): StoredDelivery => ({
   id: r.id,
   messageId: r.message_id,
@@ -255,7 +298,8 @@ const toDelivery = (r: DeliveryRow): StoredDelivery => ({
 export interface ProcessingResult {
   messageId: number;
   status: 'FILTERED' | 'TRANSFORMED' | 'ERROR' | 'QUARANTINED';
-  transformed?: { content: Buffer; contentType: string; meta: Record<string, unknown> };
+  /** `blob`: the transformed content is that blob (a step passed a large file on unchanged). */
+  transformed?: { content: Buffer; contentType: string; meta: Record<string, unknown>; blob?: BlobRef };
   error?: string;
   now: number;
 }
@@ -283,6 +327,8 @@ export interface FailedResult {
 export interface DueAnswer {
   messageId: number;
   content: Buffer;
+  /** When the content is kept as a file: `content` is then empty. */
+  blob?: BlobRef;
   contentType: string;
   meta: Record<string, unknown>;
   sender: string | null;
@@ -336,8 +382,28 @@ export class Journal {
         (channel, received_at, updated_at, status, sender, owner, content_type, meta, dedup_key, duplicate_of, replay_of, error)
         VALUES (@channel, @now, @now, @status, @sender, @owner, @contentType, @meta, @dedupKey, @duplicateOf, @replayOf, @error)`),
       insertContent:
-        db.prepare(`INSERT OR REPLACE INTO contents (message_id, stage, destination, content_type, content)
-        VALUES (?, ?, ?, ?, ?)`),
+        db.prepare(`INSERT OR REPLACE INTO contents (message_id, stage, destination, content_type, content, blob)
+        VALUES (?, ?, ?, ?, ?, NULL)`),
+      insertBlobContent:
+        db.prepare(`INSERT OR REPLACE INTO contents (message_id, stage, destination, content_type, content, blob)
+        VALUES (?, ?, ?, ?, X'', ?)`),
+      insertBlob: db.prepare('INSERT OR IGNORE INTO blobs (digest, size, created_at) VALUES (?, ?, ?)'),
+      blobKnown: db.prepare<[string], number>('SELECT 1 FROM blobs WHERE digest = ?').pluck(),
+      releaseBlobs: db
+        .prepare<[], string>(
+          `DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM contents c WHERE c.blob = blobs.digest)
+           RETURNING digest`,
+        )
+        .pluck(),
+      blobsInUse: db.prepare<[], { message_id: number; digest: string; size: number }>(
+        `SELECT c.message_id, b.digest, b.size FROM contents c
+         JOIN blobs b ON b.digest = c.blob JOIN messages m ON m.id = c.message_id
+         WHERE m.status IN ('RECEIVED', 'TRANSFORMED') ORDER BY c.message_id`,
+      ),
+      openToError: db.prepare(
+        `UPDATE deliveries SET status = 'ERROR', last_error = ?, updated_at = ?
+         WHERE message_id = ? AND status IN ('WAITING', 'QUEUED')`,
+      ),
       insertDelivery:
         db.prepare(`INSERT INTO deliveries (message_id, channel, destination, status, updated_at)
         VALUES (?, ?, ?, 'WAITING', ?)`),
@@ -347,14 +413,14 @@ export class Journal {
       backlogCount: db
         .prepare<[string], number>(`SELECT count(*) FROM messages WHERE channel = ? AND status = 'RECEIVED'`)
         .pluck(),
-      content: db.prepare<[number, string, string], { content_type: string; content: Buffer }>(
-        'SELECT content_type, content FROM contents WHERE message_id = ? AND stage = ? AND destination = ?',
+      content: db.prepare<[number, string, string], ContentRow>(
+        `SELECT c.content_type, c.content, c.blob, b.size AS blob_size FROM contents c
+         LEFT JOIN blobs b ON b.digest = c.blob WHERE c.message_id = ? AND c.stage = ? AND c.destination = ?`,
       ),
-      contents: db.prepare<
-        [number],
-        { stage: Stage; destination: string; content_type: string; content: Buffer }
-      >(
-        `SELECT stage, destination, content_type, content FROM contents WHERE message_id = ? ORDER BY destination, CASE stage WHEN 'raw' THEN 0 WHEN 'transformed' THEN 1 WHEN 'sent' THEN 2 ELSE 3 END`,
+      contents: db.prepare<[number], ContentRow & { stage: Stage; destination: string }>(
+        `SELECT c.stage, c.destination, c.content_type, c.content, c.blob, b.size AS blob_size FROM contents c
+         LEFT JOIN blobs b ON b.digest = c.blob WHERE c.message_id = ?
+         ORDER BY c.destination, CASE c.stage WHEN 'raw' THEN 0 WHEN 'transformed' THEN 1 WHEN 'sent' THEN 2 ELSE 3 END`,
       ),
       setMessageStatus: db.prepare(
         'UPDATE messages SET status = ?, error = ?, meta = coalesce(?, meta), updated_at = ? WHERE id = ?',
@@ -469,7 +535,7 @@ export class Journal {
           : m.rejected,
     });
     const messageId = Number(info.lastInsertRowid);
-    this.s.insertContent.run(messageId, 'raw', '', m.contentType, m.content);
+    this.insertContent(messageId, 'raw', '', m.contentType, m.content, m.blob, m.now);
     if (m.owesAnswer && !m.rejected) this.s.owe.run(messageId, m.channel);
     if (duplicateOf) return { messageId, duplicateOf };
     if (poisoned) return { messageId, copyOfQuarantined: poisoned };
@@ -522,6 +588,21 @@ export class Journal {
     return d.starts - d.attempts;
   }
 
+  /** Marks the start of a batch of delivery attempts (none of them a suspect): one commit for all. */
+  startDeliveries(deliveryIds: number[]): void {
+    for (const id of deliveryIds) this.s.startDelivery.run(id);
+  }
+
+  /**
+   * Journals what one batch sent, in one write: each delivery SENT as `sent` would, and the
+   * deliveries of the batch that were not attempted (an ordered batch stops at its first failure)
+   * lose their start mark, so that they are not taken for attempts that crashed.
+   */
+  batchSent(r: { sent: SentResult[]; notAttempted: number[] }): void {
+    for (const one of r.sent) this.sent(one);
+    for (const id of r.notAttempted) this.unstartDelivery(id);
+  }
+
   /** Records the answer a source wrote (its code: AA, AE, AR); it is no longer due. */
   answered(messageId: number, code: string): void {
     this.s.answered.run(code, messageId);
@@ -542,9 +623,11 @@ export class Journal {
     const m = this.s.message.get(messageId);
     if (!m || !this.answerDue(messageId)) return undefined;
     const raw = this.s.content.get(messageId, 'raw', '');
+    const blob = raw && blobOf(raw);
     return {
       messageId,
       content: raw?.content ?? Buffer.alloc(0),
+      ...(blob ? { blob } : {}),
       contentType: raw?.content_type ?? m.content_type ?? 'application/octet-stream',
       meta: JSON.parse(m.meta) as Record<string, unknown>,
       sender: m.sender,
@@ -562,16 +645,58 @@ export class Journal {
 
   content(messageId: number, stage: Stage, destination = ''): StoredContent | undefined {
     const r = this.s.content.get(messageId, stage, destination);
-    return r && { stage, destination, contentType: r.content_type, content: r.content };
+    return r && toContent(stage, destination, r);
   }
 
   contents(messageId: number): StoredContent[] {
-    return this.s.contents.all(messageId).map((r) => ({
-      stage: r.stage,
-      destination: r.destination,
-      contentType: r.content_type,
-      content: r.content,
-    }));
+    return this.s.contents.all(messageId).map((r) => toContent(r.stage, r.destination, r));
+  }
+
+  /** Whether a journal row knows this blob (BlobFiles.sweep deletes the files none knows). */
+  blobKnown(digest: string): boolean {
+    return this.s.blobKnown.get(digest) === 1;
+  }
+
+  /**
+   * Forgets the blobs no content references any more (their messages pruned, or their stages
+   * dropped by the storage policy); returns their digests. Their files go at the next sweep.
+   */
+  releaseBlobs(): string[] {
+    return this.s.releaseBlobs.all();
+  }
+
+  /** Blobs that messages still at work need: the engine checks them at start. */
+  blobsInUse(): BlobInUse[] {
+    return this.s.blobsInUse.all().map((r) => ({ messageId: r.message_id, digest: r.digest, size: r.size }));
+  }
+
+  /**
+   * A message whose content is lost (its blob missing or altered): the message and its open
+   * deliveries end in ERROR with the reason, nothing is processed or sent from bad bytes.
+   */
+  contentLost(r: { messageId: number; error: string; now: number }): void {
+    const m = this.s.message.get(r.messageId);
+    if (!m || (m.status !== 'RECEIVED' && m.status !== 'TRANSFORMED')) return;
+    this.s.setMessageStatus.run('ERROR', r.error, null, r.now, r.messageId);
+    this.s.openToError.run(r.error, r.now, r.messageId);
+    this.s.answerLate.run(r.messageId);
+  }
+
+  private insertContent(
+    messageId: number,
+    stage: Stage,
+    destination: string,
+    contentType: string,
+    content: Buffer,
+    blob: BlobRef | undefined,
+    now: number,
+  ): void {
+    if (!blob) {
+      this.s.insertContent.run(messageId, stage, destination, contentType, content);
+      return;
+    }
+    this.s.insertBlob.run(blob.digest, blob.size, now);
+    this.s.insertBlobContent.run(messageId, stage, destination, contentType, blob.digest);
   }
 
   message(id: number): StoredMessage | undefined {
@@ -594,12 +719,14 @@ export class Journal {
     if (meta === null && r.error === undefined) this.s.setStatus.run(r.status, r.now, r.messageId);
     else this.s.setMessageStatus.run(r.status, r.error ?? null, meta, r.now, r.messageId);
     if (r.transformed) {
-      this.s.insertContent.run(
+      this.insertContent(
         r.messageId,
         'transformed',
         '',
         r.transformed.contentType,
         r.transformed.content,
+        r.transformed.blob,
+        r.now,
       );
     }
     const deliveryStatus: DeliveryStatus =

@@ -17,6 +17,7 @@ import { Documents, documentMigrations } from './documents.ts';
 import { Orders, orderMigrations } from './orders.ts';
 import { DocumentFiles } from './document-files.ts';
 import { writesThrough, type Writes } from './writes.ts';
+import { BlobFiles } from './blob-files.ts';
 import { ContextualCalls, actxMigrations } from './actx.ts';
 import { IdentityFiling } from './identity-filing.ts';
 import { Deliveries } from './filing.ts';
@@ -50,7 +51,11 @@ export interface StoreOptions extends OpenOptions {
    * (always so for `:memory:`; the benchmark's baseline).
    */
   writer?: 'thread' | 'inline';
+  /** Content larger than this many bytes is kept as a file in `<dataDir>/blobs` (default 1 MiB). */
+  blobThresholdBytes?: number;
 }
+
+export const DEFAULT_BLOB_THRESHOLD = 1024 * 1024;
 
 /**
  * The modules whose methods the writer runs. A write that depends on what it reads (a matching
@@ -131,6 +136,8 @@ export class Store {
   readonly stats: Stats;
   readonly patients: PatientStore;
   readonly vigilance: Vigilance;
+  /** Large content's files beside the database; the journal's `blobs` rows say which are referenced. */
+  readonly blobs: BlobFiles;
   readonly documents: Documents;
   readonly orders: Orders;
   readonly outbox: Outbox;
@@ -157,6 +164,10 @@ export class Store {
     // (the audit chain's rekeying, a search reindex) is done before the writer thread opens.
     const documentsDir = memory ? null : path.join(options.dataDir, 'documents');
     const modules = writerModules(this.db, keying, documentsDir);
+    this.blobs = new BlobFiles(
+      memory ? null : path.join(options.dataDir, 'blobs'),
+      options.blobThresholdBytes ?? DEFAULT_BLOB_THRESHOLD,
+    );
     ({
       journal: this.journal,
       accounts: this.accounts,

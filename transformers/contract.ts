@@ -54,9 +54,21 @@ export function deepFreeze<T>(value: T): T {
 export type MetaValue = string | number | boolean | null;
 
 export interface StepInput {
+  /** The bytes. For content kept as a file (`file`), reading this loads the file whole, once. */
   content: Buffer;
   contentType: string;
   meta: Record<string, MetaValue>;
+  /** Content above the engine's threshold: a step that can work in chunks reads them here instead. */
+  file?: ContentFile;
+}
+
+/** Content kept as a file beside the journal (above the engine's threshold), named by its SHA-256. */
+export interface ContentFile {
+  readonly path: string;
+  readonly size: number;
+  readonly digest: string;
+  /** Its bytes in order, a chunk at a time: never the whole file in memory. */
+  chunks(): AsyncIterable<Uint8Array>;
 }
 
 /** `null` means the step filtered the message out: it is journaled as FILTERED and goes nowhere. */

@@ -131,6 +131,11 @@ export async function readMessage(engine: Engine, req: FastifyRequest, id: numbe
   return {
     message,
     contents: journal.contents(id).map((c) => {
+      // Large content is a file beside the database: named, never loaded into a page.
+      if (c.blob) {
+        const { stage, destination, contentType } = c;
+        return { stage, destination, contentType, size: c.blob.size, sha256: c.blob.digest };
+      }
       const text = contentText(c.content);
       return {
         stage: c.stage,

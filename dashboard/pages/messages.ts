@@ -130,11 +130,15 @@ function stageView(c: {
   contentType: string;
   size: number;
   text?: string;
+  sha256?: string;
 }): Html {
   const title = html`<h3>
     ${c.stage}${c.destination ? html` → ${c.destination}` : ''}
     <span class="muted">${c.contentType}, ${c.size} bytes</span>
   </h3>`;
+  if (c.sha256 !== undefined)
+    return html`${title}
+      <p class="muted">kept as a file (SHA-256 ${c.sha256}), not shown</p>`;
   if (c.text === undefined)
     return html`${title}
       <p class="muted">binary content, not shown</p>`;

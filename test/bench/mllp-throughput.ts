@@ -24,6 +24,7 @@ function instantJournal(beforeReceive?: () => Promise<void>): SourceContext {
     accounts: { verifyPassword: async () => null, verifyPublicKey: async () => null, find: async () => null },
     report: () => undefined,
     shared: () => Promise.reject(new Error('no shared services in this benchmark')),
+    stage: () => Promise.reject(new Error('no staging in this benchmark')),
     receive: async (): Promise<Receipt> => {
       await beforeReceive?.();
       return { messageId: ++last };

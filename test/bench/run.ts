@@ -1,6 +1,6 @@
 // `npm run bench`: every benchmark of the project, each beside the baseline measured in the same run.
 // Prints one JSON document. Timings live here, never in pass/fail tests.
-//   npm run bench [-- section ...]   sections: journal, transports, search, identities, core, reports, documents, mail
+//   npm run bench [-- section ...]   sections: journal, transports, search, identities, core, reports, documents, mail, streams
 import os from 'node:os';
 import { benchJournalIngest } from './journal-ingest.ts';
 import { benchTransportIngest } from './transport-ingest.ts';
@@ -10,6 +10,7 @@ import { benchCore } from './core.ts';
 import { benchDocumentFiling } from './document-filing.ts';
 import { benchDocumentsOut } from './documents-out.ts';
 import { benchMailIngest } from './mail-ingest.ts';
+import { benchStreams } from './streams.ts';
 
 const sections: Record<string, () => Promise<unknown>> = {
   journal: benchJournalIngest,
@@ -20,6 +21,7 @@ const sections: Record<string, () => Promise<unknown>> = {
   reports: benchDocumentFiling,
   documents: benchDocumentsOut,
   mail: benchMailIngest,
+  streams: benchStreams,
 };
 
 const wanted = process.argv.slice(2).filter((a) => a in sections);

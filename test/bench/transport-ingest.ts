@@ -73,7 +73,7 @@ function benchEngine(source: object, writer: 'thread' | 'inline' = 'thread'): Pr
 }
 
 /** One MLLP connection sending the messages `next()` hands out, one at a time, each after the last ACK. */
-function mllpConnection(port: number, next: () => number | null): Promise<void> {
+export function mllpConnection(port: number, next: () => number | null): Promise<void> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, '127.0.0.1');
     socket.setNoDelay(true);

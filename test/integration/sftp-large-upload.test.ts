@@ -1,38 +1,17 @@
 // A 200 MiB upload through the built-in SFTP server must stream to disk: the server process never
 // holds the file. OpenSSH's sftp (a separate process) sends it; we watch our own RSS meanwhile.
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { SftpServer, type Upload } from '../../connectors/sftp-server.ts';
 import { channelContext, type ChannelContext } from '../support/channel-context.ts';
 import { openssh } from '../support/openssh-sftp.ts';
+import { generate, sha256Of } from '../support/large-file.ts';
 
 const MiB = 1024 * 1024;
 const SIZE = 200 * MiB;
-
-/** Writes `size` pseudo-random bytes chunk by chunk (never all in memory); returns their SHA-256. */
-async function generate(file: string, size: number): Promise<string> {
-  const hash = createHash('sha256');
-  async function* chunks(): AsyncGenerator<Buffer> {
-    for (let left = size; left > 0; left -= MiB) {
-      const chunk = randomBytes(Math.min(MiB, left));
-      hash.update(chunk);
-      yield chunk;
-    }
-  }
-  await pipeline(chunks(), fs.createWriteStream(file));
-  return hash.digest('hex');
-}
-
-async function sha256Of(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  await pipeline(fs.createReadStream(file), hash);
-  return hash.digest('hex');
-}
 
 describe('sftp server: large uploads', function () {
   this.timeout(180_000);

@@ -80,7 +80,7 @@ describe('remote SFTP against OpenSSH sshd', function () {
       startPoller(dir);
       ctx.gate = new Promise((resolve) => (commit = resolve));
       const msg = await ctx.nextReceive();
-      assert.equal(msg.content.toString(), 'MSH|one');
+      assert.equal(msg.content?.toString(), 'MSH|one');
       assert.equal(msg.meta?.fileName, 'a.hl7');
       assert.ok(fs.existsSync(path.join(dir, 'a.hl7')), 'file must stay until the commit');
       commit();

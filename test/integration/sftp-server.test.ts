@@ -95,7 +95,8 @@ describe('sftp-drop: built-in SFTP server', function () {
     });
     identity = engine.context('identity-feed', {
       beforeReceive: (msg) => {
-        if (msg.content.toString() === 'JOURNAL-DOWN') throw new Error('journal unavailable');
+        if ((msg.staged?.content ?? msg.content)?.toString() === 'JOURNAL-DOWN')
+          throw new Error('journal unavailable');
       },
     });
     pathology = engine.context('pathology');

@@ -25,8 +25,12 @@ export interface TestAccount {
   publicKeys?: string[];
 }
 
-/** A message as the source handed it over, with what the real journal answered. */
-export interface Journaled extends Inbound {
+/**
+ * A message as the source handed it over, with what the real journal answered; `content` is the
+ * staged bytes for a source that staged them (empty for a file above the threshold: see `staged`).
+ */
+export interface Journaled extends Omit<Inbound, 'content'> {
+  content: Buffer;
   messageId: number;
   duplicateOf?: number;
 }
@@ -172,7 +176,11 @@ function hooked(
       if (ctx.failure) throw ctx.failure;
       await options.beforeReceive?.(msg);
       const receipt = await real.receive(msg);
-      ctx.journal.push({ ...msg, ...receipt });
+      ctx.journal.push({
+        ...msg,
+        content: msg.content ?? msg.staged?.content ?? Buffer.alloc(0),
+        ...receipt,
+      });
       return receipt;
     },
   });
