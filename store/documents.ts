@@ -17,7 +17,7 @@ import type { Db } from './db.ts';
 import { OncoError } from '../config/errors.ts';
 import type { DocumentFiles } from './document-files.ts';
 import type { Filed } from './filing.ts';
-import { compareIdentities, normaliseBirthDate } from './identity-match.ts';
+import { compareIdentities, couldBeClose, normaliseBirthDate } from './identity-match.ts';
 import {
   parseIdentity,
   PatientStoreError,
@@ -962,7 +962,7 @@ export class Documents {
     const traits = traitsOf(p);
     if (traits === null) return { patientId: null, rule: 'no-traits', candidates: [] };
     const scored = this.patients
-      .candidates(traits)
+      .candidates(traits, (c) => couldBeClose(traits, c, rules.nearMatchThreshold))
       .filter((c) => c.reliability !== 'FICT' && c.reliability !== 'DOUT')
       .map((c) => ({ id: c.id, m: compareIdentities(traits, c, rules.nearMatchThreshold) }))
       .filter(({ m }) => m.kind !== 'different');
