@@ -18,6 +18,8 @@ import { createLogger } from './logger.ts';
 import { buildServer } from '../dashboard/server.ts';
 import { ConnectorSetupError } from '../connectors/listener-setup.ts';
 import { identityFiles, importIdentities, type ImportProgress } from '../channels/identity-import.ts';
+import { importForms } from '../channels/rcp-input.ts';
+import { actxUrl, actxUrlUsage } from './actx-url.ts';
 
 const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -38,6 +40,10 @@ const usage = `Usage: onco-relay <command> [options]
              its problems. An operator account: --user (or ONCO_USER), password on stdin (or ONCO_PASSWORD)
   import identities FILE|DIR... [--data DIR] [--accept-test-ins] [--batch N]
              load PAM FR identity files through the identity-vigilance rules (progress on stderr)
+  import forms FILE [--data DIR] [--config DIR]
+             load RCP forms produced elsewhere (a JSON array, as POST /api/rcp/forms/import): each
+             validated and sent by documents-out; names every refused form; exit 1 if any
+  ${actxUrlUsage}
   docs                                       print the component reference (Markdown)
   schema                                     print the JSON Schema of a channel file (for editors)
 
@@ -61,6 +67,8 @@ export async function main(argv: string[]): Promise<number> {
         return await deploy(rest);
       case 'import':
         return await importCommand(rest);
+      case 'actx-url':
+        return await actxUrl(rest, (v) => ({ base: applianceUrl(v.url), configDir: dirs(v).configDir }));
       case 'docs':
         process.stdout.write(`${builtinRegistry().docs()}\n`);
         return 0;
@@ -447,6 +455,7 @@ async function importCommand(args: string[]): Promise<number> {
     },
   });
   const [what, ...paths] = positionals;
+  if (what === 'forms' && paths.length === 1) return importFormsCommand(paths[0]!, values);
   if (what !== 'identities' || paths.length === 0) {
     process.stderr.write(`${usage}\n`);
     return 2;
@@ -491,6 +500,41 @@ async function importCommand(args: string[]): Promise<number> {
         `refused: ${e.file}${e.message === null ? '' : ` message ${e.message}`}: ${e.error}\n`,
       );
     return report.refused > 0 ? 1 : 0;
+  } finally {
+    await store.close();
+  }
+}
+
+/** `import forms FILE`: the forms of another RCP software, through the same path as the API's import. */
+async function importFormsCommand(file: string, values: { data?: string; config?: string }): Promise<number> {
+  const { dataDir, configDir } = dirs(values);
+  const { directory, problems } = loadConfig(configDir);
+  if (problems.length > 0) {
+    process.stderr.write(`${problems.map(formatProblem).join('\n')}\n`);
+    return 1;
+  }
+  let items: unknown;
+  try {
+    items = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (error) {
+    process.stderr.write(`${file}: not a readable JSON file (${(error as Error).message})\n`);
+    return 1;
+  }
+  if (!Array.isArray(items)) {
+    process.stderr.write(`${file}: expected a JSON array of forms\n`);
+    return 1;
+  }
+  const store = new Store({ dataDir });
+  try {
+    const actor = { login: `import:${process.env.USER ?? 'cli'}`, source: 'cli' };
+    const results = await importForms(store, items as Array<Record<string, unknown>>, directory, actor);
+    const refused = results.filter((r) => r.error);
+    process.stdout.write(
+      `${results.length - refused.length} form(s) imported, ${refused.length} refused, from ${file}\n`,
+    );
+    for (const r of refused)
+      process.stdout.write(`refused: form ${r.index}: ${r.error!.code}: ${r.error!.message}\n`);
+    return refused.length > 0 ? 1 : 0;
   } finally {
     await store.close();
   }

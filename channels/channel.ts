@@ -219,6 +219,10 @@ export class Channel {
       outcome: (id) => this.outcome(id),
       answersDue: (afterId) => this.answersDue(afterId),
       answered: (id, code) => this.answered(id, code),
+      outbox: {
+        waiting: (channel, afterId, limit) => this.deps.store.outbox.waiting(channel, afterId, limit),
+        onCommit: (listener) => this.deps.store.onCommit(listener),
+      },
     };
     this.source = this.deps.registry.createSource(this.config.source, ctx);
     await this.source.start();
@@ -255,7 +259,7 @@ export class Channel {
     const { store } = this.deps;
     const dedup = this.config.dedup && options.replayOf === undefined;
     const digest = dedup ? crypto.createHash('sha256').update(m.content).digest('hex') : undefined;
-    const receipt = await store.write.journal.receive({
+    const message = {
       channel: this.id,
       content: m.content,
       contentType: m.contentType ?? 'application/octet-stream',
@@ -269,7 +273,13 @@ export class Channel {
       owesAnswer: m.owesAnswer,
       destinations: this.config.destinations.map((d) => d.name),
       now: Date.now(),
-    });
+    };
+    const receipt =
+      m.outboxId === undefined
+        ? await store.write.journal.receive(message)
+        : await store.write.outbox.receive(m.outboxId, message);
+    // An outbox row taken already (offered again after a crash) journaled nothing new.
+    if ('alreadyTaken' in receipt) return { messageId: receipt.messageId };
     this.metrics.received++;
     if (receipt.keyReusedFrom !== undefined) {
       const said = new OncoError('DEDUP_KEY_REUSED', {

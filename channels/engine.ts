@@ -98,6 +98,12 @@ export class Engine {
       verifyPublicKey: async (login, algorithm, key, peer, proof) =>
         granted(await auth.publicKey(login, algorithm, key, peer, proof)),
       find: async (login) => toAccount(accounts.get(login)),
+      ofEstablishment: async (finess) =>
+        accounts
+          .list()
+          .filter((a) => a.role === 'establishment' && a.finess === finess && !a.disabled)
+          .map(toAccount)
+          .filter((a): a is Account => a !== null),
       audit: async (act) => {
         await this.store.write.audit.record(act);
       },

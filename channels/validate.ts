@@ -30,12 +30,20 @@ export function validateConfig(
       names.add(d.name);
       registry.validate('destination', d, file, at, problems, destinationFrameKeys);
       d.steps.forEach((s, j) => registry.validate('step', s, file, `${at}/steps/${j}`, problems));
-      if (d.type === 'channel-writer' && typeof d.channel === 'string' && !ids.has(d.channel)) {
+      // Destinations that hand messages to other channels: channel-writer, attachment-dispatch routes.
+      const targets: Array<[string, unknown]> =
+        d.type === 'channel-writer'
+          ? [['channel', d.channel]]
+          : d.type === 'attachment-dispatch' && typeof d.routes === 'object' && d.routes !== null
+            ? Object.entries(d.routes).map(([kind, id]) => [`routes/${kind}`, id])
+            : [];
+      for (const [key, id] of targets) {
+        if (typeof id !== 'string' || ids.has(id)) continue;
         problems.push({
           file: file.file,
-          line: file.lineOf(`${at}/channel`),
-          path: `${at}/channel`,
-          message: `no channel has id "${d.channel}"`,
+          line: file.lineOf(`${at}/${key}`),
+          path: `${at}/${key}`,
+          message: `no channel has id "${id}"`,
           hint: `use one of ${[...ids].join(', ')}`,
         });
       }
@@ -53,6 +61,7 @@ const listeners: Record<string, { defaultPort?: (env: NodeJS.ProcessEnv) => numb
   'mllp-listener': { defaultPort: (env) => Number(env.ONCO_MLLP_PORT || 2575) },
   'http-listener': {},
   'sftp-drop': { defaultPort: (env) => Number(env.ONCO_SFTP_PORT || 2222), shared: 'the SFTP server' },
+  'smtp-inbox': { defaultPort: (env) => Number(env.ONCO_SMTP_PORT || 2525), shared: 'the SMTP server' },
 };
 
 interface Listener {

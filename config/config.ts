@@ -30,12 +30,33 @@ export interface EngineConfig {
   identity: Record<string, unknown>;
 }
 
+/** An establishment's contextual-call settings (directory.yaml, `actx`). */
+export interface ActxSettings {
+  verifier: 'hmac-sha256' | 'jwt';
+  secret?: string;
+  secretFile?: string;
+  publicKeyFile?: string;
+  createAccounts: boolean;
+  accountRole: 'establishment' | 'viewer';
+  acceptTestIns: boolean;
+}
+
 export interface Establishment {
   finess: string;
   name: string;
   kind: 'hospital' | 'pathology-lab' | 'molecular-lab' | 'other';
   /** Whose patients it may report on besides its own (default: `all` for labs, none otherwise). */
   reportsFor?: 'all' | string[];
+  /** Its preferred way and format for outbound documents (default: pickup in its SFTP `/out/`). */
+  documents?: {
+    way: 'sftp-push' | 'pickup' | 'mllp' | 'mssante';
+    channel?: string;
+    mailbox?: string;
+    format?: 'cda' | 'xdm' | 'mdm';
+  };
+  /** Its MSSanté addresses (smtp-inbox allow-lists). */
+  mssante?: string[];
+  actx?: ActxSettings;
   [setting: string]: unknown;
 }
 

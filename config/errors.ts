@@ -624,6 +624,64 @@ export const ERRORS = define({
     status: BAD_REQUEST,
   },
 
+  // Contextual calls (dashboard/actx*.ts, store/actx.ts): the hospital's IT reads these answers
+  ACTX_PARAM_MISSING: {
+    message: 'parameter {name} is missing',
+    hint: 'add {name} to the URL (the parameters are listed in the ACTX section of the contract)',
+    status: BAD_REQUEST,
+  },
+  ACTX_PARAM_INVALID: {
+    message: 'parameter {name} is malformed: {reason}',
+    hint: 'correct {name} in the calling system',
+    status: BAD_REQUEST,
+  },
+  ACTX_ESTABLISHMENT_UNKNOWN: {
+    message: 'FINESS {finess} is not an establishment of the DCC directory',
+    hint: 'check the finess parameter, or ask the DCC administrator to add the establishment to directory.yaml',
+    status: { http: 401 },
+  },
+  ACTX_NOT_ENABLED: {
+    message: 'contextual calls are not enabled for FINESS {finess}: no ACTX secret is set',
+    hint: 'the DCC administrator sets the secret (ONCO_ACTX_SECRET_{finess} in the shipped configuration) and restarts',
+    status: { http: 401 },
+  },
+  ACTX_SIGNATURE_INVALID: {
+    message: 'the signature does not match the parameters',
+    hint: "sign the canonical string (every other parameter sorted by name, name=value RFC 3986-encoded, joined by &) with the establishment's ACTX secret; `onco-relay actx-url` prints a correct URL to compare with",
+    status: { http: 401 },
+  },
+  ACTX_TOKEN_INVALID: {
+    message: 'the signed token is not valid: {reason}',
+    hint: 'sign the token with the key the DCC holds for the establishment (HS256 with its ACTX secret, or its configured public key)',
+    status: { http: 401 },
+  },
+  ACTX_TS_OUT_OF_WINDOW: {
+    message: 'ts {ts} is {skew} s away from the DCC clock; at most {window} s are allowed',
+    hint: 'synchronise the calling system clock (NTP) and sign a fresh URL for every call',
+    status: { http: 401 },
+  },
+  ACTX_NONCE_REPLAYED: {
+    message: 'nonce {nonce} of FINESS {finess} was already used',
+    hint: 'generate a new random nonce for every call: a contextual URL works once',
+    status: CONFLICT,
+  },
+  ACTX_ACCOUNT_UNKNOWN: {
+    message:
+      'no DCC account for RPPS {rpps}, and FINESS {finess} does not create accounts by contextual call',
+    hint: 'ask the DCC administrator to create the account, or to set createAccounts for the establishment',
+    status: { http: 403 },
+  },
+  ACTX_ACCOUNT_DISABLED: {
+    message: 'the DCC account of RPPS {rpps} is disabled',
+    hint: 'ask the DCC administrator to enable it (onco-relay user enable)',
+    status: { http: 403 },
+  },
+  ACTX_ACCOUNT_MISMATCH: {
+    message: 'the DCC account of RPPS {rpps} is not one that FINESS {finess} may open: {reason}',
+    hint: 'call from the establishment the account belongs to, or ask the DCC administrator to review the account',
+    status: { http: 403 },
+  },
+
   // HTTP listener and sender (connectors/http.ts)
   UNAUTHORIZED: {
     message: 'missing or wrong credentials',
@@ -914,6 +972,243 @@ export const ERRORS = define({
     message: 'the CDA document has no {what}: it cannot be packaged for HL7 v2',
     hint: 'package a CDA written by the FRCP/PPS writers, or complete the document header',
     status: REQUIRED_AE,
+  },
+  PDF_CDA_INCOMPLETE: {
+    message: 'the CDA document has no {what}: it cannot be rendered as PDF',
+    hint: 'render a CDA written by the FRCP/PPS writers (put the rcp-cda step first)',
+    status: REQUIRED_AE,
+  },
+  XDM_CDA_INCOMPLETE: {
+    message: 'the CDA document has no {what}: its XDS metadata cannot be written',
+    hint: 'package a CDA written by the FRCP/PPS writers (put the rcp-cda step first)',
+    status: REQUIRED_AE,
+  },
+  XDM_NO_CLASS_CODE: {
+    message: 'no XDS classCode is known for documents of type {type}',
+    hint: 'give classCode in the cda-xdm step options',
+    status: VALUE_AE,
+  },
+  XDM_MIXED_PATIENTS: {
+    message: 'the documents of one XDM set are not all about the same patient',
+    hint: 'send one package per patient',
+    status: CONTENT_AE,
+  },
+  XDM_EMPTY: {
+    message: 'an XDM submission set needs at least one document',
+    hint: 'give the CDA document to package',
+    status: REQUIRED_AE,
+  },
+  XDM_BAD_TIME: {
+    message: 'the submission time "{time}" is not an HL7 TS',
+    hint: 'give submissionTime as YYYYMMDDHHMMSS[+ZZZZ]',
+    status: CONTENT_AE,
+  },
+  ORDER_NOT_JSON: {
+    message: 'the order is not readable JSON: {reason}',
+    hint: 'the molecular-orders outbox carries an order as JSON (store/orders.ts); replay it once the producer is fixed',
+    status: CONTENT_AE,
+  },
+
+  // RCP and PPS in the core store (store/rcp.ts) and their routing (connectors/document-router.ts)
+  RCP_INVALID: {
+    message: 'the {what} cannot be stored: missing {missing}',
+    hint: 'give every required field (see /api/openapi.json and the README, RCP and PPS)',
+    status: { http: 422 },
+  },
+  RCP_UNKNOWN: { message: 'no {what} {id}', hint: 'check the id', status: NOT_FOUND },
+  RCP_ALREADY_IMPORTED: {
+    message: 'the form {id} of the producing software was imported already',
+    hint: 'correct the imported form through the API (a new version) instead of importing it again',
+    status: CONFLICT,
+  },
+  RCP_PATIENT_CHANGED: {
+    message: 'document {id} belongs to another patient',
+    hint: 'a document cannot move to another patient: create one for the right patient',
+    status: CONFLICT,
+  },
+  RCP_NOT_LATEST: {
+    message: 'document {id} has a newer version ({latest})',
+    hint: 'edit or validate the latest version',
+    status: CONFLICT,
+  },
+  RCP_NOT_DRAFT: {
+    message: 'document {id} is {status}, not a draft',
+    hint: 'a validated document is corrected by editing it (a new version), then validating that version',
+    status: CONFLICT,
+  },
+  RCP_CONTENT_INVALID: {
+    message: 'the validated document cannot be written as CDA: {reason}',
+    hint: 'correct the document (a new version) and validate it again',
+    status: REFUSED_FOR_GOOD,
+  },
+
+  DOCUMENT_ROUTE_INVALID: {
+    message: '{reason}',
+    hint: 'complete the establishment’s documents route in directory.yaml, then replay the delivery',
+    status: REFUSED_FOR_GOOD,
+  },
+  PICKUP_NO_ACCOUNT: {
+    message: 'no establishment account for FINESS {finess}',
+    hint: 'create one (onco-relay user add LOGIN --role establishment --finess FINESS), then replay the delivery',
+    status: REFUSED_FOR_GOOD,
+  },
+
+  // MSSanté: the SMTP inbox (connectors/smtp-server.ts), each refusal with its SMTP reply code
+  SMTP_UNKNOWN_MAILBOX: {
+    message: 'no mailbox {mailbox} here',
+    hint: 'check the address: the DCC takes mail only for the mailboxes its channels configure',
+    status: { smtp: 550 },
+  },
+  SMTP_SENDER_REFUSED: {
+    message: 'sender {sender} may not write to {mailbox}',
+    hint: "send from the MSSanté address the DCC's directory lists for your establishment, or ask the DCC to add it",
+    status: { smtp: 550 },
+  },
+  SMTP_TOO_BIG: {
+    message: 'message larger than {limit} bytes',
+    hint: 'send the documents in several mails, or ask the DCC to raise maxMessageBytes',
+    status: { smtp: 552 },
+  },
+  SMTP_AUTH_REQUIRED: {
+    message: 'authentication required',
+    hint: 'start TLS (STARTTLS), then AUTH with the account the DCC gave your establishment',
+    status: { smtp: 530 },
+  },
+  SMTP_AUTH_FAILED: {
+    message: 'authentication failed',
+    hint: 'check the login and password of the account the DCC gave your establishment',
+    status: { smtp: 535 },
+  },
+  SMTP_TLS_REQUIRED: {
+    message: 'must issue STARTTLS first',
+    hint: 'configure the mail client or relay to use STARTTLS',
+    status: { smtp: 530 },
+  },
+  SMTP_CLIENT_CERTIFICATE: {
+    message: 'client certificate refused: {reason}',
+    hint: 'present the certificate of your MSSanté operator (IGC-Santé), issued by a CA the DCC trusts',
+    status: { smtp: 554 },
+  },
+  SMTP_MAILBOX_GONE: {
+    message: 'mailbox {mailbox} closed while the mail was being sent',
+    hint: 'send the mail again in a moment',
+    status: { smtp: 451 },
+  },
+  SMTP_NOT_STORED: {
+    message: 'the mail could not be stored',
+    hint: 'nothing was kept: send the mail again later (your server retries by itself)',
+    status: { smtp: 451, retryable: true },
+  },
+  SMTP_MAILBOX_TAKEN: {
+    message: 'two channels take the mailbox {mailbox}',
+    hint: 'give each mailbox to one smtp-inbox source only',
+    status: SETUP,
+  },
+  SMTP_SETTINGS_CLASH: {
+    message: 'channel {channel}: smtp-inbox option {option} differs from the running SMTP server',
+    hint: 'every smtp-inbox source shares one SMTP server: give them the same port, bind, hostname, size, auth and TLS options',
+    status: SETUP,
+  },
+
+  // MSSanté: mail out (connectors/mssante.ts, transformers/mss-mail.ts)
+  MSS_MAIL_INVALID: {
+    message: 'the mail to send is not valid: {reason}',
+    hint: 'the step before the mssante destination must produce mail JSON (transformers/mss-mail.ts) or a document',
+    status: { ...CONTENT_AE, retryable: false },
+  },
+  MSS_NO_RECIPIENT: {
+    message: 'the mail names no recipient',
+    hint: 'give the recipients in the mail JSON `to`, in meta.to, or in the destination option `to`',
+    status: REFUSED_FOR_GOOD,
+  },
+  MSS_REFUSED: {
+    message: 'the relay refused the mail',
+    hint: "read the relay's answer: a 5xx will not pass by retrying; correct the address or content, then replay the delivery",
+    status: REFUSED_FOR_GOOD,
+  },
+  MSS_RECIPIENT_REFUSED: {
+    message: 'the relay refused recipient(s) {recipients}',
+    hint: 'check the MSSanté address in the directory (the national MSSanté directory lists the valid ones), then replay the delivery',
+    status: REFUSED_FOR_GOOD,
+  },
+  MSS_RELAY_UNAVAILABLE: {
+    message: 'the MSSanté relay could not take the mail now',
+    hint: 'retried by itself; if it lasts, check the relay host, port, TLS and credentials of the destination',
+    status: TRY_AGAIN,
+  },
+
+  // MSSanté: mail in, its attachments and XDM archives (transformers/mime-attachments.ts, xdm-read.ts)
+  MAIL_NO_DOCUMENT: {
+    message: 'the mail carries no document the DCC files',
+    hint: 'attach IHE_XDM.ZIP, a CDA, an HL7 file or a PDF described by XDM metadata, then send again',
+    status: CONTENT_AE,
+  },
+  MAIL_PARTS_EXPECTED: {
+    message: 'the message is not the list of parts of a mail',
+    hint: 'put a mail-attachments step before the attachment-dispatch destination',
+    status: REFUSED_FOR_GOOD,
+  },
+  MAIL_KIND_UNROUTED: {
+    message: 'no channel takes {kind} documents here',
+    hint: 'set the route of that kind on the attachment-dispatch destination, then replay the delivery',
+    status: REFUSED_FOR_GOOD,
+  },
+  ZIP_BROKEN: {
+    message: 'the archive cannot be read as a zip',
+    hint: 'send the archive again: it was cut or damaged on the way',
+    status: CONTENT_AE,
+  },
+  ZIP_TOO_MANY_ENTRIES: {
+    message: 'the archive holds too many entries',
+    hint: 'send fewer documents per mail',
+    status: CONTENT_AE,
+  },
+  ZIP_TOO_LARGE: {
+    message: 'the archive inflates past the size limit',
+    hint: 'send fewer or smaller documents per mail',
+    status: CONTENT_AE,
+  },
+  ZIP_RATIO: {
+    message: 'an entry of the archive inflates far more than documents do',
+    hint: 'this looks like a zip bomb; send the documents themselves',
+    status: CONTENT_AE,
+  },
+  ZIP_PATH_OUTSIDE: {
+    message: 'an entry of the archive would be written outside it',
+    hint: 'entry names must be relative paths without ".." (IHE_XDM/SUBSET01/…)',
+    status: CONTENT_AE,
+  },
+  ZIP_NESTED: {
+    message: 'archives are nested too deep',
+    hint: 'send IHE_XDM.ZIP with the documents themselves inside, not archives of archives',
+    status: CONTENT_AE,
+  },
+  XDM_NO_METADATA: {
+    message: 'the archive has no IHE_XDM/SUBSETnn/METADATA.XML',
+    hint: 'send an IHE XDM archive (IHE_XDM.ZIP) as your practice software or MSSanté client produces it',
+    status: REQUIRED_AE,
+  },
+  XDM_BAD_URI: {
+    message: 'a document of METADATA.XML names no file, or one outside its subset',
+    hint: 'each ExtrinsicObject needs a URI slot naming its file in the same SUBSET folder',
+    status: CONTENT_AE,
+  },
+  XDM_MISSING_DOCUMENT: {
+    message: 'METADATA.XML describes a document absent from the archive',
+    hint: 'send the archive again with every document its METADATA.XML lists',
+    status: REQUIRED_AE,
+  },
+
+  // MSSanté: delivery tracking (transformers/mail-report.ts, connectors/mss-tracking.ts)
+  MAIL_REPORT_UNMATCHABLE: {
+    message: 'a delivery or read report that names no original Message-ID',
+    hint: 'nothing to match it to: it stays in the journal for a person to read',
+    status: CONTENT_AE,
+  },
+  MAIL_REPORT_EXPECTED: {
+    message: 'the message is not a DSN/MDN report',
+    hint: 'put a mail-report step before the mss-tracking destination',
+    status: REFUSED_FOR_GOOD,
   },
 
   // Listeners (connectors/listener-setup.ts)

@@ -142,6 +142,53 @@ export const engineSchema = {
   },
 } as const;
 
+/** Contextual calls (ACTX) an establishment's record system makes; see the contract's ACTX section. */
+const actx = {
+  type: 'object',
+  additionalProperties: false,
+  description:
+    'Contextual calls (GET /actx/patient, /actx/global) from this establishment. Without a secret (or key) they are refused.',
+  properties: {
+    verifier: {
+      enum: ['hmac-sha256', 'jwt'],
+      default: 'hmac-sha256',
+      description:
+        'How a call proves its origin: hmac-sha256 (the signed query of the contract) or jwt (one signed token in the parameter jwt)',
+    },
+    secret: {
+      type: 'string',
+      // Empty is "not set" (the shipped file reads an unset variable as ''); a short secret is guessable.
+      pattern: '^(?:.{16,})?$',
+      description:
+        'The shared secret (16 characters or more); read it from the environment: ${ONCO_ACTX_SECRET_<FINESS>:-}. Empty: not set',
+    },
+    secretFile: {
+      type: 'string',
+      description: 'A file holding the secret instead (relative paths: the configuration directory)',
+    },
+    publicKeyFile: {
+      type: 'string',
+      description: 'jwt only: a PEM public key (RS256, PS256, ES256, EdDSA) instead of the HS256 secret',
+    },
+    createAccounts: {
+      type: 'boolean',
+      default: false,
+      description: "Creates the professional's account (login: the RPPS) on the first call",
+    },
+    accountRole: {
+      enum: ['establishment', 'viewer'],
+      default: 'establishment',
+      description:
+        "Role of the accounts it creates: establishment (sees this FINESS's patients only) or viewer (every patient: a 3C)",
+    },
+    acceptTestIns: {
+      type: 'boolean',
+      default: false,
+      description: 'Accept the INS test and demo OIDs (test appliances only)',
+    },
+  },
+} as const;
+
 const establishment = {
   type: 'object',
   additionalProperties: true,
@@ -150,6 +197,7 @@ const establishment = {
     finess: { type: 'string', pattern: '^\\d{9}$' },
     name: { type: 'string', minLength: 1 },
     kind: { enum: ['hospital', 'pathology-lab', 'molecular-lab', 'other'], default: 'hospital' },
+    actx,
     reportsFor: {
       description:
         'establishments whose patients it may report on besides its own: all of the directory, or a list of FINESS (default: all for labs, none for others)',
@@ -157,6 +205,43 @@ const establishment = {
         { const: 'all' },
         { type: 'array', items: { type: 'string', pattern: '^\\d{9}$' }, uniqueItems: true },
       ],
+    },
+    mssante: {
+      description:
+        'its MSSanté addresses: the senders an smtp-inbox with allowFrom directory (or labs) accepts',
+      type: 'array',
+      items: { type: 'string', pattern: '^[^@\\s]+@[^@\\s]+$' },
+      default: [],
+    },
+    documents: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['way'],
+      description:
+        'how it takes the documents the DCC sends (validated FRCP, PPS); default: pickup in its own /out/ of the built-in SFTP server',
+      properties: {
+        way: {
+          enum: ['sftp-push', 'pickup', 'mllp', 'mssante'],
+          description:
+            'sftp-push to its server, pickup in its /out/, mllp to its record system, mssante to its mailbox',
+        },
+        channel: {
+          type: 'string',
+          description:
+            'the channel carrying this way for it, where its server is configured (default documents-sftp, documents-pickup, documents-mllp, documents-mail)',
+        },
+        mailbox: {
+          type: 'string',
+          pattern: '^[^@\\s]+@[^@\\s]+$',
+          description: 'its MSSanté mailbox (way mssante)',
+        },
+        format: {
+          enum: ['cda', 'xdm', 'mdm'],
+          description: 'what it reads: CDA with PDF, XDM zip, HL7 v2 MDM',
+        },
+      },
+      if: { properties: { way: { const: 'mssante' } } },
+      then: { required: ['way', 'mailbox'] },
     },
   },
 } as const;
@@ -177,7 +262,11 @@ export const directorySchema = {
           rpps: { type: 'string', pattern: '^\\d{11}$' },
           family: { type: 'string' },
           given: { type: 'string' },
-          mssante: { type: 'string' },
+          mssante: {
+            type: 'string',
+            pattern: '^[^@\\s]+@[^@\\s]+$',
+            description: 'MSSanté mailbox: documents of the patients they care for are sent there',
+          },
           finess: { type: 'string' },
         },
       },

@@ -1,7 +1,14 @@
 // Channel writer destination: hands the message to another channel, which journals it as its own
 // input. The target's receipt is the response, so the journal links the two messages.
 import Type from 'typebox';
-import type { Destination, DestinationContext, DestinationSpec, Outbound, SendResult } from './contract.ts';
+import type {
+  Destination,
+  DestinationContext,
+  DestinationSpec,
+  Outbound,
+  SendResult,
+  SourceSpec,
+} from './contract.ts';
 import type { OptionsOf } from '../transformers/contract.ts';
 
 const schema = Type.Object({ channel: Type.String({ description: 'Id of the target channel.' }) });
@@ -37,4 +44,14 @@ export const channelWriterSpec: DestinationSpec<ChannelWriterOptions> = {
   summary: 'Hands each message to another channel of this engine, as if its source had received it.',
   schema,
   create: (o, ctx) => new ChannelWriter(o, ctx),
+};
+
+/** The receiving end of the channel writer: a channel fed only by other channels of this engine. */
+export const channelSourceSpec: SourceSpec<Record<string, never>> = {
+  kind: 'source',
+  type: 'channel',
+  summary:
+    'Takes only the messages other channels of this engine hand over (channel-writer, document-router); listens to nothing outside.',
+  schema: Type.Object({}),
+  create: () => ({ start: async () => undefined, stop: async () => undefined }),
 };

@@ -4,6 +4,7 @@
 import type { Filing } from '../store/filing.ts';
 import type { Role } from '../store/accounts.ts';
 import type { DueAnswer } from '../store/journal.ts';
+import type { OutboxRow } from '../store/outbox.ts';
 import { OncoError } from '../config/errors.ts';
 
 /** A message whose answer its source still owes: after a crash, or once a delivery failed late. */
@@ -37,6 +38,11 @@ export interface Inbound {
    * source calls `answered`, so that it is written after a crash and rewritten after a late failure.
    */
   owesAnswer?: boolean;
+  /**
+   * The store outbox row this message carries (`store-outbox`): the journal takes the row in the
+   * transaction that stores the message, so a row is journaled exactly once across a crash.
+   */
+  outboxId?: number;
 }
 
 export interface Receipt {
@@ -110,6 +116,8 @@ export interface Accounts {
   ): Promise<Account | null>;
   /** Login of the account without checking credentials, for key-based flows that verify a signature later. */
   find(login: string): Promise<Account | null>;
+  /** The enabled establishment accounts of a FINESS: whose SFTP `/out/` a document for it goes to. */
+  ofEstablishment?(finess: string): Promise<Account[]>;
   /** Records an act in the audit trail; resolves once it is committed. */
   audit?(act: ConnectorAct): Promise<void>;
 }
@@ -126,10 +134,35 @@ export interface DirectoryEntry {
   kind: string;
   /** Establishments whose patients it may report on besides its own: `all` of the directory, or a list. */
   reportsFor?: 'all' | readonly string[];
+  /** Its MSSanté addresses: the senders an inbox's allow-list takes from the directory. */
+  mssante?: readonly string[];
+  /** How it takes the documents the DCC sends it (validated FRCP, PPS); default: pickup in its `/out/`. */
+  documents?: DocumentRoute;
+}
+
+/** An establishment's preferred way and format for outbound documents (`directory.yaml`). */
+export interface DocumentRoute {
+  /** `sftp-push` to its server, `pickup` in its own `/out/` of the built-in SFTP server, `mllp` to its record system, `mssante` to its mailbox. */
+  way: 'sftp-push' | 'pickup' | 'mllp' | 'mssante';
+  /** The channel that carries this way for it (its server's address lives there); default per way. */
+  channel?: string;
+  /** Its MSSanté mailbox (way `mssante`). */
+  mailbox?: string;
+  /** What it reads: the CDA with its PDF, an XDM zip, or HL7 v2 MDM. */
+  format?: 'cda' | 'xdm' | 'mdm';
+}
+
+/** A professional of the directory, as the document routing sees them. */
+export interface DirectoryProfessional {
+  rpps: string;
+  /** MSSanté mailbox: the documents of the patients they care for go there. */
+  mssante?: string;
+  finess?: string;
 }
 
 export interface Directory {
   readonly establishments: readonly DirectoryEntry[];
+  readonly professionals?: readonly DirectoryProfessional[];
 }
 
 /** Everything a connector may use. Nothing else of the engine is visible to it. */
@@ -177,6 +210,16 @@ export interface SourceContext extends ConnectorContext {
   answersDue(afterId?: number): Promise<DueAnswer[]>;
   /** Records the answer given (AA, AE, AR): durable, so that it is not given twice. */
   answered(messageId: number, code: string): Promise<void>;
+  /** The store's outbox, for store-fed sources (`store-outbox`): the engine always gives it. */
+  outbox?: OutboxAccess;
+}
+
+/** The core store's outbox as the source that reads it sees it. */
+export interface OutboxAccess {
+  /** Rows of a channel still waiting to be taken, oldest first. */
+  waiting(channel: string, afterId: number, limit: number): OutboxRow[];
+  /** Calls `listener` after each store commit, with the module written; returns the unsubscribe. */
+  onCommit(listener: (module: string) => void): () => void;
 }
 
 export interface Source {

@@ -9,6 +9,7 @@ import type { DueAnswer, Inbound, Outcome, Source, SourceContext, SourceSpec } f
 import Type, { type Static } from 'typebox';
 import { Default, readOptions, type OptionsOf } from '../transformers/contract.ts';
 import { connectionLimitOptions, defaultBind, envPort } from './listener-setup.ts';
+import { InFlight } from './poll-loop.ts';
 import {
   DROP_FOLDERS,
   SftpServer,
@@ -131,7 +132,7 @@ class SftpDropSource implements Source {
   private readonly options: SftpDropOptions;
   private readonly ctx: SourceContext;
   private readonly buildAck: AckBuilder;
-  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly inFlight = new InFlight();
   private release: (() => Promise<void>) | null = null;
   private unroute: (() => void) | null = null;
   private server: SftpServer | null = null;
@@ -182,7 +183,7 @@ class SftpDropSource implements Source {
       }
       this.unroute = server.route(options.folder, {
         maxFileBytes: options.maxFileBytes,
-        take: (upload) => this.track(this.take(upload)),
+        take: (upload) => this.inFlight.track(this.take(upload)),
       });
     } catch (err) {
       await this.stop();
@@ -220,7 +221,7 @@ class SftpDropSource implements Source {
     const pairing = new SidecarPairing(path.join(ctx.dataDir, 'sftp', '.pairing'), options.folder);
     this.pairing = pairing;
     const sweep = (): void => {
-      void this.track(
+      void this.inFlight.track(
         pairing.expire(options.pairWaitMs, Date.now(), (login) => server.accountTree(login)),
       ).catch((err: unknown) => ctx.log.warn({ err }, 'sftp-drop could not sweep unpaired files'));
     };
@@ -233,18 +234,11 @@ class SftpDropSource implements Source {
     this.sweeper = null;
     this.unroute?.();
     this.unroute = null;
-    await Promise.allSettled([...this.inFlight]);
+    await this.inFlight.settled();
     const release = this.release;
     this.release = null;
     await release?.();
     this.ctx.report({ connected: false });
-  }
-
-  private track<T>(work: Promise<T>): Promise<T> {
-    this.inFlight.add(work);
-    const forget = (): void => void this.inFlight.delete(work);
-    work.then(forget, forget);
-    return work;
   }
 
   private async take(upload: Upload): Promise<TakeResult> {

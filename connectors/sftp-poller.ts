@@ -9,6 +9,7 @@ import { ConnectorSetupError } from './listener-setup.ts';
 import Type, { type Static } from 'typebox';
 import { Default, readOptions, type OptionsOf } from '../transformers/contract.ts';
 import { describeFailure, sftpCredentialRequired, sftpServerSchema, SftpSession } from './sftp-connect.ts';
+import { reconnectDelay, Sleeper } from './poll-loop.ts';
 
 const schema = Type.Object(
   {
@@ -67,7 +68,7 @@ export class SftpPoller implements Source {
   private readonly where: string;
   private loop: Promise<void> | undefined;
   private stopped = false;
-  private sleeping: { timer: NodeJS.Timeout; wake: () => void } | undefined;
+  private readonly sleeper = new Sleeper();
   private failures = 0;
 
   constructor(
@@ -92,7 +93,7 @@ export class SftpPoller implements Source {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.sleeping?.wake();
+    this.sleeper.wake();
     await this.loop;
     await this.session?.close();
     this.session = undefined;
@@ -108,7 +109,7 @@ export class SftpPoller implements Source {
         if (error instanceof JournalFailure) this.ctx.report({ lastError: describeFailure(error) });
         else delay = await this.disconnect(error);
       }
-      await this.sleep(delay);
+      if (!this.stopped) await this.sleeper.sleep(delay);
     }
   }
 
@@ -129,21 +130,7 @@ export class SftpPoller implements Source {
     const lastError = describeFailure(error);
     this.ctx.report({ connected: false, lastError, detail: this.where });
     this.ctx.log.warn({ channelId: this.ctx.channelId, where: this.where, lastError }, 'sftp poll failed');
-    const base = Math.min(this.o.reconnectMaxMs, this.o.reconnectMinMs * 2 ** (this.failures - 1));
-    return Math.round(base * (0.8 + Math.random() * 0.4));
-  }
-
-  private sleep(ms: number): Promise<void> {
-    if (this.stopped) return Promise.resolve();
-    return new Promise((resolve) => {
-      const wake = (): void => {
-        clearTimeout(timer);
-        this.sleeping = undefined;
-        resolve();
-      };
-      const timer = setTimeout(wake, ms);
-      this.sleeping = { timer, wake };
-    });
+    return reconnectDelay(this.failures, this.o.reconnectMinMs, this.o.reconnectMaxMs);
   }
 
   /** One look at the folder: takes the files unchanged since the previous look, remembers the others. */

@@ -187,6 +187,8 @@ export interface NewAccount {
   /** The first-start admin: its password was shown once on a terminal and must be changed. */
   mustChangePassword?: boolean;
   publicKeys?: Array<{ algorithm: string; key: Buffer; comment?: string }>;
+  /** Signs in only by a contextual call its establishment signs (ACTX): no password, no key. */
+  contextualOnly?: boolean;
 }
 
 export class Accounts {
@@ -237,7 +239,7 @@ export class Accounts {
     if (a.finess && !/^\d{9}$/.test(a.finess)) {
       throw new AccountError('ACCOUNT_INVALID', `FINESS "${a.finess}" must be 9 digits`);
     }
-    if (!a.password && !a.passwordHash && !a.publicKeys?.length) {
+    if (!a.password && !a.passwordHash && !a.publicKeys?.length && !a.contextualOnly) {
       throw new AccountError(
         'ACCOUNT_INVALID',
         'an account needs a password (--password-stdin) or an SSH key (--ssh-key)',

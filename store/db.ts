@@ -6,7 +6,7 @@ import path from 'node:path';
 export type Db = Database.Database;
 
 export interface Migration {
-  /** Global order. Ranges per module keep them apart: journal 100-199, accounts 200-299, audit 300-399, patients 400-499, documents 500-599, RCP/PPS 600-699. */
+  /** Global order. Ranges per module keep them apart: journal 100-199, accounts 200-299, audit 300-399, patients 400-499, documents 500-599, RCP/PPS 600-699, mail tracking 700-709. */
   version: number;
   name: string;
   up: string;

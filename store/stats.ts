@@ -7,6 +7,7 @@ export const yearlyFigures = [
   'rcpSessions',
   'rcpForms',
   'pps',
+  'patientsPresented',
   'activeUsers',
   'newUsers',
   'newPatients',
@@ -92,23 +93,7 @@ export class Stats {
       const upTo = iso.slice(1).map((end) => count.get('', end) ?? 0);
       figures.patientsTotal = { total: upTo[11]!, monthly: upTo, available: true };
     }
-    for (const [figure, table] of [
-      ['rcpSessions', 'rcp_sessions'],
-      ['rcpForms', 'rcp_forms'],
-      ['pps', 'pps'],
-    ] as const) {
-      // The RCP and PPS modules keep created_at as ISO text like the patients table.
-      if (this.hasTable(table)) {
-        const iso = bounds.map((t) => new Date(t).toISOString());
-        const count = this.db
-          .prepare<[string, string], number>(
-            `SELECT count(*) FROM ${table} WHERE created_at >= ? AND created_at < ?`,
-          )
-          .pluck();
-        const monthly = iso.slice(0, 12).map((from, m) => count.get(from, iso[m + 1]!) ?? 0);
-        figures[figure] = { total: monthly.reduce((a, b) => a + b, 0), monthly, available: true };
-      }
-    }
+    if (this.hasTable('rcp_sessions')) Object.assign(figures, this.rcpFigures(year));
     let byLab: LabCount[] = [];
     if (this.hasTable('documents')) {
       const iso = bounds.map((t) => new Date(t).toISOString());
@@ -134,6 +119,37 @@ export class Stats {
         .all(iso[0]!, iso[12]!);
     }
     return { year, figures, byLab };
+  }
+
+  /**
+   * RCP and PPS as the region's report counts them: sessions by their date, forms (each set once,
+   * whatever its corrections) and the distinct patients presented by their session's date,
+   * programmes by the date they were validated (created, for drafts).
+   */
+  private rcpFigures(
+    year: number,
+  ): Pick<Record<YearlyFigure, FigureValue>, 'rcpSessions' | 'rcpForms' | 'pps' | 'patientsPresented'> {
+    const days = Array.from({ length: 13 }, (_, m) =>
+      new Date(Date.UTC(year, m, 1)).toISOString().slice(0, 10),
+    );
+    const figure = (sql: string, additive: boolean): FigureValue => {
+      const count = this.db.prepare<[string, string], number>(sql).pluck();
+      const monthly = days.slice(0, 12).map((from, m) => count.get(from, days[m + 1]!) ?? 0);
+      const total = additive ? monthly.reduce((a, b) => a + b, 0) : (count.get(days[0]!, days[12]!) ?? 0);
+      return { total, monthly, available: true };
+    };
+    const formsOfSessions = `FROM rcp_forms f JOIN rcp_sessions s ON s.id = f.session_id
+      WHERE f.version = 1 AND s.date >= ? AND s.date < ?`;
+    return {
+      rcpSessions: figure('SELECT count(*) FROM rcp_sessions WHERE date >= ? AND date < ?', true),
+      rcpForms: figure(`SELECT count(*) ${formsOfSessions}`, true),
+      // A patient presented in two months counts in each month, once in the year.
+      patientsPresented: figure(`SELECT count(DISTINCT f.patient_id) ${formsOfSessions}`, false),
+      pps: figure(
+        'SELECT count(*) FROM pps WHERE version = 1 AND coalesce(validated_at, created_at) >= ? AND coalesce(validated_at, created_at) < ?',
+        true,
+      ),
+    };
   }
 
   private perMonth(bounds: number[], sql: string): FigureValue {

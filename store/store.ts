@@ -16,8 +16,12 @@ import { Vigilance } from './vigilance.ts';
 import { Documents, documentMigrations } from './documents.ts';
 import { DocumentFiles } from './document-files.ts';
 import { writesThrough, type Writes } from './writes.ts';
+import { ContextualCalls, actxMigrations } from './actx.ts';
 import { IdentityFiling } from './identity-filing.ts';
 import { Deliveries } from './filing.ts';
+import { Outbox, outboxMigrations } from './outbox.ts';
+import { Rcp, rcpMigrations } from './rcp.ts';
+import { MailTracking, mailTrackingMigrations } from './mail-tracking.ts';
 
 export const allMigrations: readonly Migration[] = [
   ...journalMigrations,
@@ -27,6 +31,10 @@ export const allMigrations: readonly Migration[] = [
   ...messageSearchMigrations,
   ...patientMigrations,
   ...documentMigrations,
+  ...outboxMigrations,
+  ...rcpMigrations,
+  ...mailTrackingMigrations,
+  ...actxMigrations,
 ];
 
 export interface StoreOptions extends OpenOptions {
@@ -58,7 +66,14 @@ export interface WriterModules {
   identityFiling: IdentityFiling;
   deliveries: Deliveries;
   documents: Documents;
+  outbox: Outbox;
+  rcp: Rcp;
+  mailTracking: MailTracking;
+  actx: ContextualCalls;
 }
+
+/** Told after a write committed, with the module written: store-fed sources wake on it. */
+export type CommitListener = (module: string) => void;
 
 /**
  * Builds every writer module on one connection: the writer thread does it on the write connection,
@@ -77,6 +92,7 @@ export function writerModules(db: Db, keying: AuditKeying, documentsDir: string 
     documentsDir === null ? null : new DocumentFiles(documentsDir),
   );
   const vigilance = new Vigilance(patients, (patientId, ctx) => documents.identityFiled(patientId, ctx));
+  const outbox = new Outbox(db, journal);
   const modules: WriterModules = {
     journal,
     accounts,
@@ -89,6 +105,10 @@ export function writerModules(db: Db, keying: AuditKeying, documentsDir: string 
     identityFiling: new IdentityFiling(patients, vigilance),
     deliveries: new Deliveries(db, journal, () => modules),
     documents,
+    outbox,
+    rcp: new Rcp(db, patients, outbox, audit),
+    mailTracking: new MailTracking(db),
+    actx: new ContextualCalls(db, { accounts, audit, sessions, vigilance }),
   };
   return modules;
 }
@@ -107,6 +127,9 @@ export class Store {
   readonly patients: PatientStore;
   readonly vigilance: Vigilance;
   readonly documents: Documents;
+  readonly outbox: Outbox;
+  readonly rcp: Rcp;
+  readonly mailTracking: MailTracking;
   /** Writes in the next group commit: `store.write.journal.receive(m)` settles once it is durable. */
   readonly write: Writes<WriterModules>;
   /** Writes committed in a transaction of their own (work under suspicion: the poison guard). */
@@ -137,6 +160,9 @@ export class Store {
       patients: this.patients,
       vigilance: this.vigilance,
       documents: this.documents,
+      outbox: this.outbox,
+      rcp: this.rcp,
+      mailTracking: this.mailTracking,
     } = modules);
     this.stats = new Stats(this.db);
     if (memory || options.writer === 'inline') this.writer = new InlineWriter(this.db, modules);
@@ -150,11 +176,26 @@ export class Store {
       });
     }
     const through = (mode: WriteMode) =>
-      writesThrough<WriterModules>((module, method, args) => this.writer.run(module, method, args, mode));
+      writesThrough<WriterModules>((module, method, args) =>
+        this.writer.run(module, method, args, mode).then((r) => this.committed(module, r)),
+      );
     this.write = through('group');
     this.writeAlone = through('alone');
     this.mark = through('mark');
     this.auth = new AuthService(this.db, this.write, this.accounts, options.auth);
+  }
+
+  private readonly commitListeners = new Set<CommitListener>();
+
+  /** Calls `listener` after every write through `write`/`writeAlone`/`mark` committed; returns the unsubscribe. */
+  onCommit(listener: CommitListener): () => void {
+    this.commitListeners.add(listener);
+    return () => this.commitListeners.delete(listener);
+  }
+
+  private committed<R>(module: string, result: R): R {
+    for (const l of this.commitListeners) l(module);
+    return result;
   }
 
   /** Returns the pages freed by deletions to the file system (auto_vacuum = INCREMENTAL). */

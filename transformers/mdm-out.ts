@@ -3,8 +3,11 @@
 // an ED OBX. Shaped on the agency's real messages (hl7V2-exemples, Trans_Doc-CDA-HL7V2): a new
 // document is MDM^T02 / ORC NW / OBX-11 F; a replacement is MDM^T10 (the agency's messages use T10
 // for replacement and T04 for deletion) / ORC RO / OBX-11 C, with TXA-13 naming the replaced
-// document. Everything about the patient and the document is read from the CDA itself, so PID-3
-// carries exactly the CDA's recordTarget ids and the action follows its relatedDocument.
+// document. Issue 11 names T04 for the replacement, as some record systems read it: a receiver's
+// `replacementEvent` says which it expects, the agency's T10 by default. Everything about the
+// patient and the document is read from the CDA itself, so PID-3 carries exactly the CDA's
+// recordTarget ids and the action follows its relatedDocument. The document's PDF, when given,
+// travels in a second ED OBX (`^AP^PDF^Base64^`) for systems that show rather than read.
 import { StepError } from './contract.ts';
 import { escape } from './hl7v2.ts';
 import { attr, element, elements, parseXml, text } from './xml.ts';
@@ -21,6 +24,8 @@ export interface PackagingOptions {
   /** MSH-7 / EVN-2, HL7 TS (`YYYYMMDDHHMMSS`): given, this module has no clock. */
   timestamp: string;
   processingId?: 'P' | 'T' | 'D';
+  /** MDM event of a replacement: the agency's examples use T10; some receivers expect T04. */
+  replacementEvent?: 'T10' | 'T04';
 }
 
 interface Id {
@@ -59,8 +64,8 @@ function missing(what: string): StepError {
 }
 
 /** Reads the header fields the HL7 v2 envelope repeats (with the product's one XML reader). */
-export function summarizeCda(cda: string): CdaSummary {
-  const doc = parseXml(cda);
+export function summarizeCda(cda: string | XmlElement): CdaSummary {
+  const doc = typeof cda === 'string' ? parseXml(cda) : cda;
   if (doc.local !== 'ClinicalDocument') throw missing('ClinicalDocument root');
   const patientIds = elements(doc, 'recordTarget/patientRole/id')
     .map(id)
@@ -119,9 +124,17 @@ function segment(...fields: string[]): string {
   return fields.join('|');
 }
 
-/** The HL7 v2 message (segments ended by CR) carrying the CDA, for a new document or a replacement. */
-export function packageCda(cda: string, options: PackagingOptions): string {
-  const doc = summarizeCda(cda);
+/**
+ * The HL7 v2 message (segments ended by CR) carrying the CDA, for a new document or a replacement,
+ * and its PDF rendering when given. `parsed` spares a second parse when the caller has the tree.
+ */
+export function packageCda(
+  cda: string,
+  options: PackagingOptions,
+  pdf?: Uint8Array,
+  parsed?: XmlElement,
+): string {
+  const doc = summarizeCda(parsed ?? cda);
   const replacement = doc.replaces !== undefined;
   const mdm = options.structure === 'MDM';
   const docType = `${e(doc.code.code)}^${e(doc.code.displayName)}^LN`;
@@ -138,7 +151,7 @@ export function packageCda(cda: string, options: PackagingOptions): string {
       e(options.receivingFacility),
       options.timestamp,
       '',
-      mdm ? `MDM^${replacement ? 'T10' : 'T02'}^MDM_T02` : 'ORU^R01^ORU_R01',
+      mdm ? `MDM^${replacement ? (options.replacementEvent ?? 'T10') : 'T02'}^MDM_T02` : 'ORU^R01^ORU_R01',
       e(options.messageControlId),
       options.processingId ?? 'P',
       mdm ? '2.6' : '2.5',
@@ -207,6 +220,17 @@ export function packageCda(cda: string, options: PackagingOptions): string {
       ...Array<string>(5).fill(''),
       status,
     ),
+    pdf !== undefined &&
+      segment(
+        'OBX',
+        '2',
+        'ED',
+        docType,
+        '',
+        `^AP^PDF^Base64^${Buffer.from(pdf).toString('base64')}`,
+        ...Array<string>(5).fill(''),
+        status,
+      ),
   ].filter((s): s is string => s !== false);
   return `${segments.join('\r')}\r`;
 }

@@ -1,6 +1,8 @@
 // HL7 v2.5 OML^O21 (laboratory order) for a molecular analysis prescribed in the DCC. The order
 // number goes in ORC-2 and OBR-2 (placer order number, namespaced by our application), so that the
 // lab's ORU answers with it and the result can close the order (hl7v2-report.ts reads it back).
+import Type from 'typebox';
+import { Default, StepError, type OptionsOf, type StepSpec } from './contract.ts';
 import { escape, STANDARD_DELIMITERS } from './hl7v2.ts';
 import { ReportError, OID } from './clinical-report.ts';
 import type { Coded } from './clinical-report.ts';
@@ -106,3 +108,61 @@ function hl7Timestamp(iso: string): string {
       .join('') + zone
   );
 }
+
+/** The order as the store's outbox gives it to molecular-orders (store/orders.ts). */
+export const ORDER_CONTENT_TYPE = 'application/vnd.onco-relay.molecular-order+json';
+
+const orderOmlSchema = Type.Object({
+  lab: Type.Optional(
+    Type.String({
+      pattern: '^[0-9A-B]{9}$',
+      description: "this destination's lab (FINESS): orders for another lab are FILTERED here",
+    }),
+  ),
+  labApplication: Default(Type.String({ description: "MSH-5: the lab's receiving application" }), ''),
+  labName: Default(Type.String({ description: 'MSH-6: the lab’s name, before its FINESS' }), ''),
+  sendingFiness: Type.Optional(
+    Type.String({ pattern: '^[0-9A-B]{9}$', description: 'MSH-4: FINESS of the DCC (default: DCC)' }),
+  ),
+  sendingName: Default(Type.String({ description: 'MSH-4: name of the DCC' }), 'DCC'),
+});
+
+export const orderOmlStep: StepSpec<OptionsOf<typeof orderOmlSchema>> = {
+  kind: 'step',
+  type: 'order-oml',
+  summary:
+    'Writes a molecular order of the DCC (the molecular-orders outbox) as HL7 v2.5 OML^O21 for its lab; with `lab`, only that lab’s orders go on.',
+  schema: orderOmlSchema,
+  create: (o) => (input) => {
+    let order: MolecularOrder;
+    try {
+      order = JSON.parse(input.content.toString('utf8')) as MolecularOrder;
+    } catch (error) {
+      throw new StepError('ORDER_NOT_JSON', `the order is not readable JSON: ${String(error)}`);
+    }
+    if (o.lab !== undefined && order.lab?.finess !== o.lab) return null;
+    let message: string;
+    try {
+      message = writeOmlO21({
+        ...order,
+        lab: {
+          ...order.lab,
+          application: o.labApplication || order.lab.application,
+          name: o.labName || order.lab.name,
+        },
+        sendingFacility:
+          o.sendingFiness === undefined
+            ? order.sendingFacility
+            : { finess: o.sendingFiness, name: o.sendingName },
+      });
+    } catch (error) {
+      if (error instanceof ReportError) throw StepError.from(error);
+      throw error;
+    }
+    return {
+      content: Buffer.from(message, 'utf8'),
+      contentType: 'application/hl7-v2',
+      meta: { ...input.meta, orderNumber: order.orderNumber, fileName: `${order.orderNumber}.hl7` },
+    };
+  },
+};

@@ -119,7 +119,10 @@ export async function findMessages(engine: Engine, req: FastifyRequest, q: Messa
 /** A message with its stages and deliveries, after checking scope; writes the audit row of the read. */
 export async function readMessage(engine: Engine, req: FastifyRequest, id: number) {
   const message = visibleMessage(engine, req, id);
-  const { journal } = engine.store;
+  const { journal, mailTracking } = engine.store;
+  const deliveries = journal.deliveries(id);
+  // Mail deliveries carry their Message-ID and the DSN/MDN reports about it.
+  const mail = mailTracking.mailOf(deliveries);
   await audit(engine.store, req, {
     action: 'message-read',
     object: `message:${id}`,
@@ -137,7 +140,10 @@ export async function readMessage(engine: Engine, req: FastifyRequest, id: numbe
         ...(text === null ? { base64: c.content.toString('base64') } : { text }),
       };
     }),
-    deliveries: journal.deliveries(id),
+    deliveries: deliveries.map((d) => {
+      const sent = mail.get(d.id);
+      return sent ? { ...d, mail: sent } : d;
+    }),
   };
 }
 

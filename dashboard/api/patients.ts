@@ -11,18 +11,31 @@ import {
   type ReviewDecision,
 } from '../actions.ts';
 import { audit } from '../audit-log.ts';
-import { operators, staff } from '../auth.ts';
+import type { Role } from '../../store/accounts.ts';
+import { operators, scopeOf, staff } from '../auth.ts';
 
-/** A patient's record for display; null when unknown. Writes the audit row of the read first. */
+/** Who may open a patient's record: staff, and an establishment's accounts within its FINESS. */
+export const patientReaders: readonly Role[] = [...staff, 'establishment'];
+
+/**
+ * A patient's record for display; null when unknown. Writes the audit row of the read first. An
+ * establishment's account (a professional opened by a contextual call) reads only the patients its
+ * FINESS has an IPP for; any other is answered as unknown, and the attempt audited as refused.
+ */
 export async function readPatient(engine: Engine, req: FastifyRequest, id: number) {
   const { patients, vigilance } = engine.store;
   const view = Number.isSafeInteger(id) ? patients.view(id) : null;
   if (!view) throw new ActionError(404, 'PATIENT_UNKNOWN', `no patient ${id}`);
+  const scope = req.user ? scopeOf(req.user) : '-';
+  const inScope =
+    scope === undefined || view.identifiers.some((i) => i.finess === scope && i.status === 'active');
   await audit(engine.store, req, {
     action: 'patient-read',
     object: `patient:${view.patient.id}`,
     patientId: view.patient.id,
+    ...(inScope ? {} : { outcome: 'refused' as const }),
   });
+  if (!inScope) throw new ActionError(404, 'PATIENT_UNKNOWN', `no patient ${id}`);
   return { ...view, reviews: vigilance.reviewsOf(view.patient.id) };
 }
 
@@ -63,7 +76,7 @@ export function registerPatientApi(app: FastifyInstance, engine: Engine): void {
   app.get(
     '/api/patients/:id',
     {
-      config: { roles: staff },
+      config: { roles: patientReaders },
       schema: {
         summary: 'A patient record: identities, identifiers per establishment, history (audited)',
         tags: ['patients'],

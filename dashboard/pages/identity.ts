@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Engine } from '../../channels/engine.ts';
 import type { PatientRecord } from '../../store/patients.ts';
 import { resolveReview, type ReviewDecision } from '../actions.ts';
-import { readPatient, searchPatients } from '../api/patients.ts';
+import { patientReaders, readPatient, searchPatients } from '../api/patients.ts';
 import { operators, staff } from '../auth.ts';
 import { html, query, type Html } from '../html.ts';
 import { actionButton, csrfField, emptyState, sendError, sendPage } from './layout.ts';
@@ -114,7 +114,7 @@ export function registerIdentityPages(app: FastifyInstance, engine: Engine): voi
     );
   });
 
-  app.get('/patients/:id', { config: { roles: staff } }, async (req, reply) => {
+  app.get('/patients/:id', { config: { roles: patientReaders } }, async (req, reply) => {
     const v = await readPatient(engine, req, Number((req.params as { id: string }).id));
     const p = v.patient;
     return sendPage(

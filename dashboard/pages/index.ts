@@ -11,6 +11,7 @@ import { registerLogin } from './login.ts';
 import { registerMessagePages } from './messages.ts';
 import { registerOverviewPages } from './overview.ts';
 import { registerStatsPage } from './stats.ts';
+import { registerRcpPages } from './rcp.ts';
 
 export function registerPages(app: FastifyInstance, engine: Engine, auth: Authenticator): void {
   registerLogin(app, engine, auth);
@@ -21,6 +22,7 @@ export function registerPages(app: FastifyInstance, engine: Engine, auth: Authen
   registerDocumentPages(app, engine);
   registerAuditPage(app, engine);
   registerStatsPage(app, engine);
+  registerRcpPages(app, engine);
   // Only a logged-in user gets here (the authenticator sends the others to the login form).
   app.setNotFoundHandler(async (req) => {
     throw new OncoError('ROUTE_UNKNOWN', { params: { method: req.method, path: req.url.split('?')[0]! } });

@@ -33,6 +33,7 @@ function nav(user: AuthUser): Html {
           ['/messages', 'Messages'],
           ['/patients', 'Patients'],
           ['/vigilance', 'Identity vigilance'],
+          ['/rcp', 'RCP'],
           ['/stats', 'Statistics'],
           ...(user.role === 'admin' ? ([['/audit', 'Audit trail']] as Array<[string, string]>) : []),
         ];

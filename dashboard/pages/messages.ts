@@ -3,6 +3,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Engine } from '../../channels/engine.ts';
 import type { MessageSummary } from '../../store/message-search.ts';
+import type { DeliveryMail } from '../../store/mail-tracking.ts';
 import { searchMessages } from '../../channels/message-index.ts';
 import { replayDelivery, replayMessage } from '../actions.ts';
 import {
@@ -101,6 +102,26 @@ function messageRows(items: MessageSummary[], filtered: boolean): Html {
       )}
     </tbody>
   </table>`;
+}
+
+/** The Message-ID of a mail delivery and the DSN/MDN reports that came back about it. */
+function mailReports(mail: DeliveryMail): Html {
+  return html`<div class="mail muted">
+    Message-ID &lt;${mail.messageId}&gt;
+    <ul class="mail-reports">
+      ${
+        mail.reports.length === 0
+          ? html`<li>no delivery or read report yet</li>`
+          : mail.reports.map(
+              (r) =>
+                html`<li class="report-${r.status}">
+                  ${r.kind.toUpperCase()} ${r.status}${r.recipient ? html` (${r.recipient})` : ''}
+                  ${formatTime(r.receivedAt)}${r.reason ? html`: ${r.reason}` : ''}
+                </li>`,
+            )
+      }
+    </ul>
+  </div>`;
 }
 
 function stageView(c: {
@@ -224,7 +245,7 @@ export function registerMessagePages(app: FastifyInstance, engine: Engine): void
                   <td>${d.destination}</td>
                   <td class="status-${d.status}">${d.status}</td>
                   <td>${d.attempts}</td>
-                  <td class="error">${d.lastError}</td>
+                  <td class="error">${d.lastError}${'mail' in d ? mailReports(d.mail) : ''}</td>
                   <td>${formatTime(d.sentAt)}</td>
                   <td>
                     ${canAct ? actionButton(req.user, `/messages/${m.id}/deliveries/${d.id}/replay`, 'Replay delivery', 'replay') : ''}

@@ -1,6 +1,6 @@
 // `npm run bench`: every benchmark of the project, each beside the baseline measured in the same run.
 // Prints one JSON document. Timings live here, never in pass/fail tests.
-//   npm run bench [-- section ...]   sections: journal, transports, search, identities, core, reports
+//   npm run bench [-- section ...]   sections: journal, transports, search, identities, core, reports, documents, mail
 import os from 'node:os';
 import { benchJournalIngest } from './journal-ingest.ts';
 import { benchTransportIngest } from './transport-ingest.ts';
@@ -8,6 +8,8 @@ import { benchMessageSearch } from './message-search.ts';
 import { benchIdentityIngest } from './identity-ingest.ts';
 import { benchCore } from './core.ts';
 import { benchDocumentFiling } from './document-filing.ts';
+import { benchDocumentsOut } from './documents-out.ts';
+import { benchMailIngest } from './mail-ingest.ts';
 
 const sections: Record<string, () => Promise<unknown>> = {
   journal: benchJournalIngest,
@@ -16,6 +18,8 @@ const sections: Record<string, () => Promise<unknown>> = {
   identities: benchIdentityIngest,
   core: benchCore,
   reports: benchDocumentFiling,
+  documents: benchDocumentsOut,
+  mail: benchMailIngest,
 };
 
 const wanted = process.argv.slice(2).filter((a) => a in sections);

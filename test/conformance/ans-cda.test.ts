@@ -18,6 +18,7 @@ import {
   minimalUncodedPps,
 } from '../fixtures/documents/rcp-forms.ts';
 import { AnsValidator, locateTools } from './ans-cda-validator.ts';
+import { storeProducedDocuments } from '../support/documents-out.ts';
 import type { CdaDocument, CdaKind, CdaReport } from './ans-cda-validator.ts';
 
 /** Removes the `<component>` holding the section with this template (the first one). */
@@ -83,6 +84,8 @@ describe('ANS CDA conformance: CDA XSD and CI-SIS schematrons (FRCP, PPS)', func
       pps('ours-pps-full.xml', writePps(fullPps)),
       pps('ours-pps-minimal-uncoded.xml', writePps(minimalUncodedPps)),
       pps('ours-pps-v2-replacement.xml', writePps(correctedPps)),
+      // What the appliance sends: validated in the store, taken from the outbox, written by rcp-cda.
+      ...(await storeProducedDocuments()),
       frcp(
         'broken-kit-frcp.xml',
         withoutSection(replaceOnce(kitXml.FRCP, 'code="34794-8"', 'code="11488-4"'), CARE_PLAN),
@@ -220,5 +223,17 @@ describe('ANS CDA conformance: CDA XSD and CI-SIS schematrons (FRCP, PPS)', func
       assertConformant('ours-pps-minimal-uncoded.xml', ppsRules));
     it('a PPS version 2 replacing version 1', () =>
       assertConformant('ours-pps-v2-replacement.xml', ppsRules));
+  });
+
+  describe('documents the appliance sends (store → outbox → rcp-cda): 0 errors', () => {
+    const frcpRules = { document: 12, contentModels: 20 };
+    it('an FRCP made from the API’s JSON (codes, RPPS and FINESS completed from the directory)', () =>
+      assertConformant('store-frcp-api-input.xml', frcpRules));
+    it('its correction, version 2 with relatedDocument RPLC', () =>
+      assertConformant('store-frcp-api-v2.xml', frcpRules));
+    it('an FRCP given in the model’s own shape', () => assertConformant('store-frcp-model.xml', frcpRules));
+    it('an uncoded FRCP of a patient without a qualified INS', () =>
+      assertConformant('store-frcp-uncoded-unqualified.xml', frcpRules));
+    it('a PPS', () => assertConformant('store-pps-model.xml', { document: 3, contentModels: 5 }));
   });
 });

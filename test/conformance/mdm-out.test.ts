@@ -10,6 +10,7 @@ import { StepError } from '../../transformers/contract.ts';
 import { get, parse, repetitions, segmentsNamed } from '../../transformers/hl7v2.ts';
 import type { Hl7Message } from '../../transformers/hl7v2.ts';
 import { packageCda, summarizeCda } from '../../transformers/mdm-out.ts';
+import { renderPdf } from '../../transformers/pdf-render.ts';
 import type { PackagingOptions } from '../../transformers/mdm-out.ts';
 import { correctedForm, fullForm, fullPps, hostileForm } from '../fixtures/documents/rcp-forms.ts';
 
@@ -44,7 +45,7 @@ function obxDocument(message: Hl7Message): string {
   return Buffer.from(get(message, 'OBX-5.5'), 'base64').toString('utf8');
 }
 
-describe('HL7 v2 packaging of CDA documents (MDM^T02/T10, ORU^R01)', () => {
+describe('HL7 v2 packaging of CDA documents (MDM^T02/T10/T04, ORU^R01)', () => {
   it('carries a new FRCP as MDM^T02: base64 CDA byte for byte, PID-3 equal to the CDA patient ids, OBX-11 F', () => {
     const cda = writeFrcp(fullForm);
     const message = parse(packageCda(cda, envelope('MDM')));
@@ -83,6 +84,32 @@ describe('HL7 v2 packaging of CDA documents (MDM^T02/T10, ORU^R01)', () => {
     assert.equal(get(message, 'OBX-11'), 'C');
     assert.equal(get(message, 'TXA-12.1'), correctedForm.id.extension);
     assert.equal(get(message, 'TXA-13.1'), fullForm.id.extension);
+  });
+
+  it('carries a replacement as MDM^T04 for a receiver that expects T04, still ORC RO and OBX-11 C', () => {
+    const message = parse(
+      packageCda(writeFrcp(correctedForm), { ...envelope('MDM'), replacementEvent: 'T04' }),
+    );
+    assert.equal(get(message, 'MSH-9.2'), 'T04');
+    assert.equal(get(message, 'ORC-1'), 'RO');
+    assert.equal(get(message, 'OBX-11'), 'C');
+  });
+
+  it('carries the PDF beside the CDA in a second ED OBX, byte for byte, with the same status', () => {
+    const cda = writeFrcp(correctedForm);
+    const pdf = renderPdf(cda);
+    const message = parse(packageCda(cda, envelope('ORU'), pdf));
+    const obx = segmentsNamed(message, 'OBX');
+    assert.equal(obx.length, 2);
+    assert.equal(get(message, 'OBX[2]-1'), '2');
+    assert.equal(get(message, 'OBX[2]-2'), 'ED');
+    assert.deepEqual(
+      [2, 3, 4].map((c) => get(message, `OBX[2]-5.${c}`)),
+      ['AP', 'PDF', 'Base64'],
+    );
+    assert.ok(Buffer.from(get(message, 'OBX[2]-5.5'), 'base64').equals(pdf));
+    assert.equal(get(message, 'OBX[2]-11'), 'C');
+    assert.equal(obxDocument(message), cda);
   });
 
   it('carries a PPS as ORU^R01 v2.5 with OBR-25 and OBX-11 F', () => {

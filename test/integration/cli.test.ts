@@ -175,6 +175,10 @@ describe('onco-relay command line', function () {
       channels: Array<{ id: string; state: string }>;
     };
     assert.deepEqual(health.channels.map((c) => [c.id, c.state]).sort(), [
+      ['documents-mail', 'STARTED'],
+      ['documents-out', 'STARTED'],
+      ['documents-pickup', 'STARTED'],
+      ['documents-sftp', 'UNDEPLOYED'],
       ['file-drop', 'STARTED'],
       ['identity-feed-mllp', 'STARTED'],
       ['identity-feed-sftp', 'STARTED'],
@@ -198,7 +202,7 @@ describe('onco-relay command line', function () {
     assert.equal(await second.exited, 1);
     assert.match(second.output(), new RegExp(`in use by the engine of process ${first.pid}\\b`));
     assert.match(second.output(), /DATA_DIR_IN_USE: .*Hint: stop it first \(kill -TERM \d+\)/);
-    assert.equal((await health(env)).channels.length, 5, 'the first engine keeps running');
+    assert.equal((await health(env)).channels.length, 9, 'the first engine keeps running');
 
     first.kill('SIGKILL');
     await first.exited;

@@ -28,7 +28,7 @@ describe('dashboard security', () => {
       owner,
     });
 
-  it('answers no route but /api/health and the login form without a login', async () => {
+  it('answers no route but /api/health, the login form and the signed contextual calls without a login', async () => {
     const open: string[] = [];
     for (const r of registeredRoutes(d.app)) {
       for (const method of [r.method].flat()) {
@@ -43,7 +43,18 @@ describe('dashboard security', () => {
         if (!refused) open.push(`${method} ${r.url} → ${res.statusCode}`);
       }
     }
-    assert.deepEqual(open.sort(), ['GET /api/health → 200', 'GET /login → 200', 'POST /login → 403'].sort());
+    // A contextual call authenticates by its signature (checked in test/integration/actx.test.ts).
+    assert.deepEqual(
+      open.sort(),
+      [
+        'GET /actx/continue → 200',
+        'GET /actx/global → 400',
+        'GET /actx/patient → 400',
+        'GET /api/health → 200',
+        'GET /login → 200',
+        'POST /login → 403',
+      ].sort(),
+    );
     assert.ok(registeredRoutes(d.app).length > 30, 'the enumeration saw the routes');
   });
 

@@ -1,0 +1,196 @@
+// RCP pages: sessions by date and committee, a session with its forms, and a form or a PPS with its
+// versions, its CDA and the delivery status of each recipient (an audited read, as over the API).
+// The PDF is linked once the packaging steps write it (issue 11 items 4-5).
+import type { FastifyInstance } from 'fastify';
+import type { Engine } from '../../channels/engine.ts';
+import type { DocumentKind } from '../../store/rcp.ts';
+import { ActionError } from '../actions.ts';
+import { readDocument } from '../api/rcp.ts';
+import { audit } from '../audit-log.ts';
+import { staff } from '../auth.ts';
+import { formatTime, html, query } from '../html.ts';
+import { sendPage } from './layout.ts';
+
+const DAY = /^\d{4}-\d{2}-\d{2}$/;
+
+export function registerRcpPages(app: FastifyInstance, engine: Engine): void {
+  app.get('/rcp', { config: { roles: staff } }, async (req, reply) => {
+    const q = req.query as { from?: string; to?: string; committee?: string };
+    const year = new Date().getUTCFullYear();
+    const from = q.from && DAY.test(q.from) ? q.from : `${year}-01-01`;
+    const to = q.to && DAY.test(q.to) ? q.to : `${year + 1}-01-01`;
+    const committee = q.committee ?? '';
+    const meetings = engine.store.rcp.meetings(from, to, committee);
+    return sendPage(
+      req,
+      reply,
+      'RCP sessions',
+      html`<form method="get" action="/rcp" class="card">
+          <label>From <input type="date" name="from" value="${from}" /></label>
+          <label>To <input type="date" name="to" value="${to}" /></label>
+          <label>Committee <input type="text" name="committee" value="${committee}" /></label>
+          <button type="submit">Show</button>
+        </form>
+        ${
+          meetings.length === 0
+            ? html`<p class="empty">
+                No RCP session in this period${committee ? html` for ${committee}` : ''}.
+              </p>`
+            : html`<table id="meetings">
+                <thead>
+                  <tr>
+                    <th>Date</th>
+                    <th>Committee</th>
+                    <th>Organ</th>
+                    <th>Site</th>
+                    <th>Organiser</th>
+                    <th>Forms</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  ${meetings.map(
+                    (m) =>
+                      html`<tr>
+                        <td><a href="/rcp/meetings/${m.id}">${m.date}</a></td>
+                        <td>
+                          <a href="/rcp${query({ from, to, committee: m.committee })}">${m.committee}</a>
+                        </td>
+                        <td>${m.organ}</td>
+                        <td>${m.data.site.name}</td>
+                        <td>${m.data.organiser.family} ${m.data.organiser.given ?? ''}</td>
+                        <td>${engine.store.rcp.formsOfMeeting(m.id).length}</td>
+                      </tr>`,
+                  )}
+                </tbody>
+              </table>`
+        }`,
+    );
+  });
+
+  app.get('/rcp/meetings/:id', { config: { roles: staff } }, async (req, reply) => {
+    const id = Number((req.params as { id: string }).id);
+    const m = Number.isSafeInteger(id) ? engine.store.rcp.meeting(id) : undefined;
+    if (!m) throw new ActionError(404, 'RCP_UNKNOWN', `no meeting ${id}`);
+    await audit(engine.store, req, { action: 'rcp-meeting-read', object: `rcp-meeting:${id}` });
+    const forms = engine.store.rcp.formsOfMeeting(id);
+    return sendPage(
+      req,
+      reply,
+      `RCP ${m.committee}, ${m.date}`,
+      html`<p class="card">
+          Site: ${m.data.site.name} · Organiser: ${m.data.organiser.family} ${m.data.organiser.given ?? ''} ·
+          Participants:
+          ${m.data.participants.map((p) => `${p.family}${p.rpps ? ` (RPPS ${p.rpps})` : ''}`).join(', ')}
+        </p>
+        <table id="forms">
+          <thead>
+            <tr>
+              <th>Form</th>
+              <th>Patient</th>
+              <th>Version</th>
+              <th>Status</th>
+            </tr>
+          </thead>
+          <tbody>
+            ${forms.map(
+              (f) =>
+                html`<tr>
+                  <td><a href="/rcp/forms/${f.id}">${f.setId}</a></td>
+                  <td><a href="/patients/${f.patientId}">${f.patientId}</a></td>
+                  <td>${f.version}</td>
+                  <td>${f.status}</td>
+                </tr>`,
+            )}
+          </tbody>
+        </table>`,
+    );
+  });
+
+  const documentPage = (kind: DocumentKind, base: string, apiBase: string, label: string) =>
+    app.get(`${base}/:id`, { config: { roles: staff } }, async (req, reply) => {
+      const id = Number((req.params as { id: string }).id);
+      if (!Number.isSafeInteger(id)) throw new ActionError(404, 'RCP_UNKNOWN', `no ${kind} ${id}`);
+      const d = await readDocument(engine, req, kind, id);
+      const content = d.content as {
+        question?: string;
+        clinicalSummary?: string;
+        proposal?: { text?: string };
+      };
+      return sendPage(
+        req,
+        reply,
+        `${label} ${d.documentId}`,
+        html`<p class="card">
+            Patient <a href="/patients/${d.patientId}">${d.patientId}</a> · status
+            <b id="status">${d.status}</b>
+            ${d.meetingId === null ? '' : html` · <a href="/rcp/meetings/${d.meetingId}">RCP session</a>`}
+            ${d.outboxId === null ? '' : html` · <a href="${apiBase}/${d.id}/cda">CDA</a>`}
+          </p>
+          ${
+            kind === 'frcp'
+              ? html`<div class="card">
+                  <p><b>Question:</b> ${content.question}</p>
+                  <p><b>Summary:</b> ${content.clinicalSummary}</p>
+                  <p><b>Proposal:</b> ${content.proposal?.text}</p>
+                </div>`
+              : ''
+          }
+          <h2>Versions</h2>
+          <table id="versions">
+            <thead>
+              <tr>
+                <th>Version</th>
+                <th>Document id</th>
+                <th>Status</th>
+                <th>Validated</th>
+              </tr>
+            </thead>
+            <tbody>
+              ${d.versions.map(
+                (v) =>
+                  html`<tr>
+                    <td><a href="${base}/${v.id}">${v.version}</a></td>
+                    <td>${v.documentId}</td>
+                    <td>${v.status}</td>
+                    <td>${v.validatedAt ?? ''} ${v.validatedBy ?? ''}</td>
+                  </tr>`,
+              )}
+            </tbody>
+          </table>
+          <h2>Recipients</h2>
+          <p class="muted">Delivery: ${d.delivery.state}</p>
+          <table id="recipients">
+            <thead>
+              <tr>
+                <th>Recipient</th>
+                <th>Way</th>
+                <th>Status</th>
+                <th>Attempts</th>
+                <th>Sent</th>
+                <th>Last error</th>
+              </tr>
+            </thead>
+            <tbody>
+              ${d.delivery.recipients.map(
+                (r) =>
+                  html`<tr data-recipient="${r.recipient}">
+                    <td><a href="/messages/${r.messageId}">${r.recipient}</a></td>
+                    <td>${r.channel}</td>
+                    <td class="status-${r.status ?? ''}">${r.status}</td>
+                    <td>${r.attempts}</td>
+                    <td>${r.sentAt ? formatTime(r.sentAt) : ''}</td>
+                    <td class="error">${r.lastError}</td>
+                  </tr>`,
+              )}
+            </tbody>
+          </table>
+          ${
+            d.delivery.unreachable.length
+              ? html`<p class="error">Unreachable: ${d.delivery.unreachable.join('; ')}</p>`
+              : ''
+          }`,
+      );
+    });
+  documentPage('frcp', '/rcp/forms', '/api/rcp/forms', 'RCP form');
+  documentPage('pps', '/pps', '/api/pps', 'PPS');
+}

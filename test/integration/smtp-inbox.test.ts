@@ -1,0 +1,412 @@
+// The MSSanté inbox (built-in SMTP server, `smtp-inbox` sources) against real senders: nodemailer and
+// Debian's swaks, in clear and with STARTTLS, with AUTH and client certificates.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import nodemailer, { type Transporter } from 'nodemailer';
+import type { Source } from '../../connectors/contract.ts';
+import { smtpInboxSpec } from '../../connectors/smtp-inbox.ts';
+import {
+  startConnectorEngine,
+  type ChannelContext,
+  type ConnectorEngine,
+} from '../support/channel-context.ts';
+import { tempDir } from '../support/engine-harness.ts';
+import { selfSignedCert, type TestCert } from '../support/self-signed-cert.ts';
+
+const DOMAIN = 'dcc.test';
+
+function swaks(args: string[]): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      'swaks',
+      ['--hide-informational', '--suppress-data', ...args],
+      { timeout: 30_000 },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
+    );
+  });
+}
+
+function mail(to: string, messageId: string, body = 'Compte rendu joint.'): string {
+  return [
+    'From: Labo Démo <labo@labo.mssante.test>',
+    `To: ${to}`,
+    `Message-ID: <${messageId}>`,
+    'Subject: CR',
+    'Date: Mon, 30 Nov 2026 03:00:00 +0000',
+    'MIME-Version: 1.0',
+    'Content-Type: text/plain; charset=utf-8',
+    '',
+    body,
+    '',
+  ].join('\r\n');
+}
+
+interface Inbox {
+  engine: ConnectorEngine;
+  pathology: ChannelContext;
+  molecular: ChannelContext;
+  sources: Source[];
+  port: number;
+}
+
+async function inbox(
+  dataDir: string,
+  server: Record<string, unknown>,
+  accounts: Parameters<typeof startConnectorEngine>[0]['accounts'] = [],
+): Promise<Inbox> {
+  const engine = await startConnectorEngine({
+    dataDir,
+    accounts,
+    channels: [{ id: 'mss-pathology' }, { id: 'mss-molecular' }],
+  });
+  const pathology = engine.context('mss-pathology');
+  const molecular = engine.context('mss-molecular');
+  const sources = [
+    smtpInboxSpec.create({ mailbox: `pathology@${DOMAIN}`, port: 0, ...server }, pathology),
+    smtpInboxSpec.create(
+      { mailbox: `Molecular@${DOMAIN}`, port: 0, allowFrom: ['plateforme@mol.mssante.test'], ...server },
+      molecular,
+    ),
+  ];
+  for (const s of sources) await s.start();
+  const port = Number(/:(\d+) /.exec(pathology.states.at(-1)?.detail ?? '')?.[1]);
+  assert.ok(port > 0);
+  return { engine, pathology, molecular, sources, port };
+}
+
+async function close(box: Inbox | undefined): Promise<void> {
+  for (const s of box?.sources ?? []) await s.stop();
+  await box?.engine.stop();
+}
+
+describe('smtp-inbox: the MSSanté inbox', function () {
+  this.timeout(60_000);
+
+  describe('in clear, STARTTLS offered', function () {
+    let dir: string;
+    let cert: TestCert;
+    let box: Inbox;
+
+    before(async function () {
+      dir = tempDir('smtp-inbox-');
+      cert = selfSignedCert();
+      box = await inbox(dir, {
+        maxMessageBytes: 64 * 1024,
+        tls: { cert: path.join(cert.dir, cert.cert), key: path.join(cert.dir, cert.key) },
+      });
+    });
+
+    after(async function () {
+      await close(box);
+      cert?.remove();
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    const transport = (extra: object = {}) =>
+      nodemailer.createTransport({
+        host: '127.0.0.1',
+        port: box.port,
+        secure: false,
+        ignoreTLS: true,
+        ...extra,
+      });
+
+    it('nodemailer: journaled before the 250, keyed on Message-ID, envelope in meta', async function () {
+      const info = await transport().sendMail({
+        envelope: { from: 'labo@labo.mssante.test', to: `pathology@${DOMAIN}` },
+        raw: mail(`pathology@${DOMAIN}`, 'cr-1@labo.mssante.test'),
+      });
+      assert.match(info.response, /^250 /);
+      // sendMail resolved on the 250: the journal must hold the mail already.
+      const got = box.pathology.journal.at(-1);
+      assert.ok(got);
+      assert.equal(got.contentType, 'message/rfc822');
+      assert.match(got.content.toString(), /Message-ID: <cr-1@labo.mssante.test>/);
+      assert.equal(got.meta?.mailFrom, 'labo@labo.mssante.test');
+      assert.equal(got.meta?.mailbox, `pathology@${DOMAIN}`);
+      assert.equal(got.meta?.messageIdHeader, 'cr-1@labo.mssante.test');
+      assert.equal(got.meta?.tls, false);
+      assert.equal(got.dedupKey, `mail:pathology@${DOMAIN}:cr-1@labo.mssante.test`);
+    });
+
+    it('the same mail sent again is a duplicate, not a second message to file', async function () {
+      const raw = mail(`pathology@${DOMAIN}`, 'cr-twice@labo.mssante.test');
+      const send = () =>
+        transport().sendMail({
+          envelope: { from: 'labo@labo.mssante.test', to: `pathology@${DOMAIN}` },
+          raw,
+        });
+      await send();
+      const first = box.pathology.journal.at(-1)!;
+      await send();
+      const second = box.pathology.journal.at(-1)!;
+      assert.notEqual(second.messageId, first.messageId);
+      assert.equal(second.duplicateOf, first.messageId);
+    });
+
+    it('refuses an unknown recipient at RCPT TO with 550, and journals nothing', async function () {
+      const before = box.pathology.journal.length + box.molecular.journal.length;
+      await assert.rejects(
+        transport().sendMail({
+          envelope: { from: 'labo@labo.mssante.test', to: `nobody@${DOMAIN}` },
+          raw: mail(`nobody@${DOMAIN}`, 'x@y'),
+        }),
+        (err: { responseCode?: number; command?: string; response?: string }) => {
+          assert.equal(err.responseCode, 550);
+          assert.equal(err.command, 'RCPT TO');
+          assert.match(err.response ?? '', /no mailbox nobody@dcc\.test/);
+          return true;
+        },
+      );
+      const r = await swaks([
+        '--server',
+        `127.0.0.1:${box.port}`,
+        '--to',
+        `nobody@${DOMAIN}`,
+        '--from',
+        'a@b.test',
+      ]);
+      assert.notEqual(r.code, 0);
+      assert.match(r.out, /<\*\* 550 /);
+      assert.equal(box.pathology.journal.length + box.molecular.journal.length, before);
+    });
+
+    it('enforces the allow-list of a mailbox at RCPT TO; the recipient is matched without case', async function () {
+      await assert.rejects(
+        transport().sendMail({
+          envelope: { from: 'labo@labo.mssante.test', to: `molecular@${DOMAIN}` },
+          raw: mail(`molecular@${DOMAIN}`, 'm-1@labo'),
+        }),
+        (err: { responseCode?: number; command?: string }) =>
+          err.responseCode === 550 && err.command === 'RCPT TO',
+      );
+      await transport().sendMail({
+        envelope: { from: 'Plateforme@mol.mssante.test', to: `MOLECULAR@${DOMAIN}` },
+        raw: mail(`molecular@${DOMAIN}`, 'm-2@mol'),
+      });
+      assert.equal(box.molecular.journal.at(-1)?.meta?.messageIdHeader, 'm-2@mol');
+    });
+
+    it('swaks in clear, then swaks with STARTTLS: both journaled, the TLS one marked so', async function () {
+      const body = path.join(dir, 'swaks.eml');
+      fs.writeFileSync(body, mail(`pathology@${DOMAIN}`, 'swaks-plain@labo'));
+      const plain = await swaks([
+        '--server',
+        `127.0.0.1:${box.port}`,
+        '--to',
+        `pathology@${DOMAIN}`,
+        '--from',
+        'labo@labo.mssante.test',
+        '--data',
+        body,
+      ]);
+      assert.equal(plain.code, 0, plain.out);
+      assert.equal(box.pathology.journal.at(-1)?.meta?.messageIdHeader, 'swaks-plain@labo');
+      assert.equal(box.pathology.journal.at(-1)?.meta?.tls, false);
+      fs.writeFileSync(body, mail(`pathology@${DOMAIN}`, 'swaks-tls@labo'));
+      const tls = await swaks([
+        '--server',
+        `127.0.0.1:${box.port}`,
+        '--to',
+        `pathology@${DOMAIN}`,
+        '--from',
+        'labo@labo.mssante.test',
+        '--data',
+        body,
+        '--tls',
+      ]);
+      assert.equal(tls.code, 0, tls.out);
+      assert.match(tls.out, /<~ {2}250 /);
+      assert.equal(box.pathology.journal.at(-1)?.meta?.messageIdHeader, 'swaks-tls@labo');
+      assert.equal(box.pathology.journal.at(-1)?.meta?.tls, true);
+    });
+
+    it('answers 552 to a mail over the size limit and journals nothing of it', async function () {
+      const before = box.pathology.journal.length;
+      const big = mail(`pathology@${DOMAIN}`, 'big@labo', 'A'.repeat(76).concat('\r\n').repeat(4000));
+      await assert.rejects(
+        transport().sendMail({
+          envelope: { from: 'labo@labo.mssante.test', to: `pathology@${DOMAIN}` },
+          raw: big,
+        }),
+        (err: { responseCode?: number; command?: string }) => {
+          assert.equal(err.responseCode, 552);
+          return true;
+        },
+      );
+      const r = await swaks([
+        '--server',
+        `127.0.0.1:${box.port}`,
+        '--to',
+        `pathology@${DOMAIN}`,
+        '--from',
+        'labo@labo.mssante.test',
+        '--body',
+        'A'.repeat(70 * 1024),
+      ]);
+      assert.notEqual(r.code, 0);
+      assert.match(r.out, /<\*\* +552 /);
+      assert.equal(box.pathology.journal.length, before);
+    });
+
+    it('answers 451 when the journal cannot store the mail; the retry is stored once', async function () {
+      const raw = mail(`pathology@${DOMAIN}`, 'retry@labo');
+      const send = () =>
+        transport().sendMail({
+          envelope: { from: 'labo@labo.mssante.test', to: `pathology@${DOMAIN}` },
+          raw,
+        });
+      box.pathology.failure = new Error('disk full');
+      await assert.rejects(send(), (err: { responseCode?: number }) => err.responseCode === 451);
+      box.pathology.failure = null;
+      const before = box.pathology.journal.length;
+      await send();
+      assert.equal(box.pathology.journal.length, before + 1);
+      assert.equal(box.pathology.journal.at(-1)?.duplicateOf, undefined);
+    });
+  });
+
+  describe('TLS required, AUTH required, client certificates required', function () {
+    let dir: string;
+    let server: TestCert;
+    let client: TestCert;
+    let box: Inbox;
+
+    before(async function () {
+      dir = tempDir('smtp-auth-');
+      server = selfSignedCert();
+      client = selfSignedCert();
+      box = await inbox(
+        dir,
+        {
+          auth: 'required',
+          requireTls: true,
+          clientCertificate: 'require',
+          tls: {
+            cert: path.join(server.dir, server.cert),
+            key: path.join(server.dir, server.key),
+            ca: path.join(client.dir, client.cert),
+          },
+        },
+        [
+          { login: 'labo', role: 'lab', finess: '310000002', password: 'labo-secret-pass' },
+          { login: 'admin', role: 'admin', password: 'admin-secret-pass' },
+        ],
+      );
+    });
+
+    after(async function () {
+      await close(box);
+      server?.remove();
+      client?.remove();
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    const withCert = (auth?: { user: string; pass: string }) =>
+      nodemailer.createTransport({
+        host: '127.0.0.1',
+        port: box.port,
+        secure: false,
+        requireTLS: true,
+        tls: {
+          ca: fs.readFileSync(path.join(server.dir, server.cert)),
+          cert: fs.readFileSync(path.join(client.dir, client.cert)),
+          key: fs.readFileSync(path.join(client.dir, client.key)),
+        },
+        ...(auth ? { auth } : {}),
+      });
+
+    it('a lab account with its certificate sends; the account owns the message', async function () {
+      await withCert({ user: 'labo', pass: 'labo-secret-pass' }).sendMail({
+        envelope: { from: 'labo@labo.mssante.test', to: `pathology@${DOMAIN}` },
+        raw: mail(`pathology@${DOMAIN}`, 'auth-1@labo'),
+      });
+      const got = box.pathology.journal.at(-1);
+      assert.equal(got?.sender, 'labo');
+      assert.equal(got?.owner, '310000002');
+      assert.equal(got?.meta?.clientCertificate, 'localhost');
+      assert.equal(got?.meta?.tls, true);
+    });
+
+    it('refuses a wrong password (535), a staff account (535) and no AUTH at all (530)', async function () {
+      const send = (t: Transporter) =>
+        t.sendMail({
+          envelope: { from: 'labo@labo.mssante.test', to: `pathology@${DOMAIN}` },
+          raw: mail(`pathology@${DOMAIN}`, 'auth-2@labo'),
+        });
+      const before = box.pathology.journal.length;
+      await assert.rejects(
+        send(withCert({ user: 'labo', pass: 'wrong-password' })),
+        (e: { responseCode?: number }) => e.responseCode === 535,
+      );
+      await assert.rejects(
+        send(withCert({ user: 'admin', pass: 'admin-secret-pass' })),
+        (e: { responseCode?: number }) => e.responseCode === 535,
+      );
+      await assert.rejects(send(withCert()), (e: { responseCode?: number }) => e.responseCode === 530);
+      assert.equal(box.pathology.journal.length, before);
+    });
+
+    it('swaks without STARTTLS is refused 530 at MAIL FROM; with STARTTLS but no certificate the handshake fails', async function () {
+      const before = box.pathology.journal.length;
+      const plain = await swaks([
+        '--server',
+        `127.0.0.1:${box.port}`,
+        '--to',
+        `pathology@${DOMAIN}`,
+        '--from',
+        'a@b.test',
+      ]);
+      assert.notEqual(plain.code, 0);
+      assert.match(plain.out, /<\*\* 530 /);
+      const noCert = await swaks([
+        '--server',
+        `127.0.0.1:${box.port}`,
+        '--to',
+        `pathology@${DOMAIN}`,
+        '--from',
+        'a@b.test',
+        '--tls',
+        '--auth',
+        'PLAIN',
+        '--auth-user',
+        'labo',
+        '--auth-password',
+        'labo-secret-pass',
+      ]);
+      assert.notEqual(noCert.code, 0);
+      assert.doesNotMatch(noCert.out, /<~ {2}250 .*stored/);
+      assert.equal(box.pathology.journal.length, before);
+    });
+
+    it('swaks with STARTTLS, its client certificate and AUTH PLAIN is accepted', async function () {
+      const r = await swaks([
+        '--server',
+        `127.0.0.1:${box.port}`,
+        '--to',
+        `pathology@${DOMAIN}`,
+        '--from',
+        'labo@labo.mssante.test',
+        '--tls',
+        '--tls-cert',
+        path.join(client.dir, client.cert),
+        '--tls-key',
+        path.join(client.dir, client.key),
+        '--auth',
+        'PLAIN',
+        '--auth-user',
+        'labo',
+        '--auth-password',
+        'labo-secret-pass',
+        '--header',
+        'Message-Id: <swaks-auth@labo>',
+      ]);
+      assert.equal(r.code, 0, r.out);
+      assert.equal(box.pathology.journal.at(-1)?.meta?.messageIdHeader, 'swaks-auth@labo');
+      assert.equal(box.pathology.journal.at(-1)?.sender, 'labo');
+    });
+  });
+});
