@@ -221,9 +221,9 @@ class SftpDropSource implements Source {
     const pairing = new SidecarPairing(path.join(ctx.dataDir, 'sftp', '.pairing'), options.folder);
     this.pairing = pairing;
     const sweep = (): void => {
-      void this.inFlight.track(
-        pairing.expire(options.pairWaitMs, Date.now(), (login) => server.accountTree(login)),
-      ).catch((err: unknown) => ctx.log.warn({ err }, 'sftp-drop could not sweep unpaired files'));
+      void this.inFlight
+        .track(pairing.expire(options.pairWaitMs, Date.now(), (login) => server.accountTree(login)))
+        .catch((err: unknown) => ctx.log.warn({ err }, 'sftp-drop could not sweep unpaired files'));
     };
     this.sweeper = setInterval(sweep, Math.min(options.pairWaitMs / 2, 60_000));
     this.sweeper.unref();
