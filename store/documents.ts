@@ -141,6 +141,8 @@ export interface FilingResult {
   patientId: number | null;
   rule: string;
   reviewIds: number[];
+  /** The DCC order this result answered and closed (its number), when it carried one the DCC issued. */
+  orderClosed?: string;
 }
 
 export interface DocumentSummary {
@@ -426,15 +428,21 @@ function traitsOf(p: DocumentPatient): Identity | null {
 export class Documents {
   private readonly sql;
   private readonly now: () => Date;
+  private readonly closeOrder: (orderNumber: string, documentId: number, now: number) => boolean;
 
   constructor(
     readonly db: Db,
     private readonly patients: PatientStore,
     /** Where the bytes live; null for a store in memory, which cannot file documents. */
     private readonly files: DocumentFiles | null,
-    options: { now?: () => Date } = {},
+    options: {
+      now?: () => Date;
+      /** Closes the molecular order a result answers; false for an order the DCC never issued. */
+      closeOrder?: (orderNumber: string, documentId: number, now: number) => boolean;
+    } = {},
   ) {
     this.now = options.now ?? (() => new Date());
+    this.closeOrder = options.closeOrder ?? (() => false);
     const p = (s: string) => db.prepare(s);
     const versionOfDoc = `SELECT v.* FROM document_versions v WHERE v.document_id = ? ORDER BY v.version`;
     const summary = `SELECT d.*, v.title, v.report_date, v.status AS version_status, v.document_type, v.format,
@@ -576,7 +584,17 @@ export class Documents {
         messageId: ctx.provenance.messageId,
       });
       const settled = this.settle(documentId, input.patient, ctx, { messageId: ctx.provenance.messageId });
-      return { documentId, versionId, version, ...settled };
+      // A result that answers a DCC order closes it, in the transaction that files it.
+      const closed =
+        input.orderNumber !== undefined &&
+        this.closeOrder(input.orderNumber, documentId, this.now().getTime());
+      return {
+        documentId,
+        versionId,
+        version,
+        ...settled,
+        ...(closed ? { orderClosed: input.orderNumber } : {}),
+      };
     })();
   }
 
@@ -1110,7 +1128,7 @@ function describeFiling(r: FilingResult): string {
   const doc = `document ${r.documentId} version ${r.version}`;
   switch (r.action) {
     case 'filed':
-      return `${doc} filed on patient ${r.patientId} (${r.rule})`;
+      return `${doc} filed on patient ${r.patientId} (${r.rule})${r.orderClosed ? `, order ${r.orderClosed} closed` : ''}`;
     case 'deleted':
       return `${doc}: the document is deleted`;
     case 'duplicate':

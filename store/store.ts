@@ -94,14 +94,17 @@ export function writerModules(db: Db, keying: AuditKeying, documentsDir: string 
   const sessions = new Sessions(db);
   const patients = new PatientStore(db);
   // Documents are kept as files beside the database; a store in memory files none.
+  const outbox = new Outbox(db, journal);
+  const orders = new Orders(db, patients, outbox, audit);
   const documents = new Documents(
     db,
     patients,
     documentsDir === null ? null : new DocumentFiles(documentsDir),
+    {
+      closeOrder: (orderNumber, documentId, now) => orders.resultArrived(orderNumber, documentId, now),
+    },
   );
   const vigilance = new Vigilance(patients, (patientId, ctx) => documents.identityFiled(patientId, ctx));
-  const outbox = new Outbox(db, journal);
-  const orders = new Orders(db, patients, outbox, audit);
   const modules: WriterModules = {
     journal,
     accounts,

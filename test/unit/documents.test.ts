@@ -92,6 +92,33 @@ describe('documents store', () => {
     );
   });
 
+  it('closes the molecular order a result answers, in the transaction that files it; an unknown order number files an ordinary result', async () => {
+    const { patientId } = camille({ identifiers: [ipp('IPP-000123', '310000001')] });
+    const order = await store.write.orders.create(
+      {
+        patientId,
+        analysis: { code: '51969-4', display: 'Génétique moléculaire', system: '2.16.840.1.113883.6.1' },
+        labFiness: '310000003',
+        prescriber: { rpps: '10000000001', familyName: 'ONCOTEST' },
+      },
+      { login: 'oper1', role: 'operator', source: '127.0.0.1' },
+      Date.now(),
+    );
+    const answering = Buffer.from(
+      fixture('molecular-oru.hl7').toString('utf8').replaceAll('CMD-MOL-0007', order.orderNumber),
+    );
+    const result = file(answering, 'molecular', { owner: '310000003' });
+    assert.equal(result.action, 'filed');
+    assert.equal(result.orderClosed, order.orderNumber);
+    const closed = store.orders.get(order.id)!;
+    assert.equal(closed.status, 'resulted');
+    assert.equal(closed.resultDocumentId, result.documentId);
+
+    const ordinary = file(fixture('molecular-oru.hl7'), 'molecular', { owner: '310000003' });
+    assert.equal(ordinary.action, 'filed');
+    assert.equal(ordinary.orderClosed, undefined, 'CMD-MOL-0007 is no order of the DCC');
+  });
+
   it('waits for an identity that is not there yet, and files itself on it when it arrives (no human act)', () => {
     const early = file(fixture('report.hpr'), 'pathology');
     assert.equal(early.action, 'waiting');
