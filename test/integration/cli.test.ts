@@ -21,6 +21,7 @@ async function applianceEnv(data = tempDir()): Promise<NodeJS.ProcessEnv> {
     ONCO_HTTP_PORT: String(await freePort()),
     ONCO_SFTP_PORT: String(await freePort()),
     ONCO_MLLP_PORT: String(await freePort()),
+    ONCO_SMTP_PORT: String(await freePort()),
   };
 }
 
@@ -151,6 +152,7 @@ describe('onco-relay command line', function () {
       ONCO_HTTP_PORT: String(await freePort()),
       ONCO_SFTP_PORT: String(await freePort()),
       ONCO_MLLP_PORT: String(await freePort()),
+      ONCO_SMTP_PORT: String(await freePort()),
     };
     const start = async (): Promise<{ out: () => string; stop: () => Promise<number | string | null> }> => {
       const child = await startChildEngine([], env);
@@ -183,6 +185,12 @@ describe('onco-relay command line', function () {
       ['identity-feed-mllp', 'STARTED'],
       ['identity-feed-sftp', 'STARTED'],
       ['molecular', 'STARTED'],
+      ['molecular-orders', 'UNDEPLOYED'],
+      ['mss-identity', 'STARTED'],
+      ['mss-imap', 'UNDEPLOYED'],
+      ['mss-molecular', 'STARTED'],
+      ['mss-pathology', 'STARTED'],
+      ['mss-replies', 'STARTED'],
       ['pathology', 'STARTED'],
     ]);
     assert.equal(await first.stop(), 0, first.out());
@@ -202,7 +210,7 @@ describe('onco-relay command line', function () {
     assert.equal(await second.exited, 1);
     assert.match(second.output(), new RegExp(`in use by the engine of process ${first.pid}\\b`));
     assert.match(second.output(), /DATA_DIR_IN_USE: .*Hint: stop it first \(kill -TERM \d+\)/);
-    assert.equal((await health(env)).channels.length, 9, 'the first engine keeps running');
+    assert.equal((await health(env)).channels.length, 15, 'the first engine keeps running');
 
     first.kill('SIGKILL');
     await first.exited;

@@ -45,6 +45,7 @@ describe('identity feed against a poison message (shipped configuration)', funct
       ONCO_HTTP_PORT: String(await freePort()),
       ONCO_SFTP_PORT: String(await freePort()),
       ONCO_MLLP_PORT: String(await freePort()),
+      ONCO_SMTP_PORT: String(await freePort()),
     };
     child = await startChildEngine([], env);
     const long = 'A'.repeat(200_000);
