@@ -14,6 +14,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { OncoError } from '../config/errors.ts';
+import { syncDirectory } from './sync-directory.ts';
 
 /** A blob as the journal records it: plain data, safe to hand to the writer. */
 export interface BlobRef {
@@ -115,7 +116,7 @@ export class BlobFiles {
         if (await exists(target)) await fsp.rm(file, { force: true });
         else {
           await fsp.rename(file, target);
-          await syncDir(this.dir!);
+          await syncDirectory(this.dir!);
         }
       } else if (!(await exists(target))) {
         throw new BlobError('BLOB_MISSING', digest, target);
@@ -152,7 +153,7 @@ export class BlobFiles {
         removed++;
       });
     }
-    if (removed > 0) await syncDir(this.dir);
+    if (removed > 0) await syncDirectory(this.dir);
     return removed;
   }
 
@@ -287,14 +288,4 @@ async function exists(file: string): Promise<boolean> {
     () => true,
     () => false,
   );
-}
-
-/** Makes the renames and deletions in a directory durable. */
-async function syncDir(dir: string): Promise<void> {
-  const handle = await fsp.open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
