@@ -85,8 +85,15 @@ export class Engine {
   constructor(private readonly o: EngineOptions) {
     this.lock = takeDataDir(o.dataDir);
     try {
-      const { synchronous, writer, blobThresholdBytes } = o.config.engine.store;
-      this.store = new Store({ dataDir: o.dataDir, synchronous, writer, blobThresholdBytes });
+      const { synchronous, writer, blobThresholdBytes, writerRestarts } = o.config.engine.store;
+      this.store = new Store({
+        dataDir: o.dataDir,
+        synchronous,
+        writer,
+        blobThresholdBytes,
+        writerRestart: { maxRestarts: writerRestarts },
+        log: o.log.child({ service: 'store-writer' }),
+      });
     } catch (error) {
       this.lock?.release();
       throw error;

@@ -26,6 +26,7 @@ export interface EngineConfig {
     pruneAfterDays: number;
     pruneEveryMinutes: number;
     blobThresholdBytes: number;
+    writerRestarts: number;
   };
   defaults: { retry: RetryPolicy; queueLimit: number };
   identity: Record<string, unknown>;

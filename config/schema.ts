@@ -124,6 +124,13 @@ export const engineSchema = {
           description:
             'Content larger than this is kept as a file in data/blobs (written and fsynced before the commit that references it, one file per distinct content) instead of in the database: memory does not grow with message size.',
         },
+        writerRestarts: {
+          type: 'integer',
+          minimum: 0,
+          default: 5,
+          description:
+            'How many deaths in a row of the writer thread are followed by a restart (after 0.1 s, doubling up to 5 s; a thread that ran a minute starts the count again). Writes fail with JOURNAL_UNAVAILABLE while it is down, and for good after that many: /api/health says so.',
+        },
       },
     },
     defaults: {

@@ -3,7 +3,7 @@
 import path from 'node:path';
 import { openDatabase, migrate, type Db, type Migration, type OpenOptions } from './db.ts';
 import { InlineWriter, type WriteMode, type Writer } from './group-commit.ts';
-import { ThreadWriter } from './writer-thread.ts';
+import { ThreadWriter, type RestartPolicy, type WriterHealth, type WriterLog } from './writer-thread.ts';
 import { Journal, journalMigrations } from './journal.ts';
 import { Accounts, accountMigrations } from './accounts.ts';
 import { Audit, auditKeying, auditMigrations, type AuditKeying } from './audit.ts';
@@ -53,6 +53,10 @@ export interface StoreOptions extends OpenOptions {
   writer?: 'thread' | 'inline';
   /** Content larger than this many bytes is kept as a file in `<dataDir>/blobs` (default 1 MiB). */
   blobThresholdBytes?: number;
+  /** When the writer thread is restarted if it dies (tests shorten the delays). */
+  writerRestart?: Partial<RestartPolicy>;
+  /** Where the writer thread's death and restart are told (default: stderr). */
+  log?: WriterLog;
 }
 
 export const DEFAULT_BLOB_THRESHOLD = 1024 * 1024;
@@ -189,12 +193,10 @@ export class Store {
     if (memory || options.writer === 'inline') this.writer = new InlineWriter(this.db, modules);
     else {
       this.db.pragma('query_only = ON');
-      this.writer = new ThreadWriter({
-        file,
-        synchronous: options.synchronous ?? 'FULL',
-        auditKey: keying.key,
-        documentsDir,
-      });
+      this.writer = new ThreadWriter(
+        { file, synchronous: options.synchronous ?? 'FULL', auditKey: keying.key, documentsDir },
+        { log: options.log, restart: options.writerRestart },
+      );
     }
     const through = (mode: WriteMode) =>
       writesThrough<WriterModules>((module, method, args) =>
@@ -217,6 +219,13 @@ export class Store {
   private committed<R>(module: string, result: R): R {
     for (const l of this.commitListeners) l(module);
     return result;
+  }
+
+  /** Whether writes are taken: a writer thread may be down, restarting, or down for good. */
+  writerHealth(): WriterHealth {
+    return this.writer instanceof ThreadWriter
+      ? this.writer.health()
+      : { state: 'up', restarts: 0, lastError: null };
   }
 
   /** Returns the pages freed by deletions to the file system (auto_vacuum = INCREMENTAL). */
