@@ -11,7 +11,7 @@ import { AuthService, LoginLedger, type AuthPolicy } from './auth.ts';
 import { Sessions, sessionMigrations } from './sessions.ts';
 import { MessageSearch, messageSearchMigrations } from './message-search.ts';
 import { Stats } from './stats.ts';
-import { PatientStore, patientMigrations } from './patients.ts';
+import { PatientStore, patientMigrations, type ActionContext } from './patients.ts';
 import { Vigilance } from './vigilance.ts';
 import { Documents, documentMigrations } from './documents.ts';
 import { Orders, orderMigrations } from './orders.ts';
@@ -104,7 +104,8 @@ export function writerModules(db: Db, keying: AuditKeying, documentsDir: string 
       closeOrder: (orderNumber, documentId, now) => orders.resultArrived(orderNumber, documentId, now),
     },
   );
-  const vigilance = new Vigilance(patients, (patientId, ctx) => documents.identityFiled(patientId, ctx));
+  const identityFiled = (patientId: number, ctx: ActionContext) => documents.identityFiled(patientId, ctx);
+  const vigilance = new Vigilance(patients, identityFiled);
   const modules: WriterModules = {
     journal,
     accounts,
@@ -114,7 +115,7 @@ export function writerModules(db: Db, keying: AuditKeying, documentsDir: string 
     messageSearch: new MessageSearch(db),
     patients,
     vigilance,
-    identityFiling: new IdentityFiling(patients, vigilance),
+    identityFiling: new IdentityFiling(patients, vigilance, identityFiled),
     deliveries: new Deliveries(db, journal, () => modules),
     documents,
     outbox,

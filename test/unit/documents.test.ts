@@ -12,6 +12,7 @@ import { readOptions } from '../../transformers/contract.ts';
 import type { ReportKind } from '../../transformers/clinical-report.ts';
 import { toDocumentInput } from '../../connectors/document-writer.ts';
 import { acceptedInsOids } from '../../connectors/identity-writer.ts';
+import type { IdentityStep } from '../../store/identity-filing.ts';
 import { identity, ipp } from './identity-fixtures.ts';
 
 const fixtures = path.resolve(import.meta.dirname, '../fixtures/clinical');
@@ -134,6 +135,75 @@ describe('documents store', () => {
     assert.equal(doc.match, 'filed');
     assert.equal(doc.matchRule, 'ipp-known');
     assert.deepEqual(doc.events.at(-1)?.detail, { how: 'automatic', patientId });
+    assert.equal(store.documents.listWaiting().items.length, 0);
+  });
+
+  /** A PAM FR event as the identity feed files it: one writer method, one transaction. */
+  const pam = (step: IdentityStep) =>
+    store.write.identityFiling.file({
+      steps: [step],
+      ctx: { messageId: ++messageId },
+      rules: {},
+      insOids,
+      sourceReliability: null,
+    });
+
+  it('files a waiting report when an A47 gives its patient the IPP it names (no human act)', async () => {
+    const { patientId } = camille({ identifiers: [ipp('IPP-OLD', '310000001')] });
+    // Traits alone never file here: the report waits for the IPP it names.
+    const early = file(fixture('report.hpr'), 'pathology', { rules: { strictTraitsMatch: 'review' } });
+    assert.deepEqual([early.action, early.rule], ['review', 'strict-traits-review']);
+
+    await pam({
+      event: 'A47',
+      kind: 'change-identifier',
+      from: ipp('IPP-OLD', '310000001'),
+      toIpp: 'IPP-000123',
+    });
+    const doc = store.documents.get(early.documentId)!;
+    assert.deepEqual([doc.match, doc.matchRule, doc.patientId], ['filed', 'ipp-known', patientId]);
+    assert.deepEqual(doc.events.at(-1)?.detail, { how: 'automatic', patientId });
+    assert.deepEqual(
+      doc.reviews.map((r) => r.status),
+      ['attached'],
+    );
+    assert.equal(store.documents.listWaiting().items.length, 0);
+  });
+
+  it('files a waiting report when an A40 merges the duplicates that made its traits ambiguous', async () => {
+    const survivor = camille({ identifiers: [ipp('IPP-A', '310000001')] }).patientId;
+    // The same establishment's duplicate record: same traits under another IPP.
+    const duplicate = camille({ identifiers: [ipp('IPP-B', '310000001')] }).patientId;
+    assert.notEqual(survivor, duplicate);
+    const sidecar = JSON.parse(fixture('report.json').toString()) as { patient: Record<string, string> };
+    sidecar.patient.ipp = 'IPP-UNKNOWN';
+    const early = file(fixture('report.pdf'), 'pathology', {
+      meta: { fileName: 'report.pdf', sidecar: JSON.stringify(sidecar) },
+    });
+    assert.deepEqual([early.action, early.rule], ['review', 'strict-traits-review']);
+
+    await pam({
+      event: 'A40',
+      kind: 'merge',
+      survivor: identity({
+        birthName: 'FICTIF',
+        givenNames: ['Camille'],
+        firstGivenName: 'Camille',
+        birthDate: '1979-03-28',
+        sex: 'F',
+        birthPlace: null,
+        identifiers: [ipp('IPP-A', '310000001')],
+      }),
+      survivorRef: ipp('IPP-A', '310000001'),
+      mergedRef: ipp('IPP-B', '310000001'),
+    });
+    const doc = store.documents.get(early.documentId)!;
+    assert.deepEqual([doc.match, doc.matchRule, doc.patientId], ['filed', 'strict-traits', survivor]);
+    assert.deepEqual(doc.events.at(-1)?.detail, { how: 'automatic', patientId: survivor });
+    assert.deepEqual(
+      store.documents.listOfPatient(duplicate).map((d) => d.id),
+      [early.documentId],
+    );
     assert.equal(store.documents.listWaiting().items.length, 0);
   });
 
