@@ -3,8 +3,8 @@
 // guess. A document no rule designates waits (unmatched) and is attached as soon as an identity
 // that designates it is filed; traits that are only close open review items for a person to decide.
 //
-// The rules, most certain first, as for identities (vigilance.ts), except that a document never
-// creates a patient:
+// The rules, most certain first, as for identities (one function decides for both: `designate` in
+// identity-match.ts), except that a document never creates a patient nor picks one of several:
 //   1. ipp-known      an IPP of the report designates a patient (two patients: review, not filed);
 //   2. ins-qualified  the report's INS (accepted OID) is carried by exactly one QUAL patient;
 //   3. strict-traits  equal strict traits on exactly one live patient (or review, as configured);
@@ -17,7 +17,13 @@ import type { Db } from './db.ts';
 import { OncoError } from '../config/errors.ts';
 import type { DocumentFiles } from './document-files.ts';
 import type { Filed } from './filing.ts';
-import { compareIdentities, couldBeClose, normaliseBirthDate } from './identity-match.ts';
+import {
+  compareIdentities,
+  couldBeClose,
+  designate,
+  normaliseBirthDate,
+  type Designation,
+} from './identity-match.ts';
 import {
   parseIdentity,
   PatientStoreError,
@@ -322,18 +328,6 @@ interface ReviewRow {
   opened_at: string;
   resolved_by: string | null;
   resolved_at: string | null;
-}
-
-interface Candidate {
-  patientId: number;
-  score: number;
-  reasons: string[];
-}
-
-interface Match {
-  patientId: number | null;
-  rule: string;
-  candidates: Candidate[];
 }
 
 const CDA_TYPES = new Set(['text/xml', 'application/xml', 'application/hl7-cda+xml']);
@@ -921,7 +915,7 @@ export class Documents {
     }
     const at = this.at();
     const reviewIds: number[] = [];
-    for (const c of match.candidates.sort((a, b) => b.score - a.score).slice(0, rules.maxReviews)) {
+    for (const c of match.reviews.sort((a, b) => b.score - a.score).slice(0, rules.maxReviews)) {
       const r = this.sql.insertReview.run(documentId, c.patientId, c.score, JSON.stringify(c.reasons), at);
       if (r.changes > 0) reviewIds.push(Number(r.lastInsertRowid));
     }
@@ -954,50 +948,31 @@ export class Documents {
     this.event(documentId, doc.current_version_id, action, rule, ctx, { ...detail, patientId }, patientId);
   }
 
-  private match(p: DocumentPatient, insOids: readonly string[], rules: DocumentRules): Match {
-    const byIpp = [
-      ...new Set(
-        p.identifiers.map((ref) => this.patients.resolveIdentifier(ref)).filter((id) => id !== null),
-      ),
-    ];
-    if (byIpp.length === 1) return { patientId: byIpp[0]!, rule: 'ipp-known', candidates: [] };
-    if (byIpp.length > 1)
-      return {
-        patientId: null,
-        rule: 'identifiers-on-two-patients',
-        candidates: byIpp.map((id) => ({
-          patientId: id,
-          score: 1,
-          reasons: ['identifiers-on-two-patients'],
-        })),
-      };
-    if (p.ins && insOids.includes(p.ins.oid)) {
-      const qualified = this.patients
-        .findByIns(p.ins.matricule, p.ins.oid)
-        .filter((id) => this.patients.get(id)!.reliability === 'QUAL');
-      if (qualified.length === 1) return { patientId: qualified[0]!, rule: 'ins-qualified', candidates: [] };
-    }
-    const traits = traitsOf(p);
-    if (traits === null) return { patientId: null, rule: 'no-traits', candidates: [] };
-    const scored = this.patients
-      .candidates(traits, (c) => couldBeClose(traits, c, rules.nearMatchThreshold))
-      .filter((c) => c.reliability !== 'FICT' && c.reliability !== 'DOUT')
-      .map((c) => ({ id: c.id, m: compareIdentities(traits, c, rules.nearMatchThreshold) }))
-      .filter(({ m }) => m.kind !== 'different');
-    const exact = scored.filter(({ m }) => m.kind === 'exact');
-    if (exact.length === 1 && rules.strictTraitsMatch === 'link')
-      return { patientId: exact[0]!.id, rule: 'strict-traits', candidates: [] };
-    const candidates = scored.map(({ id, m }) => ({
-      patientId: id,
-      score: m.score,
-      reasons:
-        m.kind === 'exact'
-          ? ['strict-traits-equal', ...(exact.length > 1 ? ['several-strict-matches'] : [])]
-          : m.reasons,
-    }));
-    const rule =
-      exact.length > 0 ? 'strict-traits-review' : candidates.length > 0 ? 'near-match' : 'no-match';
-    return { patientId: null, rule, candidates };
+  /** The identity rules (identity-match.ts), except that a document never creates a patient nor guesses between two. */
+  private match(p: DocumentPatient, insOids: readonly string[], rules: DocumentRules): Designation {
+    return designate({
+      byIpp: [
+        ...new Set(
+          p.identifiers.map((ref) => this.patients.resolveIdentifier(ref)).filter((id) => id !== null),
+        ),
+      ],
+      byIns: () =>
+        p.ins && insOids.includes(p.ins.oid)
+          ? this.patients
+              .findByIns(p.ins.matricule, p.ins.oid)
+              .filter((id) => this.patients.get(id)!.reliability === 'QUAL')
+          : null,
+      byTraits: () => {
+        const traits = traitsOf(p);
+        if (traits === null) return 'no-traits';
+        return this.patients
+          .candidates(traits, (c) => couldBeClose(traits, c, rules.nearMatchThreshold))
+          .filter((c) => c.reliability !== 'FICT' && c.reliability !== 'DOUT')
+          .map((c) => ({ patientId: c.id, match: compareIdentities(traits, c, rules.nearMatchThreshold) }));
+      },
+      linkOnStrictTraits: rules.strictTraitsMatch === 'link',
+      several: 'none',
+    });
   }
 
   private event(
