@@ -15,7 +15,7 @@
 // for pages and the API run on the caller's connection.
 import type { Db } from './db.ts';
 import { OncoError } from '../config/errors.ts';
-import type { DocumentFiles } from './document-files.ts';
+import type { BlobFiles } from './blob-files.ts';
 import type { Filed } from './filing.ts';
 import {
   compareIdentities,
@@ -35,7 +35,7 @@ import {
   type PatientStore,
 } from './patients.ts';
 
-export { documentMigrations } from './document-schema.ts';
+export { documentMigrations, flattenDocumentShards } from './document-schema.ts';
 
 export type DocumentKind = 'pathology' | 'molecular';
 export type VersionStatus = 'final' | 'replacement' | 'deletion';
@@ -427,8 +427,8 @@ export class Documents {
   constructor(
     readonly db: Db,
     private readonly patients: PatientStore,
-    /** Where the bytes live; null for a store in memory, which cannot file documents. */
-    private readonly files: DocumentFiles | null,
+    /** Where the bytes live (blobs named by their SHA-256); null for a store in memory, which cannot file documents. */
+    private readonly files: BlobFiles | null,
     options: {
       now?: () => Date;
       /** Closes the molecular order a result answers; false for an order the DCC never issued. */
@@ -498,6 +498,8 @@ export class Documents {
         p(`INSERT INTO document_events (at, document_id, version_id, action, rule, patient_id, message_id, author, detail)
            VALUES (@at, @document_id, @version_id, @action, @rule, @patient_id, @message_id, @author, @detail)`),
       eventsOf: p('SELECT * FROM document_events WHERE document_id = ? ORDER BY id'),
+      holdsBlob: p(`SELECT 1 FROM document_versions WHERE sha256 = ?
+                    UNION ALL SELECT 1 FROM document_attachments WHERE sha256 = ? LIMIT 1`),
       versionsOf: p(versionOfDoc),
       version: p('SELECT * FROM document_versions WHERE id = ?'),
       attachmentsOf: p(
@@ -531,11 +533,12 @@ export class Documents {
    */
   file(input: DocumentInput, ctx: FilingContext): FilingResult {
     const files = this.requireFiles();
-    // Written and fsynced before the transaction that names them commits.
-    const sha256 = files.put(input.original.bytes);
+    // Written and fsynced before the transaction that names them commits; a rollback leaves them to
+    // the recovery sweep (`holdsBlob`).
+    const sha256 = files.putNow(input.original.bytes).digest;
     const attachments = input.attachments.map((a) => ({
       mediaType: a.mediaType,
-      sha256: files.put(a.bytes),
+      sha256: files.putNow(a.bytes).digest,
       size: a.bytes.length,
     }));
     return this.db.transaction(() => {
@@ -709,7 +712,12 @@ export class Documents {
         ? own
         : this.attachmentsOf(v.id).find((a) => wanted(a.mediaType));
     if (found === undefined) return null;
-    return { ...found, file: files.pathOf(found.sha256), fileName: v.file_name };
+    return { ...found, file: files.path(found.sha256), fileName: v.file_name };
+  }
+
+  /** Whether a version or an attachment keeps these bytes: the recovery sweep deletes the blobs none keeps. */
+  holdsBlob(digest: string): boolean {
+    return this.sql.holdsBlob.get(digest, digest) !== undefined;
   }
 
   /** Unfiled documents (waiting or in review), oldest first, in keyset pages. */
@@ -758,7 +766,7 @@ export class Documents {
 
   // ——— inside the filing transaction ———
 
-  private requireFiles(): DocumentFiles {
+  private requireFiles(): BlobFiles {
     if (this.files === null)
       throw new DocumentError(
         'DOCUMENT_FILES_UNAVAILABLE',

@@ -2,6 +2,7 @@
 // document writer's mapping; versions, duplicates, queryable findings and variants, the bytes kept
 // as files; matching through the identity rules, waiting, automatic attachment, review, attach by hand.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -91,6 +92,46 @@ describe('documents store', () => {
       listed.map((d) => [d.id, d.kind, d.status, d.formatCode, d.source]),
       [[result.documentId, 'pathology', 'final', '60568-3', 'report.hpr']],
     );
+  });
+
+  it('keeps the bytes as blobs: the files of a filing rolled back go at the recovery sweep, filed ones stay', async () => {
+    camille({ identifiers: [ipp('IPP-000123', '310000001')] });
+    const filed = file(fixture('report.hpr'), 'pathology');
+    const kept = store.documents.content(filed.documentId, 'original')!;
+    assert.equal(kept.file, path.join(dir, 'documents', kept.sha256), 'a blob named by its digest');
+
+    // A filing whose transaction never commits (a crash, a refusal): its bytes were placed first.
+    const pdf = Buffer.concat([fixture('report.pdf'), Buffer.from('\n')]);
+    assert.throws(() =>
+      store.db.transaction(() => {
+        file(pdf, 'pathology', { meta: { fileName: 'a.pdf', sidecar: fixture('report.json').toString() } });
+        throw new Error('the commit never happens');
+      })(),
+    );
+    const orphan = path.join(dir, 'documents', createHash('sha256').update(pdf).digest('hex'));
+    assert.ok(fs.existsSync(orphan), 'placed before the commit');
+    const swept = await store.documentFiles!.sweep((d) => store.documents.holdsBlob(d), { staging: true });
+    assert.equal(swept, 1);
+    assert.equal(fs.existsSync(orphan), false);
+    assert.deepEqual(fs.readFileSync(kept.file), fixture('report.hpr'));
+  });
+
+  it('reads the documents of a data directory written before blobs: their shard folders moved at opening', async () => {
+    camille({ identifiers: [ipp('IPP-000123', '310000001')] });
+    const filed = file(fixture('report.hpr'), 'pathology');
+    const { sha256 } = store.documents.content(filed.documentId, 'original')!;
+    await store.close();
+    // The layout of DocumentFiles: <data>/documents/ab/abcdef…, and a write it never finished.
+    const documents = path.join(dir, 'documents');
+    fs.mkdirSync(path.join(documents, sha256.slice(0, 2)));
+    fs.renameSync(path.join(documents, sha256), path.join(documents, sha256.slice(0, 2), sha256));
+    fs.writeFileSync(path.join(documents, sha256.slice(0, 2), `${sha256}.123.tmp`), 'half');
+
+    store = new Store({ dataDir: dir, synchronous: 'OFF', writer: 'inline' });
+    const read = store.documents.content(filed.documentId, 'original')!;
+    assert.equal(read.file, path.join(documents, sha256));
+    assert.deepEqual(fs.readFileSync(read.file), fixture('report.hpr'));
+    assert.deepEqual(fs.readdirSync(documents).sort(), ['.staging', sha256]);
   });
 
   it('closes the molecular order a result answers, in the transaction that files it; an unknown order number files an ordinary result', async () => {
