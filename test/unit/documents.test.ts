@@ -51,19 +51,18 @@ describe('documents store', () => {
     });
   };
   const fixture = (name: string) => fs.readFileSync(path.join(fixtures, name));
+  const camilleIdentity = (overrides: Parameters<typeof identity>[0] = {}) =>
+    identity({
+      birthName: 'FICTIF',
+      givenNames: ['Camille'],
+      firstGivenName: 'Camille',
+      birthDate: '1979-03-28',
+      sex: 'F',
+      birthPlace: null,
+      ...overrides,
+    });
   const camille = (overrides: Parameters<typeof identity>[0] = {}) =>
-    store.vigilance.applyIdentity(
-      identity({
-        birthName: 'FICTIF',
-        givenNames: ['Camille'],
-        firstGivenName: 'Camille',
-        birthDate: '1979-03-28',
-        sex: 'F',
-        birthPlace: null,
-        ...overrides,
-      }),
-      { messageId: ++messageId, insOids },
-    );
+    store.vigilance.applyIdentity(camilleIdentity(overrides), { messageId: ++messageId, insOids });
 
   it('files a report on the patient its IPP designates, with its findings queryable and its bytes in a file', () => {
     const { patientId } = camille({ identifiers: [ipp('IPP-000123', '310000001')] });
@@ -226,15 +225,7 @@ describe('documents store', () => {
     await pam({
       event: 'A40',
       kind: 'merge',
-      survivor: identity({
-        birthName: 'FICTIF',
-        givenNames: ['Camille'],
-        firstGivenName: 'Camille',
-        birthDate: '1979-03-28',
-        sex: 'F',
-        birthPlace: null,
-        identifiers: [ipp('IPP-A', '310000001')],
-      }),
+      survivor: camilleIdentity({ identifiers: [ipp('IPP-A', '310000001')] }),
       survivorRef: ipp('IPP-A', '310000001'),
       mergedRef: ipp('IPP-B', '310000001'),
     });
