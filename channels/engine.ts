@@ -305,6 +305,9 @@ export class Engine {
     const { blobs, journal } = this.store;
     const swept = await blobs.sweep((digest) => journal.blobKnown(digest), { staging: true });
     if (swept > 0) this.o.log.info({ swept }, 'content files of unfinished commits deleted');
+    const { documentFiles, documents } = this.store;
+    const orphans = await documentFiles?.sweep((digest) => documents.holdsBlob(digest), { staging: true });
+    if (orphans) this.o.log.info({ swept: orphans }, 'document files of unfinished filings deleted');
     const checked = new Map<string, BlobError | null>();
     for (const use of journal.blobsInUse()) {
       if (!checked.has(use.digest)) checked.set(use.digest, await blobs.check(use));

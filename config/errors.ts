@@ -386,6 +386,11 @@ export const ERRORS = define({
     hint: 'encode the document in base64 (RFC 4648, no URL-safe alphabet) and send it whole',
     status: CONTENT_AE,
   },
+  REPORT_TOO_LARGE: {
+    message: 'the report is larger than {max} bytes',
+    hint: 'send the report with smaller attachments, or raise maxReportBytes of the step',
+    status: { ...CONTENT_AE, http: 413 },
+  },
   REPORT_NOT_PDF: {
     message: 'the document announced as PDF is not one',
     hint: 'send the PDF file itself, whole, not another format renamed .pdf',

@@ -14,7 +14,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { OncoError } from '../config/errors.ts';
-import { syncDirectory } from './sync-directory.ts';
+import { syncDirectory, syncDirectorySync } from './sync-directory.ts';
 
 /** A blob as the journal records it: plain data, safe to hand to the writer. */
 export interface BlobRef {
@@ -97,6 +97,33 @@ export class BlobFiles {
   /** An existing blob as staged content (a replay journals the same file again: one more reference). */
   existing(blob: BlobRef): StagedContent {
     return { digest: blob.digest, size: blob.size, file: this.path(blob.digest) };
+  }
+
+  /**
+   * Keeps bytes as a blob at once, synchronously, for a writer inside its transaction (the
+   * documents' filing, in the writer thread): staged, fsynced, renamed to its digest and the
+   * directory fsynced before it returns, so before the commit that references it. Not pinned: only
+   * for a directory that is swept when no such write is in flight (the documents', at start).
+   */
+  putNow(bytes: Uint8Array): BlobRef {
+    const ref = { digest: sha256(bytes), size: bytes.length };
+    const target = this.path(ref.digest);
+    if (fs.existsSync(target)) return ref;
+    const file = this.newStagingName();
+    const fd = fs.openSync(file, 'wx', 0o600);
+    try {
+      for (let written = 0; written < bytes.length;)
+        written += fs.writeSync(fd, bytes, written, bytes.length - written);
+      fs.fsyncSync(fd);
+    } catch (error) {
+      fs.closeSync(fd);
+      fs.rmSync(file, { force: true });
+      throw error;
+    }
+    fs.closeSync(fd);
+    fs.renameSync(file, target);
+    syncDirectorySync(this.dir!);
+    return ref;
   }
 
   /**

@@ -77,10 +77,12 @@ const parser = (maxDepth: number): XMLParser =>
     transformAttributeName: (name) => MARK + name,
   });
 
-/** Parse a whole document; returns its root element. Throws XmlError. */
-export function parseXml(input: Uint8Array | string, limits: XmlLimits = {}): XmlElement {
-  const { maxBytes, maxDepth } = { ...XML_DEFAULT_LIMITS, ...limits };
-  const size = typeof input === 'string' ? Buffer.byteLength(input) : input.length;
+/**
+ * Refuses a document of `size` bytes above the limit. `parseXml` checks it first; a caller holding
+ * the document as a file checks it with the file's size, before loading a byte of it.
+ */
+export function checkXmlSize(size: number, limits: XmlLimits = {}): void {
+  const { maxBytes } = { ...XML_DEFAULT_LIMITS, ...limits };
   if (size > maxBytes) {
     throw new XmlError(
       'XML_TOO_LARGE',
@@ -88,6 +90,12 @@ export function parseXml(input: Uint8Array | string, limits: XmlLimits = {}): Xm
       'send the document without attachments inlined, or raise maxBytes for this channel',
     );
   }
+}
+
+/** Parse a whole document; returns its root element. Throws XmlError. */
+export function parseXml(input: Uint8Array | string, limits: XmlLimits = {}): XmlElement {
+  const { maxDepth } = { ...XML_DEFAULT_LIMITS, ...limits };
+  checkXmlSize(typeof input === 'string' ? Buffer.byteLength(input) : input.length, limits);
   const text = typeof input === 'string' ? input.replace(/^\uFEFF/, '') : decode(input);
   if (text.trim() === '')
     throw new XmlError('XML_EMPTY', 'the XML document is empty', 'send a whole document');
