@@ -28,6 +28,7 @@ export interface EngineConfig {
     blobThresholdBytes: number;
   };
   defaults: { retry: RetryPolicy; queueLimit: number };
+  stepPool: { threads?: number };
   identity: Record<string, unknown>;
 }
 
