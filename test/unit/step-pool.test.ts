@@ -54,16 +54,21 @@ describe('step pool (channels/step-pool.ts)', () => {
   it('rebuilds a step’s failure on the main thread: its code, message, hint and retryability', async () => {
     pool = new StepPool(1);
     const step = pool.createStep(registry, { type: 'test-pool' });
-    await assert.rejects(step(input('boom')), (e: unknown) => {
-      assert.ok(e instanceof OncoError);
-      assert.equal(e.code, 'TEST_POOL_REFUSED');
-      assert.equal(e.message, 'the pool step refused "boom"');
-      assert.equal(e.hint, 'send something else');
-      assert.equal(e.protocol.retryable, false);
-      return true;
-    });
+    await assert.rejects(
+      async () => step(input('boom')),
+      (e: unknown) => {
+        assert.ok(e instanceof OncoError);
+        assert.equal(e.code, 'TEST_POOL_REFUSED');
+        assert.equal(e.message, 'the pool step refused "boom"');
+        assert.equal(e.hint, 'send something else');
+        assert.equal(e.protocol.retryable, false);
+        return true;
+      },
+    );
     const pdf = pool.createStep(registry, { type: 'cda-pdf' });
-    await assert.rejects(pdf(input('<html xmlns="urn:hl7-org:v3"/>')), { code: 'PDF_CDA_INCOMPLETE' });
+    await assert.rejects(async () => pdf(input('<html xmlns="urn:hl7-org:v3"/>')), {
+      code: 'PDF_CDA_INCOMPLETE',
+    });
   });
 
   it('keeps on the main thread a step whose spec does not allow otherwise, and every step with 0 threads', async () => {
@@ -88,11 +93,14 @@ describe('step pool (channels/step-pool.ts)', () => {
     const step = pool.createStep(registry, { type: 'test-pool' });
     await step(input('x'));
     await pool.close();
-    await assert.rejects(step(input('y')), (e: unknown) => {
-      assert.ok(e instanceof OncoError);
-      assert.equal(e.code, 'STEP_POOL_CLOSED');
-      assert.equal(e.protocol.retryable, true);
-      return true;
-    });
+    await assert.rejects(
+      async () => step(input('y')),
+      (e: unknown) => {
+        assert.ok(e instanceof OncoError);
+        assert.equal(e.code, 'STEP_POOL_CLOSED');
+        assert.equal(e.protocol.retryable, true);
+        return true;
+      },
+    );
   });
 });
