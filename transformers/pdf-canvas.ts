@@ -10,6 +10,7 @@
 // same bytes, the file id derived from the content.
 import { createHash } from 'node:crypto';
 import { deflateSync } from 'node:zlib';
+import { DEFLATE_LEVEL } from './zip-write.ts';
 
 export type FontName = 'Helvetica' | 'Helvetica-Bold' | 'Helvetica-Oblique';
 
@@ -323,7 +324,7 @@ export class PdfCanvas {
     const resources = `<< /ProcSet [/PDF /Text] /Font << ${fonts.map(([r, n]) => `/${r} ${n} 0 R`).join(' ')} >> >>`;
     const kids: number[] = [];
     for (const { ops } of this.pages) {
-      const stream = deflateSync(Buffer.from(ops.join('\n'), 'latin1'));
+      const stream = deflateSync(Buffer.from(ops.join('\n'), 'latin1'), { level: DEFLATE_LEVEL });
       const content = add(
         Buffer.concat([
           Buffer.from(`<< /Length ${stream.length} /Filter /FlateDecode >>\nstream\n`, 'latin1'),

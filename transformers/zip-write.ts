@@ -16,6 +16,11 @@ const UTF8_NAMES = 0x0800;
 const VERSION = 20;
 const MADE_BY_UNIX = (3 << 8) | VERSION;
 const FILE_MODE = 0o100644;
+/**
+ * zlib level 3, not the default 6: on a CDA it deflates three times faster for a tenth more bytes
+ * (28.9 kB → 5.0 kB instead of 4.6 kB), and deflating was a third of packaging's CPU.
+ */
+export const DEFLATE_LEVEL = 3;
 
 /** DOS date and time fields of a moment, in local time, clamped to what they can say (1980-2107). */
 function dosDateTime(d: Date): { date: number; time: number } {
@@ -35,7 +40,7 @@ export function zipBytes(entries: readonly ZipEntry[], mtime: Date): Buffer {
   for (const e of entries) {
     const name = Buffer.from(e.name, 'utf8');
     const deflate = e.deflate !== false;
-    const data = deflate ? deflateRawSync(e.content) : e.content;
+    const data = deflate ? deflateRawSync(e.content, { level: DEFLATE_LEVEL }) : e.content;
     const crc = crc32(e.content);
     const local = Buffer.alloc(30);
     local.writeUInt32LE(0x04034b50, 0);
