@@ -29,6 +29,7 @@ export interface EngineConfig {
     writerRestarts: number;
   };
   defaults: { retry: RetryPolicy; queueLimit: number };
+  stepPool: { threads?: number };
   identity: Record<string, unknown>;
 }
 

@@ -988,6 +988,21 @@ export const ERRORS = define({
     hint: 'package a CDA written by the FRCP/PPS writers, or complete the document header',
     status: REQUIRED_AE,
   },
+  STEP_POOL_CLOSED: {
+    message: 'the step pool is closed: the engine is stopping',
+    hint: 'nothing to do: the message stays queued and runs when the engine starts again',
+    status: { http: 503, retryable: true },
+  },
+  STEP_POOL_THREAD_ENDED: {
+    message: 'the step pool thread running this step ended before it answered',
+    hint: 'the message is tried again on a new thread; if it keeps happening, look at the cause (memory?)',
+    status: { http: 503, retryable: true },
+  },
+  STEP_POOL_NO_SPEC: {
+    message: 'no step of type "{type}" is exported by {module}',
+    hint: 'a step spec with offThread must name the module that exports it (import.meta.url)',
+    status: { http: 500, retryable: false },
+  },
   PDF_CDA_INCOMPLETE: {
     message: 'the CDA document has no {what}: it cannot be rendered as PDF',
     hint: 'render a CDA written by the FRCP/PPS writers (put the rcp-cda step first)',

@@ -133,6 +133,21 @@ export const engineSchema = {
         },
       },
     },
+    stepPool: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      description:
+        'Worker threads for the CPU-bound steps that may leave the main thread (cda-pdf, cda-xdm, cda-hl7v2): the PDF and the packaging use every core while the main thread journals and answers.',
+      properties: {
+        threads: {
+          type: 'integer',
+          minimum: 0,
+          description:
+            'How many threads; default: the cores available (os.availableParallelism()); 0: every step on the main thread.',
+        },
+      },
+    },
     defaults: {
       type: 'object',
       additionalProperties: false,

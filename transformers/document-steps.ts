@@ -33,6 +33,7 @@ const pdfSchema = Type.Object({});
 export const cdaPdfStep: StepSpec<OptionsOf<typeof pdfSchema>> = {
   kind: 'step',
   type: 'cda-pdf',
+  offThread: import.meta.url,
   summary: 'Renders the CDA document as a PDF (header, patient, participants, every section, validation).',
   schema: pdfSchema,
   create: () => (input) => ({
@@ -73,6 +74,7 @@ function uuidOid(urn: string): string {
 export const cdaXdmStep: StepSpec<OptionsOf<typeof xdmSchema>> = {
   kind: 'step',
   type: 'cda-xdm',
+  offThread: import.meta.url,
   summary:
     'Packages the CDA document (and its PDF) as IHE_XDM.ZIP with METADATA.XML, for MSSanté mail and Mon espace santé.',
   schema: xdmSchema,
@@ -127,6 +129,7 @@ const hl7v2Schema = Type.Object({
 export const cdaHl7v2Step: StepSpec<OptionsOf<typeof hl7v2Schema>> = {
   kind: 'step',
   type: 'cda-hl7v2',
+  offThread: import.meta.url,
   summary:
     'Packages the CDA document (base64 in an ED OBX, and its PDF) as HL7 v2 MDM^T02/T10 or ORU^R01 for a record system.',
   schema: hl7v2Schema,
