@@ -39,13 +39,32 @@ function documentKey(doc: XmlElement): string {
   return `${attr(id, 'root') ?? ''}^${attr(id, 'extension') ?? ''}`;
 }
 
+/**
+ * The PDF of a CDA. Every recipient of a document gets the same PDF, and their messages pass the way
+ * channels close together: the last few renderings are kept, by the CDA's digest, so a document is
+ * drawn once rather than once per recipient (rendering is deterministic: the same bytes either way).
+ */
+const recentPdfs = new Map<string, Buffer>();
+const RECENT_PDFS = 32;
+
+function pdfFor(cda: string | Buffer, doc?: XmlElement): Buffer {
+  const key = createHash('sha256').update(cda).digest('base64');
+  let pdf = recentPdfs.get(key);
+  if (pdf === undefined) {
+    pdf = renderPdf(doc ?? cda);
+    recentPdfs.set(key, pdf);
+    if (recentPdfs.size > RECENT_PDFS) recentPdfs.delete(recentPdfs.keys().next().value!);
+  }
+  return pdf;
+}
+
 // ---- cda-pdf ---------------------------------------------------------------------------------------
 
 const pdfSchema = Type.Object({});
 
 function pdfOf(input: StepInput): StepInput {
   return {
-    content: renderPdf(input.content),
+    content: pdfFor(input.content),
     contentType: PDF_CONTENT_TYPE,
     meta: { ...input.meta, fileExtension: 'pdf' },
   };
@@ -125,7 +144,7 @@ export const cdaXdmStep: StepSpec<OptionsOf<typeof xdmSchema>> = {
   create: (o) => async (input) => {
     const cda = input.content.toString('utf8');
     const doc = parseXml(cda);
-    const pdf = o.includePdf ? renderPdf(doc) : undefined;
+    const pdf = o.includePdf ? pdfFor(cda, doc) : undefined;
     return {
       content: await xdmOf(cda, doc, o, input.meta[o.recipientMeta], pdf),
       contentType: XDM_CONTENT_TYPE,
@@ -195,7 +214,7 @@ function hl7v2Of(o: Hl7v2Options, input: StepInput): StepInput {
       processingId: o.processingId,
       replacementEvent: o.replacementEvent,
     },
-    o.includePdf ? renderPdf(doc) : undefined,
+    o.includePdf ? pdfFor(cda, doc) : undefined,
     doc,
   );
   return {
@@ -256,7 +275,7 @@ export const documentFormatStep: StepSpec<OptionsOf<typeof formatSchema>> = {
       const cda = input.content.toString('utf8');
       const doc = parseXml(cda);
       return {
-        content: await xdmOf(cda, doc, o, undefined, renderPdf(doc)),
+        content: await xdmOf(cda, doc, o, undefined, pdfFor(cda, doc)),
         contentType: XDM_CONTENT_TYPE,
         meta: xdmMeta(input.meta),
       };
@@ -289,7 +308,7 @@ export const documentMailStep: StepSpec<OptionsOf<typeof mailSchema>> = {
     const cda = input.content.toString('utf8');
     const doc = parseXml(cda);
     const header = summarizeCda(doc);
-    const pdf = renderPdf(doc);
+    const pdf = pdfFor(cda, doc);
     const to = metaString(input.meta.to);
     const label = SUBJECT_LABELS[header.code.code] ?? header.code.displayName;
     const name = metaString(input.meta.fileName) || 'document';
