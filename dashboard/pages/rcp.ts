@@ -1,6 +1,6 @@
 // RCP pages: sessions by date and committee, a session with its forms, and a form or a PPS with its
-// versions, its CDA and the delivery status of each recipient (an audited read, as over the API).
-// The PDF is linked once the packaging steps write it (issue 11 items 4-5).
+// versions, the CDA and PDF of each validated version, and the delivery status of each recipient
+// (an audited read, as over the API).
 import type { FastifyInstance } from 'fastify';
 import type { Engine } from '../../channels/engine.ts';
 import type { DocumentKind } from '../../store/rcp.ts';
@@ -124,7 +124,12 @@ export function registerRcpPages(app: FastifyInstance, engine: Engine): void {
             Patient <a href="/patients/${d.patientId}">${d.patientId}</a> · status
             <b id="status">${d.status}</b>
             ${d.meetingId === null ? '' : html` · <a href="/rcp/meetings/${d.meetingId}">RCP session</a>`}
-            ${d.outboxId === null ? '' : html` · <a href="${apiBase}/${d.id}/cda">CDA</a>`}
+            ${
+              d.outboxId === null
+                ? ''
+                : html` · <a href="${apiBase}/${d.id}/cda">CDA</a> ·
+                    <a href="${apiBase}/${d.id}/pdf" id="pdf">PDF</a>`
+            }
           </p>
           ${
             kind === 'frcp'
@@ -143,6 +148,7 @@ export function registerRcpPages(app: FastifyInstance, engine: Engine): void {
                 <th>Document id</th>
                 <th>Status</th>
                 <th>Validated</th>
+                <th>Documents</th>
               </tr>
             </thead>
             <tbody>
@@ -153,6 +159,14 @@ export function registerRcpPages(app: FastifyInstance, engine: Engine): void {
                     <td>${v.documentId}</td>
                     <td>${v.status}</td>
                     <td>${v.validatedAt ?? ''} ${v.validatedBy ?? ''}</td>
+                    <td>
+                      ${
+                        v.status === 'draft'
+                          ? ''
+                          : html`<a href="${apiBase}/${v.id}/cda">CDA</a>
+                              <a href="${apiBase}/${v.id}/pdf" class="pdf">PDF</a>`
+                      }
+                    </td>
                   </tr>`,
               )}
             </tbody>
@@ -176,7 +190,16 @@ export function registerRcpPages(app: FastifyInstance, engine: Engine): void {
                   html`<tr data-recipient="${r.recipient}">
                     <td><a href="/messages/${r.messageId}">${r.recipient}</a></td>
                     <td>${r.channel}</td>
-                    <td class="status-${r.status ?? ''}">${r.status}</td>
+                    <td class="status-${r.status ?? ''}">
+                      ${r.status}
+                      ${
+                        r.parts.length > 1
+                          ? html`<span class="muted parts"
+                              >(${r.parts.map((p) => `${p.destination} ${p.status}`).join(', ')})</span
+                            >`
+                          : ''
+                      }
+                    </td>
                     <td>${r.attempts}</td>
                     <td>${r.sentAt ? formatTime(r.sentAt) : ''}</td>
                     <td class="error">${r.lastError}</td>
