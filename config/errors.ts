@@ -1087,6 +1087,11 @@ export const ERRORS = define({
     hint: 'complete the establishment’s documents route in directory.yaml, then replay the delivery',
     status: REFUSED_FOR_GOOD,
   },
+  DOCUMENT_FORMAT_UNKNOWN: {
+    message: 'no document format "{format}"',
+    hint: 'give the establishment’s documents route a format among cda, xdm, hl7v2 in directory.yaml, then replay the message',
+    status: REFUSED_FOR_GOOD,
+  },
   PICKUP_NO_ACCOUNT: {
     message: 'no establishment account for FINESS {finess}',
     hint: 'create one (onco-relay user add LOGIN --role establishment --finess FINESS), then replay the delivery',

@@ -265,8 +265,15 @@ const establishment = {
           description: 'its MSSanté mailbox (way mssante)',
         },
         format: {
-          enum: ['cda', 'xdm', 'mdm'],
-          description: 'what it reads: CDA with PDF, XDM zip, HL7 v2 MDM',
+          enum: ['cda', 'xdm', 'hl7v2'],
+          description:
+            'what a file it picks up or is pushed holds (ways pickup, sftp-push): cda (default) NAME.xml and NAME.pdf, xdm NAME.zip (IHE XDM with the PDF), hl7v2 NAME.hl7 (MDM^T02 with CDA and PDF)',
+        },
+        application: {
+          type: 'string',
+          minLength: 1,
+          description:
+            'MSH-5 of the HL7 v2 messages it is sent (its record system), ways mllp and hl7v2 files',
         },
       },
       if: { properties: { way: { const: 'mssante' } } },

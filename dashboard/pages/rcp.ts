@@ -1,6 +1,6 @@
 // RCP pages: sessions by date and committee, a session with its forms, and a form or a PPS with its
-// versions, its CDA and the delivery status of each recipient (an audited read, as over the API).
-// The PDF is linked once the packaging steps write it (issue 11 items 4-5).
+// versions, the CDA and PDF of each validated version, and the delivery status of each recipient
+// (an audited read, as over the API).
 import type { FastifyInstance } from 'fastify';
 import type { Engine } from '../../channels/engine.ts';
 import type { DocumentKind } from '../../store/rcp.ts';
@@ -105,7 +105,12 @@ export function registerRcpPages(app: FastifyInstance, engine: Engine): void {
             Patient <a href="/patients/${d.patientId}">${d.patientId}</a> · status
             <b id="status">${d.status}</b>
             ${d.meetingId === null ? '' : html` · <a href="/rcp/meetings/${d.meetingId}">RCP session</a>`}
-            ${d.outboxId === null ? '' : html` · <a href="${apiBase}/${d.id}/cda">CDA</a>`}
+            ${
+              d.outboxId === null
+                ? ''
+                : html` · <a href="${apiBase}/${d.id}/cda">CDA</a> ·
+                    <a href="${apiBase}/${d.id}/pdf" id="pdf">PDF</a>`
+            }
           </p>
           ${
             kind === 'frcp'
@@ -123,6 +128,14 @@ export function registerRcpPages(app: FastifyInstance, engine: Engine): void {
               { header: 'Document id', cell: (v) => v.documentId },
               { header: 'Status', cell: (v) => v.status },
               { header: 'Validated', cell: (v) => `${v.validatedAt ?? ''} ${v.validatedBy ?? ''}` },
+              {
+                header: 'Documents',
+                cell: (v) =>
+                  v.status === 'draft'
+                    ? ''
+                    : html`<a href="${apiBase}/${v.id}/cda">CDA</a>
+                        <a href="${apiBase}/${v.id}/pdf" class="pdf">PDF</a>`,
+              },
             ],
             d.versions,
             { id: 'versions' },
@@ -136,7 +149,19 @@ export function registerRcpPages(app: FastifyInstance, engine: Engine): void {
                 cell: (r) => html`<a href="/messages/${r.messageId}">${r.recipient}</a>`,
               },
               { header: 'Way', cell: (r) => r.channel },
-              { header: 'Status', cell: (r) => r.status, class: (r) => `status-${r.status ?? ''}` },
+              {
+                header: 'Status',
+                cell: (r) =>
+                  html`${r.status}
+                  ${
+                    r.parts.length > 1
+                      ? html`<span class="muted parts"
+                          >(${r.parts.map((p) => `${p.destination} ${p.status}`).join(', ')})</span
+                        >`
+                      : ''
+                  }`,
+                class: (r) => `status-${r.status ?? ''}`,
+              },
               { header: 'Attempts', cell: (r) => r.attempts },
               { header: 'Sent', cell: (r) => (r.sentAt ? formatTime(r.sentAt) : '') },
               { header: 'Last error', cell: (r) => r.lastError, class: () => 'error' },
