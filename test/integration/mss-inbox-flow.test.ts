@@ -5,12 +5,12 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import nodemailer from 'nodemailer';
 import { builtinRegistry } from '../../channels/builtins.ts';
 import { startEngine, tempDir, until, type Harness } from '../support/engine-harness.ts';
 import { idleSource, makeSink, type Sink } from '../support/sink.ts';
 import { xdmZip, zip } from '../support/xdm-fixture.ts';
 import { generate, sha256Of } from '../support/large-file.ts';
+import { plainTransport } from '../support/smtp-send.ts';
 
 const MiB = 1024 * 1024;
 const CDA = fs.readFileSync(path.join(import.meta.dirname, '../fixtures/clinical/cr-acp.xml'));
@@ -85,7 +85,7 @@ describe('MSSanté inbox flow: mail → attachments → the flows of their kinds
     attachments: Array<{ filename: string; content: Buffer } | { filename: string; path: string }>,
     from = 'anapath@labo-demo.mssante.fr',
   ) =>
-    nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true }).sendMail({
+    plainTransport(port).sendMail({
       from,
       to: 'pathology@dcc.test',
       subject: 'XDM/1.0/DDM+CR DUPONT Marie 19790328',

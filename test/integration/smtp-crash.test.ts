@@ -8,11 +8,11 @@ import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import nodemailer from 'nodemailer';
 import YAML from 'yaml';
 import { startChildEngine } from '../support/child-engine.ts';
 import { tempDir, until } from '../support/engine-harness.ts';
 import { freePort } from '../support/ports.ts';
+import { plainTransport, sendMail } from '../support/smtp-send.ts';
 
 const KILLS = 3;
 const MAX_KILLS = 10;
@@ -44,11 +44,7 @@ class RetryingSender {
   session(port: number): () => Promise<void> {
     let alive = true;
     const queue = this.unaccepted();
-    const transport = nodemailer.createTransport({
-      host: '127.0.0.1',
-      port,
-      secure: false,
-      ignoreTLS: true,
+    const transport = plainTransport(port, {
       connectionTimeout: 2000,
       greetingTimeout: 2000,
       socketTimeout: 5000,
@@ -60,10 +56,7 @@ class RetryingSender {
         if (!id) return;
         this.sends.set(id, (this.sends.get(id) ?? 0) + 1);
         try {
-          await transport.sendMail({
-            envelope: { from: 'anapath@labo-demo.mssante.fr', to: 'pathology@dcc.test' },
-            raw: raw(id),
-          });
+          await sendMail(transport, 'pathology@dcc.test', raw(id), 'anapath@labo-demo.mssante.fr');
           this.accepted.add(id);
         } catch {
           alive = false; // the engine died under us: the next session retries
