@@ -294,6 +294,8 @@ export interface Destination {
 export interface DestinationContext extends ConnectorContext {
   /** Hands a message to another deployed channel, as its source would (the channel writer). */
   dispatch(channelId: string, msg: Inbound): Promise<Receipt>;
+  /** As `SourceContext.stage`: content for `dispatch` made ready without holding it in memory. */
+  stage(from: StageFrom): Promise<StagedContent>;
 }
 
 /**

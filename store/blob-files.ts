@@ -91,7 +91,30 @@ export class BlobFiles {
         ? this.adopt(from.file)
         : this.writeStaging(fs.createReadStream(from.file, { highWaterMark: CHUNK }));
     }
-    return this.writeStaging(from.stream);
+    return this.stageStream(from.stream);
+  }
+
+  /** A stream stays in memory while it is at most the threshold, and spills to a staging file past it. */
+  private async stageStream(source: Readable | AsyncIterable<Uint8Array>): Promise<StagedContent> {
+    const it = (source as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+    const held: Uint8Array[] = [];
+    let size = 0;
+    for (;;) {
+      const next = await it.next();
+      if (next.done) {
+        const content = Buffer.concat(held, size);
+        return { digest: sha256(content), size, content };
+      }
+      held.push(next.value);
+      size += next.value.length;
+      if (size > this.threshold) break;
+    }
+    async function* spilled(): AsyncGenerator<Uint8Array> {
+      yield* held.splice(0);
+      // Iterating the rest through for-await closes the source if writing fails half-way.
+      yield* { [Symbol.asyncIterator]: () => it };
+    }
+    return this.writeStaging(spilled());
   }
 
   /** An existing blob as staged content (a replay journals the same file again: one more reference). */
@@ -127,15 +150,28 @@ export class BlobFiles {
   }
 
   /**
-   * Journals staged content: above the threshold its file is first renamed to its digest (or dropped
-   * when that blob exists already) and the directory fsynced, then `write` commits the reference.
-   * The digest stays pinned until that commit settled, so that no sweep deletes it meanwhile.
+   * Journals staged content: above the threshold its file is first placed (`place`), then `write`
+   * commits the reference, the digest pinned meanwhile.
    */
   async keep<T>(
     staged: StagedContent | undefined,
     write: (blob: BlobRef | undefined) => Promise<T>,
   ): Promise<T> {
     if (!staged || staged.file === undefined) return write(undefined);
+    const placed = await this.place({ ...staged, file: staged.file });
+    try {
+      return await write(placed.blob);
+    } finally {
+      placed.release();
+    }
+  }
+
+  /**
+   * Renames a staged file to its digest (or drops it when that blob exists already) and fsyncs the
+   * directory, then pins the digest until `release`: call it once the commit that references the
+   * blob has settled, so that no sweep deletes it meanwhile.
+   */
+  async place(staged: StagedContent & { file: string }): Promise<{ blob: BlobRef; release: () => void }> {
     const { digest, size, file } = staged;
     const target = this.path(digest);
     await this.locked(digest, async () => {
@@ -150,13 +186,21 @@ export class BlobFiles {
       }
       this.pins.set(digest, (this.pins.get(digest) ?? 0) + 1);
     });
-    try {
-      return await write({ digest, size });
-    } finally {
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
       const n = (this.pins.get(digest) ?? 1) - 1;
       if (n > 0) this.pins.set(digest, n);
       else this.pins.delete(digest);
-    }
+    };
+    return { blob: { digest, size }, release };
+  }
+
+  /** Deletes a staged file nothing will journal (a step's intermediate output). */
+  async discard(staged: StagedContent): Promise<void> {
+    if (staged.file !== undefined && path.dirname(staged.file) === this.staging)
+      await fsp.rm(staged.file, { force: true });
   }
 
   /**

@@ -6,7 +6,6 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import nodemailer from 'nodemailer';
 import YAML from 'yaml';
 import {
   copiesById,
@@ -17,6 +16,7 @@ import {
 } from '../support/crash-loop.ts';
 import { tempDir } from '../support/engine-harness.ts';
 import { freePort } from '../support/ports.ts';
+import { plainTransport, sendMail } from '../support/smtp-send.ts';
 
 const KILLS = 3;
 const MAX_KILLS = 10;
@@ -46,11 +46,7 @@ class RetryingSender implements CrashSender {
   session(port: number): () => Promise<void> {
     let alive = true;
     const queue = this.unacknowledged();
-    const transport = nodemailer.createTransport({
-      host: '127.0.0.1',
-      port,
-      secure: false,
-      ignoreTLS: true,
+    const transport = plainTransport(port, {
       connectionTimeout: 2000,
       greetingTimeout: 2000,
       socketTimeout: 5000,
@@ -62,10 +58,7 @@ class RetryingSender implements CrashSender {
         if (!id) return;
         this.sends.set(id, (this.sends.get(id) ?? 0) + 1);
         try {
-          await transport.sendMail({
-            envelope: { from: 'anapath@labo-demo.mssante.fr', to: 'pathology@dcc.test' },
-            raw: raw(id),
-          });
+          await sendMail(transport, 'pathology@dcc.test', raw(id), 'anapath@labo-demo.mssante.fr');
           this.accepted.add(id);
         } catch {
           alive = false; // the engine died under us: the next session retries
