@@ -363,8 +363,18 @@ export class Journal {
           'SELECT message_id FROM answers WHERE channel = ? AND due = 1 AND message_id > ? ORDER BY message_id LIMIT ?',
         )
         .pluck(),
-      startProcessing: db.prepare('UPDATE messages SET attempts = attempts + 1 WHERE id = ?'),
+      // What the count was before: one statement, no read of the row first.
+      startProcessing: db
+        .prepare<[number], number>(
+          'UPDATE messages SET attempts = attempts + 1 WHERE id = ? RETURNING attempts - 1',
+        )
+        .pluck(),
       startDelivery: db.prepare('UPDATE deliveries SET starts = starts + 1 WHERE id = ?'),
+      startDeliveryUnfinished: db
+        .prepare<[number], number>(
+          'UPDATE deliveries SET starts = starts + 1 WHERE id = ? RETURNING starts - 1 - attempts',
+        )
+        .pluck(),
       unstartDelivery: db.prepare(
         'UPDATE deliveries SET starts = starts - 1 WHERE id = ? AND starts > attempts',
       ),
@@ -563,9 +573,7 @@ export class Journal {
    * journaled outcome (crashes or stalls). Meant for GroupCommit.mark: durable before the work starts.
    */
   startProcessing(messageId: number): number {
-    const before = this.s.message.get(messageId)?.attempts ?? 0;
-    this.s.startProcessing.run(messageId);
-    return before;
+    return this.s.startProcessing.get(messageId) ?? 0;
   }
 
   /**
@@ -589,10 +597,7 @@ export class Journal {
 
   /** Same as startProcessing, for one delivery attempt. */
   startDelivery(deliveryId: number): number {
-    const d = this.s.delivery.get(deliveryId);
-    if (!d) return 0;
-    this.s.startDelivery.run(deliveryId);
-    return d.starts - d.attempts;
+    return this.s.startDeliveryUnfinished.get(deliveryId) ?? 0;
   }
 
   /** Marks the start of a batch of delivery attempts (none of them a suspect): one commit for all. */
