@@ -482,6 +482,7 @@ export class Documents {
               classification_code, classification_display, interpretation) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
       insertWaiting: p('INSERT OR IGNORE INTO document_waiting (key, document_id) VALUES (?, ?)'),
       clearWaiting: p('DELETE FROM document_waiting WHERE document_id = ?'),
+      anyWaiting: p('SELECT 1 FROM document_waiting LIMIT 1').pluck(),
       waitingFor: p(`SELECT DISTINCT document_id FROM document_waiting
                      WHERE key IN (SELECT value FROM json_each(?)) ORDER BY document_id`).pluck(),
       insertReview:
@@ -606,6 +607,8 @@ export class Documents {
    * called by identity vigilance in the transaction that filed the identity.
    */
   identityFiled(patientId: number, ctx: ActionContext): void {
+    // Most identities filed find no document waiting at all: then the patient is not even read.
+    if (this.sql.anyWaiting.get() === undefined) return;
     const id = this.patients.resolvePatient(patientId);
     if (id === null) return;
     const patient = this.patients.get(id)!;

@@ -207,8 +207,10 @@ export class ThreadWriter implements Writer {
   run(module: string, method: string, args: unknown[], mode: WriteMode): Promise<unknown> {
     if (this.closing || this.failure) return Promise.reject(this.refusal());
     const id = this.nextId++;
-    // Posted once per turn: every call made meanwhile crosses in one message.
-    if (this.outbox.length === 0) queueMicrotask(() => this.post());
+    // Posted once per turn of the event loop (after its I/O callbacks): the calls of every socket
+    // read and every processed message of that turn cross in one message, one clone and one wake-up
+    // of the thread rather than one each.
+    if (this.outbox.length === 0) setImmediate(() => this.post());
     this.outbox.push({ id, module, method, args, mode });
     return this.wait(id);
   }
