@@ -22,6 +22,13 @@ const rssMB = (): number => mb(process.memoryUsage().rss);
 const peakMB = (): number => Math.round(process.resourceUsage().maxRSS / 1024);
 const seconds = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e9;
 
+/** Bytes this process passed to write(2) and read(2) so far (Linux). */
+function ioBytes(): { written: number; read: number } {
+  const io = fs.readFileSync('/proc/self/io', 'utf8');
+  const field = (name: string): number => Number(new RegExp(`^${name}: (\\d+)`, 'm').exec(io)?.[1] ?? 0);
+  return { written: field('wchar'), read: field('rchar') };
+}
+
 /**
  * CPU seconds of this process's threads (Linux): the main thread, the busiest other one (the store's
  * writer thread, whose CPU is the bulk import's wall), and the rest (GC helpers, libuv) together.
@@ -222,6 +229,7 @@ function raw(): object {
 async function identityImport(o: { dir: string; total: number }): Promise<object> {
   const store = new Store({ dataDir: tempDir('onco-bench-data-') });
   const cpu0 = process.cpuUsage();
+  const io0 = ioBytes();
   let lastShown = Date.now();
   const report = await importIdentities(store, await identityFiles([o.dir]), {
     author: 'bench',
@@ -236,6 +244,7 @@ async function identityImport(o: { dir: string; total: number }): Promise<object
   });
   const cpu = process.cpuUsage(cpu0);
   const threads = threadCpu();
+  const io = ioBytes();
   const count = (table: string): unknown => store.db.prepare(`SELECT count(*) FROM ${table}`).pluck().get();
   const result = {
     identities: report.messages,
@@ -248,6 +257,9 @@ async function identityImport(o: { dir: string; total: number }): Promise<object
     cpuSeconds: Math.round((cpu.user + cpu.system) / 1e6),
     threadCpuSeconds: threads,
     writerCpuMsPerIdentity: Number(((threads.writer * 1000) / report.messages).toFixed(3)),
+    // Written: the WAL and its checkpoints; read: the input files and the pages the caches missed.
+    writtenKBPerIdentity: Math.round((io.written - io0.written) / 1024 / report.messages),
+    readKBPerIdentity: Math.round((io.read - io0.read) / 1024 / report.messages),
     rssAfterMB: rssMB(),
     rssPeakMB: peakMB(),
     actions: report.actions,
