@@ -607,7 +607,8 @@ export class Documents {
    * called by identity vigilance in the transaction that filed the identity.
    */
   identityFiled(patientId: number, ctx: ActionContext): void {
-    // Most identities filed find no document waiting at all: then the patient is not even read.
+    // Most identities arrive with no document waiting at all (a region's base at go-live): reading
+    // the patient and its IPPs for nothing was 16 % of the bulk load's writer thread.
     if (this.sql.anyWaiting.get() === undefined) return;
     const id = this.patients.resolvePatient(patientId);
     if (id === null) return;

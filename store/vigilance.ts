@@ -125,21 +125,15 @@ function insKey(ins: Identity['ins']): string | null {
 export class Vigilance {
   private readonly sql;
   /** Built once: better-sqlite3 builds a wrapper (four functions) at every `db.transaction(fn)`. */
-  private readonly decideAtomically;
+  private readonly atomically;
 
   constructor(
     readonly patients: PatientStore,
     /** Told of every identity filed, in its transaction: documents waiting for it are filed then. */
     private readonly identityFiled: (patientId: number, ctx: ActionContext) => void = () => {},
   ) {
-    this.decideAtomically = patients.db.transaction(
-      (
-        input: IdentityInput,
-        identity: Identity,
-        ctx: IdentityContext,
-        rules: VigilanceRules,
-        notes: string[],
-      ) => this.decide(input, identity, ctx, rules, notes),
+    this.atomically = patients.db.transaction((input: IdentityInput, ctx: IdentityContext) =>
+      this.applyWithin(input, ctx),
     );
     const p = (s: string) => patients.db.prepare(s);
     const select = `SELECT r.*, d.at AS opened_at, rd.author AS resolved_by, rd.at AS resolved_at FROM identity_reviews r
@@ -166,10 +160,19 @@ export class Vigilance {
    * is one (as a savepoint), else in its own.
    */
   applyIdentity(input: IdentityInput, ctx: IdentityContext): IdentityDecision {
+    return this.atomically(input, ctx);
+  }
+
+  /**
+   * `applyIdentity` without a savepoint of its own, for a caller whose transaction undoes whatever
+   * this wrote if it throws (the identity filing always runs in one): a savepoint per identity was
+   * a tenth of the bulk load's writer thread.
+   */
+  applyWithin(input: IdentityInput, ctx: IdentityContext): IdentityDecision {
     const rules = { ...defaultVigilanceRules, ...ctx.rules };
     const notes: string[] = [];
     const identity = this.effectiveIdentity(parseIdentity(input), ctx, notes);
-    return this.decideAtomically(input, identity, ctx, rules, notes);
+    return this.decide(input, identity, ctx, rules, notes);
   }
 
   /** Applies the source cap and the INS acceptance: what the store may believe of this identity. */
