@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { simpleParser, type ParsedMail } from 'mailparser';
-import yauzl from 'yauzl';
 import { addAccount, startEngine, tempDir, until, type Harness } from '../support/engine-harness.ts';
 import { startSshd, type Sshd } from '../support/sshd.ts';
 import { aiosmtpd, type SmtpReceiver } from '../support/aiosmtpd.ts';
@@ -23,6 +22,7 @@ import {
   SUD,
 } from '../support/documents-out.ts';
 import { formContent, meetingData } from '../fixtures/documents/rcp-store.ts';
+import { unzip } from '../support/xdm-fixture.ts';
 import { get, parse, segmentsNamed } from '../../transformers/hl7v2.ts';
 import { attr, element, elements, parseXml, type XmlElement } from '../../transformers/xml.ts';
 
@@ -30,17 +30,6 @@ const actor = { login: 'dr-rcp', role: 'operator' };
 const EST = '310000006';
 const OUEST = '310000007';
 const MES = `${INS}@patient.mssante.fr`;
-
-async function unzip(zip: Buffer): Promise<Map<string, Buffer>> {
-  const archive = await yauzl.fromBufferPromise(zip, {});
-  const files = new Map<string, Buffer>();
-  for await (const entry of archive.eachEntry()) {
-    const chunks: Buffer[] = [];
-    for await (const chunk of await archive.openReadStreamPromise(entry)) chunks.push(chunk as Buffer);
-    files.set(entry.fileName, Buffer.concat(chunks));
-  }
-  return files;
-}
 
 const isPdf = (b: Buffer): boolean =>
   b.subarray(0, 5).toString('latin1') === '%PDF-' && b.subarray(-8).toString('latin1').includes('%%EOF');

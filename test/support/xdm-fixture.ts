@@ -1,6 +1,20 @@
 // IHE XDM archives for tests, written with yazl: a well-formed one (INDEX.HTM, README.TXT,
-// IHE_XDM/SUBSET01/METADATA.XML and the documents) and the hostile shapes a reader must refuse.
+// IHE_XDM/SUBSET01/METADATA.XML and the documents) and the hostile shapes a reader must refuse; and
+// read back with yauzl, to check what the appliance packed.
+import yauzl from 'yauzl';
 import yazl from 'yazl';
+
+/** Every entry of a zip, by name. */
+export async function unzip(zip: Buffer): Promise<Map<string, Buffer>> {
+  const archive = await yauzl.fromBufferPromise(zip, {});
+  const files = new Map<string, Buffer>();
+  for await (const entry of archive.eachEntry()) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of await archive.openReadStreamPromise(entry)) chunks.push(chunk as Buffer);
+    files.set(entry.fileName, Buffer.concat(chunks));
+  }
+  return files;
+}
 
 export interface ZipEntry {
   name: string;

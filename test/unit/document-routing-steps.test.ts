@@ -1,12 +1,12 @@
 // The steps the way channels run per recipient (documents-pickup, -sftp, -mail): `document-format`
 // sends an establishment what its directory route asks, `document-mail` makes the MSSanté mail.
 import assert from 'node:assert/strict';
-import yauzl from 'yauzl';
 import { builtinRegistry } from '../../channels/builtins.ts';
 import { writeFrcp } from '../../transformers/cda-frcp.ts';
 import type { Step, StepInput } from '../../transformers/contract.ts';
 import { get, parse, segmentsNamed } from '../../transformers/hl7v2.ts';
 import { readMailJson } from '../../transformers/mss-mail.ts';
+import { unzip } from '../support/xdm-fixture.ts';
 import { correctedForm, fullForm, minimalUncodedForm } from '../fixtures/documents/rcp-forms.ts';
 
 const registry = builtinRegistry();
@@ -18,13 +18,6 @@ const cda = (meta: StepInput['meta'] = {}, form = fullForm): StepInput => ({
   contentType: 'application/hl7-cda+xml',
   meta: { fileName: 'FRCP-42-1', finess: '310000001', ...meta },
 });
-
-async function entries(zip: Buffer): Promise<string[]> {
-  const archive = await yauzl.fromBufferPromise(zip, {});
-  const names: string[] = [];
-  for await (const entry of archive.eachEntry()) names.push(entry.fileName);
-  return names.sort();
-}
 
 const isPdf = (b: Buffer): boolean => b.subarray(0, 5).toString('latin1') === '%PDF-';
 
@@ -48,7 +41,7 @@ describe('document-format: what an establishment’s route asks for', () => {
     const doc = (await documentPart(cda({ format: 'xdm' })))!;
     assert.equal(doc.contentType, 'application/zip');
     assert.equal(doc.meta.fileExtension, 'zip');
-    const names = await entries(doc.content);
+    const names = [...(await unzip(doc.content)).keys()];
     for (const name of [
       'IHE_XDM/SUBSET01/METADATA.XML',
       'IHE_XDM/SUBSET01/DOC0001.XML',
@@ -98,7 +91,7 @@ describe('document-mail: the MSSanté mail of a document', () => {
         ['FRCP-42-1.pdf', 'application/pdf'],
       ],
     );
-    assert.ok((await entries(pro.attachments[0]!.content)).includes('IHE_XDM/SUBSET01/METADATA.XML'));
+    assert.ok((await unzip(pro.attachments[0]!.content)).has('IHE_XDM/SUBSET01/METADATA.XML'));
     assert.ok(isPdf(pro.attachments[1]!.content));
     const mes = readMailJson(
       (await mail(cda({ to: '279035121518989@patient.mssante.fr', recipientKind: 'patient' })))!.content,

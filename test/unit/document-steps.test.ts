@@ -1,13 +1,13 @@
 // The packaging steps of documents out as a channel builds them (registry, options from the
 // schema): a CDA written by the FRCP writer becomes each recipient's format, read back.
 import assert from 'node:assert/strict';
-import yauzl from 'yauzl';
 import { builtinRegistry } from '../../channels/builtins.ts';
 import { writeFrcp } from '../../transformers/cda-frcp.ts';
 import type { Step, StepInput } from '../../transformers/contract.ts';
 import { get, parse, segmentsNamed } from '../../transformers/hl7v2.ts';
 import { attr, element, elements, parseXml } from '../../transformers/xml.ts';
 import { pdfText } from '../support/pdf-text.ts';
+import { unzip } from '../support/xdm-fixture.ts';
 import { correctedForm, fullForm } from '../fixtures/documents/rcp-forms.ts';
 
 const registry = builtinRegistry();
@@ -26,17 +26,6 @@ async function run(s: Step, i: StepInput): Promise<StepInput> {
   return out;
 }
 
-async function zipEntries(zip: Buffer): Promise<Map<string, Buffer>> {
-  const archive = await yauzl.fromBufferPromise(zip, {});
-  const files = new Map<string, Buffer>();
-  for await (const entry of archive.eachEntry()) {
-    const chunks: Buffer[] = [];
-    for await (const chunk of await archive.openReadStreamPromise(entry)) chunks.push(chunk as Buffer);
-    files.set(entry.fileName, Buffer.concat(chunks));
-  }
-  return files;
-}
-
 describe('documents-out packaging steps (cda-pdf, cda-xdm, cda-hl7v2)', () => {
   it('cda-pdf: the PDF of the CDA, the meta kept, the extension named', async () => {
     const out = await run(step('cda-pdf'), cda());
@@ -51,7 +40,7 @@ describe('documents-out packaging steps (cda-pdf, cda-xdm, cda-hl7v2)', () => {
     const out = await run(xdm, cda());
     assert.equal(out.contentType, 'application/zip');
     assert.equal(out.meta.attachmentName, 'IHE_XDM.ZIP');
-    const files = await zipEntries(out.content);
+    const files = await unzip(out.content);
     assert.equal(files.get('IHE_XDM/SUBSET01/DOC0001.XML')?.toString('utf8'), writeFrcp(fullForm));
     assert.equal(files.get('IHE_XDM/SUBSET01/DOC0002.PDF')?.subarray(0, 5).toString('latin1'), '%PDF-');
     const metadata = parseXml(files.get('IHE_XDM/SUBSET01/METADATA.XML') ?? '');
@@ -64,7 +53,7 @@ describe('documents-out packaging steps (cda-pdf, cda-xdm, cda-hl7v2)', () => {
       ['||^^Internet^anne.oncotest@chu-sud.mssante.fr'],
     );
     const setId = (zip: Buffer): Promise<string | undefined> =>
-      zipEntries(zip).then((f) =>
+      unzip(zip).then((f) =>
         attr(
           elements(
             parseXml(f.get('IHE_XDM/SUBSET01/METADATA.XML') ?? ''),
@@ -77,7 +66,7 @@ describe('documents-out packaging steps (cda-pdf, cda-xdm, cda-hl7v2)', () => {
     assert.ok((await run(xdm, cda())).content.equals(out.content));
     const other = await run(xdm, cda(fullForm, { to: '279035121518989@patient.mssante.fr' }));
     assert.notEqual(await setId(other.content), await setId(out.content));
-    const withoutPdf = await zipEntries(
+    const withoutPdf = await unzip(
       (await run(step('cda-xdm', { sourceId: '1.2.250.1.999.7', includePdf: false }), cda())).content,
     );
     assert.equal(withoutPdf.has('IHE_XDM/SUBSET01/DOC0002.PDF'), false);
