@@ -25,6 +25,7 @@ import { JournalBackoff } from './backoff.ts';
 import { DestinationWorker, POISON_LIMIT } from './destination-worker.ts';
 import { ChannelMetrics } from './metrics.ts';
 import { describeError, runSteps } from './steps.ts';
+import type { StepPool } from './step-pool.ts';
 import { Wake } from './wake.ts';
 import { withContent } from './content.ts';
 
@@ -38,6 +39,8 @@ export interface ChannelDeps {
   /** The engine-wide part of every connector context (accounts, shared services, data dir). */
   connectorContext: (channelId: string, report: (s: ConnectorState) => void) => ConnectorContext;
   dispatch: DestinationContext['dispatch'];
+  /** Where the steps that may leave the main thread run (channels/step-pool.ts). */
+  stepPool: StepPool;
 }
 
 export interface ChannelStatus {
@@ -140,8 +143,8 @@ export class Channel {
     if (this.state !== 'UNDEPLOYED' && this.state !== 'FAILED') return;
     this.state = 'STARTING';
     try {
-      const { registry, store } = this.deps;
-      this.steps = this.config.steps.map((s) => registry.createStep(s));
+      const { registry, store, stepPool } = this.deps;
+      this.steps = this.config.steps.map((s) => stepPool.createStep(registry, s));
       this.backlog = store.journal.backlogCount(this.id);
       const destCtx: DestinationContext = {
         ...this.deps.connectorContext(this.id, () => undefined),
@@ -161,7 +164,7 @@ export class Channel {
           concurrency: d.concurrency,
           retry: { ...this.deps.defaults.retry, ...d.retry },
           storage: () => this.storage,
-          steps: d.steps.map((s) => registry.createStep(s)),
+          steps: d.steps.map((s) => stepPool.createStep(registry, s)),
           destination,
           store,
           metrics: this.metrics,

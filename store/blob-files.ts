@@ -14,6 +14,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { OncoError } from '../config/errors.ts';
+import { syncDirectory, syncDirectorySync } from './sync-directory.ts';
 
 /** A blob as the journal records it: plain data, safe to hand to the writer. */
 export interface BlobRef {
@@ -122,6 +123,33 @@ export class BlobFiles {
   }
 
   /**
+   * Keeps bytes as a blob at once, synchronously, for a writer inside its transaction (the
+   * documents' filing, in the writer thread): staged, fsynced, renamed to its digest and the
+   * directory fsynced before it returns, so before the commit that references it. Not pinned: only
+   * for a directory that is swept when no such write is in flight (the documents', at start).
+   */
+  putNow(bytes: Uint8Array): BlobRef {
+    const ref = { digest: sha256(bytes), size: bytes.length };
+    const target = this.path(ref.digest);
+    if (fs.existsSync(target)) return ref;
+    const file = this.newStagingName();
+    const fd = fs.openSync(file, 'wx', 0o600);
+    try {
+      for (let written = 0; written < bytes.length;)
+        written += fs.writeSync(fd, bytes, written, bytes.length - written);
+      fs.fsyncSync(fd);
+    } catch (error) {
+      fs.closeSync(fd);
+      fs.rmSync(file, { force: true });
+      throw error;
+    }
+    fs.closeSync(fd);
+    fs.renameSync(file, target);
+    syncDirectorySync(this.dir!);
+    return ref;
+  }
+
+  /**
    * Journals staged content: above the threshold its file is first placed (`place`), then `write`
    * commits the reference, the digest pinned meanwhile.
    */
@@ -151,7 +179,7 @@ export class BlobFiles {
         if (await exists(target)) await fsp.rm(file, { force: true });
         else {
           await fsp.rename(file, target);
-          await syncDir(this.dir!);
+          await syncDirectory(this.dir!);
         }
       } else if (!(await exists(target))) {
         throw new BlobError('BLOB_MISSING', digest, target);
@@ -196,7 +224,7 @@ export class BlobFiles {
         removed++;
       });
     }
-    if (removed > 0) await syncDir(this.dir);
+    if (removed > 0) await syncDirectory(this.dir);
     return removed;
   }
 
@@ -331,14 +359,4 @@ async function exists(file: string): Promise<boolean> {
     () => true,
     () => false,
   );
-}
-
-/** Makes the renames and deletions in a directory durable. */
-async function syncDir(dir: string): Promise<void> {
-  const handle = await fsp.open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
