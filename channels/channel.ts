@@ -592,8 +592,6 @@ export class Channel {
       if (out === null) return { result: { messageId, status: 'FILTERED', now }, output: null };
       // A large file a step passed on unchanged stays one blob: referenced again, not copied in.
       const same = input.unchanged(out) ? raw.blob : undefined;
-      // A file a step staged is not read here: placeOutput journals the file itself.
-      const content = stagedOf(out)?.file ? EMPTY : out.content;
       return {
         result: {
           messageId,
@@ -603,7 +601,12 @@ export class Channel {
           transformed: this.steps.length
             ? same
               ? { content: EMPTY, blob: same, contentType: out.contentType, meta: out.meta }
-              : { content, contentType: out.contentType, meta: out.meta }
+              : // A file a step staged is not read here: placeOutput journals the file itself.
+                {
+                  content: stagedOf(out)?.file ? EMPTY : out.content,
+                  contentType: out.contentType,
+                  meta: out.meta,
+                }
             : undefined,
         },
         output: out,
