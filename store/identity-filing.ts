@@ -1,7 +1,7 @@
 // Filing of identity events into the core store through the vigilance rules, as one writer method:
 // the identity-store destination (connectors/identity-writer.ts) turns a PAM FR message into these
 // steps in its own thread, the writer runs them in the delivery's transaction. The bulk import
-// files many messages in one call, each in a savepoint of its own.
+// files many messages in one call, a refused one undone alone.
 import { OncoError, renderError } from '../config/errors.ts';
 import { isTransientDbError } from './db.ts';
 import type { ActionContext, Decision, IdentifierRef, IdentityInput, PatientStore } from './patients.ts';
@@ -36,15 +36,46 @@ class IdentityRefusal extends OncoError {
   }
 }
 
+/** Where a run of messages stopped: the message at `at` was refused with `cause`. */
+class StoppedAt {
+  constructor(
+    readonly at: number,
+    readonly cause: unknown,
+  ) {}
+}
+
 export class IdentityFiling {
+  /** Messages `from` to `to` of a list in one savepoint: the first refusal undoes them all and says where. */
+  private readonly fileRun;
+
   constructor(
     private readonly patients: PatientStore,
     private readonly vigilance: Vigilance,
-  ) {}
+    /**
+     * Told, in the transaction, of the patient an A40 or A47 left with other identifiers: documents
+     * waiting for that identity are filed then, as after an A28/A31 (vigilance's own hook).
+     */
+    private readonly identifiersChanged: (patientId: number, ctx: ActionContext) => void = () => {},
+  ) {
+    this.fileRun = patients.db.transaction(
+      (inputs: readonly IdentityFilingInput[], from: number, to: number) => {
+        const out: Decision[][] = [];
+        for (let i = from; i < to; i++) {
+          try {
+            out.push(this.file(inputs[i]!).response);
+          } catch (error) {
+            throw new StoppedAt(i, error);
+          }
+        }
+        return out;
+      },
+    );
+  }
 
   /**
    * Files the events in order. A store refusal is a non-retryable IDENTITY_REFUSED naming the event;
-   * a locked database is thrown as is (the delivery is retried).
+   * a locked database is thrown as is (the delivery is retried). Runs in the caller's transaction,
+   * which must undo what it wrote if it throws (the writer's savepoint per request does).
    */
   file(input: IdentityFilingInput): Filed & { response: Decision[] } {
     const decisions = input.steps.map((step, i) => {
@@ -67,22 +98,36 @@ export class IdentityFiling {
     };
   }
 
-  /** Many messages (the bulk import), each in a savepoint of its own: a refusal rolls back that one alone. */
+  /**
+   * Many messages (the bulk import): a refusal undoes that message alone. A savepoint per message
+   * cost a tenth of the writer's time, so runs of messages share one: when a message is refused,
+   * its run is undone, the messages before it are filed again in one savepoint (the same decisions:
+   * the same state and inputs), the refusal is recorded, and the next run starts after it.
+   */
   fileEach(inputs: readonly IdentityFilingInput[]): IdentityFilingOutcome[] {
-    const db = this.patients.db;
-    return inputs.map((input) => {
+    const outcomes: IdentityFilingOutcome[] = [];
+    let end = inputs.length;
+    while (outcomes.length < inputs.length) {
+      const from = outcomes.length;
       try {
-        return { ok: true, decisions: db.transaction(() => this.file(input).response)() };
+        for (const decisions of this.fileRun(inputs, from, end)) outcomes.push({ ok: true, decisions });
       } catch (error) {
-        return { ok: false, error: renderError(error) };
+        if (!(error instanceof StoppedAt)) throw error;
+        if (error.at > from) {
+          end = error.at;
+          continue;
+        }
+        outcomes.push({ ok: false, error: renderError(error.cause) });
       }
-    });
+      end = inputs.length;
+    }
+    return outcomes;
   }
 
   private fileStep(step: IdentityStep, input: IdentityFilingInput): Decision {
     const { patients } = this;
     const upsert = (identity: IdentityInput) =>
-      this.vigilance.applyIdentity(identity, {
+      this.vigilance.applyWithin(identity, {
         ...input.ctx,
         rules: input.rules,
         insOids: input.insOids,
@@ -93,9 +138,12 @@ export class IdentityFiling {
         return upsert(step.identity);
       case 'merge':
         upsert(step.survivor);
-        return patients.mergeIdentifiers(step.survivorRef, step.mergedRef, input.ctx);
+        return this.changed(patients.mergeIdentifiers(step.survivorRef, step.mergedRef, input.ctx), input);
       case 'change-identifier':
-        return patients.changeIdentifier(step.from.finess, step.from.ipp, step.toIpp, input.ctx);
+        return this.changed(
+          patients.changeIdentifier(step.from.finess, step.from.ipp, step.toIpp, input.ctx),
+          input,
+        );
       case 'link':
       case 'unlink': {
         const a = this.patientOf(step.a);
@@ -105,6 +153,11 @@ export class IdentityFiling {
           : patients.unlink(a, b, input.ctx, 'pam-a37');
       }
     }
+  }
+
+  private changed(decision: Decision, input: IdentityFilingInput): Decision {
+    this.identifiersChanged(decision.patientId, input.ctx);
+    return decision;
   }
 
   private patientOf(ref: IdentifierRef): number {

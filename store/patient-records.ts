@@ -88,7 +88,7 @@ export class PatientRecords {
                    source_message_id = @message_id WHERE id = @id`),
       updateDeath: p(`UPDATE patients SET death_date = @death_date, deceased = @deceased, updated_at = @at,
                    source_message_id = @message_id WHERE id = @id`),
-      deleteSearch: p('DELETE FROM patient_search WHERE patient_id = ?'),
+      deleteSearch: p('DELETE FROM patient_search WHERE name = ? AND patient_id = ?'),
       insertSearch: p('INSERT OR IGNORE INTO patient_search (name, patient_id, given) VALUES (?, ?, ?)'),
       identifier: p('SELECT * FROM patient_identifiers WHERE finess = ? AND ipp = ?'),
       identifierPatient: p('SELECT patient_id FROM patient_identifiers WHERE finess = ? AND ipp = ?').pluck(),
@@ -245,13 +245,14 @@ export class PatientRecords {
 
   /** Replaces strict traits, INS and reliability; the vigilance rules decide whether it may. */
   writeTraits(id: number, identity: Identity, ctx: ActionContext): void {
+    const before = this.get(id)!;
     this.sql.updateTraits.run({
       ...traitParams(identity),
       id,
       at: this.at(),
       message_id: ctx.messageId ?? null,
     });
-    this.reindexSearch(id, this.get(id)!);
+    this.reindexSearch(id, before, this.get(id)!);
   }
 
   /** Death is not a strict trait: any source may report it, as it may a used name. */
@@ -271,6 +272,7 @@ export class PatientRecords {
     usedGivenName: string | null,
     ctx: ActionContext,
   ): void {
+    const before = this.get(id)!;
     this.sql.updateUsed.run({
       id,
       used_name: usedName,
@@ -278,48 +280,36 @@ export class PatientRecords {
       at: this.at(),
       message_id: ctx.messageId ?? null,
     });
-    this.reindexSearch(id, this.get(id)!);
+    this.reindexSearch(id, before, this.get(id)!);
   }
 
-  /**
-   * A patient is found by its birth and used names, whole or by any of their words (`MARTIN-LÉGER`
-   * by `leger`), and by any of its given names.
-   */
-  private reindexSearch(
-    id: number,
-    i: Pick<Identity, 'birthName' | 'usedName' | 'givenNames' | 'usedGivenName'>,
-  ): void {
-    this.sql.deleteSearch.run(id);
-    this.indexSearch(id, i);
+  /** Replaces the search keys of a patient's names `before` by those of its names `after`. */
+  private reindexSearch(id: number, before: SearchNames, after: SearchNames): void {
+    for (const key of searchKeys(before).keys) this.sql.deleteSearch.run(key, id);
+    this.indexSearch(id, after);
   }
 
   /** The search keys of a patient that has none yet. */
-  private indexSearch(
-    id: number,
-    i: Pick<Identity, 'birthName' | 'usedName' | 'givenNames' | 'usedGivenName'>,
-  ): void {
-    const given = foldName(`${i.givenNames} ${i.usedGivenName ?? ''}`);
-    const keys = new Set(given.split(' '));
-    for (const name of [i.birthName, i.usedName]) {
-      if (name === null) continue;
-      const folded = foldName(name);
-      keys.add(folded);
-      for (const word of folded.split(' ')) keys.add(word);
-    }
-    keys.delete('');
+  private indexSearch(id: number, names: SearchNames): void {
+    const { keys, given } = searchKeys(names);
     for (const key of keys) this.sql.insertSearch.run(key, id, given);
   }
 
-  /** Patients whose search keys predate the current indexing (migration 403). */
+  /** Patients whose search keys predate the current indexing (migration 403): their old keys are unknown. */
   private reindexPending(): void {
     const pending = this.db.prepare('SELECT patient_id FROM patient_search_pending').pluck();
-    const done = this.db.prepare('DELETE FROM patient_search_pending WHERE patient_id = ?');
     this.atomic(() => {
-      for (const id of pending.all() as number[]) {
+      const ids = pending.all() as number[];
+      if (ids.length === 0) return;
+      // One pass over the keys: they have no index by patient.
+      this.db.exec(
+        'DELETE FROM patient_search WHERE patient_id IN (SELECT patient_id FROM patient_search_pending)',
+      );
+      for (const id of ids) {
         const patient = this.get(id);
-        if (patient !== null) this.reindexSearch(id, patient);
-        done.run(id);
+        if (patient !== null) this.indexSearch(id, patient);
       }
+      this.db.exec('DELETE FROM patient_search_pending');
     });
   }
 
@@ -350,6 +340,25 @@ export class PatientRecords {
     this.sql.refreshIdentifier.run({ ...params, id: identifierId, namespace: ref.namespace ?? null });
     return 'refreshed';
   }
+}
+
+type SearchNames = Pick<Identity, 'birthName' | 'usedName' | 'givenNames' | 'usedGivenName'>;
+
+/**
+ * A patient is found by its birth and used names, whole or by any of their words (`MARTIN-LÉGER`
+ * by `leger`), and by any of its given names.
+ */
+function searchKeys(i: SearchNames): { keys: Set<string>; given: string } {
+  const given = foldName(`${i.givenNames} ${i.usedGivenName ?? ''}`);
+  const keys = new Set(given.split(' '));
+  for (const name of [i.birthName, i.usedName]) {
+    if (name === null) continue;
+    const folded = foldName(name);
+    keys.add(folded);
+    for (const word of folded.split(' ')) keys.add(word);
+  }
+  keys.delete('');
+  return { keys, given };
 }
 
 function deceasedParam(deceased: boolean | null): 0 | 1 | null {

@@ -51,9 +51,14 @@ export class PatientStore extends PatientGraph {
     super(db, options);
     const p = (s: string) => db.prepare(s);
     this.reads = {
-      identifiersByIpp: p(
-        'SELECT patient_id FROM patient_identifiers WHERE ipp = ? ORDER BY patient_id',
-      ).pluck(),
+      // The IPP under each FINESS in turn, the FINESS walked through the (finess, ipp) index one
+      // by one: a region has a few hundred establishments, and no index by IPP alone to write.
+      identifiersByIpp: p(`WITH RECURSIVE f(finess) AS (
+                             SELECT min(finess) FROM patient_identifiers
+                             UNION ALL SELECT (SELECT min(finess) FROM patient_identifiers WHERE finess > f.finess)
+                               FROM f WHERE f.finess IS NOT NULL)
+                           SELECT i.patient_id FROM f JOIN patient_identifiers i ON i.finess = f.finess AND i.ipp = ?
+                           ORDER BY i.patient_id`).pluck(),
       history: p(`SELECT * FROM identity_decisions WHERE patient_id IN (SELECT value FROM json_each(?))
                   OR other_patient_id IN (SELECT value FROM json_each(?)) ORDER BY id DESC LIMIT 200`),
       mergesOf: p(`SELECT * FROM patient_merges WHERE survivor_id IN (SELECT value FROM json_each(?))

@@ -22,6 +22,34 @@ const rssMB = (): number => mb(process.memoryUsage().rss);
 const peakMB = (): number => Math.round(process.resourceUsage().maxRSS / 1024);
 const seconds = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e9;
 
+/** Bytes this process passed to write(2) and read(2) so far (Linux). */
+function ioBytes(): { written: number; read: number } {
+  const io = fs.readFileSync('/proc/self/io', 'utf8');
+  const field = (name: string): number => Number(new RegExp(`^${name}: (\\d+)`, 'm').exec(io)?.[1] ?? 0);
+  return { written: field('wchar'), read: field('rchar') };
+}
+
+/**
+ * CPU seconds of this process's threads (Linux): the main thread, the busiest other one (the store's
+ * writer thread, whose CPU is the bulk import's wall), and the rest (GC helpers, libuv) together.
+ */
+function threadCpu(): { main: number; writer: number; others: number } {
+  const tick = 100;
+  const used = fs.readdirSync('/proc/self/task').map((tid) => {
+    const fields = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return { tid: Number(tid), s: (Number(fields[11]) + Number(fields[12])) / tick };
+  });
+  const main = used.find((t) => t.tid === process.pid)?.s ?? 0;
+  const rest = used.filter((t) => t.tid !== process.pid).map((t) => t.s);
+  const writer = Math.max(0, ...rest);
+  const round = (x: number): number => Math.round(x * 10) / 10;
+  return {
+    main: round(main),
+    writer: round(writer),
+    others: round(rest.reduce((a, b) => a + b, 0) - writer),
+  };
+}
+
 async function until(done: () => boolean): Promise<void> {
   while (!done()) await new Promise((resolve) => setTimeout(resolve, 5));
 }
@@ -208,6 +236,7 @@ function raw(): object {
 async function identityImport(o: { dir: string; total: number }): Promise<object> {
   const store = new Store({ dataDir: tempDir('onco-bench-data-') });
   const cpu0 = process.cpuUsage();
+  const io0 = ioBytes();
   let lastShown = Date.now();
   const report = await importIdentities(store, await identityFiles([o.dir]), {
     author: 'bench',
@@ -221,6 +250,8 @@ async function identityImport(o: { dir: string; total: number }): Promise<object
     },
   });
   const cpu = process.cpuUsage(cpu0);
+  const threads = threadCpu();
+  const io = ioBytes();
   const count = (table: string): unknown => store.db.prepare(`SELECT count(*) FROM ${table}`).pluck().get();
   const result = {
     identities: report.messages,
@@ -231,6 +262,11 @@ async function identityImport(o: { dir: string; total: number }): Promise<object
     perSecond: Math.round(report.messages / report.seconds),
     // Both threads: the importer's mapping and the writer's filing.
     cpuSeconds: Math.round((cpu.user + cpu.system) / 1e6),
+    threadCpuSeconds: threads,
+    writerCpuMsPerIdentity: Number(((threads.writer * 1000) / report.messages).toFixed(3)),
+    // Written: the WAL and its checkpoints; read: the input files and the pages the caches missed.
+    writtenKBPerIdentity: Math.round((io.written - io0.written) / 1024 / report.messages),
+    readKBPerIdentity: Math.round((io.read - io0.read) / 1024 / report.messages),
     rssAfterMB: rssMB(),
     rssPeakMB: peakMB(),
     actions: report.actions,

@@ -206,6 +206,20 @@ describe('patient store', () => {
       assert.deepEqual(seen, ['LE FEVRE', 'LEFEBVRE', 'Lefèvre', 'LEFEVRE', 'DUPONT', 'LEGRAND']);
     });
 
+    it('finds an IPP under every establishment that uses it', () => {
+      create({ birthName: 'DURAND', identifiers: [ipp('L7', CLINIC)] });
+      create({ birthName: 'ROUX', identifiers: [ipp('L7', '820000016')] });
+      assert.deepEqual(names('L7').sort(), ['DURAND', 'MARTIN', 'ROUX']);
+    });
+
+    it('forgets the names a patient no longer has, birth and used', () => {
+      const id = create({ birthName: 'MARTAN', usedName: 'DUVAL', identifiers: [ipp('R1', CHU)] });
+      create({ birthName: 'MARTINEAU', usedName: 'DUVALLON', identifiers: [ipp('R1', CHU)] });
+      assert.deepEqual([names('martan'), names('duval')], [[], ['MARTINEAU']]);
+      f.patients.writeUsedNames(id, 'BLANC', null, by);
+      assert.deepEqual([names('duval'), names('blanc')], [[], ['MARTINEAU']]);
+    });
+
     it('indexes the patients of a store opened before given names were searchable', () => {
       f.db.exec('DELETE FROM patient_search; INSERT INTO patient_search_pending SELECT id FROM patients');
       assert.deepEqual(names('hélène'), []);
