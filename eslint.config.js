@@ -48,6 +48,24 @@ export default tseslint.config(
   layer('channels', ['dashboard', 'bin']),
   layer('dashboard', ['bin', 'connectors', 'transformers']),
   {
+    // Imported by connectors and store alike (the folder fsync): a leaf, so that importing it brings
+    // nothing of the store along.
+    files: ['store/sync-directory.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['.*', '../*'],
+              message: 'store/sync-directory.ts is a leaf: it imports nothing of ours',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     // Imported by every layer, so it must import nothing: a leaf cannot make a cycle or a layering hole.
     files: ['config/errors.ts'],
     rules: {

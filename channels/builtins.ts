@@ -25,7 +25,13 @@ import { matchStepSpec } from '../transformers/match.ts';
 import { hl7v2ValidateStep } from '../transformers/hl7v2.ts';
 import { pamFrStep } from '../transformers/pam-fr.ts';
 import { pathologyStep, molecularStep } from '../transformers/clinical-steps.ts';
-import { cdaPdfStep, cdaXdmStep, cdaHl7v2Step } from '../transformers/document-steps.ts';
+import {
+  cdaPdfStep,
+  cdaXdmStep,
+  cdaHl7v2Step,
+  documentFormatStep,
+  documentMailStep,
+} from '../transformers/document-steps.ts';
 import { orderOmlStep } from '../transformers/oml-o21.ts';
 
 export function builtinRegistry(): Registry {
@@ -61,6 +67,8 @@ export function builtinRegistry(): Registry {
     cdaPdfStep,
     cdaXdmStep,
     cdaHl7v2Step,
+    documentFormatStep,
+    documentMailStep,
     orderOmlStep,
     mailAttachmentsStep,
     mailReportStep,

@@ -14,7 +14,7 @@ import type {
   ConnectorContext,
   ConnectorState,
 } from '../connectors/contract.ts';
-import type { Step, StepInput } from '../transformers/contract.ts';
+import { stagedOf, type Step, type StepInput } from '../transformers/contract.ts';
 import type { ChannelConfig, RetryPolicy } from '../config/config.ts';
 import type { Store } from '../store/store.ts';
 import type { DeliveryStatus, ProcessingResult, StoragePolicy, StoredMessage } from '../store/journal.ts';
@@ -25,6 +25,7 @@ import { JournalBackoff } from './backoff.ts';
 import { DestinationWorker, POISON_LIMIT } from './destination-worker.ts';
 import { ChannelMetrics } from './metrics.ts';
 import { describeError, runSteps } from './steps.ts';
+import type { StepPool } from './step-pool.ts';
 import { Wake } from './wake.ts';
 import { withContent } from './content.ts';
 
@@ -38,6 +39,8 @@ export interface ChannelDeps {
   /** The engine-wide part of every connector context (accounts, shared services, data dir). */
   connectorContext: (channelId: string, report: (s: ConnectorState) => void) => ConnectorContext;
   dispatch: DestinationContext['dispatch'];
+  /** Where the steps that may leave the main thread run (channels/step-pool.ts). */
+  stepPool: StepPool;
 }
 
 export interface ChannelStatus {
@@ -140,12 +143,13 @@ export class Channel {
     if (this.state !== 'UNDEPLOYED' && this.state !== 'FAILED') return;
     this.state = 'STARTING';
     try {
-      const { registry, store } = this.deps;
-      this.steps = this.config.steps.map((s) => registry.createStep(s));
+      const { registry, store, stepPool } = this.deps;
+      this.steps = this.config.steps.map((s) => stepPool.createStep(registry, s));
       this.backlog = store.journal.backlogCount(this.id);
       const destCtx: DestinationContext = {
         ...this.deps.connectorContext(this.id, () => undefined),
         dispatch: this.deps.dispatch,
+        stage: (from) => store.blobs.stage(from),
       };
       this.storeWriters = new Set();
       this.workers = this.config.destinations.map((d) => {
@@ -160,7 +164,7 @@ export class Channel {
           concurrency: d.concurrency,
           retry: { ...this.deps.defaults.retry, ...d.retry },
           storage: () => this.storage,
-          steps: d.steps.map((s) => registry.createStep(s)),
+          steps: d.steps.map((s) => stepPool.createStep(registry, s)),
           destination,
           store,
           metrics: this.metrics,
@@ -481,10 +485,20 @@ export class Channel {
           await nextTurn();
           slice = Date.now();
         }
-        const { result, output } =
+        const processed =
           unfinished[i]! >= POISON_LIMIT
             ? { result: this.quarantine(m.id, unfinished[i]!), output: null }
             : await this.process(m.id, m.contentType, m.meta);
+        // A step's output staged as a file is placed as its blob before the write that references it
+        // is queued, so that the run's writes keep journal order.
+        const placed = await this.placeOutput(processed);
+        if ('error' in placed) {
+          const failed = Promise.reject(placed.error);
+          failed.catch(() => undefined);
+          writes.push(failed);
+          continue;
+        }
+        const { result, output, release } = placed;
         const filers = inline.get(m.id) ?? [];
         const filings = output
           ? filers.flatMap(({ worker, deliveryId }) => {
@@ -495,11 +509,14 @@ export class Channel {
         const write = m.attempts > 0 ? store.writeAlone : store.write;
         const premarked = filers.map((f) => f.deliveryId);
         writes.push(
-          write.deliveries.processedAndFiled(result, this.storage, filings, premarked).then((filed) => ({
-            result,
-            filed: filers.filter((f) => filed.includes(f.deliveryId)).map((f) => f.worker),
-            receivedAt: m.receivedAt,
-          })),
+          write.deliveries
+            .processedAndFiled(result, this.storage, filings, premarked)
+            .then((filed) => ({
+              result,
+              filed: filers.filter((f) => filed.includes(f.deliveryId)).map((f) => f.worker),
+              receivedAt: m.receivedAt,
+            }))
+            .finally(release),
         );
       }
       let failure: unknown;
@@ -525,6 +542,34 @@ export class Channel {
     return { messageId, status: 'QUARANTINED', error: renderError(error), now: Date.now() };
   }
 
+  /**
+   * Places the file a step staged as its output (`stagedOutput`) as a blob, pinned until `release`:
+   * the transformed content references it, and the output is read from its new place.
+   */
+  private async placeOutput(processed: {
+    result: ProcessingResult;
+    output: StepInput | null;
+  }): Promise<
+    { result: ProcessingResult; output: StepInput | null; release: () => void } | { error: unknown }
+  > {
+    const { result, output } = processed;
+    const staged = output && stagedOf(output);
+    if (!staged?.file || !result.transformed) return { ...processed, release: () => undefined };
+    const { blobs } = this.deps.store;
+    try {
+      const { blob, release } = await blobs.place({ ...staged, file: staged.file });
+      const { contentType, meta } = result.transformed;
+      const stored = { stage: 'transformed' as const, destination: '', contentType, content: EMPTY, blob };
+      return {
+        result: { ...result, transformed: { content: EMPTY, blob, contentType, meta } },
+        output: withContent(blobs, stored, { contentType, meta: output!.meta }).value,
+        release,
+      };
+    } catch (error) {
+      return { error };
+    }
+  }
+
   /** Runs the steps; `output` is what the destinations read (null unless TRANSFORMED). */
   private async process(
     messageId: number,
@@ -543,10 +588,12 @@ export class Channel {
         contentType: raw.contentType ?? contentType ?? 'application/octet-stream',
         meta: meta as StepInput['meta'],
       });
-      const out = await runSteps(this.steps, input.value);
+      const out = await runSteps(this.steps, input.value, this.deps.store.blobs);
       if (out === null) return { result: { messageId, status: 'FILTERED', now }, output: null };
       // A large file a step passed on unchanged stays one blob: referenced again, not copied in.
       const same = input.unchanged(out) ? raw.blob : undefined;
+      // A file a step staged is not read here: placeOutput journals the file itself.
+      const content = stagedOf(out)?.file ? EMPTY : out.content;
       return {
         result: {
           messageId,
@@ -556,7 +603,7 @@ export class Channel {
           transformed: this.steps.length
             ? same
               ? { content: EMPTY, blob: same, contentType: out.contentType, meta: out.meta }
-              : { content: out.content, contentType: out.contentType, meta: out.meta }
+              : { content, contentType: out.contentType, meta: out.meta }
             : undefined,
         },
         output: out,

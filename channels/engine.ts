@@ -15,6 +15,7 @@ import type {
 import { loadConfig, type ChannelConfig, type LoadedConfig } from '../config/config.ts';
 import { ConfigError } from '../config/loader.ts';
 import { Store } from '../store/store.ts';
+import { StepPool, poolThreads } from './step-pool.ts';
 import { lockDataDir, type DataDirLock } from '../store/db.ts';
 import type { BlobError } from '../store/blob-files.ts';
 import type { AccountRecord } from '../store/accounts.ts';
@@ -81,16 +82,25 @@ export class Engine {
   private readonly accounts: ConnectorAccounts;
   private readonly lock: DataDirLock | undefined;
   private readonly indexer: MessageIndexer;
+  private readonly stepPool: StepPool;
 
   constructor(private readonly o: EngineOptions) {
     this.lock = takeDataDir(o.dataDir);
     try {
-      const { synchronous, writer, blobThresholdBytes } = o.config.engine.store;
-      this.store = new Store({ dataDir: o.dataDir, synchronous, writer, blobThresholdBytes });
+      const { synchronous, writer, blobThresholdBytes, writerRestarts } = o.config.engine.store;
+      this.store = new Store({
+        dataDir: o.dataDir,
+        synchronous,
+        writer,
+        blobThresholdBytes,
+        writerRestart: { maxRestarts: writerRestarts },
+        log: o.log.child({ service: 'store-writer' }),
+      });
     } catch (error) {
       this.lock?.release();
       throw error;
     }
+    this.stepPool = new StepPool(poolThreads(o.config.engine.stepPool.threads));
     this.indexer = new MessageIndexer(this.store, { log: o.log.child({ service: 'message-index' }) });
     const { auth, accounts } = this.store;
     const granted = (r: AuthResult): Account | null => (r.ok ? toAccount(r.account) : null);
@@ -120,6 +130,7 @@ export class Engine {
       defaults: this.o.config.engine.defaults,
       connectorContext: (id, report) => this.connectorContext(id, report),
       dispatch: (id, msg) => this.dispatch(id, msg),
+      stepPool: this.stepPool,
     });
   }
 
@@ -185,6 +196,8 @@ export class Engine {
         .catch((e) => this.o.log.error({ service: key, err: describeError(e) }, 'stop failed'));
     }
     this.shared.clear();
+    // The channels have drained: no step is waiting on a pool thread any more.
+    await this.stepPool.close();
     await this.indexer.stop();
     await this.store.close();
     this.lock?.release();
@@ -298,6 +311,9 @@ export class Engine {
     const { blobs, journal } = this.store;
     const swept = await blobs.sweep((digest) => journal.blobKnown(digest), { staging: true });
     if (swept > 0) this.o.log.info({ swept }, 'content files of unfinished commits deleted');
+    const { documentFiles, documents } = this.store;
+    const orphans = await documentFiles?.sweep((digest) => documents.holdsBlob(digest), { staging: true });
+    if (orphans) this.o.log.info({ swept: orphans }, 'document files of unfinished filings deleted');
     const checked = new Map<string, BlobError | null>();
     for (const use of journal.blobsInUse()) {
       if (!checked.has(use.digest)) checked.set(use.digest, await blobs.check(use));

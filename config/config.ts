@@ -26,8 +26,10 @@ export interface EngineConfig {
     pruneAfterDays: number;
     pruneEveryMinutes: number;
     blobThresholdBytes: number;
+    writerRestarts: number;
   };
   defaults: { retry: RetryPolicy; queueLimit: number };
+  stepPool: { threads?: number };
   identity: Record<string, unknown>;
 }
 
@@ -53,7 +55,8 @@ export interface Establishment {
     way: 'sftp-push' | 'pickup' | 'mllp' | 'mssante';
     channel?: string;
     mailbox?: string;
-    format?: 'cda' | 'xdm' | 'mdm';
+    format?: 'cda' | 'xdm' | 'hl7v2';
+    application?: string;
   };
   /** Its MSSanté addresses (smtp-inbox allow-lists). */
   mssante?: string[];

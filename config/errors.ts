@@ -386,6 +386,11 @@ export const ERRORS = define({
     hint: 'encode the document in base64 (RFC 4648, no URL-safe alphabet) and send it whole',
     status: CONTENT_AE,
   },
+  REPORT_TOO_LARGE: {
+    message: 'the report is larger than {max} bytes',
+    hint: 'send the report with smaller attachments, or raise maxReportBytes of the step',
+    status: { ...CONTENT_AE, http: 413 },
+  },
   REPORT_NOT_PDF: {
     message: 'the document announced as PDF is not one',
     hint: 'send the PDF file itself, whole, not another format renamed .pdf',
@@ -983,6 +988,21 @@ export const ERRORS = define({
     hint: 'package a CDA written by the FRCP/PPS writers, or complete the document header',
     status: REQUIRED_AE,
   },
+  STEP_POOL_CLOSED: {
+    message: 'the step pool is closed: the engine is stopping',
+    hint: 'nothing to do: the message stays queued and runs when the engine starts again',
+    status: { http: 503, retryable: true },
+  },
+  STEP_POOL_THREAD_ENDED: {
+    message: 'the step pool thread running this step ended before it answered',
+    hint: 'the message is tried again on a new thread; if it keeps happening, look at the cause (memory?)',
+    status: { http: 503, retryable: true },
+  },
+  STEP_POOL_NO_SPEC: {
+    message: 'no step of type "{type}" is exported by {module}',
+    hint: 'a step spec with offThread must name the module that exports it (import.meta.url)',
+    status: { http: 500, retryable: false },
+  },
   PDF_CDA_INCOMPLETE: {
     message: 'the CDA document has no {what}: it cannot be rendered as PDF',
     hint: 'render a CDA written by the FRCP/PPS writers (put the rcp-cda step first)',
@@ -1065,6 +1085,11 @@ export const ERRORS = define({
   DOCUMENT_ROUTE_INVALID: {
     message: '{reason}',
     hint: 'complete the establishment’s documents route in directory.yaml, then replay the delivery',
+    status: REFUSED_FOR_GOOD,
+  },
+  DOCUMENT_FORMAT_UNKNOWN: {
+    message: 'no document format "{format}"',
+    hint: 'give the establishment’s documents route a format among cda, xdm, hl7v2 in directory.yaml, then replay the message',
     status: REFUSED_FOR_GOOD,
   },
   PICKUP_NO_ACCOUNT: {

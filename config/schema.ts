@@ -124,6 +124,28 @@ export const engineSchema = {
           description:
             'Content larger than this is kept as a file in data/blobs (written and fsynced before the commit that references it, one file per distinct content) instead of in the database: memory does not grow with message size.',
         },
+        writerRestarts: {
+          type: 'integer',
+          minimum: 0,
+          default: 5,
+          description:
+            'How many deaths in a row of the writer thread are followed by a restart (after 0.1 s, doubling up to 5 s; a thread that ran a minute starts the count again). Writes fail with JOURNAL_UNAVAILABLE while it is down, and for good after that many: /api/health says so.',
+        },
+      },
+    },
+    stepPool: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      description:
+        'Worker threads for the CPU-bound steps that may leave the main thread (cda-pdf, cda-xdm, cda-hl7v2): the PDF and the packaging use every core while the main thread journals and answers.',
+      properties: {
+        threads: {
+          type: 'integer',
+          minimum: 0,
+          description:
+            'How many threads; default: the cores available (os.availableParallelism()); 0: every step on the main thread.',
+        },
       },
     },
     defaults: {
@@ -243,8 +265,15 @@ const establishment = {
           description: 'its MSSanté mailbox (way mssante)',
         },
         format: {
-          enum: ['cda', 'xdm', 'mdm'],
-          description: 'what it reads: CDA with PDF, XDM zip, HL7 v2 MDM',
+          enum: ['cda', 'xdm', 'hl7v2'],
+          description:
+            'what a file it picks up or is pushed holds (ways pickup, sftp-push): cda (default) NAME.xml and NAME.pdf, xdm NAME.zip (IHE XDM with the PDF), hl7v2 NAME.hl7 (MDM^T02 with CDA and PDF)',
+        },
+        application: {
+          type: 'string',
+          minLength: 1,
+          description:
+            'MSH-5 of the HL7 v2 messages it is sent (its record system), ways mllp and hl7v2 files',
         },
       },
       if: { properties: { way: { const: 'mssante' } } },

@@ -3,8 +3,9 @@
 // with the mail as its provenance. Like channel-writer, each part's dedup key derives from the
 // delivery's idempotency key, so a retry after a crash is a recorded duplicate there, not a second filing.
 import Type from 'typebox';
-import { MAIL_PARTS_JSON, type MailParts } from '../transformers/mime-attachments.ts';
-import type { OptionsOf } from '../transformers/contract.ts';
+import { MAIL_PARTS_ENTRY, MAIL_PARTS_ZIP, type MailParts } from '../transformers/mime-attachments.ts';
+import { bytesOf, type OptionsOf } from '../transformers/contract.ts';
+import { zipEntries, type ZipLimits } from '../transformers/xdm-read.ts';
 import {
   SendError,
   type Destination,
@@ -27,6 +28,14 @@ const schema = Type.Object({
 
 export type AttachmentDispatchOptions = OptionsOf<typeof schema>;
 
+/** The step's own zip: its entries are stored, never nested, as many as the mail's documents. */
+const PARTS_ZIP: ZipLimits = {
+  maxEntries: 100_000,
+  maxTotalBytes: Number.MAX_SAFE_INTEGER,
+  maxRatio: Number.MAX_SAFE_INTEGER,
+  maxNesting: 0,
+};
+
 const metaString = (meta: Meta, key: string): string | null =>
   typeof meta[key] === 'string' && meta[key] !== '' ? (meta[key] as string) : null;
 
@@ -37,50 +46,70 @@ export class AttachmentDispatch implements Destination {
   ) {}
 
   async send(msg: Outbound): Promise<SendResult> {
-    if (msg.contentType !== MAIL_PARTS_JSON) {
+    if (msg.contentType !== MAIL_PARTS_ZIP) {
       throw new SendError('MAIL_PARTS_EXPECTED', `message ${msg.messageId} is ${msg.contentType}`, {
         retryable: false,
         hint: 'put a mail-attachments step before the attachment-dispatch destination',
       });
     }
-    const { mail, parts } = JSON.parse(msg.content.toString('utf8')) as MailParts;
-    // Every part routed before any leaves: a mail is handed over whole or not at all.
-    const targets = parts.map((p) => {
-      const target = this.o.routes[p.kind];
-      if (!target) {
-        throw new SendError(
-          'MAIL_KIND_UNROUTED',
-          `${p.fileName} is a ${p.kind} document and no channel takes those here`,
-          {
-            retryable: false,
-            hint: `set routes.${p.kind} of this destination, then replay the delivery`,
-          },
-        );
-      }
-      return target;
+    // Each part is staged from its entry as it is read, then handed over: one chunk in memory.
+    const entries = zipEntries(msg.file?.path ?? msg.content, PARTS_ZIP, {
+      stage: (from) => this.ctx.stage(from),
     });
-    const sender =
-      metaString(msg.meta, 'account') ?? metaString(msg.meta, 'mailFrom') ?? `channel:${this.ctx.channelId}`;
     const handed: string[] = [];
-    for (const [i, part] of parts.entries()) {
-      const receipt = await this.ctx.dispatch(targets[i]!, {
-        content: Buffer.from(part.content, 'base64'),
-        contentType: part.contentType,
-        meta: {
-          ...part.meta,
-          fileName: part.fileName,
-          mailMessageId: mail.messageId,
-          mailFrom: metaString(msg.meta, 'mailFrom'),
-          mailbox: metaString(msg.meta, 'mailbox'),
-          fromChannel: this.ctx.channelId,
-          fromMessage: msg.messageId,
-          part: i + 1,
-        },
-        sender,
-        ...(msg.owner ? { owner: msg.owner } : {}),
-        dedupKey: `${msg.idempotencyKey}-${i + 1}`,
+    try {
+      const first = await entries.next();
+      if (first.done || first.value.path !== MAIL_PARTS_ENTRY) {
+        throw new SendError('MAIL_PARTS_EXPECTED', `message ${msg.messageId} has no ${MAIL_PARTS_ENTRY}`, {
+          retryable: false,
+          hint: 'put a mail-attachments step before the attachment-dispatch destination',
+        });
+      }
+      const { mail, parts } = JSON.parse(bytesOf(first.value.staged).toString('utf8')) as MailParts;
+      // Every part routed before any leaves: a mail is handed over whole or not at all.
+      const targets = parts.map((p) => {
+        const target = this.o.routes[p.kind];
+        if (!target) {
+          throw new SendError(
+            'MAIL_KIND_UNROUTED',
+            `${p.fileName} is a ${p.kind} document and no channel takes those here`,
+            {
+              retryable: false,
+              hint: `set routes.${p.kind} of this destination, then replay the delivery`,
+            },
+          );
+        }
+        return target;
       });
-      handed.push(`${part.fileName} → ${targets[i]} message ${receipt.messageId}`);
+      const sender =
+        metaString(msg.meta, 'account') ??
+        metaString(msg.meta, 'mailFrom') ??
+        `channel:${this.ctx.channelId}`;
+      for await (const entry of entries) {
+        const i = parts.findIndex((p) => p.entry === entry.path);
+        const part = parts[i];
+        if (!part) continue;
+        const receipt = await this.ctx.dispatch(targets[i]!, {
+          staged: entry.staged,
+          contentType: part.contentType,
+          meta: {
+            ...part.meta,
+            fileName: part.fileName,
+            mailMessageId: mail.messageId,
+            mailFrom: metaString(msg.meta, 'mailFrom'),
+            mailbox: metaString(msg.meta, 'mailbox'),
+            fromChannel: this.ctx.channelId,
+            fromMessage: msg.messageId,
+            part: i + 1,
+          },
+          sender,
+          ...(msg.owner ? { owner: msg.owner } : {}),
+          dedupKey: `${msg.idempotencyKey}-${i + 1}`,
+        });
+        handed.push(`${part.fileName} → ${targets[i]} message ${receipt.messageId}`);
+      }
+    } finally {
+      await entries.return(undefined);
     }
     return {
       response: Buffer.from(JSON.stringify(handed)),

@@ -152,8 +152,10 @@ export interface DocumentRoute {
   channel?: string;
   /** Its MSSanté mailbox (way `mssante`). */
   mailbox?: string;
-  /** What it reads: the CDA with its PDF, an XDM zip, or HL7 v2 MDM. */
-  format?: 'cda' | 'xdm' | 'mdm';
+  /** What it reads: the CDA with its PDF, an XDM zip, or HL7 v2 MDM (ways sftp-push and pickup). */
+  format?: 'cda' | 'xdm' | 'hl7v2';
+  /** MSH-5 of the HL7 v2 it is sent (its record system's application). */
+  application?: string;
 }
 
 /** A professional of the directory, as the document routing sees them. */
@@ -292,6 +294,8 @@ export interface Destination {
 export interface DestinationContext extends ConnectorContext {
   /** Hands a message to another deployed channel, as its source would (the channel writer). */
   dispatch(channelId: string, msg: Inbound): Promise<Receipt>;
+  /** As `SourceContext.stage`: content for `dispatch` made ready without holding it in memory. */
+  stage(from: StageFrom): Promise<StagedContent>;
 }
 
 /**

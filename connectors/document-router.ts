@@ -122,7 +122,11 @@ export class DocumentRouter implements Destination {
     mail: (recipient: string, to: string, kind: string, extra?: Meta) => void,
   ): void {
     const route: DocumentRoute = entry.documents ?? { way: 'pickup' };
-    const common = { finess: entry.finess, format: route.format ?? 'cda' };
+    const common: Meta = {
+      finess: entry.finess,
+      format: route.format ?? 'cda',
+      ...(route.application ? { receivingApplication: route.application } : {}),
+    };
     if (route.way === 'mssante') {
       if (!route.mailbox)
         throw new SendError(

@@ -13,6 +13,7 @@ import {
   type SendResult,
 } from './contract.ts';
 import { Default, type OptionsOf } from '../transformers/contract.ts';
+import { syncDirectory } from '../store/sync-directory.ts';
 
 const schema = Type.Object({
   path: Type.String({ description: 'Target folder (relative paths resolve against the data directory).' }),
@@ -137,15 +138,6 @@ function writeFailed(target: string, error: unknown): SendError {
     retryable: true,
     cause: error,
   });
-}
-
-async function syncDirectory(dir: string): Promise<void> {
-  const handle = await fs.open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 export const fileWriterSpec: DestinationSpec<FileWriterOptions> = {

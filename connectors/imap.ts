@@ -9,7 +9,7 @@ import Type, { type Static } from 'typebox';
 import { Default, readOptions, type OptionsOf } from '../transformers/contract.ts';
 import type { Source, SourceContext, SourceSpec } from './contract.ts';
 import { readTlsFiles, tlsClientOption } from './listener-setup.ts';
-import { mailInbound } from './mail-inbound.ts';
+import { mailInbound, stageMail } from './mail-inbound.ts';
 import { reconnectDelay, Sleeper } from './poll-loop.ts';
 
 const schema = Type.Object(
@@ -207,12 +207,14 @@ export class ImapPoller implements Source {
       });
       return;
     }
-    const message = await client.fetchOne(String(uid), { source: true }, { uid: true });
-    if (!message || !message.source) return;
+    // Downloaded as a stream into a staged file: a large mail is never held whole in memory.
+    const download = await client.download(String(uid), undefined, { uid: true });
+    if (!download.content) return;
+    const mail = await stageMail((from) => this.ctx.stage(from), download.content);
     let receipt;
     try {
       receipt = await this.ctx.receive(
-        mailInbound(message.source, {
+        mailInbound(mail, {
           mailbox: this.where,
           sender: this.sender,
           meta: { via: 'imap', uid, uidValidity: String(this.uidValidity) },

@@ -2,7 +2,8 @@
 // bytes untouched, the envelope as metadata, and a de-duplication key on Message-ID (the journal adds
 // the digest), so a mail sent again (a retry after a lost 250, a re-read after UIDVALIDITY changed)
 // is recorded as a DUPLICATE instead of filed twice.
-import type { Inbound, Meta } from './contract.ts';
+import { stageNoting } from '../transformers/contract.ts';
+import type { Inbound, Meta, StageFrom, StagedContent } from './contract.ts';
 
 /** The header block of a mail: up to the first empty line, at most this much read. */
 const MAX_HEADER_BYTES = 256 * 1024;
@@ -37,12 +38,32 @@ export interface MailEnvelope {
   meta: Meta;
 }
 
-export function mailInbound(content: Buffer, envelope: MailEnvelope): Inbound {
-  const messageId = messageIdOf(content);
+/** A mail as the sources journal it: staged (a file when large), and its first bytes for the headers. */
+export interface StagedMail {
+  staged: StagedContent;
+  /** The start of the mail, up to MAX_HEADER_BYTES: where its Message-ID is read. */
+  head: Buffer;
+}
+
+/** Stages a mail as it streams in, keeping only its first bytes in memory (the header block). */
+export async function stageMail(
+  stage: (from: StageFrom) => Promise<StagedContent>,
+  chunks: AsyncIterable<Uint8Array>,
+): Promise<StagedMail> {
+  return stageNoting({ stage }, chunks, MAX_HEADER_BYTES);
+}
+
+export function mailInbound(mail: StagedMail, envelope: MailEnvelope): Inbound {
+  const messageId = messageIdOf(mail.head);
   return {
-    content,
+    staged: mail.staged,
     contentType: 'message/rfc822',
-    meta: { ...envelope.meta, mailbox: envelope.mailbox, messageIdHeader: messageId, size: content.length },
+    meta: {
+      ...envelope.meta,
+      mailbox: envelope.mailbox,
+      messageIdHeader: messageId,
+      size: mail.staged.size,
+    },
     sender: envelope.sender,
     ...(envelope.owner ? { owner: envelope.owner } : {}),
     // Without a Message-ID the journal keys on the digest alone: a copy is still a copy.

@@ -1,6 +1,8 @@
 // SFTP pickup destination: puts a document in the `/out/` folder of the built-in SFTP server for
 // every establishment account of the recipient's FINESS, to be picked up there (CONTRACT.md). Each
 // file is written whole (temporary name, then rename) under a stable name, so a retry rewrites it.
+// What the file holds (the CDA, its PDF, an XDM zip, an HL7 v2 message) is the destination steps'
+// business: documents-pickup.yaml.
 import path from 'node:path';
 import Type from 'typebox';
 import { FileWriter } from './file-writer.ts';
@@ -17,10 +19,12 @@ import { Default, type OptionsOf } from '../transformers/contract.ts';
 
 const schema = Type.Object({
   fileName: Default(
-    Type.String({ description: 'Template: {key}, {messageId}, {meta.fileName} … (the extension is added).' }),
-    '{meta.fileName}',
+    Type.String({
+      description:
+        'Template: {key}, {messageId}, {meta.fileName}, {meta.fileExtension} (set by the packaging steps) …',
+    }),
+    '{meta.fileName}.{meta.fileExtension}',
   ),
-  extension: Default(Type.String({ description: 'Added to the file name.' }), '.xml'),
   root: Default(
     Type.String({
       description: 'The built-in SFTP server’s account trees (relative to the data directory).',
@@ -60,7 +64,7 @@ export class SftpPickup implements Destination {
       const writer = new FileWriter(
         {
           path: path.join(this.o.root, login, 'out'),
-          fileName: `${this.o.fileName}${this.o.extension}`,
+          fileName: this.o.fileName,
           fsync: true,
         },
         this.ctx.dataDir,

@@ -52,7 +52,7 @@ const schema = Type.Object({
       minimum: 1024,
       maximum: 1024 * MiB,
       description:
-        'larger mail is answered 552 as it passes the limit; a mail is held in memory while it is journaled',
+        'larger mail is answered 552 as it passes the limit; a mail streams to a file while it arrives, so this is a policy, not a memory bound',
     }),
     50 * MiB,
   ),
@@ -155,6 +155,7 @@ class SmtpInboxSource implements Source {
       }
       this.unroute = server.route(options.mailbox, {
         allowFrom: allowedSenders(options.allowFrom, ctx.directory),
+        stage: (from) => ctx.stage(from),
         take: (mail) => this.inFlight.track(this.take(mail)),
       });
     } catch (err) {
@@ -177,7 +178,7 @@ class SmtpInboxSource implements Source {
 
   private async take(mail: IncomingMail): Promise<void> {
     const receipt = await this.ctx.receive(
-      mailInbound(mail.content, {
+      mailInbound(mail.mail, {
         mailbox: mail.recipient,
         // An account that authenticated is the sender; otherwise the envelope says who claims to be.
         sender: mail.account?.login ?? (mail.mailFrom || `smtp:${mail.remoteAddress}`),

@@ -2,6 +2,7 @@
 // channels that each take one mailbox of it (`smtp-inbox`). It refuses unknown recipients at RCPT TO,
 // enforces the sender allow-list of a mailbox, authenticates through the engine's accounts, caps the
 // size while the DATA stream flows, and answers 250 only once every recipient's channel journaled it.
+import { PassThrough, type Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { SMTPServer } from 'smtp-server';
 import type {
@@ -13,8 +14,9 @@ import type {
   SMTPServerSession,
 } from 'smtp-server';
 import { OncoError, type OncoErrorOptions } from '../config/errors.ts';
-import type { Account, Accounts, Logger, SharedService } from './contract.ts';
+import type { Account, Accounts, Logger, SharedService, StageFrom, StagedContent } from './contract.ts';
 import { listen, type ConnectionLimits, type TlsMaterial } from './listener-setup.ts';
+import { stageMail, type StagedMail } from './mail-inbound.ts';
 
 /** A refusal answered with its SMTP reply code (from the error catalogue), smtp-server's `responseCode`. */
 export class SmtpError extends OncoError {
@@ -27,8 +29,8 @@ export class SmtpError extends OncoError {
 
 /** A complete mail for one mailbox, handed to the channel that takes it. */
 export interface IncomingMail {
-  /** The message as the client sent it (RFC 5322 bytes). */
-  content: Buffer;
+  /** The message as the client sent it (RFC 5322 bytes), staged: a file when large, never held whole. */
+  mail: StagedMail;
   /** Envelope sender (MAIL FROM), lower case; empty for the null sender of a DSN. */
   mailFrom: string;
   /** The mailbox it was accepted for, lower case. */
@@ -44,6 +46,8 @@ export interface IncomingMail {
 export interface Mailbox {
   /** Envelope senders allowed (lower case); null: anyone. */
   allowFrom: ReadonlySet<string> | null;
+  /** Where the DATA stream is written while it flows (the channel's `SourceContext.stage`). */
+  stage(from: StageFrom): Promise<StagedContent>;
   /** Resolves once the mail is journaled; a rejection answers 451 (the sender tries again later). */
   take(mail: IncomingMail): Promise<void>;
 }
@@ -236,30 +240,40 @@ export class SmtpInboxServer implements SharedService {
   }
 
   /**
-   * Reads the DATA stream to its end (smtp-server needs it consumed whatever the answer), keeping
-   * bytes only up to the limit: an oversized mail costs no memory past it and is answered 552.
+   * Streams DATA into a staged file while it flows (never the whole mail in memory), and reads the
+   * stream to its end whatever the answer (smtp-server needs it consumed): past the limit the
+   * staging stops, its file is dropped and the rest is discarded, answered 552.
    */
   private async receive(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size <= this.settings.maxMessageBytes) chunks.push(chunk);
+    const limit = this.settings.maxMessageBytes;
+    const recipients = [...new Set(session.envelope.rcptTo.map((r) => normalAddress(r.address)))];
+    const body = capped(stream, limit);
+    let mail: StagedMail;
+    try {
+      const mailboxes = recipients.map((recipient) => {
+        const mailbox = this.mailboxes.get(recipient);
+        if (!mailbox) throw new SmtpError('SMTP_MAILBOX_GONE', { params: { mailbox: recipient } });
+        return mailbox;
+      });
+      // Every mailbox stages into the same store: the first one's stage serves them all.
+      mail = await stageMail((from) => mailboxes[0]!.stage(from), body.chunks);
+      await body.ended;
+    } catch (cause) {
+      body.chunks.destroy();
+      await body.ended;
+      if (stream.sizeExceeded || body.size() > limit)
+        throw new SmtpError('SMTP_TOO_BIG', { params: { limit } });
+      throw this.notStored(cause, session);
     }
-    if (stream.sizeExceeded || size > this.settings.maxMessageBytes) {
-      throw new SmtpError('SMTP_TOO_BIG', { params: { limit: this.settings.maxMessageBytes } });
-    }
-    const content = Buffer.concat(chunks, size);
     const state = this.state(session);
     const mailFrom = session.envelope.mailFrom ? normalAddress(session.envelope.mailFrom.address) : '';
-    const recipients = [...new Set(session.envelope.rcptTo.map((r) => normalAddress(r.address)))];
     try {
       await Promise.all(
         recipients.map((recipient) => {
           const mailbox = this.mailboxes.get(recipient);
           if (!mailbox) throw new SmtpError('SMTP_MAILBOX_GONE', { params: { mailbox: recipient } });
           return mailbox.take({
-            content,
+            mail,
             mailFrom,
             recipient,
             remoteAddress: session.remoteAddress,
@@ -270,10 +284,52 @@ export class SmtpInboxServer implements SharedService {
         }),
       );
     } catch (cause) {
-      if (cause instanceof SmtpError) throw cause;
-      this.log.warn({ err: cause, session: session.id }, 'smtp mail not journaled: answered 451');
-      throw new SmtpError('SMTP_NOT_STORED', { cause });
+      throw this.notStored(cause, session);
     }
     return `OK: stored for ${recipients.length} mailbox(es)`;
   }
+
+  private notStored(cause: unknown, session: SMTPServerSession): SmtpError {
+    if (cause instanceof SmtpError) return cause;
+    this.log.warn({ err: cause, session: session.id }, 'smtp mail not journaled: answered 451');
+    return new SmtpError('SMTP_NOT_STORED', { cause });
+  }
+}
+
+/**
+ * The DATA stream as chunks for staging, cut off with an error as soon as it passes `limit`; the
+ * source stream itself is read to its end either way (`ended`), the bytes past the cut discarded.
+ */
+function capped(
+  stream: Readable,
+  limit: number,
+): { chunks: PassThrough; ended: Promise<void>; size: () => number } {
+  const chunks = new PassThrough();
+  let size = 0;
+  // Once the stager stops reading (cut off, or it failed), whatever is left only needs draining.
+  chunks.once('close', () => stream.resume());
+  stream.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    if (chunks.destroyed) return;
+    if (size > limit) {
+      chunks.destroy(new SmtpError('SMTP_TOO_BIG', { params: { limit } }));
+      return;
+    }
+    if (!chunks.write(chunk)) {
+      stream.pause();
+      chunks.once('drain', () => stream.resume());
+    }
+  });
+  const ended = new Promise<void>((resolve) => {
+    stream.once('end', () => {
+      chunks.end();
+      resolve();
+    });
+    // A broken connection ends the transaction: nothing more to read, nothing answered.
+    stream.once('error', (error) => {
+      chunks.destroy(error);
+      resolve();
+    });
+  });
+  return { chunks, ended, size: () => size };
 }

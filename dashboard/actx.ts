@@ -2,11 +2,13 @@
 // the DCC for one of its professionals. The establishment's verifier vouches for the parameters,
 // the clock window bounds a URL's life, and the store decides the rest in one writer call (nonce,
 // account, patient, session, audit: store/actx.ts). Every call, accepted or refused, is audited
-// with the professional's RPPS; a refusal answers its status and why, as JSON or as a page.
+// with the professional's RPPS, refusals summed per minute beyond the first (store/actx.ts says
+// why); a refusal answers its status and why, as JSON or as a page.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { readActxCall } from '../channels/actx-call.ts';
 import type { Engine } from '../channels/engine.ts';
 import { OncoError } from '../config/errors.ts';
+import { REFUSAL_WINDOW_S } from '../store/actx.ts';
 import { SESSION_COOKIE, setCookie, type Authenticator } from './auth.ts';
 import { html } from './html.ts';
 import { safeNext } from './pages/login.ts';
@@ -31,6 +33,14 @@ export function registerActx(
 ): void {
   const { directory, dir } = engine.config;
   const establishments = actxEstablishments(directory.establishments ?? [], dir);
+  // A minute of refusals is audited as its count once it is over, even if no call follows; a tick
+  // that fails (the writer down) leaves the count in the store for the next one.
+  const summaries = setInterval(
+    () => void engine.store.write.actx.closeRefusalWindows(clock()).catch(() => undefined),
+    REFUSAL_WINDOW_S * 1000,
+  );
+  summaries.unref();
+  app.addHook('onClose', async () => clearInterval(summaries));
 
   const establishmentOf = (query: ActxParams): ActxEstablishment => {
     const finess = query.finess;
@@ -96,6 +106,7 @@ export function registerActx(
           source: req.ip,
           code: error instanceof OncoError ? error.code : 'INTERNAL',
           now,
+          scope: finess !== null && establishments.has(finess) ? `finess:${finess}` : `address:${req.ip}`,
         });
       }
       throw error;

@@ -122,11 +122,18 @@ export function buildServer(engine: Engine, options: HttpOptions): FastifyInstan
           ? { source: c.source, lastError: c.lastError }
           : { source: { type: c.source.type, connected: c.source.connected ?? null } }),
       }));
-      const failed = channels.some((c) => c.state === 'FAILED');
+      // A writer thread down (restarting, or for good) refuses every write: nothing is received.
+      const writer = engine.store.writerHealth();
+      const failed = channels.some((c) => c.state === 'FAILED') || writer.state !== 'up';
       reply.code(failed ? 503 : 200);
       return {
         status: failed ? 'degraded' : 'ok',
         uptimeSeconds: Math.round((Date.now() - engine.startedAt) / 1000),
+        store: {
+          writer: writer.state,
+          restarts: writer.restarts,
+          ...(full ? { lastError: writer.lastError } : {}),
+        },
         channels,
       };
     },

@@ -2,9 +2,17 @@
 // in a patient's context or not. Once the caller has checked the signature, everything the call
 // decides is one method here, run by the writer in one transaction: the nonce is spent, the
 // account found or created, the patient found or created through the identity rules, the session
-// opened and the access audited — or the call is refused and the refusal audited. A crash can thus
-// never leave a spent nonce without its audit row, nor an account without the call that made it.
+// opened and the access audited — or the call is refused and the refusal audited (or counted, see
+// below). A crash can thus never leave a spent nonce without its audit row or count, nor an account
+// without the call that made it.
 // Nonces live as long as a call with their `ts` could be accepted, then are pruned.
+//
+// Refusals are audited but summed, as failed logins are (store/auth.ts): anyone can send unsigned
+// calls, and one audit row each would let them fill the trail. The first refusal of an
+// establishment (of an address, when the call names no known establishment) for one reason is
+// audited at once with its RPPS; the next ones within the minute only count, in a row of their own
+// table written in the same transaction, and one audit row carries the count once the minute is
+// over. The counts are in the database, so a crash loses none of them.
 import type { Db, Migration } from './db.ts';
 import type { Accounts, Role } from './accounts.ts';
 import type { Audit } from './audit.ts';
@@ -27,7 +35,53 @@ export const actxMigrations: Migration[] = [
       CREATE INDEX actx_nonces_by_expiry ON actx_nonces (expires_at);
     `,
   },
+  {
+    version: 711,
+    name: 'contextual calls: refusals counted per minute',
+    up: `
+      CREATE TABLE actx_refusals (
+        scope TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        opened_at INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        establishment TEXT,
+        source TEXT NOT NULL,
+        PRIMARY KEY (scope, kind, reason)
+      ) WITHOUT ROWID;
+    `,
+  },
 ];
+
+/** Refusals after the first of a minute are counted, and audited as one row once the minute is over. */
+export const REFUSAL_WINDOW_S = 60;
+
+/** A refused call, as the audit and the count need it. */
+export interface ActxRefusalEvent {
+  kind: ActxEntry['kind'];
+  /** The FINESS the call claims (well formed), known or not: the audit row names it. */
+  finess: string | null;
+  rpps: string | null;
+  source: string;
+  code: string;
+  /** Unix seconds. */
+  now: number;
+  /**
+   * What the refusals are summed by: a known establishment's FINESS, else the remote address (an
+   * invented FINESS per call must not open a new count each time).
+   */
+  scope: string;
+}
+
+interface RefusalWindow {
+  scope: string;
+  kind: string;
+  reason: string;
+  opened_at: number;
+  count: number;
+  establishment: string | null;
+  source: string;
+}
 
 /** A verified call, as plain data (it crosses to the writer's thread). */
 export interface ActxEntry {
@@ -80,6 +134,17 @@ export class ContextualCalls {
     this.s = {
       prune: db.prepare('DELETE FROM actx_nonces WHERE expires_at < ?'),
       spend: db.prepare('INSERT OR IGNORE INTO actx_nonces (finess, nonce, expires_at) VALUES (?, ?, ?)'),
+      window: db.prepare<[string, string, string], RefusalWindow>(
+        'SELECT * FROM actx_refusals WHERE scope = ? AND kind = ? AND reason = ?',
+      ),
+      count: db.prepare(
+        'UPDATE actx_refusals SET count = count + 1 WHERE scope = ? AND kind = ? AND reason = ?',
+      ),
+      open: db.prepare(`INSERT OR REPLACE INTO actx_refusals
+        (scope, kind, reason, opened_at, count, establishment, source)
+        VALUES (@scope, @kind, @code, @now, 0, @finess, @source)`),
+      due: db.prepare<[number], RefusalWindow>('SELECT * FROM actx_refusals WHERE opened_at <= ?'),
+      close: db.prepare('DELETE FROM actx_refusals WHERE scope = ? AND kind = ? AND reason = ?'),
     };
     this.transaction = db.transaction((e: ActxEntry) => this.decide(e));
   }
@@ -89,15 +154,25 @@ export class ContextualCalls {
     return this.transaction(e);
   }
 
-  /** A call refused before it reached the store (parameters, signature, clock): audited all the same. */
-  refused(e: {
-    kind: ActxEntry['kind'];
-    finess: string | null;
-    rpps: string | null;
-    source: string;
-    code: string;
-    now: number;
-  }): void {
+  /**
+   * A call refused before it reached the store (parameters, signature, clock): audited at once if it
+   * is the first of its minute for its scope and reason, else counted.
+   */
+  refused(e: ActxRefusalEvent): void {
+    const open = this.s.window.get(e.scope, e.kind, e.code);
+    if (open && e.now - open.opened_at < REFUSAL_WINDOW_S) {
+      this.s.count.run(e.scope, e.kind, e.code);
+      return;
+    }
+    if (open) this.summarise(open, e.now);
+    this.s.open.run({
+      scope: e.scope,
+      kind: e.kind,
+      code: e.code,
+      now: e.now,
+      finess: e.finess,
+      source: e.source,
+    });
     this.modules.audit.record(
       {
         actor: e.rpps ?? 'anonymous',
@@ -111,11 +186,36 @@ export class ContextualCalls {
     );
   }
 
+  /** Audits the count of every minute of refusals that is over by `now` (Unix seconds). */
+  closeRefusalWindows(now: number): void {
+    for (const w of this.s.due.all(now - REFUSAL_WINDOW_S)) this.summarise(w, now);
+  }
+
+  private summarise(w: RefusalWindow, now: number): void {
+    this.s.close.run(w.scope, w.kind, w.reason);
+    if (w.count === 0) return;
+    this.modules.audit.record(
+      {
+        actor: 'anonymous',
+        source: w.scope.startsWith('address:') ? w.source : null,
+        establishment: w.scope.startsWith('finess:') ? w.establishment : null,
+        action: `actx-${w.kind}`,
+        outcome: 'refused',
+        detail: {
+          reason: w.reason,
+          attempts: w.count,
+          since: new Date(w.opened_at * 1000).toISOString(),
+        },
+      },
+      now * 1000,
+    );
+  }
+
   private decide(e: ActxEntry): ActxOutcome {
     const { accounts, audit, sessions, vigilance } = this.modules;
     const { rpps } = e.professional;
     const refuse = (r: ActxRefusal): ActxOutcome => {
-      this.refused({ ...e, rpps, code: r.code });
+      this.refused({ ...e, rpps, code: r.code, scope: `finess:${e.finess}` });
       return { ok: false, ...r };
     };
     this.s.prune.run(e.now);

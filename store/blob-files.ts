@@ -14,6 +14,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { OncoError } from '../config/errors.ts';
+import { syncDirectory, syncDirectorySync } from './sync-directory.ts';
 
 /** A blob as the journal records it: plain data, safe to hand to the writer. */
 export interface BlobRef {
@@ -90,7 +91,30 @@ export class BlobFiles {
         ? this.adopt(from.file)
         : this.writeStaging(fs.createReadStream(from.file, { highWaterMark: CHUNK }));
     }
-    return this.writeStaging(from.stream);
+    return this.stageStream(from.stream);
+  }
+
+  /** A stream stays in memory while it is at most the threshold, and spills to a staging file past it. */
+  private async stageStream(source: Readable | AsyncIterable<Uint8Array>): Promise<StagedContent> {
+    const it = (source as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+    const held: Uint8Array[] = [];
+    let size = 0;
+    for (;;) {
+      const next = await it.next();
+      if (next.done) {
+        const content = Buffer.concat(held, size);
+        return { digest: sha256(content), size, content };
+      }
+      held.push(next.value);
+      size += next.value.length;
+      if (size > this.threshold) break;
+    }
+    async function* spilled(): AsyncGenerator<Uint8Array> {
+      yield* held.splice(0);
+      // Iterating the rest through for-await closes the source if writing fails half-way.
+      yield* { [Symbol.asyncIterator]: () => it };
+    }
+    return this.writeStaging(spilled());
   }
 
   /** An existing blob as staged content (a replay journals the same file again: one more reference). */
@@ -99,15 +123,55 @@ export class BlobFiles {
   }
 
   /**
-   * Journals staged content: above the threshold its file is first renamed to its digest (or dropped
-   * when that blob exists already) and the directory fsynced, then `write` commits the reference.
-   * The digest stays pinned until that commit settled, so that no sweep deletes it meanwhile.
+   * Keeps bytes as a blob at once, synchronously, for a writer inside its transaction (the
+   * documents' filing, in the writer thread): staged, fsynced, renamed to its digest and the
+   * directory fsynced before it returns, so before the commit that references it. Not pinned: only
+   * for a directory that is swept when no such write is in flight (the documents', at start).
+   */
+  putNow(bytes: Uint8Array): BlobRef {
+    const ref = { digest: sha256(bytes), size: bytes.length };
+    const target = this.path(ref.digest);
+    if (fs.existsSync(target)) return ref;
+    const file = this.newStagingName();
+    const fd = fs.openSync(file, 'wx', 0o600);
+    try {
+      for (let written = 0; written < bytes.length;)
+        written += fs.writeSync(fd, bytes, written, bytes.length - written);
+      fs.fsyncSync(fd);
+    } catch (error) {
+      fs.closeSync(fd);
+      fs.rmSync(file, { force: true });
+      throw error;
+    }
+    fs.closeSync(fd);
+    fs.renameSync(file, target);
+    syncDirectorySync(this.dir!);
+    return ref;
+  }
+
+  /**
+   * Journals staged content: above the threshold its file is first placed (`place`), then `write`
+   * commits the reference, the digest pinned meanwhile.
    */
   async keep<T>(
     staged: StagedContent | undefined,
     write: (blob: BlobRef | undefined) => Promise<T>,
   ): Promise<T> {
     if (!staged || staged.file === undefined) return write(undefined);
+    const placed = await this.place({ ...staged, file: staged.file });
+    try {
+      return await write(placed.blob);
+    } finally {
+      placed.release();
+    }
+  }
+
+  /**
+   * Renames a staged file to its digest (or drops it when that blob exists already) and fsyncs the
+   * directory, then pins the digest until `release`: call it once the commit that references the
+   * blob has settled, so that no sweep deletes it meanwhile.
+   */
+  async place(staged: StagedContent & { file: string }): Promise<{ blob: BlobRef; release: () => void }> {
     const { digest, size, file } = staged;
     const target = this.path(digest);
     await this.locked(digest, async () => {
@@ -115,20 +179,28 @@ export class BlobFiles {
         if (await exists(target)) await fsp.rm(file, { force: true });
         else {
           await fsp.rename(file, target);
-          await syncDir(this.dir!);
+          await syncDirectory(this.dir!);
         }
       } else if (!(await exists(target))) {
         throw new BlobError('BLOB_MISSING', digest, target);
       }
       this.pins.set(digest, (this.pins.get(digest) ?? 0) + 1);
     });
-    try {
-      return await write({ digest, size });
-    } finally {
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
       const n = (this.pins.get(digest) ?? 1) - 1;
       if (n > 0) this.pins.set(digest, n);
       else this.pins.delete(digest);
-    }
+    };
+    return { blob: { digest, size }, release };
+  }
+
+  /** Deletes a staged file nothing will journal (a step's intermediate output). */
+  async discard(staged: StagedContent): Promise<void> {
+    if (staged.file !== undefined && path.dirname(staged.file) === this.staging)
+      await fsp.rm(staged.file, { force: true });
   }
 
   /**
@@ -152,7 +224,7 @@ export class BlobFiles {
         removed++;
       });
     }
-    if (removed > 0) await syncDir(this.dir);
+    if (removed > 0) await syncDirectory(this.dir);
     return removed;
   }
 
@@ -287,14 +359,4 @@ async function exists(file: string): Promise<boolean> {
     () => true,
     () => false,
   );
-}
-
-/** Makes the renames and deletions in a directory durable. */
-async function syncDir(dir: string): Promise<void> {
-  const handle = await fsp.open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }

@@ -3,7 +3,10 @@
 // `document_versions` per version received, never updated nor deleted: a replacement is a new
 // version, a deletion a version that marks the document deleted. Findings and variants are rows of
 // their own, so that "every EGFR p.Leu858Arg" or "every ADICAP code of 2026" is one indexed query.
+import fs from 'node:fs';
+import path from 'node:path';
 import type { Migration } from './db.ts';
+import { syncDirectorySync } from './sync-directory.ts';
 
 export const documentMigrations: Migration[] = [
   {
@@ -150,4 +153,35 @@ export const documentMigrations: Migration[] = [
       CREATE INDEX document_events_document ON document_events (document_id);
     `,
   },
+  {
+    version: 501,
+    name: 'documents: attachments found by their bytes',
+    // The bytes are blobs (store/blob-files.ts): the recovery sweep keeps a file while a version
+    // or an attachment names it, which this index answers without a scan.
+    up: `CREATE INDEX document_attachments_sha256 ON document_attachments (sha256);`,
+  },
 ];
+
+/**
+ * Documents filed before their bytes became blobs kept them as `<dir>/ab/abcdef…` (a shard folder per
+ * first two hex digits); blobs are `<dir>/abcdef…`. Moves every such file up, once, at the store's
+ * opening, before any writer runs: a rename in one file system, so a crash midway leaves each file
+ * in one place or the other and the next opening finishes the move. Unfinished `.tmp` writes go.
+ */
+export function flattenDocumentShards(dir: string): void {
+  if (!fs.existsSync(dir)) return;
+  let moved = false;
+  for (const shard of fs.readdirSync(dir)) {
+    if (!/^[0-9a-f]{2}$/.test(shard)) continue;
+    const folder = path.join(dir, shard);
+    for (const name of fs.readdirSync(folder)) {
+      const file = path.join(folder, name);
+      const target = path.join(dir, name);
+      if (/^[0-9a-f]{64}$/.test(name) && !fs.existsSync(target)) fs.renameSync(file, target);
+      else fs.rmSync(file, { force: true });
+      moved = true;
+    }
+    fs.rmdirSync(folder);
+  }
+  if (moved) syncDirectorySync(dir);
+}

@@ -3,8 +3,8 @@
 // guess. A document no rule designates waits (unmatched) and is attached as soon as an identity
 // that designates it is filed; traits that are only close open review items for a person to decide.
 //
-// The rules, most certain first, as for identities (vigilance.ts), except that a document never
-// creates a patient:
+// The rules, most certain first, as for identities (one function decides for both: `designate` in
+// identity-match.ts), except that a document never creates a patient nor picks one of several:
 //   1. ipp-known      an IPP of the report designates a patient (two patients: review, not filed);
 //   2. ins-qualified  the report's INS (accepted OID) is carried by exactly one QUAL patient;
 //   3. strict-traits  equal strict traits on exactly one live patient (or review, as configured);
@@ -15,9 +15,15 @@
 // for pages and the API run on the caller's connection.
 import type { Db } from './db.ts';
 import { OncoError } from '../config/errors.ts';
-import type { DocumentFiles } from './document-files.ts';
+import type { BlobFiles } from './blob-files.ts';
 import type { Filed } from './filing.ts';
-import { compareIdentities, couldBeClose, normaliseBirthDate } from './identity-match.ts';
+import {
+  compareIdentities,
+  couldBeClose,
+  designate,
+  normaliseBirthDate,
+  type Designation,
+} from './identity-match.ts';
 import {
   parseIdentity,
   PatientStoreError,
@@ -29,7 +35,7 @@ import {
   type PatientStore,
 } from './patients.ts';
 
-export { documentMigrations } from './document-schema.ts';
+export { documentMigrations, flattenDocumentShards } from './document-schema.ts';
 
 export type DocumentKind = 'pathology' | 'molecular';
 export type VersionStatus = 'final' | 'replacement' | 'deletion';
@@ -324,18 +330,6 @@ interface ReviewRow {
   resolved_at: string | null;
 }
 
-interface Candidate {
-  patientId: number;
-  score: number;
-  reasons: string[];
-}
-
-interface Match {
-  patientId: number | null;
-  rule: string;
-  candidates: Candidate[];
-}
-
 const CDA_TYPES = new Set(['text/xml', 'application/xml', 'application/hl7-cda+xml']);
 
 const opt = <T>(v: T | null | undefined): T | undefined => (v === null ? undefined : v);
@@ -433,8 +427,8 @@ export class Documents {
   constructor(
     readonly db: Db,
     private readonly patients: PatientStore,
-    /** Where the bytes live; null for a store in memory, which cannot file documents. */
-    private readonly files: DocumentFiles | null,
+    /** Where the bytes live (blobs named by their SHA-256); null for a store in memory, which cannot file documents. */
+    private readonly files: BlobFiles | null,
     options: {
       now?: () => Date;
       /** Closes the molecular order a result answers; false for an order the DCC never issued. */
@@ -505,6 +499,8 @@ export class Documents {
         p(`INSERT INTO document_events (at, document_id, version_id, action, rule, patient_id, message_id, author, detail)
            VALUES (@at, @document_id, @version_id, @action, @rule, @patient_id, @message_id, @author, @detail)`),
       eventsOf: p('SELECT * FROM document_events WHERE document_id = ? ORDER BY id'),
+      holdsBlob: p(`SELECT 1 FROM document_versions WHERE sha256 = ?
+                    UNION ALL SELECT 1 FROM document_attachments WHERE sha256 = ? LIMIT 1`),
       versionsOf: p(versionOfDoc),
       version: p('SELECT * FROM document_versions WHERE id = ?'),
       attachmentsOf: p(
@@ -538,11 +534,12 @@ export class Documents {
    */
   file(input: DocumentInput, ctx: FilingContext): FilingResult {
     const files = this.requireFiles();
-    // Written and fsynced before the transaction that names them commits.
-    const sha256 = files.put(input.original.bytes);
+    // Written and fsynced before the transaction that names them commits; a rollback leaves them to
+    // the recovery sweep (`holdsBlob`).
+    const sha256 = files.putNow(input.original.bytes).digest;
     const attachments = input.attachments.map((a) => ({
       mediaType: a.mediaType,
-      sha256: files.put(a.bytes),
+      sha256: files.putNow(a.bytes).digest,
       size: a.bytes.length,
     }));
     return this.db.transaction(() => {
@@ -719,7 +716,12 @@ export class Documents {
         ? own
         : this.attachmentsOf(v.id).find((a) => wanted(a.mediaType));
     if (found === undefined) return null;
-    return { ...found, file: files.pathOf(found.sha256), fileName: v.file_name };
+    return { ...found, file: files.path(found.sha256), fileName: v.file_name };
+  }
+
+  /** Whether a version or an attachment keeps these bytes: the recovery sweep deletes the blobs none keeps. */
+  holdsBlob(digest: string): boolean {
+    return this.sql.holdsBlob.get(digest, digest) !== undefined;
   }
 
   /** Unfiled documents (waiting or in review), oldest first, in keyset pages. */
@@ -768,7 +770,7 @@ export class Documents {
 
   // ——— inside the filing transaction ———
 
-  private requireFiles(): DocumentFiles {
+  private requireFiles(): BlobFiles {
     if (this.files === null)
       throw new DocumentError(
         'DOCUMENT_FILES_UNAVAILABLE',
@@ -925,7 +927,7 @@ export class Documents {
     }
     const at = this.at();
     const reviewIds: number[] = [];
-    for (const c of match.candidates.sort((a, b) => b.score - a.score).slice(0, rules.maxReviews)) {
+    for (const c of match.reviews.sort((a, b) => b.score - a.score).slice(0, rules.maxReviews)) {
       const r = this.sql.insertReview.run(documentId, c.patientId, c.score, JSON.stringify(c.reasons), at);
       if (r.changes > 0) reviewIds.push(Number(r.lastInsertRowid));
     }
@@ -958,50 +960,31 @@ export class Documents {
     this.event(documentId, doc.current_version_id, action, rule, ctx, { ...detail, patientId }, patientId);
   }
 
-  private match(p: DocumentPatient, insOids: readonly string[], rules: DocumentRules): Match {
-    const byIpp = [
-      ...new Set(
-        p.identifiers.map((ref) => this.patients.resolveIdentifier(ref)).filter((id) => id !== null),
-      ),
-    ];
-    if (byIpp.length === 1) return { patientId: byIpp[0]!, rule: 'ipp-known', candidates: [] };
-    if (byIpp.length > 1)
-      return {
-        patientId: null,
-        rule: 'identifiers-on-two-patients',
-        candidates: byIpp.map((id) => ({
-          patientId: id,
-          score: 1,
-          reasons: ['identifiers-on-two-patients'],
-        })),
-      };
-    if (p.ins && insOids.includes(p.ins.oid)) {
-      const qualified = this.patients
-        .findByIns(p.ins.matricule, p.ins.oid)
-        .filter((id) => this.patients.get(id)!.reliability === 'QUAL');
-      if (qualified.length === 1) return { patientId: qualified[0]!, rule: 'ins-qualified', candidates: [] };
-    }
-    const traits = traitsOf(p);
-    if (traits === null) return { patientId: null, rule: 'no-traits', candidates: [] };
-    const scored = this.patients
-      .candidates(traits, (c) => couldBeClose(traits, c, rules.nearMatchThreshold))
-      .filter((c) => c.reliability !== 'FICT' && c.reliability !== 'DOUT')
-      .map((c) => ({ id: c.id, m: compareIdentities(traits, c, rules.nearMatchThreshold) }))
-      .filter(({ m }) => m.kind !== 'different');
-    const exact = scored.filter(({ m }) => m.kind === 'exact');
-    if (exact.length === 1 && rules.strictTraitsMatch === 'link')
-      return { patientId: exact[0]!.id, rule: 'strict-traits', candidates: [] };
-    const candidates = scored.map(({ id, m }) => ({
-      patientId: id,
-      score: m.score,
-      reasons:
-        m.kind === 'exact'
-          ? ['strict-traits-equal', ...(exact.length > 1 ? ['several-strict-matches'] : [])]
-          : m.reasons,
-    }));
-    const rule =
-      exact.length > 0 ? 'strict-traits-review' : candidates.length > 0 ? 'near-match' : 'no-match';
-    return { patientId: null, rule, candidates };
+  /** The identity rules (identity-match.ts), except that a document never creates a patient nor guesses between two. */
+  private match(p: DocumentPatient, insOids: readonly string[], rules: DocumentRules): Designation {
+    return designate({
+      byIpp: [
+        ...new Set(
+          p.identifiers.map((ref) => this.patients.resolveIdentifier(ref)).filter((id) => id !== null),
+        ),
+      ],
+      byIns: () =>
+        p.ins && insOids.includes(p.ins.oid)
+          ? this.patients
+              .findByIns(p.ins.matricule, p.ins.oid)
+              .filter((id) => this.patients.get(id)!.reliability === 'QUAL')
+          : null,
+      byTraits: () => {
+        const traits = traitsOf(p);
+        if (traits === null) return 'no-traits';
+        return this.patients
+          .candidates(traits, (c) => couldBeClose(traits, c, rules.nearMatchThreshold))
+          .filter((c) => c.reliability !== 'FICT' && c.reliability !== 'DOUT')
+          .map((c) => ({ patientId: c.id, match: compareIdentities(traits, c, rules.nearMatchThreshold) }));
+      },
+      linkOnStrictTraits: rules.strictTraitsMatch === 'link',
+      several: 'none',
+    });
   }
 
   private event(

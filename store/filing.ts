@@ -35,10 +35,11 @@ export class Deliveries {
 
   /**
    * Records a processing result and, for a transformed message, files its store-writer deliveries
-   * in the same transaction, each in a savepoint: received, processed and filed in two group
-   * commits. A filing refused here stays QUEUED: its destination worker tries it again under its
-   * retry rules and journals the refusal. `premarked`: the deliveries whose start the run's mark
-   * recorded; those not filed here get it back (their attempt did not happen). Returns the filed ones.
+   * in the same transaction, each filing in a savepoint: received, processed and filed in two group
+   * commits, each journal row written once in its end state (Journal.processedAndSent). A filing
+   * refused here stays QUEUED: its destination worker tries it again under its retry rules and
+   * journals the refusal. `premarked`: the deliveries whose start the run's mark recorded; those
+   * not filed here get it back (their attempt did not happen). Returns the filed ones.
    */
   processedAndFiled(
     result: ProcessingResult,
@@ -46,37 +47,44 @@ export class Deliveries {
     filings: readonly InlineFiling[],
     premarked: readonly number[],
   ): number[] {
-    this.journal.processed(result, policy);
-    const filed: number[] = [];
+    const sent: SentResult[] = [];
     if (result.status === 'TRANSFORMED') {
       for (const f of filings) {
         if (f.ordered && this.journal.queuedBefore(f.deliveryId)) continue;
         try {
-          this.db.transaction(() =>
-            this.fileAndMarkSent(f.filing, { deliveryId: f.deliveryId, policy, now: result.now }),
-          )();
-          filed.push(f.deliveryId);
+          const filed = this.db.transaction(() => this.file(f.filing))();
+          sent.push({ ...sentOf(filed), deliveryId: f.deliveryId, policy, now: result.now });
         } catch (error) {
           // A locked database fails the whole result, retried; a refusal is the worker's to journal.
           if (isTransientDbError(error)) throw error;
         }
       }
     }
+    this.journal.processedAndSent(result, policy, sent);
+    const filed = sent.map((s) => s.deliveryId);
     for (const id of premarked) if (!filed.includes(id)) this.journal.unstartDelivery(id);
     return filed;
   }
 
   /** Files, then marks the delivery SENT with the filing's response: one transaction, both or neither. */
   fileAndMarkSent(filing: Filing, sent: Omit<SentResult, 'response' | 'detail'>): Filed {
-    const filed = callModule(this.modules(), filing.module, filing.method, filing.args) as Filed;
-    this.journal.sent({
-      ...sent,
-      response:
-        filed.response === undefined
-          ? undefined
-          : { content: Buffer.from(JSON.stringify(filed.response)), contentType: 'application/json' },
-      detail: filed.detail,
-    });
+    const filed = this.file(filing);
+    this.journal.sent({ ...sent, ...sentOf(filed) });
     return filed;
   }
+
+  private file(filing: Filing): Filed {
+    return callModule(this.modules(), filing.module, filing.method, filing.args) as Filed;
+  }
+}
+
+/** What the journal keeps of a filing: its response as JSON, and its detail. */
+function sentOf(filed: Filed): Pick<SentResult, 'response' | 'detail'> {
+  return {
+    response:
+      filed.response === undefined
+        ? undefined
+        : { content: Buffer.from(JSON.stringify(filed.response)), contentType: 'application/json' },
+    detail: filed.detail,
+  };
 }

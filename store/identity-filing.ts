@@ -51,6 +51,11 @@ export class IdentityFiling {
   constructor(
     private readonly patients: PatientStore,
     private readonly vigilance: Vigilance,
+    /**
+     * Told, in the transaction, of the patient an A40 or A47 left with other identifiers: documents
+     * waiting for that identity are filed then, as after an A28/A31 (vigilance's own hook).
+     */
+    private readonly identifiersChanged: (patientId: number, ctx: ActionContext) => void = () => {},
   ) {
     this.fileRun = patients.db.transaction(
       (inputs: readonly IdentityFilingInput[], from: number, to: number) => {
@@ -133,9 +138,12 @@ export class IdentityFiling {
         return upsert(step.identity);
       case 'merge':
         upsert(step.survivor);
-        return patients.mergeIdentifiers(step.survivorRef, step.mergedRef, input.ctx);
+        return this.changed(patients.mergeIdentifiers(step.survivorRef, step.mergedRef, input.ctx), input);
       case 'change-identifier':
-        return patients.changeIdentifier(step.from.finess, step.from.ipp, step.toIpp, input.ctx);
+        return this.changed(
+          patients.changeIdentifier(step.from.finess, step.from.ipp, step.toIpp, input.ctx),
+          input,
+        );
       case 'link':
       case 'unlink': {
         const a = this.patientOf(step.a);
@@ -145,6 +153,11 @@ export class IdentityFiling {
           : patients.unlink(a, b, input.ctx, 'pam-a37');
       }
     }
+  }
+
+  private changed(decision: Decision, input: IdentityFilingInput): Decision {
+    this.identifiersChanged(decision.patientId, input.ctx);
+    return decision;
   }
 
   private patientOf(ref: IdentifierRef): number {

@@ -348,3 +348,85 @@ export function compareIdentities(a: MatchTraits, b: MatchTraits, nearThreshold:
   if (allEqual && sameLists) return { kind: 'exact', score: 1, reasons: [] };
   return { kind: score >= nearThreshold ? 'near' : 'different', score, reasons };
 }
+
+/** A patient the trait rules looked at, and how its traits compare with the incoming ones. */
+export interface TraitCandidate {
+  patientId: number;
+  match: MatchResult;
+  /**
+   * Why equal traits may not designate this patient alone (an identity feed: the establishment
+   * keeps it under another IPP); it is then only a review candidate, with this reason.
+   */
+  heldBack?: string;
+}
+
+/** A patient a person should compare with the incoming identity, and why. */
+export interface ReviewCandidate {
+  patientId: number;
+  score: number;
+  reasons: string[];
+}
+
+/** What the rules, most certain first, make of what the store knows of an incoming identity. */
+export interface RuleInputs {
+  /** The distinct patients the incoming IPPs designate, in the order of the IPPs. */
+  byIpp: readonly number[];
+  /** The patients its INS designates, or null when the INS rule does not apply to it. */
+  byIns: () => readonly number[] | null;
+  /** The patients close enough by traits, or the rule's name when traits may not decide here. */
+  byTraits: () => readonly TraitCandidate[] | string;
+  /** Equal strict traits on exactly one patient designate it (`link`), else only open a review. */
+  linkOnStrictTraits: boolean;
+  /**
+   * When a rule designates several patients: an identity feed files on the first and reviews the
+   * others (`first`); a document waits and is reviewed against them all (`none`).
+   */
+  several: 'first' | 'none';
+}
+
+export interface Designation {
+  /** The patient designated, or null: none, or nothing certain enough. */
+  patientId: number | null;
+  /** The rule that decided: ipp-known, ins-qualified, strict-traits, strict-traits-review, near-match, no-match… */
+  rule: string;
+  reviews: ReviewCandidate[];
+}
+
+/**
+ * The identity rules in their one order, for identities (vigilance.ts) and documents
+ * (documents.ts) alike: 1. an IPP that designates a patient; 2. a qualified INS; 3. equal strict
+ * traits (link or review); 4. close traits (review); 5. none. Lookups are functions so that a rule
+ * that decides spares the queries of the rules after it.
+ */
+export function designate(r: RuleInputs): Designation {
+  const pick = (ids: readonly number[]): number | null =>
+    ids.length === 1 || (ids.length > 1 && r.several === 'first') ? ids[0]! : null;
+  const onTwo = (patientId: number) => ({ patientId, score: 1, reasons: ['identifiers-on-two-patients'] });
+  if (r.byIpp.length > 1 && r.several === 'none')
+    return { patientId: null, rule: 'identifiers-on-two-patients', reviews: r.byIpp.map(onTwo) };
+  const ipp = pick(r.byIpp);
+  if (ipp !== null) return { patientId: ipp, rule: 'ipp-known', reviews: r.byIpp.slice(1).map(onTwo) };
+  const insIds = r.byIns();
+  const ins = insIds === null ? null : pick(insIds);
+  if (ins !== null) return { patientId: ins, rule: 'ins-qualified', reviews: [] };
+  const traits = r.byTraits();
+  if (typeof traits === 'string') return { patientId: null, rule: traits, reviews: [] };
+  const scored = traits.filter((c) => c.match.kind !== 'different');
+  const review = (c: TraitCandidate, extra: string[] = []): ReviewCandidate => ({
+    patientId: c.patientId,
+    score: c.match.score,
+    reasons:
+      c.match.reasons.length > 0 || extra.length > 0
+        ? [...c.match.reasons, ...extra]
+        : ['strict-traits-equal'],
+  });
+  const exact = scored.filter((c) => c.match.kind === 'exact' && c.heldBack === undefined);
+  if (exact.length === 1 && r.linkOnStrictTraits)
+    return { patientId: exact[0]!.patientId, rule: 'strict-traits', reviews: [] };
+  if (exact.length > 0) {
+    const extra = exact.length > 1 ? ['several-strict-matches'] : [];
+    return { patientId: null, rule: 'strict-traits-review', reviews: exact.map((c) => review(c, extra)) };
+  }
+  const near = scored.map((c) => review(c, c.heldBack === undefined ? [] : [c.heldBack]));
+  return { patientId: null, rule: near.length > 0 ? 'near-match' : 'no-match', reviews: near };
+}

@@ -363,8 +363,18 @@ export class Journal {
           'SELECT message_id FROM answers WHERE channel = ? AND due = 1 AND message_id > ? ORDER BY message_id LIMIT ?',
         )
         .pluck(),
-      startProcessing: db.prepare('UPDATE messages SET attempts = attempts + 1 WHERE id = ?'),
+      // What the count was before: one statement, no read of the row first.
+      startProcessing: db
+        .prepare<[number], number>(
+          'UPDATE messages SET attempts = attempts + 1 WHERE id = ? RETURNING attempts - 1',
+        )
+        .pluck(),
       startDelivery: db.prepare('UPDATE deliveries SET starts = starts + 1 WHERE id = ?'),
+      startDeliveryUnfinished: db
+        .prepare<[number], number>(
+          'UPDATE deliveries SET starts = starts + 1 WHERE id = ? RETURNING starts - 1 - attempts',
+        )
+        .pluck(),
       unstartDelivery: db.prepare(
         'UPDATE deliveries SET starts = starts - 1 WHERE id = ? AND starts > attempts',
       ),
@@ -454,6 +464,13 @@ export class Journal {
       markSent:
         db.prepare(`UPDATE deliveries SET status = 'SENT', attempts = attempts + 1, sent_at = ?, detail = ?,
         last_error = NULL, updated_at = ? WHERE id = ?`),
+      markSentWaiting: db
+        .prepare<[number, string | null, number, number, number], string>(
+          `UPDATE deliveries SET status = 'SENT', attempts = attempts + 1, sent_at = ?, detail = ?,
+           last_error = NULL, updated_at = ? WHERE id = ? AND message_id = ? AND status = 'WAITING'
+           RETURNING destination`,
+        )
+        .pluck(),
       markFiltered: db.prepare(`UPDATE deliveries SET status = 'FILTERED', updated_at = ? WHERE id = ?`),
       markFailed: db.prepare(`UPDATE deliveries SET status = ?, attempts = attempts + 1, next_attempt_at = ?,
         last_error = ?, updated_at = ? WHERE id = ?`),
@@ -556,9 +573,7 @@ export class Journal {
    * journaled outcome (crashes or stalls). Meant for GroupCommit.mark: durable before the work starts.
    */
   startProcessing(messageId: number): number {
-    const before = this.s.message.get(messageId)?.attempts ?? 0;
-    this.s.startProcessing.run(messageId);
-    return before;
+    return this.s.startProcessing.get(messageId) ?? 0;
   }
 
   /**
@@ -582,10 +597,7 @@ export class Journal {
 
   /** Same as startProcessing, for one delivery attempt. */
   startDelivery(deliveryId: number): number {
-    const d = this.s.delivery.get(deliveryId);
-    if (!d) return 0;
-    this.s.startDelivery.run(deliveryId);
-    return d.starts - d.attempts;
+    return this.s.startDeliveryUnfinished.get(deliveryId) ?? 0;
   }
 
   /** Marks the start of a batch of delivery attempts (none of them a suspect): one commit for all. */
@@ -739,6 +751,46 @@ export class Journal {
             : 'ERROR';
     this.s.queueDeliveries.run(deliveryStatus, r.now, r.messageId);
     if (r.status !== 'TRANSFORMED') this.complete(r.messageId, policy, r.now);
+  }
+
+  /**
+   * Records a processing result together with the store-writer deliveries the processing stage
+   * filed in the same transaction (`filed`: what `sent` would record for each). The end state is
+   * that of processed() followed by sent() for each, but each row is written once, in its end
+   * state: a filed delivery goes from WAITING to SENT (not QUEUED, then SENT), and a message
+   * whose deliveries were all filed goes to SENT (not TRANSFORMED, then SENT), its contents kept
+   * as the storage policy keeps a complete message's (not written, then dropped).
+   */
+  processedAndSent(r: ProcessingResult, policy: StoragePolicy, filed: readonly SentResult[]): void {
+    if (r.status !== 'TRANSFORMED' || filed.length === 0) {
+      this.processed(r, policy);
+      return;
+    }
+    const destinations = filed.map((f) => {
+      const d = this.s.markSentWaiting.get(r.now, f.detail ?? null, r.now, f.deliveryId, r.messageId);
+      if (d === undefined)
+        throw new Error(`delivery ${f.deliveryId} is not waiting for message ${r.messageId}`);
+      return d;
+    });
+    // Processing leaves no delivery of the message in another state than WAITING: none queued, all filed.
+    const complete = this.s.queueDeliveries.run('QUEUED', r.now, r.messageId).changes === 0;
+    const kept = (stage: Stage): boolean => !complete || keptAfterCompletion[policy].has(stage);
+    const meta = r.transformed ? JSON.stringify(r.transformed.meta) : null;
+    this.s.setMessageStatus.run(complete ? 'SENT' : 'TRANSFORMED', null, meta, r.now, r.messageId);
+    if (r.transformed && kept('transformed')) {
+      const t = r.transformed;
+      this.insertContent(r.messageId, 'transformed', '', t.contentType, t.content, t.blob, r.now);
+    }
+    for (const [i, f] of filed.entries()) {
+      const destination = destinations[i]!;
+      if (f.sent && kept('sent'))
+        this.s.insertContent.run(r.messageId, 'sent', destination, f.sent.contentType, f.sent.content);
+      if (f.response && kept('response')) {
+        const { contentType, content } = f.response;
+        this.s.insertContent.run(r.messageId, 'response', destination, contentType, content);
+      }
+    }
+    if (!kept('raw')) this.s.dropStages.run(r.messageId, 'raw');
   }
 
   /** Next deliveries of one destination queue, oldest first. Ordered queues pass `due = false`: the head blocks. */

@@ -3,7 +3,7 @@
 import path from 'node:path';
 import { openDatabase, migrate, READER_CACHE_MIB, type Db, type Migration, type OpenOptions } from './db.ts';
 import { InlineWriter, type WriteMode, type Writer } from './group-commit.ts';
-import { ThreadWriter } from './writer-thread.ts';
+import { ThreadWriter, type RestartPolicy, type WriterHealth, type WriterLog } from './writer-thread.ts';
 import { Journal, journalMigrations } from './journal.ts';
 import { Accounts, accountMigrations } from './accounts.ts';
 import { Audit, auditKeying, auditMigrations, type AuditKeying } from './audit.ts';
@@ -11,11 +11,10 @@ import { AuthService, LoginLedger, type AuthPolicy } from './auth.ts';
 import { Sessions, sessionMigrations } from './sessions.ts';
 import { MessageSearch, messageSearchMigrations } from './message-search.ts';
 import { Stats } from './stats.ts';
-import { PatientStore, patientMigrations } from './patients.ts';
+import { PatientStore, patientMigrations, type ActionContext } from './patients.ts';
 import { Vigilance } from './vigilance.ts';
-import { Documents, documentMigrations } from './documents.ts';
+import { Documents, documentMigrations, flattenDocumentShards } from './documents.ts';
 import { Orders, orderMigrations } from './orders.ts';
-import { DocumentFiles } from './document-files.ts';
 import { writesThrough, type Writes } from './writes.ts';
 import { BlobFiles } from './blob-files.ts';
 import { ContextualCalls, actxMigrations } from './actx.ts';
@@ -53,6 +52,10 @@ export interface StoreOptions extends OpenOptions {
   writer?: 'thread' | 'inline';
   /** Content larger than this many bytes is kept as a file in `<dataDir>/blobs` (default 1 MiB). */
   blobThresholdBytes?: number;
+  /** When the writer thread is restarted if it dies (tests shorten the delays). */
+  writerRestart?: Partial<RestartPolicy>;
+  /** Where the writer thread's death and restart are told (default: stderr). */
+  log?: WriterLog;
 }
 
 export const DEFAULT_BLOB_THRESHOLD = 1024 * 1024;
@@ -87,7 +90,7 @@ export type CommitListener = (module: string) => void;
  * Builds every writer module on one connection: the writer thread does it on the write connection,
  * the main thread on its read connection (the same classes answer reads there).
  */
-export function writerModules(db: Db, keying: AuditKeying, documentsDir: string | null): WriterModules {
+export function writerModules(db: Db, keying: AuditKeying, documentFiles: BlobFiles | null): WriterModules {
   const journal = new Journal(db);
   const accounts = new Accounts(db);
   const audit = new Audit(db, keying);
@@ -96,15 +99,11 @@ export function writerModules(db: Db, keying: AuditKeying, documentsDir: string 
   // Documents are kept as files beside the database; a store in memory files none.
   const outbox = new Outbox(db, journal);
   const orders = new Orders(db, patients, outbox, audit);
-  const documents = new Documents(
-    db,
-    patients,
-    documentsDir === null ? null : new DocumentFiles(documentsDir),
-    {
-      closeOrder: (orderNumber, documentId, now) => orders.resultArrived(orderNumber, documentId, now),
-    },
-  );
-  const vigilance = new Vigilance(patients, (patientId, ctx) => documents.identityFiled(patientId, ctx));
+  const documents = new Documents(db, patients, documentFiles, {
+    closeOrder: (orderNumber, documentId, now) => orders.resultArrived(orderNumber, documentId, now),
+  });
+  const identityFiled = (patientId: number, ctx: ActionContext) => documents.identityFiled(patientId, ctx);
+  const vigilance = new Vigilance(patients, identityFiled);
   const modules: WriterModules = {
     journal,
     accounts,
@@ -114,7 +113,7 @@ export function writerModules(db: Db, keying: AuditKeying, documentsDir: string 
     messageSearch: new MessageSearch(db),
     patients,
     vigilance,
-    identityFiling: new IdentityFiling(patients, vigilance),
+    identityFiling: new IdentityFiling(patients, vigilance, identityFiled),
     deliveries: new Deliveries(db, journal, () => modules),
     documents,
     outbox,
@@ -124,6 +123,11 @@ export function writerModules(db: Db, keying: AuditKeying, documentsDir: string 
     actx: new ContextualCalls(db, { accounts, audit, sessions, vigilance }),
   };
   return modules;
+}
+
+/** Documents' bytes are all files (threshold 0); a store in memory keeps none. */
+export function documentFilesIn(dir: string | null): BlobFiles | null {
+  return dir === null ? null : new BlobFiles(dir, 0);
 }
 
 export class Store {
@@ -141,6 +145,12 @@ export class Store {
   readonly vigilance: Vigilance;
   /** Large content's files beside the database; the journal's `blobs` rows say which are referenced. */
   readonly blobs: BlobFiles;
+  /**
+   * The bytes of filed documents, every size (`<data>/documents`), kept while a document version
+   * names them (`documents.holdsBlob`): documents are never pruned, and their files are swept only
+   * at the engine's start, when no filing is in flight (the writer thread places them unpinned).
+   */
+  readonly documentFiles: BlobFiles | null;
   readonly documents: Documents;
   readonly orders: Orders;
   readonly outbox: Outbox;
@@ -166,7 +176,9 @@ export class Store {
     // Built here first, on a connection that may still write: a module's one-off upgrade at start
     // (the audit chain's rekeying, a search reindex) is done before the writer thread opens.
     const documentsDir = memory ? null : path.join(options.dataDir, 'documents');
-    const modules = writerModules(this.db, keying, documentsDir);
+    if (documentsDir !== null) flattenDocumentShards(documentsDir);
+    this.documentFiles = documentFilesIn(documentsDir);
+    const modules = writerModules(this.db, keying, this.documentFiles);
     this.blobs = new BlobFiles(
       memory ? null : path.join(options.dataDir, 'blobs'),
       options.blobThresholdBytes ?? DEFAULT_BLOB_THRESHOLD,
@@ -190,12 +202,10 @@ export class Store {
     else {
       this.db.pragma('query_only = ON');
       this.db.pragma(`cache_size = -${READER_CACHE_MIB * 1024}`);
-      this.writer = new ThreadWriter({
-        file,
-        synchronous: options.synchronous ?? 'FULL',
-        auditKey: keying.key,
-        documentsDir,
-      });
+      this.writer = new ThreadWriter(
+        { file, synchronous: options.synchronous ?? 'FULL', auditKey: keying.key, documentsDir },
+        { log: options.log, restart: options.writerRestart },
+      );
     }
     const through = (mode: WriteMode) =>
       writesThrough<WriterModules>((module, method, args) =>
@@ -218,6 +228,13 @@ export class Store {
   private committed<R>(module: string, result: R): R {
     for (const l of this.commitListeners) l(module);
     return result;
+  }
+
+  /** Whether writes are taken: a writer thread may be down, restarting, or down for good. */
+  writerHealth(): WriterHealth {
+    return this.writer instanceof ThreadWriter
+      ? this.writer.health()
+      : { state: 'up', restarts: 0, lastError: null };
   }
 
   /** Returns the pages freed by deletions to the file system (auto_vacuum = INCREMENTAL). */

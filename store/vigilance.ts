@@ -1,5 +1,6 @@
 // Identity vigilance: which DCC patient an incoming identity designates, and the review queue for
-// the pairs no rule may decide alone. Rules are tried from the most to the least certain:
+// the pairs no rule may decide alone. Rules are tried from the most to the least certain (in that
+// order by `designate` of identity-match.ts, which documents use too):
 //   1. ipp-known      an establishment's IPP already designates a patient: that patient, always;
 //   2. ins-qualified  a qualified INS (status QUAL, OID in the list given) that a live patient carries;
 //   3. strict-traits  equal strict traits: link, or create and review, as configured;
@@ -21,7 +22,13 @@ import {
   parseReliability,
   reliabilityRank,
 } from './patients.ts';
-import { compareIdentities, couldBeClose, type MatchResult } from './identity-match.ts';
+import {
+  compareIdentities,
+  couldBeClose,
+  designate,
+  type ReviewCandidate as Candidate,
+  type TraitCandidate,
+} from './identity-match.ts';
 import type { CandidateRecord } from './patient-schema.ts';
 
 export interface VigilanceRules {
@@ -77,12 +84,6 @@ export interface ReviewItem {
   resolutionDecisionId: number | null;
   resolvedBy: string | null;
   resolvedAt: string | null;
-}
-
-interface Candidate {
-  patientId: number;
-  score: number;
-  reasons: string[];
 }
 
 interface ReviewRow {
@@ -203,33 +204,27 @@ export class Vigilance {
     rules: VigilanceRules,
     notes: string[],
   ): IdentityDecision {
-    const reviews: Candidate[] = [];
-    const byIpp = [
-      ...new Set(
-        input.identifiers.map((ref) => this.patients.resolveIdentifier(ref)).filter((p) => p !== null),
-      ),
-    ];
-    let target: number | null = byIpp[0] ?? null;
-    let rule = 'ipp-known';
-    for (const other of byIpp.slice(1))
-      reviews.push({ patientId: other, score: 1, reasons: ['identifiers-on-two-patients'] });
-
     // Patients carrying the INS before this decision. Read again after it, the list could only have
     // gained the decided patient, which the same-ins reviews leave out: one read serves both.
     let withIns: number[] | null = null;
-    if (target === null && identity.ins !== null && identity.reliability === 'QUAL') {
-      withIns = this.patients.findByIns(identity.ins.matricule, identity.ins.oid);
-      target = withIns[0] ?? null;
-      rule = 'ins-qualified';
-    }
-    if (target === null) {
-      const found = UNTRUSTED.has(identity.reliability)
-        ? { rule: 'untrusted-identity', link: null, review: [] }
-        : this.matchTraits(identity, input, rules);
-      target = found.link;
-      rule = found.rule;
-      reviews.push(...found.review);
-    }
+    const designated = designate({
+      byIpp: [
+        ...new Set(
+          input.identifiers.map((ref) => this.patients.resolveIdentifier(ref)).filter((p) => p !== null),
+        ),
+      ],
+      byIns: () =>
+        identity.ins !== null && identity.reliability === 'QUAL'
+          ? (withIns = this.patients.findByIns(identity.ins.matricule, identity.ins.oid))
+          : null,
+      byTraits: () =>
+        UNTRUSTED.has(identity.reliability)
+          ? 'untrusted-identity'
+          : this.traitCandidates(identity, input, rules),
+      linkOnStrictTraits: rules.strictTraitsMatch === 'link',
+      several: 'first',
+    });
+    const { patientId: target, rule, reviews } = designated;
 
     const created = target === null;
     const patientId = target ?? this.patients.create(identity, ctx);
@@ -278,39 +273,17 @@ export class Vigilance {
     };
   }
 
-  /** Rules 3-5 over the indexed candidate blocks. */
-  private matchTraits(
-    identity: Identity,
-    input: IdentityInput,
-    rules: VigilanceRules,
-  ): { rule: string; link: number | null; review: Candidate[] } {
-    const scored = this.patients
+  /** The candidates of rules 3-4 from the indexed blocks; equal traits under another IPP of the same establishment held back. */
+  private traitCandidates(identity: Identity, input: IdentityInput, rules: VigilanceRules): TraitCandidate[] {
+    return this.patients
       .candidates(identity, (c) => couldBeClose(identity, c, rules.nearMatchThreshold))
       .filter((c) => !UNTRUSTED.has(c.reliability) && !differentQualifiedIns(identity, c))
-      .map((c) => ({ c, m: compareIdentities(identity, c, rules.nearMatchThreshold) }))
-      .filter(({ m }) => m.kind !== 'different');
-    const exact = scored.filter(
-      ({ c, m }) => m.kind === 'exact' && !this.sameEstablishmentOtherIpp(c.id, input),
-    );
-    const asCandidate = (
-      { c, m }: { c: CandidateRecord; m: MatchResult },
-      extra: string[] = [],
-    ): Candidate => ({
-      patientId: c.id,
-      score: m.score,
-      reasons: m.reasons.length > 0 || extra.length > 0 ? [...m.reasons, ...extra] : ['strict-traits-equal'],
-    });
-    if (exact.length === 1 && rules.strictTraitsMatch === 'link') {
-      return { rule: 'strict-traits', link: exact[0]!.c.id, review: [] };
-    }
-    if (exact.length > 0) {
-      const extra = exact.length > 1 ? ['several-strict-matches'] : [];
-      return { rule: 'strict-traits-review', link: null, review: exact.map((e) => asCandidate(e, extra)) };
-    }
-    const near = scored.map((s) =>
-      s.m.kind === 'exact' ? asCandidate(s, ['same-establishment-other-ipp']) : asCandidate(s),
-    );
-    return { rule: near.length > 0 ? 'near-match' : 'no-match', link: null, review: near };
+      .map((c) => {
+        const match = compareIdentities(identity, c, rules.nearMatchThreshold);
+        return match.kind === 'exact' && this.sameEstablishmentOtherIpp(c.id, input)
+          ? { patientId: c.id, match, heldBack: 'same-establishment-other-ipp' }
+          : { patientId: c.id, match };
+      });
   }
 
   /** The establishment itself keeps this patient under another IPP: it says they are two people, or it has a duplicate to fix. */

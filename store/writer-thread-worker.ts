@@ -3,7 +3,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { openDatabase, WRITER_CACHE_MIB } from './db.ts';
 import { callModule, GroupCommit, reclaim, runOn } from './group-commit.ts';
-import { writerModules } from './store.ts';
+import { documentFilesIn, writerModules } from './store.ts';
 import {
   asBuffers,
   errorToValue,
@@ -18,7 +18,11 @@ const port = parentPort!;
 const init = workerData as WriterInit;
 const db = openDatabase(init.file, { synchronous: init.synchronous, cacheMiB: WRITER_CACHE_MIB });
 // The head file of the audit chain is the main thread's business: it reads the committed head.
-const modules = writerModules(db, { key: Buffer.from(init.auditKey), headFile: null }, init.documentsDir);
+const modules = writerModules(
+  db,
+  { key: Buffer.from(init.auditKey), headFile: null },
+  documentFilesIn(init.documentsDir),
+);
 const gc = new GroupCommit(db);
 
 let outbox: WriteReply[] = [];

@@ -115,38 +115,108 @@ interface Waiting {
   reject: (error: unknown) => void;
 }
 
+/** Where the writer says that its thread died and came back (a pino logger fits). */
+export interface WriterLog {
+  error(detail: object, message: string): void;
+  info(detail: object, message: string): void;
+}
+
+/** When a dead writer thread is started again, and when the writer gives up. */
+export interface RestartPolicy {
+  /** Deaths in a row that are restarted; the next one leaves the writer down until the process restarts. */
+  maxRestarts: number;
+  /** Wait before the first restart; doubles with each death in a row. */
+  firstDelayMs: number;
+  maxDelayMs: number;
+  /** A thread that lived this long was healthy: its death starts a new count. */
+  stableMs: number;
+}
+
+export const defaultRestartPolicy: RestartPolicy = {
+  maxRestarts: 5,
+  firstDelayMs: 100,
+  maxDelayMs: 5000,
+  stableMs: 60_000,
+};
+
+/** What the health endpoint says of the writer: `up`, `restarting` (writes refused meanwhile), `failed` (for good). */
+export interface WriterHealth {
+  state: 'up' | 'restarting' | 'failed';
+  /** Threads started again since the store opened. */
+  restarts: number;
+  /** Why the last thread died (no patient data: a thread's exit, an uncaught error's message). */
+  lastError: string | null;
+}
+
+/**
+ * The writer's client side. If its thread dies (an uncaught error, a resource limit), the writes it
+ * had not answered are failed with JOURNAL_UNAVAILABLE: not answered means not acknowledged, so the
+ * callers retry them as after any failed commit. Writes are refused while the thread is down, then a
+ * new thread opens the database again (SQLite rolled back whatever the dead one had not committed)
+ * after a delay that grows with each death in a row; after `maxRestarts` in a row it stays down.
+ */
 export class ThreadWriter implements Writer {
   readonly stats = { commits: 0, writes: 0 };
-  private readonly worker: Worker;
+  private worker: Worker;
+  /** The counters of the threads that died: a new thread counts from zero. */
+  private statsBefore = { commits: 0, writes: 0 };
   private readonly waiting = new Map<number, Waiting>();
   private outbox: WriteRequest[] = [];
   private nextId = 1;
+  /** Set while no thread runs: what a write is refused with. */
   private failure: Error | null = null;
   private closing: Promise<void> | null = null;
+  private readonly policy: RestartPolicy;
+  private readonly log: WriterLog;
+  private startedAt = 0;
+  private deathsInRow = 0;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private readonly status: WriterHealth = { state: 'up', restarts: 0, lastError: null };
 
-  constructor(init: WriterInit) {
+  constructor(
+    private readonly init: WriterInit,
+    options: { log?: WriterLog; restart?: Partial<RestartPolicy> } = {},
+  ) {
+    this.policy = { ...defaultRestartPolicy, ...options.restart };
+    this.log = options.log ?? {
+      error: (detail, message) => console.error(message, detail),
+      info: () => undefined,
+    };
+    this.worker = this.spawn();
+  }
+
+  health(): WriterHealth {
+    return { ...this.status };
+  }
+
+  private spawn(): Worker {
     // A young generation of 12 MB (V8 grows it to 48 MB): the filing's garbage is short-lived, and
     // the region's bulk load kept the process under 300 MB only with this bound.
-    this.worker = new Worker(bootstrap, {
+    const worker = new Worker(bootstrap, {
       eval: true,
-      workerData: init,
+      workerData: this.init,
       resourceLimits: { maxYoungGenerationSizeMb: 12 },
     });
-    this.worker.unref();
-    this.worker.on('message', (m: FromWriter) => {
-      if (m.type === 'replies') this.replied(m);
+    if (this.waiting.size === 0) worker.unref();
+    worker.on('message', (m: FromWriter) => {
+      if (m.type === 'replies' && worker === this.worker) this.replied(m);
     });
-    this.worker.on('error', (error) => this.stopped(error));
-    this.worker.on('exit', (code) =>
-      this.stopped(new Error(`the store writer thread ended (exit code ${code})`)),
+    // An uncaught error is followed by the exit: the first says why, the second changes nothing.
+    worker.on('error', (error) => this.stopped(worker, error));
+    worker.on('exit', (code) =>
+      this.stopped(worker, new Error(`the store writer thread ended (exit code ${code})`)),
     );
+    this.startedAt = Date.now();
+    return worker;
   }
 
   run(module: string, method: string, args: unknown[], mode: WriteMode): Promise<unknown> {
     if (this.closing || this.failure) return Promise.reject(this.refusal());
     const id = this.nextId++;
-    // Posted once per turn: every call made meanwhile crosses in one message.
-    if (this.outbox.length === 0) queueMicrotask(() => this.post());
+    // Posted once per turn of the event loop (after its I/O callbacks): the calls of every socket
+    // read and every processed message of that turn cross in one message, one clone and one wake-up
+    // of the thread rather than one each.
+    if (this.outbox.length === 0) setImmediate(() => this.post());
     this.outbox.push({ id, module, method, args, mode });
     return this.wait(id);
   }
@@ -160,12 +230,14 @@ export class ThreadWriter implements Writer {
   }
 
   close(): Promise<void> {
+    clearTimeout(this.restartTimer);
+    // No thread runs (it died, the restart is cancelled): nothing waits to be committed.
+    if (this.failure) this.closing ??= Promise.resolve();
     this.closing ??= new Promise<void>((resolve) => {
       this.post();
       this.worker.ref();
       this.worker.once('exit', () => resolve());
-      if (this.failure) void this.worker.terminate();
-      else this.worker.postMessage({ type: 'close' } satisfies ToWriter);
+      this.worker.postMessage({ type: 'close' } satisfies ToWriter);
     });
     return this.closing;
   }
@@ -193,7 +265,8 @@ export class ThreadWriter implements Writer {
   }
 
   private replied(m: Extract<FromWriter, { type: 'replies' }>): void {
-    Object.assign(this.stats, m.stats);
+    this.stats.commits = this.statsBefore.commits + m.stats.commits;
+    this.stats.writes = this.statsBefore.writes + m.stats.writes;
     for (const r of m.replies) this.settle(r);
   }
 
@@ -206,11 +279,42 @@ export class ThreadWriter implements Writer {
     else w.reject(errorFromValue(r.error));
   }
 
-  /** The thread is gone: what waited is not durable, and nothing more is accepted. */
-  private stopped(cause: Error): void {
-    if (!this.closing) this.failure ??= new JournalUnavailable(cause);
-    const failure = this.failure ?? new JournalUnavailable(cause);
+  /** The thread is gone: what waited is not durable (its callers retry); a new thread follows, or none. */
+  private stopped(worker: Worker, cause: Error): void {
+    if (worker !== this.worker || (this.failure && !this.closing)) return;
+    const failure = new JournalUnavailable(cause);
     for (const [, w] of this.waiting) w.reject(failure);
     this.waiting.clear();
+    this.outbox = [];
+    if (this.closing) return;
+    this.failure = failure;
+    this.status.lastError = cause.message;
+    if (Date.now() - this.startedAt >= this.policy.stableMs) this.deathsInRow = 0;
+    if (this.deathsInRow >= this.policy.maxRestarts) {
+      this.status.state = 'failed';
+      this.log.error(
+        { err: cause.message, deathsInRow: this.deathsInRow + 1 },
+        'the store writer thread died again: no more restarts, every write fails until the engine is restarted',
+      );
+      return;
+    }
+    const delayMs = Math.min(this.policy.maxDelayMs, this.policy.firstDelayMs * 2 ** this.deathsInRow);
+    this.deathsInRow++;
+    this.status.state = 'restarting';
+    this.log.error(
+      { err: cause.message, restartInMs: delayMs, restart: this.deathsInRow, of: this.policy.maxRestarts },
+      'the store writer thread died: its unanswered writes failed (their callers retry); restarting it',
+    );
+    this.restartTimer = setTimeout(() => this.restart(), delayMs);
+    this.restartTimer.unref();
+  }
+
+  private restart(): void {
+    this.statsBefore = { ...this.stats };
+    this.worker = this.spawn();
+    this.failure = null;
+    this.status.state = 'up';
+    this.status.restarts++;
+    this.log.info({ restarts: this.status.restarts }, 'the store writer thread restarted');
   }
 }

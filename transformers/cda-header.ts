@@ -61,22 +61,59 @@ function escapeAttribute(value: string): string {
   return checked(value).replace(/[&<>"\t\n\r]/g, (c) => ENTITY[c] ?? c);
 }
 
-function serialize(child: Child): string {
-  if (child === undefined || child === false) return '';
-  if (typeof child === 'string') return escapeText(child);
-  if (Array.isArray(child)) return (child as readonly Child[]).map(serialize).join('');
-  return (child as Xml).markup;
+/**
+ * An element built, not yet written: its markup is serialised once, in one pass over the whole tree,
+ * when it is asked for (the document's root), rather than by every element for its parent to copy.
+ * Text and attribute values are escaped (and checked) as the element is built.
+ */
+class XmlNode implements Xml {
+  private readonly children: Array<XmlNode | string> = [];
+  constructor(
+    private readonly open: string,
+    private readonly name: string,
+    children: readonly Child[],
+  ) {
+    this.add(children);
+  }
+
+  private add(children: readonly Child[]): void {
+    for (const child of children) {
+      if (child === undefined || child === false) continue;
+      if (typeof child === 'string') this.children.push(escapeText(child));
+      else if (Array.isArray(child)) this.add(child as readonly Child[]);
+      else if (child instanceof XmlNode) this.children.push(child);
+      else this.children.push((child as Xml).markup);
+    }
+  }
+
+  get markup(): string {
+    const out: string[] = [];
+    this.write(out);
+    return out.join('');
+  }
+
+  private write(out: string[]): void {
+    // An element with only empty text is written as empty, as before: `<x/>`.
+    if (this.children.every((c) => c === '')) {
+      out.push(`${this.open}/>`);
+      return;
+    }
+    out.push(`${this.open}>`);
+    for (const c of this.children) {
+      if (typeof c === 'string') out.push(c);
+      else c.write(out);
+    }
+    out.push(`</${this.name}>`);
+  }
 }
 
 export function el(name: string, attrs: Attrs = {}, ...children: Child[]): Xml {
-  const attributes = Object.entries(attrs)
-    .filter((entry): entry is [string, string | number | boolean] => entry[1] !== undefined)
-    .map(([key, value]) => ` ${key}="${escapeAttribute(String(value))}"`)
-    .join('');
-  const content = children.map(serialize).join('');
-  return {
-    markup: content === '' ? `<${name}${attributes}/>` : `<${name}${attributes}>${content}</${name}>`,
-  };
+  let open = `<${name}`;
+  for (const key in attrs) {
+    const value = attrs[key];
+    if (value !== undefined) open += ` ${key}="${escapeAttribute(String(value))}"`;
+  }
+  return new XmlNode(open, name, children);
 }
 
 // ---- Code systems and national identifier roots -------------------------------------------------

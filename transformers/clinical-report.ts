@@ -135,7 +135,8 @@ export type ReportErrorCode =
   | 'REPORT_BAD_SIDECAR'
   | 'REPORT_BAD_STRUCTURE'
   | 'REPORT_BAD_DATE'
-  | 'REPORT_TEST_INS';
+  | 'REPORT_TEST_INS'
+  | 'REPORT_TOO_LARGE';
 
 /** Content a reader refuses; `location` says where (`OBX[2]-5`, `recordTarget`, `line 3`). */
 export class ReportError extends OncoError {

@@ -3,9 +3,16 @@
 // names what was expected), so a lab that sends HL7 in a file called .txt is still understood.
 import { Hl7Error } from './hl7v2-error.ts';
 import { StepError } from './contract.ts';
-import { Default, type OptionsOf, type StepSpec, type Step, type StepInput } from './contract.ts';
+import {
+  Default,
+  type ContentFile,
+  type OptionsOf,
+  type StepSpec,
+  type Step,
+  type StepInput,
+} from './contract.ts';
 import Type from 'typebox';
-import { XmlError, XML_DEFAULT_LIMITS } from './xml.ts';
+import { checkXmlSize, XmlError, XML_DEFAULT_LIMITS } from './xml.ts';
 import { ReportError, REPORT_CONTENT_TYPE } from './clinical-report.ts';
 import type { ClinicalReport, ReportFormat, ReportKind } from './clinical-report.ts';
 import { readCdaReport } from './cda-report.ts';
@@ -22,9 +29,18 @@ export const clinicalStepSchema = Type.Object({
   maxXmlBytes: Default(
     Type.Integer({
       minimum: 1024,
-      description: 'largest CDA document read, in bytes (checked before parsing)',
+      description:
+        'largest CDA document read, in bytes: a larger one is refused (XML_TOO_LARGE) by its size, before it is read or parsed',
     }),
     XML_DEFAULT_LIMITS.maxBytes,
+  ),
+  maxReportBytes: Default(
+    Type.Integer({
+      minimum: 1024,
+      description:
+        'largest report of another format (HL7, HPRIM, PDF) read, in bytes: readers take a report whole, so a larger one is refused (REPORT_TOO_LARGE) by its size, before it is read',
+    }),
+    64 * 1024 * 1024,
   ),
   maxXmlDepth: Default(
     Type.Integer({ minimum: 16, description: 'deepest XML element nesting read' }),
@@ -53,9 +69,46 @@ export function detectFormat(content: Buffer, fileName = ''): Detected | undefin
   return undefined;
 }
 
+const fileNameOf = (input: StepInput): string =>
+  typeof input.meta.fileName === 'string' ? input.meta.fileName : '';
+
+/** Formats are told apart by their first bytes. */
+const HEAD_BYTES = 4096;
+
+async function headOf(file: ContentFile): Promise<Buffer> {
+  // Leaving the loop closes the file: one chunk is read, never the whole file.
+  for await (const chunk of file.chunks()) return Buffer.from(chunk.subarray(0, HEAD_BYTES));
+  return Buffer.alloc(0);
+}
+
+/**
+ * Content kept as a file (above the engine's threshold) is refused by its size, from its head
+ * alone, before it is loaded whole: every reader needs the whole report in memory. XML has the XML
+ * module's limit, every other format `maxReportBytes`.
+ */
+async function refuseBySize(
+  file: ContentFile,
+  fileName: string,
+  options: ClinicalStepOptions,
+): Promise<void> {
+  try {
+    if (detectFormat(await headOf(file), fileName) === 'cda')
+      checkXmlSize(file.size, { maxBytes: options.maxXmlBytes ?? XML_DEFAULT_LIMITS.maxBytes });
+    else if (file.size > options.maxReportBytes)
+      throw new ReportError(
+        'REPORT_TOO_LARGE',
+        `the report is ${file.size} bytes, above the limit of ${options.maxReportBytes}`,
+        'send the report with smaller attachments, or raise maxReportBytes of the step',
+        fileName || undefined,
+      );
+  } catch (error) {
+    throw error instanceof XmlError || error instanceof ReportError ? StepError.from(error) : error;
+  }
+}
+
 /** Read one report, or throw a StepError the journal and the sender's error file can show. */
 export function readReport(input: StepInput, kind: ReportKind, options: ClinicalStepOptions): ClinicalReport {
-  const fileName = typeof input.meta.fileName === 'string' ? input.meta.fileName : '';
+  const fileName = fileNameOf(input);
   const readOptions = {
     acceptTestIns: options.acceptTestIns === true,
     maxBytes: options.maxXmlBytes ?? XML_DEFAULT_LIMITS.maxBytes,
@@ -106,7 +159,8 @@ function reportStep(kind: ReportKind, summary: string): StepSpec<ClinicalStepOpt
     summary,
     schema: clinicalStepSchema,
     create(options: ClinicalStepOptions): Step {
-      return (input) => {
+      return async (input) => {
+        if (input.file !== undefined) await refuseBySize(input.file, fileNameOf(input), options);
         const report = readReport(input, kind, options);
         return {
           content: Buffer.from(JSON.stringify(report)),

@@ -1,5 +1,7 @@
 // A transformer step is a pure function of a message's content: no socket, no database, no clock
 // it did not receive. The engine runs it in the processing stage and journals what it returns.
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
 import Type, { type Static, type TObject, type TOptional, type TSchema } from 'typebox';
 import Value from 'typebox/value';
 import { OncoError, type ProtocolStatus } from '../config/errors.ts';
@@ -74,9 +76,110 @@ export interface ContentFile {
 /** `null` means the step filtered the message out: it is journaled as FILTERED and goes nowhere. */
 export type StepOutput = StepInput | null;
 
-export interface Step {
-  (input: StepInput): StepOutput | Promise<StepOutput>;
+/**
+ * Content a step wrote through `StepContext.stage`: its bytes when small, else a finished file that
+ * the engine journals as a blob (renamed, not copied). `digest` is its SHA-256, hex.
+ */
+export interface StagedFile {
+  readonly digest: string;
+  readonly size: number;
+  readonly content?: Buffer;
+  readonly file?: string;
 }
+
+export type StageSource = { buffer: Buffer } | { stream: AsyncIterable<Uint8Array> };
+
+/** What the engine lends a step besides its input. */
+export interface StepContext {
+  /**
+   * Writes content as it streams, hashing it: large content becomes a file beside the journal, not
+   * a Buffer. A staged file that the chain's output is not (`stagedOutput`) is deleted once the
+   * steps ran.
+   */
+  stage(from: StageSource): Promise<StagedFile>;
+}
+
+export interface Step {
+  (input: StepInput, ctx?: StepContext): StepOutput | Promise<StepOutput>;
+}
+
+/** Without an engine (a step called by a test or a tool), staged content is held in memory. */
+export const inMemory: StepContext = {
+  async stage(from) {
+    let content: Buffer;
+    if ('buffer' in from) content = from.buffer;
+    else {
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of from.stream) chunks.push(chunk);
+      content = Buffer.concat(chunks);
+    }
+    return { digest: createHash('sha256').update(content).digest('hex'), size: content.length, content };
+  },
+};
+
+/** How much of a staged file's start `stageNoting` keeps: enough to tell most formats by. */
+export const HEAD_BYTES = 16 * 1024;
+
+/**
+ * Stages a stream while keeping its first `headBytes` in memory, for whoever must look at the
+ * start of the content (its format, a mail's header block) without reading it whole again.
+ */
+export async function stageNoting(
+  ctx: Pick<StepContext, 'stage'>,
+  chunks: AsyncIterable<Uint8Array>,
+  headBytes: number,
+): Promise<{ staged: StagedFile; head: Buffer }> {
+  const head: Buffer[] = [];
+  let kept = 0;
+  async function* noting(): AsyncGenerator<Uint8Array> {
+    for await (const chunk of chunks) {
+      if (kept < headBytes) {
+        const part = Buffer.from(chunk.subarray(0, headBytes - kept));
+        head.push(part);
+        kept += part.length;
+      }
+      yield chunk;
+    }
+  }
+  const staged = await ctx.stage({ stream: noting() });
+  return { staged, head: Buffer.concat(head, kept) };
+}
+
+/** The bytes of staged content, read whole: for what is small by nature (an XDM METADATA.XML). */
+export const bytesOf = (staged: StagedFile): Buffer => staged.content ?? fs.readFileSync(staged.file!);
+
+const stagedOutputs = new WeakMap<StepInput, StagedFile>();
+
+/**
+ * A step's output made of content it staged: for a file, `file` to read in chunks and a `content`
+ * that loads it only when touched. Returned as it is (by this step or an unchanged later one), the
+ * engine journals the staged file itself as the transformed content.
+ */
+export function stagedOutput(
+  staged: StagedFile,
+  fields: { contentType: string; meta: Record<string, MetaValue> },
+): StepInput {
+  if (staged.content) return { ...fields, content: staged.content };
+  const path = staged.file!;
+  const file: ContentFile = {
+    path,
+    size: staged.size,
+    digest: staged.digest,
+    chunks: () => fs.createReadStream(path, { highWaterMark: 1024 * 1024 }),
+  };
+  let loaded: Buffer | undefined;
+  const out = { ...fields, file } as StepInput;
+  Object.defineProperty(out, 'content', {
+    enumerable: true,
+    configurable: true,
+    get: () => (loaded ??= fs.readFileSync(path)),
+  });
+  stagedOutputs.set(out, staged);
+  return out;
+}
+
+/** The staged file a chain's output is, if it is one (`stagedOutput`) and no step replaced it. */
+export const stagedOf = (out: StepInput): StagedFile | undefined => stagedOutputs.get(out);
 
 /** A step failed on this content; `hint` tells the user what to change. Journaled as the message's error. */
 export class StepError extends OncoError {
@@ -101,4 +204,10 @@ export interface StepSpec<O = Record<string, unknown>> {
   summary: string;
   schema: JsonSchema | TObject;
   create(options: O): Step;
+  /**
+   * The URL of the module exporting this spec (its `import.meta.url`), for a step that depends on
+   * its options and input alone and is worth a thread (CPU-bound): the engine may run it in its
+   * step pool (channels/step-pool.ts). Its schema must be TypeBox.
+   */
+  offThread?: string;
 }

@@ -4,12 +4,34 @@
 // xdm-read.ts, with its limits), CDA R2, HL7 v2 and PDF attachments. A PDF described by XDM metadata
 // gets the JSON sidecar the pdf reader expects (patient, type, date, id); a PDF lying beside an XDM
 // archive is its human-readable copy and is not filed twice.
-import { simpleParser, type Attachment } from 'mailparser';
+import fs from 'node:fs';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { MailParser, type AttachmentStream, type MessageText } from 'mailparser';
 import Type from 'typebox';
-import { Default, StepError, type OptionsOf, type StepInput, type StepSpec } from './contract.ts';
+import yazl from 'yazl';
+import {
+  Default,
+  HEAD_BYTES,
+  inMemory,
+  stagedOutput,
+  stageNoting,
+  StepError,
+  type OptionsOf,
+  type StagedFile,
+  type StepContext,
+  type StepInput,
+  type StepSpec,
+} from './contract.ts';
 import { DEFAULT_ZIP_LIMITS, isZip, readXdm, type XdmDocument } from './xdm-read.ts';
 
-export const MAIL_PARTS_JSON = 'application/vnd.onco-relay.mail-parts+json';
+/**
+ * The step's output: a zip (entries stored, not compressed) whose first entry `parts.json` is the
+ * MailParts list and whose entry `part-N` is the document of part N. One file, so the journal keeps
+ * it as one blob however many documents the mail carries; read entry by entry, never whole.
+ */
+export const MAIL_PARTS_ZIP = 'application/vnd.onco-relay.mail-parts+zip';
+export const MAIL_PARTS_ENTRY = 'parts.json';
 
 export const DOCUMENT_KINDS = ['pathology', 'molecular', 'identity'] as const;
 export type DocumentKind = (typeof DOCUMENT_KINDS)[number];
@@ -19,8 +41,8 @@ export interface MailPart {
   kind: DocumentKind;
   fileName: string;
   contentType: string;
-  /** base64 */
-  content: string;
+  /** Its entry in the output zip (`part-N`). */
+  entry: string;
   /** Where it was: `attachment` of the mail, or `xdm` (inside IHE_XDM.ZIP). */
   from: 'attachment' | 'xdm';
   /** Metadata the part travels with: its XDM uniqueId, type and format codes, a PDF's sidecar. */
@@ -125,20 +147,80 @@ function sidecarOf(doc: XdmDocument): string | null {
 
 const baseName = (p: string): string => p.slice(p.lastIndexOf('/') + 1);
 
-export async function mailParts(raw: Buffer, options: MailAttachmentsOptions): Promise<MailParts> {
+/** A part with its content, staged: what the step writes into its output zip. */
+type StagedPart = MailPart & { staged: StagedFile };
+
+interface MailAttachment {
+  fileName: string;
+  contentType: string;
+  staged: StagedFile;
+  head: Buffer;
+}
+
+/**
+ * Reads a mail as it streams (mailparser's MailParser), each attachment staged into its own file as
+ * it is decoded: the mail is never held whole, nor any attachment.
+ */
+async function readMail(
+  source: Buffer | string,
+  ctx: StepContext,
+): Promise<{ messageId: string | null; date: Date | null; attachments: MailAttachment[] }> {
   // mailparser decodes encoded words and 8-bit headers (UTF-8, ISO-8859-1) and tolerates broken
   // boundaries: what it cannot split stays text, and a mail without a document is refused below.
-  const mail = await simpleParser(raw, { skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true });
-  const attachments: Attachment[] = mail.attachments ?? [];
-  const parts: MailPart[] = [];
+  const parser = new MailParser({ skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true });
+  let messageId: string | null = null;
+  let date: Date | null = null;
+  const staging: Array<Promise<MailAttachment>> = [];
+  parser.on('headers', (headers: Map<string, unknown>) => {
+    const id = headers.get('message-id');
+    const when = headers.get('date');
+    messageId = typeof id === 'string' ? id : null;
+    date = when instanceof Date && !Number.isNaN(when.getTime()) ? when : null;
+  });
+  parser.on('data', (data: AttachmentStream | MessageText) => {
+    if (data.type !== 'attachment') return;
+    const attachment = data;
+    const content = attachment.content as Readable;
+    const staged = stageNoting(ctx, content, HEAD_BYTES).then(({ staged, head }) => ({
+      fileName: attachment.filename ?? 'attachment',
+      contentType: attachment.contentType,
+      staged,
+      head,
+    }));
+    // The parser goes on to the next part once this one is released, read or not.
+    staged.then(
+      () => attachment.release?.(),
+      () => {
+        content.resume();
+        attachment.release?.();
+      },
+    );
+    staging.push(staged);
+  });
+  const input = typeof source === 'string' ? fs.createReadStream(source) : Readable.from([source]);
+  await pipeline(input, parser);
+  const attachments = await Promise.all(staging);
+  return { messageId, date, attachments };
+}
+
+/** The documents of a mail, labelled by kind, each with its content staged. */
+export async function mailParts(
+  source: Buffer | string,
+  options: MailAttachmentsOptions,
+  ctx: StepContext = inMemory,
+): Promise<Omit<MailParts, 'parts'> & { parts: StagedPart[] }> {
+  const mail = await readMail(source, ctx);
+  const parts: StagedPart[] = [];
   const skipped: MailParts['skipped'] = [];
-  const archives = attachments.filter((a) => isZip(a.content));
-  for (const a of attachments) {
-    const name = a.filename ?? 'attachment';
-    if (isZip(a.content)) {
-      const xdm = await readXdm(a.content, options);
+  const add = (part: Omit<StagedPart, 'entry'>): number =>
+    parts.push({ ...part, entry: `part-${parts.length + 1}` });
+  const archives = mail.attachments.filter((a) => isZip(a.head));
+  for (const a of mail.attachments) {
+    const name = a.fileName;
+    if (isZip(a.head)) {
+      const xdm = await readXdm(a.staged.file ?? a.staged.content!, options, ctx);
       for (const doc of xdm.documents) {
-        const format = formatOf(doc.content, doc.path, doc.mimeType);
+        const format = formatOf(doc.head, doc.path, doc.mimeType);
         if (!format) {
           skipped.push({
             fileName: `${name}/${doc.path}`,
@@ -147,11 +229,11 @@ export async function mailParts(raw: Buffer, options: MailAttachmentsOptions): P
           continue;
         }
         const sidecar = format === 'pdf' ? sidecarOf(doc) : null;
-        parts.push({
-          kind: kindOf(format, doc.content, options.defaultKind),
+        add({
+          kind: kindOf(format, doc.head, options.defaultKind),
           fileName: baseName(doc.path),
           contentType: CONTENT_TYPE[format],
-          content: doc.content.toString('base64'),
+          staged: doc.staged,
           from: 'xdm',
           meta: {
             xdmPath: doc.path,
@@ -167,17 +249,17 @@ export async function mailParts(raw: Buffer, options: MailAttachmentsOptions): P
         skipped.push({ fileName: `${name}/${other.path}`, reason: 'not described by METADATA.XML' });
       continue;
     }
-    const format = formatOf(a.content, name, a.contentType);
+    const format = formatOf(a.head, name, a.contentType);
     if (!format) {
       skipped.push({ fileName: name, reason: `not a document this DCC files (${a.contentType})` });
     } else if (format === 'pdf' && archives.length > 0) {
       skipped.push({ fileName: name, reason: 'the readable copy of the IHE_XDM.ZIP beside it' });
     } else {
-      parts.push({
-        kind: kindOf(format, a.content, options.defaultKind),
+      add({
+        kind: kindOf(format, a.head, options.defaultKind),
         fileName: name,
         contentType: CONTENT_TYPE[format],
-        content: a.content.toString('base64'),
+        staged: a.staged,
         from: 'attachment',
         meta: {},
       });
@@ -192,13 +274,27 @@ export async function mailParts(raw: Buffer, options: MailAttachmentsOptions): P
   }
   return {
     mail: {
-      messageId: mail.messageId?.replace(/^<|>$/g, '') ?? null,
-      date: mail.date?.toISOString() ?? null,
-      attachments: attachments.length,
+      messageId: (mail.messageId as string | null)?.replace(/^<|>$/g, '') ?? null,
+      date: (mail.date as Date | null)?.toISOString() ?? null,
+      attachments: mail.attachments.length,
     },
     parts,
     skipped,
   };
+}
+
+/** The output zip: `parts.json` first, then each part's content streamed in from its staged file. */
+function partsZip(found: Omit<MailParts, 'parts'> & { parts: StagedPart[] }): yazl.ZipFile {
+  const zip = new yazl.ZipFile();
+  const manifest: MailParts = { ...found, parts: found.parts.map(({ staged: _, ...part }) => part) };
+  zip.addBuffer(Buffer.from(JSON.stringify(manifest)), MAIL_PARTS_ENTRY);
+  for (const p of found.parts) {
+    const options = { compress: false, size: p.staged.size };
+    if (p.staged.file) zip.addReadStream(fs.createReadStream(p.staged.file), p.entry, options);
+    else zip.addBuffer(p.staged.content!, p.entry, { compress: false });
+  }
+  zip.end();
+  return zip;
 }
 
 export const mailAttachmentsStep: StepSpec<MailAttachmentsOptions> = {
@@ -207,12 +303,15 @@ export const mailAttachmentsStep: StepSpec<MailAttachmentsOptions> = {
   summary:
     'Reads the documents of a mail (IHE_XDM.ZIP with its METADATA.XML, CDA, HL7, PDF) into a list of parts labelled pathology, molecular or identity, for attachment-dispatch. XDM archives are read with caps on entries, size, compression ratio and nesting; paths leaving the archive are refused.',
   schema,
-  create: (options) => async (input: StepInput) => {
-    const parts = await mailParts(input.content, options);
-    return {
-      content: Buffer.from(JSON.stringify(parts)),
-      contentType: MAIL_PARTS_JSON,
-      meta: { ...input.meta, documents: parts.parts.length, skipped: parts.skipped.length },
-    };
-  },
+  create:
+    (options) =>
+    async (input: StepInput, ctx: StepContext = inMemory) => {
+      const found = await mailParts(input.file?.path ?? input.content, options, ctx);
+      const zip = partsZip(found).outputStream as AsyncIterable<Uint8Array>;
+      const staged = await ctx.stage({ stream: zip });
+      return stagedOutput(staged, {
+        contentType: MAIL_PARTS_ZIP,
+        meta: { ...input.meta, documents: found.parts.length, skipped: found.skipped.length },
+      });
+    },
 };

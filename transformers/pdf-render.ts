@@ -4,12 +4,12 @@
 // by the legal authenticator — so the two cannot drift apart. One renderer serves FRCP and PPS (and
 // any CI-SIS document), because the CDA narrative is already the document's human reading.
 //
-// Deterministic: the PDF's CreationDate (and the file id pdfkit derives from the info dictionary)
-// comes from the document's effectiveTime, so the same CDA always gives the same bytes and a re-sent
-// attachment is recognisably the same. Fonts are PDF's standard Helvetica family, whose metrics
-// pdfkit ships (no font file, no network); they speak WinAnsi, so any character outside it is
-// written as its unaccented base letter, or `?` when it has none.
-import PDFDocument from 'pdfkit';
+// Deterministic: the PDF's CreationDate comes from the document's effectiveTime, so the same CDA
+// always gives the same bytes and a re-sent attachment is recognisably the same. Fonts are PDF's
+// standard Helvetica family (no font file, no network), drawn by pdf-canvas.ts; they speak
+// WinAnsi, so any character outside it is written as its unaccented base letter, or `?` when it
+// has none.
+import { PdfCanvas, type FontName } from './pdf-canvas.ts';
 import { StepError } from './contract.ts';
 import { attr, childElements, element, elements, parseXml, text } from './xml.ts';
 import type { XmlElement } from './xml.ts';
@@ -145,14 +145,14 @@ function winAnsi(input: string): string {
 }
 
 const MARGIN = 50;
-const FONT = 'Helvetica';
-const BOLD = 'Helvetica-Bold';
-const ITALIC = 'Helvetica-Oblique';
+const FONT: FontName = 'Helvetica';
+const BOLD: FontName = 'Helvetica-Bold';
+const ITALIC: FontName = 'Helvetica-Oblique';
 const GREY = '#555555';
 
 class Writer {
-  readonly doc: PDFKit.PDFDocument;
-  constructor(doc: PDFKit.PDFDocument) {
+  readonly doc: PdfCanvas;
+  constructor(doc: PdfCanvas) {
     this.doc = doc;
   }
 
@@ -179,7 +179,10 @@ class Writer {
     this.doc.moveDown(0.3);
   }
 
-  line(value: string, options: { font?: string; size?: number; indent?: number; color?: string } = {}): void {
+  line(
+    value: string,
+    options: { font?: FontName; size?: number; indent?: number; color?: string } = {},
+  ): void {
     if (value.trim() === '') return;
     const indent = options.indent ?? 0;
     this.doc
@@ -463,17 +466,15 @@ export function renderPdf(cda: string | Uint8Array | XmlElement): Buffer {
     throw incomplete(`effectiveTime that is a date (found "${effective}")`);
   }
   const title = text(element(doc, 'title')) || coded(element(doc, 'code'));
-  const pdf = new PDFDocument({
-    size: 'A4',
+  const pdf = new PdfCanvas({
     margin: MARGIN,
-    bufferPages: true,
     // The info dictionary says what the document is, never whom it is about: it is read by indexers.
     info: { Title: winAnsi(title), Producer: 'Onco-Relay', Creator: 'Onco-Relay', CreationDate: created },
     lang: 'fr-FR',
   });
   const w = new Writer(pdf);
 
-  pdf.font(BOLD).fontSize(15).text(winAnsi(title), { width: w.width });
+  pdf.font(BOLD).fontSize(15).text(winAnsi(title), undefined, undefined, { width: w.width });
   pdf.moveDown(0.2);
   w.line(coded(element(doc, 'code')), { color: GREY, size: 10 });
 
@@ -517,12 +518,5 @@ export function renderPdf(cda: string | Uint8Array | XmlElement): Buffer {
         lineBreak: false,
       });
   }
-  pdf.end();
-  // pdfkit pushes every chunk synchronously into its readable buffer (its _read does nothing), so
-  // once end() has returned the whole file is there to read, no event loop turn needed.
-  const chunks: Buffer[] = [];
-  for (let chunk = pdf.read() as Buffer | null; chunk !== null; chunk = pdf.read() as Buffer | null) {
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
+  return pdf.bytes();
 }

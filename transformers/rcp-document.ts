@@ -194,6 +194,7 @@ function write(doc: OutboxDocument, o: RcpCdaOptions): { cda: string; recipients
 export const rcpCdaStep: StepSpec<RcpCdaOptions> = {
   kind: 'step',
   type: 'rcp-cda',
+  offThread: import.meta.url,
   summary:
     'Writes a validated RCP form or PPS from the core store (documents-out) as its CI-SIS CDA R2 document; meta names its recipients for the routing.',
   schema: rcpCdaSchema,

@@ -11,11 +11,11 @@
 // documents give the same package, and a replacement's RPLC association names the UUID the receiver
 // filed the replaced version under.
 import { createHash } from 'node:crypto';
-import yazl from 'yazl';
 import { el, type Xml } from './cda-header.ts';
 import { StepError } from './contract.ts';
 import { summarizeCda, type CdaSummary } from './mdm-out.ts';
 import { tsToDate } from './pdf-render.ts';
+import { zipBytes, type ZipEntry } from './zip-write.ts';
 import { attr, element, elements, parseXml, text } from './xml.ts';
 import type { XmlElement } from './xml.ts';
 
@@ -515,18 +515,17 @@ export async function xdmPackage(
       `the submission time "${submission.submissionTime}" is not an HL7 TS`,
     );
   }
-  const zip = new yazl.ZipFile();
-  const add = (name: string, content: string | Buffer): void =>
-    zip.addBuffer(typeof content === 'string' ? Buffer.from(content, 'utf8') : content, name, {
-      mtime,
-      mode: 0o100644,
-    });
-  add('INDEX.HTM', index(entries));
-  add('README.TXT', readme(entries, submission));
-  add('IHE_XDM/SUBSET01/METADATA.XML', metadata);
-  for (const e of entries) add(`IHE_XDM/SUBSET01/${e.uri}`, e.bytes);
-  zip.end();
-  const chunks: Buffer[] = [];
-  for await (const chunk of zip.outputStream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
+  const file = (name: string, content: string | Buffer): ZipEntry => ({
+    name,
+    content: typeof content === 'string' ? Buffer.from(content, 'utf8') : content,
+  });
+  return zipBytes(
+    [
+      file('INDEX.HTM', index(entries)),
+      file('README.TXT', readme(entries, submission)),
+      file('IHE_XDM/SUBSET01/METADATA.XML', metadata),
+      ...entries.map((e) => file(`IHE_XDM/SUBSET01/${e.uri}`, e.bytes)),
+    ],
+    mtime,
+  );
 }

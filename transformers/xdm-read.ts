@@ -5,7 +5,16 @@
 // with the product's one safe XML module into document metadata: which file is which document, of
 // which patient, of which type and format.
 import yauzl from 'yauzl';
-import { StepError } from './contract.ts';
+import {
+  bytesOf,
+  HEAD_BYTES,
+  inMemory,
+  stageNoting,
+  StepError,
+  type StagedFile,
+  type StepContext,
+} from './contract.ts';
+import { INS_OIDS } from './pam-fr.ts';
 import { attr, descendants, elements, parseXml, text, type XmlElement } from './xml.ts';
 
 export interface ZipLimits {
@@ -32,13 +41,22 @@ const RATIO_FLOOR_BYTES = 1024 * 1024;
 export interface ZipFile {
   /** Path inside the archive (a nested archive's entries: `inner.zip/PATH`). */
   path: string;
-  content: Buffer;
+  /** The inflated entry, staged: a file when large, so no entry is held whole in memory. */
+  staged: StagedFile;
+  /** Its first HEAD_BYTES: enough to tell a format by. */
+  head: Buffer;
 }
+
+/** An archive: its bytes, or the path of its file (read lazily, never whole). */
+export type ZipSource = Buffer | string;
 
 /** Patient as XDS `sourcePatientId` and `sourcePatientInfo` give it. */
 export interface XdmPatient {
   /** `matricule^^^&OID&ISO^NH`, as written. */
   id: string;
+  /** Assigning authority of `id` (its OID), whatever it is. */
+  idOid: string | null;
+  /** The INS, only when the assigning authority is an INS OID (INS-NIR, INS-NIA and their test ones). */
   ins: string | null;
   insOid: string | null;
   birthName: string | null;
@@ -51,7 +69,9 @@ export interface XdmPatient {
 export interface XdmDocument {
   /** Path of the document in the archive. */
   path: string;
-  content: Buffer;
+  staged: StagedFile;
+  /** Its first HEAD_BYTES. */
+  head: Buffer;
   mimeType: string;
   uniqueId: string | null;
   title: string | null;
@@ -101,22 +121,47 @@ interface Budget {
 }
 
 /** Every file of the archive (directories left out), nested archives read in place up to the limit. */
-export async function unzip(zip: Buffer, limits: ZipLimits = DEFAULT_ZIP_LIMITS): Promise<ZipFile[]> {
-  return readArchive(zip, limits, { entries: 0, bytes: 0 }, 0, '');
+export async function unzip(
+  zip: ZipSource,
+  limits: ZipLimits = DEFAULT_ZIP_LIMITS,
+  ctx: StepContext = inMemory,
+): Promise<ZipFile[]> {
+  const out: ZipFile[] = [];
+  for await (const f of zipEntries(zip, limits, ctx)) out.push(f);
+  return out;
 }
 
-async function readArchive(
-  zip: Buffer,
+/**
+ * The files of an archive one at a time, each inflated into a staged file as it streams: memory
+ * holds one chunk, whatever the entry's size. The limits are checked before a byte is inflated.
+ */
+export function zipEntries(
+  zip: ZipSource,
+  limits: ZipLimits = DEFAULT_ZIP_LIMITS,
+  ctx: StepContext = inMemory,
+): AsyncGenerator<ZipFile> {
+  return readArchive(zip, limits, ctx, { entries: 0, bytes: 0 }, 0, '');
+}
+
+function openZip(zip: ZipSource, prefix: string): Promise<yauzl.ZipFile> {
+  const options = { lazyEntries: true, decodeStrings: false, validateEntrySizes: true } as const;
+  return new Promise((resolve, reject) => {
+    const done = (err: Error | null, f?: yauzl.ZipFile): void =>
+      err || !f ? reject(zipBroken(err, prefix)) : resolve(f);
+    if (typeof zip === 'string') yauzl.open(zip, { ...options, autoClose: false }, done);
+    else yauzl.fromBuffer(zip, options, done);
+  });
+}
+
+async function* readArchive(
+  zip: ZipSource,
   limits: ZipLimits,
+  ctx: StepContext,
   budget: Budget,
   depth: number,
   prefix: string,
-): Promise<ZipFile[]> {
-  const file = await new Promise<yauzl.ZipFile>((resolve, reject) =>
-    yauzl.fromBuffer(zip, { lazyEntries: true, decodeStrings: false, validateEntrySizes: true }, (err, f) =>
-      err || !f ? reject(zipBroken(err, prefix)) : resolve(f),
-    ),
-  );
+): AsyncGenerator<ZipFile> {
+  const file = await openZip(zip, prefix);
   try {
     if (budget.entries + file.entryCount > limits.maxEntries) {
       throw refuse(
@@ -125,7 +170,6 @@ async function readArchive(
         prefix || undefined,
       );
     }
-    const out: ZipFile[] = [];
     for (let entry = await next(file); entry; entry = await next(file)) {
       budget.entries++;
       const name = nameOf(entry);
@@ -147,8 +191,8 @@ async function readArchive(
           where,
         );
       }
-      const content = await read(file, entry, where);
-      if (isZip(content) || /\.zip$/i.test(name)) {
+      const { staged, head } = await read(file, entry, where, ctx);
+      if (isZip(head) || /\.zip$/i.test(name)) {
         if (depth + 1 > limits.maxNesting) {
           throw refuse(
             'ZIP_NESTED',
@@ -156,12 +200,11 @@ async function readArchive(
             where,
           );
         }
-        out.push(...(await readArchive(content, limits, budget, depth + 1, `${where}/`)));
+        yield* readArchive(staged.file ?? staged.content!, limits, ctx, budget, depth + 1, `${where}/`);
       } else {
-        out.push({ path: where, content });
+        yield { path: where, staged, head };
       }
     }
-    return out;
   } finally {
     file.close();
   }
@@ -188,22 +231,30 @@ function next(file: yauzl.ZipFile): Promise<yauzl.Entry | null> {
   });
 }
 
-/** Inflates one entry; yauzl checks the bytes against the declared size as they come. */
-function read(file: yauzl.ZipFile, entry: yauzl.Entry, where: string): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    file.openReadStream(entry, (err, stream) => {
-      if (err || !stream) return reject(zipBroken(err, where));
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.on('end', () => resolve(Buffer.concat(chunks)));
-      stream.on('error', (e) => reject(zipBroken(e, where)));
-    });
-  });
+/** Inflates one entry into a staged file; yauzl checks the bytes against the declared size as they come. */
+async function read(
+  file: yauzl.ZipFile,
+  entry: yauzl.Entry,
+  where: string,
+  ctx: StepContext,
+): Promise<{ staged: StagedFile; head: Buffer }> {
+  const stream = await new Promise<NodeJS.ReadableStream>((resolve, reject) =>
+    file.openReadStream(entry, (err, s) => (err || !s ? reject(zipBroken(err, where)) : resolve(s))),
+  );
+  try {
+    return await stageNoting(ctx, stream as AsyncIterable<Buffer>, HEAD_BYTES);
+  } catch (error) {
+    throw error instanceof StepError ? error : zipBroken(error, where);
+  }
 }
 
 /** The XDM content of an archive: every METADATA.XML read, each described file paired with its entry. */
-export async function readXdm(zip: Buffer, limits: ZipLimits = DEFAULT_ZIP_LIMITS): Promise<Xdm> {
-  const files = await unzip(zip, limits);
+export async function readXdm(
+  zip: ZipSource,
+  limits: ZipLimits = DEFAULT_ZIP_LIMITS,
+  ctx: StepContext = inMemory,
+): Promise<Xdm> {
+  const files = await unzip(zip, limits, ctx);
   const metadata = files.filter((f) => /(^|\/)IHE_XDM\/[^/]+\/METADATA\.XML$/i.test(f.path));
   if (metadata.length === 0) {
     throw refuse('XDM_NO_METADATA', 'the archive has no IHE_XDM/SUBSETnn/METADATA.XML');
@@ -213,7 +264,7 @@ export async function readXdm(zip: Buffer, limits: ZipLimits = DEFAULT_ZIP_LIMIT
   const documents: XdmDocument[] = [];
   for (const m of metadata) {
     const subset = m.path.slice(0, m.path.length - 'METADATA.XML'.length);
-    for (const entry of descendants(parseXml(m.content), 'ExtrinsicObject')) {
+    for (const entry of descendants(parseXml(bytesOf(m.staged)), 'ExtrinsicObject')) {
       const uri = slot(entry, 'URI')[0];
       if (!uri || !safePath(uri)) {
         throw refuse(
@@ -229,7 +280,8 @@ export async function readXdm(zip: Buffer, limits: ZipLimits = DEFAULT_ZIP_LIMIT
       used.add(key);
       documents.push({
         path: file.path,
-        content: file.content,
+        staged: file.staged,
+        head: file.head,
         mimeType: attr(entry, 'mimeType') ?? 'application/octet-stream',
         uniqueId: externalId(entry, SCHEME.uniqueId),
         title: attr(elements(entry, 'Name/LocalizedString')[0], 'value') ?? null,
@@ -264,7 +316,9 @@ function patientOf(entry: XmlElement): XdmPatient | null {
   const id = externalId(entry, SCHEME.patientId) ?? slot(entry, 'sourcePatientId')[0] ?? null;
   if (!id) return null;
   const [value, , , authority] = id.split('^');
-  const oid = authority?.split('&')[1] ?? null;
+  const oid = authority?.split('&')[1] || null;
+  // Any other authority is a local identifier (an IPP): never labelled an INS.
+  const isIns = oid !== null && INS_OIDS.has(oid);
   const info = new Map(
     slot(entry, 'sourcePatientInfo').map((v) => [v.slice(0, v.indexOf('|')), v.slice(v.indexOf('|') + 1)]),
   );
@@ -272,8 +326,9 @@ function patientOf(entry: XmlElement): XdmPatient | null {
   const birth = info.get('PID-7') ?? '';
   return {
     id,
-    ins: value || null,
-    insOid: oid,
+    idOid: oid,
+    ins: (isIns && value) || null,
+    insOid: isIns ? oid : null,
     birthName: name[0] || null,
     firstGivenName: name[1] || null,
     birthDate: /^\d{8}/.test(birth) ? `${birth.slice(0, 4)}-${birth.slice(4, 6)}-${birth.slice(6, 8)}` : null,

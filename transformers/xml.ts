@@ -3,14 +3,14 @@
 //
 // - a DTD (`<!DOCTYPE`, `<!ENTITY`, …) is refused before parsing: no internal entity can expand
 //   (billion laughs) and no external entity can be fetched (XXE). Clinical documents never need one.
-// - entity processing of the parser is off; we decode only the five predefined entities and
-//   character references ourselves, so nothing can grow while being read.
+// - only the five predefined entities and character references are decoded, so nothing can grow
+//   while being read.
 // - the size is checked before a single byte is parsed, and nesting depth is capped.
 // - element and attribute names never become keys of ordinary objects (children are arrays,
 //   attributes a Map), so `__proto__` or `constructor` in a document is just a name.
 //
-// fast-xml-parser is used for tokenising only (see the README: why not xml2js).
-import { XMLParser, XMLValidator } from 'fast-xml-parser';
+// The reader is our own, one pass (a CDA is read by every packaging step: a general-purpose
+// validator then parser made it the costliest step after the PDF).
 import { OncoError } from '../config/errors.ts';
 
 export interface XmlLimits {
@@ -53,34 +53,12 @@ export interface XmlElement {
 
 export type XmlChild = XmlElement | string;
 
-// Every name the tokeniser sees is prefixed before it becomes a key, so that the tokeniser's own
-// objects never receive a key like `__proto__`; we strip the mark when building our tree.
-const MARK = '\u0001';
-
-const parser = (maxDepth: number): XMLParser =>
-  new XMLParser({
-    preserveOrder: true,
-    ignoreAttributes: false,
-    attributeNamePrefix: '',
-    allowBooleanAttributes: false,
-    parseTagValue: false,
-    parseAttributeValue: false,
-    trimValues: false,
-    processEntities: false,
-    htmlEntities: false,
-    ignoreDeclaration: true,
-    ignorePiTags: true,
-    removeNSPrefix: false,
-    // The tokeniser does not count a self-closing leaf: its cap is one more, ours (toChild) is exact.
-    maxNestedTags: maxDepth + 1,
-    transformTagName: (name) => MARK + name,
-    transformAttributeName: (name) => MARK + name,
-  });
-
-/** Parse a whole document; returns its root element. Throws XmlError. */
-export function parseXml(input: Uint8Array | string, limits: XmlLimits = {}): XmlElement {
-  const { maxBytes, maxDepth } = { ...XML_DEFAULT_LIMITS, ...limits };
-  const size = typeof input === 'string' ? Buffer.byteLength(input) : input.length;
+/**
+ * Refuses a document of `size` bytes above the limit. `parseXml` checks it first; a caller holding
+ * the document as a file checks it with the file's size, before loading a byte of it.
+ */
+export function checkXmlSize(size: number, limits: XmlLimits = {}): void {
+  const { maxBytes } = { ...XML_DEFAULT_LIMITS, ...limits };
   if (size > maxBytes) {
     throw new XmlError(
       'XML_TOO_LARGE',
@@ -88,41 +66,18 @@ export function parseXml(input: Uint8Array | string, limits: XmlLimits = {}): Xm
       'send the document without attachments inlined, or raise maxBytes for this channel',
     );
   }
+}
+
+/** Parse a whole document; returns its root element. Throws XmlError. */
+export function parseXml(input: Uint8Array | string, limits: XmlLimits = {}): XmlElement {
+  const { maxDepth } = { ...XML_DEFAULT_LIMITS, ...limits };
+  checkXmlSize(typeof input === 'string' ? Buffer.byteLength(input) : input.length, limits);
   const text = typeof input === 'string' ? input.replace(/^\uFEFF/, '') : decode(input);
   if (text.trim() === '')
     throw new XmlError('XML_EMPTY', 'the XML document is empty', 'send a whole document');
   refuseDtd(text);
-  const valid = XMLValidator.validate(text, { allowBooleanAttributes: false });
-  if (valid !== true) {
-    throw new XmlError(
-      'XML_MALFORMED',
-      `the content is not well-formed XML: ${valid.err.msg} (line ${valid.err.line}, column ${valid.err.col})`,
-      'check that the file is complete XML and was not cut or edited by hand',
-    );
-  }
-  let nodes: unknown[];
-  try {
-    nodes = parser(maxDepth).parse(text) as unknown[];
-  } catch (error) {
-    if (error instanceof Error && /nested/i.test(error.message)) throw tooDeep(maxDepth);
-    throw new XmlError(
-      'XML_MALFORMED',
-      `the content could not be read as XML: ${error instanceof Error ? error.message : String(error)}`,
-      'send well-formed XML',
-      error,
-    );
-  }
-  const roots = nodes
-    .map((n) => toChild(n, 1, maxDepth))
-    .filter((c): c is XmlElement => typeof c !== 'string');
-  if (roots.length !== 1) {
-    throw new XmlError(
-      'XML_MALFORMED',
-      `an XML document has exactly one root element, this one has ${roots.length}`,
-      'send one document per file',
-    );
-  }
-  return roots[0] as XmlElement;
+  // End-of-line handling (XML 1.0 §2.11): a CR LF or a lone CR is read as LF.
+  return new Reader(text.includes('\r') ? text.replace(/\r\n?/g, '\n') : text, maxDepth).document();
 }
 
 function tooDeep(maxDepth: number): XmlError {
@@ -132,7 +87,6 @@ function tooDeep(maxDepth: number): XmlError {
     'flatten the document, or raise maxDepth for this channel',
   );
 }
-
 function decode(bytes: Uint8Array): string {
   const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
   if (buffer[0] === 0xfe || buffer[0] === 0xff || (buffer[0] === 0 && buffer[1] === 0x3c)) {
@@ -180,26 +134,169 @@ function refuseDtd(text: string): void {
   }
 }
 
-function toChild(node: unknown, depth: number, maxDepth: number): XmlChild {
-  const record = node as Record<string, unknown>;
-  const key = Object.keys(record).find((k) => k !== ':@') as string;
-  if (key === '#text') return decodeEntities(String(record[key]));
-  if (depth > maxDepth) throw tooDeep(maxDepth);
-  const name = unmark(key);
-  const attributes = new Map<string, string>();
-  const raw = record[':@'] as Record<string, unknown> | undefined;
-  for (const [attr, value] of Object.entries(raw ?? {})) {
-    attributes.set(unmark(attr), decodeEntities(String(value)));
-  }
-  const children = (record[key] as unknown[]).map((c) => toChild(c, depth + 1, maxDepth));
-  return { name, local: localName(name), attributes, children };
+interface Open {
+  name: string;
+  attributes: Map<string, string>;
+  children: XmlChild[];
 }
 
-// The tokeniser may apply its name transform twice (tags with attributes): strip every mark.
-function unmark(name: string): string {
-  let at = 0;
-  while (name[at] === MARK) at++;
-  return name.slice(at);
+// Names as XML 1.0 allows them in ASCII (a letter, `_` or `:` first; then also digits, `.`, `-`);
+// beyond ASCII every character from U+00C0 (U+00B7 after the first) is taken, as most are allowed.
+const isNameStart = (c: number): boolean =>
+  (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || c === 0x5f || c === 0x3a || c >= 0xc0;
+const isNameChar = (c: number): boolean =>
+  isNameStart(c) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x2e || c === 0xb7;
+const isSpace = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x09 || c === 0x0d;
+
+/**
+ * One pass over the text, checking well-formedness as it builds the tree: names, attributes (quoted,
+ * each once), every end tag matching its start tag, one root, nothing but comments, processing
+ * instructions and white space around it. Iterative, so nesting costs no stack, and the depth is
+ * counted as elements open. Names are only ever Map keys or properties of our own objects.
+ */
+class Reader {
+  private at = 0;
+  constructor(
+    private readonly s: string,
+    private readonly maxDepth: number,
+  ) {}
+
+  document(): XmlElement {
+    const { s } = this;
+    const stack: Open[] = [];
+    let root: XmlElement | undefined;
+    while (this.at < s.length) {
+      const lt = s.indexOf('<', this.at);
+      const end = lt < 0 ? s.length : lt;
+      if (end > this.at) {
+        const chunk = s.slice(this.at, end);
+        const top = stack[stack.length - 1];
+        if (top !== undefined) top.children.push(decodeEntities(chunk));
+        else if (chunk.trim() !== '') this.fail('text outside the root element', this.at);
+        this.at = end;
+        continue;
+      }
+      if (s.startsWith('<!--', lt)) {
+        this.at = this.past('-->', lt + 4, 'comment');
+      } else if (s.startsWith('<![CDATA[', lt)) {
+        const top = stack[stack.length - 1];
+        if (top === undefined) this.fail('CDATA outside the root element', lt);
+        const close = this.past(']]>', lt + 9, 'CDATA section');
+        top.children.push(s.slice(lt + 9, close - 3));
+        this.at = close;
+      } else if (s.startsWith('<?', lt)) {
+        this.at = this.past('?>', lt + 2, 'processing instruction');
+      } else if (s[lt + 1] === '/') {
+        this.at = lt + 2;
+        const name = this.name();
+        this.space();
+        if (s[this.at] !== '>') this.fail(`">" expected to close </${name}`, this.at);
+        this.at++;
+        const open = stack.pop();
+        if (open === undefined) this.fail(`end tag </${name}> without its start tag`, lt);
+        if (open.name !== name) this.fail(`end tag </${name}> where </${open.name}> was expected`, lt);
+        const done = close(open);
+        const parent = stack[stack.length - 1];
+        if (parent !== undefined) parent.children.push(done);
+        else root = done;
+      } else {
+        if (root !== undefined && stack.length === 0)
+          this.fail('a second root element: an XML document has exactly one', lt);
+        this.at = lt + 1;
+        const open: Open = { name: this.name(), attributes: new Map(), children: [] };
+        const selfClosing = this.attributes(open);
+        if (stack.length + 1 > this.maxDepth) throw tooDeep(this.maxDepth);
+        if (selfClosing) {
+          const done = close(open);
+          const parent = stack[stack.length - 1];
+          if (parent !== undefined) parent.children.push(done);
+          else root = done;
+        } else stack.push(open);
+      }
+    }
+    const open = stack[stack.length - 1];
+    if (open !== undefined) this.fail(`<${open.name}> is never closed`, s.length);
+    if (root === undefined) this.fail('no root element', s.length);
+    return root;
+  }
+
+  /** The attributes of a start tag, up to its end; true when it closes itself (`/>`). */
+  private attributes(open: Open): boolean {
+    const { s } = this;
+    for (;;) {
+      const before = this.at;
+      this.space();
+      const c = s[this.at];
+      if (c === '>') {
+        this.at++;
+        return false;
+      }
+      if (c === '/') {
+        if (s[this.at + 1] !== '>') this.fail('">" expected after "/"', this.at + 1);
+        this.at += 2;
+        return true;
+      }
+      if (c === undefined) this.fail(`<${open.name} is never ended`, this.at);
+      if (this.at === before)
+        this.fail(`white space expected before an attribute of <${open.name}>`, this.at);
+      const name = this.name();
+      this.space();
+      if (s[this.at] !== '=') this.fail(`"=" expected after the attribute ${name}`, this.at);
+      this.at++;
+      this.space();
+      const quote = s[this.at];
+      if (quote !== '"' && quote !== "'") this.fail(`the value of ${name} must be quoted`, this.at);
+      const endQuote = s.indexOf(quote, this.at + 1);
+      if (endQuote < 0) this.fail(`the value of ${name} is never closed`, this.at);
+      const raw = s.slice(this.at + 1, endQuote);
+      if (raw.includes('<')) this.fail(`"<" in the value of ${name}`, this.at + 1 + raw.indexOf('<'));
+      if (open.attributes.has(name)) this.fail(`the attribute ${name} is given twice`, this.at);
+      open.attributes.set(name, decodeEntities(raw));
+      this.at = endQuote + 1;
+    }
+  }
+
+  private name(): string {
+    const { s } = this;
+    const start = this.at;
+    if (!isNameStart(s.charCodeAt(start))) this.fail('a name expected', start);
+    let end = start + 1;
+    while (end < s.length && isNameChar(s.charCodeAt(end))) end++;
+    this.at = end;
+    return s.slice(start, end);
+  }
+
+  private space(): void {
+    const { s } = this;
+    while (this.at < s.length && isSpace(s.charCodeAt(this.at))) this.at++;
+  }
+
+  /** The position after the next `token` from `from`, or an error naming what is not closed. */
+  private past(token: string, from: number, what: string): number {
+    const end = this.s.indexOf(token, from);
+    if (end < 0) this.fail(`a ${what} is never closed`, from);
+    return end + token.length;
+  }
+
+  private fail(what: string, at: number): never {
+    const before = this.s.slice(0, at);
+    const line = before.split('\n').length;
+    const column = at - before.lastIndexOf('\n');
+    throw new XmlError(
+      'XML_MALFORMED',
+      `the content is not well-formed XML: ${what} (line ${line}, column ${column})`,
+      'check that the file is complete XML and was not cut or edited by hand',
+    );
+  }
+}
+
+function close(open: Open): XmlElement {
+  return {
+    name: open.name,
+    local: localName(open.name),
+    attributes: open.attributes,
+    children: open.children,
+  };
 }
 
 function localName(name: string): string {

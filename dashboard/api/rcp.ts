@@ -1,10 +1,11 @@
 // /api/rcp and /api/pps (CONTRACT.md): RCP sessions, forms and care programmes — create, edit (a
 // validated document edited becomes its next version), validate (which sends it: the store writes the
 // documents-out message in the same transaction), import of forms produced elsewhere, patients'
-// oppositions to Mon espace santé, and each document with its versions, its CDA and the delivery
-// status of each recipient. Every change is audited by the store; every read of a document is a
-// patient read, audited here.
+// oppositions to Mon espace santé, and each document with its versions, its CDA, its PDF and the
+// delivery status of each recipient. Every change is audited by the store; every read of a document
+// is a patient read, audited here.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { documentPdf } from '../../channels/document-pdf.ts';
 import type { Engine } from '../../channels/engine.ts';
 import { formInput, importForms, meetingInput, ppsInput } from '../../channels/rcp-input.ts';
 import type { Actor, DocumentKind, DocumentRecord } from '../../store/rcp.ts';
@@ -23,14 +24,44 @@ const actorOf = (req: FastifyRequest): Actor => ({
 const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'integer' } } } as const;
 const anyBody = { type: 'object', additionalProperties: true } as const;
 
+/** One file or mail of a recipient's message (a pickup writes the document and its PDF apart). */
+export interface PartStatus {
+  destination: string;
+  status: string;
+  attempts: number;
+  lastError: string | null;
+  sentAt: number | null;
+}
+
 export interface RecipientStatus {
   recipient: string;
   channel: string;
   messageId: number;
+  /** ERROR (or QUARANTINED) when a part failed, QUEUED while one is on its way, else SENT. */
   status: string | null;
   attempts: number;
   lastError: string | null;
+  /** When its last part was sent, once every part is. */
   sentAt: number | null;
+  parts: PartStatus[];
+}
+
+const FAILED = new Set(['ERROR', 'QUARANTINED']);
+const SETTLED_OK = new Set(['SENT', 'FILTERED']);
+
+/** A recipient's status from the deliveries of its message: the worst part decides. */
+function recipientStatus(
+  parts: PartStatus[],
+): Pick<RecipientStatus, 'status' | 'attempts' | 'lastError' | 'sentAt'> {
+  const failed = parts.find((p) => FAILED.has(p.status));
+  const open = parts.find((p) => !FAILED.has(p.status) && !SETTLED_OK.has(p.status));
+  const done = parts.length > 0 && failed === undefined && open === undefined;
+  return {
+    status: failed?.status ?? open?.status ?? (done ? 'SENT' : null),
+    attempts: Math.max(0, ...parts.map((p) => p.attempts)),
+    lastError: failed?.lastError ?? open?.lastError ?? null,
+    sentAt: done ? Math.max(0, ...parts.map((p) => p.sentAt ?? 0)) || null : null,
+  };
 }
 
 /**
@@ -61,14 +92,14 @@ export function deliveryOf(engine: Engine, doc: DocumentRecord) {
     messageId,
     unreachable,
     recipients: recipients.map((r): RecipientStatus => {
-      const d = journal.deliveries(r.messageId)[0];
-      return {
-        ...r,
-        status: d?.status ?? null,
-        attempts: d?.attempts ?? 0,
-        lastError: d?.lastError ?? null,
-        sentAt: d?.sentAt ?? null,
-      };
+      const parts = journal.deliveries(r.messageId).map((d) => ({
+        destination: d.destination,
+        status: d.status,
+        attempts: d.attempts,
+        lastError: d.lastError,
+        sentAt: d.sentAt,
+      }));
+      return { ...r, ...recipientStatus(parts), parts };
     }),
   };
 }
@@ -173,6 +204,36 @@ function registerDocumentRoutes(
       const cda = cdaOf(engine, doc);
       if (!cda) throw new ActionError(404, 'RCP_UNKNOWN', `no CDA written yet for ${kind} ${id}`);
       return reply.type('application/xml; charset=utf-8').send(cda);
+    },
+  );
+  app.get(
+    `${base}/:id/pdf`,
+    {
+      config: { roles: staff },
+      schema: {
+        summary: `The PDF of a validated ${name}, as its recipients get it (audited)`,
+        tags,
+        params: idParams,
+      },
+    },
+    async (req, reply) => {
+      const id = (req.params as { id: number }).id;
+      const doc = engine.store.rcp.document(kind, id);
+      if (!doc) throw new ActionError(404, 'RCP_UNKNOWN', `no ${kind} ${id}`);
+      await audit(engine.store, req, {
+        action: `${kind}-pdf-read`,
+        object: `${kind}:${id}`,
+        patientId: doc.patientId,
+      });
+      const cda = cdaOf(engine, doc);
+      if (!cda) throw new ActionError(404, 'RCP_UNKNOWN', `no CDA written yet for ${kind} ${id}`);
+      return reply
+        .type('application/pdf')
+        .header(
+          'content-disposition',
+          `inline; filename="${`${doc.setId}-${doc.version}`.replace(/[^A-Za-z0-9._-]/g, '_')}.pdf"`,
+        )
+        .send(documentPdf(cda));
     },
   );
 }

@@ -6,39 +6,28 @@ import type { Engine } from '../../channels/engine.ts';
 import type { DocumentSummary, WaitingDocument } from '../../store/documents.ts';
 import { attachDocument, readDocument } from '../api/documents.ts';
 import { everyone, operators, staff } from '../auth.ts';
-import { html, type Html } from '../html.ts';
+import { html, table, type Html } from '../html.ts';
 import { csrfField, emptyState, sendPage } from './layout.ts';
 
 /** The documents table of the patient page (the page's own read is the audited one). */
 export function documentsTable(docs: readonly DocumentSummary[]): Html {
   if (docs.length === 0) return emptyState('no-documents', 'No document or result filed for this patient.');
-  return html`<table id="documents">
-    <thead>
-      <tr>
-        <th>Date</th>
-        <th>Kind</th>
-        <th>Title</th>
-        <th>Status</th>
-        <th>Format</th>
-        <th>Lab (FINESS)</th>
-        <th>Received as</th>
-      </tr>
-    </thead>
-    <tbody>
-      ${docs.map(
-        (d) =>
-          html`<tr data-document="${d.id}">
-            <td>${d.date ?? ''}</td>
-            <td>${d.kind}</td>
-            <td><a href="/documents/${d.id}">${d.title ?? `document ${d.id}`}</a></td>
-            <td>${d.status}${d.version > 1 ? ` (version ${d.version})` : ''}</td>
-            <td>${d.format}</td>
-            <td>${d.labFiness ?? ''}</td>
-            <td>${d.source}</td>
-          </tr>`,
-      )}
-    </tbody>
-  </table>`;
+  return table(
+    [
+      { header: 'Date', cell: (d) => d.date ?? '' },
+      { header: 'Kind', cell: (d) => d.kind },
+      {
+        header: 'Title',
+        cell: (d) => html`<a href="/documents/${d.id}">${d.title ?? `document ${d.id}`}</a>`,
+      },
+      { header: 'Status', cell: (d) => `${d.status}${d.version > 1 ? ` (version ${d.version})` : ''}` },
+      { header: 'Format', cell: (d) => d.format },
+      { header: 'Lab (FINESS)', cell: (d) => d.labFiness ?? '' },
+      { header: 'Received as', cell: (d) => d.source },
+    ],
+    docs,
+    { id: 'documents', data: (d) => ({ document: d.id }) },
+  );
 }
 
 const traitsSent = (p: WaitingDocument['patient']): Html =>
@@ -144,87 +133,60 @@ export function registerDocumentPages(app: FastifyInstance, engine: Engine): voi
         ${
           d.findings.length > 0
             ? html`<h2>Findings</h2>
-                <table id="findings">
-                  <thead>
-                    <tr>
-                      <th>Kind</th>
-                      <th>Code</th>
-                      <th>Meaning</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    ${d.findings.map(
-                      (f) =>
-                        html`<tr>
-                          <td>${f.kind}</td>
-                          <td>${f.code}</td>
-                          <td>${f.display ?? ''}</td>
-                        </tr>`,
-                    )}
-                  </tbody>
-                </table>`
+                ${table(
+                  [
+                    { header: 'Kind', cell: (f) => f.kind },
+                    { header: 'Code', cell: (f) => f.code },
+                    { header: 'Meaning', cell: (f) => f.display ?? '' },
+                  ],
+                  d.findings,
+                  { id: 'findings' },
+                )}`
             : ''
         }
         ${
           d.variants.length > 0
             ? html`<h2>Variants</h2>
-                <table id="variants">
-                  <thead>
-                    <tr>
-                      <th>Gene (HGNC)</th>
-                      <th>Reference sequence</th>
-                      <th>HGVS c.</th>
-                      <th>HGVS p.</th>
-                      <th>Classification</th>
-                      <th>Interpretation</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    ${d.variants.map(
-                      (v) =>
-                        html`<tr>
-                          <td>${v.gene}</td>
-                          <td>${v.referenceSequence ?? ''}</td>
-                          <td>${v.dnaChange ?? ''}</td>
-                          <td>${v.proteinChange ?? ''}</td>
-                          <td>${v.classification?.display ?? v.classification?.code ?? ''}</td>
-                          <td>${(v.interpretation ?? []).map((i) => i.display ?? i.code).join('; ')}</td>
-                        </tr>`,
-                    )}
-                  </tbody>
-                </table>`
+                ${table(
+                  [
+                    { header: 'Gene (HGNC)', cell: (v) => v.gene },
+                    { header: 'Reference sequence', cell: (v) => v.referenceSequence ?? '' },
+                    { header: 'HGVS c.', cell: (v) => v.dnaChange ?? '' },
+                    { header: 'HGVS p.', cell: (v) => v.proteinChange ?? '' },
+                    {
+                      header: 'Classification',
+                      cell: (v) => v.classification?.display ?? v.classification?.code ?? '',
+                    },
+                    {
+                      header: 'Interpretation',
+                      cell: (v) => (v.interpretation ?? []).map((i) => i.display ?? i.code).join('; '),
+                    },
+                  ],
+                  d.variants,
+                  { id: 'variants' },
+                )}`
             : ''
         }
         <h2>Versions</h2>
-        <table id="versions">
-          <thead>
-            <tr>
-              <th>Version</th>
-              <th>Status</th>
-              <th>Document id</th>
-              <th>Received</th>
-              <th>Channel</th>
-              <th>File or mail</th>
-              <th>Message</th>
-            </tr>
-          </thead>
-          <tbody>
-            ${d.versions.map(
-              (v) =>
-                html`<tr>
-                  <td>${v.version}</td>
-                  <td>${v.status}</td>
-                  <td>${v.uniqueId ?? ''}</td>
-                  <td>${v.filedAt}</td>
-                  <td>${v.provenance.channel ?? ''}</td>
-                  <td>${v.provenance.fileName ?? v.provenance.mail ?? ''}</td>
-                  <td>
-                    ${v.provenance.messageId === null ? '' : html`<a href="/messages/${v.provenance.messageId}">${v.provenance.messageId}</a>`}
-                  </td>
-                </tr>`,
-            )}
-          </tbody>
-        </table>`,
+        ${table(
+          [
+            { header: 'Version', cell: (v) => v.version },
+            { header: 'Status', cell: (v) => v.status },
+            { header: 'Document id', cell: (v) => v.uniqueId ?? '' },
+            { header: 'Received', cell: (v) => v.filedAt },
+            { header: 'Channel', cell: (v) => v.provenance.channel ?? '' },
+            { header: 'File or mail', cell: (v) => v.provenance.fileName ?? v.provenance.mail ?? '' },
+            {
+              header: 'Message',
+              cell: (v) =>
+                v.provenance.messageId === null
+                  ? ''
+                  : html`<a href="/messages/${v.provenance.messageId}">${v.provenance.messageId}</a>`,
+            },
+          ],
+          d.versions,
+          { id: 'versions' },
+        )}`,
     );
   });
 

@@ -1,6 +1,6 @@
 // RCP pages: sessions by date and committee, a session with its forms, and a form or a PPS with its
-// versions, its CDA and the delivery status of each recipient (an audited read, as over the API).
-// The PDF is linked once the packaging steps write it (issue 11 items 4-5).
+// versions, the CDA and PDF of each validated version, and the delivery status of each recipient
+// (an audited read, as over the API).
 import type { FastifyInstance } from 'fastify';
 import type { Engine } from '../../channels/engine.ts';
 import type { DocumentKind } from '../../store/rcp.ts';
@@ -8,7 +8,7 @@ import { ActionError } from '../actions.ts';
 import { readDocument } from '../api/rcp.ts';
 import { audit } from '../audit-log.ts';
 import { staff } from '../auth.ts';
-import { formatTime, html, query } from '../html.ts';
+import { formatTime, html, query, table } from '../html.ts';
 import { sendPage } from './layout.ts';
 
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
@@ -36,33 +36,25 @@ export function registerRcpPages(app: FastifyInstance, engine: Engine): void {
             ? html`<p class="empty">
                 No RCP session in this period${committee ? html` for ${committee}` : ''}.
               </p>`
-            : html`<table id="meetings">
-                <thead>
-                  <tr>
-                    <th>Date</th>
-                    <th>Committee</th>
-                    <th>Organ</th>
-                    <th>Site</th>
-                    <th>Organiser</th>
-                    <th>Forms</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  ${meetings.map(
-                    (m) =>
-                      html`<tr>
-                        <td><a href="/rcp/meetings/${m.id}">${m.date}</a></td>
-                        <td>
-                          <a href="/rcp${query({ from, to, committee: m.committee })}">${m.committee}</a>
-                        </td>
-                        <td>${m.organ}</td>
-                        <td>${m.data.site.name}</td>
-                        <td>${m.data.organiser.family} ${m.data.organiser.given ?? ''}</td>
-                        <td>${engine.store.rcp.formsOfMeeting(m.id).length}</td>
-                      </tr>`,
-                  )}
-                </tbody>
-              </table>`
+            : table(
+                [
+                  { header: 'Date', cell: (m) => html`<a href="/rcp/meetings/${m.id}">${m.date}</a>` },
+                  {
+                    header: 'Committee',
+                    cell: (m) =>
+                      html`<a href="/rcp${query({ from, to, committee: m.committee })}">${m.committee}</a>`,
+                  },
+                  { header: 'Organ', cell: (m) => m.organ },
+                  { header: 'Site', cell: (m) => m.data.site.name },
+                  {
+                    header: 'Organiser',
+                    cell: (m) => `${m.data.organiser.family} ${m.data.organiser.given ?? ''}`,
+                  },
+                  { header: 'Forms', cell: (m) => engine.store.rcp.formsOfMeeting(m.id).length },
+                ],
+                meetings,
+                { id: 'meetings' },
+              )
         }`,
     );
   });
@@ -82,27 +74,16 @@ export function registerRcpPages(app: FastifyInstance, engine: Engine): void {
           Participants:
           ${m.data.participants.map((p) => `${p.family}${p.rpps ? ` (RPPS ${p.rpps})` : ''}`).join(', ')}
         </p>
-        <table id="forms">
-          <thead>
-            <tr>
-              <th>Form</th>
-              <th>Patient</th>
-              <th>Version</th>
-              <th>Status</th>
-            </tr>
-          </thead>
-          <tbody>
-            ${forms.map(
-              (f) =>
-                html`<tr>
-                  <td><a href="/rcp/forms/${f.id}">${f.setId}</a></td>
-                  <td><a href="/patients/${f.patientId}">${f.patientId}</a></td>
-                  <td>${f.version}</td>
-                  <td>${f.status}</td>
-                </tr>`,
-            )}
-          </tbody>
-        </table>`,
+        ${table(
+          [
+            { header: 'Form', cell: (f) => html`<a href="/rcp/forms/${f.id}">${f.setId}</a>` },
+            { header: 'Patient', cell: (f) => html`<a href="/patients/${f.patientId}">${f.patientId}</a>` },
+            { header: 'Version', cell: (f) => f.version },
+            { header: 'Status', cell: (f) => f.status },
+          ],
+          forms,
+          { id: 'forms' },
+        )}`,
     );
   });
 
@@ -124,7 +105,12 @@ export function registerRcpPages(app: FastifyInstance, engine: Engine): void {
             Patient <a href="/patients/${d.patientId}">${d.patientId}</a> · status
             <b id="status">${d.status}</b>
             ${d.meetingId === null ? '' : html` · <a href="/rcp/meetings/${d.meetingId}">RCP session</a>`}
-            ${d.outboxId === null ? '' : html` · <a href="${apiBase}/${d.id}/cda">CDA</a>`}
+            ${
+              d.outboxId === null
+                ? ''
+                : html` · <a href="${apiBase}/${d.id}/cda">CDA</a> ·
+                    <a href="${apiBase}/${d.id}/pdf" id="pdf">PDF</a>`
+            }
           </p>
           ${
             kind === 'frcp'
@@ -136,54 +122,53 @@ export function registerRcpPages(app: FastifyInstance, engine: Engine): void {
               : ''
           }
           <h2>Versions</h2>
-          <table id="versions">
-            <thead>
-              <tr>
-                <th>Version</th>
-                <th>Document id</th>
-                <th>Status</th>
-                <th>Validated</th>
-              </tr>
-            </thead>
-            <tbody>
-              ${d.versions.map(
-                (v) =>
-                  html`<tr>
-                    <td><a href="${base}/${v.id}">${v.version}</a></td>
-                    <td>${v.documentId}</td>
-                    <td>${v.status}</td>
-                    <td>${v.validatedAt ?? ''} ${v.validatedBy ?? ''}</td>
-                  </tr>`,
-              )}
-            </tbody>
-          </table>
+          ${table(
+            [
+              { header: 'Version', cell: (v) => html`<a href="${base}/${v.id}">${v.version}</a>` },
+              { header: 'Document id', cell: (v) => v.documentId },
+              { header: 'Status', cell: (v) => v.status },
+              { header: 'Validated', cell: (v) => `${v.validatedAt ?? ''} ${v.validatedBy ?? ''}` },
+              {
+                header: 'Documents',
+                cell: (v) =>
+                  v.status === 'draft'
+                    ? ''
+                    : html`<a href="${apiBase}/${v.id}/cda">CDA</a>
+                        <a href="${apiBase}/${v.id}/pdf" class="pdf">PDF</a>`,
+              },
+            ],
+            d.versions,
+            { id: 'versions' },
+          )}
           <h2>Recipients</h2>
           <p class="muted">Delivery: ${d.delivery.state}</p>
-          <table id="recipients">
-            <thead>
-              <tr>
-                <th>Recipient</th>
-                <th>Way</th>
-                <th>Status</th>
-                <th>Attempts</th>
-                <th>Sent</th>
-                <th>Last error</th>
-              </tr>
-            </thead>
-            <tbody>
-              ${d.delivery.recipients.map(
-                (r) =>
-                  html`<tr data-recipient="${r.recipient}">
-                    <td><a href="/messages/${r.messageId}">${r.recipient}</a></td>
-                    <td>${r.channel}</td>
-                    <td class="status-${r.status ?? ''}">${r.status}</td>
-                    <td>${r.attempts}</td>
-                    <td>${r.sentAt ? formatTime(r.sentAt) : ''}</td>
-                    <td class="error">${r.lastError}</td>
-                  </tr>`,
-              )}
-            </tbody>
-          </table>
+          ${table(
+            [
+              {
+                header: 'Recipient',
+                cell: (r) => html`<a href="/messages/${r.messageId}">${r.recipient}</a>`,
+              },
+              { header: 'Way', cell: (r) => r.channel },
+              {
+                header: 'Status',
+                cell: (r) =>
+                  html`${r.status}
+                  ${
+                    r.parts.length > 1
+                      ? html`<span class="muted parts"
+                          >(${r.parts.map((p) => `${p.destination} ${p.status}`).join(', ')})</span
+                        >`
+                      : ''
+                  }`,
+                class: (r) => `status-${r.status ?? ''}`,
+              },
+              { header: 'Attempts', cell: (r) => r.attempts },
+              { header: 'Sent', cell: (r) => (r.sentAt ? formatTime(r.sentAt) : '') },
+              { header: 'Last error', cell: (r) => r.lastError, class: () => 'error' },
+            ],
+            d.delivery.recipients,
+            { id: 'recipients', data: (r) => ({ recipient: r.recipient }) },
+          )}
           ${
             d.delivery.unreachable.length
               ? html`<p class="error">Unreachable: ${d.delivery.unreachable.join('; ')}</p>`

@@ -128,12 +128,16 @@ async function mllpIdentities(o: {
   const h = await mllpEngine(port, o.respond, { type: 'identity-store' }, [{ type: 'pam-fr' }], dataDir);
   const atRest = rssMB();
   const channel = h.engine.channel('core');
+  const { stats } = h.engine.store.writer;
+  const commits0 = stats.commits;
+  const writes0 = stats.writes;
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   const acked = await drive(port, o.connections, o.messages, o.first);
   await until(() => channel.metrics.sent + channel.metrics.errored >= o.messages);
   const filedSeconds = seconds(t0);
   const cpu = process.cpuUsage(cpu0);
+  const commits = stats.commits - commits0;
   if (channel.metrics.errored > 0) throw new Error(`${channel.metrics.errored} identities were not filed`);
   const after = rssMB();
   await h.stop();
@@ -142,6 +146,9 @@ async function mllpIdentities(o: {
     identitiesFiledPerSec: Math.round(o.messages / filedSeconds),
     // The engine's CPU per message (the senders run in another process): the figure a loaded machine does not change much.
     engineCpuMsPerMessage: Number(((cpu.user + cpu.system) / 1000 / o.messages).toFixed(3)),
+    // Durable group commits (the poison guard's no-fsync marks aside) and the writes each carried.
+    commitsPerMessage: Number((commits / o.messages).toFixed(3)),
+    writesPerCommit: Number(((stats.writes - writes0) / Math.max(1, commits)).toFixed(1)),
     rssAtRestMB: atRest,
     rssAfterMB: after,
     rssPeakMB: peakMB(),

@@ -12,6 +12,8 @@
 //   - RSS at rest (engine started) and after each run, and the peak.
 // Counts (environment): ONCO_BENCH_CORE_MESSAGES (10,000 per run with 8 or 32 connections, a fifth
 // of it with 1), ONCO_BENCH_BASE_PATIENTS (500,000), ONCO_BENCH_SFTP_FILES (10,000).
+// ONCO_BENCH_ENGINE_FLAGS: node flags for each engine's process, e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`
+// (one profile per thread: the main thread's and the store writer's).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -20,6 +22,7 @@ import { tempDir } from '../support/engine-harness.ts';
 const MESSAGES = Number(process.env.ONCO_BENCH_CORE_MESSAGES ?? 10_000);
 const BASE_PATIENTS = Number(process.env.ONCO_BENCH_BASE_PATIENTS ?? 500_000);
 const SFTP_FILES = Number(process.env.ONCO_BENCH_SFTP_FILES ?? 10_000);
+const ENGINE_FLAGS = (process.env.ONCO_BENCH_ENGINE_FLAGS ?? '').split(/\s+/).filter(Boolean);
 /** The senders' people come after every base's: each A28 is a new patient. */
 const FIRST_NEW_PERSON = 10_000_000;
 
@@ -30,7 +33,14 @@ export function figure(name: string, options: object = {}): Promise<Figure> {
   process.stderr.write(`  core: ${name} ${JSON.stringify(options)}\n`);
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', path.join(import.meta.dirname, 'core-figure.ts'), name, JSON.stringify(options)],
+    [
+      ...ENGINE_FLAGS,
+      '--import',
+      'tsx',
+      path.join(import.meta.dirname, 'core-figure.ts'),
+      name,
+      JSON.stringify(options),
+    ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   let out = '';

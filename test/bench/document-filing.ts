@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Store } from '../../store/store.ts';
-import { DocumentFiles } from '../../store/document-files.ts';
+import { BlobFiles } from '../../store/blob-files.ts';
 import { toDocumentInput } from '../../connectors/document-writer.ts';
 import { acceptedInsOids } from '../../connectors/identity-writer.ts';
 import { readReport, clinicalStepSchema } from '../../transformers/clinical-steps.ts';
@@ -86,9 +86,9 @@ export async function benchDocumentFiling(): Promise<unknown> {
     const arrivalMs = await inParallel(total / 2, 8, (k) =>
       store.write.vigilance.applyIdentity(identity(2 * k + 1), { messageId: null, insOids }),
     );
-    const files = new DocumentFiles(path.join(dir, 'baseline'));
+    const files = new BlobFiles(path.join(dir, 'baseline'), 0);
     const baselineMs = await inParallel(total, 1, async (i) =>
-      files.put(Buffer.concat([reportBytes(i), Buffer.from('baseline')])),
+      files.putNow(Buffer.concat([reportBytes(i), Buffer.from('baseline')])),
     );
     return {
       documents: total,

@@ -1,5 +1,6 @@
 // The RCP pages in headless Chromium: sessions by date and committee, a session's forms, and a form
-// with its versions and the delivery status of each recipient.
+// with its versions, the PDF of each validated version (GET /api/rcp/forms/{id}/pdf, audited) and
+// the delivery status of each recipient.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -129,17 +130,47 @@ describe('RCP pages in a browser', function () {
         (await page.locator(`#recipients tr[data-recipient="finess:${NORD}"] td.status-ERROR`).count()) === 1
       );
     }, 'CHU Nord’s failed pickup shown');
-    assert.equal(
+    assert.match(
       await page.locator(`#recipients tr[data-recipient="finess:${SUD}"] td`).nth(2).innerText(),
-      'SENT',
+      /^SENT\b/,
     );
     assert.match(
       await page.locator(`#recipients tr[data-recipient="finess:${NORD}"] td.error`).innerText(),
       /PICKUP_NO_ACCOUNT/,
     );
     assert.equal(await page.locator('#recipients tr[data-recipient="mes"]').count(), 1);
+    // CHU Sud's pickup wrote two files, each a delivery of its own: both are shown.
+    assert.match(
+      await page.locator(`#recipients tr[data-recipient="finess:${SUD}"] .parts`).innerText(),
+      /document SENT, pdf SENT/,
+    );
     await page.screenshot({ path: path.join(artifacts, 'rcp-form.png'), fullPage: true });
     const cda = await page.request.get(`${base}/api/rcp/forms/${formId}/cda`);
     assert.match(await cda.text(), new RegExp(`extension="FRCP-${formId}-1"`));
+  });
+
+  it('links the PDF of each validated version, served as a PDF and audited; a draft has none', async () => {
+    await page.goto(`${base}/rcp/forms/${formId}`);
+    const versions = page.locator('#versions tbody tr');
+    assert.equal(await versions.nth(0).locator('a.pdf').count(), 1, 'version 1, validated');
+    assert.equal(await versions.nth(1).locator('a.pdf').count(), 0, 'version 2, a draft');
+    const href = await page.locator('#pdf').getAttribute('href');
+    assert.equal(href, `/api/rcp/forms/${formId}/pdf`);
+    assert.equal(await versions.nth(0).locator('a.pdf').getAttribute('href'), href);
+    const pdf = await page.request.get(`${base}${href}`);
+    assert.equal(pdf.status(), 200);
+    assert.equal(pdf.headers()['content-type'], 'application/pdf');
+    const bytes = await pdf.body();
+    assert.equal(bytes.subarray(0, 5).toString('latin1'), '%PDF-');
+    // The same PDF CHU Sud picked up.
+    const picked = fs.readFileSync(path.join(h.dataDir, 'sftp', 'chu-sud', 'out', `FRCP-${formId}-1.pdf`));
+    assert.ok(bytes.equals(picked), 'the PDF the recipients were sent');
+    const reads = h.engine.store.audit.search({ action: 'frcp-pdf-read' }).items;
+    assert.equal(reads.length, 1);
+    assert.equal(reads[0]!.object, `frcp:${formId}`);
+    assert.equal(reads[0]!.actor, viewer.login);
+    const draft = versions.nth(1).locator('a').first();
+    const draftId = Number((await draft.getAttribute('href'))!.split('/').pop());
+    assert.equal((await page.request.get(`${base}/api/rcp/forms/${draftId}/pdf`)).status(), 404);
   });
 });

@@ -302,6 +302,8 @@ describe('contextual calls (ACTX)', function () {
   ];
   for (const [what, make, status, code, message] of refusals) {
     it(`refuses ${what}: ${status} ${code}, audited with the RPPS`, async () => {
+      // Each the first of its minute (the next ones of a minute are counted, as tested below).
+      await h.engine.store.write.actx.closeRefusalWindows(now() + 3600);
       const res = await json(make());
       assert.equal(res.status, status);
       const body = (await res.json()) as { error: string; message: string; hint?: string };
@@ -314,6 +316,47 @@ describe('contextual calls (ACTX)', function () {
       assert.match(audited.actor, /^1\d{10}$/);
     });
   }
+
+  it('sums refused calls per establishment (or address), reason and minute; an accepted call keeps its row', async () => {
+    const { store } = h.engine;
+    const afterEveryMinute = () => now() + 3600;
+    // The minutes of the refusals above closed first, so that these calls open their own.
+    await store.write.actx.closeRefusalWindows(afterEveryMinute());
+    const before = lastAudit().id;
+    const started = Date.now();
+    const unsigned = () =>
+      url('patient', { finess: A, ...professional, ...dupont }, { tamper: { sig: '0'.repeat(64) } });
+    for (let i = 0; i < 200; i++) assert.equal((await json(unsigned())).status, 401);
+    // An invented FINESS per call: summed by the caller's address, not one count each.
+    for (let i = 0; i < 50; i++) {
+      const invented = url('global', { finess: `33${9_000_000 + i}`, ...professional });
+      assert.equal((await json(invented)).status, 401);
+    }
+    const minutes = Math.ceil((Date.now() - started) / 60_000) + 1;
+    assert.equal((await json(url('patient', { finess: A, ...professional, ...dupont }))).status, 200);
+    const accepted = lastAudit();
+    await store.write.actx.closeRefusalWindows(afterEveryMinute());
+
+    const rows = store.audit.search({}, { limit: 500 }).items.filter((r) => r.id > before);
+    const of = (reason: string) => rows.filter((r) => (r.detail as { reason?: string }).reason === reason);
+    const calls = (audited: typeof rows) =>
+      audited.reduce((n, r) => n + ((r.detail as { attempts?: number }).attempts ?? 1), 0);
+    const signature = of('ACTX_SIGNATURE_INVALID');
+    assert.equal(calls(signature), 200, 'every refused call is counted');
+    assert.ok(signature.length <= 2 * minutes, `${signature.length} rows for 200 calls`);
+    assert.ok(signature.every((r) => r.establishment === A && r.action === 'actx-patient'));
+    const first = signature.find((r) => r.id === Math.min(...signature.map((s) => s.id)))!;
+    assert.equal(first.actor, RPPS, 'the first refusal of the minute is audited with its RPPS');
+    const invented = of('ACTX_ESTABLISHMENT_UNKNOWN');
+    assert.equal(calls(invented), 50);
+    assert.ok(invented.length <= 2 * minutes, `${invented.length} rows for 50 calls`);
+    assert.ok(invented.some((r) => (r.detail as { attempts?: number }).attempts && r.source === '127.0.0.1'));
+    assert.deepEqual(
+      [accepted.actor, accepted.action, accepted.outcome, (accepted.detail as { rpps: string }).rpps],
+      [RPPS, 'actx-patient', 'ok', RPPS],
+      'an accepted call writes its own row, with the RPPS',
+    );
+  });
 
   it('accepts a ts inside the window, either way', async () => {
     for (const skew of [-290, 290]) {

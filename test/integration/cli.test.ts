@@ -178,6 +178,7 @@ describe('onco-relay command line', function () {
     };
     assert.deepEqual(health.channels.map((c) => [c.id, c.state]).sort(), [
       ['documents-mail', 'STARTED'],
+      ['documents-mllp', 'UNDEPLOYED'],
       ['documents-out', 'STARTED'],
       ['documents-pickup', 'STARTED'],
       ['documents-sftp', 'UNDEPLOYED'],
@@ -210,7 +211,7 @@ describe('onco-relay command line', function () {
     assert.equal(await second.exited, 1);
     assert.match(second.output(), new RegExp(`in use by the engine of process ${first.pid}\\b`));
     assert.match(second.output(), /DATA_DIR_IN_USE: .*Hint: stop it first \(kill -TERM \d+\)/);
-    assert.equal((await health(env)).channels.length, 15, 'the first engine keeps running');
+    assert.equal((await health(env)).channels.length, 16, 'the first engine keeps running');
 
     first.kill('SIGKILL');
     await first.exited;

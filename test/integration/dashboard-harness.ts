@@ -26,9 +26,10 @@ export interface Dashboard {
 }
 
 export async function startDashboard(
-  options: { auth?: Partial<AuthOptions>; listen?: boolean } = {},
+  options: { auth?: Partial<AuthOptions>; listen?: boolean; engine?: object } = {},
 ): Promise<Dashboard> {
   const h = await startEngine({
+    engine: options.engine,
     channels: [
       {
         id: 'drop',

@@ -226,12 +226,23 @@ describe('shipped pathology and molecular channels (real engine, OpenSSH sftp)',
     assert.equal(items.length, 5);
     assert.equal(h.engine.store.documents.listWaiting().items.length, 0, 'nothing filed');
 
-    // 100 MB of XML: refused as it passes the drop's size limit, before a byte is parsed.
+    // 100 MB of XML: taken and journaled (as a file beside the journal), then refused by the XML
+    // module for its size before it is read, the reason in the journal and /error, nothing filed.
     const big = path.join(dir, 'big.xml');
     fs.writeFileSync(big, `<ClinicalDocument>${'x'.repeat(100 * 1024 * 1024)}</ClinicalDocument>`);
     const run = await openssh(port, 'chu', key, [`put ${big} /in/pathology/big.xml`]);
-    assert.notEqual(run.code, 0, 'the upload fails');
+    assert.equal(run.code, 0, run.stderr);
     const note = await until(() => fetch('/error/big.xml.error.txt'), 'the /error note of big.xml');
-    assert.match(note, /larger than/);
+    assert.match(note, /XML_TOO_LARGE/);
+    const refused = await until(
+      () =>
+        h.engine.store.messageSearch
+          .search({ channel: 'pathology', status: 'ERROR' })
+          .items.find((m) => m.meta.fileName === 'big.xml'),
+      'big.xml in the journal',
+    );
+    assert.match(refused.error ?? '', /XML_TOO_LARGE.*104857637 bytes/s);
+    assert.equal(h.engine.store.journal.content(refused.id, 'raw')?.blob?.size, 104857637, 'kept as a blob');
+    assert.equal(h.engine.store.documents.listWaiting().items.length, 0, 'nothing filed');
   });
 });

@@ -62,10 +62,11 @@ describe('documents out across kill -9', function () {
     }
     await store.close();
 
-    const mailDir = path.join(dataDir, 'outbox', 'mail');
+    // Mail without a relay is written as data/outbox/<key>.eml; the pickup writes NAME.xml and NAME.pdf.
+    const mailDir = path.join(dataDir, 'outbox');
     const pickupDir = path.join(dataDir, 'sftp', 'chu-sud', 'out');
     const count = (dir: string) =>
-      fs.existsSync(dir) ? fs.readdirSync(dir).filter((n) => !n.startsWith('.')).length : 0;
+      fs.existsSync(dir) ? fs.readdirSync(dir).filter((n) => /^[^.].*\.(eml|xml|pdf)$/.test(n)).length : 0;
     const args = ['--config', configDir, '--data', dataDir];
     for (let k = 0; k < KILLS; k++) {
       const before = count(mailDir) + count(pickupDir);
@@ -79,7 +80,7 @@ describe('documents out across kill -9', function () {
     const last = await startChildEngine(args);
     child = last;
     await until(
-      () => count(pickupDir) === FORMS && count(mailDir) === FORMS * MAILS_PER_FORM,
+      () => count(pickupDir) === FORMS * 2 && count(mailDir) === FORMS * MAILS_PER_FORM,
       'every document delivered',
       120_000,
     );

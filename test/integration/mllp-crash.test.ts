@@ -11,6 +11,13 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { Client, Message } from 'node-hl7-client';
 import YAML from 'yaml';
+import {
+  copiesById,
+  CrashedEngine,
+  killLoop,
+  writtenFiles,
+  type CrashSender,
+} from '../support/crash-loop.ts';
 import { tempDir, until } from '../support/engine-harness.ts';
 import { freePort } from '../support/ports.ts';
 import { a28 } from '../support/pam.ts';
@@ -98,7 +105,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * A sender that remembers what it has not had an ACK for. Each session is a few connections to one
  * engine life: they resend the unacknowledged messages first, then produce new ones.
  */
-class ResendingSender {
+class ResendingSender implements CrashSender {
   readonly sends = new Map<string, number>();
   readonly acked = new Set<string>();
   produced = 0;
@@ -115,7 +122,7 @@ class ResendingSender {
   /** Opens CONNECTIONS connections to the engine at `port`; returns a function that ends them. */
   session(port: number): () => Promise<void> {
     const client = new Client({ host: '127.0.0.1' });
-    const resend = this.unacked();
+    const resend = this.unacknowledged();
     let alive = true;
     const worker = async (): Promise<void> => {
       const connection = client.createConnection(
@@ -149,7 +156,7 @@ class ResendingSender {
     };
   }
 
-  unacked(): string[] {
+  unacknowledged(): string[] {
     return [...this.sends.keys()].filter((id) => !this.acked.has(id));
   }
 }
@@ -157,8 +164,10 @@ class ResendingSender {
 describe('MLLP crash safety (kill -9 between receipt and ACK)', function () {
   this.timeout(90_000);
   const children = new Set<ChildProcess>();
+  const engines: CrashedEngine[] = [];
   after(() => {
     for (const c of children) c.kill('SIGKILL');
+    for (const e of engines) e.killAll();
   });
 
   it(`files every message exactly once across ${KILLS} or more kills, resends recorded as duplicates`, async () => {
@@ -167,83 +176,36 @@ describe('MLLP crash safety (kill -9 between receipt and ACK)', function () {
     const port = await freePort();
     writeConfig(configDir, port);
     const sender = new ResendingSender();
-    const start = async () => {
-      const child = await startChild(configDir, dataDir);
-      children.add(child);
-      child.once('exit', () => children.delete(child));
-      return child;
-    };
-
-    const db = () => new Database(path.join(dataDir, 'onco-relay.db'), { readonly: true });
-    const duplicatesSoFar = () => {
-      const d = db();
-      const n = d.prepare(`SELECT count(*) FROM messages WHERE status = 'DUPLICATE'`).pluck().get();
-      d.close();
-      return n as number;
-    };
-
-    let child = await start();
-    let endSession = sender.session(port);
+    const engine = new CrashedEngine(configDir, dataDir);
+    engines.push(engine);
     // A kill lands between a commit and its ACK only now and then: go on past KILLS until one has.
-    let kills = 0;
-    while (kills < KILLS || (kills < MAX_KILLS && duplicatesSoFar() === 0)) {
-      kills++;
-      await sleep(300 + Math.random() * 700);
-      child.kill('SIGKILL');
-      await new Promise((r) => child.once('exit', r));
-      await endSession();
-      child = await start();
-      endSession = sender.session(port);
-    }
-    sender.producing = false;
-    await until(() => sender.unacked().length === 0, 'the last ACKs', 20_000);
-    await endSession();
+    const kills = await killLoop(engine, sender, port, {
+      kills: KILLS,
+      maxKills: MAX_KILLS,
+      lifeMs: [300, 1000],
+      lastAcksMs: 20_000,
+      drainMs: 20_000,
+    });
 
-    await until(
-      () => {
-        const d = db();
-        const open = d
+    const rows = engine.read(
+      (d) =>
+        d
           .prepare(
-            `SELECT (SELECT count(*) FROM deliveries WHERE status IN ('WAITING','QUEUED'))
-                  + (SELECT count(*) FROM messages WHERE status = 'RECEIVED')`,
+            `SELECT id, status, json_extract(meta, '$.controlId') AS controlId FROM messages
+             WHERE channel = 'hl7-in' ORDER BY id`,
           )
-          .pluck()
-          .get() as number;
-        d.close();
-        return open === 0;
-      },
-      'the destination to drain',
-      20_000,
+          .all() as Array<{ id: number; status: string; controlId: string }>,
     );
-    child.kill('SIGTERM');
-    assert.equal(await new Promise((r) => child.once('exit', r)), 0, 'SIGTERM stops the engine with 0');
-
-    const d = db();
-    const rows = d
-      .prepare(
-        `SELECT id, status, json_extract(meta, '$.controlId') AS controlId FROM messages
-         WHERE channel = 'hl7-in' ORDER BY id`,
-      )
-      .all() as Array<{ id: number; status: string; controlId: string }>;
-    d.close();
-    const byId = new Map<string, typeof rows>();
-    for (const r of rows) byId.set(r.controlId, [...(byId.get(r.controlId) ?? []), r]);
-
-    assert.deepEqual([...byId.keys()].sort(), [...sender.acked].sort(), 'every ACKed message is journaled');
-    let duplicates = 0;
-    for (const [id, copies] of byId) {
-      assert.notEqual(copies[0]!.status, 'DUPLICATE', `${id}: its first copy is filed`);
-      assert.deepEqual(
-        copies.slice(1).map((r) => r.status),
-        copies.slice(1).map(() => 'DUPLICATE'),
-        `${id}: every later copy is recorded as a duplicate, not filed again`,
-      );
+    const byId = copiesById(rows, (r) => r.controlId, sender.acked);
+    for (const [id, copies] of byId)
       assert.ok(copies.length <= sender.sends.get(id)!, `${id}: no copy the sender did not send`);
-      duplicates += copies.length - 1;
-    }
-    const out = new Set(fs.readdirSync(path.join(dataDir, 'out')).filter((n) => !n.startsWith('.')));
+    const duplicates = rows.length - byId.size;
     const filed = rows.filter((r) => r.status !== 'DUPLICATE');
-    assert.equal(out.size, filed.length, 'one written file per filed message');
+    assert.equal(
+      writtenFiles(path.join(dataDir, 'out')).length,
+      filed.length,
+      'one written file per filed message',
+    );
     for (const r of filed) {
       const written = fs.readFileSync(path.join(dataDir, 'out', `hl7-in-${r.id}-out`), 'utf8');
       assert.match(written, new RegExp(`\\|ADT\\^A01\\^ADT_A01\\|${r.controlId}\\|`));
@@ -267,72 +229,37 @@ describe('MLLP crash safety (kill -9 between receipt and ACK)', function () {
       window: IDENTITY_WINDOW,
       text: a28Of,
     });
-    const db = () => new Database(path.join(dataDir, 'onco-relay.db'), { readonly: true });
-    const start = async () => {
-      const child = await startChild(configDir, dataDir);
-      children.add(child);
-      child.once('exit', () => children.delete(child));
-      return child;
-    };
+    const engine = new CrashedEngine(configDir, dataDir);
+    engines.push(engine);
+    await killLoop(engine, sender, port, {
+      kills: IDENTITY_KILLS,
+      lifeMs: [300, 1000],
+      lastAcksMs: 30_000,
+      drainMs: 60_000,
+      draining: 'the identity filing to drain',
+    });
 
-    let child = await start();
-    let endSession = sender.session(port);
-    for (let kills = 0; kills < IDENTITY_KILLS; kills++) {
-      await sleep(300 + Math.random() * 700);
-      child.kill('SIGKILL');
-      await new Promise((r) => child.once('exit', r));
-      await endSession();
-      child = await start();
-      endSession = sender.session(port);
-    }
-    sender.producing = false;
-    await until(() => sender.unacked().length === 0, 'the last ACKs', 30_000);
-    await endSession();
-    await until(
-      () => {
-        const d = db();
-        const open = d
-          .prepare(
-            `SELECT (SELECT count(*) FROM deliveries WHERE status IN ('WAITING','QUEUED'))
-                  + (SELECT count(*) FROM messages WHERE status = 'RECEIVED')`,
-          )
-          .pluck()
-          .get() as number;
-        d.close();
-        return open === 0;
-      },
-      'the identity filing to drain',
-      60_000,
-    );
-    child.kill('SIGTERM');
-    assert.equal(await new Promise((r) => child.once('exit', r)), 0, 'SIGTERM stops the engine with 0');
+    const { rows, identifiers, patients } = engine.read((d) => ({
+      rows: d
+        .prepare(
+          `SELECT m.id, m.status, json_extract(m.meta, '$.controlId') AS controlId,
+             (SELECT count(*) FROM identity_decisions WHERE message_id = m.id) AS decisions
+           FROM messages m WHERE channel = 'ids' ORDER BY id`,
+        )
+        .all() as Array<{ id: number; status: string; controlId: string; decisions: number }>,
+      identifiers: d
+        .prepare(
+          `SELECT ipp, count(*) AS n, count(DISTINCT patient_id) AS patients FROM patient_identifiers GROUP BY ipp`,
+        )
+        .all() as Array<{ ipp: string; n: number; patients: number }>,
+      patients: d.prepare('SELECT count(*) FROM patients').pluck().get() as number,
+    }));
 
-    const d = db();
-    const rows = d
-      .prepare(
-        `SELECT m.id, m.status, json_extract(m.meta, '$.controlId') AS controlId,
-           (SELECT count(*) FROM identity_decisions WHERE message_id = m.id) AS decisions
-         FROM messages m WHERE channel = 'ids' ORDER BY id`,
-      )
-      .all() as Array<{ id: number; status: string; controlId: string; decisions: number }>;
-    const identifiers = d
-      .prepare(
-        `SELECT ipp, count(*) AS n, count(DISTINCT patient_id) AS patients FROM patient_identifiers GROUP BY ipp`,
-      )
-      .all() as Array<{ ipp: string; n: number; patients: number }>;
-    const patients = d.prepare('SELECT count(*) FROM patients').pluck().get() as number;
-    d.close();
-
-    const byId = new Map<string, typeof rows>();
-    for (const r of rows) byId.set(r.controlId, [...(byId.get(r.controlId) ?? []), r]);
-    assert.deepEqual([...byId.keys()].sort(), [...sender.acked].sort(), 'every ACKed message is journaled');
+    const byId = copiesById(rows, (r) => r.controlId, sender.acked);
     for (const [id, [first, ...later]] of byId) {
       assert.equal(first!.status, 'SENT', `${id}: its first copy is filed`);
       assert.equal(first!.decisions, 1, `${id}: filed exactly once (one identity decision)`);
-      for (const copy of later) {
-        assert.equal(copy.status, 'DUPLICATE', `${id}: a resend is recorded as a duplicate`);
-        assert.equal(copy.decisions, 0, `${id}: a duplicate files nothing`);
-      }
+      for (const copy of later) assert.equal(copy.decisions, 0, `${id}: a duplicate files nothing`);
     }
     assert.equal(identifiers.length, sender.acked.size, 'one IPP per acknowledged message');
     assert.ok(

@@ -5,12 +5,14 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import nodemailer from 'nodemailer';
 import { builtinRegistry } from '../../channels/builtins.ts';
 import { startEngine, tempDir, until, type Harness } from '../support/engine-harness.ts';
 import { idleSource, makeSink, type Sink } from '../support/sink.ts';
 import { xdmZip, zip } from '../support/xdm-fixture.ts';
+import { generate, sha256Of } from '../support/large-file.ts';
+import { plainTransport } from '../support/smtp-send.ts';
 
+const MiB = 1024 * 1024;
 const CDA = fs.readFileSync(path.join(import.meta.dirname, '../fixtures/clinical/cr-acp.xml'));
 const PDF = fs.readFileSync(path.join(import.meta.dirname, '../fixtures/clinical/report.pdf'));
 const ADT = Buffer.from(
@@ -48,7 +50,14 @@ describe('MSSanté inbox flow: mail → attachments → the flows of their kinds
       channels: [
         {
           id: 'mss-pathology',
-          source: { type: 'smtp-inbox', mailbox: 'pathology@dcc.test', port: 0, allowFrom: 'labs' },
+          source: {
+            type: 'smtp-inbox',
+            mailbox: 'pathology@dcc.test',
+            port: 0,
+            allowFrom: 'labs',
+            // A 50 MB attachment is a mail of about 68 MB once in base64.
+            maxMessageBytes: 100 * MiB,
+          },
           steps: [{ type: 'mail-attachments', defaultKind: 'pathology' }],
           destinations: [
             {
@@ -73,10 +82,10 @@ describe('MSSanté inbox flow: mail → attachments → the flows of their kinds
 
   const send = (
     messageId: string,
-    attachments: Array<{ filename: string; content: Buffer }>,
+    attachments: Array<{ filename: string; content: Buffer } | { filename: string; path: string }>,
     from = 'anapath@labo-demo.mssante.fr',
   ) =>
-    nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true }).sendMail({
+    plainTransport(port).sendMail({
       from,
       to: 'pathology@dcc.test',
       subject: 'XDM/1.0/DDM+CR DUPONT Marie 19790328',
@@ -118,6 +127,38 @@ describe('MSSanté inbox flow: mail → attachments → the flows of their kinds
     assert.equal(journal.message(adt.messageId)?.channel, 'identity');
     // The readable copy beside the archive is not filed a second time.
     assert.equal(sink.received.filter((m) => m.contentType === 'application/pdf').length, 0);
+  });
+
+  it('a 50 MB attachment sent by nodemailer reaches its flow byte-identical, each copy a file, none left in staging', async function () {
+    this.timeout(600_000);
+    const file = path.join(dir, 'big.pdf');
+    await generate(file, 50 * MiB);
+    const fd = fs.openSync(file, 'r+');
+    fs.writeSync(fd, Buffer.from('%PDF-1.4\n'), 0, 9, 0);
+    fs.closeSync(fd);
+    const digest = await sha256Of(file);
+    const info = await send('big@labo', [{ filename: 'big.pdf', path: file }]);
+    assert.match(info.response, /^250 /);
+    const got = await until(
+      () => sink.received.find((m) => m.meta.mailMessageId === 'big@labo'),
+      'the PDF handed to pathology',
+      300_000,
+    );
+    const { store } = harness.engine;
+    // The document, as journaled by the channel it went to: a blob whose bytes are the attachment's.
+    assert.equal(store.journal.message(got.messageId)?.channel, 'pathology');
+    const raw = store.journal.content(got.messageId, 'raw')!;
+    assert.equal(raw.blob?.digest, digest);
+    assert.equal(raw.blob?.size, 50 * MiB);
+    assert.equal(await sha256Of(store.blobs.path(digest)), digest);
+    assert.equal(got.file?.digest, digest, 'the destination reads the file, not a Buffer');
+    // The mail and the step's output are files too; the intermediate staged copies are gone.
+    const mail = store.journal.message(Number(got.meta.fromMessage))!;
+    assert.ok(store.journal.content(mail.id, 'raw')?.blob, 'the mail kept as a file');
+    const transformed = store.journal.content(mail.id, 'transformed')!;
+    assert.equal(transformed.contentType, 'application/vnd.onco-relay.mail-parts+zip');
+    assert.ok(transformed.blob, 'the parts kept as a file');
+    assert.deepEqual(fs.readdirSync(path.join(dir, 'data', 'blobs', '.staging')), []);
   });
 
   it('a zip bomb leaves the mail in ERROR with its code, and nothing reaches the flows', async function () {

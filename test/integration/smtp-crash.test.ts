@@ -4,21 +4,23 @@
 // At the end each mail is filed exactly once, every retry of a stored mail is recorded as a DUPLICATE,
 // and the destination wrote one file per filed mail.
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
-import nodemailer from 'nodemailer';
 import YAML from 'yaml';
-import { startChildEngine } from '../support/child-engine.ts';
-import { tempDir, until } from '../support/engine-harness.ts';
+import {
+  copiesById,
+  CrashedEngine,
+  killLoop,
+  writtenFiles,
+  type CrashSender,
+} from '../support/crash-loop.ts';
+import { tempDir } from '../support/engine-harness.ts';
 import { freePort } from '../support/ports.ts';
+import { plainTransport, sendMail } from '../support/smtp-send.ts';
 
 const KILLS = 3;
 const MAX_KILLS = 10;
 const SENDERS = 6;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function raw(id: string): string {
   return [
@@ -35,7 +37,7 @@ function raw(id: string): string {
 }
 
 /** An MTA's queue: mails not answered 250 are sent again, identical, until they are. */
-class RetryingSender {
+class RetryingSender implements CrashSender {
   readonly sends = new Map<string, number>();
   readonly accepted = new Set<string>();
   produced = 0;
@@ -43,12 +45,8 @@ class RetryingSender {
 
   session(port: number): () => Promise<void> {
     let alive = true;
-    const queue = this.unaccepted();
-    const transport = nodemailer.createTransport({
-      host: '127.0.0.1',
-      port,
-      secure: false,
-      ignoreTLS: true,
+    const queue = this.unacknowledged();
+    const transport = plainTransport(port, {
       connectionTimeout: 2000,
       greetingTimeout: 2000,
       socketTimeout: 5000,
@@ -60,10 +58,7 @@ class RetryingSender {
         if (!id) return;
         this.sends.set(id, (this.sends.get(id) ?? 0) + 1);
         try {
-          await transport.sendMail({
-            envelope: { from: 'anapath@labo-demo.mssante.fr', to: 'pathology@dcc.test' },
-            raw: raw(id),
-          });
+          await sendMail(transport, 'pathology@dcc.test', raw(id), 'anapath@labo-demo.mssante.fr');
           this.accepted.add(id);
         } catch {
           alive = false; // the engine died under us: the next session retries
@@ -78,17 +73,15 @@ class RetryingSender {
     };
   }
 
-  unaccepted(): string[] {
+  unacknowledged(): string[] {
     return [...this.sends.keys()].filter((id) => !this.accepted.has(id));
   }
 }
 
 describe('SMTP inbox crash safety (kill -9 between DATA and 250)', function () {
   this.timeout(300_000);
-  const children = new Set<ChildProcess>();
-  after(() => {
-    for (const c of children) c.kill('SIGKILL');
-  });
+  let engine: CrashedEngine | undefined;
+  after(() => engine?.killAll());
 
   it(`files every mail exactly once across ${KILLS} or more kills, retries recorded as duplicates`, async () => {
     const configDir = tempDir('onco-smtp-crash-config-');
@@ -105,81 +98,35 @@ describe('SMTP inbox crash safety (kill -9 between DATA and 250)', function () {
       }),
     );
     const sender = new RetryingSender();
-    const start = async () => {
-      const child = await startChildEngine(['--config', configDir, '--data', dataDir]);
-      children.add(child);
-      child.once('exit', () => children.delete(child));
-      return child;
-    };
-    const db = () => new Database(path.join(dataDir, 'onco-relay.db'), { readonly: true });
-    const duplicatesSoFar = () => {
-      const d = db();
-      const n = d.prepare(`SELECT count(*) FROM messages WHERE status = 'DUPLICATE'`).pluck().get();
-      d.close();
-      return n as number;
-    };
-
-    let child = await start();
-    let endSession = sender.session(port);
+    engine = new CrashedEngine(configDir, dataDir);
     // A kill lands between a commit and its 250 only now and then: go on past KILLS until one has.
-    let kills = 0;
-    while (kills < KILLS || (kills < MAX_KILLS && duplicatesSoFar() === 0)) {
-      kills++;
-      // Long enough for a loaded machine's fresh engine to take a few mails before it dies.
-      await sleep(1500 + Math.random() * 1500);
-      child.kill('SIGKILL');
-      await new Promise((r) => child.once('exit', r));
-      await endSession();
-      child = await start();
-      endSession = sender.session(port);
-    }
-    sender.producing = false;
-    await until(() => sender.unaccepted().length === 0, 'the last 250s', 30_000);
-    await endSession();
-    await until(
-      () => {
-        const d = db();
-        const open = d
-          .prepare(
-            `SELECT (SELECT count(*) FROM deliveries WHERE status IN ('WAITING','QUEUED'))
-                  + (SELECT count(*) FROM messages WHERE status = 'RECEIVED')`,
-          )
-          .pluck()
-          .get() as number;
-        d.close();
-        return open === 0;
-      },
-      'the destination to drain',
-      20_000,
-    );
-    child.kill('SIGTERM');
-    assert.equal(await new Promise((r) => child.once('exit', r)), 0, 'SIGTERM stops the engine with 0');
+    // Each life long enough for a loaded machine's fresh engine to take a few mails before it dies.
+    const kills = await killLoop(engine, sender, port, {
+      kills: KILLS,
+      maxKills: MAX_KILLS,
+      lifeMs: [1500, 3000],
+      lastAcksMs: 30_000,
+      drainMs: 20_000,
+    });
 
-    const d = db();
-    const rows = d
-      .prepare(
-        `SELECT id, status, json_extract(meta, '$.messageIdHeader') AS mid FROM messages
-         WHERE channel = 'mss-in' ORDER BY id`,
-      )
-      .all() as Array<{ id: number; status: string; mid: string }>;
-    d.close();
-    const byMail = new Map<string, typeof rows>();
-    for (const r of rows) byMail.set(r.mid, [...(byMail.get(r.mid) ?? []), r]);
-    const acceptedIds = [...sender.accepted].map((id) => `${id}@labo-demo.mssante.fr`).sort();
-    assert.deepEqual([...byMail.keys()].sort(), acceptedIds, 'every mail answered 250 is journaled');
-    let duplicates = 0;
-    for (const [mid, copies] of byMail) {
-      assert.notEqual(copies[0]!.status, 'DUPLICATE', `${mid}: its first copy is filed`);
-      assert.deepEqual(
-        copies.slice(1).map((r) => r.status),
-        copies.slice(1).map(() => 'DUPLICATE'),
-        `${mid}: every later copy is recorded as a duplicate, not filed again`,
-      );
-      duplicates += copies.length - 1;
-    }
+    const rows = engine.read(
+      (d) =>
+        d
+          .prepare(
+            `SELECT id, status, json_extract(meta, '$.messageIdHeader') AS mid FROM messages
+             WHERE channel = 'mss-in' ORDER BY id`,
+          )
+          .all() as Array<{ id: number; status: string; mid: string }>,
+    );
+    const acceptedIds = [...sender.accepted].map((id) => `${id}@labo-demo.mssante.fr`);
+    const byMail = copiesById(rows, (r) => r.mid, acceptedIds);
+    const duplicates = rows.length - byMail.size;
     const filed = rows.filter((r) => r.status !== 'DUPLICATE');
-    const out = fs.readdirSync(path.join(dataDir, 'out')).filter((n) => !n.startsWith('.'));
-    assert.equal(out.length, filed.length, 'one written file per filed mail');
+    assert.equal(
+      writtenFiles(path.join(dataDir, 'out')).length,
+      filed.length,
+      'one written file per filed mail',
+    );
     assert.ok(duplicates > 0, 'some kill fell between a commit and its 250: the scenario was exercised');
     console.log(
       `      ${sender.produced} mails, ${kills} kills, ${[...sender.sends.values()].filter((n) => n > 1).length} retried, ${duplicates} recorded as duplicates`,

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import nodemailer, { type Transporter } from 'nodemailer';
+import nodemailer from 'nodemailer';
 import type { Source } from '../../connectors/contract.ts';
 import { smtpInboxSpec } from '../../connectors/smtp-inbox.ts';
 import {
@@ -14,6 +14,7 @@ import {
 } from '../support/channel-context.ts';
 import { tempDir } from '../support/engine-harness.ts';
 import { selfSignedCert, type TestCert } from '../support/self-signed-cert.ts';
+import { labMail, plainTransport, sendMail, type SmtpTransporter } from '../support/smtp-send.ts';
 
 const DOMAIN = 'dcc.test';
 
@@ -27,21 +28,6 @@ function swaks(args: string[]): Promise<{ code: number; out: string }> {
         resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
     );
   });
-}
-
-function mail(to: string, messageId: string, body = 'Compte rendu joint.'): string {
-  return [
-    'From: Labo Démo <labo@labo.mssante.test>',
-    `To: ${to}`,
-    `Message-ID: <${messageId}>`,
-    'Subject: CR',
-    'Date: Mon, 30 Nov 2026 03:00:00 +0000',
-    'MIME-Version: 1.0',
-    'Content-Type: text/plain; charset=utf-8',
-    '',
-    body,
-    '',
-  ].join('\r\n');
 }
 
 interface Inbox {
@@ -105,20 +91,14 @@ describe('smtp-inbox: the MSSanté inbox', function () {
       fs.rmSync(dir, { recursive: true, force: true });
     });
 
-    const transport = (extra: object = {}) =>
-      nodemailer.createTransport({
-        host: '127.0.0.1',
-        port: box.port,
-        secure: false,
-        ignoreTLS: true,
-        ...extra,
-      });
+    const transport = () => plainTransport(box.port);
 
     it('nodemailer: journaled before the 250, keyed on Message-ID, envelope in meta', async function () {
-      const info = await transport().sendMail({
-        envelope: { from: 'labo@labo.mssante.test', to: `pathology@${DOMAIN}` },
-        raw: mail(`pathology@${DOMAIN}`, 'cr-1@labo.mssante.test'),
-      });
+      const info = await sendMail(
+        transport(),
+        `pathology@${DOMAIN}`,
+        labMail(`pathology@${DOMAIN}`, 'cr-1@labo.mssante.test'),
+      );
       assert.match(info.response, /^250 /);
       // sendMail resolved on the 250: the journal must hold the mail already.
       const got = box.pathology.journal.at(-1);
@@ -133,12 +113,8 @@ describe('smtp-inbox: the MSSanté inbox', function () {
     });
 
     it('the same mail sent again is a duplicate, not a second message to file', async function () {
-      const raw = mail(`pathology@${DOMAIN}`, 'cr-twice@labo.mssante.test');
-      const send = () =>
-        transport().sendMail({
-          envelope: { from: 'labo@labo.mssante.test', to: `pathology@${DOMAIN}` },
-          raw,
-        });
+      const raw = labMail(`pathology@${DOMAIN}`, 'cr-twice@labo.mssante.test');
+      const send = () => sendMail(transport(), `pathology@${DOMAIN}`, raw);
       await send();
       const first = box.pathology.journal.at(-1)!;
       await send();
@@ -150,10 +126,7 @@ describe('smtp-inbox: the MSSanté inbox', function () {
     it('refuses an unknown recipient at RCPT TO with 550, and journals nothing', async function () {
       const before = box.pathology.journal.length + box.molecular.journal.length;
       await assert.rejects(
-        transport().sendMail({
-          envelope: { from: 'labo@labo.mssante.test', to: `nobody@${DOMAIN}` },
-          raw: mail(`nobody@${DOMAIN}`, 'x@y'),
-        }),
+        sendMail(transport(), `nobody@${DOMAIN}`, labMail(`nobody@${DOMAIN}`, 'x@y')),
         (err: { responseCode?: number; command?: string; response?: string }) => {
           assert.equal(err.responseCode, 550);
           assert.equal(err.command, 'RCPT TO');
@@ -176,23 +149,22 @@ describe('smtp-inbox: the MSSanté inbox', function () {
 
     it('enforces the allow-list of a mailbox at RCPT TO; the recipient is matched without case', async function () {
       await assert.rejects(
-        transport().sendMail({
-          envelope: { from: 'labo@labo.mssante.test', to: `molecular@${DOMAIN}` },
-          raw: mail(`molecular@${DOMAIN}`, 'm-1@labo'),
-        }),
+        sendMail(transport(), `molecular@${DOMAIN}`, labMail(`molecular@${DOMAIN}`, 'm-1@labo')),
         (err: { responseCode?: number; command?: string }) =>
           err.responseCode === 550 && err.command === 'RCPT TO',
       );
-      await transport().sendMail({
-        envelope: { from: 'Plateforme@mol.mssante.test', to: `MOLECULAR@${DOMAIN}` },
-        raw: mail(`molecular@${DOMAIN}`, 'm-2@mol'),
-      });
+      await sendMail(
+        transport(),
+        `MOLECULAR@${DOMAIN}`,
+        labMail(`molecular@${DOMAIN}`, 'm-2@mol'),
+        'Plateforme@mol.mssante.test',
+      );
       assert.equal(box.molecular.journal.at(-1)?.meta?.messageIdHeader, 'm-2@mol');
     });
 
     it('swaks in clear, then swaks with STARTTLS: both journaled, the TLS one marked so', async function () {
       const body = path.join(dir, 'swaks.eml');
-      fs.writeFileSync(body, mail(`pathology@${DOMAIN}`, 'swaks-plain@labo'));
+      fs.writeFileSync(body, labMail(`pathology@${DOMAIN}`, 'swaks-plain@labo'));
       const plain = await swaks([
         '--server',
         `127.0.0.1:${box.port}`,
@@ -206,7 +178,7 @@ describe('smtp-inbox: the MSSanté inbox', function () {
       assert.equal(plain.code, 0, plain.out);
       assert.equal(box.pathology.journal.at(-1)?.meta?.messageIdHeader, 'swaks-plain@labo');
       assert.equal(box.pathology.journal.at(-1)?.meta?.tls, false);
-      fs.writeFileSync(body, mail(`pathology@${DOMAIN}`, 'swaks-tls@labo'));
+      fs.writeFileSync(body, labMail(`pathology@${DOMAIN}`, 'swaks-tls@labo'));
       const tls = await swaks([
         '--server',
         `127.0.0.1:${box.port}`,
@@ -226,12 +198,9 @@ describe('smtp-inbox: the MSSanté inbox', function () {
 
     it('answers 552 to a mail over the size limit and journals nothing of it', async function () {
       const before = box.pathology.journal.length;
-      const big = mail(`pathology@${DOMAIN}`, 'big@labo', 'A'.repeat(76).concat('\r\n').repeat(4000));
+      const big = labMail(`pathology@${DOMAIN}`, 'big@labo', 'A'.repeat(76).concat('\r\n').repeat(4000));
       await assert.rejects(
-        transport().sendMail({
-          envelope: { from: 'labo@labo.mssante.test', to: `pathology@${DOMAIN}` },
-          raw: big,
-        }),
+        sendMail(transport(), `pathology@${DOMAIN}`, big),
         (err: { responseCode?: number; command?: string }) => {
           assert.equal(err.responseCode, 552);
           return true;
@@ -253,12 +222,8 @@ describe('smtp-inbox: the MSSanté inbox', function () {
     });
 
     it('answers 451 when the journal cannot store the mail; the retry is stored once', async function () {
-      const raw = mail(`pathology@${DOMAIN}`, 'retry@labo');
-      const send = () =>
-        transport().sendMail({
-          envelope: { from: 'labo@labo.mssante.test', to: `pathology@${DOMAIN}` },
-          raw,
-        });
+      const raw = labMail(`pathology@${DOMAIN}`, 'retry@labo');
+      const send = () => sendMail(transport(), `pathology@${DOMAIN}`, raw);
       box.pathology.failure = new Error('disk full');
       await assert.rejects(send(), (err: { responseCode?: number }) => err.responseCode === 451);
       box.pathology.failure = null;
@@ -320,10 +285,11 @@ describe('smtp-inbox: the MSSanté inbox', function () {
       });
 
     it('a lab account with its certificate sends; the account owns the message', async function () {
-      await withCert({ user: 'labo', pass: 'labo-secret-pass' }).sendMail({
-        envelope: { from: 'labo@labo.mssante.test', to: `pathology@${DOMAIN}` },
-        raw: mail(`pathology@${DOMAIN}`, 'auth-1@labo'),
-      });
+      await sendMail(
+        withCert({ user: 'labo', pass: 'labo-secret-pass' }),
+        `pathology@${DOMAIN}`,
+        labMail(`pathology@${DOMAIN}`, 'auth-1@labo'),
+      );
       const got = box.pathology.journal.at(-1);
       assert.equal(got?.sender, 'labo');
       assert.equal(got?.owner, '310000002');
@@ -332,11 +298,8 @@ describe('smtp-inbox: the MSSanté inbox', function () {
     });
 
     it('refuses a wrong password (535), a staff account (535) and no AUTH at all (530)', async function () {
-      const send = (t: Transporter) =>
-        t.sendMail({
-          envelope: { from: 'labo@labo.mssante.test', to: `pathology@${DOMAIN}` },
-          raw: mail(`pathology@${DOMAIN}`, 'auth-2@labo'),
-        });
+      const send = (t: SmtpTransporter) =>
+        sendMail(t, `pathology@${DOMAIN}`, labMail(`pathology@${DOMAIN}`, 'auth-2@labo'));
       const before = box.pathology.journal.length;
       await assert.rejects(
         send(withCert({ user: 'labo', pass: 'wrong-password' })),

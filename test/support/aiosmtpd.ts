@@ -4,12 +4,16 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { simpleParser, type ParsedMail } from 'mailparser';
+import { until } from './engine-harness.ts';
 import { freePort } from './ports.ts';
 
 export interface SmtpReceiver {
   port: number;
   /** The mails received so far, oldest first. */
   mails(): Buffer[];
+  /** The `index`-th mail received (0: the first), once it is there, parsed back by mailparser. */
+  parsed(index: number): Promise<ParsedMail>;
   stop(): Promise<void>;
 }
 
@@ -37,8 +41,10 @@ export async function aiosmtpd(
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  return {
+  const receiver: SmtpReceiver = {
     port,
+    parsed: async (index) =>
+      simpleParser(await until(() => receiver.mails()[index], `mail ${index + 1} at the receiver`)),
     mails: () => {
       const fresh = path.join(maildir, 'new');
       if (!fs.existsSync(fresh)) return [];
@@ -55,6 +61,7 @@ export async function aiosmtpd(
         child.kill('SIGTERM');
       }),
   };
+  return receiver;
 }
 
 function accepts(port: number): Promise<boolean> {

@@ -23,31 +23,41 @@ export const INS = '279035121518989';
 const shipped = (id: string): Record<string, unknown> =>
   YAML.parse(fs.readFileSync(path.join(import.meta.dirname, '../../config/channels', `${id}.yaml`), 'utf8'));
 
-/** documents-out, -pickup and -mail as shipped, and CHU Nord's copy of documents-sftp on `sshd`. */
-export function documentChannels(sshd: Sshd, remoteDir: string): object[] {
+/**
+ * documents-out, -pickup and -mail as shipped (the mail through the SMTP relay on `smtpPort` when
+ * given, else as .eml files), and CHU Nord's copy of documents-sftp on `sshd`.
+ */
+export function documentChannels(sshd: Sshd, remoteDir: string, smtpPort?: number): object[] {
   const sftp = shipped('documents-sftp') as { destinations: Array<Record<string, unknown>> };
+  const mail = shipped('documents-mail') as { destinations: Array<Record<string, unknown>> };
   return [
     shipped('documents-out'),
     shipped('documents-pickup'),
-    shipped('documents-mail'),
+    smtpPort === undefined
+      ? mail
+      : {
+          ...mail,
+          destinations: mail.destinations.map((d) => ({
+            ...d,
+            relay: { host: '127.0.0.1', port: smtpPort, requireTls: false },
+          })),
+        },
     {
       ...sftp,
       id: 'documents-sftp-nord',
       enabled: true,
-      destinations: [
-        {
-          ...sftp.destinations[0],
-          host: '127.0.0.1',
-          port: sshd.port,
-          username: sshd.user,
-          privateKey: sshd.clientPrivateKey,
-          privateKeyFile: undefined,
-          knownHostsFile: undefined,
-          hostKeySha256: sshd.hostKeySha256,
-          path: remoteDir,
-          retry: { maxAttempts: 20, initialDelayMs: 50, maxDelayMs: 200, multiplier: 2, jitter: 0 },
-        },
-      ],
+      destinations: sftp.destinations.map((d) => ({
+        ...d,
+        host: '127.0.0.1',
+        port: sshd.port,
+        username: sshd.user,
+        privateKey: sshd.clientPrivateKey,
+        privateKeyFile: undefined,
+        knownHostsFile: undefined,
+        hostKeySha256: sshd.hostKeySha256,
+        path: remoteDir,
+        retry: { maxAttempts: 20, initialDelayMs: 50, maxDelayMs: 200, multiplier: 2, jitter: 0 },
+      })),
     },
   ];
 }
@@ -69,7 +79,13 @@ export const documentDirectory = {
 };
 
 /** A patient known to both hospitals; `qualified`: its INS is qualified. */
-export async function knownPatient(store: Store, qualified: boolean, ipp = 'IPP-000123'): Promise<number> {
+export async function knownPatient(
+  store: Store,
+  qualified: boolean,
+  ipp = 'IPP-000123',
+  /** Known to these establishments instead of CHU Sud and CHU Nord. */
+  establishments = [SUD, NORD],
+): Promise<number> {
   const decision = await store.write.vigilance.applyIdentity(
     {
       birthName: 'PAT-TEST',
@@ -80,10 +96,7 @@ export async function knownPatient(store: Store, qualified: boolean, ipp = 'IPP-
       birthPlace: '51215',
       reliability: qualified ? 'QUAL' : 'VALI',
       ins: { matricule: INS, oid: '1.2.250.1.213.1.4.10', status: qualified ? 'QUAL' : 'VALI' },
-      identifiers: [
-        { finess: SUD, ipp },
-        { finess: NORD, ipp: `N-${ipp}` },
-      ],
+      identifiers: establishments.map((finess, i) => ({ finess, ipp: i === 0 ? ipp : `N-${ipp}` })),
     },
     { messageId: null, insOids: acceptedInsOids({ acceptTestIns: true }) },
   );

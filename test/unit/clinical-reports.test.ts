@@ -1,7 +1,16 @@
 // The pathology and molecular steps on our own fixtures (test/fixtures/clinical, written by us,
 // fictitious patient) and on hostile input; the OML^O21 writer and the order number read back.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import {
+  createReadStream,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -322,6 +331,52 @@ describe('clinical reports: pathology and molecular steps', () => {
         `<ClinicalDocument>${'<x>'.repeat(5000)}${'</x>'.repeat(5000)}</ClinicalDocument>`,
       );
       refusedWith('XML_TOO_DEEP', deep);
+    });
+
+    it('a 100 MB CDA or HL7 file kept as a file: refused by its size from its head alone, never loaded whole', async () => {
+      const dir = mkdtempSync(path.join(tmpdir(), 'onco-big-report-'));
+      /** A sparse file: 100 MB on paper, its head the only bytes written; `content` must not be read. */
+      const big = (name: string, head: string) => {
+        const file = path.join(dir, name);
+        writeFileSync(file, head);
+        truncateSync(file, 100 * 1024 * 1024);
+        const read = { chunks: 0 };
+        const value: StepInput = {
+          contentType: 'application/octet-stream',
+          meta: { fileName: name },
+          file: {
+            path: file,
+            size: statSync(file).size,
+            digest: '0'.repeat(64),
+            async *chunks() {
+              for await (const chunk of createReadStream(file, { highWaterMark: 1024 * 1024 })) {
+                read.chunks++;
+                yield chunk as Buffer;
+              }
+            },
+          },
+          get content(): Buffer {
+            throw new Error(`the step loaded ${name} whole`);
+          },
+        };
+        return { value, read };
+      };
+      const step = pathologyStep.create(testChannel);
+      try {
+        for (const [name, head, code] of [
+          ['big.xml', '<?xml version="1.0"?><ClinicalDocument xmlns="urn:hl7-org:v3">', 'XML_TOO_LARGE'],
+          ['big.hl7', ORU_HEAD, 'REPORT_TOO_LARGE'],
+        ] as const) {
+          const { value, read } = big(name, head);
+          await assert.rejects(
+            async () => step(value),
+            (e: StepError) => e.code === code && /104857600 bytes/.test(e.message),
+          );
+          assert.equal(read.chunks, 1, `${name}: its head only`);
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
 
     it('XML that is not a CDA', () => {

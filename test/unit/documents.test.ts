@@ -2,6 +2,7 @@
 // document writer's mapping; versions, duplicates, queryable findings and variants, the bytes kept
 // as files; matching through the identity rules, waiting, automatic attachment, review, attach by hand.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,6 +13,7 @@ import { readOptions } from '../../transformers/contract.ts';
 import type { ReportKind } from '../../transformers/clinical-report.ts';
 import { toDocumentInput } from '../../connectors/document-writer.ts';
 import { acceptedInsOids } from '../../connectors/identity-writer.ts';
+import type { IdentityStep } from '../../store/identity-filing.ts';
 import { identity, ipp } from './identity-fixtures.ts';
 
 const fixtures = path.resolve(import.meta.dirname, '../fixtures/clinical');
@@ -49,19 +51,18 @@ describe('documents store', () => {
     });
   };
   const fixture = (name: string) => fs.readFileSync(path.join(fixtures, name));
+  const camilleIdentity = (overrides: Parameters<typeof identity>[0] = {}) =>
+    identity({
+      birthName: 'FICTIF',
+      givenNames: ['Camille'],
+      firstGivenName: 'Camille',
+      birthDate: '1979-03-28',
+      sex: 'F',
+      birthPlace: null,
+      ...overrides,
+    });
   const camille = (overrides: Parameters<typeof identity>[0] = {}) =>
-    store.vigilance.applyIdentity(
-      identity({
-        birthName: 'FICTIF',
-        givenNames: ['Camille'],
-        firstGivenName: 'Camille',
-        birthDate: '1979-03-28',
-        sex: 'F',
-        birthPlace: null,
-        ...overrides,
-      }),
-      { messageId: ++messageId, insOids },
-    );
+    store.vigilance.applyIdentity(camilleIdentity(overrides), { messageId: ++messageId, insOids });
 
   it('files a report on the patient its IPP designates, with its findings queryable and its bytes in a file', () => {
     const { patientId } = camille({ identifiers: [ipp('IPP-000123', '310000001')] });
@@ -90,6 +91,46 @@ describe('documents store', () => {
       listed.map((d) => [d.id, d.kind, d.status, d.formatCode, d.source]),
       [[result.documentId, 'pathology', 'final', '60568-3', 'report.hpr']],
     );
+  });
+
+  it('keeps the bytes as blobs: the files of a filing rolled back go at the recovery sweep, filed ones stay', async () => {
+    camille({ identifiers: [ipp('IPP-000123', '310000001')] });
+    const filed = file(fixture('report.hpr'), 'pathology');
+    const kept = store.documents.content(filed.documentId, 'original')!;
+    assert.equal(kept.file, path.join(dir, 'documents', kept.sha256), 'a blob named by its digest');
+
+    // A filing whose transaction never commits (a crash, a refusal): its bytes were placed first.
+    const pdf = Buffer.concat([fixture('report.pdf'), Buffer.from('\n')]);
+    assert.throws(() =>
+      store.db.transaction(() => {
+        file(pdf, 'pathology', { meta: { fileName: 'a.pdf', sidecar: fixture('report.json').toString() } });
+        throw new Error('the commit never happens');
+      })(),
+    );
+    const orphan = path.join(dir, 'documents', createHash('sha256').update(pdf).digest('hex'));
+    assert.ok(fs.existsSync(orphan), 'placed before the commit');
+    const swept = await store.documentFiles!.sweep((d) => store.documents.holdsBlob(d), { staging: true });
+    assert.equal(swept, 1);
+    assert.equal(fs.existsSync(orphan), false);
+    assert.deepEqual(fs.readFileSync(kept.file), fixture('report.hpr'));
+  });
+
+  it('reads the documents of a data directory written before blobs: their shard folders moved at opening', async () => {
+    camille({ identifiers: [ipp('IPP-000123', '310000001')] });
+    const filed = file(fixture('report.hpr'), 'pathology');
+    const { sha256 } = store.documents.content(filed.documentId, 'original')!;
+    await store.close();
+    // The layout of DocumentFiles: <data>/documents/ab/abcdef…, and a write it never finished.
+    const documents = path.join(dir, 'documents');
+    fs.mkdirSync(path.join(documents, sha256.slice(0, 2)));
+    fs.renameSync(path.join(documents, sha256), path.join(documents, sha256.slice(0, 2), sha256));
+    fs.writeFileSync(path.join(documents, sha256.slice(0, 2), `${sha256}.123.tmp`), 'half');
+
+    store = new Store({ dataDir: dir, synchronous: 'OFF', writer: 'inline' });
+    const read = store.documents.content(filed.documentId, 'original')!;
+    assert.equal(read.file, path.join(documents, sha256));
+    assert.deepEqual(fs.readFileSync(read.file), fixture('report.hpr'));
+    assert.deepEqual(fs.readdirSync(documents).sort(), ['.staging', sha256]);
   });
 
   it('closes the molecular order a result answers, in the transaction that files it; an unknown order number files an ordinary result', async () => {
@@ -134,6 +175,67 @@ describe('documents store', () => {
     assert.equal(doc.match, 'filed');
     assert.equal(doc.matchRule, 'ipp-known');
     assert.deepEqual(doc.events.at(-1)?.detail, { how: 'automatic', patientId });
+    assert.equal(store.documents.listWaiting().items.length, 0);
+  });
+
+  /** A PAM FR event as the identity feed files it: one writer method, one transaction. */
+  const pam = (step: IdentityStep) =>
+    store.write.identityFiling.file({
+      steps: [step],
+      ctx: { messageId: ++messageId },
+      rules: {},
+      insOids,
+      sourceReliability: null,
+    });
+
+  it('files a waiting report when an A47 gives its patient the IPP it names (no human act)', async () => {
+    const { patientId } = camille({ identifiers: [ipp('IPP-OLD', '310000001')] });
+    // Traits alone never file here: the report waits for the IPP it names.
+    const early = file(fixture('report.hpr'), 'pathology', { rules: { strictTraitsMatch: 'review' } });
+    assert.deepEqual([early.action, early.rule], ['review', 'strict-traits-review']);
+
+    await pam({
+      event: 'A47',
+      kind: 'change-identifier',
+      from: ipp('IPP-OLD', '310000001'),
+      toIpp: 'IPP-000123',
+    });
+    const doc = store.documents.get(early.documentId)!;
+    assert.deepEqual([doc.match, doc.matchRule, doc.patientId], ['filed', 'ipp-known', patientId]);
+    assert.deepEqual(doc.events.at(-1)?.detail, { how: 'automatic', patientId });
+    assert.deepEqual(
+      doc.reviews.map((r) => r.status),
+      ['attached'],
+    );
+    assert.equal(store.documents.listWaiting().items.length, 0);
+  });
+
+  it('files a waiting report when an A40 merges the duplicates that made its traits ambiguous', async () => {
+    const survivor = camille({ identifiers: [ipp('IPP-A', '310000001')] }).patientId;
+    // The same establishment's duplicate record: same traits under another IPP.
+    const duplicate = camille({ identifiers: [ipp('IPP-B', '310000001')] }).patientId;
+    assert.notEqual(survivor, duplicate);
+    const sidecar = JSON.parse(fixture('report.json').toString()) as { patient: Record<string, string> };
+    sidecar.patient.ipp = 'IPP-UNKNOWN';
+    const early = file(fixture('report.pdf'), 'pathology', {
+      meta: { fileName: 'report.pdf', sidecar: JSON.stringify(sidecar) },
+    });
+    assert.deepEqual([early.action, early.rule], ['review', 'strict-traits-review']);
+
+    await pam({
+      event: 'A40',
+      kind: 'merge',
+      survivor: camilleIdentity({ identifiers: [ipp('IPP-A', '310000001')] }),
+      survivorRef: ipp('IPP-A', '310000001'),
+      mergedRef: ipp('IPP-B', '310000001'),
+    });
+    const doc = store.documents.get(early.documentId)!;
+    assert.deepEqual([doc.match, doc.matchRule, doc.patientId], ['filed', 'strict-traits', survivor]);
+    assert.deepEqual(doc.events.at(-1)?.detail, { how: 'automatic', patientId: survivor });
+    assert.deepEqual(
+      store.documents.listOfPatient(duplicate).map((d) => d.id),
+      [early.documentId],
+    );
     assert.equal(store.documents.listWaiting().items.length, 0);
   });
 

@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import {
   compareIdentities,
   couldBeClose,
+  designate,
   oneEditApart,
   foldName,
   referentialName,
@@ -10,7 +11,82 @@ import {
   blockingKeys,
   soundex,
   type MatchTraits,
+  type RuleInputs,
 } from '../../store/identity-match.ts';
+
+describe('the identity rules in their one order (designate), for identities and documents', () => {
+  const exact = { kind: 'exact' as const, score: 1, reasons: [] };
+  const near = { kind: 'near' as const, score: 0.93, reasons: ['birth-name-typo'] };
+  const asked: string[] = [];
+  const rules = (over: Partial<RuleInputs>): RuleInputs => ({
+    byIpp: [],
+    byIns: () => (asked.push('ins'), null),
+    byTraits: () => (asked.push('traits'), []),
+    linkOnStrictTraits: true,
+    several: 'first',
+    ...over,
+  });
+  beforeEach(() => (asked.length = 0));
+
+  it('an IPP decides before the INS and the traits, which are then not even looked up', () => {
+    assert.deepEqual(designate(rules({ byIpp: [7] })), { patientId: 7, rule: 'ipp-known', reviews: [] });
+    assert.deepEqual(asked, []);
+  });
+
+  it('several designated: an identity feed takes the first and reviews the others, a document takes none', () => {
+    const onTwo = (patientId: number) => ({ patientId, score: 1, reasons: ['identifiers-on-two-patients'] });
+    assert.deepEqual(designate(rules({ byIpp: [3, 4] })), {
+      patientId: 3,
+      rule: 'ipp-known',
+      reviews: [onTwo(4)],
+    });
+    assert.deepEqual(designate(rules({ byIpp: [3, 4], several: 'none' })), {
+      patientId: null,
+      rule: 'identifiers-on-two-patients',
+      reviews: [onTwo(3), onTwo(4)],
+    });
+    assert.deepEqual(designate(rules({ byIns: () => [5, 6] })).patientId, 5);
+    assert.deepEqual(designate(rules({ byIns: () => [5, 6], several: 'none' })).rule, 'no-match');
+  });
+
+  it('then the INS, then equal traits (link or review), then close traits, then none', () => {
+    assert.deepEqual(designate(rules({ byIns: () => [9] })), {
+      patientId: 9,
+      rule: 'ins-qualified',
+      reviews: [],
+    });
+    const traits = [
+      { patientId: 1, match: exact },
+      { patientId: 2, match: near },
+      { patientId: 3, match: { kind: 'different' as const, score: 0.2, reasons: ['birth-date-differs'] } },
+    ];
+    assert.deepEqual(designate(rules({ byTraits: () => traits })), {
+      patientId: 1,
+      rule: 'strict-traits',
+      reviews: [],
+    });
+    assert.deepEqual(designate(rules({ byTraits: () => traits, linkOnStrictTraits: false })), {
+      patientId: null,
+      rule: 'strict-traits-review',
+      reviews: [{ patientId: 1, score: 1, reasons: ['strict-traits-equal'] }],
+    });
+    const held = [{ patientId: 1, match: exact, heldBack: 'same-establishment-other-ipp' }, traits[1]!];
+    assert.deepEqual(designate(rules({ byTraits: () => held })), {
+      patientId: null,
+      rule: 'near-match',
+      reviews: [
+        { patientId: 1, score: 1, reasons: ['same-establishment-other-ipp'] },
+        { patientId: 2, score: 0.93, reasons: ['birth-name-typo'] },
+      ],
+    });
+    assert.deepEqual(designate(rules({ byTraits: () => 'no-traits' })), {
+      patientId: null,
+      rule: 'no-traits',
+      reviews: [],
+    });
+    assert.equal(designate(rules({})).rule, 'no-match');
+  });
+});
 
 describe('identity matching', () => {
   it('computes the published reference values', () => {

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { bytesOf } from '../../transformers/contract.ts';
 import { mailParts, type MailAttachmentsOptions } from '../../transformers/mime-attachments.ts';
 import { DEFAULT_ZIP_LIMITS, readXdm, unzip } from '../../transformers/xdm-read.ts';
 import { metadataXml, xdmZip, zip, type XdmDocument } from '../support/xdm-fixture.ts';
@@ -85,7 +86,7 @@ describe('mail-attachments and xdm-read', function () {
         ['DOC0002.PDF', 'molecular', 'application/pdf', 'xdm'],
       ],
     );
-    assert.deepEqual(Buffer.from(out.parts[0]!.content, 'base64'), CDA);
+    assert.deepEqual(bytesOf(out.parts[0]!.staged), CDA);
     assert.equal(out.parts[0]!.meta.xdmUniqueId, '1.2.250.1.999.7.1');
     const sidecar = JSON.parse(out.parts[1]!.meta.sidecar!);
     assert.deepEqual(sidecar.patient, {
@@ -116,6 +117,35 @@ describe('mail-attachments and xdm-read', function () {
       out.parts.map((p) => p.kind),
       ['identity', 'pathology'],
     );
+  });
+
+  it('labels a patient id an INS only when its assigning authority is an INS OID: a local IPP is not one', async function () {
+    const withPatient = (patient: string) =>
+      zip([
+        { name: 'IHE_XDM/SUBSET01/METADATA.XML', content: Buffer.from(metadataXml([pdfDoc], patient)) },
+        { name: 'IHE_XDM/SUBSET01/DOC0002.PDF', content: PDF },
+      ]);
+    const nia = (await readXdm(await withPatient('1790328123456^^^&1.2.250.1.213.1.4.9&ISO^NH')))
+      .documents[0]!.patient!;
+    assert.deepEqual(
+      [nia.ins, nia.insOid, nia.idOid],
+      ['1790328123456', '1.2.250.1.213.1.4.9', '1.2.250.1.213.1.4.9'],
+    );
+    const ipp = (await readXdm(await withPatient('IPP00042^^^&1.2.250.1.71.4.2.7.310000001&ISO^PI')))
+      .documents[0]!.patient!;
+    assert.deepEqual([ipp.ins, ipp.insOid, ipp.idOid], [null, null, '1.2.250.1.71.4.2.7.310000001']);
+    const noOid = (await readXdm(await withPatient('1790328123456^^^^NH'))).documents[0]!.patient!;
+    assert.deepEqual([noOid.ins, noOid.idOid], [null, null]);
+    // Without an INS the PDF gets no sidecar claiming one.
+    const mail = mime([
+      attachment(
+        'IHE_XDM.ZIP',
+        'application/zip',
+        await withPatient('IPP00042^^^&1.2.250.1.71.4.2.7.310000001&ISO^PI'),
+      ),
+    ]);
+    const out = await mailParts(mail, options);
+    assert.equal(out.parts[0]!.meta.sidecar, undefined);
   });
 
   it('refuses a zip bomb by its ratio before inflating it', async function () {

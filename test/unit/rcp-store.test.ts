@@ -44,18 +44,17 @@ describe('RCP and PPS store', () => {
       )
     ).patientId!;
 
+  /** A draft RCP form of the patient at the meeting, with the shared fixture's content. */
+  const draftForm = (patientId: number, meetingId: number) =>
+    store.write.rcp.create('frcp', { patientId, meetingId, content: formContent }, actor, NOW);
+
   const outboxDocument = (outboxId: number): ValidatedDocument =>
     JSON.parse(store.outbox.row(outboxId)!.content.toString()) as ValidatedDocument;
 
   it('validating a form writes its outbox row in the same transaction, with the patient and the meeting', async () => {
     const patientId = await patient(true);
     const meeting = await store.write.rcp.createMeeting(meetingData, actor, NOW);
-    const form = await store.write.rcp.create(
-      'frcp',
-      { patientId, meetingId: meeting.id, content: formContent },
-      actor,
-      NOW,
-    );
+    const form = await draftForm(patientId, meeting.id);
     assert.deepEqual(form, { id: form.id, status: 'draft', version: 1 });
     assert.equal(store.outbox.waitingCount(DOCUMENTS_OUT), 0, 'a draft sends nothing');
     const done = await store.write.rcp.validate('frcp', form.id, actor, NOW + 1000);
@@ -84,12 +83,7 @@ describe('RCP and PPS store', () => {
   it('a failed validation leaves neither the status nor an outbox row', async () => {
     const patientId = await patient(true);
     const meeting = await store.write.rcp.createMeeting(meetingData, actor, NOW);
-    const form = await store.write.rcp.create(
-      'frcp',
-      { patientId, meetingId: meeting.id, content: formContent },
-      actor,
-      NOW,
-    );
+    const form = await draftForm(patientId, meeting.id);
     await store.write.rcp.validate('frcp', form.id, actor, NOW);
     await assert.rejects(store.write.rcp.validate('frcp', form.id, actor, NOW), { code: 'RCP_NOT_DRAFT' });
     assert.equal(store.outbox.waitingCount(DOCUMENTS_OUT), 1);
@@ -98,34 +92,22 @@ describe('RCP and PPS store', () => {
   it('a correction after validation is the next version of the same set, replacing the first', async () => {
     const patientId = await patient(true);
     const meeting = await store.write.rcp.createMeeting(meetingData, actor, NOW);
-    const v1 = await store.write.rcp.create(
-      'frcp',
-      { patientId, meetingId: meeting.id, content: formContent },
-      actor,
-      NOW,
-    );
+    const v1 = await draftForm(patientId, meeting.id);
     await store.write.rcp.validate('frcp', v1.id, actor, NOW);
     const corrected = { ...formContent, question: 'Question corrigée ?' };
-    const v2 = await store.write.rcp.update(
-      'frcp',
-      v1.id,
-      { patientId, meetingId: meeting.id, content: corrected },
-      actor,
-      NOW,
-    );
-    assert.equal(v2.version, 2);
-    assert.notEqual(v2.id, v1.id);
-    assert.equal(store.rcp.document('frcp', v1.id)!.content.question, formContent.question, 'version 1 kept');
-    await assert.rejects(
+    const correct = () =>
       store.write.rcp.update(
         'frcp',
         v1.id,
         { patientId, meetingId: meeting.id, content: corrected },
         actor,
         NOW,
-      ),
-      { code: 'RCP_NOT_LATEST' },
-    );
+      );
+    const v2 = await correct();
+    assert.equal(v2.version, 2);
+    assert.notEqual(v2.id, v1.id);
+    assert.equal(store.rcp.document('frcp', v1.id)!.content.question, formContent.question, 'version 1 kept');
+    await assert.rejects(correct(), { code: 'RCP_NOT_LATEST' });
     const done = await store.write.rcp.validate('frcp', v2.id, actor, NOW);
     const doc = outboxDocument(done.outboxId);
     assert.equal(doc.version, 2);
@@ -143,12 +125,7 @@ describe('RCP and PPS store', () => {
   it('Mon espace santé only for a qualified INS and no opposition; an unqualified INS never leaves the store', async () => {
     const meeting = await store.write.rcp.createMeeting(meetingData, actor, NOW);
     const send = async (patientId: number) => {
-      const f = await store.write.rcp.create(
-        'frcp',
-        { patientId, meetingId: meeting.id, content: formContent },
-        actor,
-        NOW,
-      );
+      const f = await draftForm(patientId, meeting.id);
       return outboxDocument((await store.write.rcp.validate('frcp', f.id, actor, NOW)).outboxId);
     };
     const unqualified = await send(await patient(false, 'IPP-2'));
@@ -218,9 +195,7 @@ describe('RCP and PPS store', () => {
       NOW,
     );
     await store.write.rcp.createMeeting({ ...meetingData, date: '2025-01-10' }, actor, NOW);
-    const form = (patientId: number, meetingId: number) =>
-      store.write.rcp.create('frcp', { patientId, meetingId, content: formContent }, actor, NOW);
-    const first = await form(a, jan.id);
+    const first = await draftForm(a, jan.id);
     await store.write.rcp.validate('frcp', first.id, actor, NOW);
     await store.write.rcp.update(
       'frcp',
@@ -229,8 +204,8 @@ describe('RCP and PPS store', () => {
       actor,
       NOW,
     );
-    await form(b, jan.id);
-    await form(a, mar.id);
+    await draftForm(b, jan.id);
+    await draftForm(a, mar.id);
     await store.write.rcp.create('pps', { patientId: a, content: ppsContent }, actor, Date.UTC(2024, 5, 1));
     const f = store.stats.yearly(2024).figures;
     assert.equal(f.rcpSessions.total, 2);

@@ -1,12 +1,13 @@
 // The store's writer in its worker thread: calls cross as plain data, commits are grouped, errors come
 // back with their class and code, and this thread's connection only reads.
 import assert from 'node:assert/strict';
+import type { Worker } from 'node:worker_threads';
 import { Store } from '../../store/store.ts';
 import { OncoError } from '../../config/errors.ts';
 import { JournalUnavailable } from '../../store/group-commit.ts';
 import { isTransientDbError } from '../../store/db.ts';
-import { errorFromValue, errorToValue } from '../../store/writer-thread.ts';
-import { tempDir } from '../support/engine-harness.ts';
+import { errorFromValue, errorToValue, type WriterLog } from '../../store/writer-thread.ts';
+import { tempDir, until } from '../support/engine-harness.ts';
 
 const message = (i: number) => ({
   channel: 'c',
@@ -84,5 +85,96 @@ describe('store writer thread', function () {
     } finally {
       await again.close();
     }
+  });
+});
+
+describe('store writer thread restart', function () {
+  this.timeout(60_000);
+  let store: Store;
+  const told: string[] = [];
+  const log: WriterLog = {
+    error: (_detail, message) => told.push(`error: ${message}`),
+    info: (_detail, message) => told.push(`info: ${message}`),
+  };
+  /** Ends the thread that runs now, as an uncaught error or a resource limit would. */
+  const killThread = () => (store.writer as unknown as { worker: Worker }).worker.terminate();
+  afterEach(() => store.close());
+
+  it('restarts a thread killed under a stream of writes: unanswered writes fail, later ones commit, the journal is whole', async () => {
+    told.length = 0;
+    store = new Store({ dataDir: tempDir(), log, writerRestart: { firstDelayMs: 10 } });
+    const acked: Array<{ i: number; messageId: number }> = [];
+    const failed: unknown[] = [];
+    let n = 0;
+    let producing = true;
+    // A source's stream: a batch of writes in flight at any moment, the next batch once it settled
+    // and the event loop has turned (a refused write settles at once: a loop of them alone would
+    // starve the timers).
+    const producer = (async () => {
+      while (producing) {
+        await new Promise((r) => setImmediate(r));
+        await Promise.all(
+          Array.from({ length: 20 }, () => {
+            const i = n++;
+            return store.write.journal.receive(message(i)).then(
+              (r) => acked.push({ i, messageId: r.messageId }),
+              (e: unknown) => failed.push(e),
+            );
+          }),
+        );
+      }
+    })();
+    await until(() => acked.length >= 200, 'writes before the kill', 20_000);
+    await killThread();
+    const ackedBefore = acked.length;
+    await until(() => acked.length >= ackedBefore + 200, 'writes after the restart', 20_000);
+    producing = false;
+    await producer;
+
+    for (const e of failed) assert.equal((e as OncoError).code, 'JOURNAL_UNAVAILABLE', String(e));
+    assert.deepEqual(store.writerHealth(), {
+      state: 'up',
+      restarts: 1,
+      lastError: 'the store writer thread ended (exit code 1)',
+    });
+    assert.ok(
+      told.some((t) => t.startsWith('error: the store writer thread died')),
+      told.join('\n'),
+    );
+    assert.ok(told.includes('info: the store writer thread restarted'), told.join('\n'));
+    // Every acknowledged write is there with its content; a failed one may be (committed, its answer
+    // lost with the thread: the caller's retry is then a duplicate, as after any crash), no other.
+    for (const { i, messageId } of acked)
+      assert.equal(store.journal.content(messageId, 'raw')?.content.toString(), `content ${i}`);
+    const messages = store.db.prepare('SELECT count(*) FROM messages').pluck().get() as number;
+    assert.ok(messages >= acked.length && messages <= acked.length + failed.length, `${messages} messages`);
+    const orphans = store.db
+      .prepare(
+        'SELECT count(*) FROM messages m WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id)',
+      )
+      .pluck()
+      .get();
+    assert.equal(orphans, 0, 'every message has its delivery row: no transaction half committed');
+    assert.equal(store.db.pragma('integrity_check', { simple: true }), 'ok');
+    console.log(
+      `      ${acked.length} acknowledged, ${failed.length} failed with the thread, ${messages} journaled`,
+    );
+  });
+
+  it('gives up after its restarts in a row: writes fail with JOURNAL_UNAVAILABLE, the health says failed', async () => {
+    told.length = 0;
+    store = new Store({ dataDir: tempDir(), log, writerRestart: { maxRestarts: 1, firstDelayMs: 10 } });
+    await store.write.journal.receive(message(1));
+    await killThread();
+    await until(() => store.writerHealth().restarts === 1, 'the restart');
+    await store.write.journal.receive(message(2));
+    await killThread();
+    assert.equal(store.writerHealth().state, 'failed');
+    await assert.rejects(store.write.journal.receive(message(3)), { code: 'JOURNAL_UNAVAILABLE' });
+    assert.ok(
+      told.some((t) => t.includes('no more restarts')),
+      told.join('\n'),
+    );
+    assert.equal(store.journal.backlogCount('c'), 2, 'what was acknowledged stays');
   });
 });

@@ -1,0 +1,56 @@
+// Inside a step pool thread (channels/step-pool.ts): builds each step once from its spec module,
+// type and options, and runs every input it is sent on it, replying with the output or the error as
+// a value.
+import { parentPort } from 'node:worker_threads';
+import { OncoError } from '../config/errors.ts';
+import { errorToValue } from '../store/writer-thread.ts';
+import { readOptions, type Step, type StepSpec } from '../transformers/contract.ts';
+import type { TObject } from 'typebox';
+import { movable, type PoolReply, type PoolTask } from './step-pool.ts';
+
+const port = parentPort!;
+const steps = new Map<string, Promise<Step>>();
+
+async function load(task: PoolTask): Promise<Step> {
+  const exports = (await import(task.module)) as Record<string, unknown>;
+  const spec = Object.values(exports).find(
+    (v): v is StepSpec => (v as StepSpec | null)?.kind === 'step' && (v as StepSpec).type === task.type,
+  );
+  if (spec === undefined)
+    throw new OncoError('STEP_POOL_NO_SPEC', { params: { type: task.type, module: task.module } });
+  return spec.create(readOptions(spec.schema as TObject, task.options));
+}
+
+function stepOf(task: PoolTask): Promise<Step> {
+  const key = JSON.stringify([task.module, task.type, task.options]);
+  let step = steps.get(key);
+  if (step === undefined) {
+    step = load(task);
+    steps.set(key, step);
+  }
+  return step;
+}
+
+port.on('message', (task: PoolTask) => {
+  void (async (): Promise<void> => {
+    let reply: PoolReply;
+    const transfer: ArrayBuffer[] = [];
+    try {
+      const step = await stepOf(task);
+      const { content } = task.input;
+      const output = await step({
+        ...task.input,
+        content: Buffer.from(content.buffer, content.byteOffset, content.byteLength),
+      });
+      if (output === null) reply = { id: task.id, ok: true, output: null };
+      else {
+        const bytes = movable(output.content);
+        transfer.push(bytes.buffer);
+        reply = { id: task.id, ok: true, output: { ...output, content: bytes } };
+      }
+    } catch (error) {
+      reply = { id: task.id, ok: false, error: errorToValue(error) };
+    }
+    port.postMessage(reply, transfer);
+  })();
+});
