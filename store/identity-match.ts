@@ -71,8 +71,11 @@ export const foldName = memoised((s) =>
     .trim(),
 );
 
-/** Names repeat (MARTIN, MARIE): the region's load folds each of them once, not at every comparison. */
-const NAME_CACHE_SIZE = 100_000;
+/**
+ * Names repeat (MARTIN, MARIE): the region's load folds the common ones once, not at every
+ * comparison. 20,000 of each: 100,000 held ~15 MB of the writer thread for rare names seen once.
+ */
+const NAME_CACHE_SIZE = 20_000;
 
 function memoised(f: (s: string) => string): (s: string) => string {
   const cache = new Map<string, string>();

@@ -1,7 +1,7 @@
 // The store facade: one database file, every module's migrations, one group-commit writer (in a
 // thread of its own by default), and this thread's connection for reads.
 import path from 'node:path';
-import { openDatabase, migrate, type Db, type Migration, type OpenOptions } from './db.ts';
+import { openDatabase, migrate, READER_CACHE_MIB, type Db, type Migration, type OpenOptions } from './db.ts';
 import { InlineWriter, type WriteMode, type Writer } from './group-commit.ts';
 import { ThreadWriter, type RestartPolicy, type WriterHealth, type WriterLog } from './writer-thread.ts';
 import { Journal, journalMigrations } from './journal.ts';
@@ -201,6 +201,7 @@ export class Store {
     if (memory || options.writer === 'inline') this.writer = new InlineWriter(this.db, modules);
     else {
       this.db.pragma('query_only = ON');
+      this.db.pragma(`cache_size = -${READER_CACHE_MIB * 1024}`);
       this.writer = new ThreadWriter(
         { file, synchronous: options.synchronous ?? 'FULL', auditKey: keying.key, documentsDir },
         { log: options.log, restart: options.writerRestart },

@@ -190,7 +190,13 @@ export class ThreadWriter implements Writer {
   }
 
   private spawn(): Worker {
-    const worker = new Worker(bootstrap, { eval: true, workerData: this.init });
+    // A young generation of 12 MB (V8 grows it to 48 MB): the filing's garbage is short-lived, and
+    // the region's bulk load kept the process under 300 MB only with this bound.
+    const worker = new Worker(bootstrap, {
+      eval: true,
+      workerData: this.init,
+      resourceLimits: { maxYoungGenerationSizeMb: 12 },
+    });
     if (this.waiting.size === 0) worker.unref();
     worker.on('message', (m: FromWriter) => {
       if (m.type === 'replies' && worker === this.worker) this.replied(m);
