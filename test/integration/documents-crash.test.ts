@@ -91,7 +91,14 @@ describe('documents out across kill -9', function () {
         () => db.prepare(`SELECT count(*) FROM deliveries WHERE status != 'SENT'`).pluck().get() === 0,
         'every delivery SENT',
         60_000,
-      );
+      ).catch((e: Error) => {
+        const open = db
+          .prepare(
+            `SELECT d.channel, d.destination, d.status, d.attempts, d.last_error FROM deliveries d WHERE d.status != 'SENT' LIMIT 5`,
+          )
+          .all();
+        throw new Error(`${e.message}: ${JSON.stringify(open)}`);
+      });
       const one = (sql: string) => db.prepare(sql).pluck().get();
       assert.equal(
         one('SELECT count(*) FROM outbox WHERE message_id IS NULL'),
