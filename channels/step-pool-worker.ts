@@ -6,7 +6,7 @@ import { OncoError } from '../config/errors.ts';
 import { errorToValue } from '../store/writer-thread.ts';
 import { inMemory, readOptions, type Step, type StepSpec } from '../transformers/contract.ts';
 import type { TObject } from 'typebox';
-import { movable, type PoolLoad, type PoolLoaded, type PoolReply, type PoolTask } from './step-pool.ts';
+import { type PoolLoad, type PoolLoaded, type PoolReply, type PoolTask } from './step-pool.ts';
 
 const port = parentPort!;
 const steps = new Map<string, Promise<Step>>();
@@ -52,7 +52,8 @@ port.on('message', (task: PoolTask | PoolLoad) => {
       );
       if (output === null) reply = { id: task.id, ok: true, output: null };
       else {
-        const bytes = movable(output.content);
+        // A copy moved, never the step's own bytes: a step may keep what it returned (a cache).
+        const bytes = new Uint8Array(output.content);
         transfer.push(bytes.buffer);
         reply = { id: task.id, ok: true, output: { ...output, content: bytes } };
       }

@@ -61,17 +61,6 @@ interface Thread {
   onLoaded: Map<string, () => void>;
 }
 
-/**
- * Bytes that own their memory, to move to another thread: these bytes when they do, else a copy.
- * Only for bytes their holder is done with: a moved buffer is empty on this side.
- */
-export function movable(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
-  const owned = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
-  return owned && bytes.buffer instanceof ArrayBuffer
-    ? (bytes as Uint8Array<ArrayBuffer>)
-    : new Uint8Array(bytes);
-}
-
 export class StepPool {
   private readonly threads: Thread[] = [];
   private readonly loads = new Set<Promise<void>>();

@@ -41,3 +41,15 @@ export const mainOnlyTestStep: StepSpec<OptionsOf<typeof schema>> = {
   type: 'test-main-only',
   offThread: undefined,
 };
+
+let kept: Buffer | undefined;
+
+/** Returns the same bytes every time, as a step that caches its rendering does. */
+export const cachingTestStep: StepSpec<OptionsOf<typeof schema>> = {
+  ...poolTestStep,
+  type: 'test-pool-caching',
+  create: () => (input) => {
+    kept ??= Buffer.from('x'.repeat(16 * 1024));
+    return { ...input, content: kept, meta: { ...input.meta, threadId } };
+  },
+};

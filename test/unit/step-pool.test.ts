@@ -9,7 +9,7 @@ import type { StepInput } from '../../transformers/contract.ts';
 import { renderPdf } from '../../transformers/pdf-render.ts';
 import { writeFrcp } from '../../transformers/cda-frcp.ts';
 import { fullForm } from '../fixtures/documents/rcp-forms.ts';
-import { mainOnlyTestStep, poolTestStep } from '../support/pool-steps.ts';
+import { cachingTestStep, mainOnlyTestStep, poolTestStep } from '../support/pool-steps.ts';
 
 const input = (text: string): StepInput => ({
   content: Buffer.from(text),
@@ -18,7 +18,7 @@ const input = (text: string): StepInput => ({
 });
 
 describe('step pool (channels/step-pool.ts)', () => {
-  const registry = builtinRegistry().register(poolTestStep, mainOnlyTestStep);
+  const registry = builtinRegistry().register(poolTestStep, mainOnlyTestStep, cachingTestStep);
   let pool: StepPool | undefined;
   afterEach(async () => {
     await pool?.close();
@@ -54,6 +54,18 @@ describe('step pool (channels/step-pool.ts)', () => {
     const out = await step({ content: cda, contentType: 'application/hl7-cda+xml', meta: {} });
     assert.ok(out!.content.equals(renderPdf(cda)));
     assert.equal(cda.toString(), writeFrcp(fullForm), 'the input was moved away');
+  });
+
+  it('leaves a step the bytes it returned (a cache): the thread sends a copy', async () => {
+    pool = new StepPool(1);
+    const step = pool.createStep(registry, { type: 'test-pool-caching' });
+    await step(input('warm'));
+    await pool.settled();
+    const first = await step(input('a'));
+    const second = await step(input('b'));
+    assert.notEqual(first!.meta.threadId, threadId);
+    assert.equal(second!.content.length, 16 * 1024, 'the kept bytes were moved away');
+    assert.ok(first!.content.equals(second!.content));
   });
 
   it('rebuilds a step’s failure on the main thread: its code, message, hint and retryability', async () => {
