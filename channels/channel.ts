@@ -78,6 +78,14 @@ interface InlineFiler {
   deliveryId: number;
 }
 
+/** A processing run whose results were handed to the writer. */
+interface CommittingRun {
+  run: StoredMessage[];
+  /** A suspect's run (one message, run alone). */
+  suspect: boolean;
+  writes: Array<Promise<void>>;
+}
+
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 export class Channel {
@@ -450,21 +458,52 @@ export class Channel {
     const backoff = new JournalBackoff(this.log, 'processing');
     /** Messages whose result this process failed to journal: their next try is not a new start. */
     const unrecorded = new Set<number>();
+    /**
+     * The run whose results are being committed while the next one is marked and processed: the
+     * writer commits one run's results as the steps of the next run run, instead of each waiting
+     * for the other. The next run's results are posted only once these settled, so that results
+     * are journaled in journal order; a failure sends the loop back to the oldest unprocessed message.
+     */
+    let previous: CommittingRun | null = null;
+    /** The last message of the run being committed: the next run starts after it. */
+    let afterId = 0;
+    /** Settles the run being committed, if any; false when some of its results failed to journal. */
+    const settle = async (): Promise<boolean> => {
+      const committing = previous;
+      if (committing === null) return true;
+      previous = null;
+      let failure: unknown;
+      (await Promise.allSettled(committing.writes)).forEach((s, i) => {
+        if (s.status === 'fulfilled') return;
+        unrecorded.add(committing.run[i]!.id);
+        failure ??= s.reason;
+      });
+      if (failure === undefined) {
+        backoff.succeeded();
+        return true;
+      }
+      afterId = 0;
+      await this.pauseProcessing(backoff.failed(failure));
+      return false;
+    };
     while (this.processingRunning) {
       let run: StoredMessage[];
       let unfinished: number[];
       let inline: Map<number, InlineFiler[]>;
+      let suspect: boolean;
       try {
-        const batch = store.journal.backlog(this.id, 0, PROCESS_BATCH);
+        const batch = store.journal.backlog(this.id, afterId, PROCESS_BATCH);
         if (batch.length === 0) {
-          await this.processWake.wait();
+          if (previous === null) await this.processWake.wait();
+          else if (await settle()) afterId = 0;
           continue;
         }
         const firstSuspect = batch.findIndex((m) => m.attempts > 0);
-        run =
-          firstSuspect === 0
-            ? batch.slice(0, 1)
-            : batch.slice(0, firstSuspect < 0 ? undefined : firstSuspect);
+        suspect = firstSuspect === 0;
+        run = suspect ? batch.slice(0, 1) : batch.slice(0, firstSuspect < 0 ? undefined : firstSuspect);
+        // A suspect is not marked while another run's results are uncommitted, nor the run after it:
+        // if it takes the engine down, no innocent message may count an unfinished attempt with it.
+        if ((suspect || previous?.suspect) && !(await settle())) continue;
         // After a journal failure this process saw, the start already marked stands for this one.
         const fresh = run.filter((m) => !unrecorded.delete(m.id)).map((m) => m.id);
         inline = this.inlineFilers(run);
@@ -475,9 +514,8 @@ export class Channel {
         await this.pauseProcessing(backoff.failed(error));
         continue;
       }
-      const writes: Array<
-        Promise<{ result: ProcessingResult; filed: DestinationWorker[]; receivedAt: number }>
-      > = [];
+      /** Each message's result write, posted once the previous run settled; `release` unpins its blob. */
+      const results: Array<{ post: () => Promise<void>; release: () => void }> = [];
       let slice = Date.now();
       // A marked run is processed to its end, a stop included: its marks are not left unfinished.
       for (const [i, m] of run.entries()) {
@@ -493,9 +531,8 @@ export class Channel {
         // is queued, so that the run's writes keep journal order.
         const placed = await this.placeOutput(processed);
         if ('error' in placed) {
-          const failed = Promise.reject(placed.error);
-          failed.catch(() => undefined);
-          writes.push(failed);
+          const { error } = placed;
+          results.push({ post: () => Promise.reject(error), release: () => undefined });
           continue;
         }
         const { result, output, release } = placed;
@@ -508,27 +545,29 @@ export class Channel {
           : [];
         const write = m.attempts > 0 ? store.writeAlone : store.write;
         const premarked = filers.map((f) => f.deliveryId);
-        writes.push(
-          write.deliveries
-            .processedAndFiled(result, this.storage, filings, premarked)
-            .then((filed) => ({
-              result,
-              filed: filers.filter((f) => filed.includes(f.deliveryId)).map((f) => f.worker),
-              receivedAt: m.receivedAt,
-            }))
-            .finally(release),
-        );
+        results.push({
+          // Told as soon as it is committed (its answer on outcome waits for it), not at settle().
+          post: () =>
+            write.deliveries
+              .processedAndFiled(result, this.storage, filings, premarked)
+              .then((filed) => {
+                const workers = filers.filter((f) => filed.includes(f.deliveryId)).map((f) => f.worker);
+                this.processed(result, workers, m.receivedAt);
+              })
+              .finally(release),
+          release,
+        });
       }
-      let failure: unknown;
-      (await Promise.allSettled(writes)).forEach((s, i) => {
-        if (s.status === 'fulfilled')
-          return this.processed(s.value.result, s.value.filed, s.value.receivedAt);
-        unrecorded.add(run[i]!.id);
-        failure ??= s.reason;
-      });
-      if (failure === undefined) backoff.succeeded();
-      else await this.pauseProcessing(backoff.failed(failure));
+      if (!(await settle())) {
+        // Processed after a run whose results failed: journaled later, after that run's, in order.
+        for (const m of run) unrecorded.add(m.id);
+        for (const r of results) r.release();
+        continue;
+      }
+      previous = { run, suspect, writes: results.map((r) => r.post()) };
+      afterId = run.at(-1)!.id;
     }
+    await settle();
   }
 
   /** Sleeps `ms` after a journal failure; a new message does not cut it short, a stop does. */
@@ -592,8 +631,6 @@ export class Channel {
       if (out === null) return { result: { messageId, status: 'FILTERED', now }, output: null };
       // A large file a step passed on unchanged stays one blob: referenced again, not copied in.
       const same = input.unchanged(out) ? raw.blob : undefined;
-      // A file a step staged is not read here: placeOutput journals the file itself.
-      const content = stagedOf(out)?.file ? EMPTY : out.content;
       return {
         result: {
           messageId,
@@ -603,7 +640,12 @@ export class Channel {
           transformed: this.steps.length
             ? same
               ? { content: EMPTY, blob: same, contentType: out.contentType, meta: out.meta }
-              : { content, contentType: out.contentType, meta: out.meta }
+              : // A file a step staged is not read here: placeOutput journals the file itself.
+                {
+                  content: stagedOf(out)?.file ? EMPTY : out.content,
+                  contentType: out.contentType,
+                  meta: out.meta,
+                }
             : undefined,
         },
         output: out,

@@ -4,9 +4,9 @@
 import { parentPort } from 'node:worker_threads';
 import { OncoError } from '../config/errors.ts';
 import { errorToValue } from '../store/writer-thread.ts';
-import { readOptions, type Step, type StepSpec } from '../transformers/contract.ts';
+import { inMemory, readOptions, type Step, type StepSpec } from '../transformers/contract.ts';
 import type { TObject } from 'typebox';
-import { movable, type PoolReply, type PoolTask } from './step-pool.ts';
+import { movable, type PoolLoad, type PoolLoaded, type PoolReply, type PoolTask } from './step-pool.ts';
 
 const port = parentPort!;
 const steps = new Map<string, Promise<Step>>();
@@ -31,17 +31,25 @@ function stepOf(task: PoolTask): Promise<Step> {
   return step;
 }
 
-port.on('message', (task: PoolTask) => {
+port.on('message', (task: PoolTask | PoolLoad) => {
+  if (task.kind === 'load') {
+    // A module that fails to load is reported by the first step run from it.
+    void import(task.module)
+      .catch(() => undefined)
+      .then(() => port.postMessage({ loaded: task.module } satisfies PoolLoaded));
+    return;
+  }
   void (async (): Promise<void> => {
     let reply: PoolReply;
     const transfer: ArrayBuffer[] = [];
     try {
       const step = await stepOf(task);
       const { content } = task.input;
-      const output = await step({
-        ...task.input,
-        content: Buffer.from(content.buffer, content.byteOffset, content.byteLength),
-      });
+      // Staged content stays in memory here: a file staged on this thread could not be handed over.
+      const output = await step(
+        { ...task.input, content: Buffer.from(content.buffer, content.byteOffset, content.byteLength) },
+        inMemory,
+      );
       if (output === null) reply = { id: task.id, ok: true, output: null };
       else {
         const bytes = movable(output.content);

@@ -256,13 +256,16 @@ class SftpDropSource implements Source {
   }
 
   private async takePair(upload: Upload, pair: Pair): Promise<TakeResult> {
-    const digest = createHash('sha256').update(pair.pdf.content).update(pair.sidecar.content);
-    const { content } = pair.pdf;
+    // The PDF is staged like any upload: the upload's own file moves; a parked half is copied, as it
+    // must survive a crash until the pair is journaled (then `done` removes it).
+    const staged = await this.ctx.stage({ file: pair.pdf.file, move: pair.pdf.file === upload.file });
+    const digest = createHash('sha256').update(staged.digest).update(pair.sidecar.content);
+    const head = staged.content ?? (await readHead(staged.file!));
     const result = await this.journal(
       upload,
       pair.pdf.name,
-      { content },
-      { head: content, size: content.length, digest: digest.digest('hex') },
+      { staged },
+      { head, size: staged.size, digest: digest.digest('hex') },
       { sidecar: pair.sidecar.content.toString('utf8'), sidecarName: pair.sidecar.name },
     );
     await this.pairing!.done(pair);

@@ -19,7 +19,9 @@ export interface ParkedHalf {
 }
 
 export interface Pair {
-  pdf: { name: string; content: Buffer };
+  /** The PDF stays a file (the upload's or the parked one): it is staged, never read whole here. */
+  pdf: { name: string; file: string };
+  /** The sidecar is small by nature (JSON or HL7 naming the patient): it travels in meta. */
   sidecar: { name: string; content: Buffer };
   /** Parked files to remove once the pair is journaled. */
   parked: string[];
@@ -70,16 +72,25 @@ export class SidecarPairing {
     const partners = what.half === 'pdf' ? SIDECAR_EXTS.map((e) => `${what.base}${e}`) : [`${what.base}.pdf`];
     for (const partner of partners) {
       const parked = path.join(dir, partner);
-      const content = await fs.readFile(parked).catch((e: NodeJS.ErrnoException) => {
-        if (e.code === 'ENOENT') return null;
-        throw e;
-      });
-      if (content === null) continue;
-      const mine = { name, content: await fs.readFile(file) };
-      const theirs = { name: partner, content };
+      const there = await fs.stat(parked).then(
+        () => true,
+        (e: NodeJS.ErrnoException) => {
+          if (e.code === 'ENOENT') return false;
+          throw e;
+        },
+      );
+      if (!there) continue;
       return what.half === 'pdf'
-        ? { pdf: mine, sidecar: theirs, parked: [parked] }
-        : { pdf: theirs, sidecar: mine, parked: [parked] };
+        ? {
+            pdf: { name, file },
+            sidecar: { name: partner, content: await fs.readFile(parked) },
+            parked: [parked],
+          }
+        : {
+            pdf: { name: partner, file: parked },
+            sidecar: { name, content: await fs.readFile(file) },
+            parked: [parked],
+          };
     }
     if (what.alone) return 'alone';
     await this.park(dir, name, file);

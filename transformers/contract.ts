@@ -207,7 +207,8 @@ export interface StepSpec<O = Record<string, unknown>> {
   /**
    * The URL of the module exporting this spec (its `import.meta.url`), for a step that depends on
    * its options and input alone and is worth a thread (CPU-bound): the engine may run it in its
-   * step pool (channels/step-pool.ts). Its schema must be TypeBox.
+   * step pool (channels/step-pool.ts). Its schema must be TypeBox; there, `StepContext.stage` holds
+   * content in memory.
    */
   offThread?: string;
 }

@@ -64,7 +64,9 @@ const pdfSchema = Type.Object({});
 
 function pdfOf(input: StepInput): StepInput {
   return {
-    content: pdfFor(input.content),
+    // A copy: a step's output may be moved to another thread (the step pool), which would empty
+    // the kept rendering under the next recipient.
+    content: Buffer.from(pdfFor(input.content)),
     contentType: PDF_CONTENT_TYPE,
     meta: { ...input.meta, fileExtension: 'pdf' },
   };
@@ -263,6 +265,7 @@ const formatSchema = Type.Object({
 export const documentFormatStep: StepSpec<OptionsOf<typeof formatSchema>> = {
   kind: 'step',
   type: 'document-format',
+  offThread: import.meta.url,
   summary:
     'Packages the CDA for an establishment as its documents route asks (meta.format: cda, xdm, hl7v2): the document itself, or (part pdf) the PDF beside a CDA.',
   schema: formatSchema,
@@ -304,6 +307,7 @@ const mailSchema = Type.Object({ sourceId, classCode });
 export const documentMailStep: StepSpec<OptionsOf<typeof mailSchema>> = {
   kind: 'step',
   type: 'document-mail',
+  offThread: import.meta.url,
   summary:
     'Makes the MSSanté mail of a CDA document for meta.to: IHE_XDM.ZIP (METADATA.XML, CDA, PDF) and the PDF attached, subject XDM/1.0/DDM+<label> <NAME> <given> <birth date>, X-MSS-CODECDA, X-MSS-INS, X-MSS-MES: FIN to Mon espace santé.',
   schema: mailSchema,

@@ -17,19 +17,29 @@ import { idleSource, makeSink } from '../support/sink.ts';
 const MB = Number(process.env.ONCO_BENCH_MAIL_MB ?? 50);
 const MiB = 2 ** 20;
 
-/** Peak RSS above `base` while `work` runs, sampled every 20 ms. */
+/**
+ * Peak RSS above `base` while `work` runs, sampled every 20 ms, and the peak of the memory held by
+ * Buffers (arrayBuffers): what shows whether a growth is content held or allocator slack.
+ */
 async function peakRss<T>(
   base: number,
   work: () => Promise<T>,
-): Promise<{ peakMiB: number; seconds: number }> {
+): Promise<{ peakMiB: number; peakBuffersMiB: number; seconds: number }> {
   let peak = base;
-  const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+  let buffers = 0;
+  const sample = (): void => {
+    const m = process.memoryUsage();
+    peak = Math.max(peak, m.rss);
+    buffers = Math.max(buffers, m.arrayBuffers);
+  };
+  const timer = setInterval(sample, 20);
   const t0 = process.hrtime.bigint();
   try {
     await work();
-    peak = Math.max(peak, process.memoryUsage().rss);
+    sample();
     return {
       peakMiB: Math.round((peak - base) / MiB),
+      peakBuffersMiB: Math.round(buffers / MiB),
       seconds: Number((Number(process.hrtime.bigint() - t0) / 1e9).toFixed(2)),
     };
   } finally {
@@ -113,8 +123,16 @@ export async function benchMailIngest(): Promise<unknown> {
       attachmentMiB: MB,
       mailMiB: Number((fs.statSync(eml).size / MiB).toFixed(1)),
       baselineRssMiB: Math.round(base / MiB),
-      smtp: { secondsTo250: send.seconds, peakRssGrowthMiB: send.peakMiB },
-      stepAndDispatch: { seconds: step.seconds, peakRssGrowthMiB: step.peakMiB },
+      smtp: {
+        secondsTo250: send.seconds,
+        peakRssGrowthMiB: send.peakMiB,
+        peakBuffersMiB: send.peakBuffersMiB,
+      },
+      stepAndDispatch: {
+        seconds: step.seconds,
+        peakRssGrowthMiB: step.peakMiB,
+        peakBuffersMiB: step.peakBuffersMiB,
+      },
       note: 'the sender is another process; growth is over this process RSS just before the send, same run',
     };
   } finally {

@@ -190,6 +190,27 @@ describe('shipped pathology and molecular channels (real engine, OpenSSH sftp)',
     );
   });
 
+  it('deletes at start the document files of filings that never committed, and keeps the filed ones', async () => {
+    const patientId = await camille();
+    await put('molecular', [['molecular-oru.hl7', fixture('molecular-oru.hl7')]]);
+    const [doc] = await until(() => {
+      const list = h.engine.store.documents.listOfPatient(patientId);
+      return list.length === 1 ? list : null;
+    }, 'the result filed');
+    const kept = h.engine.store.documents.content(doc!.id, 'original')!.file;
+    await h.stop();
+    // What a crash between placing a document's bytes and the commit naming them leaves behind.
+    const documents = path.join(h.dataDir, 'documents');
+    const orphan = path.join(documents, 'f'.repeat(64));
+    fs.writeFileSync(orphan, 'bytes of a filing that never committed');
+    fs.writeFileSync(path.join(documents, '.staging', 'half-written'), 'half');
+
+    h = await startEngine({ channels: [], dataDir: h.dataDir, configDir: h.configDir });
+    assert.equal(fs.existsSync(orphan), false, 'the orphan is gone');
+    assert.deepEqual(fs.readdirSync(path.join(documents, '.staging')), []);
+    assert.deepEqual(fs.readFileSync(kept), fixture('molecular-oru.hl7'));
+  });
+
   it('refuses hostile files with the reason in the journal, the ACK file and /error, and files nothing', async () => {
     const laughs =
       '<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "ha"><!ENTITY b "&a;&a;&a;&a;">]><ClinicalDocument>&b;</ClinicalDocument>';

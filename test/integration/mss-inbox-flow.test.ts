@@ -137,13 +137,22 @@ describe('MSSanté inbox flow: mail → attachments → the flows of their kinds
     fs.writeSync(fd, Buffer.from('%PDF-1.4\n'), 0, 9, 0);
     fs.closeSync(fd);
     const digest = await sha256Of(file);
-    const info = await send('big@labo', [{ filename: 'big.pdf', path: file }]);
+    // Nothing on the way may read a blob whole: not the step, not the dispatch, not the flow.
+    const { blobs } = harness.engine.store;
+    const read = blobs.read.bind(blobs);
+    const wholeReads: number[] = [];
+    blobs.read = (blob) => (wholeReads.push(blob.size), read(blob));
+    const info = await send('big@labo', [{ filename: 'big.pdf', path: file }]).catch((error: unknown) => {
+      blobs.read = read;
+      throw error;
+    });
     assert.match(info.response, /^250 /);
     const got = await until(
       () => sink.received.find((m) => m.meta.mailMessageId === 'big@labo'),
       'the PDF handed to pathology',
       300_000,
-    );
+    ).finally(() => (blobs.read = read));
+    assert.deepEqual(wholeReads, []);
     const { store } = harness.engine;
     // The document, as journaled by the channel it went to: a blob whose bytes are the attachment's.
     assert.equal(store.journal.message(got.messageId)?.channel, 'pathology');

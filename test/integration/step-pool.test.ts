@@ -31,6 +31,17 @@ describe('engine step pool', () => {
   };
   const send = (text: string) =>
     h!.engine.dispatch('c1', { content: Buffer.from(text), contentType: 'text/plain' });
+  /** Sends until a delivery ran on a pool thread: the pool's threads are warm (the cold pool runs steps here). */
+  const warm = async (): Promise<void> => {
+    for (let n = 0; ; n++) {
+      const before = sink.received.length;
+      await send(`warm${n}`);
+      await until(() => sink.received.length > before, 'a warm-up delivery', 60_000);
+      if (sink.received.at(-1)!.meta.threadId !== threadId) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    sink.received.length = 0;
+  };
 
   beforeEach(() => {
     sink = makeSink();
@@ -40,8 +51,10 @@ describe('engine step pool', () => {
     h = undefined;
   });
 
-  it('runs the step on a pool thread, and a step that throws there errors the message with its reason', async () => {
+  it('runs the step on a pool thread, and a step that throws there errors the message with its reason', async function () {
+    this.timeout(120_000);
     await start({ ...channel(), steps: [{ type: 'test-pool', suffix: '' }] });
+    await warm();
     const ok = await send('ok');
     const bad = await send('boom');
     const ch = h!.engine.channel('c1');
@@ -55,8 +68,10 @@ describe('engine step pool', () => {
     assert.notEqual(sink.received[0]!.meta.threadId, threadId);
   });
 
-  it('keeps an ordered queue in order through the pool', async () => {
+  it('keeps an ordered queue in order through the pool', async function () {
+    this.timeout(120_000);
     await start(channel({ queue: 'ordered' }));
+    await warm();
     const texts = Array.from({ length: 30 }, (_, i) => `m${i}`);
     for (const t of texts) await send(t);
     await until(() => sink.received.length === texts.length, 'every message delivered');
@@ -68,8 +83,9 @@ describe('engine step pool', () => {
 
   it('stopped mid-batch, loses no message and sends none twice once started again', async function () {
     // Two engines, each starting its pool threads (each loads the step's module afresh).
-    this.timeout(120_000);
+    this.timeout(240_000);
     await start(channel({ queue: 'parallel', concurrency: 8 }));
+    await warm();
     const { dataDir, configDir } = h!;
     const texts = Array.from({ length: 80 }, (_, i) => `m${i}`);
     for (const t of texts) await send(t);

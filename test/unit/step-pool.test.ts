@@ -25,9 +25,12 @@ describe('step pool (channels/step-pool.ts)', () => {
     pool = undefined;
   });
 
-  it('runs a step that may leave the main thread on a pool thread, with its options, output and meta', async () => {
+  it('runs a step on the main thread while the pool is cold, then on a pool thread', async () => {
     pool = new StepPool(2);
     const step = pool.createStep(registry, { type: 'test-pool', suffix: '?' });
+    const cold = await step(input('a'));
+    assert.equal(cold!.meta.threadId, threadId, 'a cold pool made the message wait');
+    await pool.settled();
     const outs = await Promise.all(['a', 'b', 'c', 'd'].map((t) => step(input(t))));
     assert.deepEqual(
       outs.map((o) => o!.content.toString()),
@@ -46,6 +49,8 @@ describe('step pool (channels/step-pool.ts)', () => {
     pool = new StepPool(1);
     const cda = Buffer.from(writeFrcp(fullForm));
     const step = pool.createStep(registry, { type: 'cda-pdf' });
+    await step({ content: cda, contentType: 'application/hl7-cda+xml', meta: {} });
+    await pool.settled();
     const out = await step({ content: cda, contentType: 'application/hl7-cda+xml', meta: {} });
     assert.ok(out!.content.equals(renderPdf(cda)));
     assert.equal(cda.toString(), writeFrcp(fullForm), 'the input was moved away');
@@ -54,6 +59,8 @@ describe('step pool (channels/step-pool.ts)', () => {
   it('rebuilds a step’s failure on the main thread: its code, message, hint and retryability', async () => {
     pool = new StepPool(1);
     const step = pool.createStep(registry, { type: 'test-pool' });
+    await step(input('warm'));
+    await pool.settled();
     await assert.rejects(
       async () => step(input('boom')),
       (e: unknown) => {
@@ -66,6 +73,8 @@ describe('step pool (channels/step-pool.ts)', () => {
       },
     );
     const pdf = pool.createStep(registry, { type: 'cda-pdf' });
+    await pdf(input(writeFrcp(fullForm)));
+    await pool.settled();
     await assert.rejects(async () => pdf(input('<html xmlns="urn:hl7-org:v3"/>')), {
       code: 'PDF_CDA_INCOMPLETE',
     });
