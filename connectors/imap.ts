@@ -52,8 +52,12 @@ const schema = Type.Object(
     ),
     pollMs: Default(Type.Integer({ minimum: 100, description: 'time between two looks' }), 30_000),
     maxMessageBytes: Default(
-      Type.Integer({ minimum: 1024, description: 'larger mail is left in the mailbox and reported' }),
-      50 * 1024 * 1024,
+      Type.Integer({
+        minimum: 1024,
+        description:
+          'larger mail is left in the mailbox and reported; a mail streams to a file, so this is a policy (the default takes a 50 MB attachment, base64 included)',
+      }),
+      100 * 1024 * 1024,
     ),
     reconnectMinMs: Default(
       Type.Integer({ minimum: 10, description: 'first wait before reconnecting after a failure' }),

@@ -52,9 +52,9 @@ const schema = Type.Object({
       minimum: 1024,
       maximum: 1024 * MiB,
       description:
-        'larger mail is answered 552 as it passes the limit; a mail streams to a file while it arrives, so this is a policy, not a memory bound',
+        'larger mail is answered 552 as it passes the limit; a mail streams to a file while it arrives, so this is a policy, not a memory bound (the default takes a 50 MB attachment, base64 included)',
     }),
-    50 * MiB,
+    100 * MiB,
   ),
   auth: Default(
     Type.Enum(['off', 'optional', 'required'], {
