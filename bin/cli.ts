@@ -8,14 +8,11 @@ import { loadConfig, type LoadedConfig } from '../config/config.ts';
 import { formatProblem } from '../config/loader.ts';
 import { renderError } from '../config/errors.ts';
 import { defaultBind, envPort } from '../connectors/listener-setup.ts';
-import { builtinRegistry } from '../channels/builtins.ts';
-import { validateConfig } from '../channels/validate.ts';
-import { Engine } from '../channels/engine.ts';
 import { Store } from '../store/store.ts';
+import type { Registry } from '../channels/registry.ts';
 import { AccountError, hashPassword, roles, type Role } from '../store/accounts.ts';
 import { checkNewPassword } from '../store/auth-password.ts';
 import { createLogger } from './logger.ts';
-import { buildServer } from '../dashboard/server.ts';
 import { ConnectorSetupError } from '../connectors/listener-setup.ts';
 import { identityFiles, importIdentities, type ImportProgress } from '../channels/identity-import.ts';
 import { importForms } from '../channels/rcp-input.ts';
@@ -56,7 +53,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'start':
         return await start(rest);
       case 'validate':
-        return validate(rest);
+        return await validate(rest);
       case 'user':
         return await user(rest);
       case 'audit':
@@ -70,10 +67,10 @@ export async function main(argv: string[]): Promise<number> {
       case 'actx-url':
         return await actxUrl(rest, (v) => ({ base: applianceUrl(v.url), configDir: dirs(v).configDir }));
       case 'docs':
-        process.stdout.write(`${builtinRegistry().docs()}\n`);
+        process.stdout.write(`${(await registry()).docs()}\n`);
         return 0;
       case 'schema':
-        process.stdout.write(`${JSON.stringify(builtinRegistry().channelJsonSchema(), null, 2)}\n`);
+        process.stdout.write(`${JSON.stringify((await registry()).channelJsonSchema(), null, 2)}\n`);
         return 0;
       case undefined:
       case 'help':
@@ -97,16 +94,26 @@ function dirs(values: { config?: string; data?: string }): { configDir: string; 
   return { configDir: path.resolve(values.config ?? path.join(packageRoot, 'config')), dataDir };
 }
 
-function loadValid(configDir: string): { config: LoadedConfig; problems: string[] } {
+/**
+ * The connectors, the engine and the dashboard are loaded by the commands that run them: `import
+ * identities` and `user add` need the store alone, and the region's bulk load stays under 300 MB
+ * only without ~55 MB of modules it never calls.
+ */
+async function registry(): Promise<Registry> {
+  return (await import('../channels/builtins.ts')).builtinRegistry();
+}
+
+async function loadValid(configDir: string): Promise<{ config: LoadedConfig; problems: string[] }> {
   const config = loadConfig(configDir);
-  const problems = validateConfig(config, builtinRegistry()).map(formatProblem);
+  const { validateConfig } = await import('../channels/validate.ts');
+  const problems = validateConfig(config, await registry()).map(formatProblem);
   return { config, problems };
 }
 
-function validate(args: string[]): number {
+async function validate(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string' }, data: { type: 'string' } } });
   const { configDir } = dirs(values);
-  const { config, problems } = loadValid(configDir);
+  const { config, problems } = await loadValid(configDir);
   if (problems.length) {
     process.stderr.write(`${problems.join('\n')}\n${problems.length} problem(s) in ${configDir}\n`);
     return 1;
@@ -118,7 +125,7 @@ function validate(args: string[]): number {
 async function start(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string' }, data: { type: 'string' } } });
   const { configDir, dataDir } = dirs(values);
-  const { config, problems } = loadValid(configDir);
+  const { config, problems } = await loadValid(configDir);
   if (problems.length) {
     process.stderr.write(
       `${problems.join('\n')}\nnot started: fix the configuration (onco-relay validate)\n`,
@@ -133,7 +140,11 @@ async function start(args: string[]): Promise<number> {
   });
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o750 });
   const log = createLogger();
-  const engine = new Engine({ config, dataDir, registry: builtinRegistry(), log });
+  const [{ Engine }, { buildServer }] = await Promise.all([
+    import('../channels/engine.ts'),
+    import('../dashboard/server.ts'),
+  ]);
+  const engine = new Engine({ config, dataDir, registry: await registry(), log });
   await firstAdmin(engine.store);
   await engine.start();
   const http = buildServer(engine, config.engine.http);

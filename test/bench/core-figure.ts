@@ -7,8 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { builtinRegistry } from '../../channels/builtins.ts';
 import { migrate, openDatabase } from '../../store/db.ts';
-import { allMigrations, Store } from '../../store/store.ts';
-import { identityFiles, importIdentities } from '../../channels/identity-import.ts';
+import { allMigrations } from '../../store/store.ts';
 import { PatientStore, parseIdentity, type IdentityInput } from '../../store/patients.ts';
 import { startEngine, tempDir, type Harness } from '../support/engine-harness.ts';
 import { freePort } from '../support/ports.ts';
@@ -21,34 +20,6 @@ const rssMB = (): number => mb(process.memoryUsage().rss);
 /** The most this process has held at once (maxRSS is in KiB). */
 const peakMB = (): number => Math.round(process.resourceUsage().maxRSS / 1024);
 const seconds = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e9;
-
-/** Bytes this process passed to write(2) and read(2) so far (Linux). */
-function ioBytes(): { written: number; read: number } {
-  const io = fs.readFileSync('/proc/self/io', 'utf8');
-  const field = (name: string): number => Number(new RegExp(`^${name}: (\\d+)`, 'm').exec(io)?.[1] ?? 0);
-  return { written: field('wchar'), read: field('rchar') };
-}
-
-/**
- * CPU seconds of this process's threads (Linux): the main thread, the busiest other one (the store's
- * writer thread, whose CPU is the bulk import's wall), and the rest (GC helpers, libuv) together.
- */
-function threadCpu(): { main: number; writer: number; others: number } {
-  const tick = 100;
-  const used = fs.readdirSync('/proc/self/task').map((tid) => {
-    const fields = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return { tid: Number(tid), s: (Number(fields[11]) + Number(fields[12])) / tick };
-  });
-  const main = used.find((t) => t.tid === process.pid)?.s ?? 0;
-  const rest = used.filter((t) => t.tid !== process.pid).map((t) => t.s);
-  const writer = Math.max(0, ...rest);
-  const round = (x: number): number => Math.round(x * 10) / 10;
-  return {
-    main: round(main),
-    writer: round(writer),
-    others: round(rest.reduce((a, b) => a + b, 0) - writer),
-  };
-}
 
 async function until(done: () => boolean): Promise<void> {
   while (!done()) await new Promise((resolve) => setTimeout(resolve, 5));
@@ -232,51 +203,7 @@ function raw(): object {
   };
 }
 
-/** The bulk import of the PAM FR files of `dir` (`total` messages) into an empty store, as the CLI runs it. */
-async function identityImport(o: { dir: string; total: number }): Promise<object> {
-  const store = new Store({ dataDir: tempDir('onco-bench-data-') });
-  const cpu0 = process.cpuUsage();
-  const io0 = ioBytes();
-  let lastShown = Date.now();
-  const report = await importIdentities(store, await identityFiles([o.dir]), {
-    author: 'bench',
-    directory: benchDirectory,
-    onProgress: (p) => {
-      if (Date.now() - lastShown < 10_000) return;
-      lastShown = Date.now();
-      process.stderr.write(
-        `  identities: ${p.messages.toLocaleString('en')} of ${o.total.toLocaleString('en')}, RSS ${rssMB()} MB\n`,
-      );
-    },
-  });
-  const cpu = process.cpuUsage(cpu0);
-  const threads = threadCpu();
-  const io = ioBytes();
-  const count = (table: string): unknown => store.db.prepare(`SELECT count(*) FROM ${table}`).pluck().get();
-  const result = {
-    identities: report.messages,
-    patients: count('patients'),
-    reviewItems: count('identity_reviews'),
-    refused: report.refused,
-    seconds: Number(report.seconds.toFixed(1)),
-    perSecond: Math.round(report.messages / report.seconds),
-    // Both threads: the importer's mapping and the writer's filing.
-    cpuSeconds: Math.round((cpu.user + cpu.system) / 1e6),
-    threadCpuSeconds: threads,
-    writerCpuMsPerIdentity: Number(((threads.writer * 1000) / report.messages).toFixed(3)),
-    // Written: the WAL and its checkpoints; read: the input files and the pages the caches missed.
-    writtenKBPerIdentity: Math.round((io.written - io0.written) / 1024 / report.messages),
-    readKBPerIdentity: Math.round((io.read - io0.read) / 1024 / report.messages),
-    rssAfterMB: rssMB(),
-    rssPeakMB: peakMB(),
-    actions: report.actions,
-  };
-  await store.close();
-  return result;
-}
-
 const figures: Record<string, (o: never) => object | Promise<object>> = {
-  'identity-import': identityImport,
   raw,
   seed,
   sftp,
