@@ -1,5 +1,6 @@
 // The SFTP server's host key: generated once, then kept, because clients pin it (known_hosts) and a new
 // key on every start would look like an attack to them.
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import ssh2 from 'ssh2';
@@ -25,11 +26,16 @@ export async function loadOrCreateHostKey(file: string): Promise<Buffer> {
   }
   await fs.mkdir(path.dirname(file), { recursive: true });
   const pair = ssh2.utils.generateKeyPairSync('ed25519');
+  // Written whole under a name of its own, then linked into place: a link fails when the name exists,
+  // so when two starts race the first key wins, and neither ever reads a half-written key.
+  const draft = `${file}.${process.pid}-${randomUUID()}`;
+  await fs.writeFile(draft, pair.private, { mode: 0o600, flag: 'wx' });
   try {
-    // `wx`: when two processes race, the first key wins and both use it.
-    await fs.writeFile(file, pair.private, { mode: 0o600, flag: 'wx' });
+    await fs.link(draft, file);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  } finally {
+    await fs.rm(draft, { force: true });
   }
   return fs.readFile(file);
 }

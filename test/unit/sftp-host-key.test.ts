@@ -21,6 +21,16 @@ describe('sftp host key', function () {
     assert.ok((await loadOrCreateHostKey(file)).equals(first));
   });
 
+  it('gives every start that races to create it the same whole key, leaving no draft behind', async function () {
+    const file = path.join(dir, 'keys', 'ssh_host_ed25519_key');
+    const keys = await Promise.all(Array.from({ length: 20 }, () => loadOrCreateHostKey(file)));
+    for (const key of keys) {
+      assert.ok(!(ssh2.utils.parseKey(key) instanceof Error), 'a whole private key');
+      assert.ok(key.equals(keys[0]!), 'the same key for all');
+    }
+    assert.deepEqual(fs.readdirSync(path.dirname(file)), ['ssh_host_ed25519_key']);
+  });
+
   it('tightens a key file others could read', async function () {
     const file = path.join(dir, 'key');
     fs.writeFileSync(file, ssh2.utils.generateKeyPairSync('ed25519').private, { mode: 0o644 });
