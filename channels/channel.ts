@@ -22,7 +22,7 @@ import { destinationFrameKeys } from '../config/schema.ts';
 import { OncoError, renderError } from '../config/errors.ts';
 import type { Registry } from './registry.ts';
 import { JournalBackoff } from './backoff.ts';
-import { DestinationWorker, POISON_LIMIT } from './destination-worker.ts';
+import { DestinationWorker } from './destination-worker.ts';
 import { ChannelMetrics } from './metrics.ts';
 import { describeError, runSteps } from './steps.ts';
 import type { StepPool } from './step-pool.ts';
@@ -35,7 +35,7 @@ export interface ChannelDeps {
   store: Store;
   registry: Registry;
   log: Logger;
-  defaults: { retry: RetryPolicy; queueLimit: number };
+  defaults: { retry: RetryPolicy; queueLimit: number; poisonLimit: number };
   /** The engine-wide part of every connector context (accounts, shared services, data dir). */
   connectorContext: (channelId: string, report: (s: ConnectorState) => void) => ConnectorContext;
   dispatch: DestinationContext['dispatch'];
@@ -163,6 +163,7 @@ export class Channel {
           ordered: d.queue !== 'parallel',
           concurrency: d.concurrency,
           retry: { ...this.deps.defaults.retry, ...d.retry },
+          poisonLimit: this.deps.defaults.poisonLimit,
           storage: () => this.storage,
           steps: d.steps.map((s) => stepPool.createStep(registry, s)),
           destination,
@@ -443,7 +444,7 @@ export class Channel {
    * when the engine died or was stopped hard; it is a suspect and runs alone, marked alone, its
    * result committed at once, so that only the message that kills the engine keeps counting (the
    * others of its run count one unfinished attempt, then each runs alone and goes through). After
-   * POISON_LIMIT unfinished attempts it is quarantined, not run again.
+   * `defaults.poisonLimit` unfinished attempts it is quarantined, not run again.
    */
   private async processLoop(): Promise<void> {
     const { store } = this.deps;
@@ -486,7 +487,7 @@ export class Channel {
           slice = Date.now();
         }
         const processed =
-          unfinished[i]! >= POISON_LIMIT
+          unfinished[i]! >= this.deps.defaults.poisonLimit
             ? { result: this.quarantine(m.id, unfinished[i]!), output: null }
             : await this.process(m.id, m.contentType, m.meta);
         // A step's output staged as a file is placed as its blob before the write that references it

@@ -27,6 +27,11 @@ export interface WorkerOptions {
   ordered: boolean;
   concurrency: number;
   retry: RetryPolicy;
+  /**
+   * Attempts of one delivery that may begin and never reach a journaled outcome before it is
+   * quarantined: the engine died or was stopped hard during each of them.
+   */
+  poisonLimit: number;
   storage: () => StoragePolicy;
   steps: Step[];
   destination: Destination;
@@ -43,12 +48,6 @@ export interface WorkerOptions {
     error?: { code: string; text: string },
   ) => void;
 }
-
-/**
- * Attempts (of processing a message, or of one delivery) that may begin and never reach a journaled
- * outcome before the item is quarantined: the engine died or was stopped hard during each of them.
- */
-export const POISON_LIMIT = 3;
 
 /** A delivery ready to send, and the `sent` stage to journal once it is (none: the content as journaled). */
 interface Prepared {
@@ -301,7 +300,7 @@ export class DestinationWorker {
       this.journalFailed(error);
       return;
     }
-    if (unfinished >= POISON_LIMIT) {
+    if (unfinished >= this.o.poisonLimit) {
       const text =
         `DELIVERY_QUARANTINED: ${unfinished} attempts of this delivery began and never finished (the engine ` +
         'crashed or stalled each time); it is quarantined so that the queue behind it flows ' +

@@ -28,7 +28,7 @@ export interface EngineConfig {
     blobThresholdBytes: number;
     writerRestarts: number;
   };
-  defaults: { retry: RetryPolicy; queueLimit: number };
+  defaults: { retry: RetryPolicy; queueLimit: number; poisonLimit: number };
   stepPool: { threads?: number };
   identity: Record<string, unknown>;
 }

@@ -161,6 +161,13 @@ export const engineSchema = {
           default: 10000,
           description: 'Back-pressure bound of a channel without its own queueLimit.',
         },
+        poisonLimit: {
+          type: 'integer',
+          minimum: 2,
+          default: 3,
+          description:
+            'Poison guard: a message or a delivery is quarantined after this many attempts that began and never finished (the engine died or stalled each time).',
+        },
       },
     },
     identity: {

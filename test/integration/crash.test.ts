@@ -20,13 +20,14 @@ const crashPerson: PamPatient = {
   ipp: '',
   finess: '310000001',
 };
+import { crashEngineYaml } from '../support/crash-loop.ts';
 import { tempDir, until } from '../support/engine-harness.ts';
 
 const KILLS = 12;
 
 function writeConfig(dir: string): void {
   fs.mkdirSync(path.join(dir, 'channels'), { recursive: true });
-  fs.writeFileSync(path.join(dir, 'engine.yaml'), YAML.stringify({ http: { port: 0 } }));
+  fs.writeFileSync(path.join(dir, 'engine.yaml'), crashEngineYaml(KILLS));
   fs.writeFileSync(
     path.join(dir, 'channels', 'intake.yaml'),
     YAML.stringify({

@@ -9,6 +9,7 @@ import type { ChildProcess } from 'node:child_process';
 import Database from 'better-sqlite3';
 import YAML from 'yaml';
 import { startChildEngine } from '../support/child-engine.ts';
+import { crashEngineYaml } from '../support/crash-loop.ts';
 import { addAccount, tempDir, until } from '../support/engine-harness.ts';
 import { documentDirectory, knownPatient, SUD } from '../support/documents-out.ts';
 import { formContent, meetingData } from '../fixtures/documents/rcp-store.ts';
@@ -28,7 +29,7 @@ describe('documents out across kill -9', function () {
     const configDir = tempDir('onco-doccrash-config-');
     const dataDir = tempDir('onco-doccrash-data-');
     fs.mkdirSync(path.join(configDir, 'channels'));
-    fs.writeFileSync(path.join(configDir, 'engine.yaml'), YAML.stringify({ http: { port: 0 } }));
+    fs.writeFileSync(path.join(configDir, 'engine.yaml'), crashEngineYaml(KILLS));
     const directory = {
       ...documentDirectory,
       establishments: documentDirectory.establishments.filter((e) => e.finess === SUD),

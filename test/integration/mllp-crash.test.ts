@@ -13,6 +13,7 @@ import { Client, Message } from 'node-hl7-client';
 import YAML from 'yaml';
 import {
   copiesById,
+  crashEngineYaml,
   CrashedEngine,
   killLoop,
   writtenFiles,
@@ -64,7 +65,7 @@ function a28Of(controlId: string): string {
 
 function writeIdentityConfig(dir: string, port: number): void {
   fs.mkdirSync(path.join(dir, 'channels'), { recursive: true });
-  fs.writeFileSync(path.join(dir, 'engine.yaml'), YAML.stringify({ http: { port: 0 } }));
+  fs.writeFileSync(path.join(dir, 'engine.yaml'), crashEngineYaml(MAX_KILLS));
   fs.writeFileSync(
     path.join(dir, 'directory.yaml'),
     YAML.stringify({ establishments: [{ finess: FINESS, name: 'CHU', kind: 'hospital' }] }),
@@ -82,7 +83,7 @@ function writeIdentityConfig(dir: string, port: number): void {
 
 function writeConfig(dir: string, port: number): void {
   fs.mkdirSync(path.join(dir, 'channels'), { recursive: true });
-  fs.writeFileSync(path.join(dir, 'engine.yaml'), YAML.stringify({ http: { port: 0 } }));
+  fs.writeFileSync(path.join(dir, 'engine.yaml'), crashEngineYaml(MAX_KILLS));
   fs.writeFileSync(
     path.join(dir, 'channels', 'hl7-in.yaml'),
     YAML.stringify({

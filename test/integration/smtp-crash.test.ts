@@ -9,6 +9,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import {
   copiesById,
+  crashEngineYaml,
   CrashedEngine,
   killLoop,
   writtenFiles,
@@ -88,7 +89,7 @@ describe('SMTP inbox crash safety (kill -9 between DATA and 250)', function () {
     const dataDir = tempDir('onco-smtp-crash-data-');
     const port = await freePort();
     fs.mkdirSync(path.join(configDir, 'channels'), { recursive: true });
-    fs.writeFileSync(path.join(configDir, 'engine.yaml'), YAML.stringify({ http: { port: 0 } }));
+    fs.writeFileSync(path.join(configDir, 'engine.yaml'), crashEngineYaml(MAX_KILLS));
     fs.writeFileSync(
       path.join(configDir, 'channels', 'mss-in.yaml'),
       YAML.stringify({

@@ -8,10 +8,21 @@ import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import YAML from 'yaml';
 import { startChildEngine } from './child-engine.ts';
 import { until } from './engine-harness.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * engine.yaml of a crash test. Its kills land on whatever is in flight, and after a restart the
+ * suspects of the last kill run first, alone, where the next kill often finds them: a message those
+ * kills cut `poisonLimit` times would be quarantined as poison. The kills are the test's, not the
+ * message's, so the limit is set above the kills (the poison guard has tests of its own).
+ */
+export function crashEngineYaml(maxKills: number): string {
+  return YAML.stringify({ http: { port: 0 }, defaults: { poisonLimit: maxKills + 1 } });
+}
 
 /** A sender that remembers what the engine did not acknowledge (an MTA's queue, an MLLP client's). */
 export interface CrashSender {
