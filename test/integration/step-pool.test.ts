@@ -86,6 +86,9 @@ describe('engine step pool', () => {
     this.timeout(240_000);
     await start(channel({ queue: 'parallel', concurrency: 8 }));
     await warm();
+    // A peer that takes 25 ms a message: 80 messages at 8 at a time outlast the stop, on any machine
+    // (on a quiet one the whole batch used to go before the stop came).
+    sink.behaviour = () => new Promise((resolve) => setTimeout(() => resolve(undefined), 25));
     const { dataDir, configDir } = h!;
     const texts = Array.from({ length: 80 }, (_, i) => `m${i}`);
     for (const t of texts) await send(t);
