@@ -25,7 +25,7 @@ export async function loadOrCreateHostKey(file: string): Promise<Buffer> {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   await fs.mkdir(path.dirname(file), { recursive: true });
-  const pair = ssh2.utils.generateKeyPairSync('ed25519');
+  const pair = readableKeyPair();
   // Written whole under a name of its own, then linked into place: a link fails when the name exists,
   // so when two starts race the first key wins, and neither ever reads a half-written key.
   const draft = `${file}.${process.pid}-${randomUUID()}`;
@@ -38,4 +38,20 @@ export async function loadOrCreateHostKey(file: string): Promise<Buffer> {
     await fs.rm(draft, { force: true });
   }
   return fs.readFile(file);
+}
+
+/**
+ * An ed25519 pair that ssh2 itself can read back. ssh2's generator strips the leading zero bytes of the
+ * public key, so about one key in 256 is malformed to its own parser (mscdex/ssh2#1390, #1513): the
+ * server would then fail to start with "Malformed OpenSSH private key". Such a pair is drawn again.
+ */
+export function readableKeyPair(): { private: string; public: string } {
+  for (;;) {
+    const pair = ssh2.utils.generateKeyPairSync('ed25519');
+    if (
+      !(ssh2.utils.parseKey(pair.private) instanceof Error) &&
+      !(ssh2.utils.parseKey(pair.public) instanceof Error)
+    )
+      return pair;
+  }
 }
