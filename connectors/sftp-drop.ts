@@ -8,7 +8,13 @@ import { ackErrorOf, buildAck } from '../transformers/hl7v2-ack.ts';
 import type { DueAnswer, Inbound, Outcome, Source, SourceContext, SourceSpec } from './contract.ts';
 import Type, { type Static } from 'typebox';
 import { Default, readOptions, type OptionsOf } from '../transformers/contract.ts';
-import { connectionLimitOptions, defaultBind, envPort } from './listener-setup.ts';
+import {
+  connectionLimitOptions,
+  defaultBind,
+  envPort,
+  leaveSharedListener,
+  type SharedListenerHold,
+} from './listener-setup.ts';
 import { InFlight } from './poll-loop.ts';
 import {
   DROP_FOLDERS,
@@ -135,8 +141,7 @@ class SftpDropSource implements Source {
   private readonly ctx: SourceContext;
   private readonly buildAck: AckBuilder;
   private readonly inFlight = new InFlight();
-  private release: (() => Promise<void>) | null = null;
-  private unroute: (() => void) | null = null;
+  private readonly hold: SharedListenerHold = { unroute: null, release: null };
   private server: SftpServer | null = null;
   /** The answer being written per message: a later one (a late failure) waits for it, then rewrites. */
   private readonly answering = new Map<number, Promise<void>>();
@@ -167,7 +172,7 @@ class SftpDropSource implements Source {
           },
         }),
     );
-    this.release = () => handle.release();
+    this.hold.release = () => handle.release();
     const server = handle.service;
     this.server = server;
     try {
@@ -183,7 +188,7 @@ class SftpDropSource implements Source {
           },
         );
       }
-      this.unroute = server.route(options.folder, {
+      this.hold.unroute = server.route(options.folder, {
         maxFileBytes: options.maxFileBytes,
         take: (upload) => this.inFlight.track(this.take(upload)),
       });
@@ -234,13 +239,7 @@ class SftpDropSource implements Source {
   async stop(): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = null;
-    this.unroute?.();
-    this.unroute = null;
-    await this.inFlight.settled();
-    const release = this.release;
-    this.release = null;
-    await release?.();
-    this.ctx.report({ connected: false });
+    await leaveSharedListener(this.hold, this.inFlight, this.ctx);
   }
 
   private async take(upload: Upload): Promise<TakeResult> {
