@@ -8,6 +8,7 @@
 // The clinical content is kept as the JSON the API was given (the CDA model's shapes: professionals,
 // coded values, diagnosis, treatments), with the fields the store searches or checks in columns.
 import { OncoError } from '../config/errors.ts';
+import type { PatientSnapshot } from '../contracts/patient-snapshot.ts';
 import type { Audit } from './audit.ts';
 import type { Db, Migration } from './db.ts';
 import type { Outbox } from './outbox.ts';
@@ -160,22 +161,6 @@ export interface DocumentRecord {
   validatedBy: string | null;
   /** The outbox row written at validation: the way to the messages that sent it. */
   outboxId: number | null;
-}
-
-/** The patient as a validated document carries it: identity at the time of validation. */
-export interface PatientSnapshot {
-  id: number;
-  /** Only when the identity is qualified: an unqualified INS never leaves the store. */
-  ins: { matricule: string; oid: string } | null;
-  identifiers: Array<{ finess: string; ipp: string }>;
-  birthName: string;
-  givenNames: string;
-  firstGivenName: string;
-  usedName: string | null;
-  usedGivenName: string | null;
-  sex: string;
-  birthDate: string;
-  birthPlace: string | null;
 }
 
 /** The content of the outbox row of a validated document: everything the CDA writers and the routing need. */
