@@ -182,6 +182,7 @@ export class Store {
     this.blobs = new BlobFiles(
       memory ? null : path.join(options.dataDir, 'blobs'),
       options.blobThresholdBytes ?? DEFAULT_BLOB_THRESHOLD,
+      (digest) => modules.journal.blobKnown(digest),
     );
     ({
       journal: this.journal,
