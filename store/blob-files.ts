@@ -14,6 +14,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { OncoError } from '../config/errors.ts';
+import { reclaimAfter } from './buffer-reclaim.ts';
 import { syncDirectory, syncDirectorySync } from './sync-directory.ts';
 
 /** A blob as the journal records it: plain data, safe to hand to the writer. */
@@ -313,6 +314,7 @@ export class BlobFiles {
           written += bytesWritten;
         }
         size += chunk.length;
+        reclaimAfter(chunk.length);
       }
       await handle.sync();
     } catch (error) {
@@ -336,6 +338,7 @@ export class BlobFiles {
       }) as AsyncIterable<Buffer>) {
         hash.update(chunk);
         size += chunk.length;
+        reclaimAfter(chunk.length);
       }
       await handle.sync();
     } finally {
