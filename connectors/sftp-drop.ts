@@ -18,6 +18,7 @@ import {
   type SftpServerSettings,
   type TakeResult,
   type Upload,
+  uploadAudit,
 } from './sftp-server.ts';
 import { halfOf, SidecarPairing, type Pair } from './sftp-pairing.ts';
 
@@ -300,9 +301,10 @@ class SftpDropSource implements Source {
       dedupKey: `sftp:${upload.account.login}:${digest}`,
       ...(upload.account.finess ? { owner: upload.account.finess } : {}),
       ...(rejected ? { rejected } : { owesAnswer: true }),
+      audit: uploadAudit(upload.audit, rejected),
     };
     const receipt = await this.ctx.receive(inbound);
-    if (rejected) return { rejected };
+    if (rejected) return { rejected, audited: true };
     // Answered later, once processed: the upload is acknowledged now that the message is journaled.
     void this.answer({
       messageId: receipt.messageId,
@@ -311,6 +313,7 @@ class SftpDropSource implements Source {
       meta: inbound.meta!,
       sender: upload.account.login,
     });
+    return { audited: true };
   }
 
   /** One answer at a time per message: a late failure's rewrite comes after the first answer. */

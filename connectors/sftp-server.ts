@@ -6,7 +6,7 @@ import net from 'node:net';
 import path from 'node:path';
 import ssh2 from 'ssh2';
 import type { AuthContext, ClientInfo, Connection, PublicKeyAuthContext } from 'ssh2';
-import type { Account, Accounts, Logger, SharedService } from './contract.ts';
+import type { Account, Accounts, ConnectorAct, Logger, SharedService } from './contract.ts';
 import { AccountTrees, loginUsableAsDirectory, type AccountTree } from './sftp-account-tree.ts';
 import { SftpFileSystem, type UploadSink } from './sftp-filesystem.ts';
 import { SftpServerError } from './sftp-error.ts';
@@ -29,10 +29,18 @@ export interface Upload {
   size: number;
   /** The account's tree, to place answers later: `tree.place('out/ack', …)`, `tree.reject(…)`. */
   tree: AccountTree;
+  /**
+   * The upload's audit row, its outcome to be set: a route that journals the file records it in the
+   * same commit (`Inbound.audit`) and says so (`audited`); otherwise the server records it after.
+   */
+  audit: ConnectorAct;
 }
 
-/** `rejected`: the file goes to `/error` with `NAME.error.txt` giving this reason. */
-export type TakeResult = { rejected: string } | void;
+/**
+ * `rejected`: the file goes to `/error` with `NAME.error.txt` giving this reason. `audited`: the
+ * upload's audit row was committed with the message.
+ */
+export type TakeResult = { rejected?: string; audited?: boolean } | void;
 
 export interface Route {
   maxFileBytes: number;
@@ -185,16 +193,14 @@ export class SftpServer implements SharedService {
 
   /** The sink one account's sessions hand their uploads to. */
   private sinkFor(account: Account, address: string): UploadSink {
-    const audit = (object: string, outcome: 'ok' | 'refused' | 'failed', detail: Record<string, unknown>) =>
-      this.accounts.audit?.({
-        actor: account.login,
-        action: 'sftp-upload',
-        object,
-        source: address,
-        establishment: account.finess,
-        outcome,
-        detail,
-      });
+    const act = (object: string, size: number): ConnectorAct => ({
+      actor: account.login,
+      action: 'sftp-upload',
+      object,
+      source: address,
+      establishment: account.finess,
+      detail: { size },
+    });
     return {
       limitFor: (folder) => this.routes.get(folder)?.maxFileBytes ?? null,
       take: async (tree, folder, name, file, size) => {
@@ -206,18 +212,15 @@ export class SftpServer implements SharedService {
             `no channel takes /in/${folder} now; send the file later`,
           );
         }
-        const object = `sftp:/in/${folder}/${name}`;
+        const audit = act(`sftp:/in/${folder}/${name}`, size);
         let result: TakeResult;
         try {
-          result = await route.take({ account, folder, name, file, size, tree });
+          result = await route.take({ account, folder, name, file, size, tree, audit });
         } catch (err) {
-          await audit(object, 'failed', { size });
+          await this.accounts.audit?.({ ...audit, outcome: 'failed' });
           throw err;
         }
-        await audit(object, result?.rejected ? 'refused' : 'ok', {
-          size,
-          ...(result?.rejected ? { rejected: result.rejected } : {}),
-        });
+        if (!result?.audited) await this.accounts.audit?.(uploadAudit(audit, result?.rejected));
         if (result?.rejected) await tree.reject(name, file, result.rejected);
         else await fs.rm(file, { force: true });
       },
@@ -281,6 +284,13 @@ export class SftpServer implements SharedService {
     );
     return account && proof === 'query' ? 'key-acceptable' : account;
   }
+}
+
+/** An upload's audit row once its fate is known: taken, or refused with the reason. */
+export function uploadAudit(act: ConnectorAct, rejected: string | undefined): ConnectorAct {
+  return rejected === undefined
+    ? { ...act, outcome: 'ok' }
+    : { ...act, outcome: 'refused', detail: { ...act.detail, rejected } };
 }
 
 /** Proves the client holds the private half of the offered key. */

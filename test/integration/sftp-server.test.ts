@@ -133,6 +133,41 @@ describe('sftp-drop: built-in SFTP server', function () {
     assert.deepEqual(await client.list('/in/identity'), []);
   });
 
+  it('waits for one write before answering CLOSE: the audit row is committed with the message', async function () {
+    const { store } = engine.engine;
+    const writes: Array<{ module: string; method: string; args: unknown[] }> = [];
+    const run = store.writer.run.bind(store.writer);
+    store.writer.run = (module, method, args, mode) => {
+      writes.push({ module, method, args });
+      return run(module, method, args, mode);
+    };
+    const client = await connect('chu', 'chu-secret');
+    try {
+      await client.put(Buffer.from('a pathology report'), '/in/pathology/cr-audited.txt');
+      await client.put(Buffer.alloc(0), '/in/pathology/cr-empty.txt');
+    } finally {
+      store.writer.run = run;
+    }
+    // An audit write of its own would be a second commit, after the first, before the reply.
+    assert.deepEqual(
+      writes.filter((w) => w.module === 'audit').map((w) => w.method),
+      [],
+    );
+    const receives = writes.filter((w) => w.module === 'journal' && w.method === 'receive');
+    assert.equal(receives.length, 2);
+    const [taken, refused] = pathology.journal.slice(-2);
+    const rows = store.audit.search({ actor: 'chu', action: 'sftp-upload' }).items;
+    const rowOf = (name: string) => rows.find((r) => r.object === `sftp:/in/pathology/${name}`);
+    assert.equal(rowOf('cr-audited.txt')?.outcome, 'ok');
+    assert.deepEqual(rowOf('cr-audited.txt')?.detail, { size: 18, messageId: taken!.messageId });
+    assert.equal(rowOf('cr-empty.txt')?.outcome, 'refused');
+    assert.deepEqual(rowOf('cr-empty.txt')?.detail, {
+      size: 0,
+      rejected: 'file refused: it is empty; send it again with its content',
+      messageId: refused!.messageId,
+    });
+  });
+
   it('writes an HL7 ACK file named after the HL7 file into /out/ack', async function () {
     const client = await connect('chu', 'chu-secret');
     await client.put(Buffer.from(HL7), '/in/identity/a28.hl7');
