@@ -8,7 +8,7 @@ import ssh2 from 'ssh2';
 import type { AuthContext, ClientInfo, Connection, PublicKeyAuthContext } from 'ssh2';
 import type { Account, Accounts, ConnectorAct, Logger, SharedService } from './contract.ts';
 import { AccountTrees, loginUsableAsDirectory, type AccountTree } from './sftp-account-tree.ts';
-import { SftpFileSystem, type UploadSink } from './sftp-filesystem.ts';
+import { SftpFileSystem, type UploadBody, type UploadSink } from './sftp-filesystem.ts';
 import { SftpServerError } from './sftp-error.ts';
 import { defaultConnectionLimits, type ConnectionLimits } from './listener-setup.ts';
 import { loadOrCreateHostKey } from './sftp-host-key.ts';
@@ -18,14 +18,15 @@ export { DROP_FOLDERS, type DropFolder } from './sftp-paths.ts';
 export type { AccountTree } from './sftp-account-tree.ts';
 export { SftpServerError } from './sftp-error.ts';
 
-/** A complete file in a drop folder, handed to the channel that takes the folder. */
-export interface Upload {
+/**
+ * A complete file in a drop folder, handed to the channel that takes the folder: its bytes when it
+ * was small, else its file, which is removed (or moved to `/error`) once the handler settles.
+ */
+export interface Upload extends UploadBody {
   account: Account;
   folder: DropFolder;
   /** Final name as the client gave it (after the rename, for a `.part` upload). */
   name: string;
-  /** Where the complete content is on disk; it is removed (or moved to `/error`) once the handler settles. */
-  file: string;
   size: number;
   /** The account's tree, to place answers later: `tree.place('out/ack', …)`, `tree.reject(…)`. */
   tree: AccountTree;
@@ -203,7 +204,7 @@ export class SftpServer implements SharedService {
     });
     return {
       limitFor: (folder) => this.routes.get(folder)?.maxFileBytes ?? null,
-      take: async (tree, folder, name, file, size) => {
+      take: async (tree, folder, name, body, size) => {
         const route = this.routes.get(folder);
         if (!route) {
           throw new SftpRefusal(
@@ -215,14 +216,14 @@ export class SftpServer implements SharedService {
         const audit = act(`sftp:/in/${folder}/${name}`, size);
         let result: TakeResult;
         try {
-          result = await route.take({ account, folder, name, file, size, tree, audit });
+          result = await route.take({ account, folder, name, size, tree, audit, ...body });
         } catch (err) {
           await this.accounts.audit?.({ ...audit, outcome: 'failed' });
           throw err;
         }
         if (!result?.audited) await this.accounts.audit?.(uploadAudit(audit, result?.rejected));
-        if (result?.rejected) await tree.reject(name, file, result.rejected);
-        else await fs.rm(file, { force: true });
+        if (result?.rejected) await tree.reject(name, await body.file(), result.rejected);
+        else if (body.content === null) await fs.rm(await body.file(), { force: true });
       },
     };
   }
