@@ -260,7 +260,9 @@ export class SftpFileSystem {
         `no channel takes /in/${folder} at the moment; send the file later`,
       );
     }
-    const existing = await this.lstatOrNull(this.tree.real(segments));
+    // Only a temporary name can be on disk in /in: a final name is taken at its CLOSE or RENAME and
+    // never written there, so no look-up is spent on it.
+    const existing = isTemporaryName(where.name) && (await this.lstatOrNull(this.tree.real(segments)));
     if (existing && (flags & OPEN.EXCL || !(flags & OPEN.TRUNC))) {
       refuse(
         STATUS.FAILURE,
