@@ -171,6 +171,7 @@ export class SftpServer implements SharedService {
     // SFTP is request and reply: with Nagle's algorithm a small reply waits for the client's delayed
     // ACK of the previous one (up to 40 ms on Linux), which capped small uploads at ~80 files/s.
     socket.setNoDelay(true);
+    coalesceWrites(socket);
     socket.setTimeout(this.limits.idleTimeoutMs, () => {
       this.log.info({ remote: key }, 'sftp connection closed: idle');
       socket.destroy();
@@ -285,6 +286,26 @@ export class SftpServer implements SharedService {
     );
     return account && proof === 'query' ? 'key-acceptable' : account;
   }
+}
+
+/**
+ * SSH packets written in one turn of the event loop leave in one system call: a group commit answers
+ * many CLOSEs of a connection at once, and each reply is a packet of its own.
+ */
+function coalesceWrites(socket: net.Socket): void {
+  const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
+  let corked = false;
+  socket.write = ((...args: unknown[]) => {
+    if (!corked) {
+      corked = true;
+      socket.cork();
+      setImmediate(() => {
+        corked = false;
+        socket.uncork();
+      });
+    }
+    return write(...args);
+  }) as typeof socket.write;
 }
 
 /** An upload's audit row once its fate is known: taken, or refused with the reason. */
