@@ -16,6 +16,7 @@ import {
   fileNameProblem,
   isTemporaryName,
   locate,
+  mayExist,
   resolvePath,
   SftpRefusal,
   STATUS,
@@ -260,9 +261,7 @@ export class SftpFileSystem {
         `no channel takes /in/${folder} at the moment; send the file later`,
       );
     }
-    // Only a temporary name can be on disk in /in: a final name is taken at its CLOSE or RENAME and
-    // never written there, so no look-up is spent on it.
-    const existing = isTemporaryName(where.name) && (await this.lstatOrNull(this.tree.real(segments)));
+    const existing = mayExist(where) && (await this.lstatOrNull(this.tree.real(segments)));
     if (existing && (flags & OPEN.EXCL || !(flags & OPEN.TRUNC))) {
       refuse(
         STATUS.FAILURE,
@@ -416,7 +415,7 @@ export class SftpFileSystem {
   /** Stats what a path names in the tree; symbolic links are never followed (the tree has none). */
   private async statPath(p: string): Promise<Reply> {
     const segments = resolvePath(p);
-    const stats = locate(segments).kind === 'none' ? null : await this.lstatOrNull(this.tree.real(segments));
+    const stats = mayExist(locate(segments)) ? await this.lstatOrNull(this.tree.real(segments)) : null;
     if (!stats || stats.isSymbolicLink())
       return refuse(STATUS.NO_SUCH_FILE, 'SFTP_NO_FILE', `${p}: no such file`);
     return { attrs: toAttrs(stats) };
