@@ -287,6 +287,7 @@ export class Channel {
         rejected: m.rejected ?? null,
         replayOf: options.replayOf,
         owesAnswer: m.owesAnswer,
+        ...(m.audit ? { audit: m.audit } : {}),
         destinations: this.config.destinations.map((d) => d.name),
         now: Date.now(),
       };

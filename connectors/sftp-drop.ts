@@ -24,6 +24,7 @@ import {
   type SftpServerSettings,
   type TakeResult,
   type Upload,
+  uploadAudit,
 } from './sftp-server.ts';
 import { halfOf, SidecarPairing, type Pair } from './sftp-pairing.ts';
 
@@ -244,12 +245,14 @@ class SftpDropSource implements Source {
 
   private async take(upload: Upload): Promise<TakeResult> {
     if (this.pairing !== null && halfOf(upload.name) !== null && upload.size > 0) {
-      const paired = await this.pairing.offer(upload.account.login, upload.name, upload.file);
+      const paired = await this.pairing.offer(upload.account.login, upload.name, await upload.file());
       if (paired === null) return;
       if (paired !== 'alone') return this.takePair(upload, paired);
     }
     // The upload's file moves to the journal's side (hashed on the way) when it is large: never read whole.
-    const staged = await this.ctx.stage({ file: upload.file, move: true });
+    const staged = await this.ctx.stage(
+      upload.content ? { buffer: upload.content } : { file: await upload.file(), move: true },
+    );
     const head = staged.content ?? (await readHead(staged.file!));
     return this.journal(upload, upload.name, { staged }, { head, size: staged.size, digest: staged.digest });
   }
@@ -257,7 +260,10 @@ class SftpDropSource implements Source {
   private async takePair(upload: Upload, pair: Pair): Promise<TakeResult> {
     // The PDF is staged like any upload: the upload's own file moves; a parked half is copied, as it
     // must survive a crash until the pair is journaled (then `done` removes it).
-    const staged = await this.ctx.stage({ file: pair.pdf.file, move: pair.pdf.file === upload.file });
+    const staged = await this.ctx.stage({
+      file: pair.pdf.file,
+      move: pair.pdf.file === (await upload.file()),
+    });
     const digest = createHash('sha256').update(staged.digest).update(pair.sidecar.content);
     const head = staged.content ?? (await readHead(staged.file!));
     const result = await this.journal(
@@ -299,9 +305,10 @@ class SftpDropSource implements Source {
       dedupKey: `sftp:${upload.account.login}:${digest}`,
       ...(upload.account.finess ? { owner: upload.account.finess } : {}),
       ...(rejected ? { rejected } : { owesAnswer: true }),
+      audit: uploadAudit(upload.audit, rejected),
     };
     const receipt = await this.ctx.receive(inbound);
-    if (rejected) return { rejected };
+    if (rejected) return { rejected, audited: true };
     // Answered later, once processed: the upload is acknowledged now that the message is journaled.
     void this.answer({
       messageId: receipt.messageId,
@@ -310,6 +317,7 @@ class SftpDropSource implements Source {
       meta: inbound.meta!,
       sender: upload.account.login,
     });
+    return { audited: true };
   }
 
   /** One answer at a time per message: a late failure's rewrite comes after the first answer. */

@@ -91,9 +91,9 @@ export type CommitListener = (module: string) => void;
  * the main thread on its read connection (the same classes answer reads there).
  */
 export function writerModules(db: Db, keying: AuditKeying, documentFiles: BlobFiles | null): WriterModules {
-  const journal = new Journal(db);
-  const accounts = new Accounts(db);
   const audit = new Audit(db, keying);
+  const journal = new Journal(db, audit);
+  const accounts = new Accounts(db);
   const sessions = new Sessions(db);
   const patients = new PatientStore(db);
   // Documents are kept as files beside the database; a store in memory files none.

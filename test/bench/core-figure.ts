@@ -13,6 +13,7 @@ import { startEngine, tempDir, type Harness } from '../support/engine-harness.ts
 import { freePort } from '../support/ports.ts';
 import { rawInserts } from './journal-ingest.ts';
 import { sftpIngest } from './transport-ingest.ts';
+import { bareSftpIngest } from './sftp-bare.ts';
 import { BENCH_FINESSES, benchDirectory, benchPerson, newPatientA28 } from './people.ts';
 
 const mb = (bytes: number): number => Math.round(bytes / 2 ** 20);
@@ -207,6 +208,7 @@ const figures: Record<string, (o: never) => object | Promise<object>> = {
   raw,
   seed,
   sftp,
+  'sftp-bare': (o: { files: number }) => bareSftpIngest(o.files),
   'mllp-identities': mllpIdentities,
   'file-destination': fileDestination,
 };
