@@ -354,10 +354,13 @@ export class PdfCanvas {
     return this;
   }
 
-  /** The whole file. */
+  /**
+   * The whole file, written as one latin1 string (a character a byte, so lengths are offsets) and
+   * encoded once, rather than a buffer per object and per piece.
+   */
   bytes(): Buffer {
-    const objects: Array<string | Buffer> = [];
-    const add = (body: string | Buffer): number => objects.push(body);
+    const objects: string[] = [];
+    const add = (body: string): number => objects.push(body);
     const catalog = add('');
     const pagesRef = add('');
     const fonts = (Object.keys(FONTS) as FontName[]).map(
@@ -372,11 +375,7 @@ export class PdfCanvas {
     for (const { ops } of this.pages) {
       const stream = deflateSync(Buffer.from(ops.join('\n'), 'latin1'), { level: DEFLATE_LEVEL });
       const content = add(
-        Buffer.concat([
-          Buffer.from(`<< /Length ${stream.length} /Filter /FlateDecode >>\nstream\n`, 'latin1'),
-          stream,
-          Buffer.from('\nendstream', 'latin1'),
-        ]),
+        `<< /Length ${stream.length} /Filter /FlateDecode >>\nstream\n${stream.toString('latin1')}\nendstream`,
       );
       kids.push(
         add(
@@ -391,20 +390,14 @@ export class PdfCanvas {
     const infoRef = add(
       `<< /Title ${literal(info.Title)} /Producer ${literal(info.Producer)} /Creator ${literal(info.Creator)} /CreationDate ${literal(pdfDate(info.CreationDate))} >>`,
     );
-    const chunks: Buffer[] = [Buffer.from('%PDF-1.4\n%\xff\xff\xff\xff\n', 'latin1')];
-    let offset = chunks[0]!.length;
+    let file = '%PDF-1.4\n%\xff\xff\xff\xff\n';
     const offsets: number[] = [];
     objects.forEach((body, i) => {
-      const bytes = Buffer.concat([
-        Buffer.from(`${i + 1} 0 obj\n`, 'latin1'),
-        typeof body === 'string' ? Buffer.from(body, 'latin1') : body,
-        Buffer.from('\nendobj\n', 'latin1'),
-      ]);
-      offsets.push(offset);
-      offset += bytes.length;
-      chunks.push(bytes);
+      offsets.push(file.length);
+      file += `${i + 1} 0 obj\n${body}\nendobj\n`;
     });
-    const id = createHash('md5').update(Buffer.concat(chunks)).digest('hex');
+    const body = Buffer.from(file, 'latin1');
+    const id = createHash('md5').update(body).digest('hex');
     const xref = [
       'xref',
       `0 ${objects.length + 1}`,
@@ -413,11 +406,10 @@ export class PdfCanvas {
       'trailer',
       `<< /Size ${objects.length + 1} /Root ${catalog} 0 R /Info ${infoRef} 0 R /ID [<${id}> <${id}>] >>`,
       'startxref',
-      String(offset),
+      String(body.length),
       '%%EOF',
       '',
     ].join('\n');
-    chunks.push(Buffer.from(xref, 'latin1'));
-    return Buffer.concat(chunks);
+    return Buffer.concat([body, Buffer.from(xref, 'latin1')]);
   }
 }
