@@ -149,6 +149,9 @@ export async function benchDocumentsOut(): Promise<unknown> {
   const channel = h.engine.channel('documents-out');
   const finished = (): number => channel.metrics.sent + channel.metrics.errored;
   const tick = (): Promise<void> => new Promise((r) => setTimeout(r, 5));
+  // Counted over the whole chain, warm-up included: processing runs ahead of the deliveries, so
+  // the measured window holds mostly the deliveries' writes.
+  const writes0 = { ...store.writer.stats };
   await h.engine.start();
   while (finished() < warmUp) await tick();
   const threads0 = threadCpuMs();
@@ -161,6 +164,7 @@ export async function benchDocumentsOut(): Promise<unknown> {
   const measured = finished() - before;
   const chainCpuMs = cpuMs(cpu0) / measured;
   const threads1 = threadCpuMs();
+  const writes1 = { ...store.writer.stats };
   // The window on the clock of `node --cpu-prof` (µs), to read each thread's profile of it alone.
   process.stderr.write(`documents: measured from ${t0 / 1000n} to ${t1 / 1000n} µs\n`);
   const errored = channel.metrics.errored;
@@ -200,6 +204,10 @@ export async function benchDocumentsOut(): Promise<unknown> {
       4: perSecondOnCores(4),
       8: perSecondOnCores(8),
     },
+    // Journal writes of the whole chain (receive, processed, sent: each one call of the writer) and
+    // the group commits (one fsync each) that carried them; the poison guard's marks are not counted.
+    storeWritesPerDocument: round((writes1.writes - writes0.writes) / finished()),
+    storeCommitsPerDocument: round((writes1.commits - writes0.commits) / finished(), 3),
     // Where the chain's CPU went (/proc, 10 ms ticks): pool threads run the steps, the writer the journal.
     cpuMsPerDocumentByThread: Object.fromEntries(
       Object.entries(threads1).map(([kind, ms]) => [kind, round((ms - (threads0[kind] ?? 0)) / measured)]),
