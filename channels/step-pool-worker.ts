@@ -3,11 +3,12 @@
 // a value.
 import { parentPort } from 'node:worker_threads';
 import { OncoError } from '../config/errors.ts';
-import { errorToValue } from '../store/writer-thread.ts';
+import { errorToValue, nameThisThread } from '../store/writer-thread.ts';
 import { inMemory, readOptions, type Step, type StepSpec } from '../transformers/contract.ts';
 import type { TObject } from 'typebox';
 import { type PoolLoad, type PoolLoaded, type PoolReply, type PoolTask } from './step-pool.ts';
 
+nameThisThread('onco-steps');
 const port = parentPort!;
 const steps = new Map<string, Promise<Step>>();
 

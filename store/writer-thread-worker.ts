@@ -12,8 +12,10 @@ import {
   type WriteReply,
   type WriteRequest,
   type WriterInit,
+  nameThisThread,
 } from './writer-thread.ts';
 
+nameThisThread('onco-writer');
 const port = parentPort!;
 const init = workerData as WriterInit;
 const db = openDatabase(init.file, { synchronous: init.synchronous, cacheMiB: WRITER_CACHE_MIB });

@@ -52,12 +52,21 @@ const ENTITY: Readonly<Record<string, string>> = {
   '\r': '&#13;',
 };
 
+/**
+ * Text that needs neither escaping nor checking, in either place: XML characters of the basic plane
+ * other than `& < > "`, tabs and line breaks (surrogate pairs take the long way). Most of a
+ * document's texts and attributes (codes, ids, names), tested once instead of checked then escaped.
+ */
+const PLAIN = /^[\u0020\u0021\u0023-\u0025\u0027-\u003b\u003d\u003f-\uD7FF\uE000-\uFFFD]*$/;
+
 function escapeText(text: string): string {
+  if (PLAIN.test(text)) return text;
   return checked(text).replace(/[&<>]/g, (c) => ENTITY[c] ?? c);
 }
 
 /** Tabs and line breaks as character references: an attribute value would otherwise normalise them to spaces. */
 function escapeAttribute(value: string): string {
+  if (PLAIN.test(value)) return value;
   return checked(value).replace(/[&<>"\t\n\r]/g, (c) => ENTITY[c] ?? c);
 }
 

@@ -115,7 +115,7 @@ function uuidOid(urn: string): string {
 
 /** IHE_XDM.ZIP of one CDA for one recipient (or none), with its PDF when given. */
 function xdmOf(
-  cda: string,
+  cda: string | Buffer,
   doc: XmlElement,
   o: { sourceId: string; classCode?: OptionsOf<typeof xdmSchema>['classCode'] },
   recipient: MetaValue | undefined,
@@ -146,11 +146,10 @@ export const cdaXdmStep: StepSpec<OptionsOf<typeof xdmSchema>> = {
     'Packages the CDA document (and its PDF) as IHE_XDM.ZIP with METADATA.XML, for MSSanté mail and Mon espace santé.',
   schema: xdmSchema,
   create: (o) => async (input) => {
-    const cda = input.content.toString('utf8');
-    const doc = parseXml(cda);
-    const pdf = o.includePdf ? pdfFor(cda, doc) : undefined;
+    const doc = parseXml(input.content);
+    const pdf = o.includePdf ? pdfFor(input.content, doc) : undefined;
     return {
-      content: await xdmOf(cda, doc, o, input.meta[o.recipientMeta], pdf),
+      content: await xdmOf(input.content, doc, o, input.meta[o.recipientMeta], pdf),
       contentType: XDM_CONTENT_TYPE,
       meta: xdmMeta(input.meta),
     };

@@ -85,6 +85,12 @@ interface Page {
   margins: { top: number; bottom: number };
   /** Its content stream, one operation a line. */
   ops: string[];
+  /**
+   * The fill colour and font its stream last set: graphics state that outlives BT … ET, so a line
+   * in the same colour and font as the one before it sets neither again (most lines of a page).
+   */
+  fill: string;
+  font: string;
 }
 
 export interface TextOptions {
@@ -100,8 +106,19 @@ export interface CanvasOptions {
   lang: string;
 }
 
-/** `#555555` or `black` as PDF colour operands. */
+const colours = new Map<string, string>();
+
+/** `#555555` or `black` as PDF colour operands (a renderer uses a handful: each is worked out once). */
 function rgb(color: string): string {
+  let operands = colours.get(color);
+  if (operands === undefined) {
+    operands = colourOperands(color);
+    colours.set(color, operands);
+  }
+  return operands;
+}
+
+function colourOperands(color: string): string {
   if (color === 'black') return '0 0 0';
   const m = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(color);
   if (m === null) return '0 0 0';
@@ -115,6 +132,26 @@ function rgb(color: string): string {
 function num(n: number): string {
   return String(Math.round(n * 10000) / 10000);
 }
+
+/**
+ * A PDF literal string of WinAnsi text, as the latin1 characters of its bytes: half the size of the
+ * hex form, for the content stream to build and deflate. Printable ASCII without `\\ ( )` (most
+ * lines) is written as it is.
+ */
+function literalBytes(text: string): string {
+  if (PLAIN.test(text)) return `(${text})`;
+  let out = '(';
+  for (let i = 0; i < text.length; i++) {
+    const code = winAnsiCode(text.charCodeAt(i));
+    out +=
+      code === 0x5c || code === 0x28 || code === 0x29
+        ? `\\${String.fromCharCode(code)}`
+        : String.fromCharCode(code);
+  }
+  return `${out})`;
+}
+
+const PLAIN = /^[\x20-\x27\x2a-\x5b\x5d-\x7e]*$/;
 
 /** A PDF literal string of Latin-1 text (the info dictionary). */
 function literal(text: string): string {
@@ -160,6 +197,9 @@ export class PdfCanvas {
       height: A4.height,
       margins: { top: margin, bottom: margin },
       ops: [],
+      // A new stream starts from PDF's defaults (black), with no font set yet.
+      fill: '0 0 0',
+      font: '',
     });
     this.current = this.pages.length - 1;
     this.x = this.o.margin;
@@ -285,14 +325,20 @@ export class PdfCanvas {
   }
 
   private show(line: string, x: number, top: number): void {
-    let hex = '';
-    for (let i = 0; i < line.length; i++)
-      hex += winAnsiCode(line.charCodeAt(i)).toString(16).padStart(2, '0');
+    const page = this.page;
     const metrics = FONTS[this.fontName];
-    const baseline = this.page.height - top - metrics.ascender * this.size;
-    this.emit(
-      `BT ${this.fill} rg /${metrics.resource} ${num(this.size)} Tf 1 0 0 1 ${num(x)} ${num(baseline)} Tm <${hex}> Tj ET`,
-    );
+    const baseline = page.height - top - metrics.ascender * this.size;
+    let op = 'BT ';
+    if (page.fill !== this.fill) {
+      op += `${this.fill} rg `;
+      page.fill = this.fill;
+    }
+    const font = `/${metrics.resource} ${num(this.size)} Tf `;
+    if (page.font !== font) {
+      op += font;
+      page.font = font;
+    }
+    this.emit(`${op}1 0 0 1 ${num(x)} ${num(baseline)} Tm ${literalBytes(line)} Tj ET`);
   }
 
   private emit(op: string): void {
@@ -308,10 +354,13 @@ export class PdfCanvas {
     return this;
   }
 
-  /** The whole file. */
+  /**
+   * The whole file, written as one latin1 string (a character a byte, so lengths are offsets) and
+   * encoded once, rather than a buffer per object and per piece.
+   */
   bytes(): Buffer {
-    const objects: Array<string | Buffer> = [];
-    const add = (body: string | Buffer): number => objects.push(body);
+    const objects: string[] = [];
+    const add = (body: string): number => objects.push(body);
     const catalog = add('');
     const pagesRef = add('');
     const fonts = (Object.keys(FONTS) as FontName[]).map(
@@ -326,11 +375,7 @@ export class PdfCanvas {
     for (const { ops } of this.pages) {
       const stream = deflateSync(Buffer.from(ops.join('\n'), 'latin1'), { level: DEFLATE_LEVEL });
       const content = add(
-        Buffer.concat([
-          Buffer.from(`<< /Length ${stream.length} /Filter /FlateDecode >>\nstream\n`, 'latin1'),
-          stream,
-          Buffer.from('\nendstream', 'latin1'),
-        ]),
+        `<< /Length ${stream.length} /Filter /FlateDecode >>\nstream\n${stream.toString('latin1')}\nendstream`,
       );
       kids.push(
         add(
@@ -345,20 +390,14 @@ export class PdfCanvas {
     const infoRef = add(
       `<< /Title ${literal(info.Title)} /Producer ${literal(info.Producer)} /Creator ${literal(info.Creator)} /CreationDate ${literal(pdfDate(info.CreationDate))} >>`,
     );
-    const chunks: Buffer[] = [Buffer.from('%PDF-1.4\n%\xff\xff\xff\xff\n', 'latin1')];
-    let offset = chunks[0]!.length;
+    let file = '%PDF-1.4\n%\xff\xff\xff\xff\n';
     const offsets: number[] = [];
     objects.forEach((body, i) => {
-      const bytes = Buffer.concat([
-        Buffer.from(`${i + 1} 0 obj\n`, 'latin1'),
-        typeof body === 'string' ? Buffer.from(body, 'latin1') : body,
-        Buffer.from('\nendobj\n', 'latin1'),
-      ]);
-      offsets.push(offset);
-      offset += bytes.length;
-      chunks.push(bytes);
+      offsets.push(file.length);
+      file += `${i + 1} 0 obj\n${body}\nendobj\n`;
     });
-    const id = createHash('md5').update(Buffer.concat(chunks)).digest('hex');
+    const body = Buffer.from(file, 'latin1');
+    const id = createHash('md5').update(body).digest('hex');
     const xref = [
       'xref',
       `0 ${objects.length + 1}`,
@@ -367,11 +406,10 @@ export class PdfCanvas {
       'trailer',
       `<< /Size ${objects.length + 1} /Root ${catalog} 0 R /Info ${infoRef} 0 R /ID [<${id}> <${id}>] >>`,
       'startxref',
-      String(offset),
+      String(body.length),
       '%%EOF',
       '',
     ].join('\n');
-    chunks.push(Buffer.from(xref, 'latin1'));
-    return Buffer.concat(chunks);
+    return Buffer.concat([body, Buffer.from(xref, 'latin1')]);
   }
 }

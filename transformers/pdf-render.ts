@@ -128,7 +128,11 @@ function professional(entity: XmlElement, personPath: string, orgPath: string): 
 // WinAnsiEncoding beyond Latin-1: what the standard fonts can still show.
 const WIN_ANSI_EXTRA = new Set('€‚ƒ„…†‡ˆ‰Š‹ŒŽ‘’“”•–—˜™š›œžŸ');
 
+/** Text the fonts show as it is (printable ASCII and Latin-1, no combining marks): most of a document. */
+const LATIN1 = /^[\x20-\x7e\xa0-\xff]*$/;
+
 function winAnsi(input: string): string {
+  if (LATIN1.test(input)) return input;
   let out = '';
   for (const ch of input.normalize('NFC')) {
     const code = ch.codePointAt(0) ?? 0;

@@ -30,8 +30,11 @@ export interface XdsCode {
 }
 
 export interface XdmDocument {
-  /** The CDA R2 document, as written (its bytes are what the hash and size describe). */
-  cda: string;
+  /**
+   * The CDA R2 document, as written (its bytes are what the hash and size describe): its bytes when
+   * the caller holds them (a step's input), not encoded again.
+   */
+  cda: string | Buffer;
   /** The CDA already parsed by the caller (the product's XML reader): spares a second parse. */
   parsed?: XmlElement;
   /** Its PDF rendering, carried beside it. */
@@ -357,7 +360,7 @@ function entriesOf(documents: readonly XdmDocument[]): Entry[] {
       id: entryUuid(uniqueId),
       uniqueId,
       uri: `DOC${String(n).padStart(4, '0')}.XML`,
-      bytes: Buffer.from(d.cda, 'utf8'),
+      bytes: typeof d.cda === 'string' ? Buffer.from(d.cda, 'utf8') : d.cda,
       mimeType: 'text/xml',
       formatCode,
     });
@@ -368,7 +371,8 @@ function entriesOf(documents: readonly XdmDocument[]): Entry[] {
         id: entryUuid(pdfId),
         uniqueId: pdfId,
         uri: `DOC${String(n + 1).padStart(4, '0')}.PDF`,
-        bytes: Buffer.from(d.pdf),
+        // Read only (the zip copies it): the caller's rendering itself, no copy of it.
+        bytes: Buffer.isBuffer(d.pdf) ? d.pdf : Buffer.from(d.pdf),
         mimeType: 'application/pdf',
         formatCode: PDF_FORMAT,
       });
@@ -515,16 +519,19 @@ export async function xdmPackage(
       `the submission time "${submission.submissionTime}" is not an HL7 TS`,
     );
   }
-  const file = (name: string, content: string | Buffer): ZipEntry => ({
+  // Deflated: the XML, which shrinks to a fifth. Stored: the PDF, whose pages are deflated already,
+  // and the two small texts, for which setting up a deflate stream costs more than the bytes it saves.
+  const file = (name: string, content: string | Buffer, deflate: boolean): ZipEntry => ({
     name,
     content: typeof content === 'string' ? Buffer.from(content, 'utf8') : content,
+    deflate,
   });
   return zipBytes(
     [
-      file('INDEX.HTM', index(entries)),
-      file('README.TXT', readme(entries, submission)),
-      file('IHE_XDM/SUBSET01/METADATA.XML', metadata),
-      ...entries.map((e) => file(`IHE_XDM/SUBSET01/${e.uri}`, e.bytes)),
+      file('INDEX.HTM', index(entries), false),
+      file('README.TXT', readme(entries, submission), false),
+      file('IHE_XDM/SUBSET01/METADATA.XML', metadata, true),
+      ...entries.map((e) => file(`IHE_XDM/SUBSET01/${e.uri}`, e.bytes, e.mimeType !== 'application/pdf')),
     ],
     mtime,
   );

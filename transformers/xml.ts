@@ -321,6 +321,23 @@ function decodeEntities(text: string): string {
 // every descendant. Namespaces are matched by local name: CDA uses one default namespace, and the
 // sender's choice of prefix must not change what we read.
 
+/**
+ * A path's steps, split once: the renderers and packagers ask the same few constant paths of every
+ * document (a CDA is read by each recipient's packaging), so a split per call was a good part of
+ * reading it. Bounded, should a caller build paths from data.
+ */
+const pathSteps = new Map<string, readonly string[]>();
+
+function stepsOf(path: string): readonly string[] {
+  let steps = pathSteps.get(path);
+  if (steps === undefined) {
+    steps = path.split('/').filter((step) => step !== '');
+    if (pathSteps.size >= 1024) pathSteps.clear();
+    pathSteps.set(path, steps);
+  }
+  return steps;
+}
+
 /** Elements at a path below `from`: `children(cda, 'recordTarget/patientRole/id')`. */
 export function elements(from: XmlElement, path: string): XmlElement[] {
   if (path.startsWith('//')) {
@@ -328,17 +345,38 @@ export function elements(from: XmlElement, path: string): XmlElement[] {
     const starts = descendants(from, first as string);
     return rest.length === 0 ? starts : starts.flatMap((e) => elements(e, rest.join('/')));
   }
-  let current: XmlElement[] = [from];
-  for (const step of path.split('/')) {
-    if (step === '') continue;
-    current = current.flatMap((e) => childElements(e).filter((c) => step === '*' || c.local === step));
+  const found: XmlElement[] = [];
+  collect(from, stepsOf(path), 0, found);
+  return found;
+}
+
+/** Depth first along the steps, so that what is found comes in document order. */
+function collect(from: XmlElement, steps: readonly string[], i: number, found: XmlElement[]): void {
+  if (i === steps.length) {
+    found.push(from);
+    return;
   }
-  return current;
+  const step = steps[i];
+  for (const c of from.children) {
+    if (typeof c !== 'string' && (step === '*' || c.local === step)) collect(c, steps, i + 1, found);
+  }
 }
 
 /** The first element at a path, or undefined. */
 export function element(from: XmlElement, path: string): XmlElement | undefined {
-  return elements(from, path)[0];
+  if (path.startsWith('//')) return elements(from, path)[0];
+  return first(from, stepsOf(path), 0);
+}
+
+function first(from: XmlElement, steps: readonly string[], i: number): XmlElement | undefined {
+  if (i === steps.length) return from;
+  const step = steps[i];
+  for (const c of from.children) {
+    if (typeof c === 'string' || (step !== '*' && c.local !== step)) continue;
+    const found = first(c, steps, i + 1);
+    if (found !== undefined) return found;
+  }
+  return undefined;
 }
 
 export function childElements(from: XmlElement): XmlElement[] {
@@ -363,23 +401,41 @@ export function attr(from: XmlElement | undefined, name: string): string | undef
   if (from === undefined) return undefined;
   const exact = from.attributes.get(name);
   if (exact !== undefined) return exact;
-  for (const [key, value] of from.attributes) if (localName(key) === name) return value;
+  // `prefix:name`, the prefix the sender chose (its first colon, as localName reads it).
+  for (const [key, value] of from.attributes) {
+    if (key.indexOf(':') === key.length - name.length - 1 && key.endsWith(name)) return value;
+  }
   return undefined;
 }
 
 /** All the text below an element, whitespace runs folded to one space, trimmed. */
 export function text(from: XmlElement | undefined): string {
   if (from === undefined) return '';
-  const parts: string[] = [];
-  const stack: XmlChild[] = [...from.children].reverse();
+  const only = from.children.length === 1 ? from.children[0] : undefined;
+  // A leaf with one text (most of what is read: a name, a code) needs no walk.
+  const joined = typeof only === 'string' ? only : textParts(from);
+  return joined.replace(/\s+/g, ' ').trim();
+}
+
+function textParts(from: XmlElement): string {
+  let out = '';
+  // Iterative (an element and where its children are at): a walk should not depend on the call stack.
+  const stack: Array<{ children: readonly XmlChild[]; next: number }> = [
+    { children: from.children, next: 0 },
+  ];
   while (stack.length > 0) {
-    const c = stack.pop() as XmlChild;
-    if (typeof c === 'string') parts.push(c);
+    const top = stack[stack.length - 1]!;
+    if (top.next === top.children.length) {
+      stack.pop();
+      continue;
+    }
+    const c = top.children[top.next++]!;
+    if (typeof c === 'string') out += c;
     else {
       // An element boundary counts as a space: words of two paragraphs or table cells stay apart.
-      parts.push(' ');
-      stack.push(...[...c.children].reverse());
+      out += ' ';
+      stack.push({ children: c.children, next: 0 });
     }
   }
-  return parts.join('').replace(/\s+/g, ' ').trim();
+  return out;
 }

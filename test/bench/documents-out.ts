@@ -9,7 +9,9 @@
 // thread of this process: main, store writer, step pool) is printed beside it, and each stage's CPU
 // alone (CDA, PDF, XDM), measured in this process; the journal and the engine are what is left.
 //   npm run bench -- documents        (ONCO_BENCH_DOCUMENTS: how many forms, default 400;
-//                                      ONCO_BENCH_POOL: step pool threads, default the engine's)
+//                                      ONCO_BENCH_POOL: step pool threads, default the engine's;
+//                                      ONCO_BENCH_WARMUP: forms before the measure, default 100)
+import fs from 'node:fs';
 import { builtinRegistry } from '../../channels/builtins.ts';
 import type { DirectoryConfig } from '../../config/config.ts';
 import { formInput, meetingInput } from '../../channels/rcp-input.ts';
@@ -40,6 +42,41 @@ async function cpuPer(n: number, f: () => unknown): Promise<number> {
 }
 
 const round = (x: number, digits = 2): number => Number(x.toFixed(digits));
+
+/**
+ * CPU milliseconds so far of each kind of thread of this process, from /proc (Linux; elsewhere
+ * nothing): the main thread, the store's writer and the step pool name themselves (nameThisThread);
+ * the rest are V8's helpers (garbage collection, compilation), libuv's pool (file I/O) and tsx's loader.
+ */
+function threadCpuMs(): Record<string, number> {
+  const by: Record<string, number> = {};
+  let tasks: string[];
+  try {
+    tasks = fs.readdirSync('/proc/self/task');
+  } catch {
+    return by;
+  }
+  const tick = 1000 / 100; // USER_HZ
+  for (const tid of tasks) {
+    try {
+      const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const kind =
+        Number(tid) === process.pid
+          ? 'main'
+          : comm === 'onco-writer'
+            ? 'storeWriter'
+            : comm === 'onco-steps'
+              ? 'stepPool'
+              : 'v8AndOthers';
+      by[kind] = (by[kind] ?? 0) + (Number(fields[11]) + Number(fields[12])) * tick;
+    } catch {
+      // A thread that ended between the listing and the read.
+    }
+  }
+  return by;
+}
 
 export async function benchDocumentsOut(): Promise<unknown> {
   const total = Number(process.env.ONCO_BENCH_DOCUMENTS ?? 400);
@@ -100,7 +137,7 @@ export async function benchDocumentsOut(): Promise<unknown> {
     );
   // The first forms warm the engine up (module loading, JIT, the step pool's threads starting): the
   // figures are those of the forms after them, in steady state.
-  const warmUp = Math.min(100, Math.ceil(total / 4));
+  const warmUp = Number(process.env.ONCO_BENCH_WARMUP ?? Math.min(100, Math.ceil(total / 4)));
   for (let done = 0; done < warmUp + total; done += 200) {
     const items = Array.from({ length: Math.min(200, warmUp + total - done) }, (_, k) => input(done + k));
     await store.write.rcp.importForms(items, actor, now);
@@ -112,15 +149,24 @@ export async function benchDocumentsOut(): Promise<unknown> {
   const channel = h.engine.channel('documents-out');
   const finished = (): number => channel.metrics.sent + channel.metrics.errored;
   const tick = (): Promise<void> => new Promise((r) => setTimeout(r, 5));
+  // Counted over the whole chain, warm-up included: processing runs ahead of the deliveries, so
+  // the measured window holds mostly the deliveries' writes.
+  const writes0 = { ...store.writer.stats };
   await h.engine.start();
   while (finished() < warmUp) await tick();
+  const threads0 = threadCpuMs();
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   const before = finished();
   while (finished() < warmUp + total) await tick();
-  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const t1 = process.hrtime.bigint();
+  const seconds = Number(t1 - t0) / 1e9;
   const measured = finished() - before;
   const chainCpuMs = cpuMs(cpu0) / measured;
+  const threads1 = threadCpuMs();
+  const writes1 = { ...store.writer.stats };
+  // The window on the clock of `node --cpu-prof` (µs), to read each thread's profile of it alone.
+  process.stderr.write(`documents: measured from ${t0 / 1000n} to ${t1 / 1000n} µs\n`);
   const errored = channel.metrics.errored;
 
   // Each stage alone, on one of the documents the chain just sent.
@@ -158,6 +204,14 @@ export async function benchDocumentsOut(): Promise<unknown> {
       4: perSecondOnCores(4),
       8: perSecondOnCores(8),
     },
+    // Journal writes of the whole chain (receive, processed, sent: each one call of the writer) and
+    // the group commits (one fsync each) that carried them; the poison guard's marks are not counted.
+    storeWritesPerDocument: round((writes1.writes - writes0.writes) / finished()),
+    storeCommitsPerDocument: round((writes1.commits - writes0.commits) / finished(), 3),
+    // Where the chain's CPU went (/proc, 10 ms ticks): pool threads run the steps, the writer the journal.
+    cpuMsPerDocumentByThread: Object.fromEntries(
+      Object.entries(threads1).map(([kind, ms]) => [kind, round((ms - (threads0[kind] ?? 0)) / measured)]),
+    ),
     cpuMsPerDocumentByStage: {
       cda: round(stages.cda),
       parseCda: round(stages.parseCda),

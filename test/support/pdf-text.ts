@@ -7,20 +7,23 @@ import { inflateSync } from 'node:zlib';
 // WinAnsiEncoding 0x80-0x9F (the rest of the byte range is Latin-1).
 const WIN_ANSI_HIGH = '€\u0081‚ƒ„…†‡ˆ‰Š‹Œ\u008dŽ\u008f\u0090‘’“”•–—˜™š›œ\u009džŸ';
 
+/** A byte of a string shown in a WinAnsiEncoding font, as the character it draws. */
+const winAnsi = (byte: number): string =>
+  byte >= 0x80 && byte <= 0x9f ? WIN_ANSI_HIGH[byte - 0x80]! : String.fromCharCode(byte);
+
 function decodeHex(hex: string): string {
   let out = '';
-  for (let i = 0; i + 1 < hex.length; i += 2) {
-    const byte = parseInt(hex.slice(i, i + 2), 16);
-    out += byte >= 0x80 && byte <= 0x9f ? WIN_ANSI_HIGH[byte - 0x80] : String.fromCharCode(byte);
-  }
+  for (let i = 0; i + 1 < hex.length; i += 2) out += winAnsi(parseInt(hex.slice(i, i + 2), 16));
   return out;
 }
 
+/** A literal string's bytes (escapes undone) read through the font's encoding, as hex strings are. */
 function decodeLiteral(literal: string): string {
-  return literal.replace(/\\([nrtbf()\\]|[0-7]{1,3})/g, (_m, e: string) => {
+  const bytes = literal.replace(/\\([nrtbf()\\]|[0-7]{1,3})/g, (_m, e: string) => {
     if (/^[0-7]+$/.test(e)) return String.fromCharCode(parseInt(e, 8));
     return ({ n: '\n', r: '\r', t: '\t', b: '\b', f: '\f' } as Record<string, string>)[e] ?? e;
   });
+  return [...bytes].map((c) => winAnsi(c.charCodeAt(0))).join('');
 }
 
 /** Every content stream of the file, inflated when it is compressed. */
