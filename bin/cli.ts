@@ -478,7 +478,7 @@ async function importCommand(args: string[]): Promise<number> {
     process.stderr.write(`${problems.map(formatProblem).join('\n')}\n`);
     return 1;
   }
-  const store = new Store({ dataDir });
+  const store = new Store({ dataDir, bulkLoad: true });
   const user = process.env.USER ?? 'cli';
   try {
     const report = await importIdentities(store, files, {
