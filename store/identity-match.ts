@@ -230,14 +230,19 @@ function compareNames(a: string, b: string, prefix: string): TraitSimilarity {
   const fa = foldName(a);
   const fb = foldName(b);
   if (fa === fb) return { sim: 0.98, reason: `${prefix}-accents-or-punctuation` };
-  const ja = fa.replace(/ /g, '');
-  const jb = fb.replace(/ /g, '');
+  // Most names are one word: no spacing to undo, no compound to look for (a candidate's name is
+  // compared at each identity of its birth-date block).
+  const spaced = fa.includes(' ') || fb.includes(' ');
+  const ja = spaced ? fa.replace(/ /g, '') : fa;
+  const jb = spaced ? fb.replace(/ /g, '') : fb;
   if (ja === jb) return { sim: 0.96, reason: `${prefix}-spacing` };
-  const ta = fa.split(' ');
-  const tb = fb.split(' ');
-  const [short, long] = ta.length <= tb.length ? [ta, tb] : [tb, ta];
-  if (short.length < long.length && short.every((t) => long.includes(t))) {
-    return { sim: 0.92, reason: `${prefix}-compound` };
+  if (spaced) {
+    const ta = fa.split(' ');
+    const tb = fb.split(' ');
+    const [short, long] = ta.length <= tb.length ? [ta, tb] : [tb, ta];
+    if (short.length < long.length && short.every((t) => long.includes(t))) {
+      return { sim: 0.92, reason: `${prefix}-compound` };
+    }
   }
   const jw = jaroWinkler(ja, jb);
   const oneEdit = Math.min(ja.length, jb.length) >= 4 && oneEditApart(ja, jb);
@@ -272,7 +277,9 @@ function compareBirthDates(a: string, b: string): TraitSimilarity {
   ) {
     return { sim: 0.9, reason: 'birth-date-day-month-swapped' };
   }
-  const diff = [...da].flatMap((c, i) => (c === db[i] ? [] : [i]));
+  // Digits alone (normalised dates): positions compare one by one.
+  const diff: number[] = [];
+  for (let i = 0; i < da.length; i++) if (da[i] !== db[i]) diff.push(i);
   if (
     diff.length === 2 &&
     diff[1] === diff[0]! + 1 &&
@@ -302,11 +309,11 @@ function sameGivenNameLists(a: MatchTraits, b: MatchTraits): boolean {
 }
 
 /** The weighted score, summed in the one order every caller uses (floating point is not associative). */
+const WEIGHT_ORDER = Object.keys(WEIGHTS) as Array<keyof typeof WEIGHTS>;
+
 function weighted(sims: Record<keyof typeof WEIGHTS, number>): number {
-  const sum = (Object.keys(WEIGHTS) as Array<keyof typeof WEIGHTS>).reduce(
-    (s, k) => s + WEIGHTS[k] * sims[k],
-    0,
-  );
+  let sum = 0;
+  for (const k of WEIGHT_ORDER) sum += WEIGHTS[k] * sims[k];
   return Math.round(sum * 1000) / 1000;
 }
 
