@@ -210,7 +210,7 @@ export class Store {
           synchronous: options.synchronous ?? 'FULL',
           auditKey: keying.key,
           documentsDir,
-          bulkLoad: options.bulkLoad ?? false,
+          bulkLoad: options.bulkLoad,
         },
         { log: options.log, restart: options.writerRestart },
       );

@@ -14,7 +14,7 @@ export interface WriterInit {
   /** Where the documents' files are kept (null: none, a store in memory). */
   documentsDir: string | null;
   /** A bulk load: WAL checkpoints every BULK_CHECKPOINT_PAGES pages (db.ts). */
-  bulkLoad: boolean;
+  bulkLoad?: boolean;
 }
 
 export interface WriteRequest {
