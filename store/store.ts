@@ -56,6 +56,8 @@ export interface StoreOptions extends OpenOptions {
   writerRestart?: Partial<RestartPolicy>;
   /** Where the writer thread's death and restart are told (default: stderr). */
   log?: WriterLog;
+  /** The store serves a bulk load (`onco-relay import identities`): see BULK_CHECKPOINT_PAGES. */
+  bulkLoad?: boolean;
 }
 
 export const DEFAULT_BLOB_THRESHOLD = 1024 * 1024;
@@ -204,7 +206,13 @@ export class Store {
       this.db.pragma('query_only = ON');
       this.db.pragma(`cache_size = -${READER_CACHE_MIB * 1024}`);
       this.writer = new ThreadWriter(
-        { file, synchronous: options.synchronous ?? 'FULL', auditKey: keying.key, documentsDir },
+        {
+          file,
+          synchronous: options.synchronous ?? 'FULL',
+          auditKey: keying.key,
+          documentsDir,
+          bulkLoad: options.bulkLoad,
+        },
         { log: options.log, restart: options.writerRestart },
       );
     }

@@ -1,7 +1,7 @@
 // Inside the writer thread: the one write connection and an instance of every writer module. What
 // arrives while a commit runs waits in the port and joins the next group transaction.
 import { parentPort, workerData } from 'node:worker_threads';
-import { openDatabase, WRITER_CACHE_MIB } from './db.ts';
+import { BULK_CHECKPOINT_PAGES, openDatabase, WRITER_CACHE_MIB } from './db.ts';
 import { callModule, GroupCommit, reclaim, runOn } from './group-commit.ts';
 import { documentFilesIn, writerModules } from './store.ts';
 import {
@@ -19,6 +19,7 @@ nameThisThread('onco-writer');
 const port = parentPort!;
 const init = workerData as WriterInit;
 const db = openDatabase(init.file, { synchronous: init.synchronous, cacheMiB: WRITER_CACHE_MIB });
+if (init.bulkLoad) db.pragma(`wal_autocheckpoint = ${BULK_CHECKPOINT_PAGES}`);
 // The head file of the audit chain is the main thread's business: it reads the committed head.
 const modules = writerModules(
   db,

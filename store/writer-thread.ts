@@ -14,6 +14,8 @@ export interface WriterInit {
   auditKey: Uint8Array;
   /** Where the documents' files are kept (null: none, a store in memory). */
   documentsDir: string | null;
+  /** A bulk load: WAL checkpoints every BULK_CHECKPOINT_PAGES pages (db.ts). */
+  bulkLoad?: boolean;
 }
 
 export interface WriteRequest {
