@@ -20,8 +20,8 @@ export interface Writer {
   run(module: string, method: string, args: unknown[], mode: WriteMode): Promise<unknown>;
   /** Gives the pages freed by deletions back to the file system (auto_vacuum = INCREMENTAL). */
   reclaimSpace(): Promise<void>;
-  /** Transactions committed and writes they carried: the batching shows in the benchmark. */
-  readonly stats: { commits: number; writes: number };
+  /** Transactions committed, writes they carried, time spent in them: the batching shows in the benchmark. */
+  readonly stats: WriterStats;
   /** Commits what waits, then refuses later writes. */
   close(): Promise<void>;
 }
@@ -57,7 +57,7 @@ export class InlineWriter implements Writer {
     this.gc = new GroupCommit(db);
   }
 
-  get stats(): { commits: number; writes: number } {
+  get stats(): WriterStats {
     return this.gc.stats;
   }
 
@@ -90,6 +90,16 @@ export class JournalUnavailable extends OncoError {
   }
 }
 
+/**
+ * What the writer did: durable commits, the writes they carried, and the wall time it spent running
+ * transactions (marks included), fsyncs and checkpoints included: how busy the one writer was.
+ */
+export interface WriterStats {
+  commits: number;
+  writes: number;
+  busyMs: number;
+}
+
 interface Pending {
   op: (db: Db) => unknown;
   resolve: (value: unknown) => void;
@@ -108,8 +118,7 @@ export class GroupCommit {
   private readonly maxBatch: number;
   /** The connection's configured synchronous level (2 = FULL), restored after each mark. */
   private readonly syncLevel: number;
-  /** Number of transactions committed and writes they carried: the batching shows in the benchmark. */
-  readonly stats = { commits: 0, writes: 0 };
+  readonly stats: WriterStats = { commits: 0, writes: 0, busyMs: 0 };
 
   constructor(
     private readonly db: Db,
@@ -155,6 +164,7 @@ export class GroupCommit {
     const batch = this.queue;
     this.queue = [];
     const outcomes: Array<{ ok: boolean; value: unknown }> = [];
+    const started = performance.now();
     try {
       this.db.transaction(() => {
         for (const p of batch) {
@@ -170,6 +180,8 @@ export class GroupCommit {
       const unavailable = new JournalUnavailable(error);
       for (const p of batch) p.reject(unavailable);
       return;
+    } finally {
+      this.stats.busyMs += performance.now() - started;
     }
     this.stats.commits++;
     this.stats.writes += batch.length;
@@ -201,6 +213,7 @@ export class GroupCommit {
   markEach(ops: ReadonlyArray<(db: Db) => unknown>): Array<{ ok: boolean; value: unknown }> {
     if (this.closed) throw new Error('the store is closed: no write accepted after shutdown');
     const relaxed = this.syncLevel > 1;
+    const started = performance.now();
     if (relaxed) this.db.pragma('synchronous = NORMAL');
     try {
       return this.db.transaction(() =>
@@ -217,6 +230,7 @@ export class GroupCommit {
       return ops.map(() => ({ ok: false, value: unavailable }));
     } finally {
       if (relaxed) this.db.pragma(`synchronous = ${this.syncLevel}`);
+      this.stats.busyMs += performance.now() - started;
     }
   }
 

@@ -128,6 +128,7 @@ async function mllpIdentities(o: {
   const { stats } = h.engine.store.writer;
   const commits0 = stats.commits;
   const writes0 = stats.writes;
+  const busy0 = stats.busyMs;
   const cpu0 = process.cpuUsage();
   const threads0 = threadCpu();
   const t0 = process.hrtime.bigint();
@@ -150,6 +151,8 @@ async function mllpIdentities(o: {
     // Durable group commits (the poison guard's no-fsync marks aside) and the writes each carried.
     commitsPerMessage: Number((commits / o.messages).toFixed(3)),
     writesPerCommit: Number(((stats.writes - writes0) / Math.max(1, commits)).toFixed(1)),
+    // The writer's wall time in transactions (fsyncs and checkpoints included): what it is busy with.
+    writerBusyMsPerMessage: Number(((stats.busyMs - busy0) / o.messages).toFixed(3)),
     rssAtRestMB: atRest,
     rssAfterMB: after,
     rssPeakMB: peakMB(),
