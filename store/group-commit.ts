@@ -100,6 +100,12 @@ export interface WriterStats {
   busyMs: number;
 }
 
+/** What one operation of a transaction gave: its value, or what it threw. */
+interface Outcome {
+  ok: boolean;
+  value: unknown;
+}
+
 interface Pending {
   op: (db: Db) => unknown;
   resolve: (value: unknown) => void;
@@ -118,6 +124,11 @@ export class GroupCommit {
   private readonly maxBatch: number;
   /** The connection's configured synchronous level (2 = FULL), restored after each mark. */
   private readonly syncLevel: number;
+  /**
+   * Runs operations in one transaction, each in a savepoint of its own: one that throws rolls back
+   * alone. Built once: a wrapper built per write cost about 5 % of the writer thread's time.
+   */
+  private readonly each: (ops: ReadonlyArray<(db: Db) => unknown>) => Outcome[];
   readonly stats: WriterStats = { commits: 0, writes: 0, busyMs: 0 };
 
   constructor(
@@ -126,6 +137,16 @@ export class GroupCommit {
   ) {
     this.maxBatch = options.maxBatch ?? 1000;
     this.syncLevel = db.pragma('synchronous', { simple: true }) as number;
+    const savepoint = db.transaction((op: (db: Db) => unknown) => op(db));
+    this.each = db.transaction((ops: ReadonlyArray<(db: Db) => unknown>) =>
+      ops.map((op): Outcome => {
+        try {
+          return { ok: true, value: savepoint(op) };
+        } catch (error) {
+          return { ok: false, value: error };
+        }
+      }),
+    );
   }
 
   /**
@@ -163,18 +184,10 @@ export class GroupCommit {
     if (this.queue.length === 0) return;
     const batch = this.queue;
     this.queue = [];
-    const outcomes: Array<{ ok: boolean; value: unknown }> = [];
+    let outcomes: Outcome[];
     const started = performance.now();
     try {
-      this.db.transaction(() => {
-        for (const p of batch) {
-          try {
-            outcomes.push({ ok: true, value: this.db.transaction(p.op)(this.db) });
-          } catch (error) {
-            outcomes.push({ ok: false, value: error });
-          }
-        }
-      })();
+      outcomes = this.each(batch.map((p) => p.op));
     } catch (error) {
       // The commit itself failed (disk full, I/O error): nothing in the batch is durable.
       const unavailable = new JournalUnavailable(error);
@@ -210,21 +223,13 @@ export class GroupCommit {
    * Marks that arrived together (the writer thread gets them in one message), in one such commit,
    * each in a savepoint of its own: one failing rejects alone; a failed commit, all of them.
    */
-  markEach(ops: ReadonlyArray<(db: Db) => unknown>): Array<{ ok: boolean; value: unknown }> {
+  markEach(ops: ReadonlyArray<(db: Db) => unknown>): Outcome[] {
     if (this.closed) throw new Error('the store is closed: no write accepted after shutdown');
     const relaxed = this.syncLevel > 1;
     const started = performance.now();
     if (relaxed) this.db.pragma('synchronous = NORMAL');
     try {
-      return this.db.transaction(() =>
-        ops.map((op) => {
-          try {
-            return { ok: true, value: this.db.transaction(op)(this.db) };
-          } catch (error) {
-            return { ok: false, value: error };
-          }
-        }),
-      )();
+      return this.each(ops);
     } catch (error) {
       const unavailable = new JournalUnavailable(error);
       return ops.map(() => ({ ok: false, value: unavailable }));
