@@ -6,10 +6,18 @@ import { OncoError } from '../config/errors.ts';
 
 /**
  * How a write is committed: in the next group transaction; alone, in a transaction of its own
- * committed at once (work under suspicion); or as a mark, alone and without waiting for the disk
- * (the poison guard's "attempt begins").
+ * committed at once (work under suspicion); as a mark, alone and without waiting for the disk
+ * (the poison guard's "attempt begins"); or trailing: in the next group transaction that another
+ * write opens, else after TRAILING_MS (a result nobody waits for shares the next receipt's fsync
+ * instead of paying one of its own).
  */
-export type WriteMode = 'group' | 'alone' | 'mark';
+export type WriteMode = 'group' | 'alone' | 'mark' | 'trailing';
+
+/**
+ * How long a trailing write waits for company: about one MLLP round trip (ACK, next message,
+ * its commit), so that with one connection a result joins the next message's receipt.
+ */
+export const TRAILING_MS = 5;
 
 /**
  * The store's writer, wherever it runs: a worker thread owning the write connection
@@ -43,7 +51,7 @@ export function runOn(gc: GroupCommit, mode: WriteMode, op: () => unknown): Prom
       return Promise.reject(error);
     }
   }
-  return mode === 'alone' ? gc.writeAlone(op) : gc.write(op);
+  return mode === 'alone' ? gc.writeAlone(op) : gc.write(op, mode === 'trailing');
 }
 
 /** The writer in the caller's thread: commits block its event loop while they run. */
@@ -120,6 +128,8 @@ export interface GroupCommitOptions {
 export class GroupCommit {
   private queue: Pending[] = [];
   private scheduled = false;
+  /** The deadline of trailing writes waiting for company. */
+  private trailing: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly maxBatch: number;
   /** The connection's configured synchronous level (2 = FULL), restored after each mark. */
@@ -151,17 +161,20 @@ export class GroupCommit {
 
   /**
    * Runs `op` inside the next group transaction, as a savepoint of its own: if it throws, only its
-   * own changes roll back and only its promise rejects.
+   * own changes roll back and only its promise rejects. A `trailing` write does not open that
+   * transaction itself: it waits for another write to, or for TRAILING_MS.
    */
-  write<T>(op: (db: Db) => T): Promise<T> {
+  write<T>(op: (db: Db) => T, trailing = false): Promise<T> {
     if (this.closed)
       return Promise.reject(new Error('the store is closed: no write accepted after shutdown'));
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ op, resolve: resolve as (v: unknown) => void, reject });
       if (this.queue.length >= this.maxBatch) this.flush();
-      else if (!this.scheduled) {
+      else if (!trailing && !this.scheduled) {
         this.scheduled = true;
         setImmediate(() => this.flush());
+      } else if (trailing && !this.scheduled) {
+        this.trailing ??= setTimeout(() => this.flush(), TRAILING_MS);
       }
     });
   }
@@ -181,6 +194,8 @@ export class GroupCommit {
   /** Commits whatever waits now. Synchronous: better-sqlite3 blocks for the fsync. */
   flush(): void {
     this.scheduled = false;
+    clearTimeout(this.trailing);
+    this.trailing = undefined;
     if (this.queue.length === 0) return;
     const batch = this.queue;
     this.queue = [];
