@@ -167,6 +167,11 @@ export class Store {
    * begins" (it survives a crash of the process, which is what it guards against).
    */
   readonly mark: Writes<WriterModules>;
+  /**
+   * Writes in the next group commit that another write opens (or a few milliseconds later): for a
+   * result nobody is waiting for, which then shares the next receipt's fsync.
+   */
+  readonly writeTrailing: Writes<WriterModules>;
   private closing: Promise<void> | undefined;
 
   constructor(options: StoreOptions) {
@@ -223,6 +228,7 @@ export class Store {
     this.write = through('group');
     this.writeAlone = through('alone');
     this.mark = through('mark');
+    this.writeTrailing = through('trailing');
     this.auth = new AuthService(this.db, this.write, this.accounts, options.auth);
   }
 

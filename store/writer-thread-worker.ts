@@ -4,6 +4,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { BULK_CHECKPOINT_PAGES, openDatabase, WRITER_CACHE_MIB } from './db.ts';
 import { callModule, GroupCommit, reclaim, runOn } from './group-commit.ts';
 import { documentFilesIn, writerModules } from './store.ts';
+import { startCheckpointer } from './writer-thread-checkpoint.ts';
 import {
   asBuffers,
   errorToValue,
@@ -27,6 +28,7 @@ const modules = writerModules(
   documentFilesIn(init.documentsDir),
 );
 const gc = new GroupCommit(db);
+const checkpointer = startCheckpointer(db, init.file, init.synchronous);
 
 let outbox: WriteReply[] = [];
 
@@ -102,8 +104,10 @@ port.on('message', (m: ToWriter) => {
       return;
     case 'close':
       gc.close();
-      // After the last replies went out (they are sent from a microtask of this turn).
-      setImmediate(() => {
+      // After the last replies went out (they are sent from a microtask of this turn), and after
+      // the checkpointer: the last connection to close checkpoints and removes the WAL.
+      setImmediate(async () => {
+        await checkpointer.stop();
         db.close();
         port.postMessage({ type: 'closed' } satisfies FromWriter);
         port.close();
