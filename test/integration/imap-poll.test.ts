@@ -1,7 +1,9 @@
 // The IMAP source against Debian's Dovecot (started by the test with its own configuration, STARTTLS
 // required): mail journaled then moved (or flagged), a UIDVALIDITY change re-reads the mailbox without
-// filing anything twice, a journal failure leaves the mail in place, a lost server is reconnected.
+// filing anything twice, a large mail is kept as a file, a journal failure leaves the mail in place, a
+// lost server is reconnected.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ImapFlow } from 'imapflow';
@@ -12,7 +14,7 @@ import { startDovecot, type Dovecot } from '../support/dovecot.ts';
 import { tempDir, until } from '../support/engine-harness.ts';
 import { selfSignedCert, type TestCert } from '../support/self-signed-cert.ts';
 
-const mail = (id: string): Buffer =>
+const mail = (id: string, body = `Compte rendu ${id}\r\n`): Buffer =>
   Buffer.from(
     [
       'From: Labo <labo@labo.mssante.test>',
@@ -22,8 +24,7 @@ const mail = (id: string): Buffer =>
       'MIME-Version: 1.0',
       'Content-Type: text/plain; charset=utf-8',
       '',
-      `Compte rendu ${id}`,
-      '',
+      body,
     ].join('\r\n'),
   );
 
@@ -141,6 +142,22 @@ describe('imap-poll: the MSSanté operator mailbox (Dovecot)', function () {
       ctx.journal.slice(before).map((m) => m.meta?.messageIdHeader),
       ['f1@labo', 'f2@labo'],
     );
+    await source.stop();
+  });
+
+  it('a 12 MiB mail is journaled byte-identical, kept as a file beside the database', async function () {
+    const big = mail('big@labo', 'A'.repeat(76).concat('\r\n').repeat(160_000));
+    await admin.mailboxCreate('BIG');
+    await admin.append('BIG', big);
+    const source = poller({ mailbox: 'BIG', afterRead: 'move', moveTo: 'Processed' });
+    await source.start();
+    const taken = await until(
+      () => ctx.journal.find((m) => m.meta?.messageIdHeader === 'big@labo'),
+      'the large mail journaled',
+    );
+    const raw = ctx.engine.store.journal.content(taken.messageId, 'raw')!;
+    assert.deepEqual(raw.blob, { digest: createHash('sha256').update(big).digest('hex'), size: big.length });
+    await until(async () => (await uidsIn('BIG')) === 0, 'the large mail moved');
     await source.stop();
   });
 
