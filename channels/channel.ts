@@ -91,6 +91,8 @@ export class Channel {
   private processing: Promise<void> | undefined;
   private processingRunning = false;
   private readonly outcomeWaiters = new Map<number, Array<(o: Outcome) => void>>();
+  /** Messages whose outcome a peer waits for on an open connection (an MLLP ACK on outcome). */
+  private readonly peersWaiting = new Set<number>();
   /** Woken after every attempt of a store writer: answers on outcome wait for those. */
   private readonly filingWake = new Wake();
   /** Destinations that file into the core store (`apply`): a sender's answer waits for them. */
@@ -227,7 +229,7 @@ export class Channel {
       ...base,
       receive: (m) => this.receive(m),
       stage: (from) => this.deps.store.blobs.stage(from),
-      outcome: (id) => this.outcome(id),
+      outcome: (id, options) => this.outcome(id, options),
       answersDue: (afterId) => this.answersDue(afterId),
       answered: (id, code) => this.answered(id, code),
       outbox: {
@@ -328,8 +330,8 @@ export class Channel {
    * writers, once they settled or made their first attempt: a refusal by the store is then part of
    * the answer (AE) instead of an ERROR after an AA.
    */
-  async outcome(messageId: number): Promise<Outcome> {
-    const processed = await this.processingOutcome(messageId);
+  async outcome(messageId: number, options: { peerWaits?: boolean } = {}): Promise<Outcome> {
+    const processed = await this.processingOutcome(messageId, options.peerWaits ?? true);
     if (processed.status !== 'TRANSFORMED' || this.storeWriters.size === 0) return processed;
     const deadline = Date.now() + FILING_WAIT_MS;
     for (;;) {
@@ -341,10 +343,11 @@ export class Channel {
     }
   }
 
-  private processingOutcome(messageId: number): Promise<Outcome> {
+  private processingOutcome(messageId: number, peerWaits: boolean): Promise<Outcome> {
     const m = this.deps.store.journal.message(messageId);
     if (!m) return Promise.reject(new Error(`message ${messageId} does not exist`));
     if (m.status !== 'RECEIVED') return Promise.resolve(toOutcome(m));
+    if (peerWaits) this.peersWaiting.add(messageId);
     return new Promise((resolve) => {
       const list = this.outcomeWaiters.get(messageId) ?? [];
       list.push(resolve);
@@ -508,14 +511,10 @@ export class Channel {
               return filing ? [{ deliveryId, ordered: worker.ordered, filing }] : [];
             })
           : [];
-        // A result a source waits for (an answer on outcome) is committed at once; one nobody waits
-        // for joins the next commit another write opens (the next receipt): one fsync for both.
+        // A result a peer waits for (an answer on outcome) is committed at once; one nobody waits
+        // for (or only an answer file) joins the next commit another write opens: one fsync for both.
         const write =
-          m.attempts > 0
-            ? store.writeAlone
-            : this.outcomeWaiters.has(m.id)
-              ? store.write
-              : store.writeTrailing;
+          m.attempts > 0 ? store.writeAlone : this.peersWaiting.has(m.id) ? store.write : store.writeTrailing;
         const premarked = filers.map((f) => f.deliveryId);
         writes.push(
           write.deliveries
@@ -675,6 +674,7 @@ export class Channel {
     }
     this.capacity.notify();
     const waiters = this.outcomeWaiters.get(r.messageId);
+    this.peersWaiting.delete(r.messageId);
     if (waiters) {
       this.outcomeWaiters.delete(r.messageId);
       const status = r.status === 'QUARANTINED' ? 'ERROR' : r.status;

@@ -222,8 +222,10 @@ export interface SourceContext extends ConnectorContext {
    * Resolves once the message has left the processing stage (filtered, transformed or failed) and
    * its store writers (destinations with `apply`) have settled or made their first attempt: an
    * answer given then says whether the message is filed or refused, not only whether it parsed.
+   * `peerWaits: false`: no peer holds a connection open for this answer (an ACK file written later),
+   * so the processing result shares a later commit instead of opening one of its own.
    */
-  outcome(messageId: number): Promise<Outcome>;
+  outcome(messageId: number, options?: { peerWaits?: boolean }): Promise<Outcome>;
   /** Messages received with `owesAnswer` whose answer is due (after a crash or a late failure), a page at a time. */
   answersDue(afterId?: number): Promise<DueAnswer[]>;
   /** Records the answer given (AA, AE, AR): durable, so that it is not given twice. */

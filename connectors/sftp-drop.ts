@@ -343,7 +343,8 @@ class SftpDropSource implements Source {
     try {
       if (!login || !name || !this.server) throw new Error('the message names no account or file');
       const tree = await this.server.accountTree(login);
-      const outcome = await this.ctx.outcome(messageId);
+      // The upload was acknowledged already: its ACK file can wait for a commit that others open.
+      const outcome = await this.ctx.outcome(messageId, { peerWaits: false });
       const failed = outcome.status === 'ERROR' || outcome.status === 'REJECTED';
       const hl7 = due.contentType === 'application/hl7-v2';
       const ack = hl7 ? (outcome.response ?? this.buildAck(due.content, outcome)) : null;

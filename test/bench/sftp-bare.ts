@@ -4,6 +4,7 @@
 import crypto from 'node:crypto';
 import net, { type AddressInfo } from 'node:net';
 import ssh2 from 'ssh2';
+import { readableKeyPair } from '../../connectors/sftp-host-key.ts';
 import { driveUploader, type UploaderRun } from './transport-ingest.ts';
 
 const OK = 0;
@@ -12,7 +13,8 @@ export async function bareSftpIngest(files: number): Promise<UploaderRun & { rat
   const password = crypto.randomBytes(12).toString('hex');
   let closes = 0;
   const server = new ssh2.Server(
-    { hostKeys: [ssh2.utils.generateKeyPairSync('ed25519').private] },
+    // A pair ssh2 can read back (its generator makes a malformed one about once in 256).
+    { hostKeys: [readableKeyPair().private] },
     (client) => {
       client.on('authentication', (ctx) =>
         ctx.method === 'password' && ctx.password === password ? ctx.accept() : ctx.reject(['password']),

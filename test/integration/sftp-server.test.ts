@@ -242,6 +242,26 @@ describe('sftp-drop: built-in SFTP server', function () {
     assert.ok(listed.includes('a28.hl7.ack.hl7'));
   });
 
+  it('lets the processing result of an upload share a later commit: its ACK file is not a peer waiting', async function () {
+    const { store } = engine.engine;
+    const modes = new Map<number, string>();
+    const run = store.writer.run.bind(store.writer);
+    store.writer.run = (module, method, args, mode) => {
+      if (module === 'deliveries' && method === 'processedAndFiled')
+        modes.set((args[0] as { messageId: number }).messageId, mode);
+      return run(module, method, args, mode);
+    };
+    try {
+      const client = await connect('chu', 'chu-secret');
+      await client.put(Buffer.from(HL7.replace('|3975|', '|3976|')), '/in/identity/adt-3976.hl7');
+      await eventually(() => readIfExists(tree('chu', 'out', 'ack', 'adt-3976.hl7.ack.hl7')));
+    } finally {
+      store.writer.run = run;
+    }
+    // 'group' would open a commit of its own for an answer nobody holds a connection open for.
+    assert.equal(modes.get(identity.journal.at(-1)!.messageId), 'trailing');
+  });
+
   it('records a re-sent file as a duplicate of the first', async function () {
     const client = await connect('chu', 'chu-secret');
     const content = Buffer.from(HL7.replace('3975', '4001'));
