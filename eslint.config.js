@@ -66,6 +66,17 @@ export default tseslint.config(
     },
   },
   {
+    // The shapes two layers exchange as plain data (the store writes them, transformers read them):
+    // every layer may import contracts/, so it imports nothing and holds types only.
+    files: ['contracts/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['*'], message: 'contracts/ is a leaf: it imports nothing' }] },
+      ],
+    },
+  },
+  {
     // Imported by every layer, so it must import nothing: a leaf cannot make a cycle or a layering hole.
     files: ['config/errors.ts'],
     rules: {

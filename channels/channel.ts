@@ -287,6 +287,7 @@ export class Channel {
         rejected: m.rejected ?? null,
         replayOf: options.replayOf,
         owesAnswer: m.owesAnswer,
+        ...(m.audit ? { audit: m.audit } : {}),
         destinations: this.config.destinations.map((d) => d.name),
         now: Date.now(),
       };
@@ -507,7 +508,14 @@ export class Channel {
               return filing ? [{ deliveryId, ordered: worker.ordered, filing }] : [];
             })
           : [];
-        const write = m.attempts > 0 ? store.writeAlone : store.write;
+        // A result a source waits for (an answer on outcome) is committed at once; one nobody waits
+        // for joins the next commit another write opens (the next receipt): one fsync for both.
+        const write =
+          m.attempts > 0
+            ? store.writeAlone
+            : this.outcomeWaiters.has(m.id)
+              ? store.write
+              : store.writeTrailing;
         const premarked = filers.map((f) => f.deliveryId);
         writes.push(
           write.deliveries

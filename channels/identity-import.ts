@@ -80,6 +80,23 @@ export async function importIdentities(
     report.refused++;
     report.errors.push({ file, message, error: describeError(error) });
   };
+  // Filed in order by the store's writer while the next batches are read and mapped here: the
+  // chain of each batch's accounting, file boundaries included, so that the writer never waits for
+  // the next file to be read.
+  let filing: Promise<void> = Promise.resolve();
+  // A failed write surfaces at the next await of the chain; until then (while the next file is
+  // read) a handler keeps Node from calling it unhandled.
+  const chain = (next: Promise<void>): Promise<void> => {
+    next.catch(() => undefined);
+    return next;
+  };
+  const then = (step: () => void): void => {
+    filing = chain(filing.then(step));
+  };
+  const fileDone = (): void => {
+    report.filesDone++;
+    o.onProgress?.(report);
+  };
   for (const file of files) {
     report.file = file;
     let messages: Buffer[];
@@ -87,15 +104,13 @@ export async function importIdentities(
       messages = splitBatch(await fs.readFile(file)).messages;
     } catch (error) {
       // A file that cannot be read or is not HL7 is one refusal; the load goes on with the next file.
-      refuse(file, null, error);
-      report.filesDone++;
-      o.onProgress?.(report);
+      then(() => {
+        refuse(file, null, error);
+        fileDone();
+      });
       continue;
     }
-    // Read and mapped here, filed by the store's writer a batch per call: one commit each, one
-    // savepoint a message (a refusal rolls back that message alone). The next batch is mapped
-    // while the writer commits this one.
-    let filing: Promise<void> = Promise.resolve();
+    // One commit per batch, one savepoint a message (a refusal rolls back that message alone).
     for (let at = 0; at < messages.length; at += batch) {
       const inputs: IdentityFilingInput[] = [];
       const unmapped = new Map<number, unknown>();
@@ -111,33 +126,34 @@ export async function importIdentities(
       const count = Math.min(batch, messages.length - at);
       const previous = filing;
       const outcomes = store.write.identityFiling.fileEach(inputs);
-      filing = (async () => {
-        await previous;
-        const filed = await outcomes;
-        // Refusals in message order, whichever side refused.
-        for (let n = at + 1, i = 0; n <= at + count; n++) {
-          if (unmapped.has(n)) {
-            refuse(file, n, unmapped.get(n));
-            continue;
+      filing = chain(
+        (async () => {
+          await previous;
+          const filed = await outcomes;
+          // Refusals in message order, whichever side refused.
+          for (let n = at + 1, i = 0; n <= at + count; n++) {
+            if (unmapped.has(n)) {
+              refuse(file, n, unmapped.get(n));
+              continue;
+            }
+            const outcome = filed[i++]!;
+            if (!outcome.ok) {
+              refuse(file, n, outcome.error);
+              continue;
+            }
+            for (const d of outcome.decisions) report.actions[d.action] = (report.actions[d.action] ?? 0) + 1;
+            report.filed++;
           }
-          const outcome = filed[i++]!;
-          if (!outcome.ok) {
-            refuse(file, n, outcome.error);
-            continue;
-          }
-          for (const d of outcome.decisions) report.actions[d.action] = (report.actions[d.action] ?? 0) + 1;
-          report.filed++;
-        }
-        report.messages += count;
-        o.onProgress?.(report);
-      })();
+          report.messages += count;
+          o.onProgress?.(report);
+        })(),
+      );
       // At most two batches in hand: memory stays bounded whatever the file's size.
       await previous;
     }
-    await filing;
-    report.filesDone++;
-    o.onProgress?.(report);
+    then(fileDone);
   }
+  await filing;
   report.seconds = Number(process.hrtime.bigint() - started) / 1e9;
   return report;
 }

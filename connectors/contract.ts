@@ -47,6 +47,11 @@ export interface Inbound {
    * transaction that stores the message, so a row is journaled exactly once across a crash.
    */
   outboxId?: number;
+  /**
+   * The act that brought the message, for the audit trail: recorded in the commit that journals the
+   * message, so that the sender's acknowledgement waits for one commit rather than two.
+   */
+  audit?: ConnectorAct;
 }
 
 export interface Receipt {

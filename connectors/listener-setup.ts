@@ -6,6 +6,8 @@ import path from 'node:path';
 import Type, { type TProperties } from 'typebox';
 import { OncoError } from '../config/errors.ts';
 import { Default } from '../transformers/contract.ts';
+import type { SourceContext } from './contract.ts';
+import type { InFlight } from './poll-loop.ts';
 
 export class ConnectorSetupError extends OncoError {
   declare readonly hint: string;
@@ -153,3 +155,30 @@ export const connectionLimitOptions = {
     defaultConnectionLimits.idleTimeoutMs,
   ),
 };
+
+/** A source's hold on a listener that several channels share (the one SFTP server, the one SMTP server). */
+export interface SharedListenerHold {
+  /** Takes this source's route off the server: no new work reaches the source. */
+  unroute: (() => void) | null;
+  /** Gives back this source's share of the server; the last share closes it. */
+  release: (() => Promise<void>) | null;
+}
+
+/**
+ * Stops a source of a shared listener in the order that loses nothing: no new work is routed to it,
+ * the work it took settles (journaled and answered), then its share of the server goes. Safe to call
+ * twice (start's failure path, then the engine's stop).
+ */
+export async function leaveSharedListener(
+  hold: SharedListenerHold,
+  inFlight: InFlight,
+  ctx: Pick<SourceContext, 'report'>,
+): Promise<void> {
+  hold.unroute?.();
+  hold.unroute = null;
+  await inFlight.settled();
+  const release = hold.release;
+  hold.release = null;
+  await release?.();
+  ctx.report({ connected: false });
+}

@@ -18,6 +18,8 @@ export function loginUsableAsDirectory(login: string): boolean {
 export class AccountTrees {
   readonly root: string;
   readonly staging: string;
+  /** Trees made since start: each answer to an upload asks for its account's tree again. */
+  private readonly made = new Map<string, Promise<AccountTree>>();
 
   constructor(root: string) {
     this.root = root;
@@ -32,7 +34,18 @@ export class AccountTrees {
   }
 
   /** The account's tree, created on first use. */
-  async open(login: string): Promise<AccountTree> {
+  open(login: string): Promise<AccountTree> {
+    let tree = this.made.get(login);
+    if (!tree) {
+      tree = this.make(login);
+      this.made.set(login, tree);
+      // A failure (disk full) is not kept: the next use tries again.
+      tree.catch(() => this.made.delete(login));
+    }
+    return tree;
+  }
+
+  private async make(login: string): Promise<AccountTree> {
     if (!loginUsableAsDirectory(login))
       throw new Error(`login ${JSON.stringify(login)} cannot name a directory`);
     const tree = new AccountTree(login, path.join(this.root, login), this.staging);

@@ -8,7 +8,13 @@ import { ackErrorOf, buildAck } from '../transformers/hl7v2-ack.ts';
 import type { DueAnswer, Inbound, Outcome, Source, SourceContext, SourceSpec } from './contract.ts';
 import Type, { type Static } from 'typebox';
 import { Default, readOptions, type OptionsOf } from '../transformers/contract.ts';
-import { connectionLimitOptions, defaultBind, envPort } from './listener-setup.ts';
+import {
+  connectionLimitOptions,
+  defaultBind,
+  envPort,
+  leaveSharedListener,
+  type SharedListenerHold,
+} from './listener-setup.ts';
 import { InFlight } from './poll-loop.ts';
 import {
   DROP_FOLDERS,
@@ -18,6 +24,7 @@ import {
   type SftpServerSettings,
   type TakeResult,
   type Upload,
+  uploadAudit,
 } from './sftp-server.ts';
 import { halfOf, SidecarPairing, type Pair } from './sftp-pairing.ts';
 
@@ -135,8 +142,7 @@ class SftpDropSource implements Source {
   private readonly ctx: SourceContext;
   private readonly buildAck: AckBuilder;
   private readonly inFlight = new InFlight();
-  private release: (() => Promise<void>) | null = null;
-  private unroute: (() => void) | null = null;
+  private readonly hold: SharedListenerHold = { unroute: null, release: null };
   private server: SftpServer | null = null;
   /** The answer being written per message: a later one (a late failure) waits for it, then rewrites. */
   private readonly answering = new Map<number, Promise<void>>();
@@ -167,7 +173,7 @@ class SftpDropSource implements Source {
           },
         }),
     );
-    this.release = () => handle.release();
+    this.hold.release = () => handle.release();
     const server = handle.service;
     this.server = server;
     try {
@@ -183,7 +189,7 @@ class SftpDropSource implements Source {
           },
         );
       }
-      this.unroute = server.route(options.folder, {
+      this.hold.unroute = server.route(options.folder, {
         maxFileBytes: options.maxFileBytes,
         take: (upload) => this.inFlight.track(this.take(upload)),
       });
@@ -234,23 +240,19 @@ class SftpDropSource implements Source {
   async stop(): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = null;
-    this.unroute?.();
-    this.unroute = null;
-    await this.inFlight.settled();
-    const release = this.release;
-    this.release = null;
-    await release?.();
-    this.ctx.report({ connected: false });
+    await leaveSharedListener(this.hold, this.inFlight, this.ctx);
   }
 
   private async take(upload: Upload): Promise<TakeResult> {
     if (this.pairing !== null && halfOf(upload.name) !== null && upload.size > 0) {
-      const paired = await this.pairing.offer(upload.account.login, upload.name, upload.file);
+      const paired = await this.pairing.offer(upload.account.login, upload.name, await upload.file());
       if (paired === null) return;
       if (paired !== 'alone') return this.takePair(upload, paired);
     }
     // The upload's file moves to the journal's side (hashed on the way) when it is large: never read whole.
-    const staged = await this.ctx.stage({ file: upload.file, move: true });
+    const staged = await this.ctx.stage(
+      upload.content ? { buffer: upload.content } : { file: await upload.file(), move: true },
+    );
     const head = staged.content ?? (await readHead(staged.file!));
     return this.journal(upload, upload.name, { staged }, { head, size: staged.size, digest: staged.digest });
   }
@@ -258,7 +260,10 @@ class SftpDropSource implements Source {
   private async takePair(upload: Upload, pair: Pair): Promise<TakeResult> {
     // The PDF is staged like any upload: the upload's own file moves; a parked half is copied, as it
     // must survive a crash until the pair is journaled (then `done` removes it).
-    const staged = await this.ctx.stage({ file: pair.pdf.file, move: pair.pdf.file === upload.file });
+    const staged = await this.ctx.stage({
+      file: pair.pdf.file,
+      move: pair.pdf.file === (await upload.file()),
+    });
     const digest = createHash('sha256').update(staged.digest).update(pair.sidecar.content);
     const head = staged.content ?? (await readHead(staged.file!));
     const result = await this.journal(
@@ -300,9 +305,10 @@ class SftpDropSource implements Source {
       dedupKey: `sftp:${upload.account.login}:${digest}`,
       ...(upload.account.finess ? { owner: upload.account.finess } : {}),
       ...(rejected ? { rejected } : { owesAnswer: true }),
+      audit: uploadAudit(upload.audit, rejected),
     };
     const receipt = await this.ctx.receive(inbound);
-    if (rejected) return { rejected };
+    if (rejected) return { rejected, audited: true };
     // Answered later, once processed: the upload is acknowledged now that the message is journaled.
     void this.answer({
       messageId: receipt.messageId,
@@ -311,6 +317,7 @@ class SftpDropSource implements Source {
       meta: inbound.meta!,
       sender: upload.account.login,
     });
+    return { audited: true };
   }
 
   /** One answer at a time per message: a late failure's rewrite comes after the first answer. */

@@ -1,7 +1,8 @@
 // The file system one SFTP session sees: SFTP v3 requests answered over the account's chrooted tree.
-// Every request id gets exactly one reply (run() below sends it, whatever happens). Uploads stream to
-// a staging file with positional writes; the write handle's CLOSE is the moment a file is complete,
-// so that is when it is handed on (and only once it is journaled does the CLOSE get its OK).
+// Every request id gets exactly one reply (run() below sends it, whatever happens). A small upload is
+// held in memory; one that grows past that goes to a staging file with positional writes. The write
+// handle's CLOSE is the moment a file is complete, so that is when it is handed on (and only once it
+// is journaled does the CLOSE get its OK).
 import type { FileHandle } from 'node:fs/promises';
 import fs from 'node:fs/promises';
 import type { Stats } from 'node:fs';
@@ -15,6 +16,7 @@ import {
   fileNameProblem,
   isTemporaryName,
   locate,
+  mayExist,
   resolvePath,
   SftpRefusal,
   STATUS,
@@ -32,34 +34,64 @@ const NAMES_PER_READDIR = 64;
  * keeps at most 64 × 32 KiB in flight), so only a client ignoring flow control reaches it.
  */
 const MAX_PENDING_WRITE_BYTES = 32 * 1024 * 1024;
+export const HELD = {
+  /**
+   * An upload up to this size is held in memory: journaled inline, it never touches the disk on its
+   * own (a staging file cost a dozen file system calls per upload, the main thread's largest share).
+   */
+  maxBytes: 64 * 1024,
+  /** Bytes held by every session together; past it, uploads go to staging files whatever their size. */
+  budgetBytes: 16 * 1024 * 1024,
+};
 
 /** Where complete uploads go: implemented by the server, which knows the channels' routes. */
 export interface UploadSink {
   /** Size limit of a drop folder, or null when no channel takes that folder now. */
   limitFor(folder: DropFolder): number | null;
   /**
-   * Hands a complete file to the folder's channel. Resolves once it is journaled (the file is then
-   * gone from `file`) or rejected into `/error`; rejects when it was not taken (the file stays).
+   * Hands a complete file to the folder's channel. Resolves once it is journaled (its file, if it
+   * has one, is then gone) or rejected into `/error`; rejects when it was not taken (the file stays).
    */
-  take(tree: AccountTree, folder: DropFolder, name: string, file: string, size: number): Promise<void>;
+  take(tree: AccountTree, folder: DropFolder, name: string, body: UploadBody, size: number): Promise<void>;
 }
+
+/** A complete upload's bytes: in memory when it was small, else in a file. */
+export interface UploadBody {
+  /** The bytes, when the upload was held in memory; null when it is a file. */
+  readonly content: Buffer | null;
+  /** The upload as a file on disk (written from `content` on the first call when it was held). */
+  file(): Promise<string>;
+}
+
+interface Held {
+  offset: number;
+  data: Buffer;
+}
+
+type WriteHandle = {
+  kind: 'write';
+  /** Null while the upload is held in memory (`held`). */
+  fh: FileHandle | null;
+  staging: string | null;
+  /** The writes held in memory, in the order they came; null once the upload is on disk. */
+  held: Held[] | null;
+  heldBytes: number;
+  /** The file's size: the end of its furthest write. */
+  end: number;
+  folder: DropFolder;
+  name: string;
+  limit: number;
+  /** Writes run one after the other; CLOSE waits for the last. */
+  tail: Promise<void>;
+  pending: number;
+  /** Set once the upload cannot complete; every later request on the handle fails with it. */
+  failure: string | null;
+};
 
 type Handle =
   | { kind: 'dir'; entries: FileEntry[]; next: number; real: string }
   | { kind: 'read'; fh: FileHandle }
-  | {
-      kind: 'write';
-      fh: FileHandle;
-      staging: string;
-      folder: DropFolder;
-      name: string;
-      limit: number;
-      /** Writes run one after the other; CLOSE waits for the last. */
-      tail: Promise<void>;
-      pending: number;
-      /** Set once the upload cannot complete; every later request on the handle fails with it. */
-      failure: string | null;
-    };
+  | WriteHandle;
 
 type Reply =
   | { status: number; message?: string }
@@ -86,6 +118,8 @@ export class SftpFileSystem {
   private clientDone = false;
   /** Disk paths of `.part` files being taken, so two sessions renaming the same file take it once. */
   private static readonly taking = new Set<string>();
+  /** Bytes of uploads held in memory, every session together (HELD.budgetBytes). */
+  private static heldBytes = 0;
 
   constructor(sftp: SFTPWrapper, tree: AccountTree, sink: UploadSink, log: Logger) {
     this.sftp = sftp;
@@ -227,7 +261,7 @@ export class SftpFileSystem {
         `no channel takes /in/${folder} at the moment; send the file later`,
       );
     }
-    const existing = await this.lstatOrNull(this.tree.real(segments));
+    const existing = mayExist(where) && (await this.lstatOrNull(this.tree.real(segments)));
     if (existing && (flags & OPEN.EXCL || !(flags & OPEN.TRUNC))) {
       refuse(
         STATUS.FAILURE,
@@ -235,11 +269,13 @@ export class SftpFileSystem {
         `${virtualPath(segments)} exists: resuming is not supported, upload the whole file again`,
       );
     }
-    const { file, handle } = await this.tree.createStaging();
     return this.newHandle({
       kind: 'write',
-      fh: handle,
-      staging: file,
+      fh: null,
+      staging: null,
+      held: [],
+      heldBytes: 0,
+      end: 0,
       folder,
       name: where.name,
       limit,
@@ -277,7 +313,7 @@ export class SftpFileSystem {
       );
     }
     h.pending += data.length;
-    const written = h.tail.then(() => h.fh.write(data, 0, data.length, offset));
+    const written = h.tail.then(() => this.put(h, data, offset));
     h.tail = written.then(
       () => {
         h.pending -= data.length;
@@ -306,15 +342,22 @@ export class SftpFileSystem {
       return { status: STATUS.FAILURE, message: h.failure };
     }
     try {
-      const size = (await h.fh.stat()).size;
       if (isTemporaryName(h.name)) {
         // It waits on our disk for its rename, which may come after a restart: make it durable now.
-        await h.fh.sync();
-        await h.fh.close();
-        await fs.rename(h.staging, this.tree.real(['in', h.folder, h.name]));
+        const fh = await this.onDisk(h);
+        await fh.sync();
+        await fh.close();
+        await fs.rename(h.staging!, this.tree.real(['in', h.folder, h.name]));
       } else {
-        await h.fh.close();
-        await this.sink.take(this.tree, h.folder, h.name, h.staging, size);
+        await h.fh?.close();
+        const body: UploadBody = {
+          content: h.held && assemble(h.held, h.end),
+          file: async () => {
+            if (h.staging === null) await (await this.onDisk(h)).close();
+            return h.staging!;
+          },
+        };
+        await this.sink.take(this.tree, h.folder, h.name, body, h.end);
       }
       return OK;
     } finally {
@@ -322,21 +365,57 @@ export class SftpFileSystem {
     }
   }
 
-  /** Forgets an upload's staging file (closing twice and removing a moved file are harmless). */
-  private async discard(h: Extract<Handle, { kind: 'write' }>): Promise<void> {
-    await h.fh.close().catch(() => undefined);
-    await fs.rm(h.staging, { force: true });
+  /** Keeps one write: in memory while the upload is small and the budget allows, else on disk. */
+  private async put(h: WriteHandle, data: Buffer, offset: number): Promise<void> {
+    const end = Math.max(h.end, offset + data.length);
+    if (h.held && end <= HELD.maxBytes && SftpFileSystem.heldBytes + data.length <= HELD.budgetBytes) {
+      h.held.push({ offset, data });
+      h.heldBytes += data.length;
+      SftpFileSystem.heldBytes += data.length;
+    } else {
+      const fh = await this.onDisk(h);
+      await fh.write(data, 0, data.length, offset);
+    }
+    h.end = end;
+  }
+
+  /** The upload's staging file, created and given the held writes (in their order) on the first call. */
+  private async onDisk(h: WriteHandle): Promise<FileHandle> {
+    if (h.fh) return h.fh;
+    const { file, handle } = await this.tree.createStaging();
+    h.fh = handle;
+    h.staging = file;
+    const held = h.held ?? [];
+    this.unhold(h);
+    for (const w of held) await handle.write(w.data, 0, w.data.length, w.offset);
+    return handle;
+  }
+
+  /** Gives back the upload's share of the held budget. */
+  private unhold(h: WriteHandle): void {
+    SftpFileSystem.heldBytes -= h.heldBytes;
+    h.heldBytes = 0;
+    h.held = null;
+  }
+
+  /** Forgets an upload's bytes and staging file (closing twice and removing a moved file are harmless). */
+  private async discard(h: WriteHandle): Promise<void> {
+    this.unhold(h);
+    await h.fh?.close().catch(() => undefined);
+    if (h.staging !== null) await fs.rm(h.staging, { force: true });
   }
 
   private async fstat(buf: Buffer): Promise<Reply> {
     const h = this.handleOf(buf);
-    return { attrs: toAttrs(h.kind === 'dir' ? await fs.lstat(h.real) : await h.fh.stat()) };
+    if (h.kind === 'dir') return { attrs: toAttrs(await fs.lstat(h.real)) };
+    if (h.kind === 'write' && h.fh === null) return { attrs: heldAttrs(h.end) };
+    return { attrs: toAttrs(await h.fh!.stat()) };
   }
 
   /** Stats what a path names in the tree; symbolic links are never followed (the tree has none). */
   private async statPath(p: string): Promise<Reply> {
     const segments = resolvePath(p);
-    const stats = locate(segments).kind === 'none' ? null : await this.lstatOrNull(this.tree.real(segments));
+    const stats = mayExist(locate(segments)) ? await this.lstatOrNull(this.tree.real(segments)) : null;
     if (!stats || stats.isSymbolicLink())
       return refuse(STATUS.NO_SUCH_FILE, 'SFTP_NO_FILE', `${p}: no such file`);
     return { attrs: toAttrs(stats) };
@@ -435,7 +514,13 @@ export class SftpFileSystem {
         await this.tree.reject(dst.name, source, reason);
         return { status: STATUS.FAILURE, message: reason };
       }
-      await this.sink.take(this.tree, folder, dst.name, source, stats.size);
+      await this.sink.take(
+        this.tree,
+        folder,
+        dst.name,
+        { content: null, file: async () => source },
+        stats.size,
+      );
       return OK;
     } finally {
       SftpFileSystem.taking.delete(source);
@@ -467,6 +552,26 @@ export class SftpFileSystem {
 
 function tooLarge(limit: number, folder: DropFolder): string {
   return `file refused: larger than the ${limit} bytes /in/${folder} accepts; split it or ask for a higher limit`;
+}
+
+/** A held upload's bytes in one buffer of their own (a write's data is a view of its SSH packet). */
+function assemble(held: readonly Held[], size: number): Buffer {
+  const out = Buffer.alloc(size);
+  for (const w of held) w.data.copy(out, w.offset);
+  return out;
+}
+
+/** What FSTAT says of an upload held in memory: a file of ours, as a staging file would be. */
+function heldAttrs(size: number): Attributes {
+  const now = Math.floor(Date.now() / 1000);
+  return {
+    mode: 0o100600,
+    uid: process.getuid?.() ?? 0,
+    gid: process.getgid?.() ?? 0,
+    size,
+    atime: now,
+    mtime: now,
+  };
 }
 
 function toAttrs(s: Stats): Attributes {

@@ -103,6 +103,16 @@ export function locate(segments: readonly string[]): Location {
   return { kind: 'none' };
 }
 
+/**
+ * Whether what a path names can be on disk. In a drop folder only a temporary name can: a final name
+ * is taken at its CLOSE or RENAME and never written there, so the STAT every client sends before an
+ * upload, and the OPEN, need no look-up for it.
+ */
+export function mayExist(where: Location): boolean {
+  if (where.kind === 'none') return false;
+  return where.kind === 'dir' || dropFolderOf(where.dir) === null || isTemporaryName(where.name);
+}
+
 /** The drop folder a directory is, or null when uploads are not allowed there. */
 export function dropFolderOf(dir: TreeDir | ''): DropFolder | null {
   const match = /^in\/(.+)$/.exec(dir);

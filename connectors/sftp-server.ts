@@ -6,9 +6,9 @@ import net from 'node:net';
 import path from 'node:path';
 import ssh2 from 'ssh2';
 import type { AuthContext, ClientInfo, Connection, PublicKeyAuthContext } from 'ssh2';
-import type { Account, Accounts, Logger, SharedService } from './contract.ts';
+import type { Account, Accounts, ConnectorAct, Logger, SharedService } from './contract.ts';
 import { AccountTrees, loginUsableAsDirectory, type AccountTree } from './sftp-account-tree.ts';
-import { SftpFileSystem, type UploadSink } from './sftp-filesystem.ts';
+import { SftpFileSystem, type UploadBody, type UploadSink } from './sftp-filesystem.ts';
 import { SftpServerError } from './sftp-error.ts';
 import { defaultConnectionLimits, type ConnectionLimits } from './listener-setup.ts';
 import { loadOrCreateHostKey } from './sftp-host-key.ts';
@@ -18,21 +18,30 @@ export { DROP_FOLDERS, type DropFolder } from './sftp-paths.ts';
 export type { AccountTree } from './sftp-account-tree.ts';
 export { SftpServerError } from './sftp-error.ts';
 
-/** A complete file in a drop folder, handed to the channel that takes the folder. */
-export interface Upload {
+/**
+ * A complete file in a drop folder, handed to the channel that takes the folder: its bytes when it
+ * was small, else its file, which is removed (or moved to `/error`) once the handler settles.
+ */
+export interface Upload extends UploadBody {
   account: Account;
   folder: DropFolder;
   /** Final name as the client gave it (after the rename, for a `.part` upload). */
   name: string;
-  /** Where the complete content is on disk; it is removed (or moved to `/error`) once the handler settles. */
-  file: string;
   size: number;
   /** The account's tree, to place answers later: `tree.place('out/ack', …)`, `tree.reject(…)`. */
   tree: AccountTree;
+  /**
+   * The upload's audit row, its outcome to be set: a route that journals the file records it in the
+   * same commit (`Inbound.audit`) and says so (`audited`); otherwise the server records it after.
+   */
+  audit: ConnectorAct;
 }
 
-/** `rejected`: the file goes to `/error` with `NAME.error.txt` giving this reason. */
-export type TakeResult = { rejected: string } | void;
+/**
+ * `rejected`: the file goes to `/error` with `NAME.error.txt` giving this reason. `audited`: the
+ * upload's audit row was committed with the message.
+ */
+export type TakeResult = { rejected?: string; audited?: boolean } | void;
 
 export interface Route {
   maxFileBytes: number;
@@ -159,6 +168,10 @@ export class SftpServer implements SharedService {
     }, this.limits.authTimeoutMs);
     deadline.unref();
     this.deadlines.set(key, deadline);
+    // SFTP is request and reply: with Nagle's algorithm a small reply waits for the client's delayed
+    // ACK of the previous one (up to 40 ms on Linux), which capped small uploads at ~80 files/s.
+    socket.setNoDelay(true);
+    coalesceWrites(socket);
     socket.setTimeout(this.limits.idleTimeoutMs, () => {
       this.log.info({ remote: key }, 'sftp connection closed: idle');
       socket.destroy();
@@ -182,19 +195,17 @@ export class SftpServer implements SharedService {
 
   /** The sink one account's sessions hand their uploads to. */
   private sinkFor(account: Account, address: string): UploadSink {
-    const audit = (object: string, outcome: 'ok' | 'refused' | 'failed', detail: Record<string, unknown>) =>
-      this.accounts.audit?.({
-        actor: account.login,
-        action: 'sftp-upload',
-        object,
-        source: address,
-        establishment: account.finess,
-        outcome,
-        detail,
-      });
+    const act = (object: string, size: number): ConnectorAct => ({
+      actor: account.login,
+      action: 'sftp-upload',
+      object,
+      source: address,
+      establishment: account.finess,
+      detail: { size },
+    });
     return {
       limitFor: (folder) => this.routes.get(folder)?.maxFileBytes ?? null,
-      take: async (tree, folder, name, file, size) => {
+      take: async (tree, folder, name, body, size) => {
         const route = this.routes.get(folder);
         if (!route) {
           throw new SftpRefusal(
@@ -203,20 +214,17 @@ export class SftpServer implements SharedService {
             `no channel takes /in/${folder} now; send the file later`,
           );
         }
-        const object = `sftp:/in/${folder}/${name}`;
+        const audit = act(`sftp:/in/${folder}/${name}`, size);
         let result: TakeResult;
         try {
-          result = await route.take({ account, folder, name, file, size, tree });
+          result = await route.take({ account, folder, name, size, tree, audit, ...body });
         } catch (err) {
-          await audit(object, 'failed', { size });
+          await this.accounts.audit?.({ ...audit, outcome: 'failed' });
           throw err;
         }
-        await audit(object, result?.rejected ? 'refused' : 'ok', {
-          size,
-          ...(result?.rejected ? { rejected: result.rejected } : {}),
-        });
-        if (result?.rejected) await tree.reject(name, file, result.rejected);
-        else await fs.rm(file, { force: true });
+        if (!result?.audited) await this.accounts.audit?.(uploadAudit(audit, result?.rejected));
+        if (result?.rejected) await tree.reject(name, await body.file(), result.rejected);
+        else if (body.content === null) await fs.rm(await body.file(), { force: true });
       },
     };
   }
@@ -278,6 +286,33 @@ export class SftpServer implements SharedService {
     );
     return account && proof === 'query' ? 'key-acceptable' : account;
   }
+}
+
+/**
+ * SSH packets written in one turn of the event loop leave in one system call: a group commit answers
+ * many CLOSEs of a connection at once, and each reply is a packet of its own.
+ */
+function coalesceWrites(socket: net.Socket): void {
+  const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
+  let corked = false;
+  socket.write = ((...args: unknown[]) => {
+    if (!corked) {
+      corked = true;
+      socket.cork();
+      setImmediate(() => {
+        corked = false;
+        socket.uncork();
+      });
+    }
+    return write(...args);
+  }) as typeof socket.write;
+}
+
+/** An upload's audit row once its fate is known: taken, or refused with the reason. */
+export function uploadAudit(act: ConnectorAct, rejected: string | undefined): ConnectorAct {
+  return rejected === undefined
+    ? { ...act, outcome: 'ok' }
+    : { ...act, outcome: 'refused', detail: { ...act.detail, rejected } };
 }
 
 /** Proves the client holds the private half of the offered key. */

@@ -8,8 +8,10 @@ import {
   connectionLimitOptions,
   defaultBind,
   envPort,
+  leaveSharedListener,
   readTlsFiles,
   tlsServerOption,
+  type SharedListenerHold,
 } from './listener-setup.ts';
 import { mailInbound } from './mail-inbound.ts';
 import { InFlight } from './poll-loop.ts';
@@ -121,8 +123,7 @@ const COMPARED = [
 
 class SmtpInboxSource implements Source {
   private readonly inFlight = new InFlight();
-  private release: (() => Promise<void>) | null = null;
-  private unroute: (() => void) | null = null;
+  private readonly hold: SharedListenerHold = { unroute: null, release: null };
 
   constructor(
     private readonly options: SmtpInboxOptions,
@@ -142,7 +143,7 @@ class SmtpInboxSource implements Source {
           log: ctx.log,
         }),
     );
-    this.release = () => handle.release();
+    this.hold.release = () => handle.release();
     const server = handle.service;
     try {
       const clash = COMPARED.find((k) => server.settings[k] !== settings[k]);
@@ -153,7 +154,7 @@ class SmtpInboxSource implements Source {
           params: { channel: ctx.channelId, option: what },
         });
       }
-      this.unroute = server.route(options.mailbox, {
+      this.hold.unroute = server.route(options.mailbox, {
         allowFrom: allowedSenders(options.allowFrom, ctx.directory),
         stage: (from) => ctx.stage(from),
         take: (mail) => this.inFlight.track(this.take(mail)),
@@ -167,13 +168,7 @@ class SmtpInboxSource implements Source {
   }
 
   async stop(): Promise<void> {
-    this.unroute?.();
-    this.unroute = null;
-    await this.inFlight.settled();
-    const release = this.release;
-    this.release = null;
-    await release?.();
-    this.ctx.report({ connected: false });
+    await leaveSharedListener(this.hold, this.inFlight, this.ctx);
   }
 
   private async take(mail: IncomingMail): Promise<void> {

@@ -14,6 +14,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { OncoError } from '../config/errors.ts';
+import { reclaimAfter } from './buffer-reclaim.ts';
 import { syncDirectory, syncDirectorySync } from './sync-directory.ts';
 
 /** A blob as the journal records it: plain data, safe to hand to the writer. */
@@ -59,9 +60,12 @@ export class BlobFiles {
   /** Digests placed by a write whose commit has not settled yet: never deleted meanwhile. */
   private readonly pins = new Map<string, number>();
   private readonly locks = new Map<string, Promise<void>>();
+  /** Whether a committed row references a digest (the journal's `blobs`); without it, only the sweep deletes. */
+  private readonly known: ((digest: string) => boolean) | undefined;
 
-  constructor(dir: string | null, threshold: number) {
+  constructor(dir: string | null, threshold: number, known?: (digest: string) => boolean) {
     this.dir = dir;
+    this.known = known;
     this.threshold = dir === null ? Infinity : threshold;
     this.staging = dir === null ? null : path.join(dir, STAGING);
     if (dir !== null) fs.mkdirSync(this.staging!, { recursive: true, mode: 0o700 });
@@ -151,16 +155,27 @@ export class BlobFiles {
 
   /**
    * Journals staged content: above the threshold its file is first placed (`place`), then `write`
-   * commits the reference, the digest pinned meanwhile.
+   * commits the reference, the digest pinned meanwhile. When placing or the write fails, the file
+   * goes at once (unless a row or another write in flight holds the same bytes): the sender is told
+   * to send again, and the next start's sweep would be the only other way out of a full disk.
    */
   async keep<T>(
     staged: StagedContent | undefined,
     write: (blob: BlobRef | undefined) => Promise<T>,
   ): Promise<T> {
     if (!staged || staged.file === undefined) return write(undefined);
-    const placed = await this.place({ ...staged, file: staged.file });
+    const placed = await this.place({ ...staged, file: staged.file }).catch(async (error: unknown) => {
+      await this.discard(staged);
+      throw error;
+    });
     try {
       return await write(placed.blob);
+    } catch (error) {
+      placed.release();
+      const known = this.known;
+      // The write's failure is what the caller must hear: a file that cannot go now is the sweep's.
+      if (known) await this.dropUnknown(staged.digest, known).catch(() => false);
+      throw error;
     } finally {
       placed.release();
     }
@@ -216,15 +231,21 @@ export class BlobFiles {
     }
     let removed = 0;
     for (const name of await fsp.readdir(this.dir)) {
-      if (!DIGEST.test(name)) continue;
-      await this.locked(name, async () => {
-        // Read under the lock, right before deleting: a commit cannot reference it in between.
-        if (this.pins.has(name) || known(name)) return;
-        await fsp.rm(path.join(this.dir!, name), { force: true });
-        removed++;
-      });
+      if (DIGEST.test(name) && (await this.dropUnknown(name, known))) removed++;
     }
     if (removed > 0) await syncDirectory(this.dir);
+    return removed;
+  }
+
+  /** Deletes a blob's file unless a row knows it or a write in flight placed it; true when it went. */
+  private async dropUnknown(digest: string, known: (digest: string) => boolean): Promise<boolean> {
+    let removed = false;
+    await this.locked(digest, async () => {
+      // Read under the lock, right before deleting: a commit cannot reference it in between.
+      if (this.pins.has(digest) || known(digest)) return;
+      await fsp.rm(path.join(this.dir!, digest), { force: true });
+      removed = true;
+    });
     return removed;
   }
 
@@ -293,6 +314,7 @@ export class BlobFiles {
           written += bytesWritten;
         }
         size += chunk.length;
+        reclaimAfter(chunk.length);
       }
       await handle.sync();
     } catch (error) {
@@ -316,6 +338,7 @@ export class BlobFiles {
       }) as AsyncIterable<Buffer>) {
         hash.update(chunk);
         size += chunk.length;
+        reclaimAfter(chunk.length);
       }
       await handle.sync();
     } finally {

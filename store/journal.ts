@@ -3,6 +3,7 @@
 // a message and its deliveries are committed before the source acknowledges (DESIGN.md, rule 1).
 import type { Db, Migration } from './db.ts';
 import type { BlobRef } from './blob-files.ts';
+import type { Audit, AuditEvent } from './audit.ts';
 import { OncoError, renderError } from '../config/errors.ts';
 
 export const journalMigrations: Migration[] = [
@@ -154,6 +155,11 @@ export interface NewMessage {
   replayOf?: number;
   /** The source answers after processing (an ACK file): the journal tracks that answer until written. */
   owesAnswer?: boolean;
+  /**
+   * The audit row of the act that brought the message (an SFTP upload), written in its transaction:
+   * durable with it, so that acknowledging it waits for one commit, not two. Its detail gets `messageId`.
+   */
+  audit?: AuditEvent;
   destinations: readonly string[];
   now: number;
 }
@@ -341,7 +347,10 @@ export interface DueAnswer {
 export class Journal {
   private readonly s;
 
-  constructor(private readonly db: Db) {
+  constructor(
+    private readonly db: Db,
+    private readonly audit: Audit | null = null,
+  ) {
     this.s = {
       findCopy: db.prepare<[string, string, string], { id: number; status: MessageStatus }>(
         `SELECT m.id, m.status FROM dedup d JOIN messages m ON m.id = d.message_id
@@ -552,6 +561,10 @@ export class Journal {
           : m.rejected,
     });
     const messageId = Number(info.lastInsertRowid);
+    if (m.audit) {
+      if (!this.audit) throw new Error('this journal was built without the audit trail');
+      this.audit.record({ ...m.audit, detail: { ...m.audit.detail, messageId } }, m.now);
+    }
     this.insertContent(messageId, 'raw', '', m.contentType, m.content, m.blob, m.now);
     if (m.owesAnswer && !m.rejected) this.s.owe.run(messageId, m.channel);
     if (duplicateOf) return { messageId, duplicateOf };

@@ -146,15 +146,28 @@ export class PatientGraph extends PatientRecords {
         );
       }
       if (m === null) {
+        // The establishment never sent the absorbed IPP (its A28 lost, or never sent): it becomes an
+        // alias of the survivor, as a known one would, so that a report naming it, waiting or late,
+        // is filed on the survivor (the caller files the waiting ones in this transaction).
         const patientId = this.resolvePatient(s!.patientId)!;
+        const alias = this.sql.insertIdentifier.run({
+          finess: merged.finess,
+          ipp: merged.ipp,
+          namespace: merged.namespace ?? null,
+          patient_id: patientId,
+          identity: JSON.stringify(s!.identity),
+          at: this.at(),
+          message_id: ctx.messageId ?? null,
+        }).lastInsertRowid;
+        this.graph.setIdentifierStatus.run('merged', survivor.ipp, this.at(), alias);
         const decisionId = this.journal({
           patientId,
-          action: 'unchanged',
+          action: 'identifier-merged',
           rule: 'pam-merge',
           ctx,
-          detail: { survivor, merged, note: 'merged identifier unknown' },
+          detail: { survivor, merged, note: 'merged identifier unknown: kept as an alias of the survivor' },
         });
-        return { decisionId, patientId, action: 'unchanged', rule: 'pam-merge' };
+        return { decisionId, patientId, action: 'identifier-merged', rule: 'pam-merge' };
       }
       if (s === null) {
         this.sql.insertIdentifier.run({

@@ -117,8 +117,14 @@ export class PatientRecords {
     return this.db.transaction(fn)();
   }
 
+  /** The last timestamp written: an identity writes three or four in the same millisecond. */
+  private lastAt = { ms: Number.NaN, iso: '' };
+
   protected at(): string {
-    return this.now().toISOString();
+    const now = this.now();
+    const ms = now.getTime();
+    if (ms !== this.lastAt.ms) this.lastAt = { ms, iso: now.toISOString() };
+    return this.lastAt.iso;
   }
 
   /** Writes one journal entry; every change of identity data goes with one. */

@@ -8,10 +8,32 @@
 // The clinical content is kept as the JSON the API was given (the CDA model's shapes: professionals,
 // coded values, diagnosis, treatments), with the fields the store searches or checks in columns.
 import { OncoError } from '../config/errors.ts';
+import type { PatientSnapshot } from '../contracts/patient-snapshot.ts';
 import type { Audit } from './audit.ts';
 import type { Db, Migration } from './db.ts';
 import type { Outbox } from './outbox.ts';
 import type { PatientStore } from './patients.ts';
+
+// A form and a programme are versioned the same way (draft, validated, sent; a correction is a new
+// version of the set): one table shape, but a form always belongs to a meeting and a programme may not.
+const documentTable = (table: string, session: string): string => `
+      CREATE TABLE ${table} (
+        id INTEGER PRIMARY KEY,
+        set_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        replaces INTEGER REFERENCES ${table} (id),
+        session_id ${session} REFERENCES rcp_sessions (id),
+        patient_id INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        data TEXT NOT NULL,
+        external_id TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        validated_at TEXT,
+        validated_by TEXT,
+        outbox_id INTEGER,
+        UNIQUE (set_id, version)
+      );`;
 
 export const rcpMigrations: Migration[] = [
   {
@@ -33,44 +55,12 @@ export const rcpMigrations: Migration[] = [
       );
       CREATE INDEX rcp_sessions_by_date ON rcp_sessions (date, committee);
 
-      CREATE TABLE rcp_forms (
-        id INTEGER PRIMARY KEY,
-        set_id TEXT NOT NULL,
-        version INTEGER NOT NULL,
-        replaces INTEGER REFERENCES rcp_forms (id),
-        session_id INTEGER NOT NULL REFERENCES rcp_sessions (id),
-        patient_id INTEGER NOT NULL,
-        status TEXT NOT NULL,
-        data TEXT NOT NULL,
-        external_id TEXT,
-        created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
-        validated_at TEXT,
-        validated_by TEXT,
-        outbox_id INTEGER,
-        UNIQUE (set_id, version)
-      );
+${documentTable('rcp_forms', 'INTEGER NOT NULL')}
       CREATE INDEX rcp_forms_of_session ON rcp_forms (session_id);
       CREATE INDEX rcp_forms_of_patient ON rcp_forms (patient_id);
       CREATE UNIQUE INDEX rcp_forms_imported ON rcp_forms (external_id) WHERE external_id IS NOT NULL;
 
-      CREATE TABLE pps (
-        id INTEGER PRIMARY KEY,
-        set_id TEXT NOT NULL,
-        version INTEGER NOT NULL,
-        replaces INTEGER REFERENCES pps (id),
-        session_id INTEGER REFERENCES rcp_sessions (id),
-        patient_id INTEGER NOT NULL,
-        status TEXT NOT NULL,
-        data TEXT NOT NULL,
-        external_id TEXT,
-        created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
-        validated_at TEXT,
-        validated_by TEXT,
-        outbox_id INTEGER,
-        UNIQUE (set_id, version)
-      );
+${documentTable('pps', 'INTEGER')}
       CREATE INDEX pps_of_patient ON pps (patient_id);
 
       CREATE TABLE patient_oppositions (
@@ -160,22 +150,6 @@ export interface DocumentRecord {
   validatedBy: string | null;
   /** The outbox row written at validation: the way to the messages that sent it. */
   outboxId: number | null;
-}
-
-/** The patient as a validated document carries it: identity at the time of validation. */
-export interface PatientSnapshot {
-  id: number;
-  /** Only when the identity is qualified: an unqualified INS never leaves the store. */
-  ins: { matricule: string; oid: string } | null;
-  identifiers: Array<{ finess: string; ipp: string }>;
-  birthName: string;
-  givenNames: string;
-  firstGivenName: string;
-  usedName: string | null;
-  usedGivenName: string | null;
-  sex: string;
-  birthDate: string;
-  birthPlace: string | null;
 }
 
 /** The content of the outbox row of a validated document: everything the CDA writers and the routing need. */

@@ -56,6 +56,8 @@ export interface StoreOptions extends OpenOptions {
   writerRestart?: Partial<RestartPolicy>;
   /** Where the writer thread's death and restart are told (default: stderr). */
   log?: WriterLog;
+  /** The store serves a bulk load (`onco-relay import identities`): see BULK_CHECKPOINT_PAGES. */
+  bulkLoad?: boolean;
 }
 
 export const DEFAULT_BLOB_THRESHOLD = 1024 * 1024;
@@ -91,9 +93,9 @@ export type CommitListener = (module: string) => void;
  * the main thread on its read connection (the same classes answer reads there).
  */
 export function writerModules(db: Db, keying: AuditKeying, documentFiles: BlobFiles | null): WriterModules {
-  const journal = new Journal(db);
-  const accounts = new Accounts(db);
   const audit = new Audit(db, keying);
+  const journal = new Journal(db, audit);
+  const accounts = new Accounts(db);
   const sessions = new Sessions(db);
   const patients = new PatientStore(db);
   // Documents are kept as files beside the database; a store in memory files none.
@@ -165,6 +167,11 @@ export class Store {
    * begins" (it survives a crash of the process, which is what it guards against).
    */
   readonly mark: Writes<WriterModules>;
+  /**
+   * Writes in the next group commit that another write opens (or a few milliseconds later): for a
+   * result nobody is waiting for, which then shares the next receipt's fsync.
+   */
+  readonly writeTrailing: Writes<WriterModules>;
   private closing: Promise<void> | undefined;
 
   constructor(options: StoreOptions) {
@@ -182,6 +189,7 @@ export class Store {
     this.blobs = new BlobFiles(
       memory ? null : path.join(options.dataDir, 'blobs'),
       options.blobThresholdBytes ?? DEFAULT_BLOB_THRESHOLD,
+      (digest) => modules.journal.blobKnown(digest),
     );
     ({
       journal: this.journal,
@@ -203,7 +211,13 @@ export class Store {
       this.db.pragma('query_only = ON');
       this.db.pragma(`cache_size = -${READER_CACHE_MIB * 1024}`);
       this.writer = new ThreadWriter(
-        { file, synchronous: options.synchronous ?? 'FULL', auditKey: keying.key, documentsDir },
+        {
+          file,
+          synchronous: options.synchronous ?? 'FULL',
+          auditKey: keying.key,
+          documentsDir,
+          bulkLoad: options.bulkLoad,
+        },
         { log: options.log, restart: options.writerRestart },
       );
     }
@@ -214,6 +228,7 @@ export class Store {
     this.write = through('group');
     this.writeAlone = through('alone');
     this.mark = through('mark');
+    this.writeTrailing = through('trailing');
     this.auth = new AuthService(this.db, this.write, this.accounts, options.auth);
   }
 

@@ -1,9 +1,10 @@
 // Inside the writer thread: the one write connection and an instance of every writer module. What
 // arrives while a commit runs waits in the port and joins the next group transaction.
 import { parentPort, workerData } from 'node:worker_threads';
-import { openDatabase, WRITER_CACHE_MIB } from './db.ts';
+import { BULK_CHECKPOINT_PAGES, openDatabase, WRITER_CACHE_MIB } from './db.ts';
 import { callModule, GroupCommit, reclaim, runOn } from './group-commit.ts';
 import { documentFilesIn, writerModules } from './store.ts';
+import { startCheckpointer } from './writer-thread-checkpoint.ts';
 import {
   asBuffers,
   errorToValue,
@@ -19,6 +20,7 @@ nameThisThread('onco-writer');
 const port = parentPort!;
 const init = workerData as WriterInit;
 const db = openDatabase(init.file, { synchronous: init.synchronous, cacheMiB: WRITER_CACHE_MIB });
+if (init.bulkLoad) db.pragma(`wal_autocheckpoint = ${BULK_CHECKPOINT_PAGES}`);
 // The head file of the audit chain is the main thread's business: it reads the committed head.
 const modules = writerModules(
   db,
@@ -26,6 +28,7 @@ const modules = writerModules(
   documentFilesIn(init.documentsDir),
 );
 const gc = new GroupCommit(db);
+const checkpointer = startCheckpointer(db, init.file, init.synchronous);
 
 let outbox: WriteReply[] = [];
 
@@ -101,8 +104,10 @@ port.on('message', (m: ToWriter) => {
       return;
     case 'close':
       gc.close();
-      // After the last replies went out (they are sent from a microtask of this turn).
-      setImmediate(() => {
+      // After the last replies went out (they are sent from a microtask of this turn), and after
+      // the checkpointer: the last connection to close checkpoints and removes the WAL.
+      setImmediate(async () => {
+        await checkpointer.stop();
         db.close();
         port.postMessage({ type: 'closed' } satisfies FromWriter);
         port.close();

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { OncoError, type ProtocolStatus } from '../config/errors.ts';
-import { JournalUnavailable, type WriteMode, type Writer } from './group-commit.ts';
+import { JournalUnavailable, type WriteMode, type Writer, type WriterStats } from './group-commit.ts';
 
 /** What the thread needs to open the database and build every writer module. */
 export interface WriterInit {
@@ -14,6 +14,8 @@ export interface WriterInit {
   auditKey: Uint8Array;
   /** Where the documents' files are kept (null: none, a store in memory). */
   documentsDir: string | null;
+  /** A bulk load: WAL checkpoints every BULK_CHECKPOINT_PAGES pages (db.ts). */
+  bulkLoad?: boolean;
 }
 
 export interface WriteRequest {
@@ -32,8 +34,7 @@ export type WriteReply =
   { id: number; ok: true; value: unknown } | { id: number; ok: false; error: ErrorValue };
 
 /** Writer thread → main thread. */
-export type FromWriter =
-  { type: 'replies'; replies: WriteReply[]; stats: { commits: number; writes: number } } | { type: 'closed' };
+export type FromWriter = { type: 'replies'; replies: WriteReply[]; stats: WriterStats } | { type: 'closed' };
 
 /** An error as data: what the caller needs to act on it (code, sentence, hint, whether to retry). */
 export interface ErrorValue {
@@ -169,10 +170,10 @@ export interface WriterHealth {
  * after a delay that grows with each death in a row; after `maxRestarts` in a row it stays down.
  */
 export class ThreadWriter implements Writer {
-  readonly stats = { commits: 0, writes: 0 };
+  readonly stats: WriterStats = { commits: 0, writes: 0, busyMs: 0 };
   private worker: Worker;
   /** The counters of the threads that died: a new thread counts from zero. */
-  private statsBefore = { commits: 0, writes: 0 };
+  private statsBefore: WriterStats = { commits: 0, writes: 0, busyMs: 0 };
   private readonly waiting = new Map<number, Waiting>();
   private outbox: WriteRequest[] = [];
   private nextId = 1;
@@ -280,6 +281,7 @@ export class ThreadWriter implements Writer {
   private replied(m: Extract<FromWriter, { type: 'replies' }>): void {
     this.stats.commits = this.statsBefore.commits + m.stats.commits;
     this.stats.writes = this.statsBefore.writes + m.stats.writes;
+    this.stats.busyMs = this.statsBefore.busyMs + m.stats.busyMs;
     for (const r of m.replies) this.settle(r);
   }
 

@@ -9,6 +9,7 @@
 // SEAM (issue 11 items 4-5): the packaging steps (PDF, XDM, MDM) follow this one in the per-transport
 // channels once they are on main; until then the channels carry the CDA alone.
 import Type from 'typebox';
+import type { PatientSnapshot } from '../contracts/patient-snapshot.ts';
 import { Default, StepError, type OptionsOf, type Step, type StepSpec } from './contract.ts';
 import type { CodedOrText, Patient, PpsDocument, Professional, RcpForm, RcpMeeting } from './rcp-model.ts';
 import { writeFrcp } from './cda-frcp.ts';
@@ -59,19 +60,7 @@ interface OutboxDocument {
   version: number;
   replaces: { documentId: number; version: number } | null;
   validatedAt: string;
-  patient: {
-    id: number;
-    ins: { matricule: string; oid: string } | null;
-    identifiers: Array<{ finess: string; ipp: string }>;
-    birthName: string;
-    givenNames: string;
-    firstGivenName: string;
-    usedName: string | null;
-    usedGivenName: string | null;
-    sex: string;
-    birthDate: string;
-    birthPlace: string | null;
-  };
+  patient: PatientSnapshot;
   meeting: (Partial<RcpMeeting> & { id: number; date: string; site: RcpMeeting['site'] }) | null;
   content: Record<string, unknown>;
   mesAllowed: boolean;

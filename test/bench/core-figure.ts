@@ -13,6 +13,7 @@ import { startEngine, tempDir, type Harness } from '../support/engine-harness.ts
 import { freePort } from '../support/ports.ts';
 import { rawInserts } from './journal-ingest.ts';
 import { sftpIngest } from './transport-ingest.ts';
+import { bareSftpIngest } from './sftp-bare.ts';
 import { BENCH_FINESSES, benchDirectory, benchPerson, newPatientA28 } from './people.ts';
 
 const mb = (bytes: number): number => Math.round(bytes / 2 ** 20);
@@ -20,6 +21,32 @@ const rssMB = (): number => mb(process.memoryUsage().rss);
 /** The most this process has held at once (maxRSS is in KiB). */
 const peakMB = (): number => Math.round(process.resourceUsage().maxRSS / 1024);
 const seconds = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e9;
+
+/** CPU seconds of each thread of this process, by thread id (Linux /proc: clock ticks of 10 ms). */
+function threadCpu(): Map<number, number> {
+  const cpu = new Map<number, number>();
+  for (const tid of fs.readdirSync('/proc/self/task')) {
+    try {
+      const fields = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      cpu.set(Number(tid), (Number(fields[11]) + Number(fields[12])) / 100);
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return cpu;
+}
+
+/**
+ * Each thread's CPU milliseconds per message since `before`: the main thread, and the busiest other
+ * one (the store's writer: the wall). A loaded machine changes these much less than the rates.
+ */
+function cpuPerMessage(before: Map<number, number>, messages: number): { main: number; writer: number } {
+  const ms = (s: number): number => Number(((s * 1000) / messages).toFixed(3));
+  const spent = [...threadCpu()].map(([tid, s]) => [tid, s - (before.get(tid) ?? 0)] as const);
+  const main = spent.find(([tid]) => tid === process.pid)?.[1] ?? 0;
+  const others = spent.filter(([tid]) => tid !== process.pid).map(([, s]) => s);
+  return { main: ms(main), writer: ms(Math.max(0, ...others)) };
+}
 
 async function until(done: () => boolean): Promise<void> {
   while (!done()) await new Promise((resolve) => setTimeout(resolve, 5));
@@ -102,12 +129,15 @@ async function mllpIdentities(o: {
   const { stats } = h.engine.store.writer;
   const commits0 = stats.commits;
   const writes0 = stats.writes;
+  const busy0 = stats.busyMs;
   const cpu0 = process.cpuUsage();
+  const threads0 = threadCpu();
   const t0 = process.hrtime.bigint();
   const acked = await drive(port, o.connections, o.messages, o.first);
   await until(() => channel.metrics.sent + channel.metrics.errored >= o.messages);
   const filedSeconds = seconds(t0);
   const cpu = process.cpuUsage(cpu0);
+  const threads = cpuPerMessage(threads0, o.messages);
   const commits = stats.commits - commits0;
   if (channel.metrics.errored > 0) throw new Error(`${channel.metrics.errored} identities were not filed`);
   const after = rssMB();
@@ -117,9 +147,13 @@ async function mllpIdentities(o: {
     identitiesFiledPerSec: Math.round(o.messages / filedSeconds),
     // The engine's CPU per message (the senders run in another process): the figure a loaded machine does not change much.
     engineCpuMsPerMessage: Number(((cpu.user + cpu.system) / 1000 / o.messages).toFixed(3)),
+    mainThreadCpuMsPerMessage: threads.main,
+    writerThreadCpuMsPerMessage: threads.writer,
     // Durable group commits (the poison guard's no-fsync marks aside) and the writes each carried.
     commitsPerMessage: Number((commits / o.messages).toFixed(3)),
     writesPerCommit: Number(((stats.writes - writes0) / Math.max(1, commits)).toFixed(1)),
+    // The writer's wall time in transactions (fsyncs and checkpoints included): what it is busy with.
+    writerBusyMsPerMessage: Number(((stats.busyMs - busy0) / o.messages).toFixed(3)),
     rssAtRestMB: atRest,
     rssAfterMB: after,
     rssPeakMB: peakMB(),
@@ -207,6 +241,7 @@ const figures: Record<string, (o: never) => object | Promise<object>> = {
   raw,
   seed,
   sftp,
+  'sftp-bare': (o: { files: number }) => bareSftpIngest(o.files),
   'mllp-identities': mllpIdentities,
   'file-destination': fileDestination,
 };

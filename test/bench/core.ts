@@ -5,7 +5,9 @@
 //   - MLLP A28s of new patients into the identity store, 1, 8 and 32 connections each awaiting
 //     every ACK, `respond: on-commit` and `on-outcome`: acknowledged per second, p50/p99 latency,
 //     identities filed per second;
-//   - SFTP small files journaled per second (4 connections × 8 uploads in flight);
+//   - SFTP small files journaled per second (4 connections × 8 uploads in flight), beside the same
+//     uploader against a bare ssh2 server that keeps nothing (the SSH layer's and the client's ceiling),
+//     with the CPU per file of the engine's main thread, its other threads and the uploader;
 //   - MLLP into a file-writer destination: acknowledged, and written (fsynced, renamed) per second;
 //   - flatness: the 8-connection rate on an empty base and on a base of 500,000 patients, built once
 //     for the run in a temporary directory;
@@ -72,6 +74,7 @@ export async function benchCore(): Promise<Record<string, unknown>> {
       };
     }
   }
+  const sftpBare = await figure('sftp-bare', { files: SFTP_FILES });
   const sftp = await figure('sftp', { files: SFTP_FILES });
   const fileDestination = await figure('file-destination', {
     connections: 8,
@@ -97,7 +100,17 @@ export async function benchCore(): Promise<Record<string, unknown>> {
         files: SFTP_FILES,
         journaledFilesPerSec: Math.round(sftp.rate!),
         ratioToRaw100PerTx: ratio(sftp.rate!, raw100),
+        commitsPerFile: sftp.commitsPerFile,
+        writesPerCommit: sftp.writesPerCommit,
         cpuPercent: sftp.cpuPercent,
+        engineCpuMsPerFile: sftp.serverCpuMsPerFile,
+        mainThreadCpuMsPerFile: sftp.mainThreadCpuMsPerFile,
+        otherThreadsCpuMsPerFile: sftp.otherThreadsCpuMsPerFile,
+        uploaderCpuMsPerFile: sftp.uploaderCpuMsPerFile,
+        bareSsh2FilesPerSec: Math.round(sftpBare.rate!),
+        bareSsh2ServerCpuMsPerFile: sftpBare.serverCpuMsPerFile,
+        bareSsh2UploaderCpuMsPerFile: sftpBare.uploaderCpuMsPerFile,
+        ratioToBareSsh2: ratio(sftp.rate!, sftpBare.rate!),
         rssAtRestMB: sftp.rssAtRestMB,
         rssAfterMB: sftp.rssAfterMB,
         rssPeakMB: sftp.rssPeakMB,

@@ -43,30 +43,45 @@ async function engineIngest(total: number, producers: number): Promise<number> {
   return total / seconds;
 }
 
-/** The process's peak memory and each thread's CPU seconds (Linux /proc), read while it runs. */
+/** The process's memory and each thread's CPU seconds (Linux /proc), read while it runs. */
 interface ProcessSample {
+  rssMB: number;
   peakMB: number;
   /** By thread id; the process's own id is its main thread. */
-  cpu: Map<number, { user: number; system: number }>;
+  cpu: Map<number, number>;
 }
 
-function sampleProcess(pid: number, into: ProcessSample): void {
+function sampleProcess(pid: number): ProcessSample | null {
   try {
     const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-    into.peakMB = Math.round(Number(/^VmHWM:\s+(\d+)/m.exec(status)?.[1] ?? 0) / 1024);
+    const mb = (field: string) =>
+      Math.round(Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0) / 1024);
+    const cpu = new Map<number, number>();
     for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
       const fields = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      into.cpu.set(Number(tid), { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 });
+      cpu.set(Number(tid), (Number(fields[11]) + Number(fields[12])) / 100);
     }
+    return { rssMB: mb('VmRSS'), peakMB: mb('VmHWM'), cpu };
   } catch {
-    // The process ended between two reads: the last sample stands.
+    // The process ended between two reads.
+    return null;
   }
 }
 
+/** The main thread's CPU and the busiest other thread's (the store's writer), in seconds. */
+function threadCpu(pid: number, s: ProcessSample): { main: number; writer: number; others: number } {
+  const others = [...s.cpu].filter(([tid]) => tid !== pid).map(([, t]) => t);
+  const writer = Math.max(0, ...others);
+  return { main: s.cpu.get(pid) ?? 0, writer, others: others.reduce((a, b) => a + b, 0) - writer };
+}
+
+const round1 = (x: number): number => Math.round(x * 10) / 10;
+
 /**
  * `onco-relay import identities` itself, in a process of its own, on files of 10,000 messages: its
- * peak RSS, and the CPU of its main thread (reading, parsing, mapping) and of its busiest other
- * thread (the store's writer, whose CPU is the load's wall: decisions are sequential).
+ * peak RSS and when it was reached, and the CPU of its main thread (reading, parsing, mapping) and
+ * of its busiest other thread (the store's writer, whose CPU is the load's wall: decisions are
+ * sequential), at each 50,000 identities (the per-identity cost grows with the base).
  */
 async function bulkLoad(total: number): Promise<Record<string, unknown>> {
   const dir = tempDir('onco-bench-identities-');
@@ -81,13 +96,59 @@ async function bulkLoad(total: number): Promise<Record<string, unknown>> {
   // JSON is YAML: the bench's establishments are the directory.
   fs.writeFileSync(path.join(config, 'directory.yaml'), JSON.stringify(directory));
   try {
+    const started = process.hrtime.bigint();
+    const elapsed = () => round1(Number(process.hrtime.bigint() - started) / 1e9);
     const cli = spawn(
       process.execPath,
       [path.resolve('bin/onco-relay.mjs'), 'import', 'identities', dir, '--data', data, '--config', config],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
+      { stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    const sample: ProcessSample = { peakMB: 0, cpu: new Map() };
-    const sampler = setInterval(() => sampleProcess(cli.pid!, sample), 1000);
+    const pid = cli.pid!;
+    let last: ProcessSample = { rssMB: 0, peakMB: 0, cpu: new Map() };
+    // Identities filed as the progress line last said: what a sample's CPU and memory are set against.
+    let filed = 0;
+    const peak = { mb: 0, atIdentities: 0, atSeconds: 0 };
+    const take = (): void => {
+      const s = sampleProcess(pid);
+      if (s === null) return;
+      // A thread that ended (the writer, at close) keeps its last reading.
+      for (const [tid, seconds] of last.cpu) if (!s.cpu.has(tid)) s.cpu.set(tid, seconds);
+      last = s;
+      if (s.peakMB > peak.mb)
+        Object.assign(peak, { mb: s.peakMB, atIdentities: filed, atSeconds: elapsed() });
+    };
+    const sampler = setInterval(take, 250);
+    const checkpoints: Array<Record<string, number>> = [];
+    let previous = { identities: 0, writer: 0 };
+    let pending = '';
+    cli.stderr.on('data', (chunk: Buffer) => {
+      pending += chunk.toString();
+      for (let nl = pending.indexOf('\n'); nl >= 0; nl = pending.indexOf('\n')) {
+        const line = pending.slice(0, nl);
+        pending = pending.slice(nl + 1);
+        const progress = /files\s+([\d,]+) messages/.exec(line);
+        if (progress === null) {
+          process.stderr.write(`${line}\n`);
+          continue;
+        }
+        filed = Number(progress[1]!.replace(/,/g, ''));
+        take();
+        if (filed < (checkpoints.length + 1) * 50_000 && filed < total) continue;
+        const cpu = threadCpu(pid, last);
+        checkpoints.push({
+          identities: filed,
+          seconds: elapsed(),
+          writerCpuSeconds: round1(cpu.writer),
+          mainCpuSeconds: round1(cpu.main),
+          // The writer's CPU per identity since the previous checkpoint: the marginal cost at this base.
+          writerCpuMsPerIdentity: Number(
+            (((cpu.writer - previous.writer) * 1000) / Math.max(1, filed - previous.identities)).toFixed(3),
+          ),
+          rssMB: last.rssMB,
+        });
+        previous = { identities: filed, writer: cpu.writer };
+      }
+    });
     let out = '';
     cli.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
     const code = await new Promise<number | null>((resolve) => cli.once('exit', resolve));
@@ -96,11 +157,8 @@ async function bulkLoad(total: number): Promise<Record<string, unknown>> {
     if (code !== 0 || summary === null)
       throw new Error(`onco-relay import exited ${code}: ${out.slice(0, 500)}`);
     const seconds = Number(summary[3]);
-    const cpu = (t: { user: number; system: number } | undefined) => (t ? t.user + t.system : 0);
-    const main = cpu(sample.cpu.get(cli.pid!));
-    const others = [...sample.cpu].filter(([tid]) => tid !== cli.pid).map(([, t]) => cpu(t));
-    const writer = Math.max(0, ...others);
-    const round = (x: number): number => Math.round(x * 10) / 10;
+    // Sampled every 250 ms: the last moments' CPU may be missing.
+    const cpu = threadCpu(pid, last);
     const store = new Store({ dataDir: data, writer: 'inline' });
     const count = (table: string): unknown => store.db.prepare(`SELECT count(*) FROM ${table}`).pluck().get();
     const result = {
@@ -110,15 +168,19 @@ async function bulkLoad(total: number): Promise<Record<string, unknown>> {
       patients: count('patients'),
       reviewItems: count('identity_reviews'),
       seconds,
+      processSeconds: elapsed(),
       perSecond: Math.round(total / seconds),
-      // Sampled each second: the last second's CPU may be missing.
-      threadCpuSeconds: {
-        main: round(main),
-        writer: round(writer),
-        others: round(others.reduce((a, b) => a + b, 0) - writer),
-      },
-      writerCpuMsPerIdentity: Number(((writer * 1000) / total).toFixed(3)),
-      rssPeakMB: sample.peakMB,
+      threadCpuSeconds: { main: round1(cpu.main), writer: round1(cpu.writer), others: round1(cpu.others) },
+      writerCpuMsPerIdentity: Number(((cpu.writer * 1000) / total).toFixed(3)),
+      rssPeakMB: peak.mb,
+      rssPeakAt: { identities: peak.atIdentities, seconds: peak.atSeconds },
+      checkpoints,
+      databaseMB: Math.round(
+        fs
+          .readdirSync(data)
+          .filter((f) => f.startsWith('onco-relay.db'))
+          .reduce((sum, f) => sum + fs.statSync(path.join(data, f)).size, 0) / 1e6,
+      ),
       actions: JSON.parse(out.split('\n')[1] ?? '{}') as unknown,
     };
     await store.close();

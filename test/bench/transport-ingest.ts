@@ -5,6 +5,7 @@
 //   ONCO_BENCH_SFTP_FILES (default 10000) sets the number of files.
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
@@ -142,16 +143,41 @@ async function benchMllp(): Promise<Record<string, unknown>> {
 /** A small result file; `i` makes each one distinct (no duplicate). */
 export const smallFile = (i: number) => Buffer.from(`result ${i} ${'x'.repeat(180)}\n`);
 
+/** CPU seconds of each thread of this process, by thread id (Linux /proc; the main thread's id is the pid). */
+function threadCpu(): Map<number, number> {
+  const cpu = new Map<number, number>();
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      const fields = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      cpu.set(Number(tid), (Number(fields[11]) + Number(fields[12])) / 100);
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return cpu;
+}
+
+export interface UploaderRun {
+  seconds: number;
+  /** This process's CPU (every thread) over the wall time, in % of one core. */
+  cpuPercent: number;
+  /** Milliseconds of CPU per file: this process (`server`), its main thread, its other threads (the store's writer, libuv's pool), and the uploader's process. */
+  serverCpuMsPerFile: number;
+  mainThreadCpuMsPerFile: number;
+  otherThreadsCpuMsPerFile: number;
+  uploaderCpuMsPerFile: number;
+}
+
 /**
- * Uploads `files` over SFTP from a child process (sftp-uploader.ts), so that the clients' encryption
- * runs on the other core; each put resolves once the server has journaled the file (CLOSE answered).
+ * Runs sftp-uploader.ts against `port` (`files` small files, SFTP_CONNECTIONS × UPLOADS_PER_CONNECTION
+ * in flight) and times it from "go" to "done", the connections being made before.
  */
-export async function sftpIngest(files: number): Promise<Ingest & { journaled: number }> {
-  const port = await freePort();
-  const h = await benchEngine({ type: 'sftp-drop', folder: 'pathology', port });
-  const password = crypto.randomBytes(12).toString('hex');
-  await addAccount(h.engine.store, { login: 'lab', role: 'lab', finess: '310000001', password });
-  await h.engine.start();
+export async function driveUploader(
+  port: number,
+  login: string,
+  password: string,
+  files: number,
+): Promise<UploaderRun> {
   const uploader = spawn(
     process.execPath,
     [
@@ -159,7 +185,7 @@ export async function sftpIngest(files: number): Promise<Ingest & { journaled: n
       'tsx',
       path.join(import.meta.dirname, 'sftp-uploader.ts'),
       String(port),
-      'lab',
+      login,
       String(files),
       String(SFTP_CONNECTIONS),
       String(UPLOADS_PER_CONNECTION),
@@ -168,19 +194,67 @@ export async function sftpIngest(files: number): Promise<Ingest & { journaled: n
   );
   const exited = new Promise<number | null>((resolve) => uploader.once('exit', resolve));
   const lines = readline.createInterface({ input: uploader.stdout });
+  let uploaderCpuMs = 0;
+  lines.on('line', (line) => {
+    if (line.startsWith('cpu ')) uploaderCpuMs = Number(line.slice(4));
+  });
   const said = (word: string) =>
     new Promise<void>((resolve, reject) => {
       lines.on('line', (line) => line === word && resolve());
       void exited.then((code) => reject(new Error(`sftp-uploader exited (${code}) before "${word}"`)));
     });
   await said('ready');
-  const { rate, cpuPercent } = await timed(files, () => {
-    uploader.stdin.end('go\n');
-    return said('done');
-  });
+  const threads0 = threadCpu();
+  const cpu0 = process.cpuUsage();
+  const t0 = process.hrtime.bigint();
+  uploader.stdin.end('go\n');
+  await said('done');
+  const wall = seconds(t0);
+  const cpu = process.cpuUsage(cpu0);
+  const threads = threadCpu();
   await exited;
+  let main = 0;
+  let others = 0;
+  for (const [tid, s] of threads) {
+    const used = s - (threads0.get(tid) ?? 0);
+    if (tid === process.pid) main += used;
+    else others += used;
+  }
+  const perFile = (ms: number) => Number((ms / files).toFixed(3));
+  return {
+    seconds: wall,
+    cpuPercent: Math.round((cpu.user + cpu.system) / 1e4 / wall),
+    serverCpuMsPerFile: perFile((cpu.user + cpu.system) / 1000),
+    mainThreadCpuMsPerFile: perFile(main * 1000),
+    otherThreadsCpuMsPerFile: perFile(others * 1000),
+    uploaderCpuMsPerFile: perFile(uploaderCpuMs),
+  };
+}
+
+/**
+ * Uploads `files` over SFTP from a child process (sftp-uploader.ts), so that the clients' encryption
+ * runs on the other core; each put resolves once the server has journaled the file (CLOSE answered).
+ */
+export async function sftpIngest(
+  files: number,
+): Promise<Ingest & UploaderRun & { journaled: number; commitsPerFile: number }> {
+  const port = await freePort();
+  const h = await benchEngine({ type: 'sftp-drop', folder: 'pathology', port });
+  const password = crypto.randomBytes(12).toString('hex');
+  await addAccount(h.engine.store, { login: 'lab', role: 'lab', finess: '310000001', password });
+  await h.engine.start();
+  const { stats } = h.engine.store.writer;
+  const commits0 = stats.commits;
+  const run = await driveUploader(port, 'lab', password, files);
   const journaled = h.engine.channel('bench').metrics.received;
-  const result = { rate, cpuPercent, journaled, writesPerCommit: writesPerCommit(h) };
+  const result = {
+    ...run,
+    rate: files / run.seconds,
+    journaled,
+    // Durable group commits while the files came in (their processing's included) per file.
+    commitsPerFile: Number(((stats.commits - commits0) / files).toFixed(3)),
+    writesPerCommit: writesPerCommit(h),
+  };
   await h.stop();
   return result;
 }

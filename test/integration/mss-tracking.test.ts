@@ -8,9 +8,8 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildServer } from '../../dashboard/server.ts';
 import { readMailReport } from '../../transformers/mail-report.ts';
-import { addAccount, startEngine, tempDir, until, type Harness } from '../support/engine-harness.ts';
-import { idleSource } from '../support/sink.ts';
-import { builtinRegistry } from '../../channels/builtins.ts';
+import { addAccount, tempDir, until, type Harness } from '../support/engine-harness.ts';
+import { startMssOut } from '../support/mss-out.ts';
 
 const ADMIN = { login: 'admin1', password: 'admin-pass-1', role: 'admin' } as const;
 
@@ -94,23 +93,10 @@ describe('MSSanté delivery tracking: DSN and MDN matched to the outbound mail',
 
   before(async function () {
     dir = tempDir('mss-tracking-');
-    harness = await startEngine({
-      dataDir: path.join(dir, 'data'),
-      registry: builtinRegistry().register(idleSource),
-      channels: [
-        {
-          id: 'mss-out',
-          source: { type: 'test-idle' },
-          destinations: [
-            {
-              name: 'mail',
-              type: 'mssante',
-              from: 'dcc@dcc.test',
-              to: ['dr.martin@pro.mssante.test'],
-              dispositionNotificationTo: 'replies@dcc.test',
-            },
-          ],
-        },
+    harness = await startMssOut(
+      path.join(dir, 'data'),
+      [{ to: ['dr.martin@pro.mssante.test'], dispositionNotificationTo: 'replies@dcc.test' }],
+      [
         {
           id: 'mss-replies',
           source: { type: 'smtp-inbox', mailbox: 'replies@dcc.test', port: 0 },
@@ -118,7 +104,7 @@ describe('MSSanté delivery tracking: DSN and MDN matched to the outbound mail',
           destinations: [{ name: 'tracking', type: 'mss-tracking' }],
         },
       ],
-    });
+    );
     await addAccount(harness.engine.store, ADMIN);
     app = buildServer(harness.engine, { bind: '127.0.0.1', port: 0 });
     await app.listen({ host: '127.0.0.1', port: 0 });

@@ -6,12 +6,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { simpleParser } from 'mailparser';
 import yauzl from 'yauzl';
-import { builtinRegistry } from '../../channels/builtins.ts';
 import { mailJson, MAIL_JSON } from '../../transformers/mss-mail.ts';
-import { startEngine, tempDir, until, type Harness } from '../support/engine-harness.ts';
+import { tempDir, until, type Harness } from '../support/engine-harness.ts';
+import { startMssOut } from '../support/mss-out.ts';
 import { aiosmtpd, type SmtpReceiver } from '../support/aiosmtpd.ts';
 import { selfSignedCert, type TestCert } from '../support/self-signed-cert.ts';
-import { idleSource } from '../support/sink.ts';
 import { freePort } from '../support/ports.ts';
 import { xdmZip } from '../support/xdm-fixture.ts';
 import { smtpInboxSpec } from '../../connectors/smtp-inbox.ts';
@@ -56,26 +55,10 @@ async function mailOut(to: string[]): Promise<Buffer> {
   });
 }
 
+const RETRY_FAST = { maxAttempts: 20, initialDelayMs: 50, maxDelayMs: 200, multiplier: 2, jitter: 0 };
+
 function engineWith(dataDir: string, destination: object): Promise<Harness> {
-  return startEngine({
-    dataDir,
-    registry: builtinRegistry().register(idleSource),
-    channels: [
-      {
-        id: 'mss-out',
-        source: { type: 'test-idle' },
-        destinations: [
-          {
-            name: 'mail',
-            type: 'mssante',
-            from: 'dcc@dcc.test',
-            retry: { maxAttempts: 20, initialDelayMs: 50, maxDelayMs: 200, multiplier: 2, jitter: 0 },
-            ...destination,
-          },
-        ],
-      },
-    ],
-  });
+  return startMssOut(dataDir, [{ retry: RETRY_FAST, ...destination }]);
 }
 
 describe('mssante destination: mail out', function () {
@@ -227,30 +210,10 @@ describe('mssante destination: mail out', function () {
           key: path.join(client.dir, client.key),
         },
       });
-      harness = await startEngine({
-        dataDir: path.join(dir, 'data'),
-        registry: builtinRegistry().register(idleSource),
-        channels: [
-          {
-            id: 'mss-out',
-            source: { type: 'test-idle' },
-            destinations: [
-              {
-                name: 'mail',
-                type: 'mssante',
-                from: 'dcc@dcc.test',
-                relay: relayOptions('relay-secret-pass'),
-              },
-              {
-                name: 'badpass',
-                type: 'mssante',
-                from: 'dcc@dcc.test',
-                relay: relayOptions('wrong-password'),
-              },
-            ],
-          },
-        ],
-      });
+      harness = await startMssOut(path.join(dir, 'data'), [
+        { relay: relayOptions('relay-secret-pass') },
+        { name: 'badpass', relay: relayOptions('wrong-password') },
+      ]);
       const { engine } = harness;
       const receipt = await engine.dispatch('mss-out', {
         content: await mailOut(['dr.martin@pro.mssante.test']),

@@ -56,7 +56,7 @@ describe('sftp server: large uploads', function () {
     server.route('molecular', {
       maxFileBytes: 300 * MiB,
       take: async (upload: Upload) =>
-        void taken.push({ size: upload.size, sha256: await sha256Of(upload.file) }),
+        void taken.push({ size: upload.size, sha256: await sha256Of(await upload.file()) }),
     });
     const local = path.join(dir, 'wgs.vcf');
     const expected = await generate(local, SIZE);

@@ -9,6 +9,7 @@ import SftpClient from 'ssh2-sftp-client';
 import type { SFTPWrapper } from 'ssh2';
 import type { Source } from '../../connectors/contract.ts';
 import { sftpDropSpec } from '../../connectors/sftp-drop.ts';
+import { HELD } from '../../connectors/sftp-filesystem.ts';
 import {
   channelContext,
   startConnectorEngine,
@@ -34,6 +35,20 @@ async function eventually<T>(probe: () => T | undefined | false): Promise<T> {
     if (value) return value;
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** Open, write at an offset and close on ssh2's SFTP channel, each resolving with the server's reply. */
+function uploads(sftp: SFTPWrapper) {
+  return {
+    open: (p: string) =>
+      new Promise<Buffer>((resolve, reject) => sftp.open(p, 'w', (e, h) => (e ? reject(e) : resolve(h)))),
+    write: (h: Buffer, data: Buffer, at: number) =>
+      new Promise<void>((resolve, reject) =>
+        sftp.write(h, data, 0, data.length, at, (e) => (e ? reject(e) : resolve())),
+      ),
+    close: (h: Buffer) =>
+      new Promise<void>((resolve, reject) => sftp.close(h, (e) => (e ? reject(e) : resolve()))),
+  };
 }
 
 function readIfExists(file: string): string | undefined {
@@ -131,6 +146,90 @@ describe('sftp-drop: built-in SFTP server', function () {
     assert.equal(msg.meta?.fileName, 'adt-3975.hl7');
     assert.match(msg.dedupKey ?? '', /^sftp:chu:[0-9a-f]{64}$/);
     assert.deepEqual(await client.list('/in/identity'), []);
+  });
+
+  it('waits for one write before answering CLOSE: the audit row is committed with the message', async function () {
+    const { store } = engine.engine;
+    const writes: Array<{ module: string; method: string; args: unknown[] }> = [];
+    const run = store.writer.run.bind(store.writer);
+    store.writer.run = (module, method, args, mode) => {
+      writes.push({ module, method, args });
+      return run(module, method, args, mode);
+    };
+    const client = await connect('chu', 'chu-secret');
+    try {
+      await client.put(Buffer.from('a pathology report'), '/in/pathology/cr-audited.txt');
+      await client.put(Buffer.alloc(0), '/in/pathology/cr-empty.txt');
+    } finally {
+      store.writer.run = run;
+    }
+    // An audit write of its own would be a second commit, after the first, before the reply.
+    assert.deepEqual(
+      writes.filter((w) => w.module === 'audit').map((w) => w.method),
+      [],
+    );
+    const receives = writes.filter((w) => w.module === 'journal' && w.method === 'receive');
+    assert.equal(receives.length, 2);
+    const [taken, refused] = pathology.journal.slice(-2);
+    const rows = store.audit.search({ actor: 'chu', action: 'sftp-upload' }).items;
+    const rowOf = (name: string) => rows.find((r) => r.object === `sftp:/in/pathology/${name}`);
+    assert.equal(rowOf('cr-audited.txt')?.outcome, 'ok');
+    assert.deepEqual(rowOf('cr-audited.txt')?.detail, { size: 18, messageId: taken!.messageId });
+    assert.equal(rowOf('cr-empty.txt')?.outcome, 'refused');
+    assert.deepEqual(rowOf('cr-empty.txt')?.detail, {
+      size: 0,
+      rejected: 'file refused: it is empty; send it again with its content',
+      messageId: refused!.messageId,
+    });
+  });
+
+  it('holds a small upload in memory, in the order and at the offsets written; stages one that outgrows it', async function () {
+    const staging = path.join(dataDir, 'sftp', '.uploads');
+    const f = uploads(raw(await connect('chu', 'chu-secret')));
+    const small = await f.open('/in/identity/held.txt');
+    await f.write(small, Buffer.from('world'), 8);
+    await f.write(small, Buffer.from('hello'), 0);
+    await f.write(small, Buffer.from('W'), 8);
+    assert.deepEqual(fs.readdirSync(staging), [], 'a small upload has no staging file');
+    const big = await f.open('/in/identity/staged.txt');
+    const first = Buffer.alloc(HELD.maxBytes - 10, 'a');
+    await f.write(big, first, 0);
+    await f.write(big, Buffer.from('0123456789b'), first.length);
+    assert.equal(fs.readdirSync(staging).length, 1, 'past the held size the upload is on disk');
+    await f.close(small);
+    assert.equal(identity.journal.at(-1)?.content.toString(), 'hello\0\0\0World');
+    await f.close(big);
+    assert.deepEqual(identity.journal.at(-1)?.content, Buffer.concat([first, Buffer.from('0123456789b')]));
+    assert.deepEqual(fs.readdirSync(staging), []);
+  });
+
+  it('holds no more than its memory budget across uploads: the rest go to staging files', async function () {
+    const staging = path.join(dataDir, 'sftp', '.uploads');
+    const f = uploads(raw(await connect('chu', 'chu-secret')));
+    const shipped = HELD.budgetBytes;
+    // The shipped budget holds 256 uploads of the largest held size: four show the same rule.
+    HELD.budgetBytes = 4 * HELD.maxBytes;
+    const contents = Array.from({ length: 7 }, (_, i) => Buffer.alloc(HELD.maxBytes, `budget ${i} `));
+    const handles: Buffer[] = [];
+    try {
+      for (const [i, content] of contents.entries()) {
+        const h = await f.open(`/in/identity/budget-${i}.txt`);
+        await f.write(h, content, 0);
+        handles.push(h);
+      }
+    } finally {
+      HELD.budgetBytes = shipped;
+    }
+    assert.equal(fs.readdirSync(staging).length, 3);
+    const before = identity.journal.length;
+    await Promise.all(handles.map((h) => f.close(h)));
+    const journaled = identity.journal.slice(before);
+    assert.equal(journaled.length, contents.length);
+    for (const [i, content] of contents.entries()) {
+      const msg = journaled.find((m) => m.meta?.fileName === `budget-${i}.txt`);
+      assert.deepEqual(msg?.content, content, `budget-${i}.txt`);
+    }
+    assert.deepEqual(fs.readdirSync(staging), []);
   });
 
   it('writes an HL7 ACK file named after the HL7 file into /out/ack', async function () {

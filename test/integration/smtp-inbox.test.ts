@@ -18,11 +18,27 @@ import { labMail, plainTransport, sendMail, type SmtpTransporter } from '../supp
 
 const DOMAIN = 'dcc.test';
 
-function swaks(args: string[]): Promise<{ code: number; out: string }> {
+/** swaks to the inbox at `port`: the envelope, then the options of the case. */
+function swaks(
+  port: number,
+  to: string,
+  from: string,
+  ...more: string[]
+): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
     execFile(
       'swaks',
-      ['--hide-informational', '--suppress-data', ...args],
+      [
+        '--hide-informational',
+        '--suppress-data',
+        '--server',
+        `127.0.0.1:${port}`,
+        '--to',
+        to,
+        '--from',
+        from,
+        ...more,
+      ],
       { timeout: 30_000 },
       (err, stdout, stderr) =>
         resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
@@ -63,6 +79,16 @@ async function inbox(
   return { engine, pathology, molecular, sources, port };
 }
 
+/** The mail a mailbox journaled last. */
+const last = (mailbox: ChannelContext) => mailbox.journal.at(-1);
+
+/** Runs `act`, a refused send, and checks that neither mailbox journaled anything meanwhile. */
+async function journalsNothing(box: Inbox, act: () => Promise<void>): Promise<void> {
+  const before = box.pathology.journal.length + box.molecular.journal.length;
+  await act();
+  assert.equal(box.pathology.journal.length + box.molecular.journal.length, before);
+}
+
 async function close(box: Inbox | undefined): Promise<void> {
   for (const s of box?.sources ?? []) await s.stop();
   await box?.engine.stop();
@@ -101,7 +127,7 @@ describe('smtp-inbox: the MSSanté inbox', function () {
       );
       assert.match(info.response, /^250 /);
       // sendMail resolved on the 250: the journal must hold the mail already.
-      const got = box.pathology.journal.at(-1);
+      const got = last(box.pathology);
       assert.ok(got);
       assert.equal(got.contentType, 'message/rfc822');
       assert.match(got.content.toString(), /Message-ID: <cr-1@labo.mssante.test>/);
@@ -116,35 +142,28 @@ describe('smtp-inbox: the MSSanté inbox', function () {
       const raw = labMail(`pathology@${DOMAIN}`, 'cr-twice@labo.mssante.test');
       const send = () => sendMail(transport(), `pathology@${DOMAIN}`, raw);
       await send();
-      const first = box.pathology.journal.at(-1)!;
+      const first = last(box.pathology)!;
       await send();
-      const second = box.pathology.journal.at(-1)!;
+      const second = last(box.pathology)!;
       assert.notEqual(second.messageId, first.messageId);
       assert.equal(second.duplicateOf, first.messageId);
     });
 
     it('refuses an unknown recipient at RCPT TO with 550, and journals nothing', async function () {
-      const before = box.pathology.journal.length + box.molecular.journal.length;
-      await assert.rejects(
-        sendMail(transport(), `nobody@${DOMAIN}`, labMail(`nobody@${DOMAIN}`, 'x@y')),
-        (err: { responseCode?: number; command?: string; response?: string }) => {
-          assert.equal(err.responseCode, 550);
-          assert.equal(err.command, 'RCPT TO');
-          assert.match(err.response ?? '', /no mailbox nobody@dcc\.test/);
-          return true;
-        },
-      );
-      const r = await swaks([
-        '--server',
-        `127.0.0.1:${box.port}`,
-        '--to',
-        `nobody@${DOMAIN}`,
-        '--from',
-        'a@b.test',
-      ]);
-      assert.notEqual(r.code, 0);
-      assert.match(r.out, /<\*\* 550 /);
-      assert.equal(box.pathology.journal.length + box.molecular.journal.length, before);
+      await journalsNothing(box, async () => {
+        await assert.rejects(
+          sendMail(transport(), `nobody@${DOMAIN}`, labMail(`nobody@${DOMAIN}`, 'x@y')),
+          (err: { responseCode?: number; command?: string; response?: string }) => {
+            assert.equal(err.responseCode, 550);
+            assert.equal(err.command, 'RCPT TO');
+            assert.match(err.response ?? '', /no mailbox nobody@dcc\.test/);
+            return true;
+          },
+        );
+        const r = await swaks(box.port, `nobody@${DOMAIN}`, 'a@b.test');
+        assert.notEqual(r.code, 0);
+        assert.match(r.out, /<\*\* 550 /);
+      });
     });
 
     it('enforces the allow-list of a mailbox at RCPT TO; the recipient is matched without case', async function () {
@@ -159,66 +178,51 @@ describe('smtp-inbox: the MSSanté inbox', function () {
         labMail(`molecular@${DOMAIN}`, 'm-2@mol'),
         'Plateforme@mol.mssante.test',
       );
-      assert.equal(box.molecular.journal.at(-1)?.meta?.messageIdHeader, 'm-2@mol');
+      assert.equal(last(box.molecular)?.meta?.messageIdHeader, 'm-2@mol');
     });
 
     it('swaks in clear, then swaks with STARTTLS: both journaled, the TLS one marked so', async function () {
       const body = path.join(dir, 'swaks.eml');
       fs.writeFileSync(body, labMail(`pathology@${DOMAIN}`, 'swaks-plain@labo'));
-      const plain = await swaks([
-        '--server',
-        `127.0.0.1:${box.port}`,
-        '--to',
-        `pathology@${DOMAIN}`,
-        '--from',
-        'labo@labo.mssante.test',
-        '--data',
-        body,
-      ]);
+      const plain = await swaks(box.port, `pathology@${DOMAIN}`, 'labo@labo.mssante.test', '--data', body);
       assert.equal(plain.code, 0, plain.out);
-      assert.equal(box.pathology.journal.at(-1)?.meta?.messageIdHeader, 'swaks-plain@labo');
-      assert.equal(box.pathology.journal.at(-1)?.meta?.tls, false);
+      assert.equal(last(box.pathology)?.meta?.messageIdHeader, 'swaks-plain@labo');
+      assert.equal(last(box.pathology)?.meta?.tls, false);
       fs.writeFileSync(body, labMail(`pathology@${DOMAIN}`, 'swaks-tls@labo'));
-      const tls = await swaks([
-        '--server',
-        `127.0.0.1:${box.port}`,
-        '--to',
+      const tls = await swaks(
+        box.port,
         `pathology@${DOMAIN}`,
-        '--from',
         'labo@labo.mssante.test',
         '--data',
         body,
         '--tls',
-      ]);
+      );
       assert.equal(tls.code, 0, tls.out);
       assert.match(tls.out, /<~ {2}250 /);
-      assert.equal(box.pathology.journal.at(-1)?.meta?.messageIdHeader, 'swaks-tls@labo');
-      assert.equal(box.pathology.journal.at(-1)?.meta?.tls, true);
+      assert.equal(last(box.pathology)?.meta?.messageIdHeader, 'swaks-tls@labo');
+      assert.equal(last(box.pathology)?.meta?.tls, true);
     });
 
     it('answers 552 to a mail over the size limit and journals nothing of it', async function () {
-      const before = box.pathology.journal.length;
-      const big = labMail(`pathology@${DOMAIN}`, 'big@labo', 'A'.repeat(76).concat('\r\n').repeat(4000));
-      await assert.rejects(
-        sendMail(transport(), `pathology@${DOMAIN}`, big),
-        (err: { responseCode?: number; command?: string }) => {
-          assert.equal(err.responseCode, 552);
-          return true;
-        },
-      );
-      const r = await swaks([
-        '--server',
-        `127.0.0.1:${box.port}`,
-        '--to',
-        `pathology@${DOMAIN}`,
-        '--from',
-        'labo@labo.mssante.test',
-        '--body',
-        'A'.repeat(70 * 1024),
-      ]);
-      assert.notEqual(r.code, 0);
-      assert.match(r.out, /<\*\* +552 /);
-      assert.equal(box.pathology.journal.length, before);
+      await journalsNothing(box, async () => {
+        const big = labMail(`pathology@${DOMAIN}`, 'big@labo', 'A'.repeat(76).concat('\r\n').repeat(4000));
+        await assert.rejects(
+          sendMail(transport(), `pathology@${DOMAIN}`, big),
+          (err: { responseCode?: number; command?: string }) => {
+            assert.equal(err.responseCode, 552);
+            return true;
+          },
+        );
+        const r = await swaks(
+          box.port,
+          `pathology@${DOMAIN}`,
+          'labo@labo.mssante.test',
+          '--body',
+          'A'.repeat(70 * 1024),
+        );
+        assert.notEqual(r.code, 0);
+        assert.match(r.out, /<\*\* +552 /);
+      });
     });
 
     it('answers 451 when the journal cannot store the mail; the retry is stored once', async function () {
@@ -230,7 +234,7 @@ describe('smtp-inbox: the MSSanté inbox', function () {
       const before = box.pathology.journal.length;
       await send();
       assert.equal(box.pathology.journal.length, before + 1);
-      assert.equal(box.pathology.journal.at(-1)?.duplicateOf, undefined);
+      assert.equal(last(box.pathology)?.duplicateOf, undefined);
     });
   });
 
@@ -290,7 +294,7 @@ describe('smtp-inbox: the MSSanté inbox', function () {
         `pathology@${DOMAIN}`,
         labMail(`pathology@${DOMAIN}`, 'auth-1@labo'),
       );
-      const got = box.pathology.journal.at(-1);
+      const got = last(box.pathology);
       assert.equal(got?.sender, 'labo');
       assert.equal(got?.owner, '310000002');
       assert.equal(got?.meta?.clientCertificate, 'localhost');
@@ -300,58 +304,45 @@ describe('smtp-inbox: the MSSanté inbox', function () {
     it('refuses a wrong password (535), a staff account (535) and no AUTH at all (530)', async function () {
       const send = (t: SmtpTransporter) =>
         sendMail(t, `pathology@${DOMAIN}`, labMail(`pathology@${DOMAIN}`, 'auth-2@labo'));
-      const before = box.pathology.journal.length;
-      await assert.rejects(
-        send(withCert({ user: 'labo', pass: 'wrong-password' })),
-        (e: { responseCode?: number }) => e.responseCode === 535,
-      );
-      await assert.rejects(
-        send(withCert({ user: 'admin', pass: 'admin-secret-pass' })),
-        (e: { responseCode?: number }) => e.responseCode === 535,
-      );
-      await assert.rejects(send(withCert()), (e: { responseCode?: number }) => e.responseCode === 530);
-      assert.equal(box.pathology.journal.length, before);
+      await journalsNothing(box, async () => {
+        await assert.rejects(
+          send(withCert({ user: 'labo', pass: 'wrong-password' })),
+          (e: { responseCode?: number }) => e.responseCode === 535,
+        );
+        await assert.rejects(
+          send(withCert({ user: 'admin', pass: 'admin-secret-pass' })),
+          (e: { responseCode?: number }) => e.responseCode === 535,
+        );
+        await assert.rejects(send(withCert()), (e: { responseCode?: number }) => e.responseCode === 530);
+      });
     });
 
     it('swaks without STARTTLS is refused 530 at MAIL FROM; with STARTTLS but no certificate the handshake fails', async function () {
-      const before = box.pathology.journal.length;
-      const plain = await swaks([
-        '--server',
-        `127.0.0.1:${box.port}`,
-        '--to',
-        `pathology@${DOMAIN}`,
-        '--from',
-        'a@b.test',
-      ]);
-      assert.notEqual(plain.code, 0);
-      assert.match(plain.out, /<\*\* 530 /);
-      const noCert = await swaks([
-        '--server',
-        `127.0.0.1:${box.port}`,
-        '--to',
-        `pathology@${DOMAIN}`,
-        '--from',
-        'a@b.test',
-        '--tls',
-        '--auth',
-        'PLAIN',
-        '--auth-user',
-        'labo',
-        '--auth-password',
-        'labo-secret-pass',
-      ]);
-      assert.notEqual(noCert.code, 0);
-      assert.doesNotMatch(noCert.out, /<~ {2}250 .*stored/);
-      assert.equal(box.pathology.journal.length, before);
+      await journalsNothing(box, async () => {
+        const plain = await swaks(box.port, `pathology@${DOMAIN}`, 'a@b.test');
+        assert.notEqual(plain.code, 0);
+        assert.match(plain.out, /<\*\* 530 /);
+        const noCert = await swaks(
+          box.port,
+          `pathology@${DOMAIN}`,
+          'a@b.test',
+          '--tls',
+          '--auth',
+          'PLAIN',
+          '--auth-user',
+          'labo',
+          '--auth-password',
+          'labo-secret-pass',
+        );
+        assert.notEqual(noCert.code, 0);
+        assert.doesNotMatch(noCert.out, /<~ {2}250 .*stored/);
+      });
     });
 
     it('swaks with STARTTLS, its client certificate and AUTH PLAIN is accepted', async function () {
-      const r = await swaks([
-        '--server',
-        `127.0.0.1:${box.port}`,
-        '--to',
+      const r = await swaks(
+        box.port,
         `pathology@${DOMAIN}`,
-        '--from',
         'labo@labo.mssante.test',
         '--tls',
         '--tls-cert',
@@ -366,10 +357,10 @@ describe('smtp-inbox: the MSSanté inbox', function () {
         'labo-secret-pass',
         '--header',
         'Message-Id: <swaks-auth@labo>',
-      ]);
+      );
       assert.equal(r.code, 0, r.out);
-      assert.equal(box.pathology.journal.at(-1)?.meta?.messageIdHeader, 'swaks-auth@labo');
-      assert.equal(box.pathology.journal.at(-1)?.sender, 'labo');
+      assert.equal(last(box.pathology)?.meta?.messageIdHeader, 'swaks-auth@labo');
+      assert.equal(last(box.pathology)?.sender, 'labo');
     });
   });
 });

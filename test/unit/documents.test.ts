@@ -188,6 +188,16 @@ describe('documents store', () => {
       sourceReliability: null,
     });
 
+  /** An A40 of establishment 310000001: Camille under `survivorIpp` absorbs `mergedIpp`. */
+  const a40 = (survivorIpp: string, mergedIpp: string) =>
+    pam({
+      event: 'A40',
+      kind: 'merge',
+      survivor: camilleIdentity({ identifiers: [ipp(survivorIpp, '310000001')] }),
+      survivorRef: ipp(survivorIpp, '310000001'),
+      mergedRef: ipp(mergedIpp, '310000001'),
+    });
+
   it('files a waiting report when an A47 gives its patient the IPP it names (no human act)', async () => {
     const { patientId } = camille({ identifiers: [ipp('IPP-OLD', '310000001')] });
     // Traits alone never file here: the report waits for the IPP it names.
@@ -210,6 +220,19 @@ describe('documents store', () => {
     assert.equal(store.documents.listWaiting().items.length, 0);
   });
 
+  it('files a waiting report on the survivor when an A40 absorbs the IPP it names, never sent before', async () => {
+    const { patientId } = camille({ identifiers: [ipp('IPP-A', '310000001')] });
+    // Traits alone never file here: the report waits for the IPP it names (IPP-000123).
+    const early = file(fixture('report.hpr'), 'pathology', { rules: { strictTraitsMatch: 'review' } });
+    assert.deepEqual([early.action, early.rule], ['review', 'strict-traits-review']);
+
+    await a40('IPP-A', 'IPP-000123');
+    const doc = store.documents.get(early.documentId)!;
+    assert.deepEqual([doc.match, doc.matchRule, doc.patientId], ['filed', 'ipp-known', patientId]);
+    assert.deepEqual(doc.events.at(-1)?.detail, { how: 'automatic', patientId });
+    assert.equal(store.documents.listWaiting().items.length, 0);
+  });
+
   it('files a waiting report when an A40 merges the duplicates that made its traits ambiguous', async () => {
     const survivor = camille({ identifiers: [ipp('IPP-A', '310000001')] }).patientId;
     // The same establishment's duplicate record: same traits under another IPP.
@@ -222,13 +245,7 @@ describe('documents store', () => {
     });
     assert.deepEqual([early.action, early.rule], ['review', 'strict-traits-review']);
 
-    await pam({
-      event: 'A40',
-      kind: 'merge',
-      survivor: camilleIdentity({ identifiers: [ipp('IPP-A', '310000001')] }),
-      survivorRef: ipp('IPP-A', '310000001'),
-      mergedRef: ipp('IPP-B', '310000001'),
-    });
+    await a40('IPP-A', 'IPP-B');
     const doc = store.documents.get(early.documentId)!;
     assert.deepEqual([doc.match, doc.matchRule, doc.patientId], ['filed', 'strict-traits', survivor]);
     assert.deepEqual(doc.events.at(-1)?.detail, { how: 'automatic', patientId: survivor });

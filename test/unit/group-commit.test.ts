@@ -33,6 +33,25 @@ describe('group commit', () => {
     assert.deepEqual(db.prepare('SELECT count(*) AS n FROM t').get(), { n: 50 });
   });
 
+  it('commits a trailing write with the next write that opens a commit: one commit for both', async () => {
+    const { db, gc } = open();
+    const insert = (v: string) => (d: typeof db) => d.prepare('INSERT INTO t VALUES (?)').run(v);
+    const trailing = gc.write(insert('result'), true);
+    // The next turn of the event loop: a plain write would have been committed by now.
+    await new Promise((resolve) => setImmediate(resolve));
+    const receipt = gc.write(insert('receipt'));
+    await Promise.all([trailing, receipt]);
+    assert.equal(gc.stats.commits, 1);
+    assert.deepEqual(db.prepare('SELECT v FROM t ORDER BY v').pluck().all(), ['receipt', 'result']);
+  });
+
+  it('commits a trailing write alone when no other write comes', async () => {
+    const { db, gc } = open();
+    await gc.write((d) => d.prepare('INSERT INTO t VALUES (?)').run('alone'), true);
+    assert.equal(gc.stats.commits, 1);
+    assert.deepEqual(db.prepare('SELECT v FROM t').pluck().all(), ['alone']);
+  });
+
   it('rolls back only the write that failed; its neighbours in the batch commit', async () => {
     const { db, gc } = open();
     const ins = (v: string) => gc.write((d) => d.prepare('INSERT INTO t VALUES (?)').run(v));

@@ -81,6 +81,22 @@ describe('patient store', () => {
       assert.equal(f.patients.resolveIdentifier(ipp('A2', CHU)), b);
     });
 
+    it('a PAM merge of an IPP never sent keeps it as an alias of the survivor, merged into its IPP', () => {
+      const a = create({ identifiers: [ipp('A1', CHU)] });
+      const d = f.patients.mergeIdentifiers(ipp('A1', CHU), ipp('A0', CHU), { messageId: 8 });
+      assert.deepEqual([d.action, d.rule, d.patientId], ['identifier-merged', 'pam-merge', a]);
+      const alias = f.patients.findIdentifier(CHU, 'A0')!;
+      assert.deepEqual([alias.status, alias.mergedIntoIpp], ['merged', 'A1']);
+      assert.equal(f.patients.resolveIdentifier(ipp('A0', CHU)), a);
+      assert.deepEqual(
+        f.patients
+          .view(a)!
+          .identifiers.map((i) => i.ipp)
+          .sort(),
+        ['A0', 'A1'],
+      );
+    });
+
     it('refuses to undo what was never merged', () => {
       const a = create({ identifiers: [ipp('A1', CHU)] });
       assert.throws(() => f.patients.unmerge(a, by), { code: 'MERGE_UNKNOWN' });

@@ -5,6 +5,7 @@ import {
   fileNameProblem,
   isTemporaryName,
   locate,
+  mayExist,
   resolvePath,
   SftpRefusal,
   virtualPath,
@@ -61,6 +62,21 @@ describe('sftp paths', function () {
   it('treats .part, .tmp and WinSCP’s .filepart as uploads in progress', function () {
     for (const name of ['a.hl7.part', 'a.TMP', 'a.hl7.filepart']) assert.ok(isTemporaryName(name), name);
     for (const name of ['a.hl7', 'part', 'a.partial']) assert.ok(!isTemporaryName(name), name);
+  });
+
+  it('looks on disk for what can be there: no final name in a drop folder, only uploads in progress', function () {
+    const at = (p: string) => mayExist(locate(resolvePath(p)));
+    for (const p of [
+      '/in/identity/a.hl7.part',
+      '/in/pathology/r.tmp',
+      '/out/cr.pdf',
+      '/error/a.hl7',
+      '/in',
+      '/',
+    ])
+      assert.ok(at(p), p);
+    for (const p of ['/in/identity/a.hl7', '/in/molecular/r.pdf', '/in/a.hl7', '/elsewhere/x'])
+      assert.ok(!at(p), p);
   });
 
   it('accepts ordinary file names and refuses odd ones', function () {
