@@ -42,15 +42,9 @@ export interface PoolLoaded {
 export type PoolReply =
   { id: number; ok: true; output: PoolInput | null } | { id: number; ok: false; error: ErrorValue };
 
-/**
- * The pool's threads unless configured (0: every step on the main thread): one fewer than the cores,
- * at least one. The main thread (journal, sources, destinations) and the store's writer keep about a
- * core busy under a document flow, and each pool thread is a JavaScript heap of its own that compiles
- * and collects the steps' code again: on 2 cores, one pool thread made the documents chain cost
- * 5.0-5.4 ms of CPU a document against 5.9-6.1 ms with two (same minute, 1,000 forms).
- */
+/** The pool's threads: the machine's cores unless configured (0: every step on the main thread). */
 export function poolThreads(configured: number | undefined): number {
-  return configured ?? Math.max(1, os.availableParallelism() - 1);
+  return configured ?? os.availableParallelism();
 }
 
 // Pool threads run TypeScript like the rest of the appliance: each registers tsx itself (loader

@@ -144,7 +144,7 @@ export const engineSchema = {
           type: 'integer',
           minimum: 0,
           description:
-            'How many threads; default: one fewer than the cores available (os.availableParallelism()), at least one, as the main thread and the store writer keep about a core busy; 0: every step on the main thread.',
+            'How many threads; default: the cores available (os.availableParallelism()); 0: every step on the main thread.',
         },
       },
     },
