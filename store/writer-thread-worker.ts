@@ -28,7 +28,10 @@ const modules = writerModules(
   documentFilesIn(init.documentsDir),
 );
 const gc = new GroupCommit(db);
-const checkpointer = startCheckpointer(db, init.file, init.synchronous);
+// A bulk load checkpoints rarely on purpose (db.ts): copying its pages early would copy them again.
+const checkpointer = init.bulkLoad
+  ? { stop: () => Promise.resolve() }
+  : startCheckpointer(init.file, init.synchronous);
 
 let outbox: WriteReply[] = [];
 
