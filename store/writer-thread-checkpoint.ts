@@ -11,9 +11,11 @@
 // message, the other 4.8 in this thread; the writer's fsyncs of the WAL unchanged.
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
-import type { Db } from './db.ts';
 
-/** The writer's own checkpoint threshold in WAL pages (SQLite's default): where the WAL starts over. */
+/**
+ * The writer connection's own checkpoint threshold in WAL pages, SQLite's default, which it keeps:
+ * where the WAL starts over.
+ */
 export const BACKSTOP_PAGES = 1000;
 
 /** How often the thread looks for committed pages to copy. */
@@ -25,12 +27,16 @@ export interface Checkpointer {
 }
 
 /**
- * Plain JavaScript (no TypeScript loader: a small thread). Each round copies what is committed, a
- * few times while commits made during the copy remain. A failure (the writer's own checkpoint holds
- * the lock) waits for the next round: the pages stay in the WAL, readable and durable.
+ * Plain JavaScript (no TypeScript loader: a small thread), named for `top -H` as the writer thread
+ * is (Linux only, as nameThisThread). Each round copies what is committed, a few times while
+ * commits made during the copy remain. A failure (the writer's own checkpoint holds the lock) waits
+ * for the next round: the pages stay in the WAL, readable and durable.
  */
 const threadCode = `
 const { parentPort, workerData } = require('node:worker_threads');
+try {
+  require('node:fs').writeFileSync('/proc/thread-self/comm', 'onco-checkpoint');
+} catch {}
 const Database = require(workerData.driver);
 const db = new Database(workerData.file);
 db.pragma('busy_timeout = 0');
@@ -59,13 +65,8 @@ parentPort.on('message', () => {
 });
 `;
 
-/** Starts the background thread beside the writer connection `db` (which keeps SQLite's threshold). */
-export function startCheckpointer(
-  db: Db,
-  file: string,
-  synchronous: 'FULL' | 'NORMAL' | 'OFF',
-): Checkpointer {
-  db.pragma(`wal_autocheckpoint = ${BACKSTOP_PAGES}`);
+/** Starts the background thread beside the writer of database `file`. */
+export function startCheckpointer(file: string, synchronous: 'FULL' | 'NORMAL' | 'OFF'): Checkpointer {
   const worker = new Worker(threadCode, {
     eval: true,
     workerData: {

@@ -20,6 +20,7 @@ nameThisThread('onco-writer');
 const port = parentPort!;
 const init = workerData as WriterInit;
 const db = openDatabase(init.file, { synchronous: init.synchronous, cacheMiB: WRITER_CACHE_MIB });
+if (init.bulkLoad) db.pragma(`wal_autocheckpoint = ${BULK_CHECKPOINT_PAGES}`);
 // The head file of the audit chain is the main thread's business: it reads the committed head.
 const modules = writerModules(
   db,
@@ -27,9 +28,10 @@ const modules = writerModules(
   documentFilesIn(init.documentsDir),
 );
 const gc = new GroupCommit(db);
-const checkpointer = startCheckpointer(db, init.file, init.synchronous);
-// After the checkpointer, which sets the writer's own threshold (its backstop) to SQLite's default.
-if (init.bulkLoad) db.pragma(`wal_autocheckpoint = ${BULK_CHECKPOINT_PAGES}`);
+// A bulk load checkpoints rarely on purpose (db.ts): copying its pages early would copy them again.
+const checkpointer = init.bulkLoad
+  ? { stop: () => Promise.resolve() }
+  : startCheckpointer(init.file, init.synchronous);
 
 let outbox: WriteReply[] = [];
 

@@ -22,13 +22,15 @@ const rssMB = (): number => mb(process.memoryUsage().rss);
 const peakMB = (): number => Math.round(process.resourceUsage().maxRSS / 1024);
 const seconds = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e9;
 
-/** CPU seconds of each thread of this process, by thread id (Linux /proc: clock ticks of 10 ms). */
-function threadCpu(): Map<number, number> {
-  const cpu = new Map<number, number>();
+/** CPU seconds and name of each thread of this process, by thread id (Linux /proc: ticks of 10 ms). */
+function threadCpu(): Map<number, { name: string; seconds: number }> {
+  const cpu = new Map<number, { name: string; seconds: number }>();
   for (const tid of fs.readdirSync('/proc/self/task')) {
     try {
-      const fields = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      cpu.set(Number(tid), (Number(fields[11]) + Number(fields[12])) / 100);
+      const [name, rest] = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ');
+      const fields = rest!.split(' ');
+      const seconds = (Number(fields[11]) + Number(fields[12])) / 100;
+      cpu.set(Number(tid), { name: name!.slice(name!.indexOf('(') + 1), seconds });
     } catch {
       // The thread ended between the listing and the read.
     }
@@ -37,15 +39,23 @@ function threadCpu(): Map<number, number> {
 }
 
 /**
- * Each thread's CPU milliseconds per message since `before`: the main thread, and the busiest other
- * one (the store's writer: the wall). A loaded machine changes these much less than the rates.
+ * Each thread's CPU milliseconds per message since `before`: the main thread's, and the store
+ * writer's (the wall), found by the name it gives itself. A loaded machine changes these much less
+ * than the rates.
  */
-function cpuPerMessage(before: Map<number, number>, messages: number): { main: number; writer: number } {
+function cpuPerMessage(
+  before: Map<number, { seconds: number }>,
+  messages: number,
+): { main: number; writer: number } {
   const ms = (s: number): number => Number(((s * 1000) / messages).toFixed(3));
-  const spent = [...threadCpu()].map(([tid, s]) => [tid, s - (before.get(tid) ?? 0)] as const);
-  const main = spent.find(([tid]) => tid === process.pid)?.[1] ?? 0;
-  const others = spent.filter(([tid]) => tid !== process.pid).map(([, s]) => s);
-  return { main: ms(main), writer: ms(Math.max(0, ...others)) };
+  const spent = (tid: number, t: { seconds: number }) => t.seconds - (before.get(tid)?.seconds ?? 0);
+  let main = 0;
+  let writer = 0;
+  for (const [tid, t] of threadCpu()) {
+    if (tid === process.pid) main = spent(tid, t);
+    else if (t.name === 'onco-writer') writer = spent(tid, t);
+  }
+  return { main: ms(main), writer: ms(writer) };
 }
 
 async function until(done: () => boolean): Promise<void> {

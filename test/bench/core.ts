@@ -129,6 +129,13 @@ export async function benchCore(): Promise<Record<string, unknown>> {
         onBaseIdentitiesFiledPerSec: onBase.identitiesFiledPerSec,
         onBaseRssPeakMB: onBase.rssPeakMB,
         ratioOnBaseToEmpty: ratio(onBase.msgsPerSec!, empty.msgsPerSec!),
+        // The same comparison in the writer thread's CPU, which a loaded machine distorts least.
+        emptyBaseWriterCpuMsPerMessage: empty.writerThreadCpuMsPerMessage,
+        onBaseWriterCpuMsPerMessage: onBase.writerThreadCpuMsPerMessage,
+        writerCpuRatioEmptyToOnBase: ratio(
+          empty.writerThreadCpuMsPerMessage!,
+          onBase.writerThreadCpuMsPerMessage!,
+        ),
       },
     };
   } finally {
