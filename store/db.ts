@@ -32,8 +32,8 @@ export const READER_CACHE_MIB = 16;
  * (the identities import, in a process of its own). A commit of 1,000 identities dirties 4,000-5,000
  * pages at random in the block, search and IPP indexes, so SQLite's 1,000 made each commit end with
  * a checkpoint in the writer; with 10,000 it comes every few commits, and pages dirtied again in
- * between are copied once (writer CPU -3.5 to -5 % at 400,000 patients, side by side). A bulk load
- * runs no checkpoint thread (writer-thread-worker.ts). Durability is the same: every commit is
+ * between are copied once (writer CPU -3.5 to -5 % at 400,000 patients, side by side). The checkpoint
+ * thread (writer-thread-checkpoint.ts) runs beside a bulk load too. Durability is the same: every commit is
  * synced in the WAL (synchronous FULL), which a crash replays; the WAL file grows to ~60 MB.
  */
 export const BULK_CHECKPOINT_PAGES = 10_000;
