@@ -20,7 +20,9 @@ import { freePort } from '../support/ports.ts';
 import { plainTransport, sendMail } from '../support/smtp-send.ts';
 
 const KILLS = 3;
-const MAX_KILLS = 10;
+// About one kill in three lands between a commit and its 250 on a quiet machine: 30 make a run
+// that never exercises it (and fails) a chance in 10^4; 10 left it one in 30, which a CI run met.
+const MAX_KILLS = 30;
 const SENDERS = 6;
 
 function raw(id: string): string {
@@ -80,7 +82,7 @@ class RetryingSender implements CrashSender {
 }
 
 describe('SMTP inbox crash safety (kill -9 between DATA and 250)', function () {
-  this.timeout(300_000);
+  this.timeout(480_000);
   let engine: CrashedEngine | undefined;
   after(() => engine?.killAll());
 
