@@ -10,6 +10,7 @@
 // alone (CDA, PDF, XDM), measured in this process; the journal and the engine are what is left.
 //   npm run bench -- documents        (ONCO_BENCH_DOCUMENTS: how many forms, default 400;
 //                                      ONCO_BENCH_POOL: step pool threads, default the engine's;
+//                                      ONCO_BENCH_CONCURRENCY: deliveries in flight, default 8;
 //                                      ONCO_BENCH_WARMUP: forms before the measure, default 1,000
 //                                      or ONCO_BENCH_DOCUMENTS if fewer; 100 until round 5)
 import fs from 'node:fs';
@@ -82,6 +83,7 @@ function threadCpuMs(): Record<string, number> {
 export async function benchDocumentsOut(): Promise<unknown> {
   const total = Number(process.env.ONCO_BENCH_DOCUMENTS ?? 400);
   const pool = process.env.ONCO_BENCH_POOL;
+  const concurrency = Number(process.env.ONCO_BENCH_CONCURRENCY ?? 8);
   const h = await startEngine({
     start: false,
     registry: builtinRegistry().register(discard),
@@ -99,7 +101,7 @@ export async function benchDocumentsOut(): Promise<unknown> {
             name: 'mssante',
             type: 'discard',
             queue: 'parallel',
-            concurrency: 8,
+            concurrency,
             steps: [{ type: 'cda-xdm', sourceId: SOURCE_ID, recipientMeta: 'mesMailbox' }],
           },
         ],
@@ -197,6 +199,7 @@ export async function benchDocumentsOut(): Promise<unknown> {
   return {
     documents: measured,
     warmUp,
+    concurrency,
     warmUpSeconds: round(warmUpSeconds, 1),
     errored,
     chainDocumentsPerSecond: round(rate, 1),
