@@ -274,6 +274,15 @@ describe('smtp-inbox: the MSSanté inbox', function () {
       fs.rmSync(dir, { recursive: true, force: true });
     });
 
+    /** swaks's STARTTLS and AUTH PLAIN as the lab, with its client certificate or without one. */
+    const tlsArgs = (certificate: boolean): string[] => [
+      '--tls',
+      ...(certificate
+        ? ['--tls-cert', path.join(client.dir, client.cert), '--tls-key', path.join(client.dir, client.key)]
+        : []),
+      ...['--auth', 'PLAIN', '--auth-user', 'labo', '--auth-password', 'labo-secret-pass'],
+    ];
+
     const withCert = (auth?: { user: string; pass: string }) =>
       nodemailer.createTransport({
         host: '127.0.0.1',
@@ -322,18 +331,7 @@ describe('smtp-inbox: the MSSanté inbox', function () {
         const plain = await swaks(box.port, `pathology@${DOMAIN}`, 'a@b.test');
         assert.notEqual(plain.code, 0);
         assert.match(plain.out, /<\*\* 530 /);
-        const noCert = await swaks(
-          box.port,
-          `pathology@${DOMAIN}`,
-          'a@b.test',
-          '--tls',
-          '--auth',
-          'PLAIN',
-          '--auth-user',
-          'labo',
-          '--auth-password',
-          'labo-secret-pass',
-        );
+        const noCert = await swaks(box.port, `pathology@${DOMAIN}`, 'a@b.test', ...tlsArgs(false));
         assert.notEqual(noCert.code, 0);
         assert.doesNotMatch(noCert.out, /<~ {2}250 .*stored/);
       });
@@ -344,17 +342,7 @@ describe('smtp-inbox: the MSSanté inbox', function () {
         box.port,
         `pathology@${DOMAIN}`,
         'labo@labo.mssante.test',
-        '--tls',
-        '--tls-cert',
-        path.join(client.dir, client.cert),
-        '--tls-key',
-        path.join(client.dir, client.key),
-        '--auth',
-        'PLAIN',
-        '--auth-user',
-        'labo',
-        '--auth-password',
-        'labo-secret-pass',
+        ...tlsArgs(true),
         '--header',
         'Message-Id: <swaks-auth@labo>',
       );
