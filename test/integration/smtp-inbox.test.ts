@@ -5,7 +5,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import nodemailer from 'nodemailer';
-import type { Source } from '../../connectors/contract.ts';
+import type { Source, SourceContext } from '../../connectors/contract.ts';
 import { smtpInboxSpec } from '../../connectors/smtp-inbox.ts';
 import {
   startConnectorEngine,
@@ -235,6 +235,48 @@ describe('smtp-inbox: the MSSanté inbox', function () {
       await send();
       assert.equal(box.pathology.journal.length, before + 1);
       assert.equal(last(box.pathology)?.duplicateOf, undefined);
+    });
+  });
+
+  describe('a mailbox closed while a mail streams in', function () {
+    let dir: string;
+    let box: Inbox;
+
+    before(async function () {
+      dir = tempDir('smtp-gone-');
+      box = await inbox(dir, {});
+    });
+
+    after(async function () {
+      await close(box);
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('answers 451 SMTP_MAILBOX_GONE and deletes the staged file at once', async function () {
+      // Above the blob threshold (1 MiB): the mail streams into a file in the journal's staging.
+      const raw = labMail(`pathology@${DOMAIN}`, 'gone@labo', 'A'.repeat(76).concat('\r\n').repeat(20_000));
+      const real = Object.getPrototypeOf(box.pathology) as SourceContext;
+      let staged: string | undefined;
+      // The channel is undeployed once the mail is staged, before it is handed over.
+      box.pathology.stage = async (from) => {
+        const content = await real.stage(from);
+        staged = content.file;
+        await box.sources[0]!.stop();
+        return content;
+      };
+      await journalsNothing(box, async () => {
+        await assert.rejects(
+          sendMail(plainTransport(box.port), `pathology@${DOMAIN}`, raw),
+          (err: { responseCode?: number; response?: string }) => {
+            assert.equal(err.responseCode, 451);
+            assert.match(err.response ?? '', /SMTP_MAILBOX_GONE|closed while the mail was being sent/);
+            return true;
+          },
+        );
+      });
+      assert.ok(staged, 'the mail was staged as a file');
+      assert.equal(path.dirname(staged), path.join(dir, 'blobs', '.staging'));
+      assert.deepEqual(fs.readdirSync(path.dirname(staged)), [], 'no staged file left until the next start');
     });
   });
 
