@@ -321,7 +321,8 @@ export interface ProcessingResult {
 
 export interface SentResult {
   deliveryId: number;
-  sent?: { content: Buffer; contentType: string };
+  /** What the destination's steps made of the content; `blob`: kept as that file (above the threshold). */
+  sent?: { content: Buffer; contentType: string; blob?: BlobRef };
   response?: { content: Buffer; contentType: string };
   detail?: string;
   policy: StoragePolicy;
@@ -815,7 +816,15 @@ export class Journal {
     for (const [i, f] of filed.entries()) {
       const destination = destinations[i]!;
       if (f.sent && kept('sent'))
-        this.s.insertContent.run(r.messageId, 'sent', destination, f.sent.contentType, f.sent.content);
+        this.insertContent(
+          r.messageId,
+          'sent',
+          destination,
+          f.sent.contentType,
+          f.sent.content,
+          f.sent.blob,
+          r.now,
+        );
       if (f.response && kept('response')) {
         const { contentType, content } = f.response;
         this.s.insertContent.run(r.messageId, 'response', destination, contentType, content);
@@ -847,7 +856,15 @@ export class Journal {
     if (!d) throw new Error(`delivery ${r.deliveryId} no longer exists`);
     this.s.markSent.run(r.now, r.detail ?? null, r.now, r.deliveryId);
     if (r.sent)
-      this.s.insertContent.run(d.message_id, 'sent', d.destination, r.sent.contentType, r.sent.content);
+      this.insertContent(
+        d.message_id,
+        'sent',
+        d.destination,
+        r.sent.contentType,
+        r.sent.content,
+        r.sent.blob,
+        r.now,
+      );
     if (r.response) {
       this.s.insertContent.run(
         d.message_id,

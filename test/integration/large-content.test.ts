@@ -156,9 +156,10 @@ describe('large content kept as files (real engine)', function () {
     assert.equal(engine.store.journal.blobKnown(digest), false);
   });
 
-  it('keeps a large transformed content as a blob: no large row, written out byte-identical, deleted at pruning', async () => {
+  it('keeps large transformed and sent contents as blobs: no large row, written out byte-identical, deleted at pruning', async () => {
     // A step that makes new bytes as large as its input, held in memory (no `file`): the engine
-    // stages them as the received content is, instead of writing them into the journal's row.
+    // stages them as the received content is, instead of writing them into the journal's row,
+    // after the processing steps and after a destination's.
     const reversing: StepSpec<Record<string, unknown>> = {
       kind: 'step',
       type: 'test-reverse',
@@ -171,7 +172,16 @@ describe('large content kept as files (real engine)', function () {
       }),
     };
     h = await startEngine({
-      channels: [{ ...folderChannel('reverse'), steps: [{ type: 'test-reverse' }] }],
+      channels: [
+        {
+          ...folderChannel('reverse'),
+          steps: [{ type: 'test-reverse' }],
+          // Reversed back on the way out: the `sent` stage is the received bytes, the same blob.
+          destinations: [
+            { name: 'out', type: 'file-writer', path: 'out-reverse', steps: [{ type: 'test-reverse' }] },
+          ],
+        },
+      ],
       registry: builtinRegistry().register(reversing),
     });
     const { engine, dataDir } = h;
@@ -185,10 +195,13 @@ describe('large content kept as files (real engine)', function () {
     }, 'the message sent');
     const outDir = path.join(dataDir, 'out-reverse');
     const [written] = fs.readdirSync(outDir);
-    assert.deepEqual(fs.readFileSync(path.join(outDir, written!)), reversed, 'written out byte-identical');
+    assert.deepEqual(fs.readFileSync(path.join(outDir, written!)), content, 'written out byte-identical');
     const transformed = engine.store.journal.content(m!.id, 'transformed')!;
     assert.deepEqual(transformed.blob, { digest: digest(reversed), size: 3 * MiB });
     assert.equal(transformed.content.length, 0, 'no bytes in the row');
+    const sent = engine.store.journal.content(m!.id, 'sent', 'out')!;
+    assert.deepEqual(sent.blob, { digest: digest(content), size: 3 * MiB });
+    assert.equal(sent.content.length, 0, 'no bytes in the row');
     assert.deepEqual(blobFiles(dataDir).sort(), [digest(content), digest(reversed)].sort());
 
     const days = engine.config.engine.store.pruneAfterDays * 86_400_000;
