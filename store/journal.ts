@@ -304,15 +304,25 @@ const toDelivery = (r: DeliveryRow): StoredDelivery => ({
 export interface ProcessingResult {
   messageId: number;
   status: 'FILTERED' | 'TRANSFORMED' | 'ERROR' | 'QUARANTINED';
-  /** `blob`: the transformed content is that blob (a step passed a large file on unchanged). */
-  transformed?: { content: Buffer; contentType: string; meta: Record<string, unknown>; blob?: BlobRef };
+  /**
+   * `blob`: the transformed content is that blob (a large output, or a large file a step passed on
+   * unchanged). `parts`: blobs the content references by digest (a report's PDF), kept with it.
+   */
+  transformed?: {
+    content: Buffer;
+    contentType: string;
+    meta: Record<string, unknown>;
+    blob?: BlobRef;
+    parts?: Array<BlobRef & { contentType: string }>;
+  };
   error?: string;
   now: number;
 }
 
 export interface SentResult {
   deliveryId: number;
-  sent?: { content: Buffer; contentType: string };
+  /** What the destination's steps made of the content; `blob`: kept as that file (above the threshold). */
+  sent?: { content: Buffer; contentType: string; blob?: BlobRef };
   response?: { content: Buffer; contentType: string };
   detail?: string;
   policy: StoragePolicy;
@@ -707,6 +717,28 @@ export class Journal {
     this.s.answerLate.run(r.messageId);
   }
 
+  /**
+   * The transformed content, and each blob it references (`parts`) as a row of the same stage named
+   * `part:<digest>`: held, checked at start and pruned with the message like any content.
+   */
+  private insertTransformed(
+    messageId: number,
+    t: NonNullable<ProcessingResult['transformed']>,
+    now: number,
+  ): void {
+    this.insertContent(messageId, 'transformed', '', t.contentType, t.content, t.blob, now);
+    for (const part of t.parts ?? [])
+      this.insertContent(
+        messageId,
+        'transformed',
+        `part:${part.digest}`,
+        part.contentType,
+        Buffer.alloc(0),
+        part,
+        now,
+      );
+  }
+
   private insertContent(
     messageId: number,
     stage: Stage,
@@ -743,17 +775,7 @@ export class Journal {
     const meta = r.transformed ? JSON.stringify(r.transformed.meta) : null;
     if (meta === null && r.error === undefined) this.s.setStatus.run(r.status, r.now, r.messageId);
     else this.s.setMessageStatus.run(r.status, r.error ?? null, meta, r.now, r.messageId);
-    if (r.transformed) {
-      this.insertContent(
-        r.messageId,
-        'transformed',
-        '',
-        r.transformed.contentType,
-        r.transformed.content,
-        r.transformed.blob,
-        r.now,
-      );
-    }
+    if (r.transformed) this.insertTransformed(r.messageId, r.transformed, r.now);
     const deliveryStatus: DeliveryStatus =
       r.status === 'TRANSFORMED'
         ? 'QUEUED'
@@ -790,14 +812,19 @@ export class Journal {
     const kept = (stage: Stage): boolean => !complete || keptAfterCompletion[policy].has(stage);
     const meta = r.transformed ? JSON.stringify(r.transformed.meta) : null;
     this.s.setMessageStatus.run(complete ? 'SENT' : 'TRANSFORMED', null, meta, r.now, r.messageId);
-    if (r.transformed && kept('transformed')) {
-      const t = r.transformed;
-      this.insertContent(r.messageId, 'transformed', '', t.contentType, t.content, t.blob, r.now);
-    }
+    if (r.transformed && kept('transformed')) this.insertTransformed(r.messageId, r.transformed, r.now);
     for (const [i, f] of filed.entries()) {
       const destination = destinations[i]!;
       if (f.sent && kept('sent'))
-        this.s.insertContent.run(r.messageId, 'sent', destination, f.sent.contentType, f.sent.content);
+        this.insertContent(
+          r.messageId,
+          'sent',
+          destination,
+          f.sent.contentType,
+          f.sent.content,
+          f.sent.blob,
+          r.now,
+        );
       if (f.response && kept('response')) {
         const { contentType, content } = f.response;
         this.s.insertContent.run(r.messageId, 'response', destination, contentType, content);
@@ -829,7 +856,15 @@ export class Journal {
     if (!d) throw new Error(`delivery ${r.deliveryId} no longer exists`);
     this.s.markSent.run(r.now, r.detail ?? null, r.now, r.deliveryId);
     if (r.sent)
-      this.s.insertContent.run(d.message_id, 'sent', d.destination, r.sent.contentType, r.sent.content);
+      this.insertContent(
+        d.message_id,
+        'sent',
+        d.destination,
+        r.sent.contentType,
+        r.sent.content,
+        r.sent.blob,
+        r.now,
+      );
     if (r.response) {
       this.s.insertContent.run(
         d.message_id,
