@@ -144,12 +144,14 @@ async function benchMllp(): Promise<Record<string, unknown>> {
 export const smallFile = (i: number) => Buffer.from(`result ${i} ${'x'.repeat(180)}\n`);
 
 /** CPU seconds of each thread of this process, by thread id (Linux /proc; the main thread's id is the pid). */
-function threadCpu(): Map<number, number> {
-  const cpu = new Map<number, number>();
+function threadCpu(): Map<number, { name: string; seconds: number }> {
+  const cpu = new Map<number, { name: string; seconds: number }>();
   for (const tid of readdirSync('/proc/self/task')) {
     try {
-      const fields = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      cpu.set(Number(tid), (Number(fields[11]) + Number(fields[12])) / 100);
+      const [name, rest] = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ');
+      const fields = rest!.split(' ');
+      const seconds = (Number(fields[11]) + Number(fields[12])) / 100;
+      cpu.set(Number(tid), { name: name!.slice(name!.indexOf('(') + 1), seconds });
     } catch {
       // The thread ended between the listing and the read.
     }
@@ -161,9 +163,13 @@ export interface UploaderRun {
   seconds: number;
   /** This process's CPU (every thread) over the wall time, in % of one core. */
   cpuPercent: number;
-  /** Milliseconds of CPU per file: this process (`server`), its main thread, its other threads (the store's writer, libuv's pool), and the uploader's process. */
+  /**
+   * Milliseconds of CPU per file: this process (`server`), its main thread, the store's writer
+   * thread, its other threads (checkpoints, libuv's pool, V8's collector), and the uploader's process.
+   */
   serverCpuMsPerFile: number;
   mainThreadCpuMsPerFile: number;
+  writerThreadCpuMsPerFile: number;
   otherThreadsCpuMsPerFile: number;
   uploaderCpuMsPerFile: number;
 }
@@ -214,10 +220,12 @@ export async function driveUploader(
   const threads = threadCpu();
   await exited;
   let main = 0;
+  let writer = 0;
   let others = 0;
-  for (const [tid, s] of threads) {
-    const used = s - (threads0.get(tid) ?? 0);
+  for (const [tid, t] of threads) {
+    const used = t.seconds - (threads0.get(tid)?.seconds ?? 0);
     if (tid === process.pid) main += used;
+    else if (t.name === 'onco-writer') writer += used;
     else others += used;
   }
   const perFile = (ms: number) => Number((ms / files).toFixed(3));
@@ -226,6 +234,7 @@ export async function driveUploader(
     cpuPercent: Math.round((cpu.user + cpu.system) / 1e4 / wall),
     serverCpuMsPerFile: perFile((cpu.user + cpu.system) / 1000),
     mainThreadCpuMsPerFile: perFile(main * 1000),
+    writerThreadCpuMsPerFile: perFile(writer * 1000),
     otherThreadsCpuMsPerFile: perFile(others * 1000),
     uploaderCpuMsPerFile: perFile(uploaderCpuMs),
   };
