@@ -147,9 +147,13 @@ export interface UploaderRun {
   seconds: number;
   /** This process's CPU (every thread) over the wall time, in % of one core. */
   cpuPercent: number;
-  /** Milliseconds of CPU per file: this process (`server`), its main thread, its other threads (the store's writer, libuv's pool), and the uploader's process. */
+  /**
+   * Milliseconds of CPU per file: this process (`server`), its main thread, the store's writer
+   * thread, its other threads (checkpoints, libuv's pool, V8's collector), and the uploader's process.
+   */
   serverCpuMsPerFile: number;
   mainThreadCpuMsPerFile: number;
+  writerThreadCpuMsPerFile: number;
   otherThreadsCpuMsPerFile: number;
   uploaderCpuMsPerFile: number;
 }
@@ -199,8 +203,12 @@ export async function driveUploader(
   const cpu = process.cpuUsage(cpu0);
   const threads = readThreadCpu();
   await exited;
-  const { main = 0, others = 0 } = cpuByGroup(process.pid, threads, threads0, (_name, isMain) =>
-    isMain ? 'main' : 'others',
+  const {
+    main = 0,
+    writer = 0,
+    others = 0,
+  } = cpuByGroup(process.pid, threads, threads0, (name, isMain) =>
+    isMain ? 'main' : name === 'onco-writer' ? 'writer' : 'others',
   );
   const perFile = (ms: number) => Number((ms / files).toFixed(3));
   return {
@@ -208,6 +216,7 @@ export async function driveUploader(
     cpuPercent: Math.round((cpu.user + cpu.system) / 1e4 / wall),
     serverCpuMsPerFile: perFile((cpu.user + cpu.system) / 1000),
     mainThreadCpuMsPerFile: perFile(main * 1000),
+    writerThreadCpuMsPerFile: perFile(writer * 1000),
     otherThreadsCpuMsPerFile: perFile(others * 1000),
     uploaderCpuMsPerFile: perFile(uploaderCpuMs),
   };
