@@ -3,13 +3,26 @@
 // delivery SENT, which is what makes store filing exactly-once (README, delivery rule 4).
 import { callModule } from './group-commit.ts';
 import { isTransientDbError, type Db } from './db.ts';
-import type { Journal, ProcessingResult, SentResult, StoragePolicy } from './journal.ts';
+import type {
+  Journal,
+  NewMessage,
+  ProcessingResult,
+  ReceiveResult,
+  SentResult,
+  StoragePolicy,
+} from './journal.ts';
 
 /** Which writer module method files a message, with its arguments (structured-cloneable). */
 export interface Filing {
   module: string;
   method: string;
   args: unknown[];
+  /**
+   * Where in `args` the message's id goes (the value the destination took from `Outbound.messageId`):
+   * a fused receipt names the filing before its message has an id, and the writer puts the id there
+   * once it has journaled the message. A filing without it is left to its destination's worker.
+   */
+  messageIdPath?: ReadonlyArray<string | number>;
 }
 
 /** What a filing method returns: the delivery's response (kept as JSON) and its one-line detail. */
@@ -24,6 +37,19 @@ export interface InlineFiling {
   /** An ordered queue: filed only when no earlier delivery of it waits (a retrying head, say). */
   ordered: boolean;
   filing: Filing;
+}
+
+/** A store-writer filing named before its message was journaled: its delivery is known by destination. */
+export interface FusedFiling {
+  destination: string;
+  ordered: boolean;
+  filing: Filing & { messageIdPath: ReadonlyArray<string | number> };
+}
+
+/** What a fused receipt committed: the receipt, and the destinations filed in its transaction. */
+export interface FusedReceipt {
+  receipt: ReceiveResult;
+  filed: string[];
 }
 
 export class Deliveries {
@@ -66,6 +92,46 @@ export class Deliveries {
     return filed;
   }
 
+  /**
+   * The fused receipt (issue 14): a message whose steps ran before it was journaled is received,
+   * its result recorded and its store-writer deliveries filed, all in this one write, so in one
+   * savepoint of one group commit. The rows are those of receive, the processing mark, the
+   * deliveries' start marks and processedAndFiled, in that order: what the classic path leaves
+   * after its two commits and its mark. A copy of an accepted or quarantined message is journaled
+   * as receive does and nothing else: the steps' result is dropped.
+   */
+  receivedAndFiled(
+    message: NewMessage,
+    result: Omit<ProcessingResult, 'messageId'>,
+    policy: StoragePolicy,
+    filings: readonly FusedFiling[],
+  ): FusedReceipt {
+    const receipt = this.journal.receive(message);
+    if (receipt.duplicateOf !== undefined || receipt.copyOfQuarantined !== undefined)
+      return { receipt, filed: [] };
+    const { messageId } = receipt;
+    this.journal.startProcessing(messageId);
+    // The steps saw the message before the journal linked it to an earlier one: their meta gets the links.
+    const links = {
+      ...(receipt.resendOf !== undefined ? { resendOf: receipt.resendOf } : {}),
+      ...(receipt.keyReusedFrom !== undefined ? { keyReusedFrom: receipt.keyReusedFrom } : {}),
+    };
+    const transformed = result.transformed && {
+      ...result.transformed,
+      meta: { ...result.transformed.meta, ...links },
+    };
+    const deliveries = this.journal.deliveries(messageId);
+    const inline = filings.flatMap((f): InlineFiling[] => {
+      const d = deliveries.find((x) => x.destination === f.destination);
+      if (!d) return [];
+      this.journal.startDelivery(d.id);
+      return [{ deliveryId: d.id, ordered: f.ordered, filing: withMessageId(f.filing, messageId) }];
+    });
+    const premarked = inline.map((f) => f.deliveryId);
+    const filed = this.processedAndFiled({ ...result, messageId, transformed }, policy, inline, premarked);
+    return { receipt, filed: deliveries.filter((d) => filed.includes(d.id)).map((d) => d.destination) };
+  }
+
   /** Files, then marks the delivery SENT with the filing's response: one transaction, both or neither. */
   fileAndMarkSent(filing: Filing, sent: Omit<SentResult, 'response' | 'detail'>): Filed {
     const filed = this.file(filing);
@@ -76,6 +142,18 @@ export class Deliveries {
   private file(filing: Filing): Filed {
     return callModule(this.modules(), filing.module, filing.method, filing.args) as Filed;
   }
+}
+
+/**
+ * The filing with the message's id put where it names. In place: the arguments are this write's own
+ * (a structured clone in the writer thread; built for this one message by the channel inline).
+ */
+function withMessageId(filing: FusedFiling['filing'], messageId: number): Filing {
+  const path = filing.messageIdPath;
+  let at = filing.args as unknown as Record<string | number, unknown>;
+  for (const key of path.slice(0, -1)) at = at[key] as Record<string | number, unknown>;
+  at[path.at(-1)!] = messageId;
+  return filing;
 }
 
 /** What the journal keeps of a filing: its response as JSON, and its detail. */

@@ -581,6 +581,11 @@ export class Journal {
     };
   }
 
+  /** Whether the journal holds a message of this channel with this de-duplication key and digest. */
+  holdsCopy(channel: string, key: string, digest: string): boolean {
+    return this.s.findCopy.get(channel, key, digest) !== undefined;
+  }
+
   /**
    * Records that processing of a message begins; returns how many earlier beginnings never reached a
    * journaled outcome (crashes or stalls). Meant for GroupCommit.mark: durable before the work starts.
