@@ -4,6 +4,7 @@
 import { callModule } from './group-commit.ts';
 import { isTransientDbError, type Db } from './db.ts';
 import type {
+  FiledPart,
   Journal,
   NewMessage,
   ProcessingResult,
@@ -53,11 +54,16 @@ export interface FusedReceipt {
 }
 
 export class Deliveries {
+  /** Built once: a transaction wrapper built per filing costs the writer thread measurably. */
+  private readonly inSavepoint: (filing: Filing) => Filed;
+
   constructor(
-    private readonly db: Db,
+    db: Db,
     private readonly journal: Journal,
     private readonly modules: () => object,
-  ) {}
+  ) {
+    this.inSavepoint = db.transaction((filing: Filing) => this.file(filing));
+  }
 
   /**
    * Records a processing result and, for a transformed message, files its store-writer deliveries
@@ -77,13 +83,8 @@ export class Deliveries {
     if (result.status === 'TRANSFORMED') {
       for (const f of filings) {
         if (f.ordered && this.journal.queuedBefore(f.deliveryId)) continue;
-        try {
-          const filed = this.db.transaction(() => this.file(f.filing))();
-          sent.push({ ...sentOf(filed), deliveryId: f.deliveryId, policy, now: result.now });
-        } catch (error) {
-          // A locked database fails the whole result, retried; a refusal is the worker's to journal.
-          if (isTransientDbError(error)) throw error;
-        }
+        const filed = this.tryFiling(f.filing);
+        if (filed) sent.push({ ...sentOf(filed), deliveryId: f.deliveryId, policy, now: result.now });
       }
     }
     this.journal.processedAndSent(result, policy, sent);
@@ -95,10 +96,8 @@ export class Deliveries {
   /**
    * The fused receipt (issue 14): a message whose steps ran before it was journaled is received,
    * its result recorded and its store-writer deliveries filed, all in this one write, so in one
-   * savepoint of one group commit. The rows are those of receive, the processing mark, the
-   * deliveries' start marks and processedAndFiled, in that order: what the classic path leaves
-   * after its two commits and its mark. A copy of an accepted or quarantined message is journaled
-   * as receive does and nothing else: the steps' result is dropped.
+   * savepoint of one group commit, each row written once in its end state (Journal.receiveProcessed).
+   * A filing refused here leaves its delivery QUEUED for its worker, as processedAndFiled does.
    */
   receivedAndFiled(
     message: NewMessage,
@@ -106,30 +105,16 @@ export class Deliveries {
     policy: StoragePolicy,
     filings: readonly FusedFiling[],
   ): FusedReceipt {
-    const receipt = this.journal.receive(message);
-    if (receipt.duplicateOf !== undefined || receipt.copyOfQuarantined !== undefined)
-      return { receipt, filed: [] };
-    const { messageId } = receipt;
-    this.journal.startProcessing(messageId);
-    // The steps saw the message before the journal linked it to an earlier one: their meta gets the links.
-    const links = {
-      ...(receipt.resendOf !== undefined ? { resendOf: receipt.resendOf } : {}),
-      ...(receipt.keyReusedFrom !== undefined ? { keyReusedFrom: receipt.keyReusedFrom } : {}),
-    };
-    const transformed = result.transformed && {
-      ...result.transformed,
-      meta: { ...result.transformed.meta, ...links },
-    };
-    const deliveries = this.journal.deliveries(messageId);
-    const inline = filings.flatMap((f): InlineFiling[] => {
-      const d = deliveries.find((x) => x.destination === f.destination);
-      if (!d) return [];
-      this.journal.startDelivery(d.id);
-      return [{ deliveryId: d.id, ordered: f.ordered, filing: withMessageId(f.filing, messageId) }];
+    return this.journal.receiveProcessed(message, result, policy, (messageId) => {
+      const filed = new Map<string, FiledPart>();
+      for (const f of filings) {
+        // An ordered queue holding a delivery already (a retrying head): this one waits behind it.
+        if (f.ordered && this.journal.queueHolds(message.channel, f.destination)) continue;
+        const done = this.tryFiling(withMessageId(f.filing, messageId));
+        if (done) filed.set(f.destination, sentOf(done));
+      }
+      return filed;
     });
-    const premarked = inline.map((f) => f.deliveryId);
-    const filed = this.processedAndFiled({ ...result, messageId, transformed }, policy, inline, premarked);
-    return { receipt, filed: deliveries.filter((d) => filed.includes(d.id)).map((d) => d.destination) };
   }
 
   /** Files, then marks the delivery SENT with the filing's response: one transaction, both or neither. */
@@ -137,6 +122,19 @@ export class Deliveries {
     const filed = this.file(filing);
     this.journal.sent({ ...sent, ...sentOf(filed) });
     return filed;
+  }
+
+  /**
+   * A filing in a savepoint of its own: null when the store refused it (undone alone; the refusal is
+   * the worker's to journal). A locked database fails the whole write, which is retried.
+   */
+  private tryFiling(filing: Filing): Filed | null {
+    try {
+      return this.inSavepoint(filing);
+    } catch (error) {
+      if (isTransientDbError(error)) throw error;
+      return null;
+    }
   }
 
   private file(filing: Filing): Filed {
