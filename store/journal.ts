@@ -371,13 +371,12 @@ export class Journal {
     private readonly audit: Audit | null = null,
   ) {
     this.s = {
-      findCopy: db.prepare<[string, string, string], { id: number; status: MessageStatus }>(
-        `SELECT m.id, m.status FROM dedup d JOIN messages m ON m.id = d.message_id
-         WHERE d.channel = ? AND d.key = ? AND d.digest = ?`,
+      // Every message journaled under a key (usually none, seldom more than one): one look-up tells
+      // a copy (same digest) from a reused key (another digest).
+      sameKey: db.prepare<[string, string], { id: number; digest: string; status: MessageStatus | null }>(
+        `SELECT d.message_id AS id, d.digest, m.status FROM dedup d LEFT JOIN messages m ON m.id = d.message_id
+         WHERE d.channel = ? AND d.key = ?`,
       ),
-      findKey: db
-        .prepare<[string, string], number>('SELECT max(message_id) FROM dedup WHERE channel = ? AND key = ?')
-        .pluck(),
       insertDup: db.prepare(
         'INSERT OR REPLACE INTO dedup (channel, key, digest, message_id) VALUES (?, ?, ?, ?)',
       ),
@@ -555,15 +554,15 @@ export class Journal {
   /** What the de-duplication makes of a message: its status, links and the row's meta and error. */
   private admit(m: NewMessage): Admission {
     const digest = m.digest ?? '';
-    const copy = m.dedupKey && !m.rejected ? this.s.findCopy.get(m.channel, m.dedupKey, digest) : undefined;
+    const sameKey = m.dedupKey && !m.rejected ? this.s.sameKey.all(m.channel, m.dedupKey) : [];
+    const copy = sameKey.find(
+      (r): r is typeof r & { status: MessageStatus } => r.digest === digest && r.status !== null,
+    );
     const duplicateOf = copy && ACCEPTED.has(copy.status) ? copy.id : undefined;
     // A copy of a quarantined message would take the engine down again: it waits with it for an admin.
     const poisoned = copy?.status === 'QUARANTINED' ? copy.id : undefined;
     const resendOf = copy && duplicateOf === undefined && poisoned === undefined ? copy.id : undefined;
-    const keyReusedFrom =
-      m.dedupKey && !m.rejected && !copy
-        ? (this.s.findKey.get(m.channel, m.dedupKey) ?? undefined)
-        : undefined;
+    const keyReusedFrom = !copy && sameKey.length > 0 ? Math.max(...sameKey.map((r) => r.id)) : undefined;
     const meta = {
       ...m.meta,
       ...(resendOf !== undefined ? { resendOf } : {}),
@@ -690,7 +689,7 @@ export class Journal {
 
   /** Whether the journal holds a message of this channel with this de-duplication key and digest. */
   holdsCopy(channel: string, key: string, digest: string): boolean {
-    return this.s.findCopy.get(channel, key, digest) !== undefined;
+    return this.s.sameKey.all(channel, key).some((r) => r.digest === digest && r.status !== null);
   }
 
   /**
