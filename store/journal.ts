@@ -324,6 +324,10 @@ interface Admission {
   keyReusedFrom?: number;
 }
 
+/** Where a processing result sends the message's deliveries: queued, or settled with it. */
+const deliveriesAfter = (status: ProcessingResult['status']): DeliveryStatus =>
+  status === 'TRANSFORMED' ? 'QUEUED' : status === 'FILTERED' || status === 'QUARANTINED' ? status : 'ERROR';
+
 const linksOf = (a: Admission): Pick<ReceiveResult, 'resendOf' | 'keyReusedFrom'> => ({
   ...(a.resendOf !== undefined ? { resendOf: a.resendOf } : {}),
   ...(a.keyReusedFrom !== undefined ? { keyReusedFrom: a.keyReusedFrom } : {}),
@@ -656,13 +660,7 @@ export class Journal {
     const messageId = this.insertMessage(m, a, { status, meta, error: result.error ?? null, attempts: 1 });
     const filed = transformed ? file(messageId) : new Map<string, FiledPart>();
     const now = result.now;
-    const end: DeliveryStatus = transformed
-      ? 'QUEUED'
-      : result.status === 'FILTERED'
-        ? 'FILTERED'
-        : result.status === 'QUARANTINED'
-          ? 'QUARANTINED'
-          : 'ERROR';
+    const end = deliveriesAfter(result.status);
     for (const destination of m.destinations) {
       const f = filed.get(destination);
       this.s.insertDeliveryAs.run({
@@ -865,15 +863,7 @@ export class Journal {
         r.now,
       );
     }
-    const deliveryStatus: DeliveryStatus =
-      r.status === 'TRANSFORMED'
-        ? 'QUEUED'
-        : r.status === 'FILTERED'
-          ? 'FILTERED'
-          : r.status === 'QUARANTINED'
-            ? 'QUARANTINED'
-            : 'ERROR';
-    this.s.queueDeliveries.run(deliveryStatus, r.now, r.messageId);
+    this.s.queueDeliveries.run(deliveriesAfter(r.status), r.now, r.messageId);
     if (r.status !== 'TRANSFORMED') this.complete(r.messageId, policy, r.now);
   }
 
