@@ -164,7 +164,9 @@ export async function benchMailIngest(): Promise<unknown> {
         writtenMiB: step.writtenMiB,
         diskWrittenMiB: step.diskWrittenMiB,
       },
-      note: 'the sender is another process; growth is over this process RSS just before the send, same run',
+      note:
+        'the sender is another process; growth is over this process RSS just before the send, same run; ' +
+        "the send's writtenMiB includes the sender's socket writes (Linux adds a reaped child's I/O to its parent's)",
     };
   } finally {
     await h.stop();
