@@ -170,18 +170,10 @@ describe('MLLP crash safety (kill -9 between receipt and ACK)', function () {
       drainMs: 20_000,
     });
 
-    const rows = engine.read(
-      (d) =>
-        d
-          .prepare(
-            `SELECT id, status, json_extract(meta, '$.controlId') AS controlId FROM messages
-             WHERE channel = 'hl7-in' ORDER BY id`,
-          )
-          .all() as Array<{ id: number; status: string; controlId: string }>,
-    );
+    const rows = engine.messages('hl7-in', 'controlId');
     const { byId, filed, duplicates } = filedOnce(
       rows,
-      (r) => r.controlId,
+      (r) => r.key,
       sender.acked,
       path.join(dataDir, 'out'),
       { message: 'message', ack: 'ACK' },
@@ -190,7 +182,7 @@ describe('MLLP crash safety (kill -9 between receipt and ACK)', function () {
       assert.ok(copies.length <= sender.sends.get(id)!, `${id}: no copy the sender did not send`);
     for (const r of filed) {
       const written = fs.readFileSync(path.join(dataDir, 'out', `hl7-in-${r.id}-out`), 'utf8');
-      assert.match(written, new RegExp(`\\|ADT\\^A01\\^ADT_A01\\|${r.controlId}\\|`));
+      assert.match(written, new RegExp(`\\|ADT\\^A01\\^ADT_A01\\|${r.key}\\|`));
     }
     const resent = [...sender.sends.values()].filter((n) => n > 1).length;
     console.log(

@@ -103,17 +103,9 @@ describe('SMTP inbox crash safety (kill -9 between DATA and 250)', function () {
       drainMs: 20_000,
     });
 
-    const rows = engine.read(
-      (d) =>
-        d
-          .prepare(
-            `SELECT id, status, json_extract(meta, '$.messageIdHeader') AS mid FROM messages
-             WHERE channel = 'mss-in' ORDER BY id`,
-          )
-          .all() as Array<{ id: number; status: string; mid: string }>,
-    );
+    const rows = engine.messages('mss-in', 'messageIdHeader');
     const acceptedIds = [...sender.accepted].map((id) => `${id}@labo-demo.mssante.fr`);
-    const { duplicates } = filedOnce(rows, (r) => r.mid, acceptedIds, path.join(dataDir, 'out'), {
+    const { duplicates } = filedOnce(rows, (r) => r.key, acceptedIds, path.join(dataDir, 'out'), {
       message: 'mail',
       ack: '250',
     });

@@ -93,6 +93,18 @@ export class CrashedEngine {
     );
   }
 
+  /** A channel's messages in journal order, each with its status and one field of its meta (`key`). */
+  messages(channel: string, metaKey: string): Array<{ id: number; status: string; key: string }> {
+    return this.read(
+      (d) =>
+        d
+          .prepare(
+            `SELECT id, status, json_extract(meta, ?) AS key FROM messages WHERE channel = ? ORDER BY id`,
+          )
+          .all(`$.${metaKey}`, channel) as Array<{ id: number; status: string; key: string }>,
+    );
+  }
+
   /** Waits until no delivery is waiting and no message is left unprocessed. */
   drained(what: string, ms: number): Promise<unknown> {
     return until(
