@@ -5,7 +5,7 @@
 // the journal's blobs (one inode); pruning removes the journal's names and keeps the documents'; a
 // restart's sweeps keep each other's files; the API still shows the transformed stage (curl).
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -22,27 +22,13 @@ import type { ClinicalReport } from '../../transformers/clinical-report.ts';
 import { addAccount, startEngine, tempDir, until, type Harness } from '../support/engine-harness.ts';
 import { openssh } from '../support/openssh-sftp.ts';
 import { freePort } from '../support/ports.ts';
+import { oruWithPdf, pdfOf } from '../support/report-oru.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const MiB = 1024 * 1024;
 const run = promisify(execFile);
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const operator = { login: 'oper1', password: 'oper-pass-1', role: 'operator' } as const;
-
-/** Bytes a reader takes for a PDF (header and trailer), of about `size`. */
-const pdfOf = (size: number): Buffer =>
-  Buffer.concat([Buffer.from('%PDF-1.4\n'), randomBytes(size), Buffer.from('\n%%EOF\n')]);
-
-/** A pathology ORU^R01 whose report is a PDF in an ED OBX, base64 (the CI-SIS profile). */
-const oruWith = (pdf: Buffer): Buffer =>
-  Buffer.from(
-    [
-      'MSH|^~\\&|LAB|LABO|ONCO-RELAY|DCC|20260115103000||ORU^R01^ORU_R01|BIG-1|P|2.5|||||FRA|UNICODE UTF-8',
-      'PID|1||IPP-000123^^^CHU&310000001&M^PI||FICTIF^Camille^Camille^^^^L||19790328|F',
-      'OBR|1||ACP-1|60568-3^CR d anatomie et de cytologie pathologiques^LN|||20260114090000',
-      `OBX|1|ED|60568-3^CR^LN||^AP^PDF^Base64^${pdf.toString('base64')}||||||F`,
-    ].join('\r') + '\r',
-  );
 
 describe('large reports: bytes once on the disk, none in the journal rows (MLLP, OpenSSH sftp)', function () {
   this.timeout(180_000);
@@ -159,7 +145,7 @@ describe('large reports: bytes once on the disk, none in the journal rows (MLLP,
 
   it('files an ORU with a 3 MiB PDF (MLLP): the PDF a journaled part, no multi-MiB row, the stage shown, pruning deletes the files', async () => {
     const pdf = pdfOf(3 * MiB);
-    const oru = oruWith(pdf);
+    const oru = oruWithPdf(pdf);
     const socket = net.connect(mllpPort, '127.0.0.1');
     const framer = new MllpFramer();
     const ack = await new Promise<Buffer>((resolve, reject) => {
