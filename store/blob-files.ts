@@ -14,7 +14,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { OncoError } from '../config/errors.ts';
-import { reclaimAfter } from './buffer-reclaim.ts';
+import { reclaimAfter } from '../runtime/buffer-reclaim.ts';
 import { syncDirectory, syncDirectorySync } from './sync-directory.ts';
 
 /** A blob as the journal records it: plain data, safe to hand to the writer. */
