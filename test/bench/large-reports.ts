@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import { frame, MllpFramer } from '../../connectors/mllp-framer.ts';
 import { startEngine, until } from '../support/engine-harness.ts';
 import { freePort } from '../support/ports.ts';
-import { oruWithPdf, pdfOf } from '../support/report-oru.ts';
+import { oruPatient, oruWithPdf, pdfOf } from '../support/report-oru.ts';
 
 const MiB = 1024 * 1024;
 const REPORTS = Number(process.env.ONCO_BENCH_REPORTS ?? 8);
@@ -72,17 +72,7 @@ export async function benchLargeReports(): Promise<Record<string, unknown>> {
   const db = ['onco-relay.db', 'onco-relay.db-wal'].map((f) => path.join(dataDir, f));
   const dbBytes = () => db.reduce((sum, f) => sum + (fs.existsSync(f) ? fs.statSync(f).size : 0), 0);
   try {
-    const { patientId } = await h.engine.store.write.vigilance.applyIdentity(
-      {
-        birthName: 'FICTIF',
-        givenNames: ['Camille'],
-        firstGivenName: 'Camille',
-        birthDate: '1979-03-28',
-        sex: 'F',
-        identifiers: [{ finess: '310000001', ipp: 'IPP-000123' }],
-      },
-      { messageId: null, insOids: [] },
-    );
+    const patientId = await oruPatient(h.engine.store);
     const messages = Array.from({ length: REPORTS }, (_, i) => oruWithPdf(pdfOf(PDF_BYTES), `BIG-${i}`));
     const [disk0, db0] = [diskBytes(files), dbBytes()];
     const rss0 = process.memoryUsage().rss;

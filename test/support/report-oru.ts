@@ -2,6 +2,7 @@
 // it), for the large-report test and bench. The patient is the fixtures' FICTIF Camille, IPP-000123
 // at FINESS 310000001.
 import { randomBytes } from 'node:crypto';
+import type { Store } from '../../store/store.ts';
 
 /** Bytes a reader takes for a PDF (its header and trailer), of about `size`, unlike any other. */
 export const pdfOf = (size: number): Buffer =>
@@ -16,3 +17,19 @@ export const oruWithPdf = (pdf: Buffer, controlId = 'BIG-1'): Buffer =>
       `OBX|1|ED|60568-3^CR^LN||^AP^PDF^Base64^${pdf.toString('base64')}||||||F`,
     ].join('\r') + '\r',
   );
+
+/** Files the ORU's patient as an identity (IPP-000123 at 310000001): reports file on it. Its id. */
+export async function oruPatient(store: Store): Promise<number> {
+  const { patientId } = await store.write.vigilance.applyIdentity(
+    {
+      birthName: 'FICTIF',
+      givenNames: ['Camille'],
+      firstGivenName: 'Camille',
+      birthDate: '1979-03-28',
+      sex: 'F',
+      identifiers: [{ finess: '310000001', ipp: 'IPP-000123' }],
+    },
+    { messageId: null, insOids: [] },
+  );
+  return patientId;
+}
