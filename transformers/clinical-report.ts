@@ -368,13 +368,26 @@ export function readIns(
   return { matricule, oid, kind };
 }
 
-// Padding may be missing (RFC 4648 §3.2): two of the agency's own MDM/ORU examples omit it.
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}(?:==)?|[A-Za-z0-9+/]{3}=?)?$/;
+// Checked as a run of the alphabet and a length, not as repeated groups of four: a pattern that
+// repeats a group overflows the stack on a document of a few MiB.
+const BASE64_ALPHABET = /^[A-Za-z0-9+/]*$/;
+
+/**
+ * Whole groups of four, then 2 or 3 characters with their padding (`==`, `=`) or without it:
+ * padding may be missing (RFC 4648 §3.2), two of the agency's own MDM/ORU examples omit it.
+ */
+function isBase64(compact: string): boolean {
+  const body = compact.replace(/={1,2}$/, '');
+  const padding = compact.length - body.length;
+  const rest = body.length % 4;
+  if (rest === 1 || (padding > 0 && padding !== 4 - rest)) return false;
+  return BASE64_ALPHABET.test(body);
+}
 
 /** Strict base64 (whitespace allowed between groups): Buffer.from() silently skips garbage. */
 export function decodeBase64(value: string, location: string): Buffer {
   const compact = value.replace(/\s+/g, '');
-  if (compact === '' || !BASE64.test(compact)) {
+  if (compact === '' || !isBase64(compact)) {
     throw new ReportError(
       'REPORT_BAD_BASE64',
       'the embedded document is not valid base64',

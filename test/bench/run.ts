@@ -1,6 +1,6 @@
 // `npm run bench`: every benchmark of the project, each beside the baseline measured in the same run.
 // Prints one JSON document. Timings live here, never in pass/fail tests.
-//   npm run bench [-- section ...]   sections: journal, transports, search, identities, core, reports, documents, mail, streams
+//   npm run bench [-- section ...]   sections: journal, transports, search, identities, core, reports, documents, mail, streams, large-reports
 import os from 'node:os';
 import { benchJournalIngest } from './journal-ingest.ts';
 import { benchTransportIngest } from './transport-ingest.ts';
@@ -11,6 +11,7 @@ import { benchDocumentFiling } from './document-filing.ts';
 import { benchDocumentsOut } from './documents-out.ts';
 import { benchMailIngest } from './mail-ingest.ts';
 import { benchStreams } from './streams.ts';
+import { benchLargeReports } from './large-reports.ts';
 
 const sections: Record<string, () => Promise<unknown>> = {
   journal: benchJournalIngest,
@@ -22,6 +23,7 @@ const sections: Record<string, () => Promise<unknown>> = {
   documents: benchDocumentsOut,
   mail: benchMailIngest,
   streams: benchStreams,
+  'large-reports': benchLargeReports,
 };
 
 const wanted = process.argv.slice(2).filter((a) => a in sections);

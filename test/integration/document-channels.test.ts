@@ -12,6 +12,7 @@ import YAML from 'yaml';
 import { addAccount, startEngine, tempDir, until, type Harness } from '../support/engine-harness.ts';
 import { openssh } from '../support/openssh-sftp.ts';
 import { freePort } from '../support/ports.ts';
+import { setEnv } from '../support/env.ts';
 import { a28 } from '../support/pam.ts';
 import { parseAck } from '../../transformers/hl7v2-ack.ts';
 
@@ -26,7 +27,7 @@ describe('shipped pathology and molecular channels (real engine, OpenSSH sftp)',
   let dir: string;
   let key: string;
   let port: number;
-  const saved = { port: process.env.ONCO_SFTP_PORT, test: process.env.ONCO_ACCEPT_TEST_INS };
+  let restoreEnv: () => void = () => undefined;
 
   beforeEach(async () => {
     dir = tempDir('onco-doc-channels-');
@@ -34,8 +35,7 @@ describe('shipped pathology and molecular channels (real engine, OpenSSH sftp)',
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', '', '-f', key]);
     port = await freePort();
     // The shipped files read these: the test's port, and the kit's test INS OID accepted.
-    process.env.ONCO_SFTP_PORT = String(port);
-    process.env.ONCO_ACCEPT_TEST_INS = 'true';
+    restoreEnv = setEnv({ ONCO_SFTP_PORT: String(port), ONCO_ACCEPT_TEST_INS: 'true' });
     // A lone half of a pair waits 5 s here (10 min as shipped), so that its expiry is seen.
     const pathology = shipped('pathology') as { source: Record<string, unknown> };
     pathology.source.pairWaitMs = 5000;
@@ -62,13 +62,7 @@ describe('shipped pathology and molecular channels (real engine, OpenSSH sftp)',
 
   afterEach(async () => {
     await h.stop();
-    for (const [k, v] of [
-      ['ONCO_SFTP_PORT', saved.port],
-      ['ONCO_ACCEPT_TEST_INS', saved.test],
-    ] as const) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
+    restoreEnv();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 

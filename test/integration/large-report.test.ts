@@ -5,14 +5,13 @@
 // the journal's blobs (one inode); pruning removes the journal's names and keeps the documents'; a
 // restart's sweeps keep each other's files; the API still shows the transformed stage (curl).
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
-import { execFile, execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
-import ssh2 from 'ssh2';
 import YAML from 'yaml';
 import type { FastifyInstance } from 'fastify';
 import { buildServer } from '../../dashboard/server.ts';
@@ -22,27 +21,15 @@ import type { ClinicalReport } from '../../transformers/clinical-report.ts';
 import { addAccount, startEngine, tempDir, until, type Harness } from '../support/engine-harness.ts';
 import { openssh } from '../support/openssh-sftp.ts';
 import { freePort } from '../support/ports.ts';
+import { setEnv } from '../support/env.ts';
+import { oruPatient, oruWithPdf, pdfOf } from '../support/report-oru.ts';
+import { keyAccount } from '../support/ssh-account.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const MiB = 1024 * 1024;
 const run = promisify(execFile);
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const operator = { login: 'oper1', password: 'oper-pass-1', role: 'operator' } as const;
-
-/** Bytes a reader takes for a PDF (header and trailer), of about `size`. */
-const pdfOf = (size: number): Buffer =>
-  Buffer.concat([Buffer.from('%PDF-1.4\n'), randomBytes(size), Buffer.from('\n%%EOF\n')]);
-
-/** A pathology ORU^R01 whose report is a PDF in an ED OBX, base64 (the CI-SIS profile). */
-const oruWith = (pdf: Buffer): Buffer =>
-  Buffer.from(
-    [
-      'MSH|^~\\&|LAB|LABO|ONCO-RELAY|DCC|20260115103000||ORU^R01^ORU_R01|BIG-1|P|2.5|||||FRA|UNICODE UTF-8',
-      'PID|1||IPP-000123^^^CHU&310000001&M^PI||FICTIF^Camille^Camille^^^^L||19790328|F',
-      'OBR|1||ACP-1|60568-3^CR d anatomie et de cytologie pathologiques^LN|||20260114090000',
-      `OBX|1|ED|60568-3^CR^LN||^AP^PDF^Base64^${pdf.toString('base64')}||||||F`,
-    ].join('\r') + '\r',
-  );
 
 describe('large reports: bytes once on the disk, none in the journal rows (MLLP, OpenSSH sftp)', function () {
   this.timeout(180_000);
@@ -54,16 +41,13 @@ describe('large reports: bytes once on the disk, none in the journal rows (MLLP,
   let app: FastifyInstance;
   let base: string;
   let patientId: number;
-  const saved = { port: process.env.ONCO_SFTP_PORT, test: process.env.ONCO_ACCEPT_TEST_INS };
+  let restoreEnv: () => void = () => undefined;
 
   before(async () => {
     dir = tempDir('onco-large-report-');
-    key = path.join(dir, 'id');
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', '', '-f', key]);
     sftpPort = await freePort();
     mllpPort = await freePort();
-    process.env.ONCO_SFTP_PORT = String(sftpPort);
-    process.env.ONCO_ACCEPT_TEST_INS = 'true';
+    restoreEnv = setEnv({ ONCO_SFTP_PORT: String(sftpPort), ONCO_ACCEPT_TEST_INS: 'true' });
     const shipped = YAML.parse(
       fs.readFileSync(path.join(root, 'config/channels/pathology.yaml'), 'utf8'),
     ) as { destinations: object[] };
@@ -78,50 +62,22 @@ describe('large reports: bytes once on the disk, none in the journal rows (MLLP,
           destinations: shipped.destinations,
         },
       ],
-      directory: {
-        establishments: [
-          { finess: '310000001', name: 'CHU Demo' },
-          { finess: '310000002', name: 'Laboratoire ACP Demo', kind: 'pathology-lab' },
-        ],
-      },
+      directory: { establishments: [{ finess: '310000001', name: 'CHU Demo' }] },
       start: false,
     });
-    const parsed = ssh2.utils.parseKey(fs.readFileSync(`${key}.pub`, 'utf8'));
-    if (parsed instanceof Error) throw parsed;
-    await addAccount(h.engine.store, {
-      login: 'chu',
-      role: 'establishment',
-      finess: '310000001',
-      publicKeys: [{ algorithm: parsed.type, key: parsed.getPublicSSH() }],
-    });
+    key = await keyAccount(h.engine.store, dir, 'chu', 'establishment', '310000001');
     await addAccount(h.engine.store, operator);
     await h.engine.start();
     app = buildServer(h.engine, { bind: '127.0.0.1', port: 0 });
     await app.listen({ host: '127.0.0.1', port: 0 });
     base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
-    ({ patientId } = await h.engine.store.write.vigilance.applyIdentity(
-      {
-        birthName: 'FICTIF',
-        givenNames: ['Camille'],
-        firstGivenName: 'Camille',
-        birthDate: '1979-03-28',
-        sex: 'F',
-        identifiers: [{ finess: '310000001', ipp: 'IPP-000123' }],
-      },
-      { messageId: null, insOids: [] },
-    ));
+    patientId = await oruPatient(h.engine.store);
   });
 
   after(async () => {
     await app?.close();
     await h?.stop();
-    for (const [k, v] of [
-      ['ONCO_SFTP_PORT', saved.port],
-      ['ONCO_ACCEPT_TEST_INS', saved.test],
-    ] as const) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
+    restoreEnv();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
@@ -159,7 +115,7 @@ describe('large reports: bytes once on the disk, none in the journal rows (MLLP,
 
   it('files an ORU with a 3 MiB PDF (MLLP): the PDF a journaled part, no multi-MiB row, the stage shown, pruning deletes the files', async () => {
     const pdf = pdfOf(3 * MiB);
-    const oru = oruWith(pdf);
+    const oru = oruWithPdf(pdf);
     const socket = net.connect(mllpPort, '127.0.0.1');
     const framer = new MllpFramer();
     const ack = await new Promise<Buffer>((resolve, reject) => {

@@ -10,6 +10,7 @@ import {
   truncateSync,
   writeFileSync,
 } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +28,7 @@ import { parse, get } from '../../transformers/hl7v2.ts';
 import { StepError, readOptions } from '../../transformers/contract.ts';
 import type { StepInput, MetaValue } from '../../transformers/contract.ts';
 import { builtinRegistry } from '../../channels/builtins.ts';
+import { oruWithPdf, pdfOf } from '../support/report-oru.ts';
 
 // Options as a channel file gives them, defaulted by the schema: the agency's test INS accepted.
 const testChannel = readOptions(clinicalStepSchema, { acceptTestIns: true });
@@ -292,6 +294,13 @@ describe('clinical reports: pathology and molecular steps', () => {
         ['snomed-ct', '35917007'],
       ],
     );
+  });
+
+  it('an ORU whose PDF is 8 MiB of base64: read whole (the strict base64 check overflowed the stack)', async () => {
+    const pdf = pdfOf(8 * 1024 * 1024);
+    const { report } = await run('pathology', oruWithPdf(pdf));
+    assert.equal(report.attachments[0]?.sha256, createHash('sha256').update(pdf).digest('hex'));
+    assert.deepEqual(Buffer.from(report.attachments[0]?.base64 ?? '', 'base64'), pdf);
   });
 
   describe('hostile input: refused with a clear error, no crash', () => {
