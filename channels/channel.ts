@@ -1,5 +1,6 @@
 // One channel: source → processing steps → destination queues, on the journal's delivery rules.
 import crypto from 'node:crypto';
+import path from 'node:path';
 import type {
   Destination,
   DestinationContext,
@@ -17,7 +18,15 @@ import type {
 import { partsOf, stagedOf, type Step, type StepInput } from '../transformers/contract.ts';
 import type { ChannelConfig, RetryPolicy } from '../config/config.ts';
 import type { Store } from '../store/store.ts';
-import type { DeliveryStatus, ProcessingResult, StoragePolicy, StoredMessage } from '../store/journal.ts';
+import type {
+  DeliveryStatus,
+  NewMessage,
+  ProcessingResult,
+  StoragePolicy,
+  StoredContent,
+  StoredMessage,
+} from '../store/journal.ts';
+import type { FusedFiling } from '../store/filing.ts';
 import { destinationFrameKeys } from '../config/schema.ts';
 import { OncoError, renderError } from '../config/errors.ts';
 import type { Registry } from './registry.ts';
@@ -28,6 +37,7 @@ import { describeError, runSteps } from './steps.ts';
 import type { StepPool } from './step-pool.ts';
 import { Wake } from './wake.ts';
 import { withContent } from './content.ts';
+import { InFlight, type InFlightEntry } from './in-flight.ts';
 
 export type ChannelState = 'UNDEPLOYED' | 'STARTING' | 'STARTED' | 'PAUSED' | 'STOPPING' | 'FAILED';
 
@@ -100,6 +110,18 @@ export class Channel {
   private readonly capacity = new Wake();
   private backlog = 0;
   private readonly queued = new Map<string, number>();
+  /**
+   * Steps all in process and every destination a store writer the processing stage files for: a
+   * message whose source takes its outcome may be received, processed and filed in one write.
+   */
+  private fusable = false;
+  /** The fused receipt's poison guard: null while the channel does not fuse. */
+  private inFlight: InFlight | null = null;
+  /** Fused messages between their steps and their commit. */
+  private fusedRunning = 0;
+  private readonly fusedSettled = new Wake();
+  /** Set while a suspect (an earlier attempt of it died) runs alone: other fused messages wait. */
+  private suspect: Promise<void> | undefined;
   private sourceState: ConnectorState = {};
   private lastError: string | null = null;
   private readonly log: Logger;
@@ -175,6 +197,12 @@ export class Channel {
           onAttempt: (delivery, status, error) => this.deliveryAttempted(delivery, status, error),
         });
       });
+      this.fusable =
+        this.config.dedup &&
+        this.workers.length > 0 &&
+        this.workers.every((w) => w.filesInProcess) &&
+        this.config.steps.every((s) => registry.step(s.type).offThread === undefined);
+      if (this.fusable) this.inFlight = this.openInFlight();
       for (const d of this.destinations) await d.start?.();
       for (const w of this.workers) w.start();
       this.startProcessing();
@@ -260,7 +288,19 @@ export class Channel {
     }
     this.workers = [];
     this.destinations = [];
+    this.inFlight?.close();
+    this.inFlight = null;
+    this.fusable = false;
     this.capacity.notify();
+  }
+
+  /** The in-flight file of this channel beside the database (none for a store in memory). */
+  private openInFlight(): InFlight {
+    const { dataDir } = this.deps.connectorContext(this.id, () => undefined);
+    const file =
+      dataDir === ':memory:' ? null : path.join(dataDir, 'in-flight', `${encodeURIComponent(this.id)}.keys`);
+    const { journal } = this.deps.store;
+    return new InFlight(file, (e) => journal.holdsCopy(this.id, e.key, e.digest));
   }
 
   /**
@@ -269,6 +309,7 @@ export class Channel {
    */
   async receive(m: Inbound, options: { replayOf?: number } = {}): Promise<Receipt> {
     while (this.pending() >= this.queueLimit && this.processingRunning) await this.capacity.wait(1000);
+    if (options.replayOf === undefined && this.fusesNow(m)) return this.receiveFused(m);
     const { store } = this.deps;
     const dedup = this.config.dedup && options.replayOf === undefined;
     const staged = await this.staged(m);
@@ -276,29 +317,53 @@ export class Channel {
       ? (staged?.digest ?? crypto.createHash('sha256').update(m.content!).digest('hex'))
       : undefined;
     const receipt = await store.blobs.keep(staged, (blob) => {
-      const message = {
-        channel: this.id,
-        content: blob ? EMPTY : (staged?.content ?? m.content!),
+      const message = this.newMessage(m, blob ? EMPTY : (staged?.content ?? m.content!), digest, {
         blob,
-        contentType: m.contentType ?? 'application/octet-stream',
-        meta: m.meta ?? {},
-        sender: m.sender ?? null,
-        owner: m.owner ?? null,
-        dedupKey: dedup ? (m.dedupKey ?? `sha256:${digest}`) : null,
-        digest,
-        rejected: m.rejected ?? null,
         replayOf: options.replayOf,
-        owesAnswer: m.owesAnswer,
-        ...(m.audit ? { audit: m.audit } : {}),
-        destinations: this.config.destinations.map((d) => d.name),
-        now: Date.now(),
-      };
+      });
       return m.outboxId === undefined
         ? store.write.journal.receive(message)
         : store.write.outbox.receive(m.outboxId, message);
     });
     // An outbox row taken already (offered again after a crash) journaled nothing new.
     if ('alreadyTaken' in receipt) return { messageId: receipt.messageId };
+    if (this.received(receipt)) {
+      if (m.rejected) this.metrics.rejected++;
+      else {
+        this.backlog++;
+        this.processWake.notify();
+      }
+    }
+    return receipt;
+  }
+
+  /** The journal's row of a message received; `digest` is set when the channel de-duplicates. */
+  private newMessage(
+    m: Inbound,
+    content: Buffer,
+    digest: string | undefined,
+    more: Pick<NewMessage, 'blob' | 'replayOf'> = {},
+  ): NewMessage {
+    return {
+      channel: this.id,
+      content,
+      ...more,
+      contentType: m.contentType ?? 'application/octet-stream',
+      meta: m.meta ?? {},
+      sender: m.sender ?? null,
+      owner: m.owner ?? null,
+      dedupKey: digest === undefined ? null : (m.dedupKey ?? `sha256:${digest}`),
+      digest,
+      rejected: m.rejected ?? null,
+      owesAnswer: m.owesAnswer,
+      ...(m.audit ? { audit: m.audit } : {}),
+      destinations: this.config.destinations.map((d) => d.name),
+      now: Date.now(),
+    };
+  }
+
+  /** Counts a journaled receipt; true when it is a new message to process (not a copy). */
+  private received(receipt: Receipt & { copyOfQuarantined?: number }): boolean {
     this.metrics.received++;
     if (receipt.keyReusedFrom !== undefined) {
       const said = new OncoError('DEDUP_KEY_REUSED', {
@@ -307,13 +372,111 @@ export class Channel {
       this.log.warn({ code: said.code, messageId: receipt.messageId }, renderError(said));
     }
     if (receipt.duplicateOf !== undefined) this.metrics.duplicates++;
-    else if (m.rejected) this.metrics.rejected++;
     else if (receipt.copyOfQuarantined !== undefined) this.metrics.quarantined++;
-    else {
-      this.backlog++;
-      this.processWake.notify();
+    else return true;
+    return false;
+  }
+
+  /**
+   * Whether this message takes the fused receipt now: its source takes the outcome with the receipt,
+   * its bytes are small and in memory, it is to be processed, and nothing of the channel is ahead
+   * of it (no backlog, the store writers' queues empty and idle), so that journal order, processing
+   * order and filing order stay one.
+   */
+  private fusesNow(m: Inbound): m is Inbound & { content: Buffer; dedupKey: string } {
+    return (
+      this.fusable &&
+      m.takesOutcome === true &&
+      m.content !== undefined &&
+      m.staged === undefined &&
+      m.content.length <= this.deps.store.blobs.threshold &&
+      m.dedupKey !== undefined &&
+      !m.rejected &&
+      m.outboxId === undefined &&
+      m.audit === undefined &&
+      !m.owesAnswer &&
+      this.processingRunning &&
+      this.backlog === 0 &&
+      this.workers.every((w) => w.idle && (this.queued.get(w.name) ?? 0) === 0)
+    );
+  }
+
+  /**
+   * The fused receipt (issue 14): the steps run on the message as received, then one write journals
+   * the receipt (de-duplication included), the result and the store writers' filing, durable in one
+   * group commit; the receipt carries the outcome. The poison guard is the in-flight file: an attempt
+   * is recorded there before the steps run; a message whose earlier attempts died runs alone
+   * (committed alone, no other fused message in flight), and past the poison limit is journaled
+   * QUARANTINED without running.
+   */
+  private async receiveFused(m: Inbound & { content: Buffer; dedupKey: string }): Promise<Receipt> {
+    const { store } = this.deps;
+    const inFlight = this.inFlight!;
+    const digest = crypto.createHash('sha256').update(m.content).digest('hex');
+    const entry: InFlightEntry = { key: m.dedupKey, digest };
+    while (this.suspect) await this.suspect;
+    const unfinished = inFlight.unfinishedOf(entry);
+    let alone: (() => void) | undefined;
+    if (unfinished > 0) {
+      this.suspect = new Promise((resolve) => (alone = resolve));
+      while (this.fusedRunning > 0) await this.fusedSettled.wait();
     }
-    return receipt;
+    this.fusedRunning++;
+    inFlight.begin(entry);
+    let journaled = false;
+    try {
+      const message = this.newMessage(m, m.content, digest);
+      const raw: StoredContent = {
+        stage: 'raw',
+        destination: '',
+        contentType: message.contentType,
+        content: m.content,
+      };
+      const processed =
+        unfinished >= this.deps.defaults.poisonLimit
+          ? { result: this.quarantineResent(unfinished), output: null }
+          : await this.runSteps(0, raw, message.contentType, message.meta);
+      const placed = await this.placeOutput(processed);
+      if ('error' in placed) throw placed.error;
+      const { result, output, release } = placed;
+      const filings = output ? this.fusedFilings(output, message.owner) : [];
+      const write = unfinished > 0 ? store.writeAlone : store.write;
+      const { messageId: _, ...fused } = result;
+      const { receipt, filed } = await write.deliveries
+        .receivedAndFiled(message, fused, this.storage, filings)
+        .finally(release);
+      journaled = true;
+      if (!this.received(receipt)) return receipt;
+      const r = { ...result, messageId: receipt.messageId };
+      const workers = this.workers.filter((w) => filed.includes(w.name));
+      this.processed(r, workers, message.now, false);
+      const final = r.status !== 'TRANSFORMED' || workers.length === this.workers.length;
+      return final ? { ...receipt, outcome: outcomeOf(r) } : receipt;
+    } finally {
+      this.fusedRunning--;
+      this.fusedSettled.notify();
+      inFlight.end(entry, journaled);
+      if (alone) {
+        this.suspect = undefined;
+        alone();
+      }
+    }
+  }
+
+  /** The filings a fused message's output names, one per store writer that names it with its id's place. */
+  private fusedFilings(output: StepInput, owner: string | null): FusedFiling[] {
+    return this.workers.flatMap((worker) => {
+      const filing = worker.inlineFiling(0, 0, output, owner);
+      return filing?.messageIdPath
+        ? [
+            {
+              destination: worker.name,
+              ordered: worker.ordered,
+              filing: { ...filing, messageIdPath: filing.messageIdPath },
+            },
+          ]
+        : [];
+    });
   }
 
   /** Content above the store's threshold goes to a file first, whether it came as bytes or staged. */
@@ -550,6 +713,12 @@ export class Channel {
     return { messageId, status: 'QUARANTINED', error: renderError(error), now: Date.now() };
   }
 
+  /** A fused message whose attempts died before it was journaled: it has no id to name yet. */
+  private quarantineResent(unfinished: number): ProcessingResult {
+    const error = new OncoError('POISON_RESENT', { params: { times: unfinished } });
+    return { messageId: 0, status: 'QUARANTINED', error: renderError(error), now: Date.now() };
+  }
+
   /**
    * Places the file a step staged as its output (`stagedOutput`), and those the output names
    * (`withParts`), as blobs, pinned until `release`: the transformed content references them, and
@@ -598,19 +767,32 @@ export class Channel {
     }
   }
 
-  /** Runs the steps; `output` is what the destinations read (null unless TRANSFORMED). */
+  /** Runs the steps on a journaled message; `output` is what the destinations read (null unless TRANSFORMED). */
   private async process(
     messageId: number,
     contentType: string | null,
     meta: Record<string, unknown>,
   ): Promise<{ result: ProcessingResult; output: StepInput | null }> {
-    const now = Date.now();
     const raw = this.deps.store.journal.content(messageId, 'raw');
+    if (raw) return this.runSteps(messageId, raw, contentType, meta);
+    return {
+      result: { messageId, status: 'ERROR', error: 'raw content missing from the journal', now: Date.now() },
+      output: null,
+    };
+  }
+
+  /** Runs the steps on a message's raw content, journaled or (fused) just received. */
+  private async runSteps(
+    messageId: number,
+    raw: StoredContent,
+    contentType: string | null,
+    meta: Record<string, unknown>,
+  ): Promise<{ result: ProcessingResult; output: StepInput | null }> {
+    const now = Date.now();
     const failed = (error: string) => ({
       result: { messageId, status: 'ERROR' as const, error, now: Date.now() },
       output: null,
     });
-    if (!raw) return failed('raw content missing from the journal');
     try {
       const input = withContent(this.deps.store.blobs, raw, {
         contentType: raw.contentType ?? contentType ?? 'application/octet-stream',
@@ -668,8 +850,14 @@ export class Channel {
     return filers;
   }
 
-  private processed(r: ProcessingResult, filed: readonly DestinationWorker[], receivedAt: number): void {
-    this.backlog = Math.max(0, this.backlog - 1);
+  /** After a result's commit; `fromBacklog`: the message was journaled before (not a fused one). */
+  private processed(
+    r: ProcessingResult,
+    filed: readonly DestinationWorker[],
+    receivedAt: number,
+    fromBacklog = true,
+  ): void {
+    if (fromBacklog) this.backlog = Math.max(0, this.backlog - 1);
     if (r.status === 'TRANSFORMED') {
       this.metrics.transformed++;
       for (const w of this.workers) {
@@ -697,8 +885,7 @@ export class Channel {
     this.peersWaiting.delete(r.messageId);
     if (waiters) {
       this.outcomeWaiters.delete(r.messageId);
-      const status = r.status === 'QUARANTINED' ? 'ERROR' : r.status;
-      for (const w of waiters) w({ messageId: r.messageId, status, error: r.error });
+      for (const w of waiters) w(outcomeOf(r));
     }
   }
 
@@ -731,6 +918,12 @@ export class Channel {
     this.queued.set(d.destination, (this.queued.get(d.destination) ?? 0) + 1);
     this.workers.find((w) => w.name === d.destination)?.notify();
   }
+}
+
+/** What a source is told of a processing result it waits for. */
+function outcomeOf(r: ProcessingResult): Outcome {
+  const status = r.status === 'QUARANTINED' ? 'ERROR' : r.status;
+  return { messageId: r.messageId, status, ...(r.error === undefined ? {} : { error: r.error }) };
 }
 
 /** What a source is told of a message already past processing (SENT is TRANSFORMED and delivered). */

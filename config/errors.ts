@@ -135,6 +135,12 @@ export const ERRORS = define({
     hint: 'find the cause in the log of those crashes, fix it, then replay the message from the dashboard',
     status: REFUSED_FOR_GOOD,
   },
+  POISON_RESENT: {
+    message:
+      'processing of this message began {times} times before it could be journaled and never finished (the engine died or stalled each time): quarantined so that the messages behind it flow',
+    hint: 'find the cause in the log of those crashes, fix it, then replay the message from the dashboard',
+    status: REFUSED_FOR_GOOD,
+  },
   POISON_COPY: {
     message: 'a copy of message {id}, which is quarantined because it crashed the engine: not processed',
     hint: 'an admin replays message {id} once the cause is fixed',

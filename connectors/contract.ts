@@ -52,6 +52,12 @@ export interface Inbound {
    * message, so that the sender's acknowledgement waits for one commit rather than two.
    */
   audit?: ConnectorAct;
+  /**
+   * The source answers with the message's outcome when the receipt carries one (`Receipt.outcome`):
+   * the channel may then run the steps and file before journaling, the receipt, the result and the
+   * filing in one commit (the fused receipt, issue 14).
+   */
+  takesOutcome?: boolean;
 }
 
 export interface Receipt {
@@ -62,6 +68,11 @@ export interface Receipt {
   resendOf?: number;
   /** An earlier message had the same dedupKey with other content (a reused MSH-10): processed, flagged. */
   keyReusedFrom?: number;
+  /**
+   * The message's final outcome, committed with the receipt (fused receipt, `Inbound.takesOutcome`):
+   * the source answers with it whatever its mode. Absent: the outcome is still to come (`outcome()`).
+   */
+  outcome?: Outcome;
 }
 
 /** Processing outcome of a message, for sources that answer after the transform stage (ACK files). */

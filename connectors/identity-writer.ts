@@ -253,6 +253,7 @@ export class IdentityWriter implements Destination {
       module: 'identityFiling',
       method: 'file',
       args: [this.input(events, { messageId: msg.messageId }, msg.owner ?? null)],
+      messageIdPath: [0, 'ctx', 'messageId'],
     };
   }
 

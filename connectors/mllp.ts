@@ -31,6 +31,7 @@ import {
   type Destination,
   type DestinationSpec,
   type Outbound,
+  type Outcome,
   type SendResult,
   type Source,
   type SourceContext,
@@ -423,8 +424,12 @@ async function answerFrame(
       ...(owner ? { owner } : {}),
       // What a resend after our crash carries unchanged; the journal adds the content's digest.
       dedupKey: `${sender}|${sendingFacility}|${controlId}`,
+      takesOutcome: true,
     });
-    if (receipt.duplicateOf !== undefined || options.respond === 'on-commit') return respond(message, 'AA');
+    if (receipt.duplicateOf !== undefined) return respond(message, 'AA');
+    // A fused receipt committed the outcome with the message: the answer says it, in either mode.
+    if (receipt.outcome) return answerOutcome(message, receipt.outcome, respond);
+    if (options.respond === 'on-commit') return respond(message, 'AA');
     messageId = receipt.messageId;
   } catch (err) {
     ctx.log.error({ err, remote, controlId }, 'MLLP listener could not journal a message');
@@ -448,13 +453,20 @@ function facilityRefusal(
   return null;
 }
 
+type Respond = (original: Hl7Message, code: AckCode, error?: AckError) => Buffer | null;
+
 async function respondOnOutcome(
   read: Hl7Message,
   messageId: number,
   ctx: SourceContext,
-  respond: (original: Hl7Message, code: AckCode, error?: AckError) => Buffer | null,
+  respond: Respond,
 ): Promise<Buffer | null> {
-  const outcome = await ctx.outcome(messageId);
+  return answerOutcome(read, await ctx.outcome(messageId), respond);
+}
+
+/** The ACK of a processed message: the processing's own response, AE with the reason, or AA. */
+function answerOutcome(read: Hl7Message, outcome: Outcome, respond: Respond): Buffer | null {
+  const { messageId } = outcome;
   if (outcome.response) return outcome.response;
   if (outcome.status === 'ERROR' || outcome.status === 'REJECTED') {
     const error = outcome.error

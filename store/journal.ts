@@ -319,6 +319,29 @@ export interface ProcessingResult {
   now: number;
 }
 
+/** What a store writer's filing left to journal on its delivery: its detail, and its response. */
+export type FiledPart = Pick<SentResult, 'sent' | 'response' | 'detail'>;
+
+/** What de-duplication decided of a received message (Journal.admit). */
+interface Admission {
+  status: MessageStatus;
+  meta: Record<string, unknown>;
+  error: string | null;
+  duplicateOf?: number;
+  poisoned?: number;
+  resendOf?: number;
+  keyReusedFrom?: number;
+}
+
+/** Where a processing result sends the message's deliveries: queued, or settled with it. */
+const deliveriesAfter = (status: ProcessingResult['status']): DeliveryStatus =>
+  status === 'TRANSFORMED' ? 'QUEUED' : status === 'FILTERED' || status === 'QUARANTINED' ? status : 'ERROR';
+
+const linksOf = (a: Admission): Pick<ReceiveResult, 'resendOf' | 'keyReusedFrom'> => ({
+  ...(a.resendOf !== undefined ? { resendOf: a.resendOf } : {}),
+  ...(a.keyReusedFrom !== undefined ? { keyReusedFrom: a.keyReusedFrom } : {}),
+});
+
 export interface SentResult {
   deliveryId: number;
   /** What the destination's steps made of the content; `blob`: kept as that file (above the threshold). */
@@ -362,13 +385,12 @@ export class Journal {
     private readonly audit: Audit | null = null,
   ) {
     this.s = {
-      findCopy: db.prepare<[string, string, string], { id: number; status: MessageStatus }>(
-        `SELECT m.id, m.status FROM dedup d JOIN messages m ON m.id = d.message_id
-         WHERE d.channel = ? AND d.key = ? AND d.digest = ?`,
+      // Every message journaled under a key (usually none, seldom more than one): one look-up tells
+      // a copy (same digest) from a reused key (another digest).
+      sameKey: db.prepare<[string, string], { id: number; digest: string; status: MessageStatus | null }>(
+        `SELECT d.message_id AS id, d.digest, m.status FROM dedup d LEFT JOIN messages m ON m.id = d.message_id
+         WHERE d.channel = ? AND d.key = ?`,
       ),
-      findKey: db
-        .prepare<[string, string], number>('SELECT max(message_id) FROM dedup WHERE channel = ? AND key = ?')
-        .pluck(),
       insertDup: db.prepare(
         'INSERT OR REPLACE INTO dedup (channel, key, digest, message_id) VALUES (?, ?, ?, ?)',
       ),
@@ -408,8 +430,8 @@ export class Journal {
         )
         .pluck(),
       insertMessage: db.prepare(`INSERT INTO messages
-        (channel, received_at, updated_at, status, sender, owner, content_type, meta, dedup_key, duplicate_of, replay_of, error)
-        VALUES (@channel, @now, @now, @status, @sender, @owner, @contentType, @meta, @dedupKey, @duplicateOf, @replayOf, @error)`),
+        (channel, received_at, updated_at, status, sender, owner, content_type, meta, dedup_key, duplicate_of, replay_of, error, attempts)
+        VALUES (@channel, @now, @now, @status, @sender, @owner, @contentType, @meta, @dedupKey, @duplicateOf, @replayOf, @error, @attempts)`),
       insertContent:
         db.prepare(`INSERT OR REPLACE INTO contents (message_id, stage, destination, content_type, content, blob)
         VALUES (?, ?, ?, ?, ?, NULL)`),
@@ -436,6 +458,15 @@ export class Journal {
       insertDelivery:
         db.prepare(`INSERT INTO deliveries (message_id, channel, destination, status, updated_at)
         VALUES (?, ?, ?, 'WAITING', ?)`),
+      // A delivery written in its end state (fused receipt): filed, or queued for its worker.
+      insertDeliveryAs: db.prepare(`INSERT INTO deliveries
+        (message_id, channel, destination, status, attempts, starts, detail, sent_at, updated_at)
+        VALUES (@messageId, @channel, @destination, @status, @attempts, @attempts, @detail, @sentAt, @now)`),
+      anyQueued: db
+        .prepare<[string, string], number>(
+          `SELECT 1 FROM deliveries WHERE channel = ? AND destination = ? AND status = 'QUEUED' LIMIT 1`,
+        )
+        .pluck(),
       backlog: db.prepare<[string, number, number], MessageRow>(
         `SELECT * FROM messages WHERE channel = ? AND status = 'RECEIVED' AND id > ? ORDER BY id LIMIT ?`,
       ),
@@ -531,16 +562,21 @@ export class Journal {
    * same key with other content (a control id reused) is journaled and flagged (`meta.keyReusedFrom`).
    */
   receive(m: NewMessage): ReceiveResult {
+    return this.journalReceipt(m, this.admit(m));
+  }
+
+  /** What the de-duplication makes of a message: its status, links and the row's meta and error. */
+  private admit(m: NewMessage): Admission {
     const digest = m.digest ?? '';
-    const copy = m.dedupKey && !m.rejected ? this.s.findCopy.get(m.channel, m.dedupKey, digest) : undefined;
+    const sameKey = m.dedupKey && !m.rejected ? this.s.sameKey.all(m.channel, m.dedupKey) : [];
+    const copy = sameKey.find(
+      (r): r is typeof r & { status: MessageStatus } => r.digest === digest && r.status !== null,
+    );
     const duplicateOf = copy && ACCEPTED.has(copy.status) ? copy.id : undefined;
     // A copy of a quarantined message would take the engine down again: it waits with it for an admin.
     const poisoned = copy?.status === 'QUARANTINED' ? copy.id : undefined;
     const resendOf = copy && duplicateOf === undefined && poisoned === undefined ? copy.id : undefined;
-    const keyReusedFrom =
-      m.dedupKey && !m.rejected && !copy
-        ? (this.s.findKey.get(m.channel, m.dedupKey) ?? undefined)
-        : undefined;
+    const keyReusedFrom = !copy && sameKey.length > 0 ? Math.max(...sameKey.map((r) => r.id)) : undefined;
     const meta = {
       ...m.meta,
       ...(resendOf !== undefined ? { resendOf } : {}),
@@ -553,22 +589,36 @@ export class Journal {
         : m.rejected
           ? 'REJECTED'
           : 'RECEIVED';
+    const error = duplicateOf
+      ? `duplicate of message ${duplicateOf}`
+      : poisoned
+        ? renderError(new OncoError('POISON_COPY', { params: { id: poisoned } }))
+        : m.rejected;
+    return { status, meta, error, duplicateOf, poisoned, resendOf, keyReusedFrom };
+  }
+
+  /**
+   * The message row (in the state `row` says: received, or its end state when the fused receipt
+   * knows it), its audit row, raw content, owed answer and de-duplication key.
+   */
+  private insertMessage(
+    m: NewMessage,
+    a: Admission,
+    row: { status: MessageStatus; meta: Record<string, unknown>; error: string | null; attempts: number },
+  ): number {
     const info = this.s.insertMessage.run({
       channel: m.channel,
       now: m.now,
-      status,
+      status: row.status,
       sender: m.sender,
       owner: m.owner,
       contentType: m.contentType,
-      meta: JSON.stringify(meta),
+      meta: JSON.stringify(row.meta),
       dedupKey: m.dedupKey,
-      duplicateOf: duplicateOf ?? poisoned ?? null,
+      duplicateOf: a.duplicateOf ?? a.poisoned ?? null,
       replayOf: m.replayOf ?? null,
-      error: duplicateOf
-        ? `duplicate of message ${duplicateOf}`
-        : poisoned
-          ? renderError(new OncoError('POISON_COPY', { params: { id: poisoned } }))
-          : m.rejected,
+      error: row.error,
+      attempts: row.attempts,
     });
     const messageId = Number(info.lastInsertRowid);
     if (m.audit) {
@@ -577,18 +627,77 @@ export class Journal {
     }
     this.insertContent(messageId, 'raw', '', m.contentType, m.content, m.blob, m.now);
     if (m.owesAnswer && !m.rejected) this.s.owe.run(messageId, m.channel);
-    if (duplicateOf) return { messageId, duplicateOf };
-    if (poisoned) return { messageId, copyOfQuarantined: poisoned };
     // A rejected message is recorded (with its content, for the admin) but never deduplicated:
     // the sender's corrected resend must go through.
-    if (m.dedupKey && !m.rejected) this.s.insertDup.run(m.channel, m.dedupKey, digest, messageId);
+    if (m.dedupKey && !m.rejected && a.status !== 'DUPLICATE' && a.status !== 'QUARANTINED')
+      this.s.insertDup.run(m.channel, m.dedupKey, m.digest ?? '', messageId);
+    return messageId;
+  }
+
+  private journalReceipt(m: NewMessage, a: Admission): ReceiveResult {
+    const messageId = this.insertMessage(m, a, { ...a, attempts: 0 });
+    if (a.duplicateOf) return { messageId, duplicateOf: a.duplicateOf };
+    if (a.poisoned) return { messageId, copyOfQuarantined: a.poisoned };
     if (!m.rejected)
       for (const d of m.destinations) this.s.insertDelivery.run(messageId, m.channel, d, m.now);
-    return {
-      messageId,
-      ...(resendOf !== undefined ? { resendOf } : {}),
-      ...(keyReusedFrom !== undefined ? { keyReusedFrom } : {}),
-    };
+    return { messageId, ...linksOf(a) };
+  }
+
+  /**
+   * The fused receipt's rows (issue 14): a message whose steps ran before it was journaled, each row
+   * written once, in the state the classic path leaves it in after its receipt, its mark, its result
+   * and its filing: the message with its end status and one attempt, its deliveries filed (SENT,
+   * one attempt begun and ended) or queued for their workers. `file` files the store writers' part
+   * once the message has its id and says, per destination, what was filed (null: left to the
+   * worker). A copy of an accepted or quarantined message is journaled as receive does, and its
+   * result dropped.
+   */
+  receiveProcessed(
+    m: NewMessage,
+    result: Omit<ProcessingResult, 'messageId'>,
+    policy: StoragePolicy,
+    file: (messageId: number) => ReadonlyMap<string, FiledPart>,
+  ): { receipt: ReceiveResult; filed: string[] } {
+    const a = this.admit(m);
+    if (a.status !== 'RECEIVED') return { receipt: this.journalReceipt(m, a), filed: [] };
+    // The steps saw the message before the journal linked it to an earlier one: their meta gets the links.
+    const links = linksOf(a);
+    const t = result.transformed;
+    const meta = t ? { ...t.meta, ...links } : a.meta;
+    const transformed = result.status === 'TRANSFORMED';
+    // Written as complete (SENT); set back to TRANSFORMED below if a store writer did not file.
+    const status = transformed ? 'SENT' : result.status;
+    const messageId = this.insertMessage(m, a, { status, meta, error: result.error ?? null, attempts: 1 });
+    const filed = transformed ? file(messageId) : new Map<string, FiledPart>();
+    const now = result.now;
+    const end = deliveriesAfter(result.status);
+    for (const destination of m.destinations) {
+      const f = filed.get(destination);
+      this.s.insertDeliveryAs.run({
+        messageId,
+        channel: m.channel,
+        destination,
+        status: f ? 'SENT' : end,
+        attempts: f ? 1 : 0,
+        detail: f?.detail ?? null,
+        sentAt: f ? now : null,
+        now,
+      });
+    }
+    const receipt = { messageId, ...links };
+    if (!transformed) {
+      this.complete(messageId, policy, now);
+      return { receipt, filed: [] };
+    }
+    const complete = filed.size === m.destinations.length;
+    if (!complete) this.s.setStatus.run('TRANSFORMED', now, messageId);
+    this.keepProcessed(messageId, t, policy, complete, [...filed], now);
+    return { receipt, filed: [...filed.keys()] };
+  }
+
+  /** Whether the journal holds a message of this channel with this de-duplication key and digest. */
+  holdsCopy(channel: string, key: string, digest: string): boolean {
+    return this.s.sameKey.all(channel, key).some((r) => r.digest === digest && r.status !== null);
   }
 
   /**
@@ -776,15 +885,7 @@ export class Journal {
     if (meta === null && r.error === undefined) this.s.setStatus.run(r.status, r.now, r.messageId);
     else this.s.setMessageStatus.run(r.status, r.error ?? null, meta, r.now, r.messageId);
     if (r.transformed) this.insertTransformed(r.messageId, r.transformed, r.now);
-    const deliveryStatus: DeliveryStatus =
-      r.status === 'TRANSFORMED'
-        ? 'QUEUED'
-        : r.status === 'FILTERED'
-          ? 'FILTERED'
-          : r.status === 'QUARANTINED'
-            ? 'QUARANTINED'
-            : 'ERROR';
-    this.s.queueDeliveries.run(deliveryStatus, r.now, r.messageId);
+    this.s.queueDeliveries.run(deliveriesAfter(r.status), r.now, r.messageId);
     if (r.status !== 'TRANSFORMED') this.complete(r.messageId, policy, r.now);
   }
 
@@ -809,28 +910,54 @@ export class Journal {
     });
     // Processing leaves no delivery of the message in another state than WAITING: none queued, all filed.
     const complete = this.s.queueDeliveries.run('QUEUED', r.now, r.messageId).changes === 0;
-    const kept = (stage: Stage): boolean => !complete || keptAfterCompletion[policy].has(stage);
     const meta = r.transformed ? JSON.stringify(r.transformed.meta) : null;
     this.s.setMessageStatus.run(complete ? 'SENT' : 'TRANSFORMED', null, meta, r.now, r.messageId);
-    if (r.transformed && kept('transformed')) this.insertTransformed(r.messageId, r.transformed, r.now);
-    for (const [i, f] of filed.entries()) {
-      const destination = destinations[i]!;
+    this.keepProcessed(
+      r.messageId,
+      r.transformed,
+      policy,
+      complete,
+      filed.map((f, i) => [destinations[i]!, f]),
+      r.now,
+    );
+  }
+
+  /**
+   * The contents of a processed message whose store writers filed in its result's transaction: what
+   * the storage policy keeps of a complete message (all filed), else everything still needed.
+   */
+  private keepProcessed(
+    messageId: number,
+    t: ProcessingResult['transformed'],
+    policy: StoragePolicy,
+    complete: boolean,
+    filed: ReadonlyArray<readonly [string, FiledPart]>,
+    now: number,
+  ): void {
+    const kept = (stage: Stage): boolean => !complete || keptAfterCompletion[policy].has(stage);
+    if (t && kept('transformed')) this.insertTransformed(messageId, t, now);
+    for (const [destination, f] of filed) {
       if (f.sent && kept('sent'))
         this.insertContent(
-          r.messageId,
+          messageId,
           'sent',
           destination,
           f.sent.contentType,
           f.sent.content,
           f.sent.blob,
-          r.now,
+          now,
         );
       if (f.response && kept('response')) {
         const { contentType, content } = f.response;
-        this.s.insertContent.run(r.messageId, 'response', destination, contentType, content);
+        this.s.insertContent.run(messageId, 'response', destination, contentType, content);
       }
     }
-    if (!kept('raw')) this.s.dropStages.run(r.messageId, 'raw');
+    if (!kept('raw')) this.s.dropStages.run(messageId, 'raw');
+  }
+
+  /** Whether a destination's queue holds a delivery: a newcomer to an ordered queue waits behind it. */
+  queueHolds(channel: string, destination: string): boolean {
+    return this.s.anyQueued.get(channel, destination) !== undefined;
   }
 
   /** Next deliveries of one destination queue, oldest first. Ordered queues pass `due = false`: the head blocks. */

@@ -48,6 +48,9 @@ async function engineIngest(total: number, producers: number): Promise<number> {
 interface ProcessSample {
   rssMB: number;
   peakMB: number;
+  /** Resident memory that is the process's own, not pages of the node binary and libraries. */
+  anonMB: number;
+  /** By thread id; the process's own id is its main thread. */
   cpu: ThreadCpu;
 }
 
@@ -61,7 +64,7 @@ function sampleProcess(pid: number): ProcessSample | null {
   }
   const mb = (field: string) =>
     Math.round(Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0) / 1024);
-  return { rssMB: mb('VmRSS'), peakMB: mb('VmHWM'), cpu: readThreadCpu(pid) };
+  return { rssMB: mb('VmRSS'), peakMB: mb('VmHWM'), anonMB: mb('RssAnon'), cpu: readThreadCpu(pid) };
 }
 
 /** The CPU seconds so far of the main thread, of the store's writer, and of the other threads together. */
@@ -100,12 +103,35 @@ async function bulkLoad(total: number): Promise<Record<string, unknown>> {
       [path.resolve('bin/onco-relay.mjs'), 'import', 'identities', dir, '--data', data, '--config', config],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    const pid = cli.pid!;
-    let last: ProcessSample = { rssMB: 0, peakMB: 0, cpu: new Map() };
+    // The command starts the import again in a child process (bin/onco-relay.mjs): that child is
+    // the import, sampled as such; the launcher that waits for it is reported beside it.
+    const launcher = cli.pid!;
+    let pid = 0;
+    let launcherPeak = { rssMB: 0, anonMB: 0 };
+    const findImport = (): void => {
+      try {
+        const children = fs.readFileSync(`/proc/${launcher}/task/${launcher}/children`, 'utf8');
+        for (const child of children.trim().split(' ').filter(Boolean)) {
+          const args = fs.readFileSync(`/proc/${child}/cmdline`, 'utf8');
+          if (args.includes('onco-relay.mjs') && args.includes('--max-semi-space-size')) pid = Number(child);
+        }
+      } catch {
+        // The launcher ended: the import is over.
+      }
+    };
+    let last: ProcessSample = { rssMB: 0, peakMB: 0, anonMB: 0, cpu: new Map() };
     // Identities filed as the progress line last said: what a sample's CPU and memory are set against.
     let filed = 0;
     const peak = { mb: 0, atIdentities: 0, atSeconds: 0 };
     const take = (): void => {
+      const l = sampleProcess(launcher);
+      if (l !== null)
+        launcherPeak = {
+          rssMB: Math.max(launcherPeak.rssMB, l.peakMB),
+          anonMB: Math.max(launcherPeak.anonMB, l.anonMB),
+        };
+      if (pid === 0) findImport();
+      if (pid === 0) return;
       const s = sampleProcess(pid);
       if (s === null) return;
       // A thread that ended (the writer, at close) keeps its last reading.
@@ -171,6 +197,9 @@ async function bulkLoad(total: number): Promise<Record<string, unknown>> {
       writerCpuMsPerIdentity: Number(((cpu.writer * 1000) / total).toFixed(3)),
       rssPeakMB: peak.mb,
       rssPeakAt: { identities: peak.atIdentities, seconds: peak.atSeconds },
+      // Most of the launcher's RSS is the node binary's pages, shared with the import process.
+      launcherRssPeakMB: launcherPeak.rssMB,
+      launcherAnonPeakMB: launcherPeak.anonMB,
       checkpoints,
       databaseMB: Math.round(
         fs
