@@ -6,7 +6,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { main } from '../../bin/cli.ts';
-import { legacyHash } from '../../store/audit.ts';
+import { Audit, legacyHash } from '../../store/audit.ts';
+import { migrate, openDatabase } from '../../store/db.ts';
+import { allMigrations } from '../../store/store.ts';
 import { Store } from '../../store/store.ts';
 import { tempDir } from '../support/engine-harness.ts';
 
@@ -158,5 +160,33 @@ describe('keyed audit chain', () => {
     } finally {
       delete process.env.ONCO_AUDIT_KEY;
     }
+  });
+
+  it("links a row to the last one committed when a write whose row it follows was rolled back (rows in a caller's transaction take no savepoint of their own)", () => {
+    const db = openDatabase(path.join(tempDir(), 'onco-relay.db'));
+    migrate(db, allMigrations);
+    const audit = new Audit(db, { key: Buffer.alloc(32, 7), headFile: null });
+    // As the group commit runs writes: one transaction, each write in a savepoint of its own.
+    const write = db.transaction((op: () => void) => op());
+    db.transaction(() => {
+      write(() => audit.record({ actor: 'alice', action: 'patient-read', patientId: 1 }));
+      assert.throws(
+        () =>
+          write(() => {
+            audit.record({ actor: 'bob', action: 'patient-read', patientId: 2 });
+            throw new Error('the write failed after its audit row');
+          }),
+        /the write failed/,
+      );
+      write(() => audit.record({ actor: 'carol', action: 'patient-read', patientId: 3 }));
+    })();
+    const rows = db.prepare('SELECT id, actor FROM audit ORDER BY id').all();
+    assert.deepEqual(rows, [
+      { id: 1, actor: 'alice' },
+      { id: 2, actor: 'carol' },
+    ]);
+    assert.equal(audit.verify().ok, true);
+    audit.close();
+    db.close();
   });
 });
