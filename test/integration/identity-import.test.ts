@@ -114,7 +114,7 @@ describe('onco-relay import identities', function () {
 
     it("files through a child started with V8's heap bounded, whose exit code and output are the command's", async () => {
       const run = await importFromPipe();
-      for (const flag of ['--max-semi-space-size=2', '--heap-growing-percent=100'])
+      for (const flag of ['--max-semi-space-size=2', '--heap-growing-percent=200'])
         assert.ok(run.args.includes(flag), `${flag} in ${run.args.join(' ')}`);
       assert.deepEqual(run.args.slice(-5, -1), ['import', 'identities', run.pipe, '--data']);
       const person: PamPatient = {
