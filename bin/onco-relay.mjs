@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
  * 8 MB in the two tsx loader threads), and lets an old generation grow to up to four times what
  * survived its last full collection (the store writer's ~8 MB live reached 40-60 MB). Semi-spaces
  * of 2 MB, and a full collection once the old generation has tripled: 60,000 identities peaked at
- * 253 MB instead of 305-336, the writer's CPU unchanged (doubled: 222 MB, but the writer's full
+ * 241-253 MB instead of 305-336, the writer's CPU unchanged (doubled: 222 MB, but the writer's full
  * collections cost it 4 % more CPU). The store's writer thread bounds its own young generation
  * (store/writer-thread.ts). These are start flags of the whole process, so the import starts again
  * with them, and the engine (`start`) keeps V8's defaults, with which its throughput was measured.
