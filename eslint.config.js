@@ -66,6 +66,17 @@ export default tseslint.config(
     },
   },
   {
+    // How this process runs (V8's memory): below every layer, so any may import runtime/, and it
+    // imports nothing of ours.
+    files: ['runtime/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['.*', '../*'], message: 'runtime/ is a leaf: it imports nothing of ours' }] },
+      ],
+    },
+  },
+  {
     // The shapes two layers exchange as plain data (the store writes them, transformers read them):
     // every layer may import contracts/, so it imports nothing and holds types only.
     files: ['contracts/**/*.ts'],

@@ -15,7 +15,7 @@ import type {
   ConnectorContext,
   ConnectorState,
 } from '../connectors/contract.ts';
-import { stagedOf, type Step, type StepInput } from '../transformers/contract.ts';
+import { partsOf, stagedOf, type Step, type StepInput } from '../transformers/contract.ts';
 import type { ChannelConfig, RetryPolicy } from '../config/config.ts';
 import type { Store } from '../store/store.ts';
 import type {
@@ -720,8 +720,9 @@ export class Channel {
   }
 
   /**
-   * Places the file a step staged as its output (`stagedOutput`) as a blob, pinned until `release`:
-   * the transformed content references it, and the output is read from its new place.
+   * Places the file a step staged as its output (`stagedOutput`), and those the output names
+   * (`withParts`), as blobs, pinned until `release`: the transformed content references them, and
+   * the output is read from its new place.
    */
   private async placeOutput(processed: {
     result: ProcessingResult;
@@ -731,18 +732,37 @@ export class Channel {
   > {
     const { result, output } = processed;
     const staged = output && stagedOf(output);
-    if (!staged?.file || !result.transformed) return { ...processed, release: () => undefined };
+    const parts = output ? partsOf(output) : [];
+    if ((!staged?.file && parts.length === 0) || !result.transformed)
+      return { ...processed, release: () => undefined };
     const { blobs } = this.deps.store;
+    const releases: Array<() => void> = [];
+    const release = (): void => releases.forEach((r) => r());
     try {
-      const { blob, release } = await blobs.place({ ...staged, file: staged.file });
-      const { contentType, meta } = result.transformed;
-      const stored = { stage: 'transformed' as const, destination: '', contentType, content: EMPTY, blob };
-      return {
-        result: { ...result, transformed: { content: EMPTY, blob, contentType, meta } },
-        output: withContent(blobs, stored, { contentType, meta: output!.meta }).value,
-        release,
-      };
+      let transformed = result.transformed;
+      let placedOutput = output;
+      if (staged?.file) {
+        const placed = await blobs.place({ ...staged, file: staged.file });
+        releases.push(placed.release);
+        const { contentType, meta } = transformed;
+        const stored = { stage: 'transformed' as const, destination: '', contentType, content: EMPTY };
+        transformed = { content: EMPTY, blob: placed.blob, contentType, meta };
+        placedOutput = withContent(
+          blobs,
+          { ...stored, blob: placed.blob },
+          { contentType, meta: output!.meta },
+        ).value;
+      }
+      const placedParts = [];
+      for (const part of parts) {
+        const placed = await blobs.place(part.staged);
+        releases.push(placed.release);
+        placedParts.push({ ...placed.blob, contentType: part.contentType });
+      }
+      if (placedParts.length) transformed = { ...transformed, parts: placedParts };
+      return { result: { ...result, transformed }, output: placedOutput, release };
     } catch (error) {
+      release();
       return { error };
     }
   }

@@ -54,6 +54,8 @@ interface Prepared {
   outbound: Outbound;
   message: StoredMessage;
   sent: SentResult['sent'];
+  /** Unpins the blob of `sent`, once the write that references it has settled. */
+  release: () => void;
 }
 
 /** Most deliveries one batch takes: bounds the memory of a batch and the work one failure can delay. */
@@ -285,6 +287,8 @@ export class DestinationWorker {
       // Only journal writes throw here: the outcomes not recorded keep their marked start.
       for (const d of batch) this.unrecorded.add(d.id);
       this.journalFailed(error);
+    } finally {
+      for (const p of prepared) p.release();
     }
   }
 
@@ -311,24 +315,28 @@ export class DestinationWorker {
     const write = suspect ? store.writeAlone : store.write;
     const prepared = await this.prepare(d, write);
     if (!prepared) return;
-    const { outbound, message, sent } = prepared;
+    const { outbound, message, sent, release } = prepared;
     let result: SendResult | undefined;
     try {
-      const { destination } = this.o;
-      if (destination.filing) {
-        // Filing and the SENT mark share one transaction of the writer: exactly-once into the core store.
-        const filing = destination.filing(outbound);
-        await write.deliveries.fileAndMarkSent(filing, { deliveryId: d.id, sent, policy, now: Date.now() });
-      } else {
-        result = await destination.send!(outbound);
+      try {
+        const { destination } = this.o;
+        if (destination.filing) {
+          // Filing and the SENT mark share one transaction of the writer: exactly-once into the core store.
+          const filing = destination.filing(outbound);
+          await write.deliveries.fileAndMarkSent(filing, { deliveryId: d.id, sent, policy, now: Date.now() });
+        } else {
+          result = await destination.send!(outbound);
+        }
+      } catch (error) {
+        if (error instanceof JournalUnavailable) throw error;
+        await this.fail(d, error);
+        return;
       }
-    } catch (error) {
-      if (error instanceof JournalUnavailable) throw error;
-      await this.fail(d, error);
-      return;
+      // Sent but not journaled (it throws): sent again once the journal is back, same idempotency key.
+      if (result) await write.journal.sent(this.sentResult(d, sent, result));
+    } finally {
+      release();
     }
-    // Sent but not journaled (it throws): sent again once the journal is back, same idempotency key.
-    if (result) await write.journal.sent(this.sentResult(d, sent, result));
     this.journalBackoff.succeeded();
     this.o.metrics.sent++;
     this.o.metrics.observeLatency((Date.now() - message.receivedAt) / 1000);
@@ -369,9 +377,22 @@ export class DestinationWorker {
     const file = stored.unchanged(input) ? input.file : undefined;
     const outbound = this.outbound(d.messageId, d.id, input, message.owner, d.attempts + 1, file);
     // Without destination steps, what was sent is the message's content already journaled: no second copy.
-    const sent =
-      this.o.steps.length && !file ? { content: input.content, contentType: input.contentType } : undefined;
-    return { outbound, message, sent };
+    if (!this.o.steps.length || file) return { outbound, message, sent: undefined, release: () => undefined };
+    return { outbound, message, ...(await this.sentStage(input)) };
+  }
+
+  /**
+   * The `sent` stage of what the destination's steps made: above the blob threshold a file, placed
+   * (and pinned until `release`) before the write that references it, as received content is.
+   */
+  private async sentStage(out: StepInput): Promise<Pick<Prepared, 'sent' | 'release'>> {
+    const { blobs } = this.o.store;
+    const { content, contentType } = out;
+    if (content.length <= blobs.threshold)
+      return { sent: { content, contentType }, release: () => undefined };
+    const staged = await blobs.stage({ buffer: content });
+    const { blob, release } = await blobs.place({ ...staged, file: staged.file! });
+    return { sent: { content: Buffer.alloc(0), contentType, blob }, release };
   }
 
   /** The journal's record of a delivery the destination sent. */

@@ -1,7 +1,10 @@
 // Running a chain of steps, and turning any failure into a sentence the message browser can show.
 import {
   inMemory,
+  partsOf,
   stagedOf,
+  stagedOutput,
+  withParts,
   type StagedFile,
   type StageSource,
   type Step,
@@ -12,14 +15,18 @@ import { renderError } from '../config/errors.ts';
 
 /** Where steps stage large content, and how a staged file nobody journals is dropped (BlobFiles). */
 export interface Stager {
+  /** Content above this many bytes is staged as a file. */
+  readonly threshold: number;
   stage(from: StageSource): Promise<StagedFile>;
   discard(staged: StagedFile): Promise<void>;
 }
 
 /**
  * Runs steps in order; `null` from any step means filtered, and the chain stops there. With a
- * `stager`, steps stage large content as files: the one the output is (`stagedOf`) is left for the
- * caller to journal, every other is deleted here, whatever the outcome. Without one, in memory.
+ * `stager`, steps stage large content as files: the one the output is (`stagedOf`) and those it
+ * names (`partsOf`) are left for the caller to journal, every other is deleted here, whatever the
+ * outcome. An output that is bytes above the threshold is staged too, so that the journal keeps
+ * it as a file like the content it received. Without a stager, in memory.
  */
 export async function runSteps(
   steps: readonly Step[],
@@ -37,17 +44,39 @@ export async function runSteps(
       }
     : inMemory;
   let current: StepInput | null = input;
-  let kept: StagedFile | undefined;
+  const kept = new Set<StagedFile>();
   try {
     for (const step of steps) {
       if (current === null) break;
       current = await step(current, ctx);
     }
-    kept = current ? stagedOf(current) : undefined;
+    const bytes = stager && steps.length && current ? heldBytes(current, input) : undefined;
+    if (current && bytes !== undefined && bytes.length > stager!.threshold) {
+      const { contentType, meta } = current;
+      current = withParts(
+        stagedOutput(await ctx.stage({ buffer: bytes }), { contentType, meta }),
+        partsOf(current),
+      );
+    }
+    if (current) {
+      const staged = stagedOf(current);
+      if (staged) kept.add(staged);
+      for (const part of partsOf(current)) kept.add(part.staged);
+    }
     return current;
   } finally {
-    for (const staged of made) if (staged !== kept) await stager!.discard(staged);
+    for (const staged of made) if (!kept.has(staged)) await stager!.discard(staged);
   }
+}
+
+/**
+ * The bytes an output holds in memory, if that is what it is: not a staged file, not the received
+ * file passed on (the journal references those), nor content that would load a file to be read.
+ */
+function heldBytes(out: StepInput, input: StepInput): Buffer | undefined {
+  if (stagedOf(out) !== undefined || (out.file !== undefined && out.file === input.file)) return undefined;
+  const content = Object.getOwnPropertyDescriptor(out, 'content');
+  return content && 'value' in content ? (content.value as Buffer) : undefined;
 }
 
 /**

@@ -42,10 +42,11 @@ const schema = Type.Object({
 
 export type DocumentWriterOptions = OptionsOf<typeof schema>;
 
-const bytesOf = (a: Attachment): DocumentBytes => ({
-  mediaType: a.mediaType,
-  bytes: Buffer.from(a.base64, 'base64'),
-});
+// Bytes the step left in the journal travel as their blob's name: the filing links that file.
+const bytesOf = (a: Attachment): DocumentBytes =>
+  a.base64 === undefined
+    ? { mediaType: a.mediaType, blob: { digest: a.sha256, size: a.size ?? 0 } }
+    : { mediaType: a.mediaType, bytes: Buffer.from(a.base64, 'base64') };
 
 /**
  * The report's IPPs under their establishment's FINESS; a format that carries none (HPRIM) speaks

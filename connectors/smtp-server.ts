@@ -2,6 +2,7 @@
 // channels that each take one mailbox of it (`smtp-inbox`). It refuses unknown recipients at RCPT TO,
 // enforces the sender allow-list of a mailbox, authenticates through the engine's accounts, caps the
 // size while the DATA stream flows, and answers 250 only once every recipient's channel journaled it.
+import fs from 'node:fs/promises';
 import { PassThrough, type Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { SMTPServer } from 'smtp-server';
@@ -250,11 +251,7 @@ export class SmtpInboxServer implements SharedService {
     const body = capped(stream, limit);
     let mail: StagedMail;
     try {
-      const mailboxes = recipients.map((recipient) => {
-        const mailbox = this.mailboxes.get(recipient);
-        if (!mailbox) throw new SmtpError('SMTP_MAILBOX_GONE', { params: { mailbox: recipient } });
-        return mailbox;
-      });
+      const mailboxes = recipients.map((recipient) => this.mailboxOf(recipient));
       // Every mailbox stages into the same store: the first one's stage serves them all.
       mail = await stageMail((from) => mailboxes[0]!.stage(from), body.chunks);
       await body.ended;
@@ -267,26 +264,41 @@ export class SmtpInboxServer implements SharedService {
     }
     const state = this.state(session);
     const mailFrom = session.envelope.mailFrom ? normalAddress(session.envelope.mailFrom.address) : '';
+    let takers: Mailbox[];
+    try {
+      // Checked for every recipient before any takes it: a mail is journaled for all or for none.
+      takers = recipients.map((recipient) => this.mailboxOf(recipient));
+    } catch (gone) {
+      // A mailbox closed while the mail streamed in. Nothing references its staged file: it goes
+      // now rather than at the next start's sweep (a sender retrying a large mail would pile them up).
+      if (mail.staged.file !== undefined) await fs.rm(mail.staged.file, { force: true });
+      throw gone;
+    }
     try {
       await Promise.all(
-        recipients.map((recipient) => {
-          const mailbox = this.mailboxes.get(recipient);
-          if (!mailbox) throw new SmtpError('SMTP_MAILBOX_GONE', { params: { mailbox: recipient } });
-          return mailbox.take({
+        takers.map((mailbox, i) =>
+          mailbox.take({
             mail,
             mailFrom,
-            recipient,
+            recipient: recipients[i]!,
             remoteAddress: session.remoteAddress,
             account: state.account,
             tls: session.secure,
             clientCertificate: state.clientCertificate,
-          });
-        }),
+          }),
+        ),
       );
     } catch (cause) {
       throw this.notStored(cause, session);
     }
     return `OK: stored for ${recipients.length} mailbox(es)`;
+  }
+
+  /** The mailbox routed for `recipient`; SMTP_MAILBOX_GONE once its channel stopped after RCPT TO. */
+  private mailboxOf(recipient: string): Mailbox {
+    const mailbox = this.mailboxes.get(recipient);
+    if (!mailbox) throw new SmtpError('SMTP_MAILBOX_GONE', { params: { mailbox: recipient } });
+    return mailbox;
   }
 
   private notStored(cause: unknown, session: SMTPServerSession): SmtpError {

@@ -208,6 +208,8 @@ const toRecord = (r: AuditRow): AuditRecord => ({
 
 export class Audit {
   private readonly s;
+  /** The head read and the insert in one transaction, for a caller outside any. Built once. */
+  private readonly appendAlone: (e: AuditEvent, now: number) => AuditRecord;
   private readonly headTimer: NodeJS.Timeout | undefined;
   private headWritten = '';
 
@@ -227,6 +229,7 @@ export class Audit {
       hashOf: db.prepare<[number], string>('SELECT hash FROM audit WHERE id = ?').pluck(),
       chain: db.prepare<[], string>("SELECT value FROM audit_meta WHERE name = 'chain'").pluck(),
     };
+    this.appendAlone = db.transaction((e: AuditEvent, now: number) => this.append(e, now));
     if (this.s.chain.get() !== 'hmac-sha256') this.rekey();
     if (keying.headFile) {
       this.headTimer = setInterval(() => this.writeHead(), options.headEveryMs ?? 60_000);
@@ -328,26 +331,30 @@ export class Audit {
    * the group-commit writer) so the act and its trace commit together.
    */
   record(e: AuditEvent, now = Date.now()): AuditRecord {
-    return this.db.transaction(() => {
-      const head = this.s.head.get();
-      const row = {
-        id: (head?.id ?? 0) + 1,
-        at: now,
-        actor: e.actor,
-        role: e.role ?? null,
-        source: e.source ?? null,
-        establishment: e.establishment ?? null,
-        patient_id: e.patientId ?? null,
-        action: e.action,
-        object: e.object ?? null,
-        outcome: e.outcome ?? 'ok',
-        detail: e.detail ? JSON.stringify(e.detail) : null,
-      };
-      const prev = head?.hash ?? GENESIS;
-      const full = { ...row, prev_hash: prev, hash: this.chainHash(prev, row) };
-      this.s.insert.run(full);
-      return toRecord(full);
-    })();
+    // Inside the caller's transaction the row needs no savepoint of its own: its one INSERT is
+    // atomic, and a savepoint would copy the pages it touches to the sub-journal once more.
+    return this.db.inTransaction ? this.append(e, now) : this.appendAlone(e, now);
+  }
+
+  private append(e: AuditEvent, now: number): AuditRecord {
+    const head = this.s.head.get();
+    const row = {
+      id: (head?.id ?? 0) + 1,
+      at: now,
+      actor: e.actor,
+      role: e.role ?? null,
+      source: e.source ?? null,
+      establishment: e.establishment ?? null,
+      patient_id: e.patientId ?? null,
+      action: e.action,
+      object: e.object ?? null,
+      outcome: e.outcome ?? 'ok',
+      detail: e.detail ? JSON.stringify(e.detail) : null,
+    };
+    const prev = head?.hash ?? GENESIS;
+    const full = { ...row, prev_hash: prev, hash: this.chainHash(prev, row) };
+    this.s.insert.run(full);
+    return toRecord(full);
   }
 
   /** Newest first, in keyset pages (`after` is the last id of the previous page). */

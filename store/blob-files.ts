@@ -14,7 +14,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { OncoError } from '../config/errors.ts';
-import { reclaimAfter } from './buffer-reclaim.ts';
+import { reclaimAfter } from '../runtime/buffer-reclaim.ts';
 import { syncDirectory, syncDirectorySync } from './sync-directory.ts';
 
 /** A blob as the journal records it: plain data, safe to hand to the writer. */
@@ -51,6 +51,8 @@ export class BlobError extends OncoError {
 const DIGEST = /^[0-9a-f]{64}$/;
 const STAGING = '.staging';
 const CHUNK = 1024 * 1024;
+/** Why `link` may fail where a copy works: another file system, or one without hard links. */
+const NO_LINK = new Set(['EXDEV', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK']);
 
 export class BlobFiles {
   readonly dir: string | null;
@@ -62,10 +64,18 @@ export class BlobFiles {
   private readonly locks = new Map<string, Promise<void>>();
   /** Whether a committed row references a digest (the journal's `blobs`); without it, only the sweep deletes. */
   private readonly known: ((digest: string) => boolean) | undefined;
+  /** Another blob directory whose files `linkNow` keeps here too (the documents': the journal's). */
+  private readonly linkSource: string | undefined;
 
-  constructor(dir: string | null, threshold: number, known?: (digest: string) => boolean) {
+  constructor(
+    dir: string | null,
+    threshold: number,
+    known?: (digest: string) => boolean,
+    linkSource?: string,
+  ) {
     this.dir = dir;
     this.known = known;
+    this.linkSource = linkSource;
     this.threshold = dir === null ? Infinity : threshold;
     this.staging = dir === null ? null : path.join(dir, STAGING);
     if (dir !== null) fs.mkdirSync(this.staging!, { recursive: true, mode: 0o700 });
@@ -136,6 +146,9 @@ export class BlobFiles {
     const ref = { digest: sha256(bytes), size: bytes.length };
     const target = this.path(ref.digest);
     if (fs.existsSync(target)) return ref;
+    // The same bytes kept by the journal already (a large file received whole): one more name.
+    if (this.linkSource !== undefined && fs.existsSync(path.join(this.linkSource, ref.digest)))
+      return this.linkNow(ref);
     const file = this.newStagingName();
     const fd = fs.openSync(file, 'wx', 0o600);
     try {
@@ -151,6 +164,59 @@ export class BlobFiles {
     fs.renameSync(file, target);
     syncDirectorySync(this.dir!);
     return ref;
+  }
+
+  /**
+   * Keeps a blob of the `linkSource` directory (the journal's) here too, synchronously and before
+   * the commit that names it, like `putNow`: a hard link, so that the bytes are on the disk once
+   * while each directory keeps its own lifetime (pruning or a sweep removes one name, the bytes go
+   * with the last). Where no link can be made (another file system, EXDEV) the file is copied and
+   * fsynced. The source is the journal's committed (or pinned) blob: fsynced already, only the new
+   * name needs the directory's fsync.
+   */
+  linkNow(ref: BlobRef): BlobRef {
+    const target = this.path(ref.digest);
+    if (this.linkSource === undefined) throw new Error(`no directory to link blob ${ref.digest} from`);
+    const source = path.join(this.linkSource, ref.digest);
+    let size: number;
+    try {
+      size = fs.statSync(source).size;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT')
+        throw new BlobError('BLOB_MISSING', ref.digest, source);
+      throw error;
+    }
+    if (size !== ref.size)
+      throw new BlobError('BLOB_CORRUPT', ref.digest, `${source} holds ${size} bytes, expected ${ref.size}`);
+    if (fs.existsSync(target)) return ref;
+    try {
+      fs.linkSync(source, target);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') return ref;
+      if (!NO_LINK.has(code ?? '')) throw error;
+      this.copyNow(source, target);
+    }
+    syncDirectorySync(this.dir!);
+    return ref;
+  }
+
+  /** A copy where a hard link cannot be: staged, fsynced, then renamed to its name. */
+  private copyNow(source: string, target: string): void {
+    const file = this.newStagingName();
+    try {
+      fs.copyFileSync(source, file, fs.constants.COPYFILE_EXCL);
+      const fd = fs.openSync(file, 'r+');
+      try {
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      fs.renameSync(file, target);
+    } catch (error) {
+      fs.rmSync(file, { force: true });
+      throw error;
+    }
   }
 
   /**

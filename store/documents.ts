@@ -15,7 +15,7 @@
 // for pages and the API run on the caller's connection.
 import type { Db } from './db.ts';
 import { OncoError } from '../config/errors.ts';
-import type { BlobFiles } from './blob-files.ts';
+import type { BlobFiles, BlobRef } from './blob-files.ts';
 import type { Filed } from './filing.ts';
 import {
   compareIdentities,
@@ -73,10 +73,11 @@ export interface DocumentPatient {
   birthPlace?: string;
 }
 
-export interface DocumentBytes {
-  mediaType: string;
-  bytes: Uint8Array;
-}
+/**
+ * A document's bytes as the filing receives them: in the call, or (`blob`) a file the journal keeps
+ * already, which the filing links instead of writing again (store/blob-files.ts, `linkNow`).
+ */
+export type DocumentBytes = { mediaType: string } & ({ bytes: Uint8Array } | { blob: BlobRef });
 
 /** A report as the store files it; the document writer maps the report model to it. */
 export interface DocumentInput {
@@ -536,18 +537,19 @@ export class Documents {
     const files = this.requireFiles();
     // Written and fsynced before the transaction that names them commits; a rollback leaves them to
     // the recovery sweep (`holdsBlob`).
-    const sha256 = files.putNow(input.original.bytes).digest;
-    const attachments = input.attachments.map((a) => ({
-      mediaType: a.mediaType,
-      sha256: files.putNow(a.bytes).digest,
-      size: a.bytes.length,
-    }));
+    const keep = (d: DocumentBytes): BlobRef => ('blob' in d ? files.linkNow(d.blob) : files.putNow(d.bytes));
+    const original = keep(input.original);
+    const sha256 = original.digest;
+    const attachments = input.attachments.map((a) => {
+      const { digest, size } = keep(a);
+      return { mediaType: a.mediaType, sha256: digest, size };
+    });
     return this.db.transaction(() => {
       const { ids } = input;
       const copy = this.sql.duplicate.get(sha256, ids.uniqueId ?? null, ids.status) as VersionRow | undefined;
       if (copy !== undefined) return this.duplicate(copy, ctx);
       const existing = this.targetOf(input);
-      if (ids.status === 'deletion') return this.delete(existing, input, sha256, ctx);
+      if (ids.status === 'deletion') return this.delete(existing, input, original, ctx);
       if (existing !== null) this.checkOwner(existing, ctx.provenance.owner, 'replace');
       const documentId =
         existing?.id ??
@@ -561,7 +563,7 @@ export class Documents {
             at: this.at(),
           }).lastInsertRowid,
         );
-      const { versionId, version } = this.addVersion(documentId, input, sha256, ctx.provenance);
+      const { versionId, version } = this.addVersion(documentId, input, original, ctx.provenance);
       for (const a of attachments) this.sql.insertAttachment.run(versionId, a.mediaType, a.sha256, a.size);
       for (const f of input.findings)
         this.sql.insertFinding.run(versionId, f.kind, f.code, f.system ?? null, f.display ?? null);
@@ -839,7 +841,7 @@ export class Documents {
   private delete(
     doc: DocumentRow | null,
     input: DocumentInput,
-    sha256: string,
+    original: BlobRef,
     ctx: FilingContext,
   ): FilingResult {
     if (doc === null)
@@ -849,7 +851,7 @@ export class Documents {
         'check the unique id of the document to delete (OBX-11 D, TXA-12/13 or relatedDocument)',
       );
     this.checkOwner(doc, ctx.provenance.owner, 'delete');
-    const { versionId, version } = this.addVersion(doc.id, input, sha256, ctx.provenance);
+    const { versionId, version } = this.addVersion(doc.id, input, original, ctx.provenance);
     this.sql.setDeleted.run(this.at(), doc.id);
     this.event(doc.id, versionId, 'deleted', 'deletion', { messageId: ctx.provenance.messageId });
     return {
@@ -866,7 +868,7 @@ export class Documents {
   private addVersion(
     documentId: number,
     input: DocumentInput,
-    sha256: string,
+    original: BlobRef,
     p: Provenance,
   ): { versionId: number; version: number } {
     const version = Number(this.sql.lastVersion.get(documentId) ?? 0) + 1;
@@ -894,8 +896,8 @@ export class Documents {
         genes_analysed: JSON.stringify(input.genesAnalysed),
         patient: JSON.stringify(input.patient),
         media_type: input.original.mediaType,
-        sha256,
-        size: input.original.bytes.length,
+        sha256: original.digest,
+        size: original.size,
         message_id: p.messageId,
         channel: p.channel,
         file_name: p.fileName ?? null,

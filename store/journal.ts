@@ -304,8 +304,17 @@ const toDelivery = (r: DeliveryRow): StoredDelivery => ({
 export interface ProcessingResult {
   messageId: number;
   status: 'FILTERED' | 'TRANSFORMED' | 'ERROR' | 'QUARANTINED';
-  /** `blob`: the transformed content is that blob (a step passed a large file on unchanged). */
-  transformed?: { content: Buffer; contentType: string; meta: Record<string, unknown>; blob?: BlobRef };
+  /**
+   * `blob`: the transformed content is that blob (a large output, or a large file a step passed on
+   * unchanged). `parts`: blobs the content references by digest (a report's PDF), kept with it.
+   */
+  transformed?: {
+    content: Buffer;
+    contentType: string;
+    meta: Record<string, unknown>;
+    blob?: BlobRef;
+    parts?: Array<BlobRef & { contentType: string }>;
+  };
   error?: string;
   now: number;
 }
@@ -335,7 +344,8 @@ const linksOf = (a: Admission): Pick<ReceiveResult, 'resendOf' | 'keyReusedFrom'
 
 export interface SentResult {
   deliveryId: number;
-  sent?: { content: Buffer; contentType: string };
+  /** What the destination's steps made of the content; `blob`: kept as that file (above the threshold). */
+  sent?: { content: Buffer; contentType: string; blob?: BlobRef };
   response?: { content: Buffer; contentType: string };
   detail?: string;
   policy: StoragePolicy;
@@ -816,6 +826,28 @@ export class Journal {
     this.s.answerLate.run(r.messageId);
   }
 
+  /**
+   * The transformed content, and each blob it references (`parts`) as a row of the same stage named
+   * `part:<digest>`: held, checked at start and pruned with the message like any content.
+   */
+  private insertTransformed(
+    messageId: number,
+    t: NonNullable<ProcessingResult['transformed']>,
+    now: number,
+  ): void {
+    this.insertContent(messageId, 'transformed', '', t.contentType, t.content, t.blob, now);
+    for (const part of t.parts ?? [])
+      this.insertContent(
+        messageId,
+        'transformed',
+        `part:${part.digest}`,
+        part.contentType,
+        Buffer.alloc(0),
+        part,
+        now,
+      );
+  }
+
   private insertContent(
     messageId: number,
     stage: Stage,
@@ -852,17 +884,7 @@ export class Journal {
     const meta = r.transformed ? JSON.stringify(r.transformed.meta) : null;
     if (meta === null && r.error === undefined) this.s.setStatus.run(r.status, r.now, r.messageId);
     else this.s.setMessageStatus.run(r.status, r.error ?? null, meta, r.now, r.messageId);
-    if (r.transformed) {
-      this.insertContent(
-        r.messageId,
-        'transformed',
-        '',
-        r.transformed.contentType,
-        r.transformed.content,
-        r.transformed.blob,
-        r.now,
-      );
-    }
+    if (r.transformed) this.insertTransformed(r.messageId, r.transformed, r.now);
     this.s.queueDeliveries.run(deliveriesAfter(r.status), r.now, r.messageId);
     if (r.status !== 'TRANSFORMED') this.complete(r.messageId, policy, r.now);
   }
@@ -913,11 +935,18 @@ export class Journal {
     now: number,
   ): void {
     const kept = (stage: Stage): boolean => !complete || keptAfterCompletion[policy].has(stage);
-    if (t && kept('transformed'))
-      this.insertContent(messageId, 'transformed', '', t.contentType, t.content, t.blob, now);
+    if (t && kept('transformed')) this.insertTransformed(messageId, t, now);
     for (const [destination, f] of filed) {
       if (f.sent && kept('sent'))
-        this.s.insertContent.run(messageId, 'sent', destination, f.sent.contentType, f.sent.content);
+        this.insertContent(
+          messageId,
+          'sent',
+          destination,
+          f.sent.contentType,
+          f.sent.content,
+          f.sent.blob,
+          now,
+        );
       if (f.response && kept('response')) {
         const { contentType, content } = f.response;
         this.s.insertContent.run(messageId, 'response', destination, contentType, content);
@@ -954,7 +983,15 @@ export class Journal {
     if (!d) throw new Error(`delivery ${r.deliveryId} no longer exists`);
     this.s.markSent.run(r.now, r.detail ?? null, r.now, r.deliveryId);
     if (r.sent)
-      this.s.insertContent.run(d.message_id, 'sent', d.destination, r.sent.contentType, r.sent.content);
+      this.insertContent(
+        d.message_id,
+        'sent',
+        d.destination,
+        r.sent.contentType,
+        r.sent.content,
+        r.sent.blob,
+        r.now,
+      );
     if (r.response) {
       this.s.insertContent.run(
         d.message_id,

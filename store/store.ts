@@ -127,9 +127,12 @@ export function writerModules(db: Db, keying: AuditKeying, documentFiles: BlobFi
   return modules;
 }
 
-/** Documents' bytes are all files (threshold 0); a store in memory keeps none. */
+/**
+ * Documents' bytes are all files (threshold 0); a store in memory keeps none. Bytes the journal holds
+ * already (`<data>/blobs`, beside `<data>/documents`) are hard-linked, not written again.
+ */
 export function documentFilesIn(dir: string | null): BlobFiles | null {
-  return dir === null ? null : new BlobFiles(dir, 0);
+  return dir === null ? null : new BlobFiles(dir, 0, undefined, path.join(path.dirname(dir), 'blobs'));
 }
 
 export class Store {

@@ -8,6 +8,7 @@ import { INS_OIDS, validMatricule } from './pam-fr.ts';
 import { decodeBytes } from './hl7v2-charset.ts';
 import { OncoError } from '../config/errors.ts';
 import type { Identifier, Ins, PatientIdentity } from './pam-fr.ts';
+import type { ContentFile, StagedFile, StepContext } from './contract.ts';
 
 export const REPORT_CONTENT_TYPE = 'application/vnd.onco-relay.report+json';
 
@@ -92,9 +93,14 @@ export interface OrderReference {
 
 export interface Attachment {
   mediaType: string;
-  /** The document bytes, base64. */
-  base64: string;
+  /**
+   * The document bytes, base64; absent when the engine keeps them as a file of the journal
+   * (`handOffBytes`): `sha256` and `size` then name that file.
+   */
+  base64?: string;
   sha256: string;
+  /** Set when `base64` is absent. */
+  size?: number;
 }
 
 export interface ClinicalReport {
@@ -152,13 +158,58 @@ export interface ReadOptions {
   acceptTestIns?: boolean;
 }
 
+const attachmentBytes = new WeakMap<Attachment, Buffer>();
+
+/**
+ * The bytes as an attachment. Its base64 is made when first read (the JSON of the report): bytes
+ * the step hands to the journal as a file (`handOffBytes`) are never encoded.
+ */
 export function attachment(mediaType: string, bytes: Uint8Array): Attachment {
   const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
-  return {
-    mediaType,
-    base64: buffer.toString('base64'),
-    sha256: createHash('sha256').update(buffer).digest('hex'),
+  let base64: string | undefined;
+  const a = { mediaType } as Attachment;
+  Object.defineProperty(a, 'base64', {
+    enumerable: true,
+    configurable: true,
+    get: () => (base64 ??= buffer.toString('base64')),
+  });
+  a.sha256 = createHash('sha256').update(buffer).digest('hex');
+  attachmentBytes.set(a, buffer);
+  return a;
+}
+
+/**
+ * Takes the report's large bytes out of its JSON: the original when it is the received file itself
+ * (`received`, a journal blob already), and each attachment the engine stages as a file, become
+ * references (`sha256` and `size`, no `base64`) that the filing links from the journal. Returns the
+ * staged files, for the step's output to name as its parts (`withParts`). Without an engine, or
+ * below its threshold, the bytes stay in the JSON.
+ */
+export async function handOffBytes(
+  report: ClinicalReport,
+  ctx: Pick<StepContext, 'stage'>,
+  received: ContentFile | undefined,
+): Promise<Array<{ staged: StagedFile; contentType: string }>> {
+  const parts: Array<{ staged: StagedFile; contentType: string }> = [];
+  const reference = (a: Attachment, size: number): Attachment => ({
+    mediaType: a.mediaType,
+    sha256: a.sha256,
+    size,
+  });
+  const handOff = async (a: Attachment): Promise<Attachment> => {
+    if (received !== undefined && a.sha256 === received.digest) return reference(a, received.size);
+    const bytes = attachmentBytes.get(a);
+    if (bytes === undefined) return a;
+    const staged = await ctx.stage({ buffer: bytes });
+    if (staged.file === undefined) return a;
+    parts.push({ staged, contentType: a.mediaType });
+    return reference(a, staged.size);
   };
+  report.original = await handOff(report.original);
+  const attachments: Attachment[] = [];
+  for (const a of report.attachments) attachments.push(await handOff(a));
+  report.attachments = attachments;
+  return parts;
 }
 
 /** A report with nothing found yet: readers fill what their format carries. */

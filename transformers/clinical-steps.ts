@@ -5,6 +5,8 @@ import { Hl7Error } from './hl7v2-error.ts';
 import { StepError } from './contract.ts';
 import {
   Default,
+  inMemory,
+  withParts,
   type ContentFile,
   type OptionsOf,
   type StepSpec,
@@ -13,7 +15,7 @@ import {
 } from './contract.ts';
 import Type from 'typebox';
 import { checkXmlSize, XmlError, XML_DEFAULT_LIMITS } from './xml.ts';
-import { ReportError, REPORT_CONTENT_TYPE } from './clinical-report.ts';
+import { handOffBytes, ReportError, REPORT_CONTENT_TYPE } from './clinical-report.ts';
 import type { ClinicalReport, ReportFormat, ReportKind } from './clinical-report.ts';
 import { readCdaReport } from './cda-report.ts';
 import { readHl7Report, requirePdf } from './hl7v2-report.ts';
@@ -159,10 +161,11 @@ function reportStep(kind: ReportKind, summary: string): StepSpec<ClinicalStepOpt
     summary,
     schema: clinicalStepSchema,
     create(options: ClinicalStepOptions): Step {
-      return async (input) => {
+      return async (input, ctx) => {
         if (input.file !== undefined) await refuseBySize(input.file, fileNameOf(input), options);
         const report = readReport(input, kind, options);
-        return {
+        const parts = await handOffBytes(report, ctx ?? inMemory, input.file);
+        const out: StepInput = {
           content: Buffer.from(JSON.stringify(report)),
           contentType: REPORT_CONTENT_TYPE,
           // Journaled beside the message: what it is, never who it is about.
@@ -176,6 +179,7 @@ function reportStep(kind: ReportKind, summary: string): StepSpec<ClinicalStepOpt
             ...(report.order === undefined ? {} : { placerOrderNumber: report.order.placerNumber }),
           },
         };
+        return withParts(out, parts);
       };
     },
   };

@@ -181,6 +181,32 @@ export function stagedOutput(
 /** The staged file a chain's output is, if it is one (`stagedOutput`) and no step replaced it. */
 export const stagedOf = (out: StepInput): StagedFile | undefined => stagedOutputs.get(out);
 
+/** A staged file an output names besides its content (a report's PDF, referenced by digest). */
+export interface StagedPart {
+  readonly staged: StagedFile & { readonly file: string };
+  readonly contentType: string;
+}
+
+const outputParts = new WeakMap<StepInput, readonly StagedPart[]>();
+
+/**
+ * `out`, naming staged files that its content references by digest: the engine journals them with
+ * the transformed content (kept and pruned with the message) instead of deleting them once the steps
+ * ran, so that large bytes need not travel inside the content (a report's PDF as base64 in JSON).
+ * Staged content held in memory (small, or without an engine) is no part: the content carries it.
+ */
+export function withParts(
+  out: StepInput,
+  parts: ReadonlyArray<{ staged: StagedFile; contentType: string }>,
+): StepInput {
+  const files = parts.filter((p): p is StagedPart => p.staged.file !== undefined);
+  if (files.length > 0) outputParts.set(out, files);
+  return out;
+}
+
+/** The staged files an output names besides its content (`withParts`), if no step replaced it. */
+export const partsOf = (out: StepInput): readonly StagedPart[] => outputParts.get(out) ?? [];
+
 /** A step failed on this content; `hint` tells the user what to change. Journaled as the message's error. */
 export class StepError extends OncoError {
   constructor(

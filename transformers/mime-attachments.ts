@@ -26,12 +26,20 @@ import {
 import { DEFAULT_ZIP_LIMITS, isZip, readXdm, type XdmDocument } from './xdm-read.ts';
 
 /**
- * The step's output: a zip (entries stored, not compressed) whose first entry `parts.json` is the
- * MailParts list and whose entry `part-N` is the document of part N. One file, so the journal keeps
- * it as one blob however many documents the mail carries; read entry by entry, never whole.
+ * The step's output for a mail of several documents: a zip (entries stored, not compressed) whose
+ * first entry `parts.json` is the MailParts list and whose entry `part-N` is the document of part N.
+ * One file, so the journal keeps it as one blob however many documents the mail carries; read entry
+ * by entry, never whole.
  */
 export const MAIL_PARTS_ZIP = 'application/vnd.onco-relay.mail-parts+zip';
 export const MAIL_PARTS_ENTRY = 'parts.json';
+/**
+ * The step's output for a mail of one document (the common case) is that document itself, its
+ * MailParts list as JSON in this meta key: the journal keeps the staged file as the output's blob
+ * and attachment-dispatch hands that blob on, so a large attachment is written once after the mail
+ * instead of three times (staged, copied into the zip, staged again from it).
+ */
+export const MAIL_PARTS_META = 'mailParts';
 
 export const DOCUMENT_KINDS = ['pathology', 'molecular', 'identity'] as const;
 export type DocumentKind = (typeof DOCUMENT_KINDS)[number];
@@ -284,11 +292,10 @@ export async function mailParts(
 }
 
 /** The output zip: `parts.json` first, then each part's content streamed in from its staged file. */
-function partsZip(found: Omit<MailParts, 'parts'> & { parts: StagedPart[] }): yazl.ZipFile {
+function partsZip(manifest: MailParts, parts: readonly StagedPart[]): yazl.ZipFile {
   const zip = new yazl.ZipFile();
-  const manifest: MailParts = { ...found, parts: found.parts.map(({ staged: _, ...part }) => part) };
   zip.addBuffer(Buffer.from(JSON.stringify(manifest)), MAIL_PARTS_ENTRY);
-  for (const p of found.parts) {
+  for (const p of parts) {
     const options = { compress: false, size: p.staged.size };
     if (p.staged.file) zip.addReadStream(fs.createReadStream(p.staged.file), p.entry, options);
     else zip.addBuffer(p.staged.content!, p.entry, { compress: false });
@@ -307,11 +314,16 @@ export const mailAttachmentsStep: StepSpec<MailAttachmentsOptions> = {
     (options) =>
     async (input: StepInput, ctx: StepContext = inMemory) => {
       const found = await mailParts(input.file?.path ?? input.content, options, ctx);
-      const zip = partsZip(found).outputStream as AsyncIterable<Uint8Array>;
-      const staged = await ctx.stage({ stream: zip });
-      return stagedOutput(staged, {
-        contentType: MAIL_PARTS_ZIP,
-        meta: { ...input.meta, documents: found.parts.length, skipped: found.skipped.length },
-      });
+      const manifest: MailParts = { ...found, parts: found.parts.map(({ staged: _, ...part }) => part) };
+      const meta = { ...input.meta, documents: found.parts.length, skipped: found.skipped.length };
+      const [only, ...more] = found.parts;
+      if (only && more.length === 0) {
+        return stagedOutput(only.staged, {
+          contentType: only.contentType,
+          meta: { ...meta, [MAIL_PARTS_META]: JSON.stringify(manifest) },
+        });
+      }
+      const zip = partsZip(manifest, found.parts).outputStream as AsyncIterable<Uint8Array>;
+      return stagedOutput(await ctx.stage({ stream: zip }), { contentType: MAIL_PARTS_ZIP, meta });
     },
 };

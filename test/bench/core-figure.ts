@@ -12,6 +12,7 @@ import { PatientStore, parseIdentity, type IdentityInput } from '../../store/pat
 import { startEngine, tempDir, type Harness } from '../support/engine-harness.ts';
 import { freePort } from '../support/ports.ts';
 import { rawInserts } from './journal-ingest.ts';
+import { cpuByGroup, readThreadCpu, type ThreadCpu } from './thread-cpu.ts';
 import { sftpIngest } from './transport-ingest.ts';
 import { bareSftpIngest } from './sftp-bare.ts';
 import { BENCH_FINESSES, benchDirectory, benchPerson, newPatientA28 } from './people.ts';
@@ -22,40 +23,15 @@ const rssMB = (): number => mb(process.memoryUsage().rss);
 const peakMB = (): number => Math.round(process.resourceUsage().maxRSS / 1024);
 const seconds = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e9;
 
-/** CPU seconds and name of each thread of this process, by thread id (Linux /proc: ticks of 10 ms). */
-function threadCpu(): Map<number, { name: string; seconds: number }> {
-  const cpu = new Map<number, { name: string; seconds: number }>();
-  for (const tid of fs.readdirSync('/proc/self/task')) {
-    try {
-      const [name, rest] = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ');
-      const fields = rest!.split(' ');
-      const seconds = (Number(fields[11]) + Number(fields[12])) / 100;
-      cpu.set(Number(tid), { name: name!.slice(name!.indexOf('(') + 1), seconds });
-    } catch {
-      // The thread ended between the listing and the read.
-    }
-  }
-  return cpu;
-}
-
 /**
  * Each thread's CPU milliseconds per message since `before`: the main thread's, and the store
  * writer's (the wall), found by the name it gives itself. A loaded machine changes these much less
  * than the rates.
  */
-function cpuPerMessage(
-  before: Map<number, { seconds: number }>,
-  messages: number,
-): { main: number; writer: number } {
-  const ms = (s: number): number => Number(((s * 1000) / messages).toFixed(3));
-  const spent = (tid: number, t: { seconds: number }) => t.seconds - (before.get(tid)?.seconds ?? 0);
-  let main = 0;
-  let writer = 0;
-  for (const [tid, t] of threadCpu()) {
-    if (tid === process.pid) main = spent(tid, t);
-    else if (t.name === 'onco-writer') writer = spent(tid, t);
-  }
-  return { main: ms(main), writer: ms(writer) };
+function cpuPerMessage(before: ThreadCpu, messages: number): { main: number; writer: number } {
+  const ms = (s = 0): number => Number(((s * 1000) / messages).toFixed(3));
+  const spent = cpuByGroup(process.pid, readThreadCpu(), before, (name, main) => (main ? 'main' : name));
+  return { main: ms(spent.main), writer: ms(spent['onco-writer']) };
 }
 
 async function until(done: () => boolean): Promise<void> {
@@ -141,7 +117,7 @@ async function mllpIdentities(o: {
   const writes0 = stats.writes;
   const busy0 = stats.busyMs;
   const cpu0 = process.cpuUsage();
-  const threads0 = threadCpu();
+  const threads0 = readThreadCpu();
   const t0 = process.hrtime.bigint();
   const acked = await drive(port, o.connections, o.messages, o.first);
   await until(() => channel.metrics.sent + channel.metrics.errored >= o.messages);

@@ -19,6 +19,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { ssh2NativeCrypto } from '../../connectors/sftp-server.ts';
 import { tempDir } from '../support/engine-harness.ts';
 
 const MESSAGES = Number(process.env.ONCO_BENCH_CORE_MESSAGES ?? 10_000);
@@ -98,6 +99,8 @@ export async function benchCore(): Promise<Record<string, unknown>> {
       mllpA28: mllp,
       sftp: {
         files: SFTP_FILES,
+        // Server and uploader alike: ssh2's ciphers in its native binding, or one Node cipher per packet.
+        ssh2NativeCrypto: ssh2NativeCrypto(),
         journaledFilesPerSec: Math.round(sftp.rate!),
         ratioToRaw100PerTx: ratio(sftp.rate!, raw100),
         commitsPerFile: sftp.commitsPerFile,
@@ -105,6 +108,7 @@ export async function benchCore(): Promise<Record<string, unknown>> {
         cpuPercent: sftp.cpuPercent,
         engineCpuMsPerFile: sftp.serverCpuMsPerFile,
         mainThreadCpuMsPerFile: sftp.mainThreadCpuMsPerFile,
+        writerThreadCpuMsPerFile: sftp.writerThreadCpuMsPerFile,
         otherThreadsCpuMsPerFile: sftp.otherThreadsCpuMsPerFile,
         uploaderCpuMsPerFile: sftp.uploaderCpuMsPerFile,
         bareSsh2FilesPerSec: Math.round(sftpBare.rate!),

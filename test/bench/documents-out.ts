@@ -13,7 +13,6 @@
 //                                      ONCO_BENCH_CONCURRENCY: deliveries in flight, default 8;
 //                                      ONCO_BENCH_WARMUP: forms before the measure, default 1,000
 //                                      or ONCO_BENCH_DOCUMENTS if fewer; 100 until round 5)
-import fs from 'node:fs';
 import { builtinRegistry } from '../../channels/builtins.ts';
 import type { DirectoryConfig } from '../../config/config.ts';
 import { formInput, meetingInput } from '../../channels/rcp-input.ts';
@@ -25,6 +24,7 @@ import { parseXml } from '../../transformers/xml.ts';
 import { startEngine } from '../support/engine-harness.ts';
 import { documentDirectory, knownPatient, SUD } from '../support/documents-out.ts';
 import { discard } from './journal-ingest.ts';
+import { cpuByGroup, readThreadCpu } from './thread-cpu.ts';
 
 const YEAR_OF_FORMS = 142_390;
 const TARGET_SECONDS = 600;
@@ -46,39 +46,12 @@ async function cpuPer(n: number, f: () => unknown): Promise<number> {
 const round = (x: number, digits = 2): number => Number(x.toFixed(digits));
 
 /**
- * CPU milliseconds so far of each kind of thread of this process, from /proc (Linux; elsewhere
- * nothing): the main thread, the store's writer and the step pool name themselves (nameThisThread);
- * the rest are V8's helpers (garbage collection, compilation), libuv's pool (file I/O) and tsx's loader.
+ * The kind of each thread of this process: the main thread, the store's writer and the step pool
+ * name themselves (nameThisThread); the rest are V8's helpers (garbage collection, compilation),
+ * libuv's pool (file I/O) and tsx's loader.
  */
-function threadCpuMs(): Record<string, number> {
-  const by: Record<string, number> = {};
-  let tasks: string[];
-  try {
-    tasks = fs.readdirSync('/proc/self/task');
-  } catch {
-    return by;
-  }
-  const tick = 1000 / 100; // USER_HZ
-  for (const tid of tasks) {
-    try {
-      const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const kind =
-        Number(tid) === process.pid
-          ? 'main'
-          : comm === 'onco-writer'
-            ? 'storeWriter'
-            : comm === 'onco-steps'
-              ? 'stepPool'
-              : 'v8AndOthers';
-      by[kind] = (by[kind] ?? 0) + (Number(fields[11]) + Number(fields[12])) * tick;
-    } catch {
-      // A thread that ended between the listing and the read.
-    }
-  }
-  return by;
-}
+const threadKind = (name: string, main: boolean): string =>
+  main ? 'main' : name === 'onco-writer' ? 'storeWriter' : name === 'onco-steps' ? 'stepPool' : 'v8AndOthers';
 
 export async function benchDocumentsOut(): Promise<unknown> {
   const total = Number(process.env.ONCO_BENCH_DOCUMENTS ?? 400);
@@ -160,7 +133,7 @@ export async function benchDocumentsOut(): Promise<unknown> {
   const started = process.hrtime.bigint();
   await h.engine.start();
   while (finished() < warmUp) await tick();
-  const threads0 = threadCpuMs();
+  const threads0 = readThreadCpu();
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   const before = finished();
@@ -169,7 +142,7 @@ export async function benchDocumentsOut(): Promise<unknown> {
   const seconds = Number(t1 - t0) / 1e9;
   const measured = finished() - before;
   const chainCpuMs = cpuMs(cpu0) / measured;
-  const threads1 = threadCpuMs();
+  const threads1 = readThreadCpu();
   const writes1 = { ...store.writer.stats };
   // The window on the clock of `node --cpu-prof` (µs), to read each thread's profile of it alone.
   process.stderr.write(`documents: measured from ${t0 / 1000n} to ${t1 / 1000n} µs\n`);
@@ -220,7 +193,10 @@ export async function benchDocumentsOut(): Promise<unknown> {
     storeCommitsPerDocument: round((writes1.commits - writes0.commits) / finished(), 3),
     // Where the chain's CPU went (/proc, 10 ms ticks): pool threads run the steps, the writer the journal.
     cpuMsPerDocumentByThread: Object.fromEntries(
-      Object.entries(threads1).map(([kind, ms]) => [kind, round((ms - (threads0[kind] ?? 0)) / measured)]),
+      Object.entries(cpuByGroup(process.pid, threads1, threads0, threadKind)).map(([kind, seconds]) => [
+        kind,
+        round((seconds * 1000) / measured),
+      ]),
     ),
     cpuMsPerDocumentByStage: {
       cda: round(stages.cda),

@@ -10,6 +10,7 @@ import { idleSource } from '../support/sink.ts';
 import { startEngine, tempDir } from '../support/engine-harness.ts';
 import { benchDirectory as directory, feedMessage as message } from './people.ts';
 import { Store } from '../../store/store.ts';
+import { cpuByGroup, readThreadCpu, type ThreadCpu } from './thread-cpu.ts';
 
 async function engineIngest(total: number, producers: number): Promise<number> {
   const { engine } = await startEngine({
@@ -43,36 +44,35 @@ async function engineIngest(total: number, producers: number): Promise<number> {
   return total / seconds;
 }
 
-/** The process's memory and each thread's CPU seconds (Linux /proc), read while it runs. */
+/** The process's memory and each thread's CPU (Linux /proc), read while it runs. */
 interface ProcessSample {
   rssMB: number;
   peakMB: number;
+  /** Resident memory that is the process's own, not pages of the node binary and libraries. */
+  anonMB: number;
   /** By thread id; the process's own id is its main thread. */
-  cpu: Map<number, number>;
+  cpu: ThreadCpu;
 }
 
 function sampleProcess(pid: number): ProcessSample | null {
+  let status: string;
   try {
-    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-    const mb = (field: string) =>
-      Math.round(Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0) / 1024);
-    const cpu = new Map<number, number>();
-    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
-      const fields = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      cpu.set(Number(tid), (Number(fields[11]) + Number(fields[12])) / 100);
-    }
-    return { rssMB: mb('VmRSS'), peakMB: mb('VmHWM'), cpu };
+    status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   } catch {
-    // The process ended between two reads.
+    // The process has ended.
     return null;
   }
+  const mb = (field: string) =>
+    Math.round(Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0) / 1024);
+  return { rssMB: mb('VmRSS'), peakMB: mb('VmHWM'), anonMB: mb('RssAnon'), cpu: readThreadCpu(pid) };
 }
 
-/** The main thread's CPU and the busiest other thread's (the store's writer), in seconds. */
+/** The CPU seconds so far of the main thread, of the store's writer, and of the other threads together. */
 function threadCpu(pid: number, s: ProcessSample): { main: number; writer: number; others: number } {
-  const others = [...s.cpu].filter(([tid]) => tid !== pid).map(([, t]) => t);
-  const writer = Math.max(0, ...others);
-  return { main: s.cpu.get(pid) ?? 0, writer, others: others.reduce((a, b) => a + b, 0) - writer };
+  const by = cpuByGroup(pid, s.cpu, new Map(), (name, main) =>
+    main ? 'main' : name === 'onco-writer' ? 'writer' : 'others',
+  );
+  return { main: by.main ?? 0, writer: by.writer ?? 0, others: by.others ?? 0 };
 }
 
 const round1 = (x: number): number => Math.round(x * 10) / 10;
@@ -80,8 +80,8 @@ const round1 = (x: number): number => Math.round(x * 10) / 10;
 /**
  * `onco-relay import identities` itself, in a process of its own, on files of 10,000 messages: its
  * peak RSS and when it was reached, and the CPU of its main thread (reading, parsing, mapping) and
- * of its busiest other thread (the store's writer, whose CPU is the load's wall: decisions are
- * sequential), at each 50,000 identities (the per-identity cost grows with the base).
+ * of the store's writer thread (whose CPU is the load's wall: decisions are sequential), at each
+ * 50,000 identities (the per-identity cost grows with the base).
  */
 async function bulkLoad(total: number): Promise<Record<string, unknown>> {
   const dir = tempDir('onco-bench-identities-');
@@ -103,16 +103,39 @@ async function bulkLoad(total: number): Promise<Record<string, unknown>> {
       [path.resolve('bin/onco-relay.mjs'), 'import', 'identities', dir, '--data', data, '--config', config],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    const pid = cli.pid!;
-    let last: ProcessSample = { rssMB: 0, peakMB: 0, cpu: new Map() };
+    // The command starts the import again in a child process (bin/onco-relay.mjs): that child is
+    // the import, sampled as such; the launcher that waits for it is reported beside it.
+    const launcher = cli.pid!;
+    let pid = 0;
+    let launcherPeak = { rssMB: 0, anonMB: 0 };
+    const findImport = (): void => {
+      try {
+        const children = fs.readFileSync(`/proc/${launcher}/task/${launcher}/children`, 'utf8');
+        for (const child of children.trim().split(' ').filter(Boolean)) {
+          const args = fs.readFileSync(`/proc/${child}/cmdline`, 'utf8');
+          if (args.includes('onco-relay.mjs') && args.includes('--max-semi-space-size')) pid = Number(child);
+        }
+      } catch {
+        // The launcher ended: the import is over.
+      }
+    };
+    let last: ProcessSample = { rssMB: 0, peakMB: 0, anonMB: 0, cpu: new Map() };
     // Identities filed as the progress line last said: what a sample's CPU and memory are set against.
     let filed = 0;
     const peak = { mb: 0, atIdentities: 0, atSeconds: 0 };
     const take = (): void => {
+      const l = sampleProcess(launcher);
+      if (l !== null)
+        launcherPeak = {
+          rssMB: Math.max(launcherPeak.rssMB, l.peakMB),
+          anonMB: Math.max(launcherPeak.anonMB, l.anonMB),
+        };
+      if (pid === 0) findImport();
+      if (pid === 0) return;
       const s = sampleProcess(pid);
       if (s === null) return;
       // A thread that ended (the writer, at close) keeps its last reading.
-      for (const [tid, seconds] of last.cpu) if (!s.cpu.has(tid)) s.cpu.set(tid, seconds);
+      for (const [tid, t] of last.cpu) if (!s.cpu.has(tid)) s.cpu.set(tid, t);
       last = s;
       if (s.peakMB > peak.mb)
         Object.assign(peak, { mb: s.peakMB, atIdentities: filed, atSeconds: elapsed() });
@@ -174,6 +197,9 @@ async function bulkLoad(total: number): Promise<Record<string, unknown>> {
       writerCpuMsPerIdentity: Number(((cpu.writer * 1000) / total).toFixed(3)),
       rssPeakMB: peak.mb,
       rssPeakAt: { identities: peak.atIdentities, seconds: peak.atSeconds },
+      // Most of the launcher's RSS is the node binary's pages, shared with the import process.
+      launcherRssPeakMB: launcherPeak.rssMB,
+      launcherAnonPeakMB: launcherPeak.anonMB,
       checkpoints,
       databaseMB: Math.round(
         fs

@@ -3,7 +3,8 @@
 // staged file and journals it before its 250; then the mail-attachments step stages each attachment
 // and its output, and attachment-dispatch hands the PDF to its flow. Figures: seconds to the 250
 // and to the hand-over, and this process's peak RSS growth over its own baseline measured just
-// before the send (same run), during the send and during the step + dispatch.
+// before the send (same run), during the send and during the step + dispatch; and the bytes this
+// process wrote in each (staging, blobs, journal), which count the copies made of the content.
 //   ONCO_BENCH_MAIL_MB (default 50) sets the attachment size.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -18,13 +19,33 @@ const MB = Number(process.env.ONCO_BENCH_MAIL_MB ?? 50);
 const MiB = 2 ** 20;
 
 /**
+ * What this process has written so far (Linux /proc; zeros elsewhere): bytes handed to write calls,
+ * and bytes it sent to the disk (page cache writeback counted for the process that dirtied it).
+ */
+function written(): { calls: number; disk: number } {
+  try {
+    const io = fs.readFileSync('/proc/self/io', 'utf8');
+    const field = (name: string) => Number(new RegExp(`^${name}: (\\d+)`, 'm').exec(io)?.[1] ?? 0);
+    return { calls: field('wchar'), disk: field('write_bytes') };
+  } catch {
+    return { calls: 0, disk: 0 };
+  }
+}
+
+/**
  * Peak RSS above `base` while `work` runs, sampled every 20 ms, and the peak of the memory held by
  * Buffers (arrayBuffers): what shows whether a growth is content held or allocator slack.
  */
 async function peakRss<T>(
   base: number,
   work: () => Promise<T>,
-): Promise<{ peakMiB: number; peakBuffersMiB: number; seconds: number }> {
+): Promise<{
+  peakMiB: number;
+  peakBuffersMiB: number;
+  seconds: number;
+  writtenMiB: number;
+  diskWrittenMiB: number;
+}> {
   let peak = base;
   let buffers = 0;
   const sample = (): void => {
@@ -34,13 +55,17 @@ async function peakRss<T>(
   };
   const timer = setInterval(sample, 20);
   const t0 = process.hrtime.bigint();
+  const w0 = written();
   try {
     await work();
     sample();
+    const w1 = written();
     return {
       peakMiB: Math.round((peak - base) / MiB),
       peakBuffersMiB: Math.round(buffers / MiB),
       seconds: Number((Number(process.hrtime.bigint() - t0) / 1e9).toFixed(2)),
+      writtenMiB: Math.round((w1.calls - w0.calls) / MiB),
+      diskWrittenMiB: Math.round((w1.disk - w0.disk) / MiB),
     };
   } finally {
     clearInterval(timer);
@@ -127,11 +152,17 @@ export async function benchMailIngest(): Promise<unknown> {
         secondsTo250: send.seconds,
         peakRssGrowthMiB: send.peakMiB,
         peakBuffersMiB: send.peakBuffersMiB,
+        // Staging, blobs and the journal: how many times the content was copied on the way.
+        writtenMiB: send.writtenMiB,
+        diskWrittenMiB: send.diskWrittenMiB,
       },
       stepAndDispatch: {
         seconds: step.seconds,
         peakRssGrowthMiB: step.peakMiB,
         peakBuffersMiB: step.peakBuffersMiB,
+        // Staging, blobs and the journal: how many times the content was copied on the way.
+        writtenMiB: step.writtenMiB,
+        diskWrittenMiB: step.diskWrittenMiB,
       },
       note: 'the sender is another process; growth is over this process RSS just before the send, same run',
     };

@@ -5,7 +5,6 @@
 //   ONCO_BENCH_SFTP_FILES (default 10000) sets the number of files.
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
@@ -15,6 +14,7 @@ import { frame, MllpFramer } from '../../connectors/mllp-framer.ts';
 import { addAccount, startEngine, tempDir, type Harness } from '../support/engine-harness.ts';
 import { freePort } from '../support/ports.ts';
 import { discard, rawInserts } from './journal-ingest.ts';
+import { cpuByGroup, readThreadCpu } from './thread-cpu.ts';
 
 const SFTP_FILES = Number(process.env.ONCO_BENCH_SFTP_FILES ?? 10_000);
 const SFTP_CONNECTIONS = 4;
@@ -143,27 +143,17 @@ async function benchMllp(): Promise<Record<string, unknown>> {
 /** A small result file; `i` makes each one distinct (no duplicate). */
 export const smallFile = (i: number) => Buffer.from(`result ${i} ${'x'.repeat(180)}\n`);
 
-/** CPU seconds of each thread of this process, by thread id (Linux /proc; the main thread's id is the pid). */
-function threadCpu(): Map<number, number> {
-  const cpu = new Map<number, number>();
-  for (const tid of readdirSync('/proc/self/task')) {
-    try {
-      const fields = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      cpu.set(Number(tid), (Number(fields[11]) + Number(fields[12])) / 100);
-    } catch {
-      // The thread ended between the listing and the read.
-    }
-  }
-  return cpu;
-}
-
 export interface UploaderRun {
   seconds: number;
   /** This process's CPU (every thread) over the wall time, in % of one core. */
   cpuPercent: number;
-  /** Milliseconds of CPU per file: this process (`server`), its main thread, its other threads (the store's writer, libuv's pool), and the uploader's process. */
+  /**
+   * Milliseconds of CPU per file: this process (`server`), its main thread, the store's writer
+   * thread, its other threads (checkpoints, libuv's pool, V8's collector), and the uploader's process.
+   */
   serverCpuMsPerFile: number;
   mainThreadCpuMsPerFile: number;
+  writerThreadCpuMsPerFile: number;
   otherThreadsCpuMsPerFile: number;
   uploaderCpuMsPerFile: number;
 }
@@ -204,28 +194,29 @@ export async function driveUploader(
       void exited.then((code) => reject(new Error(`sftp-uploader exited (${code}) before "${word}"`)));
     });
   await said('ready');
-  const threads0 = threadCpu();
+  const threads0 = readThreadCpu();
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   uploader.stdin.end('go\n');
   await said('done');
   const wall = seconds(t0);
   const cpu = process.cpuUsage(cpu0);
-  const threads = threadCpu();
+  const threads = readThreadCpu();
   await exited;
-  let main = 0;
-  let others = 0;
-  for (const [tid, s] of threads) {
-    const used = s - (threads0.get(tid) ?? 0);
-    if (tid === process.pid) main += used;
-    else others += used;
-  }
+  const {
+    main = 0,
+    writer = 0,
+    others = 0,
+  } = cpuByGroup(process.pid, threads, threads0, (name, isMain) =>
+    isMain ? 'main' : name === 'onco-writer' ? 'writer' : 'others',
+  );
   const perFile = (ms: number) => Number((ms / files).toFixed(3));
   return {
     seconds: wall,
     cpuPercent: Math.round((cpu.user + cpu.system) / 1e4 / wall),
     serverCpuMsPerFile: perFile((cpu.user + cpu.system) / 1000),
     mainThreadCpuMsPerFile: perFile(main * 1000),
+    writerThreadCpuMsPerFile: perFile(writer * 1000),
     otherThreadsCpuMsPerFile: perFile(others * 1000),
     uploaderCpuMsPerFile: perFile(uploaderCpuMs),
   };

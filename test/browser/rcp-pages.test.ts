@@ -5,9 +5,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import type { FastifyInstance } from 'fastify';
 import { buildServer } from '../../dashboard/server.ts';
+import { launchChromium } from '../support/chromium.ts';
 import { addAccount, startEngine, until, type Harness } from '../support/engine-harness.ts';
 import { documentDirectory, knownPatient, NORD, SUD } from '../support/documents-out.ts';
 import { formContent, meetingData } from '../fixtures/documents/rcp-store.ts';
@@ -71,17 +72,7 @@ describe('RCP pages in a browser', function () {
     app = buildServer(h.engine, { bind: '127.0.0.1', port: 0 });
     await app.listen({ host: '127.0.0.1', port: 0 });
     base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
-    browser = await chromium.launch({
-      executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--no-first-run',
-      ],
-    });
+    browser = await launchChromium();
     page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
     await page.goto(`${base}/`);
     await page.fill('input[name=login]', viewer.login);

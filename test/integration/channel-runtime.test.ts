@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { builtinRegistry } from '../../channels/builtins.ts';
 import { startEngine, until, type Harness } from '../support/engine-harness.ts';
+import { journalOne } from '../support/journaled.ts';
 import { idleSource, makeSink, permanent, transient, upperStep, type Sink } from '../support/sink.ts';
 import type { StepInput } from '../../transformers/contract.ts';
 import pino from 'pino';
@@ -225,18 +226,7 @@ describe('channel runtime', () => {
     const total = 100;
     await Promise.all(
       Array.from({ length: total }, (_, i) =>
-        h!.engine.store.write.journal.receive({
-          channel: 'c1',
-          content: Buffer.from(`m${i}`),
-          contentType: 'text/plain',
-          meta: {},
-          sender: null,
-          owner: null,
-          dedupKey: null,
-          rejected: null,
-          destinations: ['out'],
-          now: Date.now(),
-        }),
+        journalOne(h!.engine.store, 'c1', { content: Buffer.from(`m${i}`) }),
       ),
     );
     await h.engine.start();

@@ -20,35 +20,29 @@ const crashPerson: PamPatient = {
   ipp: '',
   finess: '310000001',
 };
-import { crashEngineYaml } from '../support/crash-loop.ts';
+import { writeCrashConfig } from '../support/crash-loop.ts';
 import { tempDir, until } from '../support/engine-harness.ts';
 
 const KILLS = 12;
 
 function writeConfig(dir: string): void {
-  fs.mkdirSync(path.join(dir, 'channels'), { recursive: true });
-  fs.writeFileSync(path.join(dir, 'engine.yaml'), crashEngineYaml(KILLS));
-  fs.writeFileSync(
-    path.join(dir, 'channels', 'intake.yaml'),
-    YAML.stringify({
+  writeCrashConfig(dir, KILLS, {
+    'channels/intake.yaml': {
       id: 'intake',
       source: { type: 'folder', path: 'inbox', archive: 'archive', stableMs: 30, pollMs: 100 },
       destinations: [
         { name: 'out-a', type: 'file-writer', path: 'out-a', fileName: '{key}' },
         { name: 'relay', type: 'channel-writer', channel: 'second', queue: 'parallel' },
       ],
-    }),
-  );
-  fs.writeFileSync(
-    path.join(dir, 'channels', 'second.yaml'),
-    YAML.stringify({
+    },
+    'channels/second.yaml': {
       id: 'second',
       source: { type: 'folder', path: 'unused-inbox' },
       destinations: [
         { name: 'out-b', type: 'file-writer', path: 'out-b', fileName: '{key}', queue: 'parallel' },
       ],
-    }),
-  );
+    },
+  });
 }
 
 const startChild = (configDir: string, dataDir: string) =>

@@ -1,9 +1,10 @@
 // Large content through a real engine (issue 14 item 5): a 200 MB file uploaded with OpenSSH `sftp`
 // and one dropped in a watched folder are kept as files beside the database (data/blobs, named by
 // their SHA-256), processed by a step that reads them in chunks, and written out byte-identical —
-// digests compared, never buffers. An identical copy is one more reference to the same file;
-// pruning deletes the file with its last message; a kill -9 between the file and its commit leaves
-// no orphan; a blob that went missing or was altered ends its message in ERROR at start.
+// digests compared, never buffers; a step's large output is a blob too. An identical copy is one
+// more reference to the same file; pruning deletes the file with its last message; a kill -9
+// between the file and its commit leaves no orphan; a blob that went missing or was altered ends
+// its message in ERROR at start.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -153,6 +154,59 @@ describe('large content kept as files (real engine)', function () {
     assert.equal(await engine.prune(second!.receivedAt + 1 + days), 1, 'the second message pruned');
     assert.deepEqual(blobFiles(dataDir), [], 'deleted with its last message');
     assert.equal(engine.store.journal.blobKnown(digest), false);
+  });
+
+  it('keeps large transformed and sent contents as blobs: no large row, written out byte-identical, deleted at pruning', async () => {
+    // A step that makes new bytes as large as its input, held in memory (no `file`): the engine
+    // stages them as the received content is, instead of writing them into the journal's row,
+    // after the processing steps and after a destination's.
+    const reversing: StepSpec<Record<string, unknown>> = {
+      kind: 'step',
+      type: 'test-reverse',
+      summary: 'test step returning its content reversed, as a new Buffer',
+      schema: { properties: {} },
+      create: () => (input) => ({
+        content: Buffer.from(input.content).reverse(),
+        contentType: input.contentType,
+        meta: input.meta,
+      }),
+    };
+    h = await startEngine({
+      channels: [
+        {
+          ...folderChannel('reverse'),
+          steps: [{ type: 'test-reverse' }],
+          // Reversed back on the way out: the `sent` stage is the received bytes, the same blob.
+          destinations: [
+            { name: 'out', type: 'file-writer', path: 'out-reverse', steps: [{ type: 'test-reverse' }] },
+          ],
+        },
+      ],
+      registry: builtinRegistry().register(reversing),
+    });
+    const { engine, dataDir } = h;
+    const content = randomBytes(3 * MiB);
+    const reversed = Buffer.from(content).reverse();
+    const digest = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    fs.writeFileSync(path.join(dataDir, 'inbox-reverse', 'a.bin'), content);
+    const [m] = await until(() => {
+      const list = messagesOf(h!, 'reverse');
+      return list[0]?.status === 'SENT' ? list : null;
+    }, 'the message sent');
+    const outDir = path.join(dataDir, 'out-reverse');
+    const [written] = fs.readdirSync(outDir);
+    assert.deepEqual(fs.readFileSync(path.join(outDir, written!)), content, 'written out byte-identical');
+    const transformed = engine.store.journal.content(m!.id, 'transformed')!;
+    assert.deepEqual(transformed.blob, { digest: digest(reversed), size: 3 * MiB });
+    assert.equal(transformed.content.length, 0, 'no bytes in the row');
+    const sent = engine.store.journal.content(m!.id, 'sent', 'out')!;
+    assert.deepEqual(sent.blob, { digest: digest(content), size: 3 * MiB });
+    assert.equal(sent.content.length, 0, 'no bytes in the row');
+    assert.deepEqual(blobFiles(dataDir).sort(), [digest(content), digest(reversed)].sort());
+
+    const days = engine.config.engine.store.pruneAfterDays * 86_400_000;
+    assert.equal(await engine.prune(m!.receivedAt + 1 + days), 1);
+    assert.deepEqual(blobFiles(dataDir), [], 'both files deleted with their message');
   });
 
   it('leaves no orphan file after a kill -9 between writing a blob and its commit', async () => {

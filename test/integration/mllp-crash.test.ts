@@ -5,22 +5,20 @@
 // duplicate, and the destination has written every message.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { startChildEngine } from '../support/child-engine.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { Client, Message } from 'node-hl7-client';
-import YAML from 'yaml';
 import {
   copiesById,
-  crashEngineYaml,
+  crashDirs,
   CrashedEngine,
+  filedOnce,
   killLoop,
-  writtenFiles,
+  writeCrashConfig,
   type CrashSender,
 } from '../support/crash-loop.ts';
-import { tempDir, until } from '../support/engine-harness.ts';
-import { freePort } from '../support/ports.ts';
+import { until } from '../support/engine-harness.ts';
 import { a28 } from '../support/pam.ts';
 import net from 'node:net';
 import { frame, MllpFramer } from '../../connectors/mllp-framer.ts';
@@ -64,38 +62,26 @@ function a28Of(controlId: string): string {
 }
 
 function writeIdentityConfig(dir: string, port: number): void {
-  fs.mkdirSync(path.join(dir, 'channels'), { recursive: true });
-  fs.writeFileSync(path.join(dir, 'engine.yaml'), crashEngineYaml(MAX_KILLS));
-  fs.writeFileSync(
-    path.join(dir, 'directory.yaml'),
-    YAML.stringify({ establishments: [{ finess: FINESS, name: 'CHU', kind: 'hospital' }] }),
-  );
-  fs.writeFileSync(
-    path.join(dir, 'channels', 'ids.yaml'),
-    YAML.stringify({
+  writeCrashConfig(dir, MAX_KILLS, {
+    'directory.yaml': { establishments: [{ finess: FINESS, name: 'CHU', kind: 'hospital' }] },
+    'channels/ids.yaml': {
       id: 'ids',
       source: { type: 'mllp-listener', port, respond: 'on-commit' },
       steps: [{ type: 'pam-fr' }],
       destinations: [{ name: 'identities', type: 'identity-store', queue: 'ordered' }],
-    }),
-  );
+    },
+  });
 }
 
 function writeConfig(dir: string, port: number): void {
-  fs.mkdirSync(path.join(dir, 'channels'), { recursive: true });
-  fs.writeFileSync(path.join(dir, 'engine.yaml'), crashEngineYaml(MAX_KILLS));
-  fs.writeFileSync(
-    path.join(dir, 'channels', 'hl7-in.yaml'),
-    YAML.stringify({
+  writeCrashConfig(dir, MAX_KILLS, {
+    'channels/hl7-in.yaml': {
       id: 'hl7-in',
       source: { type: 'mllp-listener', port, respond: 'on-commit' },
       destinations: [{ name: 'out', type: 'file-writer', path: 'out', fileName: '{key}' }],
-    }),
-  );
+    },
+  });
 }
-
-const startChild = (configDir: string, dataDir: string) =>
-  startChildEngine(['--config', configDir, '--data', dataDir]);
 
 /** Control ids of the MSA segments in an ACK text (node-hl7-client may hand over two ACKs as one). */
 const ackedIds = (text: string) => [...text.matchAll(/(?:^|\r)MSA\|(?:AA|CA)\|([^|\r]*)/g)].map((m) => m[1]!);
@@ -164,17 +150,13 @@ class ResendingSender implements CrashSender {
 
 describe('MLLP crash safety (kill -9 between receipt and ACK)', function () {
   this.timeout(90_000);
-  const children = new Set<ChildProcess>();
   const engines: CrashedEngine[] = [];
   after(() => {
-    for (const c of children) c.kill('SIGKILL');
     for (const e of engines) e.killAll();
   });
 
   it(`files every message exactly once across ${KILLS} or more kills, resends recorded as duplicates`, async () => {
-    const configDir = tempDir('onco-mllp-crash-config-');
-    const dataDir = tempDir('onco-mllp-crash-data-');
-    const port = await freePort();
+    const { configDir, dataDir, port } = await crashDirs('mllp-crash');
     writeConfig(configDir, port);
     const sender = new ResendingSender();
     const engine = new CrashedEngine(configDir, dataDir);
@@ -197,22 +179,20 @@ describe('MLLP crash safety (kill -9 between receipt and ACK)', function () {
           )
           .all() as Array<{ id: number; status: string; controlId: string }>,
     );
-    const byId = copiesById(rows, (r) => r.controlId, sender.acked);
+    const { byId, filed, duplicates } = filedOnce(
+      rows,
+      (r) => r.controlId,
+      sender.acked,
+      path.join(dataDir, 'out'),
+      { message: 'message', ack: 'ACK' },
+    );
     for (const [id, copies] of byId)
       assert.ok(copies.length <= sender.sends.get(id)!, `${id}: no copy the sender did not send`);
-    const duplicates = rows.length - byId.size;
-    const filed = rows.filter((r) => r.status !== 'DUPLICATE');
-    assert.equal(
-      writtenFiles(path.join(dataDir, 'out')).length,
-      filed.length,
-      'one written file per filed message',
-    );
     for (const r of filed) {
       const written = fs.readFileSync(path.join(dataDir, 'out', `hl7-in-${r.id}-out`), 'utf8');
       assert.match(written, new RegExp(`\\|ADT\\^A01\\^ADT_A01\\|${r.controlId}\\|`));
     }
     const resent = [...sender.sends.values()].filter((n) => n > 1).length;
-    assert.ok(duplicates > 0, 'some kill fell between a commit and its ACK: the scenario was exercised');
     console.log(
       `      ${sender.produced} messages, ${kills} kills, ${resent} resent, ${duplicates} recorded as duplicates`,
     );
@@ -221,9 +201,7 @@ describe('MLLP crash safety (kill -9 between receipt and ACK)', function () {
   it(`files every acknowledged A28 exactly once under ${IDENTITY_CONNECTIONS}-connection load at full speed across ${IDENTITY_KILLS} kills`, async function () {
     // Ten restarts of a real engine and the filing of every A28: minutes on a loaded CI machine.
     this.timeout(600_000);
-    const configDir = tempDir('onco-ids-crash-config-');
-    const dataDir = tempDir('onco-ids-crash-data-');
-    const port = await freePort();
+    const { configDir, dataDir, port } = await crashDirs('ids-crash');
     writeIdentityConfig(configDir, port);
     const sender = new ResendingSender({
       connections: IDENTITY_CONNECTIONS,
@@ -275,10 +253,10 @@ describe('MLLP crash safety (kill -9 between receipt and ACK)', function () {
   });
 
   it('finds a message by search once indexing catches up after a kill -9 between its receipt and its indexing', async () => {
-    const configDir = tempDir('onco-index-crash-config-');
-    const dataDir = tempDir('onco-index-crash-data-');
-    const port = await freePort();
+    const { configDir, dataDir, port } = await crashDirs('index-crash');
     writeConfig(configDir, port);
+    const engine = new CrashedEngine(configDir, dataDir);
+    engines.push(engine);
     const db = () => new Database(path.join(dataDir, 'onco-relay.db'), { readonly: true });
     const state = (controlId: string) => {
       const d = db();
@@ -312,18 +290,15 @@ describe('MLLP crash safety (kill -9 between receipt and ACK)', function () {
     let found: { controlId: string; id: number } | undefined;
     let child: ChildProcess;
     for (let attempt = 0; attempt < 10 && !found; attempt++) {
-      child = await startChild(configDir, dataDir);
-      children.add(child);
+      child = await engine.start();
       const controlId = `IDX${attempt}`;
       await sendAndKill(child, controlId);
-      children.delete(child);
       const { mark, id } = state(controlId);
       assert.ok(id !== undefined, `${controlId} was acknowledged, so it is journaled`);
       if (id > mark) found = { controlId, id };
     }
     assert.ok(found, 'a kill fell between a receipt and its indexing');
-    child = await startChild(configDir, dataDir);
-    children.add(child);
+    child = await engine.start();
     await until(() => state(found!.controlId).mark >= found!.id, 'the indexer to resume past it', 20_000);
     child.kill('SIGTERM');
     assert.equal(await new Promise((r) => child.once('exit', r)), 0);

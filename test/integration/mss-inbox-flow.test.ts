@@ -129,7 +129,7 @@ describe('MSSanté inbox flow: mail → attachments → the flows of their kinds
     assert.equal(sink.received.filter((m) => m.contentType === 'application/pdf').length, 0);
   });
 
-  it('a 50 MB attachment sent by nodemailer reaches its flow byte-identical, each copy a file, none left in staging', async function () {
+  it('a 50 MB attachment sent by nodemailer reaches its flow byte-identical, one blob shared with the step output, none left in staging', async function () {
     this.timeout(600_000);
     const file = path.join(dir, 'big.pdf');
     await generate(file, 50 * MiB);
@@ -161,12 +161,13 @@ describe('MSSanté inbox flow: mail → attachments → the flows of their kinds
     assert.equal(raw.blob?.size, 50 * MiB);
     assert.equal(await sha256Of(store.blobs.path(digest)), digest);
     assert.equal(got.file?.digest, digest, 'the destination reads the file, not a Buffer');
-    // The mail and the step's output are files too; the intermediate staged copies are gone.
+    // The mail is a file too; the step's output, the one document of the mail, is the very blob the
+    // flow journaled (no zip of it, no second staging); the intermediate staged copies are gone.
     const mail = store.journal.message(Number(got.meta.fromMessage))!;
     assert.ok(store.journal.content(mail.id, 'raw')?.blob, 'the mail kept as a file');
     const transformed = store.journal.content(mail.id, 'transformed')!;
-    assert.equal(transformed.contentType, 'application/vnd.onco-relay.mail-parts+zip');
-    assert.ok(transformed.blob, 'the parts kept as a file');
+    assert.equal(transformed.contentType, 'application/pdf');
+    assert.equal(transformed.blob?.digest, digest, 'the step output is the attachment, handed on as is');
     assert.deepEqual(fs.readdirSync(path.join(dir, 'data', 'blobs', '.staging')), []);
   });
 

@@ -4,7 +4,15 @@ import assert from 'node:assert/strict';
 import type { FastifyInstance } from 'fastify';
 import { buildServer } from '../../dashboard/server.ts';
 import { addAccount, startEngine, until, type Harness } from '../support/engine-harness.ts';
-import { documentDirectory, INS, knownPatient, NORD, SUD } from '../support/documents-out.ts';
+import {
+  documentDirectory,
+  flatForm,
+  flatMeeting,
+  INS,
+  knownPatient,
+  NORD,
+  SUD,
+} from '../support/documents-out.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
@@ -86,24 +94,8 @@ describe('RCP admin API', function () {
     };
   };
 
-  const meeting = {
-    date: '2026-01-12',
-    committee: 'Sein',
-    organ: 'sein',
-    site: SUD,
-    organiserRpps: '10000000004',
-  };
-  const form = (meetingId: number) => ({
-    patientId,
-    meetingId,
-    question: 'Traitement adjuvant ?',
-    summary: 'Patiente de 46 ans.',
-    diagnosis: { icd10: 'C50.2', icdo3Morphology: '8500/3', tnm: 'T1cN0M0', date: '20251210' },
-    proposal: 'Radiothérapie adjuvante.',
-    participants: [{ rpps: '10000000004' }, { name: 'Dr Invitée' }],
-    referringRpps: '10000000004',
-    gpRpps: '10000000005',
-  });
+  const meeting = flatMeeting;
+  const form = (meetingId: number) => flatForm(patientId, meetingId);
 
   it('creates, validates and corrects a form; each recipient has its own delivery status', async () => {
     const m = await call('POST', '/api/rcp/meetings', meeting);

@@ -3,20 +3,16 @@
 // restart the sender retries every mail it holds no 250 for, byte for byte (as an MTA's queue does).
 // At the end each mail is filed exactly once, every retry of a stored mail is recorded as a DUPLICATE,
 // and the destination wrote one file per filed mail.
-import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import YAML from 'yaml';
 import {
-  copiesById,
-  crashEngineYaml,
+  crashDirs,
   CrashedEngine,
+  filedOnce,
   killLoop,
-  writtenFiles,
+  writeCrashConfig,
   type CrashSender,
 } from '../support/crash-loop.ts';
-import { tempDir } from '../support/engine-harness.ts';
-import { freePort } from '../support/ports.ts';
 import { plainTransport, sendMail } from '../support/smtp-send.ts';
 
 const KILLS = 3;
@@ -87,19 +83,14 @@ describe('SMTP inbox crash safety (kill -9 between DATA and 250)', function () {
   after(() => engine?.killAll());
 
   it(`files every mail exactly once across ${KILLS} or more kills, retries recorded as duplicates`, async () => {
-    const configDir = tempDir('onco-smtp-crash-config-');
-    const dataDir = tempDir('onco-smtp-crash-data-');
-    const port = await freePort();
-    fs.mkdirSync(path.join(configDir, 'channels'), { recursive: true });
-    fs.writeFileSync(path.join(configDir, 'engine.yaml'), crashEngineYaml(MAX_KILLS));
-    fs.writeFileSync(
-      path.join(configDir, 'channels', 'mss-in.yaml'),
-      YAML.stringify({
+    const { configDir, dataDir, port } = await crashDirs('smtp-crash');
+    writeCrashConfig(configDir, MAX_KILLS, {
+      'channels/mss-in.yaml': {
         id: 'mss-in',
         source: { type: 'smtp-inbox', mailbox: 'pathology@dcc.test', port },
         destinations: [{ name: 'out', type: 'file-writer', path: 'out', fileName: '{key}' }],
-      }),
-    );
+      },
+    });
     const sender = new RetryingSender();
     engine = new CrashedEngine(configDir, dataDir);
     // A kill lands between a commit and its 250 only now and then: go on past KILLS until one has.
@@ -122,15 +113,10 @@ describe('SMTP inbox crash safety (kill -9 between DATA and 250)', function () {
           .all() as Array<{ id: number; status: string; mid: string }>,
     );
     const acceptedIds = [...sender.accepted].map((id) => `${id}@labo-demo.mssante.fr`);
-    const byMail = copiesById(rows, (r) => r.mid, acceptedIds);
-    const duplicates = rows.length - byMail.size;
-    const filed = rows.filter((r) => r.status !== 'DUPLICATE');
-    assert.equal(
-      writtenFiles(path.join(dataDir, 'out')).length,
-      filed.length,
-      'one written file per filed mail',
-    );
-    assert.ok(duplicates > 0, 'some kill fell between a commit and its 250: the scenario was exercised');
+    const { duplicates } = filedOnce(rows, (r) => r.mid, acceptedIds, path.join(dataDir, 'out'), {
+      message: 'mail',
+      ack: '250',
+    });
     console.log(
       `      ${sender.produced} mails, ${kills} kills, ${[...sender.sends.values()].filter((n) => n > 1).length} retried, ${duplicates} recorded as duplicates`,
     );

@@ -5,7 +5,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import nodemailer from 'nodemailer';
-import type { Source } from '../../connectors/contract.ts';
+import type { Source, SourceContext } from '../../connectors/contract.ts';
 import { smtpInboxSpec } from '../../connectors/smtp-inbox.ts';
 import {
   startConnectorEngine,
@@ -238,6 +238,48 @@ describe('smtp-inbox: the MSSanté inbox', function () {
     });
   });
 
+  describe('a mailbox closed while a mail streams in', function () {
+    let dir: string;
+    let box: Inbox;
+
+    before(async function () {
+      dir = tempDir('smtp-gone-');
+      box = await inbox(dir, {});
+    });
+
+    after(async function () {
+      await close(box);
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('answers 451 SMTP_MAILBOX_GONE and deletes the staged file at once', async function () {
+      // Above the blob threshold (1 MiB): the mail streams into a file in the journal's staging.
+      const raw = labMail(`pathology@${DOMAIN}`, 'gone@labo', 'A'.repeat(76).concat('\r\n').repeat(20_000));
+      const real = Object.getPrototypeOf(box.pathology) as SourceContext;
+      let staged: string | undefined;
+      // The channel is undeployed once the mail is staged, before it is handed over.
+      box.pathology.stage = async (from) => {
+        const content = await real.stage(from);
+        staged = content.file;
+        await box.sources[0]!.stop();
+        return content;
+      };
+      await journalsNothing(box, async () => {
+        await assert.rejects(
+          sendMail(plainTransport(box.port), `pathology@${DOMAIN}`, raw),
+          (err: { responseCode?: number; response?: string }) => {
+            assert.equal(err.responseCode, 451);
+            assert.match(err.response ?? '', /SMTP_MAILBOX_GONE|closed while the mail was being sent/);
+            return true;
+          },
+        );
+      });
+      assert.ok(staged, 'the mail was staged as a file');
+      assert.equal(path.dirname(staged), path.join(dir, 'blobs', '.staging'));
+      assert.deepEqual(fs.readdirSync(path.dirname(staged)), [], 'no staged file left until the next start');
+    });
+  });
+
   describe('TLS required, AUTH required, client certificates required', function () {
     let dir: string;
     let server: TestCert;
@@ -273,6 +315,15 @@ describe('smtp-inbox: the MSSanté inbox', function () {
       client?.remove();
       fs.rmSync(dir, { recursive: true, force: true });
     });
+
+    /** swaks's STARTTLS and AUTH PLAIN as the lab, with its client certificate or without one. */
+    const tlsArgs = (certificate: boolean): string[] => [
+      '--tls',
+      ...(certificate
+        ? ['--tls-cert', path.join(client.dir, client.cert), '--tls-key', path.join(client.dir, client.key)]
+        : []),
+      ...['--auth', 'PLAIN', '--auth-user', 'labo', '--auth-password', 'labo-secret-pass'],
+    ];
 
     const withCert = (auth?: { user: string; pass: string }) =>
       nodemailer.createTransport({
@@ -322,18 +373,7 @@ describe('smtp-inbox: the MSSanté inbox', function () {
         const plain = await swaks(box.port, `pathology@${DOMAIN}`, 'a@b.test');
         assert.notEqual(plain.code, 0);
         assert.match(plain.out, /<\*\* 530 /);
-        const noCert = await swaks(
-          box.port,
-          `pathology@${DOMAIN}`,
-          'a@b.test',
-          '--tls',
-          '--auth',
-          'PLAIN',
-          '--auth-user',
-          'labo',
-          '--auth-password',
-          'labo-secret-pass',
-        );
+        const noCert = await swaks(box.port, `pathology@${DOMAIN}`, 'a@b.test', ...tlsArgs(false));
         assert.notEqual(noCert.code, 0);
         assert.doesNotMatch(noCert.out, /<~ {2}250 .*stored/);
       });
@@ -344,17 +384,7 @@ describe('smtp-inbox: the MSSanté inbox', function () {
         box.port,
         `pathology@${DOMAIN}`,
         'labo@labo.mssante.test',
-        '--tls',
-        '--tls-cert',
-        path.join(client.dir, client.cert),
-        '--tls-key',
-        path.join(client.dir, client.key),
-        '--auth',
-        'PLAIN',
-        '--auth-user',
-        'labo',
-        '--auth-password',
-        'labo-secret-pass',
+        ...tlsArgs(true),
         '--header',
         'Message-Id: <swaks-auth@labo>',
       );

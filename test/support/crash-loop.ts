@@ -10,7 +10,8 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import YAML from 'yaml';
 import { startChildEngine } from './child-engine.ts';
-import { until } from './engine-harness.ts';
+import { tempDir, until } from './engine-harness.ts';
+import { freePort } from './ports.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -22,6 +23,26 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  */
 export function crashEngineYaml(maxKills: number): string {
   return YAML.stringify({ http: { port: 0 }, defaults: { poisonLimit: maxKills + 1 } });
+}
+
+/**
+ * Writes a crash test's configuration in `configDir`: engine.yaml (crashEngineYaml) and each of
+ * `files`, by its path in the configuration ('channels/x.yaml', 'directory.yaml'), as YAML.
+ */
+export function writeCrashConfig(configDir: string, maxKills: number, files: Record<string, unknown>): void {
+  fs.mkdirSync(path.join(configDir, 'channels'), { recursive: true });
+  fs.writeFileSync(path.join(configDir, 'engine.yaml'), crashEngineYaml(maxKills));
+  for (const [file, content] of Object.entries(files))
+    fs.writeFileSync(path.join(configDir, file), YAML.stringify(content));
+}
+
+/** A crash test's new configuration and data directories, and a free port for its source. */
+export async function crashDirs(name: string): Promise<{ configDir: string; dataDir: string; port: number }> {
+  return {
+    configDir: tempDir(`onco-${name}-config-`),
+    dataDir: tempDir(`onco-${name}-data-`),
+    port: await freePort(),
+  };
 }
 
 /** A sender that remembers what the engine did not acknowledge (an MTA's queue, an MLLP client's). */
@@ -170,6 +191,27 @@ export function copiesById<R extends { status: string }>(
     );
   }
   return byId;
+}
+
+/**
+ * The checks of a kill loop whose destination is a file writer to `outDir`: every acknowledged
+ * message filed once and its resends recorded as duplicates (copiesById), one written file per filed
+ * message, and at least one duplicate, the proof that a kill fell between a commit and its
+ * acknowledgement (`ack`, as the protocol says it).
+ */
+export function filedOnce<R extends { status: string }>(
+  rows: readonly R[],
+  idOf: (row: R) => string,
+  acknowledged: Iterable<string>,
+  outDir: string,
+  o: { message: string; ack: string },
+): { byId: Map<string, R[]>; filed: R[]; duplicates: number } {
+  const byId = copiesById(rows, idOf, acknowledged);
+  const filed = rows.filter((r) => r.status !== 'DUPLICATE');
+  assert.equal(writtenFiles(outDir).length, filed.length, `one written file per filed ${o.message}`);
+  const duplicates = rows.length - byId.size;
+  assert.ok(duplicates > 0, `some kill fell between a commit and its ${o.ack}: the scenario was exercised`);
+  return { byId, filed, duplicates };
 }
 
 /** The files a file-writer destination wrote in `dir` (its temporary files start with a dot). */

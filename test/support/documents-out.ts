@@ -103,6 +103,28 @@ export async function knownPatient(
   return decision.patientId!;
 }
 
+/** A breast committee's session at CHU Sud, in the contract's flat JSON (CONTRACT.md). */
+export const flatMeeting = {
+  date: '2026-01-12',
+  committee: 'Sein',
+  organ: 'sein',
+  site: SUD,
+  organiserRpps: '10000000004',
+};
+
+/** A form of that session in the contract's flat JSON: a referring doctor and a GP as recipients. */
+export const flatForm = (patientId: number, meetingId: number) => ({
+  patientId,
+  meetingId,
+  question: 'Traitement adjuvant ?',
+  summary: 'Patiente de 46 ans.',
+  diagnosis: { icd10: 'C50.2', icdo3Morphology: '8500/3', tnm: 'T1cN0M0', date: '20251210' },
+  proposal: 'Radiothérapie adjuvante.',
+  participants: [{ rpps: '10000000004' }, { name: 'Dr Invitée' }],
+  referringRpps: '10000000004',
+  gpRpps: '10000000005',
+});
+
 /**
  * The CDA documents the appliance itself produces from the store: a form made through the API's
  * JSON (the contract's flat input, completed from the directory), its correction (version 2), a
@@ -121,28 +143,8 @@ export async function storeProducedDocuments(): Promise<
     const patientId = await knownPatient(store, true);
     const unqualified = await knownPatient(store, false, 'IPP-UNQ');
     const { rcp } = store.write;
-    const flatMeeting = await rcp.createMeeting(
-      meetingInput(
-        { date: '2026-01-12', committee: 'Sein', organ: 'sein', site: SUD, organiserRpps: '10000000004' },
-        directory,
-      ),
-      actor,
-      now,
-    );
-    const flatForm = formInput(
-      {
-        patientId,
-        meetingId: flatMeeting.id,
-        question: 'Traitement adjuvant ?',
-        summary: 'Patiente de 46 ans.',
-        diagnosis: { icd10: 'C50.2', icdo3Morphology: '8500/3', tnm: 'T1cN0M0', date: '20251210' },
-        proposal: 'Radiothérapie adjuvante.',
-        participants: [{ rpps: '10000000004' }, { name: 'Dr Invitée' }],
-        referringRpps: '10000000004',
-        gpRpps: '10000000005',
-      },
-      directory,
-    );
+    const meeting = await rcp.createMeeting(meetingInput(flatMeeting, directory), actor, now);
+    const form = formInput(flatForm(patientId, meeting.id), directory);
     const modelMeeting = await rcp.createMeeting(meetingData, actor, now);
     const step = rcpCdaStep.create(readOptions(rcpCdaSchema, shippedStepOptions()));
     const written = async (kind: 'frcp' | 'pps', id: number): Promise<string> => {
@@ -151,12 +153,12 @@ export async function storeProducedDocuments(): Promise<
       const out = await step({ content: row.content, contentType: row.contentType, meta: row.meta });
       return out!.content.toString('utf8');
     };
-    const v1 = await rcp.create('frcp', flatForm, actor, now);
+    const v1 = await rcp.create('frcp', form, actor, now);
     const api = await written('frcp', v1.id);
     const v2 = await rcp.update(
       'frcp',
       v1.id,
-      { ...flatForm, content: { ...flatForm.content, question: 'Corrigée ?' } },
+      { ...form, content: { ...form.content, question: 'Corrigée ?' } },
       actor,
       now,
     );

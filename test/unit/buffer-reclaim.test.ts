@@ -1,8 +1,8 @@
-// The young-generation collection that large content asks for as it is written (store/buffer-reclaim.ts):
+// The young-generation collection that large content asks for as it is written (runtime/buffer-reclaim.ts):
 // forced by us, so told apart from the collections V8 starts by itself.
 import assert from 'node:assert/strict';
 import { constants, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
-import { reclaimAfter } from '../../store/buffer-reclaim.ts';
+import { reclaimAfter } from '../../runtime/buffer-reclaim.ts';
 import { until } from '../support/engine-harness.ts';
 
 const forcedMinor = (e: PerformanceEntry): boolean => {

@@ -128,7 +128,7 @@ describe('clinical reports: pathology and molecular steps', () => {
     );
     assert.equal(report.reportDate, '2026-01-15T10:30:00+01:00');
     assert.deepEqual(
-      Buffer.from(report.original.base64, 'base64'),
+      Buffer.from(report.original.base64 ?? '', 'base64'),
       fixture('cr-acp.xml'),
       'original bytes kept',
     );

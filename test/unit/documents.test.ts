@@ -4,9 +4,9 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { Store } from '../../store/store.ts';
+import type { Store } from '../../store/store.ts';
+import { openTestStore, removeTestStore } from '../support/test-store.ts';
 import type { FilingContext, FilingResult } from '../../store/documents.ts';
 import { readReport, clinicalStepSchema } from '../../transformers/clinical-steps.ts';
 import { readOptions } from '../../transformers/contract.ts';
@@ -26,15 +26,8 @@ describe('documents store', () => {
   let store: Store;
   let messageId = 0;
 
-  beforeEach(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'onco-documents-'));
-    // Inline: the test files and reads on one connection, synchronously.
-    store = new Store({ dataDir: dir, synchronous: 'OFF', writer: 'inline' });
-  });
-  afterEach(async () => {
-    await store.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  beforeEach(() => ({ dir, store } = openTestStore()));
+  afterEach(() => removeTestStore({ dir, store }));
 
   const file = (
     content: Buffer,
@@ -126,7 +119,7 @@ describe('documents store', () => {
     fs.renameSync(path.join(documents, sha256), path.join(documents, sha256.slice(0, 2), sha256));
     fs.writeFileSync(path.join(documents, sha256.slice(0, 2), `${sha256}.123.tmp`), 'half');
 
-    store = new Store({ dataDir: dir, synchronous: 'OFF', writer: 'inline' });
+    store = openTestStore(dir).store;
     const read = store.documents.content(filed.documentId, 'original')!;
     assert.equal(read.file, path.join(documents, sha256));
     assert.deepEqual(fs.readFileSync(read.file), fixture('report.hpr'));

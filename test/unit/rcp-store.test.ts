@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { Store } from '../../store/store.ts';
+import type { Store } from '../../store/store.ts';
+import { openTestStore, removeTestStore } from '../support/test-store.ts';
 import { acceptedInsOids } from '../../connectors/identity-writer.ts';
 import { DOCUMENTS_OUT, type ValidatedDocument } from '../../store/rcp.ts';
 import { formContent, meetingData, ppsContent } from '../fixtures/documents/rcp-store.ts';
@@ -14,14 +12,8 @@ describe('RCP and PPS store', () => {
   let dir: string;
   let store: Store;
 
-  beforeEach(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'onco-rcp-'));
-    store = new Store({ dataDir: dir, synchronous: 'OFF', writer: 'inline' });
-  });
-  afterEach(async () => {
-    await store.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  beforeEach(() => ({ dir, store } = openTestStore()));
+  afterEach(() => removeTestStore({ dir, store }));
 
   const patient = async (qualified: boolean, ipp = 'IPP-1'): Promise<number> =>
     (

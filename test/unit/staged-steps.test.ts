@@ -1,11 +1,19 @@
 // Steps that stage their output as a file (StepContext.stage, stagedOutput): the chain's result
-// keeps the file the output is, and every other file a step staged is deleted, whatever the outcome.
+// keeps the file the output is and those it names (withParts), and every other file a step staged
+// is deleted, whatever the outcome; an output of bytes above the threshold is staged as well.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { runSteps } from '../../channels/steps.ts';
 import { BlobFiles } from '../../store/blob-files.ts';
-import { stagedOf, stagedOutput, type Step, type StepInput } from '../../transformers/contract.ts';
+import {
+  partsOf,
+  stagedOf,
+  stagedOutput,
+  withParts,
+  type Step,
+  type StepInput,
+} from '../../transformers/contract.ts';
 import { tempDir } from '../support/engine-harness.ts';
 
 const MiB = 1024 * 1024;
@@ -88,5 +96,37 @@ describe('steps that stage their output', function () {
     assert.equal(inMemory.content.length, 2 * MiB);
     assert.equal(inMemory.file, undefined);
     assert.deepEqual(stagingFiles(), []);
+  });
+
+  it('an output of bytes above the threshold is staged: the journal keeps it as a file', async function () {
+    const big = Buffer.alloc(THRESHOLD + 1, 7);
+    const out = (await runSteps([(x) => ({ ...x, content: big })], input, blobs))!;
+    const staged = stagedOf(out);
+    assert.ok(staged?.file, 'staged as a file');
+    assert.deepEqual(fs.readFileSync(staged.file), big);
+    assert.deepEqual(out.content, big);
+    const atThreshold = (await runSteps([(x) => ({ ...x, content: big.subarray(1) })], input, blobs))!;
+    assert.equal(stagedOf(atThreshold), undefined);
+    assert.deepEqual(stagingFiles(), [path.basename(staged.file)]);
+  });
+
+  it('keeps the staged files an output names as parts, and drops them when a later step replaces it', async function () {
+    /** Stages a 2 MiB part (kept: the output names it) and a 1 MiB file it does not name. */
+    const withPart: Step = async (x, ctx) => {
+      await ctx!.stage({ stream: chunks(1, 1) });
+      const part = await ctx!.stage({ stream: chunks(2, 2) });
+      return withParts({ ...x, content: Buffer.from(part.digest) }, [
+        { staged: part, contentType: 'application/pdf' },
+      ]);
+    };
+    const out = (await runSteps([withPart], input, blobs))!;
+    const [part] = partsOf(out);
+    assert.equal(part?.contentType, 'application/pdf');
+    assert.equal(part.staged.size, 2 * MiB);
+    assert.deepEqual(stagingFiles(), [path.basename(part.staged.file)]);
+    await blobs.discard(part.staged);
+
+    await runSteps([withPart, (x) => ({ ...x, content: Buffer.from('replaced') })], input, blobs);
+    assert.deepEqual(stagingFiles(), [], 'a replaced output names no part');
   });
 });

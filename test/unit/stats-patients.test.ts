@@ -1,13 +1,11 @@
 // The yearly report's patient figures (new patients per month, patients in all at the end of each
 // month) from one pass over the patients table, not one count per month and figure.
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { acceptedInsOids } from '../../connectors/identity-writer.ts';
 import type { Db } from '../../store/db.ts';
 import { Stats } from '../../store/stats.ts';
-import { Store } from '../../store/store.ts';
+import type { Store } from '../../store/store.ts';
+import { openTestStore, removeTestStore } from '../support/test-store.ts';
 import { identity, ipp } from './identity-fixtures.ts';
 
 /** A connection that records the SQL of every statement run through it. */
@@ -40,14 +38,8 @@ function recording(db: Db, ran: string[]): Db {
 describe('yearly statistics: patients', () => {
   let dir: string;
   let store: Store;
-  beforeEach(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'onco-stats-'));
-    store = new Store({ dataDir: dir, synchronous: 'OFF', writer: 'inline' });
-  });
-  afterEach(async () => {
-    await store.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  beforeEach(() => ({ dir, store } = openTestStore()));
+  afterEach(() => removeTestStore({ dir, store }));
 
   it('counts new patients by month and the running total, merged duplicates aside, reading the table once', () => {
     const add = (birthName: string, id: string) =>
