@@ -3,9 +3,11 @@
 // Listener: frames of one connection are handled strictly one after the other and the socket is
 // not read while one is being journaled, so a slow journal slows the sender down instead of filling
 // memory. Each message is answered by exactly one ACK, in order, and only after ctx.receive() has
-// resolved, that is after the commit: an AA means "durably stored". A resend of a message already
-// accepted (same authenticated sender, same MSH-4 and MSH-10, same bytes: the sender never saw our
-// ACK because we crashed) is journaled as a duplicate and answered AA, so the sender moves on. The
+// resolved, that is after the commit: an AA means "durably stored" (on a channel that receives,
+// processes and files in one write, the fused receipt, that commit also holds the outcome, and the
+// ACK says it). A resend of a message already accepted (same authenticated sender, same MSH-4 and
+// MSH-10, same bytes: the sender never saw our ACK because we crashed) is journaled as a duplicate
+// and answered AA, so the sender moves on. The
 // sender is who the listener can vouch for (its bound establishment, or the remote address): MSH-4
 // is self-declared and only narrows the key.
 //
@@ -88,7 +90,7 @@ const listenerSchema = Type.Object(
     respond: Default(
       Type.Enum(['on-commit', 'on-outcome'] as const, {
         description:
-          'on-commit: AA once journaled; on-outcome: the ACK waits for the steps and the store writers, so a refused message gets AE/AR with the reason.',
+          'on-commit: AA once journaled; on-outcome: the ACK waits for the steps and the store writers, so a refused message gets AE/AR with the reason. On a channel that files in one write (steps in process, store writers only: the fused receipt), both answer after that write with the outcome.',
       }),
       'on-commit',
     ),
