@@ -7,7 +7,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import type { Browser, Page } from 'playwright-core';
 import type { FastifyInstance } from 'fastify';
-import { buildServer } from '../../dashboard/server.ts';
+import { listenDashboard } from '../support/dashboard-listen.ts';
 import { launchChromium } from '../support/chromium.ts';
 import { addAccount, startEngine, until, type Harness } from '../support/engine-harness.ts';
 import { documentDirectory, knownPatient, NORD, SUD } from '../support/documents-out.ts';
@@ -69,9 +69,7 @@ describe('RCP pages in a browser', function () {
       () => h.engine.store.rcp.document('frcp', formId)?.status === 'sent',
       'form 1 written and queued',
     );
-    app = buildServer(h.engine, { bind: '127.0.0.1', port: 0 });
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+    ({ app, base } = await listenDashboard(h.engine));
     browser = await launchChromium();
     page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
     await page.goto(`${base}/`);

@@ -12,7 +12,7 @@ import type { FastifyInstance } from 'fastify';
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import { canonicalString } from '../../dashboard/actx-verify.ts';
 import { loadConfig } from '../../config/config.ts';
-import { buildServer } from '../../dashboard/server.ts';
+import { listenDashboard } from '../support/dashboard-listen.ts';
 import { acceptedInsOids } from '../../connectors/identity-writer.ts';
 import { startEngine, tempDir, type Harness } from '../support/engine-harness.ts';
 import { insOf } from '../support/pam.ts';
@@ -84,9 +84,7 @@ describe('contextual calls (ACTX)', function () {
         ],
       },
     });
-    app = buildServer(h.engine, { bind: '127.0.0.1', port: 0 });
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+    ({ app, base } = await listenDashboard(h.engine));
   };
   const close = async () => {
     await app.close();

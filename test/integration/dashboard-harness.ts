@@ -2,9 +2,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { buildServer } from '../../dashboard/server.ts';
 import type { AuthOptions } from '../../dashboard/auth.ts';
 import { addAccount, startEngine, type Harness } from '../support/engine-harness.ts';
+import { listenDashboard } from '../support/dashboard-listen.ts';
 
 export const FINESS_A = '330000001';
 export const FINESS_B = '330000002';
@@ -26,7 +26,7 @@ export interface Dashboard {
 }
 
 export async function startDashboard(
-  options: { auth?: Partial<AuthOptions>; listen?: boolean; engine?: object } = {},
+  options: { auth?: Partial<AuthOptions>; engine?: object } = {},
 ): Promise<Dashboard> {
   const h = await startEngine({
     engine: options.engine,
@@ -49,13 +49,7 @@ export async function startDashboard(
     ],
   });
   for (const u of Object.values(users)) await addAccount(h.engine.store, u);
-  const app = buildServer(h.engine, { bind: '127.0.0.1', port: 0, auth: options.auth });
-  let base = '';
-  if (options.listen !== false) {
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    const a = app.server.address() as { port: number };
-    base = `http://127.0.0.1:${a.port}`;
-  } else await app.ready();
+  const { app, base } = await listenDashboard(h.engine, options.auth);
   return {
     h,
     app,

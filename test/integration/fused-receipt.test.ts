@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import net from 'node:net';
 import type { FastifyInstance } from 'fastify';
-import { buildServer } from '../../dashboard/server.ts';
+import { listenDashboard } from '../support/dashboard-listen.ts';
 import { frame, MllpFramer } from '../../connectors/mllp-framer.ts';
 import { parseAck } from '../../transformers/hl7v2-ack.ts';
 import { addAccount, startEngine, until, type Harness } from '../support/engine-harness.ts';
@@ -92,9 +92,7 @@ describe('fused receipt (MLLP, pam-fr, identity store)', function () {
       ],
     });
     await addAccount(h.engine.store, ADMIN);
-    app = buildServer(h.engine, { bind: '127.0.0.1', port: 0 });
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+    ({ app, base } = await listenDashboard(h.engine));
   });
 
   after(async () => {

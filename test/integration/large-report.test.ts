@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import YAML from 'yaml';
 import type { FastifyInstance } from 'fastify';
-import { buildServer } from '../../dashboard/server.ts';
+import { listenDashboard } from '../support/dashboard-listen.ts';
 import { frame, MllpFramer } from '../../connectors/mllp-framer.ts';
 import { parseAck } from '../../transformers/hl7v2-ack.ts';
 import type { ClinicalReport } from '../../transformers/clinical-report.ts';
@@ -68,9 +68,7 @@ describe('large reports: bytes once on the disk, none in the journal rows (MLLP,
     key = await keyAccount(h.engine.store, dir, 'chu', 'establishment', '310000001');
     await addAccount(h.engine.store, operator);
     await h.engine.start();
-    app = buildServer(h.engine, { bind: '127.0.0.1', port: 0 });
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+    ({ app, base } = await listenDashboard(h.engine));
     patientId = await oruPatient(h.engine.store);
   });
 

@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import ssh2 from 'ssh2';
 import YAML from 'yaml';
 import type { FastifyInstance } from 'fastify';
-import { buildServer } from '../../dashboard/server.ts';
+import { listenDashboard } from '../support/dashboard-listen.ts';
 import { acceptedInsOids } from '../../connectors/identity-writer.ts';
 import { get, parse } from '../../transformers/hl7v2.ts';
 import { addAccount, startEngine, tempDir, until, type Harness } from '../support/engine-harness.ts';
@@ -125,9 +125,7 @@ describe('molecular orders: API → OML^O21 on a real sshd → ORU dropped back 
         ...(u === users.lab ? { publicKeys: [{ algorithm: parsed.type, key: parsed.getPublicSSH() }] } : {}),
       });
     await h.engine.start();
-    app = buildServer(h.engine, { bind: '127.0.0.1', port: 0 });
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+    ({ app, base } = await listenDashboard(h.engine));
     const filed = await h.engine.store.write.vigilance.applyIdentity(
       {
         birthName: 'FICTIF',

@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { buildServer } from '../../dashboard/server.ts';
+import { listenDashboard } from '../support/dashboard-listen.ts';
 import { readMailReport } from '../../transformers/mail-report.ts';
 import { addAccount, tempDir, until, type Harness } from '../support/engine-harness.ts';
 import { startMssOut } from '../support/mss-out.ts';
@@ -106,9 +106,7 @@ describe('MSSanté delivery tracking: DSN and MDN matched to the outbound mail',
       ],
     );
     await addAccount(harness.engine.store, ADMIN);
-    app = buildServer(harness.engine, { bind: '127.0.0.1', port: 0 });
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+    ({ app, base } = await listenDashboard(harness.engine));
     const detail = harness.engine.status().find((c) => c.id === 'mss-replies')?.source.detail ?? '';
     smtpPort = Number(/:(\d+) /.exec(detail)?.[1]);
     assert.ok(smtpPort > 0, detail);

@@ -2,7 +2,7 @@
 // validated, corrected (version 2, RPLC), read back with the delivery status of each recipient.
 import assert from 'node:assert/strict';
 import type { FastifyInstance } from 'fastify';
-import { buildServer } from '../../dashboard/server.ts';
+import { listenDashboard } from '../support/dashboard-listen.ts';
 import { addAccount, startEngine, until, type Harness } from '../support/engine-harness.ts';
 import {
   documentDirectory,
@@ -64,9 +64,7 @@ describe('RCP admin API', function () {
       password: 'pw-chu-sud-1',
     });
     patientId = await knownPatient(h.engine.store, true);
-    app = buildServer(h.engine, { bind: '127.0.0.1', port: 0 });
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+    ({ app, base } = await listenDashboard(h.engine));
   });
   after(async () => {
     await app?.close();
